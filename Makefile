@@ -1,0 +1,119 @@
+# duet - one host, a fleet of VMs and containers from YAML manifests.
+#
+#   make deps     install the Debian packages duet builds and tests with (idempotent)
+#   make          build build/duet
+#   make test     deps, build, then the whole suite (criterion)
+#   make asan     the whole suite again under AddressSanitizer + UBSan
+#   make bench    benchmarks, with ratios against a reference measured in the same run
+#   make demo     deps, build, and the plan of the example fleet
+#   make install  PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+
+# Build and test dependencies; runtime ones come with the backends that use them.
+DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev
+
+PKGS      = yaml-0.1 jansson libvirt
+INCLUDES  = -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
+LIBS       = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+TEST_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+
+ifeq ($(SAN),1)
+SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c \
+          manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c \
+          scheduler/host.c scheduler/placement.c \
+          backends/driver.c backends/container/cgroup_detect.c backends/container/probe.c \
+          backends/vm/probe.c \
+          orchestrator/hostprobe.c orchestrator/plan_output.c
+CLI_SRC   = orchestrator/cli.c
+UNIT_SRC  = $(wildcard tests/unit/*.c)
+CLI_TEST_SRC = $(wildcard tests/cli/*.c)
+BENCH_SRC = tests/bench/bench_plan.c
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB       = $(BUILD)/libduet.a
+DUET      = $(BUILD)/duet
+UNIT_BIN  = $(BUILD)/tests/unit
+CLI_BIN   = $(BUILD)/tests/cli
+BENCH_BIN = $(BUILD)/bench/plan
+
+.PHONY: all deps test check asan bench demo install clean
+
+all: $(DUET)
+
+# V=1 shows the full command lines.
+Q = $(if $(V),,@)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(DUET): $(call obj,$(CLI_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(CLI_BIN): $(call obj,$(CLI_TEST_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+deps:
+	@./scripts/deps.sh $(DEB_PACKAGES)
+
+# The suite: unit tests, then tests that run the built binary.  Criterion
+# prints its summary line for each; any failure fails the target.
+TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_SRC=$(CURDIR) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
+
+check: $(DUET) $(UNIT_BIN) $(CLI_BIN)
+	$(TEST_ENV) $(UNIT_BIN) --jobs 2
+	$(TEST_ENV) $(CLI_BIN) --jobs 2
+
+test: deps
+	$(MAKE) check
+
+# Shadow memory and quarantine raise peak RSS; the memory bound of the
+# hostile-input tests is loosened to match, never dropped.
+asan: deps
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:quarantine_size_mb=16 UBSAN_OPTIONS=print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	$(MAKE) BUILD=build/asan SAN=1 CFLAGS="-O1 -g" RSS_LIMIT_KIB=131072 check
+
+bench: deps
+	$(MAKE) $(DUET) $(BENCH_BIN)
+	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN)
+
+demo: deps
+	$(MAKE) $(DUET)
+	./scripts/demo.sh $(DUET)
+
+install: $(DUET)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(DUET) $(DESTDIR)$(PREFIX)/bin/duet
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

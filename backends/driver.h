@@ -1,0 +1,177 @@
+/*
+ * driver.h - the one interface both backends implement.
+ *
+ * A backend is a table of function pointers, owned by the backend and
+ * registered once with the daemon, in the style of libvirt's hypervisor
+ * drivers: the daemon never branches on "is this a VM?"; it calls through
+ * the table.  Names read module_noun_verb (container_driver, vm_driver).
+ *
+ * Threading and the event loop.  The daemon runs one libuv loop.  Calls
+ * marked (loop) return at once and finish through the callback on the loop
+ * thread; any blocking work (libvirt RPCs, mounts, waiting for a process)
+ * happens on the libuv thread pool or in the kernel.  Calls marked (any)
+ * are quick and may be made from any thread.  probe may block (it opens a
+ * libvirt connection): call it before the loop runs or from the pool.
+ *
+ * Ownership.  A `struct driver_instance` is created by `create`, owned by
+ * the daemon afterwards, and released only by `destroy` or `release`.  Its
+ * `handle` is what the state store keeps so that `recover` can re-attach
+ * after a daemon restart: it must be enough to find the workload again and
+ * to prove it is the same one (a container's pid plus its start time, a
+ * domain's UUID), never just a pid.
+ *
+ * Errors.  Every call that can fail fills a `struct duet_err` that names the
+ * workload and the fix where a user can act.
+ *
+ * Layering: backends include manifests/ (the spec they run) and common/,
+ * never scheduler/ or orchestrator/.
+ */
+#ifndef DUET_DRIVER_H
+#define DUET_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "manifest.h"
+
+struct uv_loop_s;
+
+enum backend_kind {
+    BACKEND_VM,
+    BACKEND_CONTAINER,
+    BACKEND_COUNT
+};
+
+const char *backend_kind_name(enum backend_kind k);   /* "vm", "container" */
+
+/* What `probe` reports: whether this backend can run workloads on this host
+ * and what it costs.  The scheduler reads only this, never the backend. */
+struct driver_caps {
+    bool available;
+    char unavailable_reason[DUET_ERR_MSG_MAX];  /* short: what is missing */
+    char unavailable_fix[DUET_ERR_MSG_MAX];     /* the cause in detail and what to do */
+    char description[64];          /* "kvm", "qemu (no kvm)", "namespaces, cgroup v1" */
+
+    /* vm */
+    bool kvm;                      /* hardware virtualisation usable */
+    bool guest_kernel;             /* a kernel exists to boot rootfs images as VMs */
+    char guest_kernel_path[256];
+    char uri[128];                 /* libvirt URI that answered */
+
+    /* container */
+    int cgroup_version;            /* 1 or 2 */
+    bool cgroup_hybrid;            /* v1 controllers beside an empty v2 tree */
+    bool user_namespaces;
+
+    /* Cost model inputs.  Estimates until the daemon has measured them; the
+     * daemon records measured values and passes them back in later plans. */
+    uint64_t start_ms;             /* create to running */
+    uint64_t memory_overhead;      /* bytes beyond the workload's own memory */
+    bool measured;                 /* false: the two figures above are estimates */
+};
+
+enum driver_state {
+    DRIVER_STATE_CREATED,          /* resources prepared, nothing running */
+    DRIVER_STATE_RUNNING,
+    DRIVER_STATE_STOPPING,
+    DRIVER_STATE_EXITED,           /* ran and ended; exit status known */
+    DRIVER_STATE_GONE,             /* nothing left on the host */
+};
+
+struct driver_status {
+    enum driver_state state;
+    int exit_code;                 /* EXITED: the workload's exit status, or -1 */
+    int term_signal;               /* EXITED: killing signal, or 0 */
+    uint64_t started_at_ms;        /* wall clock, ms since the epoch */
+    uint64_t exited_at_ms;
+};
+
+struct driver_stats {
+    uint64_t cpu_ns;               /* CPU time used */
+    uint64_t memory_bytes;         /* memory in use now */
+    uint64_t memory_limit;
+    uint64_t pids;                 /* processes (containers) or vCPUs (VMs) */
+};
+
+/* Starting points of the cost model, measured on a 2-core Debian 12 host
+ * (libvirt 9.0, QEMU 7.2, a small guest; a busybox container): start is
+ * create to running (for a VM, to the guest's first console line), overhead
+ * is memory beyond the workload's own (the QEMU process; duet's init).  The
+ * daemon replaces them with what it measures. */
+#define DRIVER_EST_CONTAINER_START_MS 15
+#define DRIVER_EST_CONTAINER_OVERHEAD (UINT64_C(256) << 10)
+#define DRIVER_EST_VM_START_KVM_MS 1500
+#define DRIVER_EST_VM_START_TCG_MS 3000
+#define DRIVER_EST_VM_OVERHEAD_KVM (UINT64_C(48) << 20)
+#define DRIVER_EST_VM_OVERHEAD_TCG (UINT64_C(96) << 20)
+
+/* Opaque per-workload state, defined by each backend. */
+struct driver_instance;
+
+/* The persistent identity of an instance: backend-defined text, at most
+ * DRIVER_HANDLE_MAX bytes, stored by the daemon as is. */
+#define DRIVER_HANDLE_MAX 256
+
+typedef void (*driver_done_cb)(void *opaque, const struct duet_err *err);     /* err NULL on success */
+typedef void (*driver_exit_cb)(void *opaque, const struct driver_status *st);
+
+struct driver {
+    const char *name;              /* "container", "vm" */
+    enum backend_kind kind;
+
+    /* Prepares the backend on `loop` (libvirt event hooks, pidfd watchers). */
+    int (*open)(struct driver *drv, struct uv_loop_s *loop, const char *state_dir, struct duet_err *err);
+    void (*close)(struct driver *drv);
+
+    /* (blocking) What this backend can do here.  Valid before open. */
+    int (*probe)(struct driver *drv, struct driver_caps *caps, struct duet_err *err);
+
+    /* (loop) Prepare everything a start needs (overlay, cgroup, disk
+     * overlay, domain definition) without running anything. */
+    int (*create)(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
+                  driver_done_cb done, void *opaque, struct duet_err *err);
+    /* (loop) Run it.  `on_exit` fires once when the workload ends, on the
+     * loop thread, without polling (pidfd, libvirt lifecycle events). */
+    int (*start)(struct driver *drv, struct driver_instance *inst, driver_done_cb done,
+                 driver_exit_cb on_exit, void *opaque, struct duet_err *err);
+    /* (loop) Graceful stop (SIGTERM, ACPI shutdown), forced after grace_ms. */
+    int (*stop)(struct driver *drv, struct driver_instance *inst, uint64_t grace_ms, driver_done_cb done,
+                void *opaque, struct duet_err *err);
+    /* (loop) Remove everything create made; leaves nothing on the host even
+     * after a half-finished create or start.  Frees inst. */
+    int (*destroy)(struct driver *drv, struct driver_instance *inst, driver_done_cb done, void *opaque,
+                   struct duet_err *err);
+    /* (any) Forget inst without touching the workload (daemon shutdown). */
+    void (*release)(struct driver *drv, struct driver_instance *inst);
+
+    /* (any) */
+    int (*inspect)(struct driver *drv, struct driver_instance *inst, struct driver_status *st,
+                   struct duet_err *err);
+    int (*stats)(struct driver *drv, struct driver_instance *inst, struct driver_stats *st,
+                 struct duet_err *err);
+    /* (any) The handle the store keeps for inst. */
+    int (*handle)(struct driver *drv, struct driver_instance *inst, char out[DRIVER_HANDLE_MAX],
+                  struct duet_err *err);
+
+    /* (loop) Re-attach to what a previous daemon started, from its handle;
+     * an exit that happened while no daemon ran is reported through
+     * on_exit right after. */
+    int (*recover)(struct driver *drv, const struct workload_spec *spec, const char *handle,
+                   struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err);
+
+    /* (any) A readable fd on the workload's log (stdout+stderr of a
+     * container, serial console of a VM), positioned at its start.  The
+     * caller owns the fd. */
+    int (*logs)(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err);
+
+    /* (loop) Run argv inside the running workload (containers); its output
+     * goes to out_fd and err_fd, its exit status to done's opaque. */
+    int (*exec)(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
+                int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err);
+
+    void *priv;                    /* the backend's own state, owned by the backend */
+};
+
+#endif

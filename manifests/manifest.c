@@ -1,0 +1,325 @@
+/*
+ * manifest.c - loading manifest files and the checks that span documents.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "manifest.h"
+#include "schema.h"
+
+struct manifest_set *manifest_set_new(void)
+{
+    struct manifest_set *set = calloc(1, sizeof(*set));
+    if (!set)
+        abort();
+    arena_init(&set->arena);
+    diag_list_init(&set->diags);
+    strmap_init(&set->by_name);
+    return set;
+}
+
+void manifest_set_free(struct manifest_set *set)
+{
+    if (!set)
+        return;
+    free(set->workloads);
+    diag_list_free(&set->diags);
+    strmap_free(&set->by_name);
+    arena_release(&set->arena);
+    free(set);
+}
+
+struct workload_spec *manifest_set_find(const struct manifest_set *set, const char *name)
+{
+    return strmap_get(&set->by_name, name);
+}
+
+/* Absolute directory that holds `file`, for resolving relative image paths. */
+static char *file_dir(struct arena *a, const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    char *dir = slash ? arena_strndup(a, file, (size_t)(slash - file)) : arena_strdup(a, ".");
+    if (dir[0] == '\0')
+        dir = arena_strdup(a, "/");
+    if (dir[0] == '/')
+        return schema_path_normalize(a, dir);
+    _cleanup_free_ char *cwd = getcwd(NULL, 0);
+    return schema_path_normalize(a, arena_printf(a, "%s/%s", cwd ? cwd : "/", dir));
+}
+
+struct load_ctx {
+    struct manifest_set *set;
+    const char *file, *dir;
+};
+
+static void convert_one(void *opaque, const struct ydoc *doc)
+{
+    struct load_ctx *l = opaque;
+    schema_convert_document(l->set, l->file, l->dir, doc);
+}
+
+void manifest_set_load_buffer(struct manifest_set *set, const char *name, const char *buf, size_t len)
+{
+    struct load_ctx l = {.set = set};
+    l.file = arena_strdup(&set->arena, name);
+    l.dir = file_dir(&set->arena, l.file);
+    set->n_files++;
+    /* Documents before a syntax error are still checked: more errors in one run. */
+    struct arena scratch;
+    arena_init(&scratch);
+    ytree_parse(&scratch, l.file, buf, len, convert_one, &l, &set->diags);
+    arena_release(&scratch);
+}
+
+static bool load_file(struct manifest_set *set, const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        diag_add(&set->diags, path, 0, 0, "cannot read: %s", strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        diag_add(&set->diags, path, 0, 0, "not a regular file: give a manifest file or a directory of them");
+        return false;
+    }
+    if ((uint64_t)st.st_size > YTREE_MAX_FILE) {
+        diag_add(&set->diags, path, 0, 0, "file is %lld bytes; manifests larger than %u MiB are refused",
+                 (long long)st.st_size, YTREE_MAX_FILE >> 20);
+        return false;
+    }
+    /* Read to EOF rather than trusting st_size: the file may change under us. */
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    _cleanup_free_ char *buf = malloc(cap);
+    if (!buf)
+        abort();
+    for (;;) {
+        if (len == cap) {
+            if (cap > YTREE_MAX_FILE) {
+                diag_add(&set->diags, path, 0, 0, "file grew past %u MiB while being read", YTREE_MAX_FILE >> 20);
+                return false;
+            }
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb)
+                abort();
+            buf = nb;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            diag_add(&set->diags, path, 0, 0, "cannot read: %s", strerror(errno));
+            return false;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    manifest_set_load_buffer(set, path, buf, len);
+    return true;
+}
+
+static int yaml_entry(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    if (e->d_name[0] == '.')
+        return 0;
+    return (n > 5 && strcmp(e->d_name + n - 5, ".yaml") == 0) || (n > 4 && strcmp(e->d_name + n - 4, ".yml") == 0);
+}
+
+bool manifest_set_load_path(struct manifest_set *set, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        diag_add(&set->diags, path, 0, 0, "cannot read: %s", strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return load_file(set, path);
+    struct dirent **list;
+    int n = scandir(path, &list, yaml_entry, alphasort);
+    if (n < 0) {
+        diag_add(&set->diags, path, 0, 0, "cannot list directory: %s", strerror(errno));
+        return false;
+    }
+    size_t plen = strlen(path);
+    bool sep = plen > 0 && path[plen - 1] == '/';
+    size_t loaded = 0;
+    for (int i = 0; i < n; i++) {
+        char *file;
+        if (asprintf(&file, "%s%s%s", path, sep ? "" : "/", list[i]->d_name) < 0)
+            abort();
+        struct stat fst;
+        /* Subdirectories are not searched (as kubectl without -R); a dangling
+         * link or a fifo named *.yaml is reported by load_file. */
+        if (!(stat(file, &fst) == 0 && S_ISDIR(fst.st_mode))) {
+            load_file(set, file);
+            loaded++;
+        }
+        free(file);
+        free(list[i]);
+    }
+    free(list);
+    if (loaded == 0)
+        diag_add(&set->diags, path, 0, 0, "no *.yaml or *.yml files in this directory");
+    return true;
+}
+
+static void check_names(struct manifest_set *set)
+{
+    for (size_t i = 0; i < set->n_workloads; i++) {
+        struct workload_spec *w = set->workloads[i];
+        struct workload_spec *first = strmap_put(&set->by_name, w->name, w);
+        if (first != w)
+            diag_add(&set->diags, w->name_pos.file, w->name_pos.line, w->name_pos.col,
+                     "workload \"%s\" is defined twice; the first is at %s:%u:%u (names are unique across "
+                     "all files)",
+                     w->name, first->name_pos.file, first->name_pos.line, first->name_pos.col);
+    }
+}
+
+static void check_deps_exist(struct manifest_set *set)
+{
+    const char **names = NULL;
+    for (size_t i = 0; i < set->n_workloads; i++) {
+        struct workload_spec *w = set->workloads[i];
+        for (size_t j = 0; j < w->n_depends_on; j++) {
+            struct wl_dep *d = &w->depends_on[j];
+            if (strcmp(d->name, w->name) == 0) {
+                diag_add(&set->diags, d->pos.file, d->pos.line, d->pos.col,
+                         "spec.dependsOn: workload \"%s\" cannot depend on itself", w->name);
+                continue;
+            }
+            if (strmap_get(&set->by_name, d->name))
+                continue;
+            const char *hint = NULL;
+            if (set->n_workloads <= 1000) {    /* suggestions cost O(n); skip for huge fleets */
+                if (!names) {
+                    names = calloc(set->n_workloads + 1, sizeof(*names));
+                    if (!names)
+                        abort();
+                    for (size_t k = 0; k < set->n_workloads; k++)
+                        names[k] = set->workloads[k]->name;
+                }
+                hint = schema_suggest(d->name, strlen(d->name), names);
+            }
+            if (hint)
+                diag_add(&set->diags, d->pos.file, d->pos.line, d->pos.col,
+                         "spec.dependsOn: no workload named \"%s\" (did you mean \"%s\"?)", d->name, hint);
+            else
+                diag_add(&set->diags, d->pos.file, d->pos.line, d->pos.col,
+                         "spec.dependsOn: no workload named \"%s\" in these manifests", d->name);
+        }
+    }
+    free(names);
+}
+
+/* Iterative depth-first search (fleets can chain thousands deep).  Each
+ * cycle is reported once, at the dependsOn entry that closes it, with the
+ * whole loop spelled out. */
+static void check_cycles(struct manifest_set *set)
+{
+    size_t n = set->n_workloads;
+    if (n == 0)
+        return;
+    struct strmap index;
+    strmap_init(&index);
+    for (size_t i = 0; i < n; i++)
+        strmap_put(&index, set->workloads[i]->name, (void *)(i + 1));
+    enum { WHITE, GREY, BLACK };
+    unsigned char *color = calloc(n, 1);
+    size_t *stack = malloc(n * sizeof(*stack)), *edge = calloc(n, sizeof(*edge));
+    if (!color || !stack || !edge)
+        abort();
+    for (size_t root = 0; root < n; root++) {
+        if (color[root] != WHITE)
+            continue;
+        size_t top = 0;
+        stack[top++] = root;
+        color[root] = GREY;
+        while (top) {
+            size_t u = stack[top - 1];
+            struct workload_spec *w = set->workloads[u];
+            if (edge[u] == w->n_depends_on) {
+                color[u] = BLACK;
+                top--;
+                continue;
+            }
+            struct wl_dep *d = &w->depends_on[edge[u]++];
+            size_t v = (size_t)strmap_get(&index, d->name);
+            if (v == 0 || v - 1 == u)
+                continue;   /* unknown or self: reported by check_deps_exist */
+            v--;
+            if (color[v] == WHITE) {
+                color[v] = GREY;
+                stack[top++] = v;
+            } else if (color[v] == GREY && strmap_get(&set->by_name, d->name) == set->workloads[v]) {
+                /* stack[k..top) is the loop: v -> ... -> u -> v */
+                size_t k = top;
+                while (k > 0 && stack[k - 1] != v)
+                    k--;
+                k--;
+                size_t len = 0;
+                for (size_t i = k; i < top; i++)
+                    len += strlen(set->workloads[stack[i]]->name) + 4;
+                len += strlen(set->workloads[v]->name) + 1;
+                char *path = malloc(len);
+                if (!path)
+                    abort();
+                path[0] = '\0';
+                for (size_t i = k; i < top; i++) {
+                    strcat(path, set->workloads[stack[i]]->name);
+                    strcat(path, " -> ");
+                }
+                strcat(path, set->workloads[v]->name);
+                diag_add(&set->diags, d->pos.file, d->pos.line, d->pos.col,
+                         "spec.dependsOn: dependency cycle %s; remove one of these dependencies", path);
+                free(path);
+            }
+        }
+    }
+    free(color);
+    free(stack);
+    free(edge);
+    strmap_free(&index);
+}
+
+static void check_ports(struct manifest_set *set)
+{
+    /* 65536 ports x 2 protocols: a direct table beats hashing. */
+    const struct workload_spec **owner = calloc(2 * 65536, sizeof(*owner));
+    if (!owner)
+        abort();
+    for (size_t i = 0; i < set->n_workloads; i++) {
+        const struct workload_spec *w = set->workloads[i];
+        for (size_t j = 0; j < w->n_ports; j++) {
+            const struct wl_port *p = &w->ports[j];
+            size_t slot = (size_t)p->protocol * 65536 + p->host;
+            if (!owner[slot]) {
+                owner[slot] = w;
+            } else if (owner[slot] != w) {
+                diag_add(&set->diags, p->pos.file, p->pos.line, p->pos.col,
+                         "host port %u/%s is already published by workload \"%s\"; pick another host port",
+                         p->host, p->protocol == WL_PROTO_TCP ? "tcp" : "udp", owner[slot]->name);
+            }
+        }
+    }
+    free(owner);
+}
+
+void manifest_set_validate(struct manifest_set *set)
+{
+    check_names(set);
+    check_deps_exist(set);
+    check_cycles(set);
+    check_ports(set);
+    if (set->n_documents == 0 && diag_count(&set->diags) == 0)
+        diag_add(&set->diags, "duet", 0, 0, "no manifests found: the files hold no YAML documents");
+    diag_sort(&set->diags);
+}

@@ -1,0 +1,184 @@
+/*
+ * manifest.h - duet/v1 manifests as typed specs.
+ *
+ * The flow is: files and directories -> YAML trees (ytree.c) -> one
+ * `struct workload_spec` per Workload document and at most one
+ * `struct host_spec` (schema.c) -> checks across documents (validate.c):
+ * unique names, known and acyclic dependsOn, host ports published once.
+ *
+ * A `struct manifest_set` owns everything it loaded: specs and their strings
+ * live in its arena and die with manifest_set_free().  Every problem found on
+ * the way is a diagnostic in set->diags with FILE:LINE:COL; callers treat a
+ * set with any diagnostic as invalid as a whole (apply is all or nothing).
+ *
+ * This module depends on libyaml and common/ only.
+ */
+#ifndef DUET_MANIFEST_H
+#define DUET_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "diag.h"
+#include "strmap.h"
+
+#define DUET_API_VERSION "duet/v1"
+
+/* Defaults written in docs/manifest.md; change both together. */
+#define WL_DEFAULT_CPUS 1.0
+#define WL_DEFAULT_MEMORY (UINT64_C(512) << 20)
+#define WL_DEFAULT_PIDS 1024
+#define WL_DEFAULT_HEALTH_INTERVAL_MS 10000
+#define WL_DEFAULT_HEALTH_TIMEOUT_MS 2000
+#define WL_DEFAULT_HEALTH_RETRIES 3
+#define WL_MIN_MEMORY (UINT64_C(4) << 20)   /* below this no workload can even start */
+#define WL_MAX_CPUS 1024.0
+#define WL_MAX_PIDS 4194304
+
+struct src_pos {
+    const char *file;
+    unsigned line, col;
+};
+
+struct kv {
+    const char *key, *value;
+};
+
+enum wl_role { WL_ROLE_APP, WL_ROLE_INFRASTRUCTURE };
+enum wl_placement { WL_PLACEMENT_AUTO, WL_PLACEMENT_VM, WL_PLACEMENT_CONTAINER };
+enum wl_isolation { WL_ISOLATION_STANDARD, WL_ISOLATION_STRONG };
+enum wl_restart { WL_RESTART_ALWAYS, WL_RESTART_ON_FAILURE, WL_RESTART_NEVER };
+enum wl_health_kind { WL_HEALTH_NONE, WL_HEALTH_EXEC, WL_HEALTH_TCP };
+enum wl_protocol { WL_PROTO_TCP, WL_PROTO_UDP };
+
+struct wl_port {
+    uint16_t host, port;
+    enum wl_protocol protocol;
+    struct src_pos pos;
+};
+
+struct wl_volume {
+    const char *source;        /* absolute, normalised */
+    const char *target;        /* absolute, normalised, never "/" nor containing ".." */
+    bool read_only;
+};
+
+struct wl_dep {
+    const char *name;
+    struct src_pos pos;
+};
+
+struct workload_spec {
+    const char *name;
+    struct src_pos pos;        /* the document */
+    struct src_pos name_pos;
+    struct kv *labels;
+    size_t n_labels;
+
+    enum wl_role role;
+    enum wl_placement placement;
+    enum wl_isolation isolation;
+
+    struct {
+        /* Absolute paths; relative ones in the file are resolved against the
+         * directory of the manifest that names them. NULL when absent. */
+        const char *rootfs, *disk, *kernel, *initrd;
+        const char *cmdline;
+    } image;
+
+    const char **command;      /* NULL-terminated; NULL when absent */
+    size_t n_command;
+    struct kv *env;
+    size_t n_env;
+    const char *working_dir;   /* NULL: "/" */
+    const char *user;          /* NULL: root */
+
+    struct {
+        double cpus;
+        uint64_t memory;       /* bytes */
+        uint64_t pids;
+        bool cpus_set, memory_set;
+    } resources;
+
+    struct {
+        bool own_kernel;
+        const char **devices;
+        size_t n_devices;
+        uint64_t start_within_ms;   /* 0: no budget */
+    } needs;
+
+    enum wl_restart restart;
+    struct wl_dep *depends_on;
+    size_t n_depends_on;
+
+    struct {
+        enum wl_health_kind kind;
+        const char **exec;     /* NULL-terminated */
+        size_t n_exec;
+        uint16_t tcp;
+        uint64_t interval_ms, timeout_ms;
+        unsigned retries;
+    } health;
+
+    struct wl_port *ports;
+    size_t n_ports;
+    struct wl_volume *volumes;
+    size_t n_volumes;
+};
+
+struct host_spec {
+    const char *name;
+    struct src_pos pos;
+    double cpus;
+    uint64_t memory;
+    double reserve_cpus;
+    uint64_t reserve_memory;
+    bool reserve_memory_set;
+    double overcommit_cpu, overcommit_memory;
+    bool vm_available, vm_kvm, vm_guest_kernel;
+    bool container_available;
+};
+
+struct manifest_set {
+    struct arena arena;
+    struct workload_spec **workloads;
+    size_t n_workloads, cap_workloads;
+    struct host_spec *host;        /* NULL when no Host document was given */
+    struct diag_list diags;
+    struct strmap by_name;         /* name -> first workload_spec with it */
+    size_t n_files;
+    size_t n_documents;
+};
+
+struct manifest_set *manifest_set_new(void);
+void manifest_set_free(struct manifest_set *set);
+
+/* Loads a file, or every *.yaml / *.yml directly inside a directory (sorted,
+ * hidden files skipped).  Problems become diagnostics; returns false when the
+ * path itself could not be read. */
+bool manifest_set_load_path(struct manifest_set *set, const char *path);
+
+/* Loads YAML text held in memory, as if read from a file named `name`. */
+void manifest_set_load_buffer(struct manifest_set *set, const char *name, const char *buf, size_t len);
+
+/* Cross-document checks; call once after everything is loaded. */
+void manifest_set_validate(struct manifest_set *set);
+
+static inline bool manifest_set_ok(const struct manifest_set *set)
+{
+    return diag_count(&set->diags) == 0;
+}
+
+struct workload_spec *manifest_set_find(const struct manifest_set *set, const char *name);
+
+const char *wl_role_name(enum wl_role r);
+const char *wl_placement_name(enum wl_placement p);
+const char *wl_isolation_name(enum wl_isolation i);
+const char *wl_restart_name(enum wl_restart r);
+
+/* The workload name rule (RFC 1123 DNS label), exposed for the CLI and tests. */
+bool manifest_name_valid(const char *s, size_t len);
+
+#endif

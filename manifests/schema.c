@@ -1,0 +1,1075 @@
+/*
+ * schema.c - YAML trees to typed specs, one document at a time.
+ *
+ * Each getter checks one value against its rule and, on failure, adds a
+ * diagnostic at that value's position and returns false; the caller moves
+ * on to the next field, so one pass reports every error in a document.
+ * Messages start with the field's path (spec.resources.memory) and end with
+ * what would be accepted.
+ *
+ * Every node visit is charged to a budget: an alias can make a small file
+ * describe an exponentially large value, and the budget keeps the walk (and
+ * the number of errors it could produce) linear in something we chose.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "manifest.h"
+#include "schema.h"
+
+#define CONV_BUDGET 200000     /* node visits per document; a real one needs < 1000 */
+
+struct conv {
+    struct manifest_set *set;
+    struct arena *a;
+    const char *file;
+    const char *dir;           /* absolute directory of the file, for relative paths */
+    long budget;
+};
+
+static void cerr(struct conv *c, const struct ynode *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void cerr(struct conv *c, const struct ynode *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    diag_add(&c->set->diags, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
+    free(msg);
+}
+
+/* Charges one visit; false (after one error) once the budget is spent. */
+static bool visit(struct conv *c, const struct ynode *n)
+{
+    if (c->budget > 0) {
+        c->budget--;
+        return true;
+    }
+    if (c->budget == 0) {
+        cerr(c, n, "this document expands to more than %d values through aliases; write it out plainly",
+             CONV_BUDGET);
+        c->budget = -1;
+    }
+    return false;
+}
+
+static const char *kind_name(const struct ynode *n)
+{
+    if (ynode_is_null(n))
+        return "nothing (null)";
+    switch (n->kind) {
+    case YNODE_MAP: return "a mapping";
+    case YNODE_SEQ: return "a list";
+    default: return "a single value";
+    }
+}
+
+static const char *q(const struct ynode *n, char *buf, size_t len)
+{
+    return diag_quote(n->str, n->n, buf, len);
+}
+
+static bool key_is(const struct ynode *k, const char *key)
+{
+    size_t len = strlen(key);
+    return k->n == len && memcmp(k->str, key, len) == 0;
+}
+
+/* Value for key in a mapping, or NULL; *keyp gets the key node. */
+static const struct ynode *mget(const struct ynode *map, const char *key, const struct ynode **keyp)
+{
+    for (size_t i = 0; i < map->n; i++)
+        if (key_is(map->items[2 * i], key)) {
+            if (keyp)
+                *keyp = map->items[2 * i];
+            return map->items[2 * i + 1];
+        }
+    return NULL;
+}
+
+/* Optimal string alignment distance, case-insensitive: a swap of two
+ * neighbouring letters ("hots" for "host") counts as one edit. */
+static size_t edit_distance(const char *a, size_t la, const char *b)
+{
+    size_t lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return SIZE_MAX;
+    size_t d[41][41];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + (ai != bj);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == bj && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* The closest of `names` to s when it is a plausible typo, else NULL. */
+const char *schema_suggest(const char *s, size_t len, const char *const *names)
+{
+    const char *const *start = names;
+    const char *best = NULL;
+    size_t bestd = SIZE_MAX;
+    for (; *names; names++) {
+        size_t d = edit_distance(s, len, *names);
+        if (d < bestd) {
+            bestd = d;
+            best = *names;
+        }
+    }
+    size_t limit = len <= 4 ? 1 : 2;
+    if (bestd <= limit)
+        return best;
+    /* A cut-short key ("root" for "rootfs") is a typo too. */
+    for (names = start; *names && len >= 3; names++)
+        if (strlen(*names) > len && strncasecmp(*names, s, len) == 0)
+            return *names;
+    return NULL;
+}
+
+/* "a, b, c" into buf: the allowed words, for an error message. */
+static const char *join_names(const char *const *names, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (const char *const *p = names; *p && o < len; p++) {
+        int n = snprintf(buf + o, len - o, "%s%s", p == names ? "" : ", ", *p);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+    return buf;
+}
+
+static void check_keys(struct conv *c, const struct ynode *map, const char *path, const char *const *allowed)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const struct ynode *k = map->items[2 * i];
+        bool ok = false;
+        for (const char *const *p = allowed; *p && !ok; p++)
+            ok = key_is(k, *p);
+        if (ok)
+            continue;
+        char buf[160], words[256];
+        const char *hint = schema_suggest(k->str, k->n, allowed);
+        if (hint)
+            cerr(c, k, "unknown key \"%s\" in %s (did you mean \"%s\"?)", q(k, buf, sizeof(buf)), path, hint);
+        else
+            cerr(c, k, "unknown key \"%s\" in %s (allowed: %s)", q(k, buf, sizeof(buf)), path,
+                 join_names(allowed, words, sizeof(words)));
+    }
+}
+
+static bool want_map(struct conv *c, const struct ynode *n, const char *path)
+{
+    if (!visit(c, n))
+        return false;
+    if (n && n->kind == YNODE_MAP)
+        return true;
+    cerr(c, n, "%s must be a mapping (key: value lines), not %s", path, kind_name(n));
+    return false;
+}
+
+static bool want_seq(struct conv *c, const struct ynode *n, const char *path)
+{
+    if (!visit(c, n))
+        return false;
+    if (n && n->kind == YNODE_SEQ)
+        return true;
+    cerr(c, n, "%s must be a list, not %s", path, kind_name(n));
+    return false;
+}
+
+static bool want_scalar(struct conv *c, const struct ynode *n, const char *path, const char *what)
+{
+    if (!visit(c, n))
+        return false;
+    if (n && n->kind == YNODE_SCALAR && !ynode_is_null(n)) {
+        if (memchr(n->str, '\0', n->n)) {
+            cerr(c, n, "%s contains a NUL byte", path);
+            return false;
+        }
+        return true;
+    }
+    cerr(c, n, "%s must be %s, not %s", path, what, kind_name(n));
+    return false;
+}
+
+/* Strings that a spec keeps are copied out of the YAML tree, whose memory
+ * is recycled after each document. */
+static bool get_string(struct conv *c, const struct ynode *n, const char *path, const char **out)
+{
+    if (!want_scalar(c, n, path, "a string"))
+        return false;
+    *out = arena_strndup(c->a, n->str, n->n);
+    return true;
+}
+
+static bool get_bool(struct conv *c, const struct ynode *n, const char *path, bool *out)
+{
+    if (!want_scalar(c, n, path, "true or false"))
+        return false;
+    static const char *const t[] = {"true", "True", "TRUE"}, *const f[] = {"false", "False", "FALSE"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(n->str, t[i]) == 0)
+            return *out = true, true;
+        if (strcmp(n->str, f[i]) == 0)
+            return *out = false, true;
+    }
+    char buf[160];
+    cerr(c, n, "%s must be true or false, not \"%s\"", path, q(n, buf, sizeof(buf)));
+    return false;
+}
+
+static bool get_uint(struct conv *c, const struct ynode *n, const char *path, uint64_t min, uint64_t max,
+                     uint64_t *out)
+{
+    if (!want_scalar(c, n, path, "a whole number"))
+        return false;
+    const char *s = n->str;
+    bool digits = *s != '\0';
+    for (const char *p = s; *p; p++)
+        digits = digits && isdigit((unsigned char)*p);
+    char buf[160];
+    if (!digits) {
+        cerr(c, n, "%s must be a whole number, not \"%s\"", path, q(n, buf, sizeof(buf)));
+        return false;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno == ERANGE || v < min || v > max) {
+        cerr(c, n, "%s is %s; it must be between %llu and %llu", path, q(n, buf, sizeof(buf)),
+             (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A positive decimal number: digits with at most one '.', nothing else (no
+ * sign, exponent, hex, inf or nan, which strtod would take). */
+static bool get_positive(struct conv *c, const struct ynode *n, const char *path, double max, double *out)
+{
+    if (!want_scalar(c, n, path, "a number"))
+        return false;
+    const char *s = n->str;
+    int dots = 0, digits = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.')
+            dots++;
+        else if (isdigit((unsigned char)*p))
+            digits++;
+        else
+            digits = -1000;
+    }
+    char buf[160];
+    if (digits <= 0 || dots > 1 || n->n > 32) {
+        cerr(c, n, "%s must be a number such as 2 or 0.5, not \"%s\"", path, q(n, buf, sizeof(buf)));
+        return false;
+    }
+    double v = strtod(s, NULL);
+    if (!(v > 0) || v > max) {
+        cerr(c, n, "%s is %s; it must be greater than 0 and at most %g", path, q(n, buf, sizeof(buf)), max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool get_size(struct conv *c, const struct ynode *n, const char *path, uint64_t *out)
+{
+    if (!want_scalar(c, n, path, "a size such as 256Mi"))
+        return false;
+    const char *why;
+    char buf[160];
+    if (!units_size_parse(n->str, out, &why)) {
+        cerr(c, n, "%s: \"%s\" is not a size: %s", path, q(n, buf, sizeof(buf)), why);
+        return false;
+    }
+    return true;
+}
+
+static bool get_duration(struct conv *c, const struct ynode *n, const char *path, uint64_t *out)
+{
+    if (!want_scalar(c, n, path, "a duration such as 5s"))
+        return false;
+    const char *why;
+    char buf[160];
+    if (!units_duration_parse(n->str, out, &why)) {
+        cerr(c, n, "%s: \"%s\" is not a duration: %s", path, q(n, buf, sizeof(buf)), why);
+        return false;
+    }
+    if (*out == 0) {
+        cerr(c, n, "%s must be longer than 0", path);
+        return false;
+    }
+    return true;
+}
+
+static bool get_enum(struct conv *c, const struct ynode *n, const char *path, const char *const *names,
+                     int *out)
+{
+    if (!want_scalar(c, n, path, "one of the listed words"))
+        return false;
+    for (int i = 0; names[i]; i++)
+        if (key_is(n, names[i]))
+            return *out = i, true;
+    char buf[160], words[256];
+    const char *hint = schema_suggest(n->str, n->n, names);
+    if (hint)
+        cerr(c, n, "%s: \"%s\" is not allowed (did you mean \"%s\"?)", path, q(n, buf, sizeof(buf)), hint);
+    else
+        cerr(c, n, "%s: \"%s\" is not allowed; use one of: %s", path, q(n, buf, sizeof(buf)),
+             join_names(names, words, sizeof(words)));
+    return false;
+}
+
+/* A list of strings as a NULL-terminated array in the arena. */
+static bool get_string_list(struct conv *c, const struct ynode *n, const char *path, bool nonempty,
+                            const char ***out, size_t *count)
+{
+    if (!want_seq(c, n, path))
+        return false;
+    if (nonempty && n->n == 0) {
+        cerr(c, n, "%s must not be empty", path);
+        return false;
+    }
+    const char **v = arena_alloc(c->a, (n->n + 1) * sizeof(*v));
+    bool ok = true;
+    for (size_t i = 0; i < n->n; i++) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s[%zu]", path, i);
+        ok = get_string(c, n->items[i], p, &v[i]) && ok;
+        if (c->budget < 0)
+            return false;
+    }
+    if (!ok)
+        return false;
+    *out = v;
+    *count = n->n;
+    return true;
+}
+
+bool manifest_name_valid(const char *s, size_t len)
+{
+    if (len < 1 || len > 63)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (!alnum && !(ch == '-' && i > 0 && i + 1 < len))
+            return false;
+    }
+    return true;
+}
+
+static bool get_name(struct conv *c, const struct ynode *n, const char *path, const char **out)
+{
+    if (!want_scalar(c, n, path, "a name"))
+        return false;
+    char buf[160];
+    if (!manifest_name_valid(n->str, n->n)) {
+        cerr(c, n,
+             "%s \"%s\" is not a valid name: use 1 to 63 lower-case letters, digits and '-', starting and "
+             "ending with a letter or digit (e.g. web-1)",
+             path, q(n, buf, sizeof(buf)));
+        return false;
+    }
+    *out = arena_strndup(c->a, n->str, n->n);
+    return true;
+}
+
+/* Lexical normalisation of an absolute path: collapses "//", "." and "..".
+ * Nothing on disk is consulted: plans are made for hosts other than this. */
+char *schema_path_normalize(struct arena *a, const char *path)
+{
+    size_t len = strlen(path);
+    char *out = arena_alloc(a, len + 2);
+    size_t o = 0;
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchrnul(p, '/');
+        size_t seg = (size_t)(e - p);
+        if (seg == 1 && p[0] == '.') {
+            /* skip */
+        } else if (seg == 2 && p[0] == '.' && p[1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+        } else {
+            out[o++] = '/';
+            memcpy(out + o, p, seg);
+            o += seg;
+        }
+        p = e;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return out;
+}
+
+static bool has_dotdot(const char *s)
+{
+    for (const char *p = s; (p = strstr(p, "..")); p += 2)
+        if ((p == s || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+            return true;
+    return false;
+}
+
+static bool has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
+/* A host path: absolute, or relative to the manifest's directory. */
+static bool get_host_path(struct conv *c, const struct ynode *n, const char *path, const char **out)
+{
+    if (!want_scalar(c, n, path, "a path"))
+        return false;
+    if (has_control(n->str, n->n)) {
+        cerr(c, n, "%s contains control characters; write the path on one line", path);
+        return false;
+    }
+    if (n->str[0] == '/')
+        *out = schema_path_normalize(c->a, n->str);
+    else
+        *out = schema_path_normalize(c->a, arena_printf(c->a, "%s/%s", c->dir, n->str));
+    return true;
+}
+
+/* A path inside the workload: absolute, and no ".." so it cannot name a place
+ * outside the root however the root is laid out. */
+static bool get_guest_path(struct conv *c, const struct ynode *n, const char *path, bool allow_root,
+                           const char **out)
+{
+    if (!want_scalar(c, n, path, "an absolute path"))
+        return false;
+    char buf[160];
+    if (n->str[0] != '/') {
+        cerr(c, n, "%s \"%s\" must be an absolute path (start with /)", path, q(n, buf, sizeof(buf)));
+        return false;
+    }
+    if (has_control(n->str, n->n)) {
+        cerr(c, n, "%s contains control characters", path);
+        return false;
+    }
+    if (has_dotdot(n->str)) {
+        cerr(c, n, "%s \"%s\" must not contain \"..\"", path, q(n, buf, sizeof(buf)));
+        return false;
+    }
+    const char *norm = schema_path_normalize(c->a, n->str);
+    if (!allow_root && strcmp(norm, "/") == 0) {
+        cerr(c, n, "%s cannot be / itself; mount the volume on a directory such as /data", path);
+        return false;
+    }
+    *out = norm;
+    return true;
+}
+
+static bool env_name_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > 255 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool label_key_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || strchr("._/-", s[i])))
+            return false;
+    return true;
+}
+
+/* A mapping of strings to strings; key_ok names the key rule. */
+static bool get_string_map(struct conv *c, const struct ynode *n, const char *path,
+                           bool (*key_ok)(const char *, size_t), const char *key_rule, struct kv **out,
+                           size_t *count)
+{
+    if (!want_map(c, n, path))
+        return false;
+    struct kv *v = arena_alloc(c->a, (n->n ? n->n : 1) * sizeof(*v));
+    bool ok = true;
+    for (size_t i = 0; i < n->n && c->budget >= 0; i++) {
+        const struct ynode *k = n->items[2 * i], *val = n->items[2 * i + 1];
+        char buf[160];
+        if (!key_ok(k->str, k->n)) {
+            cerr(c, k, "%s: key \"%s\" is not allowed: %s", path, q(k, buf, sizeof(buf)), key_rule);
+            ok = false;
+            continue;
+        }
+        char p[400];
+        snprintf(p, sizeof(p), "%s.%s", path, diag_quote(k->str, k->n, buf, sizeof(buf)));
+        if (!visit(c, val)) {
+            ok = false;
+            break;
+        }
+        v[i].key = arena_strndup(c->a, k->str, k->n);
+        if (ynode_is_null(val)) {
+            v[i].value = "";   /* KEY: (empty) means the empty string */
+            continue;
+        }
+        ok = get_string(c, val, p, &v[i].value) && ok;
+    }
+    if (!ok)
+        return false;
+    *out = v;
+    *count = n->n;
+    return true;
+}
+
+static bool user_valid(const char *s)
+{
+    /* name or uid, optionally ":group" or ":gid" */
+    const char *colon = strchr(s, ':');
+    size_t parts = colon ? 2 : 1;
+    const char *part = s;
+    for (size_t i = 0; i < parts; i++) {
+        size_t len = i == 0 && colon ? (size_t)(colon - s) : strlen(part);
+        if (len == 0 || len > 32)
+            return false;
+        bool numeric = true;
+        for (size_t j = 0; j < len; j++)
+            numeric = numeric && isdigit((unsigned char)part[j]);
+        if (numeric) {
+            if (len > 10 || strtoull(part, NULL, 10) > 4294967294ULL)
+                return false;
+        } else {
+            if (!(islower((unsigned char)part[0]) || part[0] == '_'))
+                return false;
+            for (size_t j = 0; j < len; j++)
+                if (!(islower((unsigned char)part[j]) || isdigit((unsigned char)part[j]) ||
+                      part[j] == '_' || part[j] == '-'))
+                    return false;
+        }
+        part = colon ? colon + 1 : part;
+    }
+    return true;
+}
+
+static bool device_valid(const char *s)
+{
+    if (strncmp(s, "/dev/", 5) == 0)
+        return s[5] != '\0' && !has_dotdot(s) && !has_control(s, strlen(s));
+    /* PCI address: [DDDD:]BB:DD.F in hex */
+    const char *p = s;
+    size_t len = strlen(s);
+    if (len == 12)
+        p += 5;
+    else if (len != 7)
+        return false;
+    if (len == 12 && !(isxdigit((unsigned char)s[0]) && isxdigit((unsigned char)s[1]) &&
+                       isxdigit((unsigned char)s[2]) && isxdigit((unsigned char)s[3]) && s[4] == ':'))
+        return false;
+    return isxdigit((unsigned char)p[0]) && isxdigit((unsigned char)p[1]) && p[2] == ':' &&
+           isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && p[5] == '.' && p[6] >= '0' &&
+           p[6] <= '7';
+}
+
+static void pos_of(struct conv *c, const struct ynode *n, struct src_pos *pos)
+{
+    pos->file = c->file;
+    pos->line = n ? n->line : 0;
+    pos->col = n ? n->col : 0;
+}
+
+static const char *const role_names[] = {"app", "infrastructure", NULL};
+static const char *const placement_names[] = {"auto", "vm", "container", NULL};
+static const char *const isolation_names[] = {"standard", "strong", NULL};
+static const char *const restart_names[] = {"always", "on-failure", "never", NULL};
+static const char *const protocol_names[] = {"tcp", "udp", NULL};
+
+const char *wl_role_name(enum wl_role r) { return role_names[r]; }
+const char *wl_placement_name(enum wl_placement p) { return placement_names[p]; }
+const char *wl_isolation_name(enum wl_isolation i) { return isolation_names[i]; }
+const char *wl_restart_name(enum wl_restart r) { return restart_names[r]; }
+
+static void conv_image(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *img)
+{
+    static const char *const keys[] = {"rootfs", "disk", "kernel", "initrd", "cmdline", NULL};
+    if (!img) {
+        cerr(c, key, "spec.image is required: give rootfs (a directory), disk (a bootable image) or kernel");
+        return;
+    }
+    if (!want_map(c, img, "spec.image"))
+        return;
+    check_keys(c, img, "spec.image", keys);
+    const struct ynode *v;
+    if ((v = mget(img, "rootfs", NULL)))
+        get_host_path(c, v, "spec.image.rootfs", &w->image.rootfs);
+    if ((v = mget(img, "disk", NULL)))
+        get_host_path(c, v, "spec.image.disk", &w->image.disk);
+    if ((v = mget(img, "kernel", NULL)))
+        get_host_path(c, v, "spec.image.kernel", &w->image.kernel);
+    const struct ynode *k;
+    if ((v = mget(img, "initrd", &k))) {
+        if (get_host_path(c, v, "spec.image.initrd", &w->image.initrd) && !mget(img, "kernel", NULL))
+            cerr(c, k, "spec.image.initrd needs spec.image.kernel: an initrd is only used with direct kernel boot");
+    }
+    if ((v = mget(img, "cmdline", &k))) {
+        if (get_string(c, v, "spec.image.cmdline", &w->image.cmdline)) {
+            if (!mget(img, "kernel", NULL))
+                cerr(c, k, "spec.image.cmdline needs spec.image.kernel: a kernel command line is only used with direct kernel boot");
+            else if (has_control(v->str, v->n))
+                cerr(c, v, "spec.image.cmdline contains control characters; write it on one line");
+        }
+    }
+    if (!mget(img, "rootfs", NULL) && !mget(img, "disk", NULL) && !mget(img, "kernel", NULL))
+        cerr(c, img, "spec.image needs at least one of rootfs, disk or kernel");
+}
+
+static void conv_resources(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"cpus", "memory", "pids", NULL};
+    if (!want_map(c, n, "spec.resources"))
+        return;
+    check_keys(c, n, "spec.resources", keys);
+    const struct ynode *v;
+    if ((v = mget(n, "cpus", NULL)))
+        w->resources.cpus_set = get_positive(c, v, "spec.resources.cpus", WL_MAX_CPUS, &w->resources.cpus);
+    if ((v = mget(n, "memory", NULL))) {
+        uint64_t m;
+        if (get_size(c, v, "spec.resources.memory", &m)) {
+            if (m < WL_MIN_MEMORY) {
+                char buf[160];
+                cerr(c, v, "spec.resources.memory \"%s\" is too small: give at least 4Mi", q(v, buf, sizeof(buf)));
+            } else {
+                w->resources.memory = m;
+                w->resources.memory_set = true;
+            }
+        }
+    }
+    if ((v = mget(n, "pids", NULL)))
+        get_uint(c, v, "spec.resources.pids", 1, WL_MAX_PIDS, &w->resources.pids);
+}
+
+static void conv_needs(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"ownKernel", "devices", "startWithin", NULL};
+    if (!want_map(c, n, "spec.needs"))
+        return;
+    check_keys(c, n, "spec.needs", keys);
+    const struct ynode *v;
+    if ((v = mget(n, "ownKernel", NULL)))
+        get_bool(c, v, "spec.needs.ownKernel", &w->needs.own_kernel);
+    if ((v = mget(n, "devices", NULL)) &&
+        get_string_list(c, v, "spec.needs.devices", false, &w->needs.devices, &w->needs.n_devices)) {
+        for (size_t i = 0; i < w->needs.n_devices; i++)
+            if (!device_valid(w->needs.devices[i])) {
+                char buf[160];
+                cerr(c, v->items[i],
+                     "spec.needs.devices[%zu] \"%s\" is not a device: give a path under /dev/ or a PCI "
+                     "address such as 0000:01:00.0",
+                     i, q(v->items[i], buf, sizeof(buf)));
+            }
+    }
+    if ((v = mget(n, "startWithin", NULL)))
+        get_duration(c, v, "spec.needs.startWithin", &w->needs.start_within_ms);
+}
+
+static void conv_health(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"exec", "tcp", "interval", "timeout", "retries", NULL};
+    if (!want_map(c, n, "spec.healthcheck"))
+        return;
+    check_keys(c, n, "spec.healthcheck", keys);
+    const struct ynode *tcp_key = NULL, *ex = mget(n, "exec", NULL), *tcp = mget(n, "tcp", &tcp_key), *v;
+    if (ex && tcp) {
+        cerr(c, tcp_key, "spec.healthcheck takes one of exec or tcp, not both");
+    } else if (ex) {
+        if (get_string_list(c, ex, "spec.healthcheck.exec", true, &w->health.exec, &w->health.n_exec))
+            w->health.kind = WL_HEALTH_EXEC;
+    } else if (tcp) {
+        uint64_t port;
+        if (get_uint(c, tcp, "spec.healthcheck.tcp", 1, 65535, &port)) {
+            w->health.kind = WL_HEALTH_TCP;
+            w->health.tcp = (uint16_t)port;
+        }
+    } else {
+        cerr(c, n, "spec.healthcheck needs exec (a command) or tcp (a port)");
+    }
+    if ((v = mget(n, "interval", NULL)))
+        get_duration(c, v, "spec.healthcheck.interval", &w->health.interval_ms);
+    if ((v = mget(n, "timeout", NULL)))
+        get_duration(c, v, "spec.healthcheck.timeout", &w->health.timeout_ms);
+    if ((v = mget(n, "retries", NULL))) {
+        uint64_t r;
+        if (get_uint(c, v, "spec.healthcheck.retries", 1, 1000, &r))
+            w->health.retries = (unsigned)r;
+    }
+}
+
+static void conv_ports(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"host", "port", "protocol", NULL};
+    if (!want_seq(c, n, "spec.ports"))
+        return;
+    w->ports = arena_alloc(c->a, (n->n ? n->n : 1) * sizeof(*w->ports));
+    for (size_t i = 0; i < n->n && c->budget >= 0; i++) {
+        const struct ynode *it = n->items[i], *v;
+        char p[64];
+        snprintf(p, sizeof(p), "spec.ports[%zu]", i);
+        if (!want_map(c, it, p))
+            continue;
+        check_keys(c, it, p, keys);
+        struct wl_port port = {0};
+        pos_of(c, it, &port.pos);
+        uint64_t num;
+        char pp[96];
+        if ((v = mget(it, "port", NULL))) {
+            snprintf(pp, sizeof(pp), "%s.port", p);
+            if (get_uint(c, v, pp, 1, 65535, &num))
+                port.port = (uint16_t)num;
+        } else {
+            cerr(c, it, "%s needs port: the port the workload listens on", p);
+        }
+        if ((v = mget(it, "host", NULL))) {
+            snprintf(pp, sizeof(pp), "%s.host", p);
+            if (get_uint(c, v, pp, 1, 65535, &num)) {
+                port.host = (uint16_t)num;
+                pos_of(c, v, &port.pos);
+            }
+        } else {
+            port.host = port.port;
+        }
+        if ((v = mget(it, "protocol", NULL))) {
+            int proto;
+            snprintf(pp, sizeof(pp), "%s.protocol", p);
+            if (get_enum(c, v, pp, protocol_names, &proto))
+                port.protocol = (enum wl_protocol)proto;
+        }
+        if (port.port == 0 || port.host == 0)
+            continue;
+        for (size_t j = 0; j < w->n_ports; j++)
+            if (w->ports[j].host == port.host && w->ports[j].protocol == port.protocol)
+                cerr(c, it, "%s publishes host port %u/%s a second time", p, port.host,
+                     protocol_names[port.protocol]);
+        w->ports[w->n_ports++] = port;
+    }
+}
+
+static void conv_volumes(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"source", "target", "readOnly", NULL};
+    if (!want_seq(c, n, "spec.volumes"))
+        return;
+    w->volumes = arena_alloc(c->a, (n->n ? n->n : 1) * sizeof(*w->volumes));
+    for (size_t i = 0; i < n->n && c->budget >= 0; i++) {
+        const struct ynode *it = n->items[i], *v;
+        char p[64], pp[96];
+        snprintf(p, sizeof(p), "spec.volumes[%zu]", i);
+        if (!want_map(c, it, p))
+            continue;
+        check_keys(c, it, p, keys);
+        struct wl_volume vol = {0};
+        bool ok = true;
+        snprintf(pp, sizeof(pp), "%s.source", p);
+        if ((v = mget(it, "source", NULL)))
+            ok = get_host_path(c, v, pp, &vol.source) && ok;
+        else
+            ok = false, cerr(c, it, "%s needs source: the host directory or file to mount", p);
+        snprintf(pp, sizeof(pp), "%s.target", p);
+        const struct ynode *tn = mget(it, "target", NULL);
+        if (tn)
+            ok = get_guest_path(c, tn, pp, false, &vol.target) && ok;
+        else
+            ok = false, cerr(c, it, "%s needs target: where the workload sees it, e.g. /data", p);
+        snprintf(pp, sizeof(pp), "%s.readOnly", p);
+        if ((v = mget(it, "readOnly", NULL)))
+            ok = get_bool(c, v, pp, &vol.read_only) && ok;
+        if (!ok)
+            continue;
+        for (size_t j = 0; j < w->n_volumes; j++)
+            if (strcmp(w->volumes[j].target, vol.target) == 0)
+                cerr(c, tn, "%s.target mounts a second volume on %s", p, vol.target);
+        w->volumes[w->n_volumes++] = vol;
+    }
+}
+
+static void conv_deps(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    if (!want_seq(c, n, "spec.dependsOn"))
+        return;
+    w->depends_on = arena_alloc(c->a, (n->n ? n->n : 1) * sizeof(*w->depends_on));
+    for (size_t i = 0; i < n->n && c->budget >= 0; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "spec.dependsOn[%zu]", i);
+        struct wl_dep d = {0};
+        if (!get_name(c, n->items[i], p, &d.name))
+            continue;
+        pos_of(c, n->items[i], &d.pos);
+        bool dup = false;
+        for (size_t j = 0; j < w->n_depends_on; j++)
+            dup = dup || strcmp(w->depends_on[j].name, d.name) == 0;
+        if (dup) {
+            cerr(c, n->items[i], "%s names \"%s\" twice", "spec.dependsOn", d.name);
+            continue;
+        }
+        w->depends_on[w->n_depends_on++] = d;
+    }
+}
+
+static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *s)
+{
+    static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "env",
+                                       "workingDir", "user", "resources", "needs", "restart", "dependsOn",
+                                       "healthcheck", "ports", "volumes", NULL};
+    if (!s) {
+        cerr(c, key, "spec is required (at least spec.image)");
+        return;
+    }
+    if (!want_map(c, s, "spec"))
+        return;
+    check_keys(c, s, "spec", keys);
+    const struct ynode *v, *k = NULL;
+    int e;
+    if ((v = mget(s, "role", NULL)) && get_enum(c, v, "spec.role", role_names, &e))
+        w->role = (enum wl_role)e;
+    if ((v = mget(s, "placement", NULL)) && get_enum(c, v, "spec.placement", placement_names, &e))
+        w->placement = (enum wl_placement)e;
+    if ((v = mget(s, "isolation", NULL)) && get_enum(c, v, "spec.isolation", isolation_names, &e))
+        w->isolation = (enum wl_isolation)e;
+    const struct ynode *ik = NULL, *img = mget(s, "image", &ik);
+    conv_image(c, w, ik ? ik : key, img);
+    if ((v = mget(s, "command", &k))) {
+        if (get_string_list(c, v, "spec.command", true, &w->command, &w->n_command) && img &&
+            img->kind == YNODE_MAP && !mget(img, "rootfs", NULL))
+            cerr(c, k, "spec.command runs a process from image.rootfs, and this image has none (a disk or "
+                       "kernel image boots its own init)");
+    } else if (img && img->kind == YNODE_MAP && mget(img, "rootfs", NULL)) {
+        cerr(c, ik, "spec.command is required with image.rootfs: name the program to run, e.g. "
+                    "[\"/bin/sh\", \"-c\", \"exec httpd -f\"]");
+    }
+    if ((v = mget(s, "env", NULL)))
+        get_string_map(c, v, "spec.env", env_name_valid,
+                       "use letters, digits, '_', '.' and '-', starting with a letter or '_'", &w->env, &w->n_env);
+    if ((v = mget(s, "workingDir", NULL)))
+        get_guest_path(c, v, "spec.workingDir", true, &w->working_dir);
+    if ((v = mget(s, "user", NULL)) && get_string(c, v, "spec.user", &w->user) && !user_valid(w->user)) {
+        char buf[160];
+        cerr(c, v, "spec.user \"%s\" is not a user: give NAME, UID, NAME:GROUP or UID:GID (e.g. \"1000:1000\")",
+             q(v, buf, sizeof(buf)));
+    }
+    if ((v = mget(s, "resources", NULL)))
+        conv_resources(c, w, v);
+    if ((v = mget(s, "needs", NULL)))
+        conv_needs(c, w, v);
+    if ((v = mget(s, "restart", NULL)) && get_enum(c, v, "spec.restart", restart_names, &e))
+        w->restart = (enum wl_restart)e;
+    if ((v = mget(s, "dependsOn", NULL)))
+        conv_deps(c, w, v);
+    if ((v = mget(s, "healthcheck", NULL)))
+        conv_health(c, w, v);
+    if ((v = mget(s, "ports", NULL)))
+        conv_ports(c, w, v);
+    if ((v = mget(s, "volumes", NULL)))
+        conv_volumes(c, w, v);
+}
+
+static void conv_metadata(struct conv *c, const struct ynode *root, const struct ynode *docpos,
+                          const char **name, struct src_pos *name_pos, struct kv **labels, size_t *n_labels)
+{
+    static const char *const keys[] = {"name", "labels", NULL};
+    const struct ynode *md = mget(root, "metadata", NULL);
+    if (!md) {
+        cerr(c, docpos, "metadata is required: give metadata.name");
+        return;
+    }
+    if (!want_map(c, md, "metadata"))
+        return;
+    check_keys(c, md, "metadata", keys);
+    const struct ynode *v = mget(md, "name", NULL);
+    if (!v)
+        cerr(c, md, "metadata.name is required");
+    else if (get_name(c, v, "metadata.name", name))
+        pos_of(c, v, name_pos);
+    if ((v = mget(md, "labels", NULL)) && labels)
+        get_string_map(c, v, "metadata.labels", label_key_valid,
+                       "use letters, digits, '.', '_', '/' and '-', starting and ending with a letter or digit",
+                       labels, n_labels);
+}
+
+static void workload_defaults(struct workload_spec *w)
+{
+    w->resources.cpus = WL_DEFAULT_CPUS;
+    w->resources.memory = WL_DEFAULT_MEMORY;
+    w->resources.pids = WL_DEFAULT_PIDS;
+    w->health.interval_ms = WL_DEFAULT_HEALTH_INTERVAL_MS;
+    w->health.timeout_ms = WL_DEFAULT_HEALTH_TIMEOUT_MS;
+    w->health.retries = WL_DEFAULT_HEALTH_RETRIES;
+}
+
+static void conv_workload(struct conv *c, const struct ynode *root)
+{
+    static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+    struct workload_spec *w = arena_alloc(c->a, sizeof(*w));
+    workload_defaults(w);
+    pos_of(c, root, &w->pos);
+    check_keys(c, root, "a Workload document", keys);
+    conv_metadata(c, root, root, &w->name, &w->name_pos, &w->labels, &w->n_labels);
+    const struct ynode *sk = NULL, *s = mget(root, "spec", &sk);
+    conv_spec(c, w, sk ? sk : root, s);
+    if (!w->name)
+        return;        /* nothing can refer to it; its errors are already reported */
+    struct manifest_set *set = c->set;
+    if (set->n_workloads == set->cap_workloads) {
+        set->cap_workloads = set->cap_workloads ? set->cap_workloads * 2 : 16;
+        set->workloads = realloc(set->workloads, set->cap_workloads * sizeof(*set->workloads));
+        if (!set->workloads)
+            abort();
+    }
+    set->workloads[set->n_workloads++] = w;
+}
+
+static void conv_host_backends(struct conv *c, struct host_spec *h, const struct ynode *n)
+{
+    static const char *const keys[] = {"vm", "container", NULL};
+    static const char *const vm_keys[] = {"available", "kvm", "guestKernel", NULL};
+    static const char *const ct_keys[] = {"available", NULL};
+    if (!want_map(c, n, "spec.backends"))
+        return;
+    check_keys(c, n, "spec.backends", keys);
+    const struct ynode *vm = mget(n, "vm", NULL), *ct = mget(n, "container", NULL), *v;
+    if (vm && want_map(c, vm, "spec.backends.vm")) {
+        check_keys(c, vm, "spec.backends.vm", vm_keys);
+        if ((v = mget(vm, "available", NULL)))
+            get_bool(c, v, "spec.backends.vm.available", &h->vm_available);
+        if ((v = mget(vm, "kvm", NULL)))
+            get_bool(c, v, "spec.backends.vm.kvm", &h->vm_kvm);
+        if ((v = mget(vm, "guestKernel", NULL)))
+            get_bool(c, v, "spec.backends.vm.guestKernel", &h->vm_guest_kernel);
+    }
+    if (ct && want_map(c, ct, "spec.backends.container")) {
+        check_keys(c, ct, "spec.backends.container", ct_keys);
+        if ((v = mget(ct, "available", NULL)))
+            get_bool(c, v, "spec.backends.container.available", &h->container_available);
+    }
+}
+
+static void conv_host(struct conv *c, const struct ynode *root)
+{
+    static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+    static const char *const spec_keys[] = {"cpus", "memory", "reserve", "overcommit", "backends", NULL};
+    static const char *const reserve_keys[] = {"cpus", "memory", NULL};
+    static const char *const oc_keys[] = {"cpu", "memory", NULL};
+    struct host_spec *h = arena_alloc(c->a, sizeof(*h));
+    h->overcommit_cpu = 4.0;
+    h->overcommit_memory = 1.0;
+    h->vm_available = h->vm_kvm = h->vm_guest_kernel = h->container_available = true;
+    pos_of(c, root, &h->pos);
+    check_keys(c, root, "a Host document", keys);
+    struct src_pos np;
+    conv_metadata(c, root, root, &h->name, &np, NULL, NULL);
+    const struct ynode *sk = NULL, *s = mget(root, "spec", &sk), *v, *k;
+    if (!s) {
+        cerr(c, root, "spec is required in a Host document: give spec.cpus and spec.memory");
+        return;
+    }
+    if (!want_map(c, s, "spec"))
+        return;
+    check_keys(c, s, "spec", spec_keys);
+    bool ok = true;
+    if ((v = mget(s, "cpus", NULL)))
+        ok = get_positive(c, v, "spec.cpus", 65536, &h->cpus) && ok;
+    else
+        ok = false, cerr(c, s, "spec.cpus is required: how many CPUs the host has");
+    if ((v = mget(s, "memory", NULL)))
+        ok = get_size(c, v, "spec.memory", &h->memory) && ok;
+    else
+        ok = false, cerr(c, s, "spec.memory is required: how much memory the host has, e.g. 32Gi");
+    if ((v = mget(s, "reserve", &k)) && want_map(c, v, "spec.reserve")) {
+        check_keys(c, v, "spec.reserve", reserve_keys);
+        const struct ynode *r;
+        if ((r = mget(v, "cpus", NULL)) && get_positive(c, r, "spec.reserve.cpus", 65536, &h->reserve_cpus) &&
+            ok && h->reserve_cpus >= h->cpus)
+            cerr(c, r, "spec.reserve.cpus (%g) leaves no CPU for workloads on a %g-CPU host", h->reserve_cpus,
+                 h->cpus);
+        if ((r = mget(v, "memory", NULL)) && get_size(c, r, "spec.reserve.memory", &h->reserve_memory)) {
+            h->reserve_memory_set = true;
+            if (ok && h->reserve_memory >= h->memory)
+                cerr(c, r, "spec.reserve.memory leaves no memory for workloads");
+        }
+    }
+    if ((v = mget(s, "overcommit", NULL)) && want_map(c, v, "spec.overcommit")) {
+        check_keys(c, v, "spec.overcommit", oc_keys);
+        const struct ynode *r;
+        if ((r = mget(v, "cpu", NULL)))
+            get_positive(c, r, "spec.overcommit.cpu", 100, &h->overcommit_cpu);
+        if ((r = mget(v, "memory", NULL)))
+            get_positive(c, r, "spec.overcommit.memory", 100, &h->overcommit_memory);
+    }
+    if ((v = mget(s, "backends", NULL)))
+        conv_host_backends(c, h, v);
+    if (!h->name)
+        return;
+    if (c->set->host) {
+        const struct host_spec *o = c->set->host;
+        cerr(c, root, "a second Host document (\"%s\"); the first is \"%s\" at %s:%u:%u: plan for one host at a time",
+             h->name, o->name, o->pos.file, o->pos.line, o->pos.col);
+        return;
+    }
+    c->set->host = h;
+}
+
+void schema_convert_document(struct manifest_set *set, const char *file, const char *dir, const struct ydoc *doc)
+{
+    struct conv c = {.set = set, .a = &set->arena, .file = file, .dir = dir, .budget = CONV_BUDGET};
+    const struct ynode *root = doc->root;
+    if (ynode_is_null(root))
+        return;                                   /* an empty document, e.g. after a trailing --- */
+    set->n_documents++;
+    if (root->kind != YNODE_MAP) {
+        cerr(&c, root, "a manifest must be a mapping with apiVersion, kind, metadata and spec, not %s",
+             kind_name(root));
+        return;
+    }
+    const struct ynode *v = mget(root, "apiVersion", NULL);
+    char buf[160];
+    if (!v)
+        cerr(&c, root, "apiVersion is required: add \"apiVersion: %s\"", DUET_API_VERSION);
+    else if (want_scalar(&c, v, "apiVersion", "a string") && !key_is(v, DUET_API_VERSION))
+        cerr(&c, v, "apiVersion \"%s\" is not supported; use %s", q(v, buf, sizeof(buf)), DUET_API_VERSION);
+    static const char *const kinds[] = {"Workload", "Host", NULL};
+    v = mget(root, "kind", NULL);
+    int kind;
+    if (!v)
+        cerr(&c, root, "kind is required: Workload or Host");
+    else if (get_enum(&c, v, "kind", kinds, &kind))
+        (kind == 0 ? conv_workload : conv_host)(&c, root);
+}

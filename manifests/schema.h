@@ -1,0 +1,13 @@
+/* schema.h - internal to manifests/: one YAML document to specs in a set. */
+#ifndef DUET_SCHEMA_H
+#define DUET_SCHEMA_H
+
+#include "manifest.h"
+#include "units.h"
+#include "ytree.h"
+
+void schema_convert_document(struct manifest_set *set, const char *file, const char *dir, const struct ydoc *doc);
+const char *schema_suggest(const char *s, size_t len, const char *const *names);
+char *schema_path_normalize(struct arena *a, const char *path);
+
+#endif

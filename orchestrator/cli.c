@@ -1,0 +1,233 @@
+/*
+ * cli.c - the `duet` command.
+ *
+ * Exit codes (DESIGN.md): 0 success, 1 invalid input or refused request,
+ * 2 usage error, 3 daemon unreachable.  Errors go to stderr, one line each.
+ *
+ * Verbs that work without a daemon live here: validate and plan.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostprobe.h"
+#include "manifest.h"
+#include "placement.h"
+#include "plan_output.h"
+
+#define EXIT_INVALID 1
+#define EXIT_USAGE 2
+
+#ifndef DUET_VERSION
+#define DUET_VERSION "0.1.0"
+#endif
+
+static const char usage_main[] =
+    "usage: duet COMMAND [OPTIONS]\n"
+    "\n"
+    "Run a fleet of virtual machines and containers from YAML manifests.\n"
+    "\n"
+    "Commands:\n"
+    "  validate FILE|DIR...          check manifests; every error as FILE:LINE:COL\n"
+    "  plan -f FILE|DIR [-o json]    where each workload would run, and why\n"
+    "\n"
+    "Run 'duet COMMAND --help' for a command's options.\n"
+    "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon unreachable.\n";
+
+static const char usage_validate[] =
+    "usage: duet validate FILE|DIR...\n"
+    "\n"
+    "Check manifests against the duet/v1 schema and across documents (unique\n"
+    "names, known and acyclic dependsOn, host ports published once).  A\n"
+    "directory means every *.yaml and *.yml directly inside it, in name order.\n"
+    "Prints every error found as FILE:LINE:COL: error: MESSAGE on stderr.\n"
+    "\n"
+    "  -q, --quiet    print nothing on success\n"
+    "  -h, --help     this text\n"
+    "\n"
+    "Exit status: 0 valid, 1 invalid, 2 usage error.\n";
+
+static const char usage_plan[] =
+    "usage: duet plan -f FILE|DIR [-f FILE|DIR...] [-o table|json]\n"
+    "\n"
+    "Show where each workload would run (vm or container), the reasons, what\n"
+    "was ruled out and why, and the start order from dependsOn.  Plans for\n"
+    "the kind: Host document among the manifests when there is one, otherwise\n"
+    "for this machine as probed (CPUs, memory, cgroups, KVM, libvirt).\n"
+    "\n"
+    "  -f, --filename PATH      manifest file or directory (repeatable)\n"
+    "  -o, --output FORMAT      table (default) or json\n"
+    "      --libvirt-uri URI    libvirt to probe (default qemu:///system, or $DUET_LIBVIRT_URI)\n"
+    "      --guest-kernel PATH  kernel that boots rootfs images as VMs\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "Exit status: 0 every workload placed, 1 invalid manifests or a workload\n"
+    "that fits nowhere, 2 usage error.\n";
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "duet: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+}
+
+/* Loads and validates; prints diagnostics.  Returns NULL-free set always;
+ * the caller checks manifest_set_ok(). */
+static struct manifest_set *load_all(char **paths, int n)
+{
+    struct manifest_set *set = manifest_set_new();
+    for (int i = 0; i < n; i++)
+        manifest_set_load_path(set, paths[i]);
+    manifest_set_validate(set);
+    diag_print(&set->diags, stderr);
+    return set;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool quiet = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'q': quiet = true; break;
+        case 'h': fputs(usage_validate, stdout); return 0;
+        default: fputs(usage_validate, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc)
+        return usage_error(usage_validate, "%s", "validate needs at least one FILE or DIR");
+    struct manifest_set *set = load_all(argv + optind, argc - optind);
+    int rc = 0;
+    if (!manifest_set_ok(set)) {
+        size_t n = diag_count(&set->diags);
+        fprintf(stderr, "duet: %zu error%s; nothing is valid until all are fixed\n", n, n == 1 ? "" : "s");
+        rc = EXIT_INVALID;
+    } else if (!quiet) {
+        printf("valid: %zu workload%s%s in %zu file%s\n", set->n_workloads, set->n_workloads == 1 ? "" : "s",
+               set->host ? " and 1 host" : "", set->n_files, set->n_files == 1 ? "" : "s");
+    }
+    manifest_set_free(set);
+    return rc;
+}
+
+static int cmd_plan(int argc, char **argv)
+{
+    static const struct option opts[] = {{"filename", required_argument, NULL, 'f'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"libvirt-uri", required_argument, NULL, 'U'},
+                                         {"guest-kernel", required_argument, NULL, 'K'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    char **files = calloc((size_t)argc + 1, sizeof(*files));
+    if (!files)
+        abort();
+    int n_files = 0, c, rc = 0;
+    bool json = false;
+    struct host_probe_opts popts = {.libvirt_uri = getenv("DUET_LIBVIRT_URI")};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+f:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': files[n_files++] = optarg; break;
+        case 'o':
+            if (strcmp(optarg, "json") == 0)
+                json = true;
+            else if (strcmp(optarg, "table") != 0) {
+                free(files);
+                return usage_error(usage_plan, "unknown output format \"%s\"; use table or json", optarg);
+            }
+            break;
+        case 'U': popts.libvirt_uri = optarg; break;
+        case 'K': popts.guest_kernel = optarg; break;
+        case 'h': free(files); fputs(usage_plan, stdout); return 0;
+        default: free(files); fputs(usage_plan, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        rc = usage_error(usage_plan, "unexpected argument \"%s\"; give manifests with -f", argv[optind]);
+        free(files);
+        return rc;
+    }
+    if (n_files == 0) {
+        free(files);
+        return usage_error(usage_plan, "%s", "plan needs manifests: -f FILE|DIR");
+    }
+    struct manifest_set *set = load_all(files, n_files);
+    free(files);
+    if (!manifest_set_ok(set)) {
+        size_t n = diag_count(&set->diags);
+        fprintf(stderr, "duet: %zu error%s in the manifests; nothing was planned\n", n, n == 1 ? "" : "s");
+        manifest_set_free(set);
+        return EXIT_INVALID;
+    }
+    struct host_info host;
+    if (set->host) {
+        host_info_from_spec(&host, set->host);
+    } else {
+        struct duet_err err;
+        if (host_probe(&host, &popts, &err) < 0) {
+            fprintf(stderr, "duet: %s\n", err.msg);
+            manifest_set_free(set);
+            return EXIT_INVALID;
+        }
+    }
+    struct plan *plan = plan_new(set, &host);
+    if (json) {
+        if (plan_print_json(plan, stdout) < 0) {
+            fprintf(stderr, "duet: cannot write the plan to standard output\n");
+            rc = EXIT_INVALID;
+        }
+    } else {
+        plan_print_table(plan, stdout);
+    }
+    if (plan->n_unplaceable) {
+        fprintf(stderr, "duet: %zu workload%s cannot be placed on %s (reasons above)\n", plan->n_unplaceable,
+                plan->n_unplaceable == 1 ? "" : "s", host.name);
+        rc = EXIT_INVALID;
+    }
+    plan_free(plan);
+    manifest_set_free(set);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "help") == 0) {
+        if (argc > 2 && strcmp(verb, "help") == 0) {
+            char *args[] = {argv[2], "--help", NULL};
+            if (strcmp(argv[2], "validate") == 0)
+                return cmd_validate(2, args);
+            if (strcmp(argv[2], "plan") == 0)
+                return cmd_plan(2, args);
+        }
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(verb, "--version") == 0 || strcmp(verb, "version") == 0) {
+        printf("duet %s\n", DUET_VERSION);
+        return 0;
+    }
+    if (strcmp(verb, "validate") == 0)
+        return cmd_validate(argc - 1, argv + 1);
+    if (strcmp(verb, "plan") == 0)
+        return cmd_plan(argc - 1, argv + 1);
+    static const char *const daemon_verbs[] = {"apply", "get", "describe", "logs", "exec", "delete",
+                                               "events", "run", "compare", NULL};
+    for (const char *const *d = daemon_verbs; *d; d++)
+        if (strcmp(verb, *d) == 0) {
+            fprintf(stderr, "duet: '%s' needs the duetd daemon, which this version of duet does not include yet; "
+                            "'duet validate' and 'duet plan' work now\n", verb);
+            return EXIT_USAGE;
+        }
+    return usage_error(usage_main, "unknown command \"%s\"", verb);
+}
