@@ -20,9 +20,10 @@ PKGS      = yaml-0.1 jansson libvirt
 INCLUDES  = -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
-LIBS       = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+# libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
+LIBS       = $(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null) -lm -pthread
 TEST_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 
 ifeq ($(SAN),1)
@@ -30,7 +31,7 @@ SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c \
+LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c common/jsonw.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c \
           scheduler/host.c scheduler/placement.c \
           backends/driver.c backends/container/cgroup_detect.c backends/container/probe.c \

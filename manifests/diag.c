@@ -52,6 +52,28 @@ size_t diag_count(const struct diag_list *d)
     return d->n + d->dropped;
 }
 
+void diag_list_move(struct diag_list *dst, struct diag_list *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        if (dst->n >= DIAG_MAX) {
+            dst->dropped++;
+            free(src->v[i].file);
+            free(src->v[i].msg);
+            continue;
+        }
+        if (dst->n == dst->cap) {
+            dst->cap = dst->cap ? dst->cap * 2 : 16;
+            dst->v = realloc(dst->v, dst->cap * sizeof(*dst->v));
+            if (!dst->v)
+                abort();
+        }
+        dst->v[dst->n++] = src->v[i];
+    }
+    dst->dropped += src->dropped;
+    free(src->v);
+    diag_list_init(src);
+}
+
 static int diag_cmp(const void *a, const void *b)
 {
     const struct diag *x = a, *y = b;

@@ -32,6 +32,8 @@ void diag_list_free(struct diag_list *d);
 void diag_add(struct diag_list *d, const char *file, unsigned line, unsigned col,
               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 size_t diag_count(const struct diag_list *d);
+/* Moves every diagnostic of src to the end of dst (src is left empty). */
+void diag_list_move(struct diag_list *dst, struct diag_list *src);
 /* Sorts by file, line, column (stable) so output reads top to bottom. */
 void diag_sort(struct diag_list *d);
 /* One line each: "FILE:LINE:COL: error: MESSAGE". */

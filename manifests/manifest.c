@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,10 +25,32 @@ struct manifest_set *manifest_set_new(void)
     return set;
 }
 
+static struct manifest_part *part_new(void)
+{
+    struct manifest_part *p = calloc(1, sizeof(*p));
+    if (!p)
+        abort();
+    arena_init(&p->arena);
+    diag_list_init(&p->diags);
+    return p;
+}
+
+static void part_free(struct manifest_part *p)
+{
+    arena_release(&p->arena);
+    free(p->workloads);
+    free(p->hosts);
+    diag_list_free(&p->diags);
+    free(p);
+}
+
 void manifest_set_free(struct manifest_set *set)
 {
     if (!set)
         return;
+    for (size_t i = 0; i < set->n_parts; i++)
+        part_free(set->parts[i]);
+    free(set->parts);
     free(set->workloads);
     diag_list_free(&set->diags);
     strmap_free(&set->by_name);
@@ -52,28 +76,157 @@ static char *file_dir(struct arena *a, const char *file)
     return schema_path_normalize(a, arena_printf(a, "%s/%s", cwd ? cwd : "/", dir));
 }
 
-struct load_ctx {
-    struct manifest_set *set;
+/* Files past this size are parsed in slices on several threads. */
+#define SLICE_MIN_BYTES (256u << 10)
+#define SLICES_MAX 4
+
+struct slice {
+    struct manifest_part *part;
     const char *file, *dir;
+    const char *buf;
+    size_t len;
+    unsigned line_base;
+    pthread_t thread;
 };
 
 static void convert_one(void *opaque, const struct ydoc *doc)
 {
-    struct load_ctx *l = opaque;
-    schema_convert_document(l->set, l->file, l->dir, doc);
+    struct slice *sl = opaque;
+    schema_convert_document(sl->part, sl->file, sl->dir, doc);
+}
+
+static void *parse_slice(void *arg)
+{
+    struct slice *sl = arg;
+    struct arena scratch;
+    arena_init(&scratch);
+    ytree_parse(&scratch, sl->file, sl->buf, sl->len, sl->line_base, convert_one, sl, &sl->part->diags);
+    arena_release(&scratch);
+    return NULL;
+}
+
+/* The start of the first line at or after `from` that opens a document
+ * ("---" at column 0, then a blank or the end), or len.  libyaml ends a
+ * document at such a line wherever it stands, even inside a quoted or
+ * flow value (an error there), so parsing the slices apart reads the same
+ * documents.  A marker right after a directive line (%YAML) is skipped:
+ * the directive belongs to the document it precedes. */
+static size_t next_document_start(const char *buf, size_t len, size_t from)
+{
+    for (size_t i = from; i + 3 <= len;) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        if (!nl)
+            return len;
+        size_t start = (size_t)(nl - buf) + 1;
+        if (start + 3 <= len && memcmp(buf + start, "---", 3) == 0 &&
+            (start + 3 == len || strchr(" \t\r\n", buf[start + 3]))) {
+            size_t prev = (size_t)(nl - buf);
+            while (prev > 0 && buf[prev - 1] != '\n')
+                prev--;
+            if (buf[prev] != '%')
+                return start;
+        }
+        i = start;
+    }
+    return len;
+}
+
+static unsigned count_lines(const char *buf, size_t len)
+{
+    unsigned n = 0;
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        n++;
+    return n;
+}
+
+static size_t usable_cpus(void)
+{
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 0)
+        return (size_t)CPU_COUNT(&cpus);
+    return 1;
+}
+
+static void add_part(struct manifest_set *set, struct manifest_part *p)
+{
+    if (set->n_parts == set->cap_parts) {
+        set->cap_parts = set->cap_parts ? set->cap_parts * 2 : 8;
+        set->parts = realloc(set->parts, set->cap_parts * sizeof(*set->parts));
+        if (!set->parts)
+            abort();
+    }
+    set->parts[set->n_parts++] = p;
+}
+
+/* Appends a part's results to the set, in order. */
+static void merge_part(struct manifest_set *set, struct manifest_part *p)
+{
+    if (p->n_workloads) {
+        size_t need = set->n_workloads + p->n_workloads;
+        if (need > set->cap_workloads) {
+            set->cap_workloads = need > set->cap_workloads * 2 ? need : set->cap_workloads * 2;
+            set->workloads = realloc(set->workloads, set->cap_workloads * sizeof(*set->workloads));
+            if (!set->workloads)
+                abort();
+        }
+        memcpy(set->workloads + set->n_workloads, p->workloads, p->n_workloads * sizeof(*p->workloads));
+        set->n_workloads = need;
+    }
+    for (size_t i = 0; i < p->n_hosts; i++) {
+        const struct host_spec *h = p->hosts[i], *o = set->host;
+        if (!o)
+            set->host = p->hosts[i];
+        else
+            diag_add(&set->diags, h->pos.file, h->pos.line, h->pos.col,
+                     "a second Host document (\"%s\"); the first is \"%s\" at %s:%u:%u: plan for one host at a time",
+                     h->name, o->name, o->pos.file, o->pos.line, o->pos.col);
+    }
+    diag_list_move(&set->diags, &p->diags);
+    set->n_documents += p->n_documents;
 }
 
 void manifest_set_load_buffer(struct manifest_set *set, const char *name, const char *buf, size_t len)
 {
-    struct load_ctx l = {.set = set};
-    l.file = arena_strdup(&set->arena, name);
-    l.dir = file_dir(&set->arena, l.file);
+    const char *file = arena_strdup(&set->arena, name);
+    const char *dir = file_dir(&set->arena, file);
     set->n_files++;
-    /* Documents before a syntax error are still checked: more errors in one run. */
-    struct arena scratch;
-    arena_init(&scratch);
-    ytree_parse(&scratch, l.file, buf, len, convert_one, &l, &set->diags);
-    arena_release(&scratch);
+    if (len > YTREE_MAX_FILE) {
+        diag_add(&set->diags, file, 0, 0, "file is %zu bytes; manifests larger than %u MiB are refused", len,
+                 YTREE_MAX_FILE >> 20);
+        return;
+    }
+    size_t want = len / SLICE_MIN_BYTES, cpus = usable_cpus();
+    if (want > cpus)
+        want = cpus;
+    if (want > SLICES_MAX)
+        want = SLICES_MAX;
+    struct slice slices[SLICES_MAX];
+    size_t n = 0, at = 0;
+    unsigned lines = 0;
+    while (at < len || n == 0) {
+        size_t end = n + 1 >= want ? len : next_document_start(buf, len, at + len / (want ? want : 1));
+        struct slice *sl = &slices[n++];
+        *sl = (struct slice){.part = part_new(), .file = file, .dir = dir, .buf = buf + at, .len = end - at,
+                             .line_base = lines};
+        lines += count_lines(buf + at, end - at);
+        at = end;
+    }
+    /* Slice 0 on this thread, the rest on their own; a failed thread start
+     * just means that slice runs here. */
+    bool threaded[SLICES_MAX] = {false};
+    for (size_t i = 1; i < n; i++)
+        threaded[i] = pthread_create(&slices[i].thread, NULL, parse_slice, &slices[i]) == 0;
+    parse_slice(&slices[0]);
+    for (size_t i = 1; i < n; i++) {
+        if (threaded[i])
+            pthread_join(slices[i].thread, NULL);
+        else
+            parse_slice(&slices[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        add_part(set, slices[i].part);
+        merge_part(set, slices[i].part);
+    }
 }
 
 static bool load_file(struct manifest_set *set, const char *path)

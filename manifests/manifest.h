@@ -141,9 +141,24 @@ struct host_spec {
     bool container_available;
 };
 
-struct manifest_set {
-    struct arena arena;
+/* What one parse of (a slice of) a file produced.  Large files are parsed
+ * in slices on several threads; each slice owns its part, and the set
+ * merges the parts in file order. */
+struct manifest_part {
+    struct arena arena;            /* the specs and their strings */
     struct workload_spec **workloads;
+    size_t n_workloads, cap_workloads;
+    struct host_spec **hosts;
+    size_t n_hosts, cap_hosts;
+    struct diag_list diags;
+    size_t n_documents;
+};
+
+struct manifest_set {
+    struct arena arena;            /* file names */
+    struct manifest_part **parts;  /* owned; their arenas hold the specs */
+    size_t n_parts, cap_parts;
+    struct workload_spec **workloads;   /* in file and document order */
     size_t n_workloads, cap_workloads;
     struct host_spec *host;        /* NULL when no Host document was given */
     struct diag_list diags;

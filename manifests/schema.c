@@ -27,7 +27,7 @@
 #define CONV_BUDGET 200000     /* node visits per document; a real one needs < 1000 */
 
 struct conv {
-    struct manifest_set *set;
+    struct manifest_part *part;
     struct arena *a;
     const char *file;
     const char *dir;           /* absolute directory of the file, for relative paths */
@@ -45,7 +45,7 @@ static void cerr(struct conv *c, const struct ynode *n, const char *fmt, ...)
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
     va_end(ap);
-    diag_add(&c->set->diags, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
+    diag_add(&c->part->diags, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
     free(msg);
 }
 
@@ -219,6 +219,13 @@ static bool want_scalar(struct conv *c, const struct ynode *n, const char *path,
 
 /* Strings that a spec keeps are copied out of the YAML tree, whose memory
  * is recycled after each document. */
+/* A usable string value: the check behind want_scalar without its message,
+ * so callers can skip building a path when nothing is wrong. */
+static bool scalar_ok(const struct ynode *n)
+{
+    return n->kind == YNODE_SCALAR && !ynode_is_null(n) && !memchr(n->str, '\0', n->n);
+}
+
 static bool get_string(struct conv *c, const struct ynode *n, const char *path, const char **out)
 {
     if (!want_scalar(c, n, path, "a string"))
@@ -359,9 +366,14 @@ static bool get_string_list(struct conv *c, const struct ynode *n, const char *p
     const char **v = arena_alloc(c->a, (n->n + 1) * sizeof(*v));
     bool ok = true;
     for (size_t i = 0; i < n->n; i++) {
+        const struct ynode *it = n->items[i];
+        if (scalar_ok(it) && visit(c, it)) {
+            v[i] = arena_strndup(c->a, it->str, it->n);
+            continue;
+        }
         char p[128];
         snprintf(p, sizeof(p), "%s[%zu]", path, i);
-        ok = get_string(c, n->items[i], p, &v[i]) && ok;
+        ok = get_string(c, it, p, &v[i]) && ok;
         if (c->budget < 0)
             return false;
     }
@@ -534,8 +546,6 @@ static bool get_string_map(struct conv *c, const struct ynode *n, const char *pa
             ok = false;
             continue;
         }
-        char p[400];
-        snprintf(p, sizeof(p), "%s.%s", path, diag_quote(k->str, k->n, buf, sizeof(buf)));
         if (!visit(c, val)) {
             ok = false;
             break;
@@ -545,6 +555,12 @@ static bool get_string_map(struct conv *c, const struct ynode *n, const char *pa
             v[i].value = "";   /* KEY: (empty) means the empty string */
             continue;
         }
+        if (scalar_ok(val)) {
+            v[i].value = arena_strndup(c->a, val->str, val->n);
+            continue;
+        }
+        char p[400];
+        snprintf(p, sizeof(p), "%s.%s", path, diag_quote(k->str, k->n, buf, sizeof(buf)));
         ok = get_string(c, val, p, &v[i].value) && ok;
     }
     if (!ok)
@@ -947,14 +963,14 @@ static void conv_workload(struct conv *c, const struct ynode *root)
     conv_spec(c, w, sk ? sk : root, s);
     if (!w->name)
         return;        /* nothing can refer to it; its errors are already reported */
-    struct manifest_set *set = c->set;
-    if (set->n_workloads == set->cap_workloads) {
-        set->cap_workloads = set->cap_workloads ? set->cap_workloads * 2 : 16;
-        set->workloads = realloc(set->workloads, set->cap_workloads * sizeof(*set->workloads));
-        if (!set->workloads)
+    struct manifest_part *part = c->part;
+    if (part->n_workloads == part->cap_workloads) {
+        part->cap_workloads = part->cap_workloads ? part->cap_workloads * 2 : 16;
+        part->workloads = realloc(part->workloads, part->cap_workloads * sizeof(*part->workloads));
+        if (!part->workloads)
             abort();
     }
-    set->workloads[set->n_workloads++] = w;
+    part->workloads[part->n_workloads++] = w;
 }
 
 static void conv_host_backends(struct conv *c, struct host_spec *h, const struct ynode *n)
@@ -1038,22 +1054,23 @@ static void conv_host(struct conv *c, const struct ynode *root)
         conv_host_backends(c, h, v);
     if (!h->name)
         return;
-    if (c->set->host) {
-        const struct host_spec *o = c->set->host;
-        cerr(c, root, "a second Host document (\"%s\"); the first is \"%s\" at %s:%u:%u: plan for one host at a time",
-             h->name, o->name, o->pos.file, o->pos.line, o->pos.col);
-        return;
+    struct manifest_part *part = c->part;
+    if (part->n_hosts == part->cap_hosts) {
+        part->cap_hosts = part->cap_hosts ? part->cap_hosts * 2 : 2;
+        part->hosts = realloc(part->hosts, part->cap_hosts * sizeof(*part->hosts));
+        if (!part->hosts)
+            abort();
     }
-    c->set->host = h;
+    part->hosts[part->n_hosts++] = h;
 }
 
-void schema_convert_document(struct manifest_set *set, const char *file, const char *dir, const struct ydoc *doc)
+void schema_convert_document(struct manifest_part *part, const char *file, const char *dir, const struct ydoc *doc)
 {
-    struct conv c = {.set = set, .a = &set->arena, .file = file, .dir = dir, .budget = CONV_BUDGET};
+    struct conv c = {.part = part, .a = &part->arena, .file = file, .dir = dir, .budget = CONV_BUDGET};
     const struct ynode *root = doc->root;
     if (ynode_is_null(root))
         return;                                   /* an empty document, e.g. after a trailing --- */
-    set->n_documents++;
+    part->n_documents++;
     if (root->kind != YNODE_MAP) {
         cerr(&c, root, "a manifest must be a mapping with apiVersion, kind, metadata and spec, not %s",
              kind_name(root));

@@ -6,7 +6,9 @@
 #include "units.h"
 #include "ytree.h"
 
-void schema_convert_document(struct manifest_set *set, const char *file, const char *dir, const struct ydoc *doc);
+/* Converts one document into part (specs, hosts, diagnostics).  Thread-safe
+ * for distinct parts. */
+void schema_convert_document(struct manifest_part *part, const char *file, const char *dir, const struct ydoc *doc);
 const char *schema_suggest(const char *s, size_t len, const char *const *names);
 char *schema_path_normalize(struct arena *a, const char *path);
 

@@ -30,6 +30,7 @@ struct builder {
     int depth;                 /* number of open frames */
     struct strmap anchors;     /* per document: anchor name -> completed node */
     struct ynode *root;
+    unsigned line_base;        /* lines of the file before buf */
     bool failed;
 };
 
@@ -53,7 +54,7 @@ static struct ynode *node_new(struct builder *b, enum ynode_kind kind, yaml_mark
 {
     struct ynode *n = arena_alloc(b->a, sizeof(*n));
     n->kind = kind;
-    n->line = (unsigned)m.line + 1;
+    n->line = (unsigned)m.line + 1 + b->line_base;
     n->col = (unsigned)m.column + 1;
     return n;
 }
@@ -130,7 +131,7 @@ static void check_duplicate_keys(struct builder *b, struct ynode *map)
 static bool open_container(struct builder *b, enum ynode_kind kind, yaml_mark_t m, const yaml_char_t *anchor)
 {
     if (b->depth >= YTREE_MAX_DEPTH) {
-        diag_add(b->d, b->file, (unsigned)m.line + 1, (unsigned)m.column + 1,
+        diag_add(b->d, b->file, (unsigned)m.line + 1 + b->line_base, (unsigned)m.column + 1,
                  "nesting is deeper than %d levels; a duet manifest needs fewer than 10", YTREE_MAX_DEPTH);
         b->failed = true;
         return false;
@@ -186,9 +187,10 @@ static bool line_has_tab_indent(const char *buf, size_t len, unsigned line)
 
 static void report_parser_error(struct builder *b, yaml_parser_t *p)
 {
-    unsigned line, col;
+    unsigned line, col, base = b->line_base;
     if (p->error == YAML_READER_ERROR) {
         offset_to_pos(b->buf, b->len, p->problem_offset, &line, &col);
+        line += base;
         if (p->problem && strstr(p->problem, "UTF-8"))
             diag_add(b->d, b->file, line, col, "the file is not valid UTF-8 (%s); save it as UTF-8",
                      p->problem);
@@ -200,12 +202,14 @@ static void report_parser_error(struct builder *b, yaml_parser_t *p)
     } else {
         line = (unsigned)p->problem_mark.line + 1;
         col = (unsigned)p->problem_mark.column + 1;
-        if (line_has_tab_indent(b->buf, b->len, line))
+        bool tab = line_has_tab_indent(b->buf, b->len, line);
+        line += base;
+        if (tab)
             diag_add(b->d, b->file, line, col,
                      "tab character in indentation: YAML indents with spaces only");
         else if (p->context)
             diag_add(b->d, b->file, line, col, "YAML syntax: %s %s (from line %u)", p->problem,
-                     p->context, (unsigned)p->context_mark.line + 1);
+                     p->context, (unsigned)p->context_mark.line + 1 + base);
         else
             diag_add(b->d, b->file, line, col, "YAML syntax: %s",
                      p->problem ? p->problem : "unknown error");
@@ -220,19 +224,13 @@ static void builder_reset_doc(struct builder *b)
     b->depth = 0;
 }
 
-bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_t len, ytree_doc_cb cb,
-                 void *opaque, struct diag_list *d)
+bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_t len, unsigned line_base,
+                 ytree_doc_cb cb, void *opaque, struct diag_list *d)
 {
-    struct builder b = {.a = scratch, .file = file, .buf = buf, .len = len, .d = d};
+    struct builder b = {.a = scratch, .file = file, .buf = buf, .len = len, .d = d, .line_base = line_base};
     struct arena *a = scratch;
     strmap_init(&b.anchors);
     unsigned doc_line = 1, doc_col = 1;
-
-    if (len > YTREE_MAX_FILE) {
-        diag_add(d, file, 0, 0, "file is %zu bytes; manifests larger than %u MiB are refused", len,
-                 YTREE_MAX_FILE >> 20);
-        return false;
-    }
 
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p))
@@ -254,7 +252,7 @@ bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_
             break;
         case YAML_DOCUMENT_START_EVENT:
             builder_reset_doc(&b);
-            doc_line = (unsigned)ev.start_mark.line + 1;
+            doc_line = (unsigned)ev.start_mark.line + 1 + line_base;
             doc_col = (unsigned)ev.start_mark.column + 1;
             break;
         case YAML_DOCUMENT_END_EVENT: {
@@ -268,7 +266,7 @@ bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_
         }
         case YAML_SCALAR_EVENT: {
             if (ev.data.scalar.length > YTREE_MAX_SCALAR) {
-                diag_add(d, file, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1,
+                diag_add(d, file, (unsigned)ev.start_mark.line + 1 + line_base, (unsigned)ev.start_mark.column + 1,
                          "value is %zu bytes long; values longer than %u KiB are refused",
                          ev.data.scalar.length, YTREE_MAX_SCALAR >> 10);
                 b.failed = true;
@@ -288,7 +286,7 @@ bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_
             struct ynode *target = strmap_get(&b.anchors, name);
             if (!target) {
                 char q[160];
-                berr(&b, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1,
+                berr(&b, (unsigned)ev.start_mark.line + 1 + line_base, (unsigned)ev.start_mark.column + 1,
                      "alias *%s names no anchor defined before it in this document (or its own enclosing value)",
                      diag_quote(name, strlen(name), q, sizeof(q)));
                 break;

@@ -51,9 +51,11 @@ typedef void (*ytree_doc_cb)(void *opaque, const struct ydoc *doc);
 
 /* Parses buf (len bytes), calling cb for every complete document.  Returns
  * false after adding a diagnostic when the text is not usable YAML; the
- * documents before the error have been handed to cb. */
-bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_t len, ytree_doc_cb cb,
-                 void *opaque, struct diag_list *d);
+ * documents before the error have been handed to cb.  line_base is the
+ * number of lines of the file before buf (buf starts at a line start), so
+ * positions are those of the whole file when a file is parsed in parts. */
+bool ytree_parse(struct arena *scratch, const char *file, const char *buf, size_t len, unsigned line_base,
+                 ytree_doc_cb cb, void *opaque, struct diag_list *d);
 
 /* True for a plain scalar that YAML reads as null: "", "~", "null". */
 bool ynode_is_null(const struct ynode *n);

@@ -177,6 +177,9 @@ static int cmd_plan(int argc, char **argv)
         }
     }
     struct plan *plan = plan_new(set, &host);
+    /* A plan of thousands of workloads is megabytes of output. */
+    static char outbuf[1 << 16];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     if (json) {
         if (plan_print_json(plan, stdout) < 0) {
             fprintf(stderr, "duet: cannot write the plan to standard output\n");

@@ -1,95 +1,124 @@
 #include "plan_output.h"
 
-#include <jansson.h>
-#include <math.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "units.h"
 
-static json_t *number(double v)
+static void backend_json(struct jsonw *j, const char *key, const struct driver_caps *c)
 {
-    if (v == floor(v) && fabs(v) < 9e15)
-        return json_integer((json_int_t)v);
-    return json_real(v);
-}
-
-static json_t *backend_json(const struct driver_caps *c)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "available", json_boolean(c->available));
-    json_object_set_new(o, "description", json_string(c->description));
+    jsonw_key(j, key);
+    jsonw_object_begin(j);
+    jsonw_kv_bool(j, "available", c->available);
+    jsonw_kv_string(j, "description", c->description);
     if (!c->available) {
-        json_object_set_new(o, "reason", json_string(c->unavailable_reason));
+        jsonw_kv_string(j, "reason", c->unavailable_reason);
         if (c->unavailable_fix[0])
-            json_object_set_new(o, "fix", json_string(c->unavailable_fix));
+            jsonw_kv_string(j, "fix", c->unavailable_fix);
     }
-    json_object_set_new(o, "start_ms", json_integer((json_int_t)c->start_ms));
-    json_object_set_new(o, "memory_overhead", json_integer((json_int_t)c->memory_overhead));
-    json_object_set_new(o, "measured", json_boolean(c->measured));
-    return o;
+    jsonw_kv_uint(j, "start_ms", c->start_ms);
+    jsonw_kv_uint(j, "memory_overhead", c->memory_overhead);
+    jsonw_kv_bool(j, "measured", c->measured);
+    jsonw_object_end(j);
 }
 
-static json_t *host_json(const struct plan *p)
+static void pair_json(struct jsonw *j, const char *key, const char *k1, double cpus, const char *k2, uint64_t mem)
+{
+    jsonw_key(j, key);
+    jsonw_object_begin(j);
+    jsonw_kv_number(j, k1, cpus);
+    jsonw_kv_uint(j, k2, mem);
+    jsonw_object_end(j);
+}
+
+static void host_json(struct jsonw *j, const struct plan *p)
 {
     const struct host_info *h = p->host;
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(h->name));
-    json_object_set_new(o, "source", json_string(h->source));
-    json_object_set_new(o, "cpus", number(h->cpus));
-    json_object_set_new(o, "memory", json_integer((json_int_t)h->memory));
-    json_object_set_new(o, "vm_backend", json_string(h->backend[BACKEND_VM].description));
-    json_object_set_new(o, "container_backend", json_string(h->backend[BACKEND_CONTAINER].description));
-    json_object_set_new(o, "reserve", json_pack("{s:o,s:I}", "cpus", number(h->reserve_cpus), "memory",
-                                                (json_int_t)h->reserve_memory));
-    json_object_set_new(o, "overcommit", json_pack("{s:o,s:o}", "cpu", number(h->overcommit_cpu), "memory",
-                                                   number(h->overcommit_memory)));
-    json_object_set_new(o, "capacity", json_pack("{s:o,s:I}", "cpus", number(p->cpu_capacity), "memory",
-                                                 (json_int_t)p->memory_capacity));
-    json_object_set_new(o, "allocated", json_pack("{s:o,s:I}", "cpus", number(p->cpu_used), "memory",
-                                                  (json_int_t)p->memory_used));
-    json_object_set_new(o, "backends", json_pack("{s:o,s:o}", "vm", backend_json(&h->backend[BACKEND_VM]),
-                                                 "container", backend_json(&h->backend[BACKEND_CONTAINER])));
-    return o;
+    jsonw_key(j, "host");
+    jsonw_object_begin(j);
+    jsonw_kv_string(j, "name", h->name);
+    jsonw_kv_string(j, "source", h->source);
+    jsonw_kv_number(j, "cpus", h->cpus);
+    jsonw_kv_uint(j, "memory", h->memory);
+    jsonw_kv_string(j, "vm_backend", h->backend[BACKEND_VM].description);
+    jsonw_kv_string(j, "container_backend", h->backend[BACKEND_CONTAINER].description);
+    pair_json(j, "reserve", "cpus", h->reserve_cpus, "memory", h->reserve_memory);
+    jsonw_key(j, "overcommit");
+    jsonw_object_begin(j);
+    jsonw_kv_number(j, "cpu", h->overcommit_cpu);
+    jsonw_kv_number(j, "memory", h->overcommit_memory);
+    jsonw_object_end(j);
+    pair_json(j, "capacity", "cpus", p->cpu_capacity, "memory", p->memory_capacity);
+    pair_json(j, "allocated", "cpus", p->cpu_used, "memory", p->memory_used);
+    jsonw_key(j, "backends");
+    jsonw_object_begin(j);
+    backend_json(j, "vm", &h->backend[BACKEND_VM]);
+    backend_json(j, "container", &h->backend[BACKEND_CONTAINER]);
+    jsonw_object_end(j);
+    jsonw_object_end(j);
 }
 
-static json_t *ruled_out_json(const struct placement *pl)
+static void ruled_out_json(struct jsonw *j, const struct placement *pl)
 {
-    json_t *o = json_object();
+    jsonw_key(j, "ruled_out");
+    jsonw_object_begin(j);
     for (int b = 0; b < BACKEND_COUNT; b++)
         if (pl->ruled_out[b])
-            json_object_set_new(o, backend_kind_name((enum backend_kind)b), json_string(pl->ruled_out[b]));
-    return o;
+            jsonw_kv_string(j, backend_kind_name((enum backend_kind)b), pl->ruled_out[b]);
+    jsonw_object_end(j);
 }
 
 int plan_print_json(const struct plan *p, FILE *out)
 {
-    json_t *root = json_object(), *wl = json_array(), *un = json_array();
-    json_object_set_new(root, "host", host_json(p));
+    struct jsonw j;
+    jsonw_init(&j, out, true);
+    jsonw_object_begin(&j);
+    host_json(&j, p);
+    jsonw_key(&j, "workloads");
+    jsonw_array_begin(&j);
     for (size_t i = 0; i < p->n; i++) {
         const struct placement *pl = &p->items[i];
-        if (!pl->placed) {
-            json_array_append_new(un, json_pack("{s:s,s:s,s:I,s:o}", "name", pl->w->name, "reason", pl->unplaceable,
-                                                "start_order", (json_int_t)pl->start_order, "ruled_out",
-                                                ruled_out_json(pl)));
+        if (!pl->placed)
             continue;
-        }
-        json_t *reasons = json_array();
+        jsonw_object_begin(&j);
+        jsonw_kv_string(&j, "name", pl->w->name);
+        jsonw_kv_string(&j, "backend", backend_kind_name(pl->backend));
+        jsonw_key(&j, "reasons");
+        jsonw_array_begin(&j);
         for (size_t r = 0; r < pl->n_reasons; r++)
-            json_array_append_new(reasons, json_string(pl->reasons[r]));
-        json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:I,s:s,s:o,s:I}", "name", pl->w->name, "backend",
-                              backend_kind_name(pl->backend), "reasons", reasons, "ruled_out", ruled_out_json(pl),
-                              "start_order", (json_int_t)pl->start_order, "role", wl_role_name(pl->w->role),
-                              "cpus", number(pl->cpus), "memory", (json_int_t)pl->memory);
-        if (pl->score[BACKEND_VM] || pl->score[BACKEND_CONTAINER])
-            json_object_set_new(o, "score", json_pack("{s:i,s:i}", "vm", pl->score[BACKEND_VM], "container",
-                                                      pl->score[BACKEND_CONTAINER]));
-        json_array_append_new(wl, o);
+            jsonw_string(&j, pl->reasons[r]);
+        jsonw_array_end(&j);
+        ruled_out_json(&j, pl);
+        jsonw_kv_uint(&j, "start_order", pl->start_order);
+        jsonw_kv_string(&j, "role", wl_role_name(pl->w->role));
+        jsonw_kv_number(&j, "cpus", pl->cpus);
+        jsonw_kv_uint(&j, "memory", pl->memory);
+        if (pl->score[BACKEND_VM] || pl->score[BACKEND_CONTAINER]) {
+            jsonw_key(&j, "score");
+            jsonw_object_begin(&j);
+            jsonw_kv_uint(&j, "vm", (uint64_t)pl->score[BACKEND_VM]);
+            jsonw_kv_uint(&j, "container", (uint64_t)pl->score[BACKEND_CONTAINER]);
+            jsonw_object_end(&j);
+        }
+        jsonw_object_end(&j);
     }
-    json_object_set_new(root, "workloads", wl);
-    json_object_set_new(root, "unplaceable", un);
-    int rc = json_dumpf(root, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF ? 0 : -1;
-    json_decref(root);
-    return rc;
+    jsonw_array_end(&j);
+    jsonw_key(&j, "unplaceable");
+    jsonw_array_begin(&j);
+    for (size_t i = 0; i < p->n; i++) {
+        const struct placement *pl = &p->items[i];
+        if (pl->placed)
+            continue;
+        jsonw_object_begin(&j);
+        jsonw_kv_string(&j, "name", pl->w->name);
+        jsonw_kv_string(&j, "reason", pl->unplaceable);
+        jsonw_kv_uint(&j, "start_order", pl->start_order);
+        ruled_out_json(&j, pl);
+        jsonw_object_end(&j);
+    }
+    jsonw_array_end(&j);
+    jsonw_object_end(&j);
+    return fflush(out) == 0 && !ferror(out) ? 0 : -1;
 }
 
 static const char *sz(uint64_t b, char *buf)
