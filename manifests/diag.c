@@ -1,4 +1,5 @@
 #include "diag.h"
+#include "grow.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -19,25 +20,16 @@ void diag_list_free(struct diag_list *d)
     diag_list_init(d);
 }
 
-void diag_add(struct diag_list *d, const char *file, unsigned line, unsigned col,
-              const char *fmt, ...)
+void diag_addv(struct diag_list *d, const char *file, unsigned line, unsigned col, const char *fmt, va_list ap)
 {
     if (d->n >= DIAG_MAX) {
         d->dropped++;
         return;
     }
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 16;
-        d->v = realloc(d->v, d->cap * sizeof(*d->v));
-        if (!d->v)
-            abort();
-    }
-    va_list ap;
-    va_start(ap, fmt);
+    GROW(d->v, d->cap, d->n + 1);
     char *msg;
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
-    va_end(ap);
     struct diag *g = &d->v[d->n++];
     g->file = strdup(file ? file : "-");
     if (!g->file)
@@ -45,6 +37,14 @@ void diag_add(struct diag_list *d, const char *file, unsigned line, unsigned col
     g->line = line;
     g->col = col;
     g->msg = msg;
+}
+
+void diag_add(struct diag_list *d, const char *file, unsigned line, unsigned col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_addv(d, file, line, col, fmt, ap);
+    va_end(ap);
 }
 
 size_t diag_count(const struct diag_list *d)
@@ -61,12 +61,7 @@ void diag_list_move(struct diag_list *dst, struct diag_list *src)
             free(src->v[i].msg);
             continue;
         }
-        if (dst->n == dst->cap) {
-            dst->cap = dst->cap ? dst->cap * 2 : 16;
-            dst->v = realloc(dst->v, dst->cap * sizeof(*dst->v));
-            if (!dst->v)
-                abort();
-        }
+        GROW(dst->v, dst->cap, dst->n + 1);
         dst->v[dst->n++] = src->v[i];
     }
     dst->dropped += src->dropped;

@@ -9,6 +9,7 @@
 #ifndef DUET_DIAG_H
 #define DUET_DIAG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ void diag_list_init(struct diag_list *d);
 void diag_list_free(struct diag_list *d);
 void diag_add(struct diag_list *d, const char *file, unsigned line, unsigned col,
               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void diag_addv(struct diag_list *d, const char *file, unsigned line, unsigned col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 size_t diag_count(const struct diag_list *d);
 /* Moves every diagnostic of src to the end of dst (src is left empty). */
 void diag_list_move(struct diag_list *dst, struct diag_list *src);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "grow.h"
 #include "manifest.h"
 #include "schema.h"
 
@@ -149,12 +150,7 @@ static size_t usable_cpus(void)
 
 static void add_part(struct manifest_set *set, struct manifest_part *p)
 {
-    if (set->n_parts == set->cap_parts) {
-        set->cap_parts = set->cap_parts ? set->cap_parts * 2 : 8;
-        set->parts = realloc(set->parts, set->cap_parts * sizeof(*set->parts));
-        if (!set->parts)
-            abort();
-    }
+    GROW(set->parts, set->cap_parts, set->n_parts + 1);
     set->parts[set->n_parts++] = p;
 }
 
@@ -163,12 +159,7 @@ static void merge_part(struct manifest_set *set, struct manifest_part *p)
 {
     if (p->n_workloads) {
         size_t need = set->n_workloads + p->n_workloads;
-        if (need > set->cap_workloads) {
-            set->cap_workloads = need > set->cap_workloads * 2 ? need : set->cap_workloads * 2;
-            set->workloads = realloc(set->workloads, set->cap_workloads * sizeof(*set->workloads));
-            if (!set->workloads)
-                abort();
-        }
+        GROW(set->workloads, set->cap_workloads, need);
         memcpy(set->workloads + set->n_workloads, p->workloads, p->n_workloads * sizeof(*p->workloads));
         set->n_workloads = need;
     }
@@ -412,7 +403,7 @@ static void check_cycles(struct manifest_set *set)
             if (color[v] == WHITE) {
                 color[v] = GREY;
                 stack[top++] = v;
-            } else if (color[v] == GREY && strmap_get(&set->by_name, d->name) == set->workloads[v]) {
+            } else if (color[v] == GREY) {
                 /* stack[k..top) is the loop: v -> ... -> u -> v */
                 size_t k = top;
                 while (k > 0 && stack[k - 1] != v)

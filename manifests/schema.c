@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
 #include "manifest.h"
 #include "schema.h"
 
@@ -41,12 +42,8 @@ static void cerr(struct conv *c, const struct ynode *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    diag_addv(&c->part->diags, c->file, n ? n->line : 0, n ? n->col : 0, fmt, ap);
     va_end(ap);
-    diag_add(&c->part->diags, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
-    free(msg);
 }
 
 /* Charges one visit; false (after one error) once the budget is spent. */
@@ -964,12 +961,7 @@ static void conv_workload(struct conv *c, const struct ynode *root)
     if (!w->name)
         return;        /* nothing can refer to it; its errors are already reported */
     struct manifest_part *part = c->part;
-    if (part->n_workloads == part->cap_workloads) {
-        part->cap_workloads = part->cap_workloads ? part->cap_workloads * 2 : 16;
-        part->workloads = realloc(part->workloads, part->cap_workloads * sizeof(*part->workloads));
-        if (!part->workloads)
-            abort();
-    }
+    GROW(part->workloads, part->cap_workloads, part->n_workloads + 1);
     part->workloads[part->n_workloads++] = w;
 }
 
@@ -1055,12 +1047,7 @@ static void conv_host(struct conv *c, const struct ynode *root)
     if (!h->name)
         return;
     struct manifest_part *part = c->part;
-    if (part->n_hosts == part->cap_hosts) {
-        part->cap_hosts = part->cap_hosts ? part->cap_hosts * 2 : 2;
-        part->hosts = realloc(part->hosts, part->cap_hosts * sizeof(*part->hosts));
-        if (!part->hosts)
-            abort();
-    }
+    GROW(part->hosts, part->cap_hosts, part->n_hosts + 1);
     part->hosts[part->n_hosts++] = h;
 }
 

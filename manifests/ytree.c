@@ -11,6 +11,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "grow.h"
 #include "strmap.h"
 
 struct frame {
@@ -61,12 +62,7 @@ static struct ynode *node_new(struct builder *b, enum ynode_kind kind, yaml_mark
 
 static void frame_push_kid(struct frame *f, struct ynode *kid)
 {
-    if (f->n == f->cap) {
-        f->cap = f->cap ? f->cap * 2 : 8;
-        f->kids = realloc(f->kids, f->cap * sizeof(*f->kids));
-        if (!f->kids)
-            abort();
-    }
+    GROW(f->kids, f->cap, f->n + 1);
     f->kids[f->n++] = kid;
 }
 
