@@ -14,16 +14,17 @@ BUILD   ?= build
 CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
-DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev
+DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
+               libseccomp-dev busybox-static runc
 
-PKGS      = yaml-0.1 jansson libvirt
+PKGS      = yaml-0.1 jansson libvirt libseccomp
 INCLUDES  = -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
-LIBS       = $(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null) -lm -pthread
+LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp 2>/dev/null) -lm -pthread
 TEST_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 
 ifeq ($(SAN),1)
@@ -35,24 +36,32 @@ LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c common/json
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c \
           scheduler/host.c scheduler/placement.c \
           backends/driver.c backends/container/cgroup_detect.c backends/container/probe.c \
+          backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
+          backends/container/syscall_filter.c backends/container/caps.c \
+          backends/container/mounts.c backends/container/runtime.c \
           backends/vm/probe.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c
 CLI_SRC   = orchestrator/cli.c
 UNIT_SRC  = $(wildcard tests/unit/*.c)
 CLI_TEST_SRC = $(wildcard tests/cli/*.c)
+CT_TEST_SRC = tests/container/test_container.c
 BENCH_SRC = tests/bench/bench_plan.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB       = $(BUILD)/libduet.a
 DUET      = $(BUILD)/duet
+INIT      = $(BUILD)/duet-init
 UNIT_BIN  = $(BUILD)/tests/unit
 CLI_BIN   = $(BUILD)/tests/cli
+CT_BIN    = $(BUILD)/tests/container
+PROBE     = $(BUILD)/tests/escape_probe
+ROOTFS    = $(BUILD)/images/busybox
 BENCH_BIN = $(BUILD)/bench/plan
 
-.PHONY: all deps test check asan bench demo install clean
+.PHONY: all deps test check asan bench demo install clean images
 
-all: $(DUET)
+all: $(DUET) $(INIT)
 
 # V=1 shows the full command lines.
 Q = $(if $(V),,@)
@@ -69,6 +78,12 @@ $(LIB): $(call obj,$(LIB_SRC))
 $(DUET): $(call obj,$(CLI_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# pid 1 of every container: static, small, never sanitized (it runs inside
+# containers, where the sanitizer runtime has nothing to report to).
+$(INIT): backends/container/init_main.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -Os -static -o $@ $<
+
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
@@ -76,6 +91,20 @@ $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
 $(CLI_BIN): $(call obj,$(CLI_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(CT_BIN): $(call obj,$(CT_TEST_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(PROBE): tests/container/escape_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O1 -static -o $@ $<
+
+# The test and example image: Debian's busybox-static, no download.
+$(ROOTFS): tests/images/busybox-rootfs.sh $(PROBE)
+	tests/images/busybox-rootfs.sh $@ $(PROBE)
+
+images: $(ROOTFS)
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
@@ -86,11 +115,12 @@ deps:
 
 # The suite: unit tests, then tests that run the built binary.  Criterion
 # prints its summary line for each; any failure fails the target.
-TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_SRC=$(CURDIR) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
+TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
 
-check: $(DUET) $(UNIT_BIN) $(CLI_BIN)
+check: $(DUET) $(INIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(ROOTFS)
 	$(TEST_ENV) $(UNIT_BIN) --jobs 2
 	$(TEST_ENV) $(CLI_BIN) --jobs 2
+	$(TEST_ENV) $(CT_BIN) --jobs 2
 
 test: deps
 	$(MAKE) check
@@ -110,7 +140,7 @@ demo: deps
 	$(MAKE) $(DUET)
 	./scripts/demo.sh $(DUET)
 
-install: $(DUET)
+install: $(DUET) $(INIT)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(DUET) $(DESTDIR)$(PREFIX)/bin/duet
 

@@ -1,27 +1,87 @@
 /*
- * cgroup.h - which cgroup hierarchy this host runs, found at run time.
+ * cgroup.h - limits and accounting for containers, on cgroup v2 or v1.
  *
  * Hosts come in three layouts: unified (cgroup v2 at /sys/fs/cgroup, most
  * modern distributions), legacy (v1 controllers each mounted under
  * /sys/fs/cgroup/NAME) and hybrid (v1 controllers plus an empty v2 tree at
  * /sys/fs/cgroup/unified).  Hybrid hosts keep their controllers on v1, so
- * duet drives them as v1.
+ * duet drives them as v1.  cgroup_layout_detect() finds out at run time;
+ * the rest of the runtime calls cgroup_*() and never asks which version.
+ *
+ * A container's cgroup is "PARENT/NAME" below each hierarchy's root; each
+ * runtime (state directory) has its own PARENT, so two daemons never share
+ * a group.  Functions below take that relative path as `name`.
  */
 #ifndef DUET_CGROUP_H
 #define DUET_CGROUP_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 
 struct cgroup_layout {
-    int version;           /* 1 or 2 */
-    bool hybrid;           /* v1 with an (unused) v2 tree beside it */
+    int version;             /* 1 or 2 */
+    bool hybrid;             /* v1 with an (unused) v2 tree beside it */
     bool memory, cpu, pids;  /* controllers duet needs, present and usable */
-    char root[64];         /* /sys/fs/cgroup */
+    char root[64];           /* /sys/fs/cgroup */
+};
+
+struct cgroup_limits {
+    uint64_t memory;         /* bytes; 0: none */
+    double cpus;             /* CPUs of quota; 0: none */
+    uint64_t pids;           /* 0: none */
+};
+
+struct cgroup_stats {
+    uint64_t cpu_ns;
+    uint64_t memory;         /* bytes in use */
+    uint64_t memory_limit;
+    uint64_t pids;
+    uint64_t oom_kills;
 };
 
 /* root is normally "/sys/fs/cgroup"; tests point it elsewhere. */
 int cgroup_layout_detect(const char *root, struct cgroup_layout *out, struct duet_err *err);
+
+/* Creates PARENT/NAME with the limits.  Fails with the reason (a limit the
+ * kernel refuses is named with the value it refused); a group that already
+ * exists is an error and is left as it is. */
+int cgroup_create(const struct cgroup_layout *l, const char *name, const struct cgroup_limits *lim,
+                  struct duet_err *err);
+/* Moves pid into duet/NAME (every hierarchy). */
+int cgroup_attach(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err);
+int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
+                      struct duet_err *err);
+/* Kills what is left inside and removes duet/NAME; absent is not an error. */
+int cgroup_destroy(const struct cgroup_layout *l, const char *name, struct duet_err *err);
+/* True when the group exists in any hierarchy (for tests of cleanup). */
+bool cgroup_exists(const struct cgroup_layout *l, const char *name);
+/* Removes PARENT when no group is left in it. */
+void cgroup_remove_parent(const struct cgroup_layout *l, const char *parent);
+
+/* One implementation per version, behind the functions above. */
+struct cgroup_ops {
+    void (*remove_parent)(const struct cgroup_layout *l, const char *parent);
+    int (*create)(const struct cgroup_layout *l, const char *name, const struct cgroup_limits *lim,
+                  struct duet_err *err);
+    int (*attach)(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err);
+    int (*stats)(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st, struct duet_err *err);
+    int (*destroy)(const struct cgroup_layout *l, const char *name, struct duet_err *err);
+    bool (*exists)(const struct cgroup_layout *l, const char *name);
+};
+
+extern const struct cgroup_ops cgroup_v1_ops;
+extern const struct cgroup_ops cgroup_v2_ops;
+
+/* Helpers shared by both versions (cgroup.c). */
+int cgroup_write_file(const char *dir, const char *file, const char *value, struct duet_err *err);
+int cgroup_read_u64(const char *dir, const char *file, uint64_t *v);
+/* Value of "KEY N" in a flat-keyed file (memory.events, cpu.stat). */
+int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v);
+/* SIGKILLs every process listed in DIR/cgroup.procs, then waits for the
+ * directory to empty and removes it. */
+int cgroup_kill_and_remove(const char *dir, struct duet_err *err);
 
 #endif

@@ -1,0 +1,146 @@
+/*
+ * cgroup.c - the version-independent half: detection, dispatch, file I/O.
+ */
+#include "cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+static const struct cgroup_ops *ops(const struct cgroup_layout *l)
+{
+    return l->version == 2 ? &cgroup_v2_ops : &cgroup_v1_ops;
+}
+
+int cgroup_create(const struct cgroup_layout *l, const char *name, const struct cgroup_limits *lim,
+                  struct duet_err *err)
+{
+    return ops(l)->create(l, name, lim, err);
+}
+
+int cgroup_attach(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err)
+{
+    return ops(l)->attach(l, name, pid, err);
+}
+
+int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
+                      struct duet_err *err)
+{
+    memset(st, 0, sizeof(*st));
+    return ops(l)->stats(l, name, st, err);
+}
+
+int cgroup_destroy(const struct cgroup_layout *l, const char *name, struct duet_err *err)
+{
+    return ops(l)->destroy(l, name, err);
+}
+
+bool cgroup_exists(const struct cgroup_layout *l, const char *name)
+{
+    return ops(l)->exists(l, name);
+}
+
+void cgroup_remove_parent(const struct cgroup_layout *l, const char *parent)
+{
+    ops(l)->remove_parent(l, parent);
+}
+
+int cgroup_write_file(const char *dir, const char *file, const char *value, struct duet_err *err)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return duet_err_sys(err, "cannot open %s", path);
+    size_t len = strlen(value);
+    ssize_t n = write(fd, value, len);
+    if (n < 0 || (size_t)n != len)
+        return duet_err_sys(err, "cannot write \"%s\" to %s", value, path);
+    return 0;
+}
+
+static int read_small(const char *dir, const char *file, char *buf, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+int cgroup_read_u64(const char *dir, const char *file, uint64_t *v)
+{
+    char buf[64];
+    if (read_small(dir, file, buf, sizeof(buf)) < 0)
+        return -1;
+    if (strncmp(buf, "max", 3) == 0) {
+        *v = UINT64_MAX;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(buf, &end, 10);
+    if (errno || end == buf)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
+{
+    char buf[4096];
+    if (read_small(dir, file, buf, sizeof(buf)) < 0)
+        return -1;
+    size_t klen = strlen(key);
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+            *v = strtoull(line + klen + 1, NULL, 10);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int cgroup_kill_and_remove(const char *dir, struct duet_err *err)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return errno == ENOENT ? 0 : duet_err_sys(err, "cannot stat %s", dir);
+    /* Processes can still be forking while we kill: repeat until the group
+     * is empty, for at most two seconds. */
+    for (int round = 0; round < 200; round++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        FILE *f = fopen(path, "re");
+        bool any = false;
+        if (f) {
+            long pid;
+            while (fscanf(f, "%ld", &pid) == 1) {
+                any = true;
+                kill((pid_t)pid, SIGKILL);
+            }
+            fclose(f);
+        }
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY)
+            return duet_err_sys(err, "cannot remove cgroup %s", dir);
+        (void)any;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return duet_err_set(err, EBUSY, "cgroup %s still has processes after SIGKILL", dir);
+}

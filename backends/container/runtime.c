@@ -1,0 +1,902 @@
+/*
+ * runtime.c - one container's life: prepare, start, wait, stop, destroy,
+ * recover, stats, exec.  See runtime.h for the files it keeps.
+ *
+ * The start path is the delicate one.  The parent (possibly a daemon with
+ * several threads) clones a child into new pid, mount, uts, ipc and net
+ * namespaces.  The child waits until the parent has put it in its cgroup,
+ * then builds its filesystem, drops privileges and execs duet-init.  Until
+ * that exec it runs on a copy of the parent's memory and must not call
+ * malloc: everything it needs (overlay options, the seccomp program, fds) is
+ * prepared before clone().  A setup failure travels back on a close-on-exec
+ * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "cleanup.h"
+#include "mounts.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static const char *const step_names[STEP_COUNT] = {
+    [STEP_NONE] = "none",
+    [STEP_STATE_DIR] = "creating the state directory",
+    [STEP_CGROUP] = "creating the cgroup",
+    [STEP_CLONE] = "creating the namespaces",
+    [STEP_ATTACH] = "moving the container into its cgroup",
+    [STEP_SYNC] = "waiting for the parent",
+    [STEP_CGROUPNS] = "creating the cgroup namespace",
+    [STEP_HOSTNAME] = "setting the hostname",
+    [STEP_MOUNT_PRIVATE] = "making mounts private",
+    [STEP_OVERLAY] = "mounting the root",
+    [STEP_PROC_DEV_SYS] = "mounting /proc, /dev and /sys",
+    [STEP_MASK] = "masking kernel paths",
+    [STEP_VOLUMES] = "mounting volumes",
+    [STEP_PIVOT] = "entering the root",
+    [STEP_CAPS] = "dropping capabilities",
+    [STEP_SECCOMP] = "installing the syscall filter",
+    [STEP_EXEC] = "starting duet-init",
+};
+
+const char *container_step_name(enum container_step s)
+{
+    return s < STEP_COUNT ? step_names[s] : "?";
+}
+
+/* ---- runtime --------------------------------------------------------- */
+
+int container_runtime_init(struct container_runtime *rt, const char *state_dir, const char *init_path,
+                           const char *cgroup_root, struct duet_err *err)
+{
+    memset(rt, 0, sizeof(*rt));
+    rt->init_fd = -1;
+    if (strlen(state_dir) >= sizeof(rt->state_dir) - 80)
+        return duet_err_set(err, ENAMETOOLONG, "state directory path %s is too long", state_dir);
+    snprintf(rt->state_dir, sizeof(rt->state_dir), "%s", state_dir);
+    uint32_t h = 2166136261u;   /* FNV-1a of the state dir: the cgroup parent */
+    for (const char *q = state_dir; *q; q++)
+        h = (h ^ (unsigned char)*q) * 16777619u;
+    snprintf(rt->cgroup_parent, sizeof(rt->cgroup_parent), "duet-%08x", h);
+    if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "cannot create the state directory %s", state_dir);
+    rt->init_fd = open(init_path, O_RDONLY | O_CLOEXEC);
+    if (rt->init_fd < 0)
+        return duet_err_sys(err, "cannot open duet-init at %s (build it with make)", init_path);
+    if (cgroup_layout_detect(cgroup_root ? cgroup_root : "/sys/fs/cgroup", &rt->cgroup, err) < 0)
+        goto fail;
+    if (container_seccomp_build(&rt->filter, err) < 0)
+        goto fail;
+    rt->caps = container_caps_default();
+    rt->last_cap = container_caps_last();
+    return 0;
+fail:
+    close(rt->init_fd);
+    rt->init_fd = -1;
+    return -1;
+}
+
+const char *container_cgroup_name(const struct container_runtime *rt, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", rt->cgroup_parent, name);
+    return buf;
+}
+
+void container_runtime_fini(struct container_runtime *rt)
+{
+    if (rt->cgroup_parent[0])
+        cgroup_remove_parent(&rt->cgroup, rt->cgroup_parent);
+    if (rt->init_fd >= 0)
+        close(rt->init_fd);
+    rt->init_fd = -1;
+    container_seccomp_free(&rt->filter);
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int read_starttime(pid_t pid, uint64_t *out)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* The command name may hold spaces and ')': fields start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    /* p is at the space before field 3; step to the one before field 22. */
+    p++;
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return -1;
+    *out = strtoull(p + 1, NULL, 10);
+    return 0;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+static int open_in_rootfs(const char *rootfs, const char *path)
+{
+    _cleanup_close_ int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return -1;
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    while (*path == '/')
+        path++;
+    return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+}
+
+/* Is `cmd` an executable file in the rootfs (searching PATH when it has no '/')? */
+static bool command_exists(const char *rootfs, const char *cmd, const char *pathvar)
+{
+    if (strchr(cmd, '/')) {
+        _cleanup_close_ int fd = open_in_rootfs(rootfs, cmd);
+        struct stat st;
+        return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+    }
+    const char *p = pathvar;
+    while (*p) {
+        const char *colon = strchrnul(p, ':');
+        char full[512];
+        snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - p), p, cmd);
+        _cleanup_close_ int fd = open_in_rootfs(rootfs, full);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+            return true;
+        p = *colon ? colon + 1 : colon;
+    }
+    return false;
+}
+
+/* Looks NAME up in the rootfs's /etc/passwd (field 0 -> fields 2, 3) or
+ * /etc/group (field 0 -> field 2), read through the root so that a
+ * symlinked /etc/passwd cannot point at the host's. */
+static bool lookup_id(const char *rootfs, const char *file, const char *name, uint32_t *id, uint32_t *gid)
+{
+    _cleanup_close_ int fd = open_in_rootfs(rootfs, file);
+    if (fd < 0)
+        return false;
+    _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+    if (!f)
+        return false;
+    fd = -1;
+    char line[1024];
+    size_t nlen = strlen(name);
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, name, nlen) != 0 || line[nlen] != ':')
+            continue;
+        char *save, *tok = strtok_r(line, ":", &save);
+        tok = strtok_r(NULL, ":", &save);   /* password */
+        char *u = strtok_r(NULL, ":", &save), *g = strtok_r(NULL, ":", &save);
+        if (!tok || !u)
+            return false;
+        *id = (uint32_t)strtoul(u, NULL, 10);
+        if (gid && g)
+            *gid = (uint32_t)strtoul(g, NULL, 10);
+        return true;
+    }
+    return false;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return n > 0;
+}
+
+static int resolve_user(const char *name, const char *rootfs, const char *user, uid_t *uid, gid_t *gid,
+                        struct duet_err *err)
+{
+    *uid = 0;
+    *gid = 0;
+    if (!user)
+        return 0;
+    const char *colon = strchr(user, ':');
+    size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
+    char u[64];
+    snprintf(u, sizeof(u), "%.*s", (int)ulen, user);
+    uint32_t id = 0, g = 0;
+    if (all_digits(u, ulen)) {
+        id = (uint32_t)strtoul(u, NULL, 10);
+        g = id;
+        uint32_t pg;
+        /* a numeric user still takes its primary group from passwd, when listed */
+        (void)pg;
+    } else if (!lookup_id(rootfs, "etc/passwd", u, &id, &g)) {
+        return duet_err_set(err, ENOENT,
+                            "container %s: user \"%s\" is not in %s/etc/passwd; add it to the image or give a "
+                            "numeric UID",
+                            name, u, rootfs);
+    }
+    if (colon) {
+        const char *grp = colon + 1;
+        if (all_digits(grp, strlen(grp))) {
+            g = (uint32_t)strtoul(grp, NULL, 10);
+        } else if (!lookup_id(rootfs, "etc/group", grp, &g, NULL)) {
+            return duet_err_set(err, ENOENT,
+                                "container %s: group \"%s\" is not in %s/etc/group; add it to the image or give a "
+                                "numeric GID",
+                                name, grp, rootfs);
+        }
+    }
+    *uid = id;
+    *gid = g;
+    return 0;
+}
+
+static const char *env_get(const struct workload_spec *w, const char *key)
+{
+    for (size_t i = 0; i < w->n_env; i++)
+        if (strcmp(w->env[i].key, key) == 0)
+            return w->env[i].value;
+    return NULL;
+}
+
+const char *container_log_path(const struct container *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/log", c->dir);
+    return buf;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int container_remove_dir(const char *dir, struct duet_err *err)
+{
+    /* FTW_PHYS: never follow a symlink out of the tree; FTW_MOUNT: never
+     * descend into a mount (there should be none on the host side). */
+    if (nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+        return duet_err_sys(err, "cannot remove %s", dir);
+    return 0;
+}
+
+static int write_state(const struct container *c, struct duet_err *err)
+{
+    char path[400], tmp[410];
+    snprintf(path, sizeof(path), "%s/state", c->dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return duet_err_sys(err, "cannot write %s", tmp);
+    fprintf(f, "%d %llu %u %u\n%s\n", (int)c->pid, (unsigned long long)c->starttime, (unsigned)c->uid,
+            (unsigned)c->gid, c->workdir);
+    /* Written before anyone relies on it: a crash leaves the old file or the new one. */
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return duet_err_sys(err, "cannot write %s", tmp);
+    }
+    fclose(f);
+    if (rename(tmp, path) < 0)
+        return duet_err_sys(err, "cannot rename %s", tmp);
+    return 0;
+}
+
+/* ---- prepare ---------------------------------------------------------- */
+
+int container_prepare(struct container_runtime *rt, const struct container_config *cfg, struct container **out,
+                      struct duet_err *err)
+{
+    const struct workload_spec *w = cfg->spec;
+    *out = NULL;
+    if (!w->name || !manifest_name_valid(w->name, strlen(w->name)))
+        return duet_err_set(err, EINVAL, "container name \"%s\" is not a valid workload name",
+                            w->name ? w->name : "");
+    const char *rootfs = w->image.rootfs;
+    struct stat st;
+    if (!rootfs)
+        return duet_err_set(err, EINVAL, "container %s: image.rootfs is required to run as a container", w->name);
+    if (stat(rootfs, &st) < 0)
+        return duet_err_sys(err, "container %s: image.rootfs %s cannot be used", w->name, rootfs);
+    if (!S_ISDIR(st.st_mode))
+        return duet_err_set(err, ENOTDIR, "container %s: image.rootfs %s is not a directory", w->name, rootfs);
+    if (strpbrk(rootfs, ",:\\"))
+        return duet_err_set(err, EINVAL,
+                            "container %s: image.rootfs %s contains ',', ':' or '\\', which overlayfs cannot take; "
+                            "move or link the image to a plain path",
+                            w->name, rootfs);
+    if (!w->command || !w->command[0])
+        return duet_err_set(err, EINVAL, "container %s: spec.command is required", w->name);
+    const char *path = env_get(w, "PATH");
+    if (!command_exists(rootfs, w->command[0], path ? path : DEFAULT_PATH))
+        return duet_err_set(err, ENOENT,
+                            "container %s: command \"%s\" is not an executable file in the rootfs %s (searched %s)",
+                            w->name, w->command[0], rootfs, strchr(w->command[0], '/') ? "as given" : (path ? path : DEFAULT_PATH));
+    if (w->resources.pids && w->resources.pids < 2)
+        return duet_err_set(err, EINVAL,
+                            "container %s: resources.pids %llu is too low: a container needs 2 (duet-init and "
+                            "the workload)",
+                            w->name, (unsigned long long)w->resources.pids);
+    for (size_t i = 0; i < w->n_volumes; i++)
+        if (stat(w->volumes[i].source, &st) < 0)
+            return duet_err_sys(err, "container %s: volume source %s (for %s) cannot be used; create it or fix the path",
+                                w->name, w->volumes[i].source, w->volumes[i].target);
+    if (w->resources.memory && w->resources.memory < (UINT64_C(4) << 20))
+        return duet_err_set(err, EINVAL, "container %s: resources.memory is below 4Mi, which nothing can start in",
+                            w->name);
+
+    struct container *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    c->rt = rt;
+    c->pid = -1;
+    c->pidfd = -1;
+    snprintf(c->name, sizeof(c->name), "%s", w->name);
+    snprintf(c->dir, sizeof(c->dir), "%s/%s", rt->state_dir, w->name);
+    container_cgroup_name(rt, w->name, c->cgroup, sizeof(c->cgroup));
+    snprintf(c->workdir, sizeof(c->workdir), "%s", w->working_dir ? w->working_dir : "/");
+    if (resolve_user(w->name, rootfs, w->user, &c->uid, &c->gid, err) < 0) {
+        free(c);
+        return -1;
+    }
+
+    if (cfg->fail_at == STEP_STATE_DIR) {
+        free(c);
+        return duet_err_set(err, EIO, "container %s: %s: injected failure", w->name, step_names[STEP_STATE_DIR]);
+    }
+    if (mkdir(c->dir, 0700) < 0) {
+        int e = errno;
+        free(c);
+        if (e == EEXIST)
+            return duet_err_set(err, EEXIST, "container %s already exists in %s; destroy it first", w->name,
+                                rt->state_dir);
+        errno = e;
+        return duet_err_sys(err, "container %s: cannot create %s/%s", w->name, rt->state_dir, w->name);
+    }
+    static const char *const subdirs[] = {"upper", "work", "rootfs"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", c->dir, subdirs[i]);
+        if (mkdir(p, 0755) < 0) {
+            duet_err_sys(err, "container %s: cannot create %s", w->name, p);
+            goto fail_dir;
+        }
+    }
+    static const char *const files[] = {"log", "exit"};
+    for (size_t i = 0; i < 2; i++) {
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", c->dir, files[i]);
+        int fd = open(p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            duet_err_sys(err, "container %s: cannot create %s", w->name, p);
+            goto fail_dir;
+        }
+        close(fd);
+    }
+    if (cfg->fail_at == STEP_CGROUP) {
+        duet_err_set(err, EIO, "container %s: %s: injected failure", w->name, step_names[STEP_CGROUP]);
+        goto fail_dir;
+    }
+    struct cgroup_limits lim = {.memory = w->resources.memory, .cpus = w->resources.cpus, .pids = w->resources.pids};
+    if (cgroup_create(&rt->cgroup, c->cgroup, &lim, err) < 0) {
+        duet_err_prefix(err, "container %s: %s", w->name, step_names[STEP_CGROUP]);
+        goto fail_dir;
+    }
+    *out = c;
+    return 0;
+fail_dir:
+    container_remove_dir(c->dir, NULL);
+    free(c);
+    return -1;
+}
+
+/* ---- start ------------------------------------------------------------ */
+
+struct setup_report {
+    int step;
+    int err;
+    char what[200];
+};
+
+struct child_args {
+    const struct container_runtime *rt;
+    const struct workload_spec *spec;
+    enum container_step fail_at;
+    struct mounts_plan plan;
+    int sync_fd, report_fd, log_fd, exit_fd, null_fd;
+    char *const *init_argv;
+    char *const *envp;
+};
+
+static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
+{
+    struct setup_report r = {.step = step, .err = errno};
+    snprintf(r.what, sizeof(r.what), "%s", what ? what : step_names[step]);
+    ssize_t n = write(a->report_fd, &r, sizeof(r));
+    (void)n;
+    _exit(127);
+}
+
+/* Runs one setup step: the injected failure when asked, else expr; on
+ * failure reports the step, errno and `what` (set by the step, or NULL for
+ * the step's own name). */
+#define CHECK(step, expr)                              \
+    do {                                               \
+        if (a->fail_at == (step)) {                    \
+            errno = EIO;                               \
+            child_fail(a, (step), "injected failure"); \
+        }                                              \
+        what = NULL;                                   \
+        if ((expr) < 0)                                \
+            child_fail(a, (step), what);               \
+    } while (0)
+
+/* Runs in the new namespaces, as pid 1; never returns. */
+static _Noreturn void child_main(const struct child_args *a)
+{
+    const struct workload_spec *w = a->spec;
+    const char *what = NULL;
+    char byte;
+    CHECK(STEP_SYNC, read(a->sync_fd, &byte, 1) == 1 ? 0 : -1);
+    CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
+    CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
+    CHECK(STEP_MOUNT_PRIVATE, mounts_make_private(&what));
+    int rootfd = -1;
+    CHECK(STEP_OVERLAY, mounts_overlay(&a->plan, &rootfd, &what));
+    CHECK(STEP_PROC_DEV_SYS, mounts_proc_dev_sys(rootfd, &what));
+    CHECK(STEP_MASK, mounts_mask(rootfd, &what));
+    CHECK(STEP_VOLUMES, mounts_volumes(rootfd, &a->plan, &what));
+    CHECK(STEP_PIVOT, mounts_pivot(rootfd, &what));
+    close(rootfd);
+    CHECK(STEP_CAPS, container_caps_apply(a->rt->caps, a->rt->last_cap));
+    /* An empty program means no filter: only the tests' control runs, which
+     * prove the escape tests can see an escape, build a runtime like that. */
+    if (a->rt->filter.len)
+        CHECK(STEP_SECCOMP, container_seccomp_apply(&a->rt->filter));
+    /* fds for duet-init: 0 /dev/null, 1 and 2 the log, 3 the exit file;
+     * everything else closes on exec (the report pipe first of all). */
+    int report = fcntl(a->report_fd, F_DUPFD_CLOEXEC, 10);
+    int init_fd = fcntl(a->rt->init_fd, F_DUPFD_CLOEXEC, 10);
+    int log_fd = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10), exit_fd = fcntl(a->exit_fd, F_DUPFD_CLOEXEC, 10);
+    int null_fd = fcntl(a->null_fd, F_DUPFD_CLOEXEC, 10);
+    struct child_args moved = *a;
+    moved.report_fd = report;
+    a = &moved;
+    CHECK(STEP_EXEC, (report < 0 || init_fd < 0 || log_fd < 0 || exit_fd < 0 || null_fd < 0 || dup2(null_fd, 0) < 0 ||
+                      dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0)
+                         ? (what = "arranging duet-init's file descriptors", -1)
+                         : 0);
+    syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (a->fail_at == STEP_EXEC) {
+        errno = EIO;
+        child_fail(a, STEP_EXEC, "injected failure");
+    }
+    syscall(SYS_execveat, init_fd, "", a->init_argv, a->envp, AT_EMPTY_PATH);
+    child_fail(a, STEP_EXEC, "executing duet-init");
+}
+
+int container_start(struct container *c, const struct container_config *cfg, struct duet_err *err)
+{
+    const struct workload_spec *w = cfg->spec;
+    const struct container_runtime *rt = c->rt;
+    char merged[400], opts[1400], p[400];
+    snprintf(merged, sizeof(merged), "%s/rootfs", c->dir);
+    int n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", w->image.rootfs, c->dir,
+                     c->dir);
+    if (n < 0 || (size_t)n >= sizeof(opts))
+        return duet_err_set(err, ENAMETOOLONG, "container %s: paths too long for overlayfs", c->name);
+
+    /* duet-init's command line and the workload's environment, built here
+     * because the child may not allocate. */
+    char uidbuf[24], gidbuf[24];
+    snprintf(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
+    snprintf(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
+    size_t argc = 0;
+    const char **argv = calloc(w->n_command + 12, sizeof(*argv));
+    const char **envp = calloc(w->n_env + 4, sizeof(*envp));
+    char **envbuf = calloc(w->n_env + 4, sizeof(*envbuf));
+    if (!argv || !envp || !envbuf)
+        abort();
+    argv[argc++] = "duet-init";
+    argv[argc++] = "--uid";
+    argv[argc++] = uidbuf;
+    argv[argc++] = "--gid";
+    argv[argc++] = gidbuf;
+    argv[argc++] = "--cwd";
+    argv[argc++] = c->workdir;
+    argv[argc++] = "--";
+    for (size_t i = 0; i < w->n_command; i++)
+        argv[argc++] = w->command[i];
+    size_t envc = 0;
+    bool has_path = false, has_home = false;
+    for (size_t i = 0; i < w->n_env; i++) {
+        if (asprintf(&envbuf[envc], "%s=%s", w->env[i].key, w->env[i].value) < 0)
+            abort();
+        has_path = has_path || strcmp(w->env[i].key, "PATH") == 0;
+        has_home = has_home || strcmp(w->env[i].key, "HOME") == 0;
+        envp[envc] = envbuf[envc];
+        envc++;
+    }
+    if (!has_path)
+        envp[envc++] = "PATH=" DEFAULT_PATH;
+    if (!has_home)
+        envp[envc++] = "HOME=/";
+    char hostbuf[80];
+    snprintf(hostbuf, sizeof(hostbuf), "HOSTNAME=%s", c->name);
+    envp[envc++] = hostbuf;
+
+    int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, rc = -1;
+    pid_t pid = -1;
+    snprintf(p, sizeof(p), "%s/log", c->dir);
+    log_fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    snprintf(p, sizeof(p), "%s/exit", c->dir);
+    exit_fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    /* sync is a socket pair so that a child that died early gives EPIPE, not
+     * a SIGPIPE that would kill the caller. */
+    if (log_fd < 0 || exit_fd < 0 || null_fd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0 ||
+        pipe2(report, O_CLOEXEC) < 0) {
+        duet_err_sys(err, "container %s: cannot open its files", c->name);
+        goto out;
+    }
+    struct child_args args = {
+        .rt = rt,
+        .spec = w,
+        .fail_at = cfg->fail_at,
+        .plan = {.merged = merged, .overlay_opts = opts, .volumes = w->volumes, .n_volumes = w->n_volumes},
+        .sync_fd = sync[0],
+        .report_fd = report[1],
+        .log_fd = log_fd,
+        .exit_fd = exit_fd,
+        .null_fd = null_fd,
+        .init_argv = (char *const *)argv,
+        .envp = (char *const *)envp,
+    };
+    if (cfg->fail_at == STEP_CLONE) {
+        duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_CLONE]);
+        goto out;
+    }
+    /* Like fork: no new stack, the child continues on its copy of ours. */
+    pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
+                         NULL, NULL, NULL, 0);
+    if (pid == 0)
+        child_main(&args);
+    if (pid < 0) {
+        duet_err_sys(err, "container %s: %s", c->name, step_names[STEP_CLONE]);
+        goto out;
+    }
+    close(sync[0]);
+    sync[0] = -1;
+    close(report[1]);
+    report[1] = -1;
+    if (cfg->fail_at == STEP_ATTACH) {
+        duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_ATTACH]);
+        goto out_kill;
+    }
+    if (cgroup_attach(&rt->cgroup, c->cgroup, pid, err) < 0) {
+        duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_ATTACH]);
+        goto out_kill;
+    }
+    if (send(sync[1], "", 1, MSG_NOSIGNAL) != 1 && errno != EPIPE) {
+        duet_err_sys(err, "container %s: the setup process went away", c->name);
+        goto out_kill;
+    }
+    /* EPIPE: the child already failed; its report says why. */
+    struct setup_report r;
+    ssize_t got;
+    do
+        got = read(report[0], &r, sizeof(r));
+    while (got < 0 && errno == EINTR);
+    if (got == (ssize_t)sizeof(r)) {
+        r.what[sizeof(r.what) - 1] = '\0';
+        errno = r.err;
+        duet_err_sys(err, "container %s: %s: %s", c->name, container_step_name((enum container_step)r.step), r.what);
+        goto out_kill;
+    }
+    if (got != 0) {
+        duet_err_set(err, EIO, "container %s: setup ended without a report", c->name);
+        goto out_kill;
+    }
+    /* End of file: duet-init is running. */
+    c->pid = pid;
+    c->child = true;
+    if (read_starttime(pid, &c->starttime) < 0 || (c->pidfd = pidfd_open_(pid)) < 0) {
+        duet_err_sys(err, "container %s: duet-init (pid %d) vanished at start", c->name, (int)pid);
+        goto out_kill;
+    }
+    if (write_state(c, err) < 0)
+        goto out_kill;
+    rc = 0;
+    goto out;
+out_kill:
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    c->pid = -1;
+    c->child = false;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (sync[i] >= 0)
+            close(sync[i]);
+        if (report[i] >= 0)
+            close(report[i]);
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+    if (exit_fd >= 0)
+        close(exit_fd);
+    if (null_fd >= 0)
+        close(null_fd);
+    for (size_t i = 0; i < w->n_env; i++)
+        free(envbuf[i]);
+    free(envbuf);
+    free(envp);
+    free(argv);
+    return rc;
+}
+
+/* ---- wait, stop ------------------------------------------------------- */
+
+/* The exit file: "exit N" or "signal N", written by duet-init. */
+static bool read_exit_file(const struct container *c, struct container_exit *st)
+{
+    char p[400], buf[64];
+    snprintf(p, sizeof(p), "%s/exit", c->dir);
+    _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    int v;
+    if (sscanf(buf, "exit %d", &v) == 1) {
+        *st = (struct container_exit){.exited = true, .code = v};
+        return true;
+    }
+    if (sscanf(buf, "signal %d", &v) == 1) {
+        *st = (struct container_exit){.exited = true, .code = -1, .signal = v};
+        return true;
+    }
+    return false;
+}
+
+int container_wait(struct container *c, int timeout_ms, struct container_exit *st, struct duet_err *err)
+{
+    if (c->pidfd >= 0) {
+        struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
+        int r;
+        do
+            r = poll(&pfd, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return duet_err_sys(err, "container %s: waiting for it", c->name);
+        if (r == 0)
+            return 0;
+    }
+    int wstatus = 0;
+    bool reaped = false;
+    if (c->child && c->pid > 0) {
+        reaped = waitpid(c->pid, &wstatus, 0) == c->pid;
+        c->child = false;
+    }
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    if (!read_exit_file(c, st)) {
+        /* duet-init itself was killed before the workload ended (stop's
+         * SIGKILL): its own status is the answer when we reaped it. */
+        if (reaped && WIFSIGNALED(wstatus))
+            *st = (struct container_exit){.exited = true, .code = -1, .signal = WTERMSIG(wstatus)};
+        else if (reaped && WIFEXITED(wstatus))
+            *st = (struct container_exit){.exited = true, .code = WEXITSTATUS(wstatus)};
+        else
+            *st = (struct container_exit){.exited = true, .code = -1, .signal = SIGKILL};
+    }
+    return 1;
+}
+
+int container_stop(struct container *c, unsigned grace_ms, struct duet_err *err)
+{
+    if (c->pidfd < 0)
+        return 0;
+    /* duet-init forwards SIGTERM to the workload and exits after it. */
+    if (pidfd_signal(c->pidfd, SIGTERM) < 0 && errno != ESRCH)
+        return duet_err_sys(err, "container %s: cannot signal it", c->name);
+    struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&pfd, 1, (int)grace_ms);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 && pidfd_signal(c->pidfd, SIGKILL) < 0 && errno != ESRCH)
+        return duet_err_sys(err, "container %s: cannot kill it", c->name);
+    return 0;
+}
+
+/* ---- destroy, release, recover ---------------------------------------- */
+
+int container_destroy(struct container *c, struct duet_err *err)
+{
+    int rc = 0;
+    if (c->pidfd >= 0) {
+        pidfd_signal(c->pidfd, SIGKILL);
+        struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
+        poll(&pfd, 1, 5000);
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    if (c->child && c->pid > 0)
+        waitpid(c->pid, NULL, 0);
+    if (cgroup_destroy(&c->rt->cgroup, c->cgroup, err) < 0)
+        rc = -1;
+    if (container_remove_dir(c->dir, rc < 0 ? NULL : err) < 0)
+        rc = -1;
+    free(c);
+    return rc;
+}
+
+void container_release(struct container *c)
+{
+    if (c->pidfd >= 0)
+        close(c->pidfd);
+    free(c);
+}
+
+int container_recover(struct container_runtime *rt, const char *name, struct container **out, struct duet_err *err)
+{
+    *out = NULL;
+    if (!manifest_name_valid(name, strlen(name)))
+        return duet_err_set(err, EINVAL, "container name \"%s\" is not a valid workload name", name);
+    struct container *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    c->rt = rt;
+    c->pidfd = -1;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    snprintf(c->dir, sizeof(c->dir), "%s/%s", rt->state_dir, name);
+    container_cgroup_name(rt, name, c->cgroup, sizeof(c->cgroup));
+    char p[400];
+    snprintf(p, sizeof(p), "%s/state", c->dir);
+    FILE *f = fopen(p, "re");
+    int pid;
+    unsigned long long start;
+    unsigned uid, gid;
+    if (!f || fscanf(f, "%d %llu %u %u\n", &pid, &start, &uid, &gid) != 4 ||
+        !fgets(c->workdir, sizeof(c->workdir), f)) {
+        if (f)
+            fclose(f);
+        free(c);
+        return duet_err_set(err, ENOENT, "container %s: no usable state in %s", name, p);
+    }
+    fclose(f);
+    c->workdir[strcspn(c->workdir, "\n")] = '\0';
+    c->pid = pid;
+    c->starttime = start;
+    c->uid = uid;
+    c->gid = gid;
+    /* Same pid and same start time: the same process, not a reused pid. */
+    uint64_t now;
+    if (read_starttime(pid, &now) == 0 && now == start) {
+        c->pidfd = pidfd_open_(pid);
+        /* Between the check and pidfd_open the pid could be reused: check again. */
+        if (c->pidfd >= 0 && (read_starttime(pid, &now) < 0 || now != start)) {
+            close(c->pidfd);
+            c->pidfd = -1;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err)
+{
+    return cgroup_stats_read(&c->rt->cgroup, c->cgroup, st, err);
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
+int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int *status,
+                   struct duet_err *err)
+{
+    uint64_t now;
+    if (c->pidfd < 0 || read_starttime(c->pid, &now) < 0 || now != c->starttime)
+        return duet_err_set(err, ESRCH, "container %s is not running", c->name);
+    static const char *const ns[] = {"ipc", "uts", "net", "pid", "cgroup", "mnt"};
+    int nsfd[6];
+    for (size_t i = 0; i < 6; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)c->pid, ns[i]);
+        nsfd[i] = open(p, O_RDONLY | O_CLOEXEC);
+        if (nsfd[i] < 0) {
+            duet_err_sys(err, "container %s: cannot open %s", c->name, p);
+            for (size_t j = 0; j < i; j++)
+                close(nsfd[j]);
+            return -1;
+        }
+    }
+    static const char *const envp[] = {"PATH=" DEFAULT_PATH, "HOME=/", NULL};
+    pid_t helper = fork();
+    if (helper < 0) {
+        for (size_t j = 0; j < 6; j++)
+            close(nsfd[j]);
+        return duet_err_sys(err, "container %s: cannot fork", c->name);
+    }
+    if (helper == 0) {
+        /* Same cgroup first (from outside), then every namespace; the pid
+         * namespace applies to children, hence the second fork. */
+        if (cgroup_attach(&c->rt->cgroup, c->cgroup, getpid(), NULL) < 0)
+            _exit(125);
+        for (size_t i = 0; i < 6; i++)
+            if (setns(nsfd[i], 0) < 0)
+                _exit(125);
+        pid_t inner = fork();
+        if (inner < 0)
+            _exit(125);
+        if (inner == 0) {
+            if (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+                _exit(125);
+            int nul = open("/dev/null", O_RDONLY);
+            if (nul >= 0 && nul != 0) {
+                dup2(nul, 0);
+                close(nul);
+            }
+            /* The container's capabilities, then its user (a non-root
+             * user ends with none), then its filter. */
+            gid_t g = c->gid;
+            if (container_caps_apply(c->rt->caps, c->rt->last_cap) < 0 || setgroups(1, &g) < 0 ||
+                setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0)
+                _exit(125);
+            if (container_seccomp_apply(&c->rt->filter) < 0)
+                _exit(125);
+            if (chdir(c->workdir) < 0)
+                _exit(125);
+            execvpe(argv[0], (char *const *)argv, (char *const *)envp);
+            _exit(errno == ENOENT ? 127 : 126);
+        }
+        int ws;
+        while (waitpid(inner, &ws, 0) < 0)
+            if (errno != EINTR)
+                _exit(125);
+        _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+    }
+    for (size_t j = 0; j < 6; j++)
+        close(nsfd[j]);
+    int ws;
+    while (waitpid(helper, &ws, 0) < 0)
+        if (errno != EINTR)
+            return duet_err_sys(err, "container %s: waiting for exec", c->name);
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    if (*status == 125)
+        return duet_err_set(err, EPERM, "container %s: could not enter the container to run %s", c->name, argv[0]);
+    return 0;
+}

@@ -1,0 +1,125 @@
+/*
+ * runtime.h - duet's container runtime: one container's life.
+ *
+ *   container_prepare  state dir, overlay layers, log, cgroup with limits;
+ *                      checks a user can get wrong (rootfs, command, user)
+ *   container_start    clone into new namespaces, build the filesystem,
+ *                      drop privileges, exec duet-init as pid 1
+ *   container_wait     the exit status, from duet-init's exit file
+ *   container_stop     SIGTERM (forwarded to the workload), SIGKILL later
+ *   container_destroy  nothing left: processes, cgroup, state dir
+ *   container_recover  re-attach from the state dir after a daemon restart
+ *   container_exec     run a command inside a running container
+ *
+ * These calls block (start waits for the child's setup, stop for the grace
+ * period); the driver (driver.c) runs them off the event loop.
+ *
+ * On disk, under STATE/NAME/: upper/ and work/ (the container's layer),
+ * rootfs/ (the mount point, used only inside the container's mount
+ * namespace, so nothing is ever mounted on the host), log (stdout and
+ * stderr), exit (written by duet-init), state ("PID STARTTIME").
+ */
+#ifndef DUET_RUNTIME_H
+#define DUET_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "err.h"
+#include "manifest.h"
+#include "syscall_filter.h"
+
+/* Setup steps, in order.  Errors name the step; tests inject a failure at
+ * each one (container_config.fail_at) to prove nothing is left behind. */
+enum container_step {
+    STEP_NONE,
+    STEP_STATE_DIR,
+    STEP_CGROUP,
+    STEP_CLONE,
+    STEP_ATTACH,
+    STEP_SYNC,
+    STEP_CGROUPNS,
+    STEP_HOSTNAME,
+    STEP_MOUNT_PRIVATE,
+    STEP_OVERLAY,
+    STEP_PROC_DEV_SYS,
+    STEP_MASK,
+    STEP_VOLUMES,
+    STEP_PIVOT,
+    STEP_CAPS,
+    STEP_SECCOMP,
+    STEP_EXEC,
+    STEP_COUNT
+};
+
+const char *container_step_name(enum container_step s);
+
+/* What the runtime shares between containers: built once. */
+struct container_runtime {
+    char state_dir[256];            /* STATE: containers live in STATE/NAME */
+    char cgroup_parent[32];         /* "duet-" + a hash of STATE: one per runtime */
+    int init_fd;                    /* duet-init, opened once, executed per container */
+    struct cgroup_layout cgroup;
+    struct seccomp_prog filter;
+    uint64_t caps;
+    int last_cap;
+};
+
+int container_runtime_init(struct container_runtime *rt, const char *state_dir, const char *init_path,
+                           const char *cgroup_root, struct duet_err *err);
+void container_runtime_fini(struct container_runtime *rt);
+
+struct container_config {
+    const struct workload_spec *spec;   /* name, image.rootfs, command, env, user, resources, volumes */
+    enum container_step fail_at;        /* tests: fail at this step (EIO); STEP_NONE in production */
+};
+
+struct container_exit {
+    bool exited;
+    int code;          /* exit status when the workload exited */
+    int signal;        /* signal that killed it, or 0 */
+};
+
+struct container {
+    struct container_runtime *rt;       /* borrowed */
+    char name[64];
+    char dir[320];                      /* STATE/NAME */
+    char cgroup[100];                   /* PARENT/NAME */
+    pid_t pid;                          /* duet-init, in the host's pid namespace */
+    uint64_t starttime;                 /* /proc/PID/stat field 22: proves the pid is ours */
+    int pidfd;                          /* readable when duet-init has exited */
+    bool child;                         /* this process is its parent (can reap it) */
+    uid_t uid;
+    gid_t gid;                          /* the workload's user, for exec */
+    char workdir[256];
+};
+
+int container_prepare(struct container_runtime *rt, const struct container_config *cfg, struct container **out,
+                      struct duet_err *err);
+int container_start(struct container *c, const struct container_config *cfg, struct duet_err *err);
+/* timeout_ms < 0: wait forever.  Returns 1 when it exited (st filled),
+ * 0 on timeout, -1 on error. */
+int container_wait(struct container *c, int timeout_ms, struct container_exit *st, struct duet_err *err);
+int container_stop(struct container *c, unsigned grace_ms, struct duet_err *err);
+/* Kills what runs, removes the cgroup and the state dir, frees c. */
+int container_destroy(struct container *c, struct duet_err *err);
+/* Frees c, leaving the container running (for daemon shutdown). */
+void container_release(struct container *c);
+int container_recover(struct container_runtime *rt, const char *name, struct container **out, struct duet_err *err);
+int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err);
+/* Runs argv inside the container with the workload's user, cgroup,
+ * namespaces, capabilities and filter; *status gets its exit status. */
+int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int *status,
+                   struct duet_err *err);
+/* "PARENT/NAME": the container's cgroup, relative to each hierarchy. */
+const char *container_cgroup_name(const struct container_runtime *rt, const char *name, char *buf, size_t len);
+/* Path of the container's log file. */
+const char *container_log_path(const struct container *c, char *buf, size_t len);
+
+/* Removes STATE/NAME and everything in it (used by destroy and for the
+ * leftovers of a failed prepare). */
+int container_remove_dir(const char *dir, struct duet_err *err);
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * The container runtime on this host's real namespaces and cgroups, as
+ * root.  DUET_INIT and DUET_ROOTFS come from the Makefile (make builds the
+ * busybox rootfs, with escape_probe inside, from Debian's busybox-static).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+struct fixture {
+    char state[64];
+    struct container_runtime rt;
+    struct manifest_set *set;
+};
+
+static const char *env_or_die(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert_not_null(v, "%s is not set: run the suite with make test", name);
+    return v;
+}
+
+static void fixture_init(struct fixture *f)
+{
+    cr_assert_eq(geteuid(), 0, "the container tests need root: run make test as root");
+    snprintf(f->state, sizeof(f->state), "/tmp/duet-ct-XXXXXX");
+    cr_assert_not_null(mkdtemp(f->state));
+    struct duet_err err = {0};
+    int rc = container_runtime_init(&f->rt, f->state, env_or_die("DUET_INIT"), NULL, &err);
+    cr_assert_eq(rc, 0, "runtime: %s", err.msg);
+    f->set = NULL;
+}
+
+static void fixture_fini(struct fixture *f)
+{
+    container_runtime_fini(&f->rt);
+    char cg[128];
+    snprintf(cg, sizeof(cg), "%s/%s", f->rt.cgroup.root, f->rt.cgroup.version == 1 ? "memory" : "");
+    cr_expect_not(cgroup_exists(&f->rt.cgroup, f->rt.cgroup_parent), "the runtime's cgroup parent was removed");
+    manifest_set_free(f->set);
+    rmdir(f->state);
+}
+
+/* A workload from YAML text: "NAME" and "ROOTFS" are substituted. */
+static const struct workload_spec *spec(struct fixture *f, const char *name, const char *body)
+{
+    char yaml[8192];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: %s}\nspec:\n  image: {rootfs: %s}\n%s", name,
+             env_or_die("DUET_ROOTFS"), body);
+    manifest_set_free(f->set);
+    f->set = manifest_set_new();
+    manifest_set_load_buffer(f->set, "t.yaml", yaml, strlen(yaml));
+    manifest_set_validate(f->set);
+    cr_assert(manifest_set_ok(f->set), "bad test manifest: %s", f->set->diags.n ? f->set->diags.v[0].msg : "");
+    return f->set->workloads[0];
+}
+
+static struct container *start(struct fixture *f, const struct workload_spec *w)
+{
+    struct container_config cfg = {.spec = w};
+    struct container *c;
+    struct duet_err err = {0};
+    cr_assert_eq(container_prepare(&f->rt, &cfg, &c, &err), 0, "prepare: %s", err.msg);
+    if (container_start(c, &cfg, &err) < 0) {
+        container_destroy(c, NULL);
+        cr_assert_fail("start: %s", err.msg);
+    }
+    return c;
+}
+
+static struct container_exit wait_exit(struct container *c, int timeout_ms)
+{
+    struct container_exit st = {0};
+    struct duet_err err = {0};
+    int r = container_wait(c, timeout_ms, &st, &err);
+    cr_assert_eq(r, 1, "container did not exit in %d ms (%s)", timeout_ms, err.msg);
+    return st;
+}
+
+static char *read_log(struct container *c)
+{
+    char p[400];
+    FILE *fp = fopen(container_log_path(c, p, sizeof(p)), "r");
+    cr_assert_not_null(fp);
+    char *buf = calloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static void destroy(struct container *c)
+{
+    struct duet_err err = {0};
+    cr_expect_eq(container_destroy(c, &err), 0, "destroy: %s", err.msg);
+}
+
+/* Runs a one-shot container and returns its log; *st gets the exit. */
+static char *run(struct fixture *f, const char *name, const char *body, struct container_exit *st)
+{
+    struct container *c = start(f, spec(f, name, body));
+    *st = wait_exit(c, 20000);
+    char *log = read_log(c);
+    destroy(c);
+    return log;
+}
+
+static bool host_has_mount_under(const char *dir)
+{
+    FILE *m = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    bool found = false;
+    while (m && fgets(line, sizeof(line), m))
+        found = found || strstr(line, dir) != NULL;
+    if (m)
+        fclose(m);
+    return found;
+}
+
+TestSuite(container, .timeout = 60);
+
+Test(container, output_reaches_the_log_and_the_exit_status_comes_back)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container_exit st;
+    char *log = run(&f, "hello", "  command: [/bin/sh, -c, 'echo to stdout; echo to stderr >&2; exit 3']\n", &st);
+    cr_expect(st.exited);
+    cr_expect_eq(st.code, 3);
+    cr_expect_eq(st.signal, 0);
+    cr_expect(strstr(log, "to stdout\n") && strstr(log, "to stderr\n"), "log: %s", log);
+    free(log);
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/hello", f.state);
+    cr_expect_neq(access(dir, F_OK), 0, "destroy removed the state dir");
+    char cg[128];
+    cr_expect_not(cgroup_exists(&f.rt.cgroup, container_cgroup_name(&f.rt, "hello", cg, sizeof(cg))),
+                  "destroy removed the cgroup");
+    fixture_fini(&f);
+}
+
+Test(container, inside_is_as_designed)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container_exit st;
+    char *log = run(&f, "inside",
+                    "  command: [/bin/sh, -c, 'echo pid=$$; echo init=$(cat /proc/1/comm); echo host=$(hostname); "
+                    "echo dev=$(ls /dev | tr \"\\n\" \" \"); touch /sys/x 2>/dev/null || echo sys-ro; "
+                    "grep -q \" / overlay \" /proc/mounts && echo root-overlay; "
+                    "echo procs=$(ls -d /proc/[0-9]* | wc -l); echo cg=$(cat /proc/self/cgroup | tail -n1)']\n",
+                    &st);
+    cr_expect_eq(st.code, 0, "%s", log);
+    cr_expect(strstr(log, "pid=2\n"), "the workload is pid 2 under duet-init: %s", log);
+    cr_expect(strstr(log, "init=duet-init\n"), "%s", log);
+    cr_expect(strstr(log, "host=inside\n"), "hostname is the workload name: %s", log);
+    cr_expect(strstr(log, "dev=fd full null ptmx pts random shm stderr stdin stdout tty urandom zero\n"),
+              "a minimal /dev: %s", log);
+    cr_expect(strstr(log, "sys-ro\n"), "/sys is read-only: %s", log);
+    cr_expect(strstr(log, "root-overlay\n"), "%s", log);
+    cr_expect(strstr(log, "cg=0::/\n") || strstr(log, ":/\n"), "own cgroup namespace: %s", log);
+    free(log);
+    fixture_fini(&f);
+}
+
+Test(container, limits_are_applied_in_the_cgroup)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "limits", "  command: [/bin/sleep, '30']\n"
+                                                       "  resources: {memory: 64Mi, cpus: 0.5, pids: 100}\n"));
+    struct cgroup_stats s;
+    struct duet_err err = {0};
+    cr_assert_eq(container_stats(c, &s, &err), 0, "%s", err.msg);
+    cr_expect_eq(s.memory_limit, 64ull << 20);
+    cr_expect_eq(s.pids, 2, "duet-init and sleep");
+    cr_expect_gt(s.memory, 0);
+    char path[256];
+    uint64_t v;
+    if (f.rt.cgroup.version == 1) {
+        snprintf(path, sizeof(path), "%s/cpu/%s/limits", f.rt.cgroup.root, f.rt.cgroup_parent);
+        cr_expect_eq(cgroup_read_u64(path, "cpu.cfs_quota_us", &v), 0);
+        cr_expect_eq(v, 50000);
+        snprintf(path, sizeof(path), "%s/pids/%s/limits", f.rt.cgroup.root, f.rt.cgroup_parent);
+        cr_expect_eq(cgroup_read_u64(path, "pids.max", &v), 0);
+        cr_expect_eq(v, 100);
+    } else {
+        snprintf(path, sizeof(path), "%s/%s/limits", f.rt.cgroup.root, f.rt.cgroup_parent);
+        cr_expect_eq(cgroup_read_u64(path, "pids.max", &v), 0);
+        cr_expect_eq(v, 100);
+    }
+    destroy(c);
+    fixture_fini(&f);
+}
+
+Test(container, image_is_shared_and_never_written)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container_exit st;
+    char *log = run(&f, "writer", "  command: [/bin/sh, -c, 'echo mine > /etc/duet-test; rm /bin/ls; echo done']\n", &st);
+    cr_expect_eq(st.code, 0, "%s", log);
+    free(log);
+    char p[512];
+    snprintf(p, sizeof(p), "%s/etc/duet-test", env_or_die("DUET_ROOTFS"));
+    cr_expect_neq(access(p, F_OK), 0, "the image was written");
+    snprintf(p, sizeof(p), "%s/bin/ls", env_or_die("DUET_ROOTFS"));
+    cr_expect_eq(access(p, F_OK), 0, "a file deleted in a container is gone from the image");
+    log = run(&f, "reader", "  command: [/bin/sh, -c, 'cat /etc/duet-test 2>&1; ls /bin/ls']\n", &st);
+    cr_expect(strstr(log, "No such file") && strstr(log, "/bin/ls"), "each container has its own layer: %s", log);
+    free(log);
+    fixture_fini(&f);
+}
+
+Test(container, user_workdir_and_env)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container_exit st;
+    char *log = run(&f, "user",
+                    "  command: [/bin/sh, -c, 'echo id=$(id -u):$(id -g) cwd=$(pwd) foo=$FOO; "
+                    "grep CapEff /proc/self/status']\n"
+                    "  user: \"1000:1000\"\n  workingDir: /tmp\n  env: {FOO: bar}\n",
+                    &st);
+    cr_expect(strstr(log, "id=1000:1000 cwd=/tmp foo=bar\n"), "%s", log);
+    cr_expect(strstr(log, "CapEff:\t0000000000000000"), "a non-root user has no capabilities: %s", log);
+    free(log);
+    log = run(&f, "named", "  command: [/bin/id]\n  user: user\n", &st);
+    cr_expect(strstr(log, "uid=1000(user) gid=1000(user)"), "names come from the rootfs's /etc/passwd: %s", log);
+    free(log);
+    fixture_fini(&f);
+}
+
+Test(container, volumes_read_write_and_read_only)
+{
+    struct fixture f;
+    fixture_init(&f);
+    char rw[] = "/tmp/duet-vol-rw-XXXXXX", ro[] = "/tmp/duet-vol-ro-XXXXXX";
+    cr_assert_not_null(mkdtemp(rw));
+    cr_assert_not_null(mkdtemp(ro));
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "  command: [/bin/sh, -c, 'echo hi > /data/out && echo wrote; echo x > /conf/x 2>/dev/null || echo ro-refused']\n"
+             "  volumes: [{source: %s, target: /data}, {source: %s, target: /conf, readOnly: true}]\n",
+             rw, ro);
+    struct container_exit st;
+    char *log = run(&f, "volumes", body, &st);
+    cr_expect(strstr(log, "wrote\n") && strstr(log, "ro-refused\n"), "%s", log);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/out", rw);
+    cr_expect_eq(access(p, F_OK), 0, "a write to the volume reaches the host");
+    unlink(p);
+    rmdir(rw);
+    rmdir(ro);
+    free(log);
+    fixture_fini(&f);
+}
+
+Test(container, volume_target_symlink_stays_inside_the_root)
+{
+    struct fixture f;
+    fixture_init(&f);
+    /* A rootfs whose /evil is a symlink to the host's /etc: mounting a
+     * volume on /evil/duet-escape must land inside the rootfs. */
+    char root[] = "/tmp/duet-evil-XXXXXX", cmd[600];
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(cmd, sizeof(cmd), "cp -a %s/. %s/ && ln -s /etc %s/evil && ln -s ../../../../../../etc %s/evil2",
+             env_or_die("DUET_ROOTFS"), root, root, root);
+    cr_assert_eq(system(cmd), 0);
+    char src[] = "/tmp/duet-evil-src-XXXXXX";
+    cr_assert_not_null(mkdtemp(src));
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: evil}\nspec:\n  image: {rootfs: %s}\n"
+             "  command: [/bin/sh, -c, 'ls -d /etc/duet-escape /etc/duet-escape2 && echo inside']\n"
+             "  volumes: [{source: %s, target: /evil/duet-escape}, {source: %s, target: /evil2/duet-escape2}]\n",
+             root, src, src);
+    f.set = manifest_set_new();
+    manifest_set_load_buffer(f.set, "t.yaml", yaml, strlen(yaml));
+    manifest_set_validate(f.set);
+    cr_assert(manifest_set_ok(f.set));
+    struct container *c = start(&f, f.set->workloads[0]);
+    struct container_exit st = wait_exit(c, 20000);
+    char *log = read_log(c);
+    cr_expect_eq(st.code, 0, "the volumes are at the rootfs's /etc: %s", log);
+    cr_expect_neq(access("/etc/duet-escape", F_OK), 0, "a directory was created on the host's /etc");
+    cr_expect_neq(access("/etc/duet-escape2", F_OK), 0, "a directory was created on the host's /etc");
+    free(log);
+    destroy(c);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", root, src);
+    cr_expect_eq(system(cmd), 0);
+    fixture_fini(&f);
+}
+
+Test(container, escape_attempts_all_fail)
+{
+    struct fixture f;
+    fixture_init(&f);
+    char marker[] = "/tmp/duet-host-marker-XXXXXX";
+    int fd = mkstemp(marker);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char body[512];
+    snprintf(body, sizeof(body), "  command: [/bin/escape_probe, %s]\n", marker);
+    struct container_exit st;
+    char *log = run(&f, "escape", body, &st);
+    int blocked = 0;
+    for (char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        cr_expect(strncmp(line, "ESCAPED", 7) != 0, "%.*s", (int)strcspn(line, "\n"), line);
+        blocked += strncmp(line, "BLOCKED", 7) == 0;
+    }
+    cr_expect_geq(blocked, 20, "at least 20 attempts: %s", log);
+    cr_expect(strstr(log, "DONE 0 escaped"), "%s", log);
+    cr_expect_eq(st.code, 0);
+    free(log);
+    unlink(marker);
+    fixture_fini(&f);
+}
+
+Test(container, the_escape_probe_sees_an_escape_when_protection_is_off)
+{
+    /* Control: the same probe with every capability and no filter must
+     * report escapes, or the test above proves nothing. */
+    struct fixture f;
+    fixture_init(&f);
+    f.rt.caps = (UINT64_C(2) << f.rt.last_cap) - 1;
+    container_seccomp_free(&f.rt.filter);
+    struct container_exit st;
+    char *log = run(&f, "control", "  command: [/bin/escape_probe, /nonexistent]\n", &st);
+    cr_expect(strstr(log, "ESCAPED unshare-user-ns"), "%s", log);
+    cr_expect(strstr(log, "ESCAPED raw-socket"), "%s", log);
+    cr_expect(strstr(log, "ESCAPED mknod-block-device"), "%s", log);
+    cr_expect(strstr(log, "ESCAPED keyctl"), "%s", log);
+    cr_expect_eq(st.code, 1, "the probe exits 1 when anything escaped");
+    /* Even so the pid and mount namespaces hold: */
+    cr_expect(strstr(log, "BLOCKED see-host-processes"), "%s", log);
+    cr_expect(strstr(log, "BLOCKED chroot-escape"), "%s", log);
+    free(log);
+    fixture_fini(&f);
+}
+
+Test(container, fork_bomb_stops_at_the_pids_limit)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "forkbomb", "  command: [/bin/escape_probe, --fork-bomb]\n"
+                                                         "  resources: {pids: 64}\n"));
+    struct timespec ts = {1, 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    struct cgroup_stats s;
+    struct duet_err err = {0};
+    cr_assert_eq(container_stats(c, &s, &err), 0, "%s", err.msg);
+    cr_expect_leq(s.pids, 64, "pids.current %llu", (unsigned long long)s.pids);
+    cr_expect_geq(s.pids, 60, "the bomb did fork up to the limit (%llu)", (unsigned long long)s.pids);
+    pid_t p = fork();   /* the host still forks */
+    if (p == 0)
+        _exit(0);
+    cr_expect_gt(p, 0);
+    waitpid(p, NULL, 0);
+    destroy(c);
+    fixture_fini(&f);
+}
+
+Test(container, memory_hog_is_oom_killed_inside_its_cgroup)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "hog", "  command: [/bin/tail, /dev/zero]\n"
+                                                    "  resources: {memory: 32Mi}\n"));
+    struct container_exit st = wait_exit(c, 30000);
+    cr_expect_eq(st.signal, SIGKILL, "killed by the OOM killer (code %d signal %d)", st.code, st.signal);
+    struct cgroup_stats s;
+    struct duet_err err = {0};
+    cr_assert_eq(container_stats(c, &s, &err), 0, "%s", err.msg);
+    cr_expect_geq(s.oom_kills, 1, "the kill was the cgroup's OOM killer");
+    destroy(c);
+    fixture_fini(&f);
+}
+
+Test(container, stop_is_sigterm_then_sigkill)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "polite", "  command: [/bin/sh, -c, "
+                                                       "'trap \"echo got TERM; exit 0\" TERM; while :; do sleep 0.1; done']\n"));
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    struct duet_err err = {0};
+    cr_assert_eq(container_stop(c, 5000, &err), 0, "%s", err.msg);
+    struct container_exit st = wait_exit(c, 5000);
+    char *log = read_log(c);
+    cr_expect_eq(st.code, 0, "%s", log);
+    cr_expect(strstr(log, "got TERM"), "SIGTERM reached the workload through duet-init: %s", log);
+    free(log);
+    destroy(c);
+
+    c = start(&f, spec(&f, "stubborn", "  command: [/bin/sh, -c, 'trap \"\" TERM; while :; do sleep 0.1; done']\n"));
+    nanosleep(&ts, NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(container_stop(c, 500, &err), 0, "%s", err.msg);
+    st = wait_exit(c, 5000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_eq(st.signal, SIGKILL, "code %d signal %d", st.code, st.signal);
+    cr_expect(secs >= 0.45 && secs < 3, "killed after the grace period (%.2fs)", secs);
+    destroy(c);
+    fixture_fini(&f);
+}
+
+Test(container, exec_runs_inside_with_the_same_confinement)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "execme", "  command: [/bin/sleep, '30']\n  user: \"1000:1000\"\n"
+                                                      "  workingDir: /tmp\n"));
+    char out[] = "/tmp/duet-exec-out-XXXXXX";
+    int fd = mkstemp(out);
+    cr_assert_geq(fd, 0);
+    int status = -1;
+    struct duet_err err = {0};
+    const char *argv[] = {"/bin/sh", "-c", "echo host=$(hostname) uid=$(id -u) cwd=$(pwd) init=$(cat /proc/1/comm); "
+                                           "unshare -U true 2>/dev/null || echo no-userns",
+                          NULL};
+    cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
+    cr_expect_eq(status, 0);
+    char buf[1024] = "";
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    cr_expect(strstr(buf, "host=execme uid=1000 cwd=/tmp init=duet-init\n"), "%s", buf);
+    cr_expect(strstr(buf, "no-userns"), "the filter applies to exec too: %s", buf);
+    const char *missing[] = {"/bin/nonexistent", NULL};
+    cr_expect_eq(container_exec(c, missing, fd, fd, &status, &err), 0);
+    cr_expect_eq(status, 127);
+    close(fd);
+    unlink(out);
+    destroy(c);
+    fixture_fini(&f);
+}
+
+Test(container, user_errors_are_named)
+{
+    struct fixture f;
+    fixture_init(&f);
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"  command: [/bin/nonexistent]\n", "command \"/bin/nonexistent\" is not an executable file in the rootfs"},
+        {"  command: [nonexistent-cmd]\n", "command \"nonexistent-cmd\" is not an executable file in the rootfs"},
+        {"  command: [/bin/true]\n  user: bob\n", "user \"bob\" is not in"},
+        {"  command: [/bin/true]\n  user: \"1000:wheel\"\n", "group \"wheel\" is not in"},
+        {"  command: [/bin/true]\n  resources: {pids: 1}\n", "resources.pids 1 is too low"},
+        {"  command: [/bin/true]\n  volumes: [{source: /nonexistent/src, target: /x}]\n",
+         "volume source /nonexistent/src (for /x) cannot be used"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct container_config cfg = {.spec = spec(&f, "oops", cases[i].body)};
+        struct container *c = NULL;
+        struct duet_err err = {0};
+        cr_expect_eq(container_prepare(&f.rt, &cfg, &c, &err), -1, "case %zu", i);
+        cr_expect(strstr(err.msg, cases[i].want), "case %zu: %s", i, err.msg);
+        cr_expect_null(c);
+    }
+    /* A rootfs that does not exist */
+    char yaml[] = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: gone}\n"
+                  "spec: {image: {rootfs: /nonexistent/rootfs}, command: [/bin/true]}\n";
+    manifest_set_free(f.set);
+    f.set = manifest_set_new();
+    manifest_set_load_buffer(f.set, "t.yaml", yaml, strlen(yaml));
+    manifest_set_validate(f.set);
+    struct container_config cfg = {.spec = f.set->workloads[0]};
+    struct container *c = NULL;
+    struct duet_err err = {0};
+    cr_expect_eq(container_prepare(&f.rt, &cfg, &c, &err), -1);
+    cr_expect(strstr(err.msg, "image.rootfs /nonexistent/rootfs cannot be used: No such file or directory"), "%s", err.msg);
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/oops", f.state);
+    cr_expect_neq(access(dir, F_OK), 0, "nothing left behind");
+    fixture_fini(&f);
+}
+
+Test(container, a_failure_at_any_step_leaves_nothing_behind)
+{
+    struct fixture f;
+    fixture_init(&f);
+    char vol[] = "/tmp/duet-fail-vol-XXXXXX";
+    cr_assert_not_null(mkdtemp(vol));
+    char body[512];
+    snprintf(body, sizeof(body), "  command: [/bin/true]\n  volumes: [{source: %s, target: /data}]\n", vol);
+    const struct workload_spec *w = spec(&f, "failing", body);
+    for (int step = STEP_STATE_DIR; step < STEP_COUNT; step++) {
+        struct container_config cfg = {.spec = w, .fail_at = (enum container_step)step};
+        struct container *c = NULL;
+        struct duet_err err = {0};
+        int rc = container_prepare(&f.rt, &cfg, &c, &err);
+        if (rc == 0) {
+            rc = container_start(c, &cfg, &err);
+            /* what a caller does with a failed start: destroy */
+            struct duet_err derr = {0};
+            cr_expect_eq(container_destroy(c, &derr), 0, "step %s: destroy: %s", container_step_name(step), derr.msg);
+        }
+        cr_expect_eq(rc, -1, "step %s did not fail", container_step_name(step));
+        cr_expect(strstr(err.msg, container_step_name(step)) && strstr(err.msg, "injected failure"),
+                  "step %s: error names the step: %s", container_step_name(step), err.msg);
+        char dir[128];
+        snprintf(dir, sizeof(dir), "%s/failing", f.state);
+        cr_expect_neq(access(dir, F_OK), 0, "step %s: state dir left behind", container_step_name(step));
+        char cg[128];
+        cr_expect_not(cgroup_exists(&f.rt.cgroup, container_cgroup_name(&f.rt, "failing", cg, sizeof(cg))),
+                      "step %s: cgroup left behind", container_step_name(step));
+        cr_expect_not(host_has_mount_under(f.state), "step %s: a mount leaked to the host", container_step_name(step));
+    }
+    rmdir(vol);
+    fixture_fini(&f);
+}
+
+/* A process plays the daemon: it starts a container and exits without
+ * waiting.  A new "daemon" (this process) recovers it from the state dir. */
+static void start_and_abandon(struct fixture *f, const char *name, const char *body)
+{
+    const struct workload_spec *w = spec(f, name, body);
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        struct container_config cfg = {.spec = w};
+        struct container *c;
+        struct duet_err err;
+        if (container_prepare(&f->rt, &cfg, &c, &err) < 0 || container_start(c, &cfg, &err) < 0)
+            _exit(1);
+        container_release(c);
+        _exit(0);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the first daemon could not start the container");
+}
+
+Test(container, recover_after_a_daemon_restart)
+{
+    struct fixture f;
+    fixture_init(&f);
+    /* Orphans come to us, as they do to duetd (a child subreaper). */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    start_and_abandon(&f, "survivor", "  command: [/bin/sh, -c, 'sleep 1; exit 5']\n");
+    struct container *c = NULL;
+    struct duet_err err = {0};
+    cr_assert_eq(container_recover(&f.rt, "survivor", &c, &err), 0, "%s", err.msg);
+    cr_expect_geq(c->pidfd, 0, "still running: re-attached");
+    struct container_exit st = wait_exit(c, 10000);
+    cr_expect_eq(st.code, 5, "the exit status comes back after the restart");
+    destroy(c);
+
+    /* The workload exits while no daemon runs. */
+    start_and_abandon(&f, "gone", "  command: [/bin/sh, -c, 'exit 9']\n");
+    struct timespec ts = {0, 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    cr_assert_eq(container_recover(&f.rt, "gone", &c, &err), 0, "%s", err.msg);
+    cr_expect_lt(c->pidfd, 0, "not running any more");
+    st = wait_exit(c, 1000);
+    cr_expect_eq(st.code, 9, "the exit file kept the status");
+    destroy(c);
+
+    /* A recorded pid that now belongs to another process is not ours. */
+    start_and_abandon(&f, "reused", "  command: [/bin/sleep, '30']\n");
+    char p[256];
+    snprintf(p, sizeof(p), "%s/reused/state", f.state);
+    FILE *sf = fopen(p, "r");
+    int pid;
+    unsigned long long start;
+    cr_assert_eq(fscanf(sf, "%d %llu", &pid, &start), 2);
+    fclose(sf);
+    sf = fopen(p, "w");
+    fprintf(sf, "%d %llu 0 0\n/\n", pid, start + 1);
+    fclose(sf);
+    cr_assert_eq(container_recover(&f.rt, "reused", &c, &err), 0, "%s", err.msg);
+    cr_expect_lt(c->pidfd, 0, "a different start time means a different process");
+    kill(pid, SIGKILL);
+    destroy(c);
+    fixture_fini(&f);
+}
