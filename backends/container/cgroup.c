@@ -119,6 +119,9 @@ int cgroup_kill_and_remove(const char *dir, struct duet_err *err)
     struct stat st;
     if (stat(dir, &st) < 0)
         return errno == ENOENT ? 0 : duet_err_sys(err, "cannot stat %s", dir);
+    /* Usually the group is already empty (the container has exited). */
+    if (rmdir(dir) == 0 || errno == ENOENT)
+        return 0;
     /* Processes can still be forking while we kill: repeat until the group
      * is empty, for at most two seconds. */
     for (int round = 0; round < 200; round++) {

@@ -7,6 +7,12 @@
 
 #include "driver.h"
 
+/* The container backend's driver table.  init_path: the duet-init binary;
+ * cgroup_root: NULL for /sys/fs/cgroup.  Freed with container_driver_free
+ * (which closes it). */
+struct driver *container_driver_new(const char *init_path, const char *cgroup_root);
+void container_driver_free(struct driver *drv);
+
 /* Fills caps for this host; cgroup_root is normally "/sys/fs/cgroup". */
 int container_backend_probe(const char *cgroup_root, struct driver_caps *caps, struct duet_err *err);
 

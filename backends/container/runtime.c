@@ -4,8 +4,10 @@
  *
  * The start path is the delicate one.  The parent (possibly a daemon with
  * several threads) clones a child into new pid, mount, uts, ipc and net
- * namespaces.  The child waits until the parent has put it in its cgroup,
- * then builds its filesystem, drops privileges and execs duet-init.  Until
+ * namespaces.  The child builds its filesystem while the parent moves it
+ * into its cgroup (on cgroup v1 a migration waits for an RCU grace period,
+ * the slowest part of a start), then waits for the parent's go-ahead,
+ * enters its cgroup namespace, drops privileges and execs duet-init.  Until
  * that exec it runs on a copy of the parent's memory and must not call
  * malloc: everything it needs (overlay options, the seccomp program, fds) is
  * prepared before clone().  A setup failure travels back on a close-on-exec
@@ -301,8 +303,10 @@ static int write_state(const struct container *c, struct duet_err *err)
         return duet_err_sys(err, "cannot write %s", tmp);
     fprintf(f, "%d %llu %u %u\n%s\n", (int)c->pid, (unsigned long long)c->starttime, (unsigned)c->uid,
             (unsigned)c->gid, c->workdir);
-    /* Written before anyone relies on it: a crash leaves the old file or the new one. */
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    /* Renamed into place: a crash leaves the old file or the new one.  No
+     * fsync: it must survive the daemon, not the host, whose crash ends
+     * the container as well. */
+    if (fflush(f) != 0) {
         fclose(f);
         return duet_err_sys(err, "cannot write %s", tmp);
     }
@@ -466,9 +470,6 @@ static _Noreturn void child_main(const struct child_args *a)
 {
     const struct workload_spec *w = a->spec;
     const char *what = NULL;
-    char byte;
-    CHECK(STEP_SYNC, read(a->sync_fd, &byte, 1) == 1 ? 0 : -1);
-    CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
     CHECK(STEP_MOUNT_PRIVATE, mounts_make_private(&what));
     int rootfd = -1;
@@ -477,6 +478,11 @@ static _Noreturn void child_main(const struct child_args *a)
     CHECK(STEP_MASK, mounts_mask(rootfd, &what));
     CHECK(STEP_VOLUMES, mounts_volumes(rootfd, &a->plan, &what));
     CHECK(STEP_PIVOT, mounts_pivot(rootfd, &what));
+    /* Nothing of the workload runs before it is in its cgroup: wait for
+     * the parent, then make that cgroup the root of our cgroup namespace. */
+    char byte;
+    CHECK(STEP_SYNC, read(a->sync_fd, &byte, 1) == 1 ? 0 : -1);
+    CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     close(rootfd);
     CHECK(STEP_CAPS, container_caps_apply(a->rt->caps, a->rt->last_cap));
     /* An empty program means no filter: only the tests' control runs, which
@@ -604,7 +610,19 @@ int container_start(struct container *c, const struct container_config *cfg, str
         goto out_kill;
     }
     if (cgroup_attach(&rt->cgroup, c->cgroup, pid, err) < 0) {
-        duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_ATTACH]);
+        /* A child that failed its own setup meanwhile is gone (ESRCH): its
+         * report is the error worth showing. */
+        struct setup_report early;
+        close(sync[1]);
+        sync[1] = -1;
+        if (read(report[0], &early, sizeof(early)) == (ssize_t)sizeof(early)) {
+            early.what[sizeof(early.what) - 1] = '\0';
+            errno = early.err;
+            duet_err_sys(err, "container %s: %s: %s", c->name, container_step_name((enum container_step)early.step),
+                         early.what);
+        } else {
+            duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_ATTACH]);
+        }
         goto out_kill;
     }
     if (send(sync[1], "", 1, MSG_NOSIGNAL) != 1 && errno != EPIPE) {

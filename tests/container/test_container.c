@@ -101,6 +101,20 @@ static char *read_log(struct container *c)
     return buf;
 }
 
+/* Waits (up to 10 s) until the log holds text: the workload is ready. */
+static void wait_for_log(struct container *c, const char *text)
+{
+    for (int i = 0; i < 1000; i++) {
+        char *log = read_log(c);
+        bool found = strstr(log, text) != NULL;
+        free(log);
+        if (found)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("the workload never printed \"%s\"", text);
+}
+
 static void destroy(struct container *c)
 {
     struct duet_err err = {0};
@@ -183,7 +197,13 @@ Test(container, limits_are_applied_in_the_cgroup)
                                                        "  resources: {memory: 64Mi, cpus: 0.5, pids: 100}\n"));
     struct cgroup_stats s;
     struct duet_err err = {0};
-    cr_assert_eq(container_stats(c, &s, &err), 0, "%s", err.msg);
+    /* start returns once duet-init runs; it forks the workload right after. */
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(container_stats(c, &s, &err), 0, "%s", err.msg);
+        if (s.pids == 2)
+            break;
+        usleep(10000);
+    }
     cr_expect_eq(s.memory_limit, 64ull << 20);
     cr_expect_eq(s.pids, 2, "duet-init and sleep");
     cr_expect_gt(s.memory, 0);
@@ -394,9 +414,8 @@ Test(container, stop_is_sigterm_then_sigkill)
     struct fixture f;
     fixture_init(&f);
     struct container *c = start(&f, spec(&f, "polite", "  command: [/bin/sh, -c, "
-                                                       "'trap \"echo got TERM; exit 0\" TERM; while :; do sleep 0.1; done']\n"));
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+                                                       "'trap \"echo got TERM; exit 0\" TERM; echo ready; while :; do sleep 0.1; done']\n"));
+    wait_for_log(c, "ready");
     struct duet_err err = {0};
     cr_assert_eq(container_stop(c, 5000, &err), 0, "%s", err.msg);
     struct container_exit st = wait_exit(c, 5000);
@@ -406,8 +425,8 @@ Test(container, stop_is_sigterm_then_sigkill)
     free(log);
     destroy(c);
 
-    c = start(&f, spec(&f, "stubborn", "  command: [/bin/sh, -c, 'trap \"\" TERM; while :; do sleep 0.1; done']\n"));
-    nanosleep(&ts, NULL);
+    c = start(&f, spec(&f, "stubborn", "  command: [/bin/sh, -c, 'trap \"\" TERM; echo ready; while :; do sleep 0.1; done']\n"));
+    wait_for_log(c, "ready");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     cr_assert_eq(container_stop(c, 500, &err), 0, "%s", err.msg);

@@ -1,0 +1,490 @@
+/*
+ * driver.c - the container runtime behind backends/driver.h, on libuv.
+ *
+ * Calls that block (prepare, start, stop's grace period, destroy, exec) run
+ * on libuv's thread pool and finish through their callback on the loop
+ * thread.  An exit is noticed through the container's pidfd, watched by a
+ * uv_poll_t: readable means duet-init is gone, with no polling of our own.
+ * Operations on one instance run one at a time, in the order asked: a
+ * destroy asked while a stop is still waiting runs after it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "container.h"
+#include "runtime.h"
+
+struct ct_priv {
+    struct container_runtime rt;
+    uv_loop_t *loop;
+    bool open;
+    char init_path[256];
+    char cgroup_root[64];
+};
+
+struct driver_instance {
+    struct driver *drv;
+    const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
+    struct container *c;
+    uv_poll_t watch;
+    bool watching, busy;
+    struct op *pending, *pending_tail;   /* asked while busy, in order */
+    driver_exit_cb on_exit;
+    void *exit_opaque;
+    struct driver_status status;
+};
+
+enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED };
+
+struct op {
+    uv_work_t req;
+    struct op *next;
+    enum op_kind kind;
+    struct driver_instance *inst;
+    driver_done_cb done;
+    void *opaque;
+    uint64_t grace_ms;
+    int rc;
+    struct duet_err err;
+    /* exec */
+    const char *const *argv;
+    int out_fd, err_fd, status;
+    void (*exited)(void *opaque, int status);
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct ct_priv *priv(struct driver *drv)
+{
+    return drv->priv;
+}
+
+static void on_work(uv_work_t *req)
+{
+    struct op *op = req->data;
+    struct driver_instance *inst = op->inst;
+    struct container_config cfg = {.spec = inst->spec};
+    switch (op->kind) {
+    case OP_CREATE:
+        op->rc = container_prepare(&priv(inst->drv)->rt, &cfg, &inst->c, &op->err);
+        break;
+    case OP_START:
+        op->rc = container_start(inst->c, &cfg, &op->err);
+        break;
+    case OP_STOP:
+        op->rc = container_stop(inst->c, (unsigned)op->grace_ms, &op->err);
+        break;
+    case OP_DESTROY:
+        op->rc = inst->c ? container_destroy(inst->c, &op->err) : 0;
+        inst->c = NULL;
+        break;
+    case OP_EXEC:
+        op->rc = container_exec(inst->c, op->argv, op->out_fd, op->err_fd, &op->status, &op->err);
+        break;
+    case OP_RECOVERED:
+        op->rc = 0;
+        break;
+    }
+}
+
+static void report_exit(struct driver_instance *inst)
+{
+    struct container_exit ex;
+    struct duet_err err;
+    if (container_wait(inst->c, 0, &ex, &err) != 1)
+        return;
+    inst->status.state = DRIVER_STATE_EXITED;
+    inst->status.exit_code = ex.code;
+    inst->status.term_signal = ex.signal;
+    inst->status.exited_at_ms = now_ms();
+    if (inst->on_exit)
+        inst->on_exit(inst->exit_opaque, &inst->status);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct driver_instance *inst = h->data;
+    uv_poll_stop(h);
+    report_exit(inst);
+}
+
+static int watch_exit(struct driver_instance *inst, struct duet_err *err)
+{
+    int rc = uv_poll_init(priv(inst->drv)->loop, &inst->watch, inst->c->pidfd);
+    if (rc == 0)
+        rc = uv_poll_start(&inst->watch, UV_READABLE, on_readable);
+    if (rc < 0)
+        return duet_err_set(err, -rc, "container %s: cannot watch for its exit: %s", inst->c->name, uv_strerror(rc));
+    inst->watch.data = inst;
+    inst->watching = true;
+    return 0;
+}
+
+static void free_when_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Frees inst once its poll handle (if any) is closed. */
+static void instance_free(struct driver_instance *inst)
+{
+    if (inst->watching) {
+        inst->watching = false;
+        inst->watch.data = inst;
+        uv_close((uv_handle_t *)&inst->watch, free_when_closed);
+    } else {
+        free(inst);
+    }
+}
+
+static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err);
+
+/* Starts the next queued operation, if any; one that cannot be queued
+ * fails through its own callback. */
+static void run_next(struct driver_instance *inst)
+{
+    struct op *next = inst->pending;
+    if (!next)
+        return;
+    inst->pending = next->next;
+    if (!inst->pending)
+        inst->pending_tail = NULL;
+    next->next = NULL;
+    struct duet_err err;
+    struct op copy = *next;
+    if (submit(inst, next, &err) < 0 && copy.done)
+        copy.done(copy.opaque, &err);
+}
+
+static void after_work(uv_work_t *req, int status)
+{
+    struct op *op = req->data;
+    struct driver_instance *inst = op->inst;
+    inst->busy = false;
+    if (status == UV_ECANCELED && op->rc == 0) {
+        op->rc = -1;
+        duet_err_set(&op->err, ECANCELED, "operation cancelled");
+    }
+    switch (op->kind) {
+    case OP_START:
+        if (op->rc == 0) {
+            inst->status.state = DRIVER_STATE_RUNNING;
+            inst->status.started_at_ms = now_ms();
+            if (watch_exit(inst, &op->err) < 0)
+                op->rc = -1;
+        }
+        break;
+    case OP_CREATE:
+        if (op->rc == 0)
+            inst->status.state = DRIVER_STATE_CREATED;
+        break;
+    case OP_DESTROY:
+        inst->status.state = DRIVER_STATE_GONE;
+        break;
+    case OP_EXEC:
+        if (op->exited)
+            op->exited(op->opaque, op->rc == 0 ? op->status : -1);
+        free(op);
+        run_next(inst);
+        return;
+    case OP_RECOVERED:
+        report_exit(inst);
+        free(op);
+        run_next(inst);
+        return;
+    default:
+        break;
+    }
+    if (op->done)
+        op->done(op->opaque, op->rc == 0 ? NULL : &op->err);
+    if (op->kind == OP_DESTROY) {
+        /* Nothing can run on a destroyed instance: fail what is queued. */
+        for (struct op *q = inst->pending, *n; q; q = n) {
+            n = q->next;
+            struct duet_err gone;
+            duet_err_set(&gone, ENOENT, "workload %s was destroyed", inst->spec->name);
+            if (q->done)
+                q->done(q->opaque, &gone);
+            free(q);
+        }
+        inst->pending = inst->pending_tail = NULL;
+        free(op);
+        instance_free(inst);
+        return;
+    }
+    free(op);
+    run_next(inst);
+}
+
+static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
+{
+    op->inst = inst;
+    if (inst->busy) {
+        if (inst->pending_tail)
+            inst->pending_tail->next = op;
+        else
+            inst->pending = op;
+        inst->pending_tail = op;
+        return 0;
+    }
+    return submit(inst, op, err);
+}
+
+static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err)
+{
+    op->req.data = op;
+    int rc = uv_queue_work(priv(inst->drv)->loop, &op->req, on_work, after_work);
+    if (rc < 0) {
+        free(op);
+        return duet_err_set(err, -rc, "cannot queue work: %s", uv_strerror(rc));
+    }
+    inst->busy = true;
+    return 0;
+}
+
+static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
+{
+    struct op *op = calloc(1, sizeof(*op));
+    if (!op)
+        abort();
+    op->kind = kind;
+    op->done = done;
+    op->opaque = opaque;
+    return op;
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+static int ct_open(struct driver *drv, struct uv_loop_s *loop, const char *state_dir, struct duet_err *err)
+{
+    struct ct_priv *p = priv(drv);
+    if (container_runtime_init(&p->rt, state_dir, p->init_path, p->cgroup_root[0] ? p->cgroup_root : NULL, err) < 0)
+        return -1;
+    p->loop = loop;
+    p->open = true;
+    return 0;
+}
+
+static void ct_close(struct driver *drv)
+{
+    struct ct_priv *p = priv(drv);
+    if (p->open)
+        container_runtime_fini(&p->rt);
+    p->open = false;
+}
+
+static int ct_probe(struct driver *drv, struct driver_caps *caps, struct duet_err *err)
+{
+    const char *root = priv(drv)->cgroup_root;
+    return container_backend_probe(root[0] ? root : "/sys/fs/cgroup", caps, err);
+}
+
+static int ct_create(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
+                     driver_done_cb done, void *opaque, struct duet_err *err)
+{
+    struct driver_instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        abort();
+    inst->drv = drv;
+    inst->spec = spec;
+    inst->status.exit_code = -1;
+    if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
+        free(inst);
+        return -1;
+    }
+    *out = inst;
+    return 0;
+}
+
+static int ct_start(struct driver *drv, struct driver_instance *inst, driver_done_cb done, driver_exit_cb on_exit,
+                    void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c)
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+    inst->on_exit = on_exit;
+    inst->exit_opaque = opaque;
+    return queue(inst, op_new(OP_START, done, opaque), err);
+}
+
+static int ct_stop(struct driver *drv, struct driver_instance *inst, uint64_t grace_ms, driver_done_cb done,
+                   void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c)
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+    struct op *op = op_new(OP_STOP, done, opaque);
+    op->grace_ms = grace_ms;
+    inst->status.state = inst->status.state == DRIVER_STATE_RUNNING ? DRIVER_STATE_STOPPING : inst->status.state;
+    return queue(inst, op, err);
+}
+
+static int ct_destroy(struct driver *drv, struct driver_instance *inst, driver_done_cb done, void *opaque,
+                      struct duet_err *err)
+{
+    (void)drv;
+    if (inst->watching)
+        uv_poll_stop(&inst->watch);
+    return queue(inst, op_new(OP_DESTROY, done, opaque), err);
+}
+
+static void ct_release(struct driver *drv, struct driver_instance *inst)
+{
+    (void)drv;
+    if (inst->c)
+        container_release(inst->c);
+    inst->c = NULL;
+    instance_free(inst);
+}
+
+static int ct_inspect(struct driver *drv, struct driver_instance *inst, struct driver_status *st,
+                      struct duet_err *err)
+{
+    (void)drv;
+    (void)err;
+    *st = inst->status;
+    return 0;
+}
+
+static int ct_stats(struct driver *drv, struct driver_instance *inst, struct driver_stats *st, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c)
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+    struct cgroup_stats cs;
+    if (container_stats(inst->c, &cs, err) < 0)
+        return -1;
+    *st = (struct driver_stats){.cpu_ns = cs.cpu_ns, .memory_bytes = cs.memory, .memory_limit = cs.memory_limit,
+                                .pids = cs.pids};
+    return 0;
+}
+
+static int ct_handle(struct driver *drv, struct driver_instance *inst, char out[DRIVER_HANDLE_MAX],
+                     struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c || inst->c->pid <= 0)
+        return duet_err_set(err, EINVAL, "workload %s has not started", inst->spec->name);
+    snprintf(out, DRIVER_HANDLE_MAX, "%d %llu", (int)inst->c->pid, (unsigned long long)inst->c->starttime);
+    return 0;
+}
+
+static int ct_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
+                      struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
+{
+    struct driver_instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        abort();
+    inst->drv = drv;
+    inst->spec = spec;
+    inst->on_exit = on_exit;
+    inst->exit_opaque = opaque;
+    if (container_recover(&priv(drv)->rt, spec->name, &inst->c, err) < 0) {
+        free(inst);
+        return -1;
+    }
+    /* The handle the store kept must name the process the state dir names. */
+    int pid;
+    unsigned long long start;
+    if (handle && (sscanf(handle, "%d %llu", &pid, &start) != 2 || pid != inst->c->pid ||
+                   start != inst->c->starttime)) {
+        container_release(inst->c);
+        free(inst);
+        return duet_err_set(err, ESTALE, "workload %s: the stored handle \"%s\" does not match its state directory",
+                            spec->name, handle);
+    }
+    if (inst->c->pidfd >= 0) {
+        inst->status.state = DRIVER_STATE_RUNNING;
+        if (watch_exit(inst, err) < 0) {
+            container_release(inst->c);
+            free(inst);
+            return -1;
+        }
+    } else {
+        /* It ended while no daemon ran: report that on the loop, after the
+         * caller has the instance. */
+        struct op *op = op_new(OP_RECOVERED, NULL, NULL);
+        if (queue(inst, op, err) < 0) {
+            container_release(inst->c);
+            free(inst);
+            return -1;
+        }
+    }
+    *out = inst;
+    return 0;
+}
+
+static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c)
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+    char p[400];
+    *fd = open(container_log_path(inst->c, p, sizeof(p)), O_RDONLY | O_CLOEXEC);
+    return *fd < 0 ? duet_err_sys(err, "workload %s: cannot open its log %s", inst->spec->name, p) : 0;
+}
+
+static int ct_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
+                   int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c || inst->status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, ESRCH, "workload %s is not running", inst->spec->name);
+    struct op *op = op_new(OP_EXEC, NULL, opaque);
+    op->argv = argv;
+    op->out_fd = out_fd;
+    op->err_fd = err_fd;
+    op->exited = exited;
+    return queue(inst, op, err);
+}
+
+struct driver *container_driver_new(const char *init_path, const char *cgroup_root)
+{
+    struct driver *drv = calloc(1, sizeof(*drv));
+    struct ct_priv *p = calloc(1, sizeof(*p));
+    if (!drv || !p)
+        abort();
+    snprintf(p->init_path, sizeof(p->init_path), "%s", init_path);
+    snprintf(p->cgroup_root, sizeof(p->cgroup_root), "%s", cgroup_root ? cgroup_root : "");
+    *drv = (struct driver){
+        .name = "container",
+        .kind = BACKEND_CONTAINER,
+        .open = ct_open,
+        .close = ct_close,
+        .probe = ct_probe,
+        .create = ct_create,
+        .start = ct_start,
+        .stop = ct_stop,
+        .destroy = ct_destroy,
+        .release = ct_release,
+        .inspect = ct_inspect,
+        .stats = ct_stats,
+        .handle = ct_handle,
+        .recover = ct_recover,
+        .logs = ct_logs,
+        .exec = ct_exec,
+        .priv = p,
+    };
+    return drv;
+}
+
+void container_driver_free(struct driver *drv)
+{
+    if (!drv)
+        return;
+    ct_close(drv);
+    free(drv->priv);
+    free(drv);
+}

@@ -1,0 +1,201 @@
+/*
+ * bench_container - start a container running /bin/true and collect its
+ * exit status, RUNS times, with duet's runtime and with runc on an
+ * equivalent bundle (same rootfs; pid, mount, uts, ipc, net and cgroup
+ * namespaces) in the same run.  Prints medians and the ratio, and the
+ * private memory of duet-init (what each running container costs beyond
+ * its workload).
+ *
+ * duet's cycle is the whole life: prepare (state dir, overlay layers,
+ * cgroup with limits), start, wait for the exit status, destroy.  runc's is
+ * `runc run` (create, start, wait, delete), which also makes and removes a
+ * cgroup; runc mounts the bundle read-only rather than building an overlay.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define RUNS 100
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int run_cmd(const char *const *argv)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A runc bundle from `runc spec`, changed to run /bin/true from rootfs. */
+static int make_bundle(const char *dir, const char *rootfs)
+{
+    const char *spec[] = {"runc", "spec", "--bundle", dir, NULL};
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+    unlink(cfg);
+    if (run_cmd(spec) != 0)
+        return -1;
+    json_error_t jerr;
+    json_t *c = json_load_file(cfg, 0, &jerr);
+    if (!c)
+        return -1;
+    json_object_set_new(c, "root", json_pack("{s:s,s:b}", "path", rootfs, "readonly", 1));
+    json_t *proc = json_object_get(c, "process");
+    json_object_set_new(proc, "args", json_pack("[s]", "/bin/true"));
+    json_object_set_new(proc, "terminal", json_false());
+    json_array_append_new(json_object_get(json_object_get(c, "linux"), "namespaces"),
+                          json_pack("{s:s}", "type", "cgroup"));
+    int rc = json_dump_file(c, cfg, JSON_INDENT(1));
+    json_decref(c);
+    return rc;
+}
+
+static long private_kib(pid_t pid)
+{
+    char p[64], line[256];
+    snprintf(p, sizeof(p), "/proc/%d/smaps_rollup", (int)pid);
+    FILE *f = fopen(p, "r");
+    long total = 0, v;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 || sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
+            total += v;
+    if (f)
+        fclose(f);
+    return total;
+}
+
+int main(void)
+{
+    const char *init = getenv("DUET_INIT"), *rootfs = getenv("DUET_ROOTFS");
+    if (!init || !rootfs) {
+        fprintf(stderr, "bench: set DUET_INIT and DUET_ROOTFS (make bench does)\n");
+        return 2;
+    }
+    char state[] = "/tmp/duet-bench-ct-XXXXXX", bundle[] = "/tmp/duet-bench-runc-XXXXXX",
+         runc_root[] = "/tmp/duet-bench-runc-root-XXXXXX";
+    if (!mkdtemp(state) || !mkdtemp(bundle) || !mkdtemp(runc_root))
+        return 1;
+    struct container_runtime rt;
+    struct duet_err err = {0};
+    if (container_runtime_init(&rt, state, init, NULL, &err) < 0) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: bench}\n"
+             "spec: {image: {rootfs: %s}, command: [/bin/true], resources: {memory: 256Mi, cpus: 1, pids: 256}}\n",
+             rootfs);
+    struct manifest_set *set = manifest_set_new();
+    manifest_set_load_buffer(set, "bench.yaml", yaml, strlen(yaml));
+    manifest_set_validate(set);
+    if (!manifest_set_ok(set)) {
+        diag_print(&set->diags, stderr);
+        return 1;
+    }
+    if (make_bundle(bundle, rootfs) < 0) {
+        fprintf(stderr, "bench: cannot make a runc bundle (is runc installed?)\n");
+        return 1;
+    }
+
+    double duet[RUNS], runc[RUNS], duet_start[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        struct container_config cfg = {.spec = set->workloads[0]};
+        struct container *c;
+        struct container_exit st;
+        double t0 = now_ms();
+        if (container_prepare(&rt, &cfg, &c, &err) < 0 || container_start(c, &cfg, &err) < 0 ||
+            container_wait(c, -1, &st, &err) != 1) {
+            fprintf(stderr, "bench: duet: %s\n", err.msg);
+            return 1;
+        }
+        double t1 = now_ms();
+        if (st.code != 0 || container_destroy(c, &err) < 0) {
+            fprintf(stderr, "bench: duet: exit %d %s\n", st.code, err.msg);
+            return 1;
+        }
+        duet[i] = now_ms() - t0;
+        duet_start[i] = t1 - t0;
+
+        char id[32];
+        snprintf(id, sizeof(id), "bench-%d", i);
+        const char *argv[] = {"runc", "--root", runc_root, "run", "--bundle", bundle, id, NULL};
+        t0 = now_ms();
+        int rc = run_cmd(argv);
+        runc[i] = now_ms() - t0;
+        if (rc != 0) {
+            fprintf(stderr, "bench: runc run exited %d\n", rc);
+            return 1;
+        }
+    }
+
+    /* A running container's cost beyond its workload: duet-init's private
+     * memory.  Measured with four containers running: with one, the pages
+     * of duet-init's program count as private only because nothing else
+     * maps them; from the second container on they are shared. */
+    struct container *idle[4];
+    for (int i = 0; i < 4; i++) {
+        char y2[512];
+        snprintf(y2, sizeof(y2), "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: idle%d}\n"
+                                 "spec: {image: {rootfs: %s}, command: [/bin/sleep, '60']}\n", i, rootfs);
+        manifest_set_load_buffer(set, "idle.yaml", y2, strlen(y2));
+        struct container_config cfg = {.spec = set->workloads[set->n_workloads - 1]};
+        if (container_prepare(&rt, &cfg, &idle[i], &err) < 0 || container_start(idle[i], &cfg, &err) < 0) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return 1;
+        }
+    }
+    usleep(200000);
+    long init_kib = private_kib(idle[0]->pid);
+    for (int i = 0; i < 4; i++)
+        container_destroy(idle[i], NULL);
+
+    double dm = median(duet, RUNS), ds = median(duet_start, RUNS), rm = median(runc, RUNS);
+    printf("bench container: /bin/true, %d runs each, medians\n", RUNS);
+    printf("  duet  prepare+start+exit status     %6.2f ms\n", ds);
+    printf("  duet  whole cycle (with destroy)    %6.2f ms\n", dm);
+    printf("  runc  run (reference, same run)     %6.2f ms\n", rm);
+    printf("  ratio duet/runc (whole cycle): %.3f   [bar: <= 0.25]\n", dm / rm);
+    printf("  duet-init private memory per running container: %ld KiB   [bar: < 256 KiB]\n", init_kib);
+    container_runtime_fini(&rt);
+    manifest_set_free(set);
+    rmdir(state);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", bundle, runc_root);
+    if (system(cmd) != 0)
+        return 1;
+    return dm / rm <= 0.25 && init_kib < 256 ? 0 : 1;
+}
