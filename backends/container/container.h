@@ -12,6 +12,9 @@
  * (which closes it). */
 struct driver *container_driver_new(const char *init_path, const char *cgroup_root);
 void container_driver_free(struct driver *drv);
+/* Before open: run containers in user namespaces, container root = host
+ * uid/gid base (size ids mapped). */
+void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t size);
 
 /* Fills caps for this host; cgroup_root is normally "/sys/fs/cgroup". */
 int container_backend_probe(const char *cgroup_root, struct driver_caps *caps, struct duet_err *err);

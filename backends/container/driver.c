@@ -25,6 +25,7 @@ struct ct_priv {
     bool open;
     char init_path[256];
     char cgroup_root[64];
+    uint32_t userns_base, userns_size;   /* 0: no user namespaces */
 };
 
 struct driver_instance {
@@ -272,6 +273,10 @@ static int ct_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     struct ct_priv *p = priv(drv);
     if (container_runtime_init(&p->rt, state_dir, p->init_path, p->cgroup_root[0] ? p->cgroup_root : NULL, err) < 0)
         return -1;
+    if (p->userns_base && container_runtime_set_userns(&p->rt, p->userns_base, p->userns_size, err) < 0) {
+        container_runtime_fini(&p->rt);
+        return -1;
+    }
     p->loop = loop;
     p->open = true;
     return 0;
@@ -478,6 +483,12 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
         .priv = p,
     };
     return drv;
+}
+
+void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t size)
+{
+    priv(drv)->userns_base = base;
+    priv(drv)->userns_size = size;
 }
 
 void container_driver_free(struct driver *drv)

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -95,6 +96,23 @@ fail:
     close(rt->init_fd);
     rt->init_fd = -1;
     return -1;
+}
+
+int container_runtime_set_userns(struct container_runtime *rt, uint32_t base, uint32_t size, struct duet_err *err)
+{
+    if (base == 0 || size < 65536 || (uint64_t)base + size > UINT32_MAX)
+        return duet_err_set(err, EINVAL,
+                            "user namespace range %u+%u is not usable: give a base above 0 and at least 65536 ids",
+                            base, size);
+    if (access("/proc/self/ns/user", F_OK) < 0)
+        return duet_err_sys(err, "this kernel has no user namespaces");
+    /* The container's root (host uid base) must traverse the state dir. */
+    if (chmod(rt->state_dir, 0711) < 0)
+        return duet_err_sys(err, "cannot open %s to user namespaces", rt->state_dir);
+    rt->userns = true;
+    rt->userns_base = base;
+    rt->userns_size = size;
+    return 0;
 }
 
 const char *container_cgroup_name(const struct container_runtime *rt, const char *name, char *buf, size_t len)
@@ -301,8 +319,8 @@ static int write_state(const struct container *c, struct duet_err *err)
     FILE *f = fopen(tmp, "we");
     if (!f)
         return duet_err_sys(err, "cannot write %s", tmp);
-    fprintf(f, "%d %llu %u %u\n%s\n", (int)c->pid, (unsigned long long)c->starttime, (unsigned)c->uid,
-            (unsigned)c->gid, c->workdir);
+    fprintf(f, "%d %llu %u %u %d\n%s\n", (int)c->pid, (unsigned long long)c->starttime, (unsigned)c->uid,
+            (unsigned)c->gid, c->userns ? 1 : 0, c->workdir);
     /* Renamed into place: a crash leaves the old file or the new one.  No
      * fsync: it must survive the daemon, not the host, whose crash ends
      * the container as well. */
@@ -387,12 +405,25 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
         errno = e;
         return duet_err_sys(err, "container %s: cannot create %s/%s", w->name, rt->state_dir, w->name);
     }
-    static const char *const subdirs[] = {"upper", "work", "rootfs"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const subdirs[] = {"upper", "work", "rootfs", "lower"};
+    c->userns = rt->userns;
+    for (size_t i = 0; i < 4; i++) {
         char p[400];
         snprintf(p, sizeof(p), "%s/%s", c->dir, subdirs[i]);
         if (mkdir(p, 0755) < 0) {
             duet_err_sys(err, "container %s: cannot create %s", w->name, p);
+            goto fail_dir;
+        }
+        /* The container's root (host uid base) writes its own layer. */
+        if (c->userns && i < 2 && chown(p, rt->userns_base, rt->userns_base) < 0) {
+            duet_err_sys(err, "container %s: cannot give %s to the user namespace's root", w->name, p);
+            goto fail_dir;
+        }
+    }
+    if (c->userns) {
+        /* The container's root must be able to reach its layers. */
+        if (chmod(c->dir, 0711) < 0) {
+            duet_err_sys(err, "container %s: cannot open %s to the user namespace", w->name, c->dir);
             goto fail_dir;
         }
     }
@@ -436,6 +467,8 @@ struct child_args {
     const struct container_runtime *rt;
     const struct workload_spec *spec;
     enum container_step fail_at;
+    bool userns;
+    const char *lower;          /* userns: where the idmapped image goes */
     struct mounts_plan plan;
     int sync_fd, report_fd, log_fd, exit_fd, null_fd;
     char *const *init_argv;
@@ -465,13 +498,63 @@ static _Noreturn void child_fail(const struct child_args *a, enum container_step
             child_fail(a, (step), what);               \
     } while (0)
 
+/* Waits for the parent's go-ahead: one byte, and with user namespaces the
+ * idmapped image as a mount fd (SCM_RIGHTS).  No allocation. */
+static int wait_go(int fd, int *tree)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+    ssize_t n;
+    do
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        if (n == 0)
+            errno = EPIPE;
+        return -1;
+    }
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (tree) {
+        if (!cm || cm->cmsg_type != SCM_RIGHTS) {
+            errno = EPROTO;
+            return -1;
+        }
+        memcpy(tree, CMSG_DATA(cm), sizeof(int));
+    }
+    return 0;
+}
+
+static int attach_lower(int tree, const char *where, const char **what)
+{
+    *what = "attaching the idmapped image";
+    return (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
 /* Runs in the new namespaces, as pid 1; never returns. */
 static _Noreturn void child_main(const struct child_args *a)
 {
     const struct workload_spec *w = a->spec;
     const char *what = NULL;
+    int tree = -1;
+    /* In a user namespace nothing can be built before the parent has
+     * written the id maps and handed over the idmapped image. */
+    if (a->userns) {
+        CHECK(STEP_SYNC, wait_go(a->sync_fd, &tree));
+        /* We are still host uid 0, which the map leaves out: become the
+         * namespace's root (host uid base) before creating anything. */
+        CHECK(STEP_SYNC, (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) ? (what = "becoming root in the user namespace", -1) : 0);
+    }
     CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
     CHECK(STEP_MOUNT_PRIVATE, mounts_make_private(&what));
+    if (a->userns) {
+        CHECK(STEP_OVERLAY, attach_lower(tree, a->lower, &what));
+        close(tree);
+    }
     int rootfd = -1;
     CHECK(STEP_OVERLAY, mounts_overlay(&a->plan, &rootfd, &what));
     CHECK(STEP_PROC_DEV_SYS, mounts_proc_dev_sys(rootfd, &what));
@@ -480,8 +563,8 @@ static _Noreturn void child_main(const struct child_args *a)
     CHECK(STEP_PIVOT, mounts_pivot(rootfd, &what));
     /* Nothing of the workload runs before it is in its cgroup: wait for
      * the parent, then make that cgroup the root of our cgroup namespace. */
-    char byte;
-    CHECK(STEP_SYNC, read(a->sync_fd, &byte, 1) == 1 ? 0 : -1);
+    if (!a->userns)
+        CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
     CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     close(rootfd);
     CHECK(STEP_CAPS, container_caps_apply(a->rt->caps, a->rt->last_cap));
@@ -511,14 +594,80 @@ static _Noreturn void child_main(const struct child_args *a)
     child_fail(a, STEP_EXEC, "executing duet-init");
 }
 
+static int write_proc_file(pid_t pid, const char *file, const char *value, struct duet_err *err)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/%s", (int)pid, file);
+    _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+    size_t len = strlen(value);
+    if (fd < 0 || write(fd, value, len) != (ssize_t)len)
+        return duet_err_sys(err, "cannot write %s", p);
+    return 0;
+}
+
+/* With a user namespace: writes the child's id maps and returns the image
+ * as a detached mount idmapped into that namespace (host root's files are
+ * the container root's), for the child to use as its lower layer. */
+static int userns_prepare(struct container *c, pid_t pid, const char *rootfs, struct duet_err *err)
+{
+    const struct container_runtime *rt = c->rt;
+    char map[64];
+    snprintf(map, sizeof(map), "0 %u %u\n", rt->userns_base, rt->userns_size);
+    if (write_proc_file(pid, "uid_map", map, err) < 0 || write_proc_file(pid, "gid_map", map, err) < 0)
+        return duet_err_prefix(err, "container %s: writing its user namespace's id maps", c->name);
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
+    _cleanup_close_ int ns = open(p, O_RDONLY | O_CLOEXEC);
+    if (ns < 0)
+        return duet_err_sys(err, "container %s: cannot open %s", c->name, p);
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (tree < 0)
+        return duet_err_sys(err, "container %s: cannot clone the mount of %s", c->name, rootfs);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)ns};
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+        duet_err_sys(err, "container %s: the filesystem of %s does not support idmapped mounts, which user "
+                          "namespaces need (use ext4, xfs, btrfs or tmpfs)",
+                     c->name, rootfs);
+        close(tree);
+        return -1;
+    }
+    return tree;
+}
+
+/* The go-ahead: one byte, with the idmapped image's fd when there is one. */
+static int send_go(int sock, int tree)
+{
+    char byte = 0;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (tree >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof(ctl.buf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &tree, sizeof(int));
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
 int container_start(struct container *c, const struct container_config *cfg, struct duet_err *err)
 {
     const struct workload_spec *w = cfg->spec;
     const struct container_runtime *rt = c->rt;
-    char merged[400], opts[1400], p[400];
+    char merged[400], lower[400], opts[1400], p[400];
     snprintf(merged, sizeof(merged), "%s/rootfs", c->dir);
-    int n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", w->image.rootfs, c->dir,
-                     c->dir);
+    snprintf(lower, sizeof(lower), "%s/lower", c->dir);
+    /* In a user namespace overlayfs keeps its metadata in user.* xattrs:
+     * trusted.* belongs to the host's root. */
+    int n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work%s",
+                     c->userns ? lower : w->image.rootfs, c->dir, c->dir, c->userns ? ",userxattr" : "");
     if (n < 0 || (size_t)n >= sizeof(opts))
         return duet_err_set(err, ENAMETOOLONG, "container %s: paths too long for overlayfs", c->name);
 
@@ -561,7 +710,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
     snprintf(hostbuf, sizeof(hostbuf), "HOSTNAME=%s", c->name);
     envp[envc++] = hostbuf;
 
-    int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, rc = -1;
+    int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, tree = -1, rc = -1;
     pid_t pid = -1;
     snprintf(p, sizeof(p), "%s/log", c->dir);
     log_fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -579,6 +728,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .rt = rt,
         .spec = w,
         .fail_at = cfg->fail_at,
+        .userns = c->userns,
+        .lower = lower,
         .plan = {.merged = merged, .overlay_opts = opts, .volumes = w->volumes, .n_volumes = w->n_volumes},
         .sync_fd = sync[0],
         .report_fd = report[1],
@@ -593,7 +744,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         goto out;
     }
     /* Like fork: no new stack, the child continues on its copy of ours. */
-    pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
+    pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                                        (c->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
                          NULL, NULL, NULL, 0);
     if (pid == 0)
         child_main(&args);
@@ -609,6 +761,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_ATTACH]);
         goto out_kill;
     }
+    if (c->userns && (tree = userns_prepare(c, pid, w->image.rootfs, err)) < 0)
+        goto out_kill;
     if (cgroup_attach(&rt->cgroup, c->cgroup, pid, err) < 0) {
         /* A child that failed its own setup meanwhile is gone (ESRCH): its
          * report is the error worth showing. */
@@ -625,7 +779,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         }
         goto out_kill;
     }
-    if (send(sync[1], "", 1, MSG_NOSIGNAL) != 1 && errno != EPIPE) {
+    if (send_go(sync[1], tree) < 0 && errno != EPIPE) {
         duet_err_sys(err, "container %s: the setup process went away", c->name);
         goto out_kill;
     }
@@ -668,6 +822,8 @@ out:
         if (report[i] >= 0)
             close(report[i]);
     }
+    if (tree >= 0)
+        close(tree);
     if (log_fd >= 0)
         close(log_fd);
     if (exit_fd >= 0)
@@ -806,10 +962,10 @@ int container_recover(struct container_runtime *rt, const char *name, struct con
     char p[400];
     snprintf(p, sizeof(p), "%s/state", c->dir);
     FILE *f = fopen(p, "re");
-    int pid;
+    int pid, userns = 0;
     unsigned long long start;
     unsigned uid, gid;
-    if (!f || fscanf(f, "%d %llu %u %u\n", &pid, &start, &uid, &gid) != 4 ||
+    if (!f || fscanf(f, "%d %llu %u %u %d\n", &pid, &start, &uid, &gid, &userns) != 5 ||
         !fgets(c->workdir, sizeof(c->workdir), f)) {
         if (f)
             fclose(f);
@@ -822,6 +978,7 @@ int container_recover(struct container_runtime *rt, const char *name, struct con
     c->starttime = start;
     c->uid = uid;
     c->gid = gid;
+    c->userns = userns != 0;
     /* Same pid and same start time: the same process, not a reused pid. */
     uint64_t now;
     if (read_starttime(pid, &now) == 0 && now == start) {
@@ -849,9 +1006,12 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
     uint64_t now;
     if (c->pidfd < 0 || read_starttime(c->pid, &now) < 0 || now != c->starttime)
         return duet_err_set(err, ESRCH, "container %s is not running", c->name);
-    static const char *const ns[] = {"ipc", "uts", "net", "pid", "cgroup", "mnt"};
-    int nsfd[6];
-    for (size_t i = 0; i < 6; i++) {
+    /* The user namespace first: it owns the others. */
+    static const char *const all_ns[] = {"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"};
+    const char *const *ns = c->userns ? all_ns : all_ns + 1;
+    size_t n_ns = c->userns ? 7 : 6;
+    int nsfd[7];
+    for (size_t i = 0; i < n_ns; i++) {
         char p[64];
         snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)c->pid, ns[i]);
         nsfd[i] = open(p, O_RDONLY | O_CLOEXEC);
@@ -865,7 +1025,7 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
     static const char *const envp[] = {"PATH=" DEFAULT_PATH, "HOME=/", NULL};
     pid_t helper = fork();
     if (helper < 0) {
-        for (size_t j = 0; j < 6; j++)
+        for (size_t j = 0; j < n_ns; j++)
             close(nsfd[j]);
         return duet_err_sys(err, "container %s: cannot fork", c->name);
     }
@@ -874,7 +1034,7 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
          * namespace applies to children, hence the second fork. */
         if (cgroup_attach(&c->rt->cgroup, c->cgroup, getpid(), NULL) < 0)
             _exit(125);
-        for (size_t i = 0; i < 6; i++)
+        for (size_t i = 0; i < n_ns; i++)
             if (setns(nsfd[i], 0) < 0)
                 _exit(125);
         pid_t inner = fork();
@@ -907,7 +1067,7 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
                 _exit(125);
         _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
     }
-    for (size_t j = 0; j < 6; j++)
+    for (size_t j = 0; j < n_ns; j++)
         close(nsfd[j]);
     int ws;
     while (waitpid(helper, &ws, 0) < 0)

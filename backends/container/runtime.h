@@ -65,7 +65,16 @@ struct container_runtime {
     struct seccomp_prog filter;
     uint64_t caps;
     int last_cap;
+    /* User namespaces (container_runtime_set_userns): container uid/gid 0..
+     * size-1 are host base..base+size-1. */
+    bool userns;
+    uint32_t userns_base, userns_size;
 };
+
+/* Runs containers in user namespaces from now on: root in a container is
+ * host uid/gid `base`, unprivileged on the host.  The image is seen through
+ * an idmapped mount, so it needs no chown. */
+int container_runtime_set_userns(struct container_runtime *rt, uint32_t base, uint32_t size, struct duet_err *err);
 
 int container_runtime_init(struct container_runtime *rt, const char *state_dir, const char *init_path,
                            const char *cgroup_root, struct duet_err *err);
@@ -93,6 +102,7 @@ struct container {
     bool child;                         /* this process is its parent (can reap it) */
     uid_t uid;
     gid_t gid;                          /* the workload's user, for exec */
+    bool userns;                        /* runs in its own user namespace */
     char workdir[256];
 };
 

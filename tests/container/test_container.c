@@ -603,11 +603,107 @@ Test(container, recover_after_a_daemon_restart)
     cr_assert_eq(fscanf(sf, "%d %llu", &pid, &start), 2);
     fclose(sf);
     sf = fopen(p, "w");
-    fprintf(sf, "%d %llu 0 0\n/\n", pid, start + 1);
+    fprintf(sf, "%d %llu 0 0 0\n/\n", pid, start + 1);
     fclose(sf);
     cr_assert_eq(container_recover(&f.rt, "reused", &c, &err), 0, "%s", err.msg);
     cr_expect_lt(c->pidfd, 0, "a different start time means a different process");
     kill(pid, SIGKILL);
     destroy(c);
+    fixture_fini(&f);
+}
+
+/* ---- user namespaces -------------------------------------------------- */
+
+static void fixture_userns(struct fixture *f)
+{
+    fixture_init(f);
+    struct duet_err err = {0};
+    cr_assert_eq(container_runtime_set_userns(&f->rt, 100000, 65536, &err), 0, "%s", err.msg);
+}
+
+Test(container, userns_root_inside_is_unprivileged_outside)
+{
+    struct fixture f;
+    fixture_userns(&f);
+    struct container *c = start(&f, spec(&f, "mapped", "  command: [/bin/sh, -c, 'id -u; cat /proc/self/uid_map; "
+                                                       "ls -ln /bin/busybox; echo hi > /etc/mine && echo wrote; sleep 30']\n"));
+    wait_for_log(c, "wrote");
+    char p[512], line[256];
+    snprintf(p, sizeof(p), "/proc/%d/status", (int)c->pid);
+    FILE *st = fopen(p, "r");
+    cr_assert_not_null(st);
+    unsigned uid = 0;
+    while (fgets(line, sizeof(line), st))
+        sscanf(line, "Uid: %u", &uid);
+    fclose(st);
+    cr_expect_eq(uid, 100000, "duet-init runs as host uid 100000, not root");
+    char *log = read_log(c);
+    cr_expect(strncmp(log, "0\n", 2) == 0, "root inside: %s", log);
+    cr_expect(strstr(log, "0     100000      65536"), "%s", log);
+    cr_expect(strstr(log, " 0        0 ") && strstr(log, "/bin/busybox"), "the image is root's inside: %s", log);
+    free(log);
+    snprintf(p, sizeof(p), "%s/upper/etc/mine", c->dir);
+    struct stat sb;
+    cr_assert_eq(stat(p, &sb), 0, "the write went to the container's layer");
+    cr_expect_eq(sb.st_uid, 100000, "and belongs to the mapped root on the host");
+    snprintf(p, sizeof(p), "%s/etc/mine", env_or_die("DUET_ROOTFS"));
+    cr_expect_neq(access(p, F_OK), 0, "the image is unchanged");
+    /* exec joins the user namespace too */
+    char out[] = "/tmp/duet-uns-exec-XXXXXX";
+    int fd = mkstemp(out);
+    int status = -1;
+    struct duet_err err = {0};
+    const char *argv[] = {"/bin/sh", "-c", "id -u; cat /proc/self/uid_map", NULL};
+    cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
+    char buf[256] = "";
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    cr_expect(strstr(buf, "0\n") && strstr(buf, "100000"), "%s", buf);
+    close(fd);
+    unlink(out);
+    destroy(c);
+    fixture_fini(&f);
+}
+
+Test(container, userns_escape_attempts_all_fail)
+{
+    struct fixture f;
+    fixture_userns(&f);
+    char marker[] = "/tmp/duet-host-marker-XXXXXX";
+    int fd = mkstemp(marker);
+    close(fd);
+    char body[512];
+    snprintf(body, sizeof(body), "  command: [/bin/escape_probe, %s]\n", marker);
+    struct container_exit st;
+    char *log = run(&f, "escape-uns", body, &st);
+    cr_expect_null(strstr(log, "ESCAPED"), "%s", log);
+    cr_expect(strstr(log, "DONE 0 escaped"), "%s", log);
+    free(log);
+    unlink(marker);
+    fixture_fini(&f);
+}
+
+Test(container, userns_failure_at_any_step_leaves_nothing_behind)
+{
+    struct fixture f;
+    fixture_userns(&f);
+    const struct workload_spec *w = spec(&f, "failing-uns", "  command: [/bin/true]\n");
+    for (int step = STEP_STATE_DIR; step < STEP_COUNT; step++) {
+        struct container_config cfg = {.spec = w, .fail_at = (enum container_step)step};
+        struct container *c = NULL;
+        struct duet_err err = {0};
+        int rc = container_prepare(&f.rt, &cfg, &c, &err);
+        if (rc == 0) {
+            rc = container_start(c, &cfg, &err);
+            cr_expect_eq(container_destroy(c, NULL), 0);
+        }
+        cr_expect_eq(rc, -1, "step %s did not fail", container_step_name(step));
+        char dir[128], cg[128];
+        snprintf(dir, sizeof(dir), "%s/failing-uns", f.state);
+        cr_expect_neq(access(dir, F_OK), 0, "step %s: state dir left behind", container_step_name(step));
+        cr_expect_not(cgroup_exists(&f.rt.cgroup, container_cgroup_name(&f.rt, "failing-uns", cg, sizeof(cg))),
+                      "step %s: cgroup left behind", container_step_name(step));
+        cr_expect_not(host_has_mount_under(f.state), "step %s: a mount leaked to the host", container_step_name(step));
+    }
     fixture_fini(&f);
 }

@@ -33,13 +33,22 @@ static void note(struct run *r, const char *what)
     strncat(r->log, " ", sizeof(r->log) - strlen(r->log) - 1);
 }
 
+static void setup_with(struct run *r, const char *body, bool userns);
+
 static void setup(struct run *r, const char *body)
+{
+    setup_with(r, body, false);
+}
+
+static void setup_with(struct run *r, const char *body, bool userns)
 {
     memset(r, 0, sizeof(*r));
     cr_assert_eq(uv_loop_init(&r->loop), 0);
     snprintf(r->state, sizeof(r->state), "/tmp/duet-drv-XXXXXX");
     cr_assert_not_null(mkdtemp(r->state));
     r->drv = container_driver_new(getenv("DUET_INIT"), NULL);
+    if (userns)
+        container_driver_set_userns(r->drv, 200000, 65536);
     struct duet_err err = {0};
     cr_assert_eq(r->drv->open(r->drv, &r->loop, r->state, &err), 0, "%s", err.msg);
     char yaml[2048];
@@ -117,6 +126,19 @@ Test(driver, create_start_exit_destroy_in_order)
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_str_eq(r.log, "created started exited destroyed ");
     cr_expect_eq(r.exit_code, 3);
+    teardown(&r);
+}
+
+Test(driver, userns_through_the_driver)
+{
+    struct run r;
+    setup_with(&r, "  command: [/bin/sh, -c, 'test $(id -u) = 0 && grep -q \"0 *200000 *65536\" /proc/self/uid_map && exit 7']\n",
+               true);
+    struct duet_err err = {0};
+    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], &r.inst, created, &r, &err), 0, "%s", err.msg);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    cr_assert_not(r.failed, "%s", r.err);
+    cr_expect_eq(r.exit_code, 7, "root inside, mapped to 200000 outside");
     teardown(&r);
 }
 
