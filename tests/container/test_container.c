@@ -707,3 +707,24 @@ Test(container, userns_failure_at_any_step_leaves_nothing_behind)
     }
     fixture_fini(&f);
 }
+
+Test(container, init_reaps_orphans)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container_exit st;
+    /* The inner shell's child is orphaned onto pid 1 and exits: without
+     * reaping it would stay a zombie (Z) in ps. */
+    char *log = run(&f, "reaper",
+                    "  command: [/bin/sh, -c, '(sh -c \"sleep 0.2\" &); sleep 1; ps -o pid,stat,comm; echo listed']\n",
+                    &st);
+    cr_expect(strstr(log, "listed"), "%s", log);
+    for (char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        char stat[8] = "";
+        int pid;
+        if (sscanf(line, "%d %7s", &pid, stat) == 2)
+            cr_expect(stat[0] != 'Z', "a zombie in the container: %.*s", (int)strcspn(line, "\n"), line);
+    }
+    free(log);
+    fixture_fini(&f);
+}
