@@ -53,6 +53,12 @@ void cgroup_remove_parent(const struct cgroup_layout *l, const char *parent)
     ops(l)->remove_parent(l, parent);
 }
 
+long long cgroup_cpu_quota_us(double cpus)
+{
+    long long quota = (long long)(cpus * 100000.0 + 0.5);
+    return quota < 1000 ? 1000 : quota;
+}
+
 int cgroup_write_file(const char *dir, const char *file, const char *value, struct duet_err *err)
 {
     char path[512];

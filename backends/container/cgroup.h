@@ -76,6 +76,9 @@ extern const struct cgroup_ops cgroup_v1_ops;
 extern const struct cgroup_ops cgroup_v2_ops;
 
 /* Helpers shared by both versions (cgroup.c). */
+/* CFS quota in microseconds per 100 ms period for `cpus` CPUs (at least
+ * the kernel's floor of 1 ms). */
+long long cgroup_cpu_quota_us(double cpus);
 int cgroup_write_file(const char *dir, const char *file, const char *value, struct duet_err *err);
 int cgroup_read_u64(const char *dir, const char *file, uint64_t *v);
 /* Value of "KEY N" in a flat-keyed file (memory.events, cpu.stat). */

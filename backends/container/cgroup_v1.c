@@ -93,10 +93,7 @@ static int v1_create(const struct cgroup_layout *l, const char *name, const stru
         dir_of(l, "cpu", name, dir, sizeof(dir));
         if (cgroup_write_file(dir, "cpu.cfs_period_us", "100000", err) < 0)
             goto fail;
-        long long quota = (long long)(lim->cpus * 100000.0 + 0.5);
-        if (quota < 1000)
-            quota = 1000;   /* the kernel's floor is 1 ms per period */
-        snprintf(val, sizeof(val), "%lld", quota);
+        snprintf(val, sizeof(val), "%lld", cgroup_cpu_quota_us(lim->cpus));
         if (cgroup_write_file(dir, "cpu.cfs_quota_us", val, err) < 0)
             goto fail;
     }

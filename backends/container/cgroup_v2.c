@@ -65,10 +65,7 @@ static int v2_create(const struct cgroup_layout *l, const char *name, const stru
             goto fail;
     }
     if (lim->cpus > 0) {
-        long long quota = (long long)(lim->cpus * 100000.0 + 0.5);
-        if (quota < 1000)
-            quota = 1000;
-        snprintf(val, sizeof(val), "%lld 100000", quota);
+        snprintf(val, sizeof(val), "%lld 100000", cgroup_cpu_quota_us(lim->cpus));
         if (cgroup_write_file(dir, "cpu.max", val, err) < 0)
             goto fail;
     }
