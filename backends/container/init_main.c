@@ -1,7 +1,7 @@
 /*
  * duet-init - pid 1 of every container.
  *
- *   duet-init --uid UID --gid GID --cwd DIR -- COMMAND [ARG...]
+ *   duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]
  *
  * Started by the runtime with fd 0 on /dev/null, 1 and 2 on the container's
  * log, and 3 on its exit file.  It starts COMMAND as UID:GID in DIR,
@@ -37,7 +37,7 @@ static void die(const char *what, const char *arg)
 int main(int argc, char **argv)
 {
     unsigned long uid = 0, gid = 0;
-    const char *cwd = "/";
+    const char *cwd = "/", *groups = NULL;
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
@@ -54,13 +54,15 @@ int main(int argc, char **argv)
             gid = strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--cwd") == 0)
             cwd = argv[++i];
+        else if (strcmp(argv[i], "--groups") == 0)
+            groups = argv[++i];
         else {
             fprintf(stderr, "duet-init: unknown option %s\n", argv[i]);
             return 127;
         }
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: duet-init --uid UID --gid GID --cwd DIR -- COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
         return 127;
     }
     /* Not dumpable: the workload, even as root, cannot ptrace pid 1 or read
@@ -77,8 +79,13 @@ int main(int argc, char **argv)
     if (child == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         setsid();
-        gid_t g = (gid_t)gid;
-        if (setgroups(1, &g) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+        gid_t g = (gid_t)gid, list[32];
+        size_t n = 0;
+        for (const char *p = groups; p && *p && n < 32; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+            list[n++] = (gid_t)strtoul(p, NULL, 10);
+        if (n == 0)
+            list[n++] = g;
+        if (setgroups(n, list) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
             die("cannot switch to the workload's user", NULL);
         if (chdir(cwd) < 0)
             die("cannot change to the working directory", cwd);

@@ -239,29 +239,85 @@ static bool all_digits(const char *s, size_t n)
     return n > 0;
 }
 
-static int resolve_user(const char *name, const char *rootfs, const char *user, uid_t *uid, gid_t *gid,
-                        struct duet_err *err)
+/* The name of uid in the image's /etc/passwd, and its primary group. */
+static bool lookup_uid(const char *rootfs, uint32_t uid, char *name, size_t len, uint32_t *gid)
 {
-    *uid = 0;
-    *gid = 0;
+    _cleanup_close_ int fd = open_in_rootfs(rootfs, "etc/passwd");
+    if (fd < 0)
+        return false;
+    _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+    if (!f)
+        return false;
+    fd = -1;
+    char line[1024];
+    while (fgets(line, sizeof(line), f)) {
+        char *save, *n = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
+        char *u = strtok_r(NULL, ":", &save), *g = strtok_r(NULL, ":", &save);
+        if (!n || !pw || !u || !g || strtoul(u, NULL, 10) != uid)
+            continue;
+        snprintf(name, len, "%s", n);
+        *gid = (uint32_t)strtoul(g, NULL, 10);
+        return true;
+    }
+    return false;
+}
+
+/* The groups of /etc/group that list `user` as a member. */
+static int supplementary_groups(const char *rootfs, const char *user, gid_t primary, gid_t *out, int max)
+{
+    int n = 0;
+    out[n++] = primary;
+    _cleanup_close_ int fd = open_in_rootfs(rootfs, "etc/group");
+    if (fd < 0)
+        return n;
+    _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+    if (!f)
+        return n;
+    fd = -1;
+    char line[4096];
+    while (n < max && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *save, *name = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
+        char *g = strtok_r(NULL, ":", &save), *members = strtok_r(NULL, ":", &save);
+        if (!name || !pw || !g || !members)
+            continue;
+        gid_t gid = (gid_t)strtoul(g, NULL, 10);
+        for (char *s2, *m = strtok_r(members, ",", &s2); m; m = strtok_r(NULL, ",", &s2))
+            if (strcmp(m, user) == 0 && gid != primary) {
+                out[n++] = gid;
+                break;
+            }
+    }
+    return n;
+}
+
+/* user: NAME, UID, NAME:GROUP or UID:GID, as Docker reads them: a name (or
+ * a uid listed in the image's passwd) brings its primary group and its
+ * supplementary groups; an unlisted uid gets group 0. */
+static int resolve_user(struct container *c, const char *rootfs, const char *user, struct duet_err *err)
+{
+    c->uid = 0;
+    c->gid = 0;
+    c->n_groups = 1;
+    c->groups[0] = 0;
     if (!user)
         return 0;
     const char *colon = strchr(user, ':');
     size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
-    char u[64];
+    char u[64], name[64] = "";
     snprintf(u, sizeof(u), "%.*s", (int)ulen, user);
     uint32_t id = 0, g = 0;
     if (all_digits(u, ulen)) {
         id = (uint32_t)strtoul(u, NULL, 10);
-        g = id;
-        uint32_t pg;
-        /* a numeric user still takes its primary group from passwd, when listed */
-        (void)pg;
-    } else if (!lookup_id(rootfs, "etc/passwd", u, &id, &g)) {
+        if (!lookup_uid(rootfs, id, name, sizeof(name), &g))
+            g = 0;
+    } else if (lookup_id(rootfs, "etc/passwd", u, &id, &g)) {
+        snprintf(name, sizeof(name), "%s", u);
+    } else {
         return duet_err_set(err, ENOENT,
                             "container %s: user \"%s\" is not in %s/etc/passwd; add it to the image or give a "
                             "numeric UID",
-                            name, u, rootfs);
+                            c->name, u, rootfs);
     }
     if (colon) {
         const char *grp = colon + 1;
@@ -271,11 +327,14 @@ static int resolve_user(const char *name, const char *rootfs, const char *user, 
             return duet_err_set(err, ENOENT,
                                 "container %s: group \"%s\" is not in %s/etc/group; add it to the image or give a "
                                 "numeric GID",
-                                name, grp, rootfs);
+                                c->name, grp, rootfs);
         }
     }
-    *uid = id;
-    *gid = g;
+    c->uid = id;
+    c->gid = g;
+    c->n_groups = name[0] ? supplementary_groups(rootfs, name, g, c->groups, 32) : 1;
+    if (!name[0])
+        c->groups[0] = g;
     return 0;
 }
 
@@ -321,6 +380,9 @@ static int write_state(const struct container *c, struct duet_err *err)
         return duet_err_sys(err, "cannot write %s", tmp);
     fprintf(f, "%d %llu %u %u %d\n%s\n", (int)c->pid, (unsigned long long)c->starttime, (unsigned)c->uid,
             (unsigned)c->gid, c->userns ? 1 : 0, c->workdir);
+    for (int i = 0; i < c->n_groups; i++)
+        fprintf(f, "%s%u", i ? " " : "", (unsigned)c->groups[i]);
+    fputc('\n', f);
     /* Renamed into place: a crash leaves the old file or the new one.  No
      * fsync: it must survive the daemon, not the host, whose crash ends
      * the container as well. */
@@ -387,7 +449,7 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
     snprintf(c->dir, sizeof(c->dir), "%s/%s", rt->state_dir, w->name);
     container_cgroup_name(rt, w->name, c->cgroup, sizeof(c->cgroup));
     snprintf(c->workdir, sizeof(c->workdir), "%s", w->working_dir ? w->working_dir : "/");
-    if (resolve_user(w->name, rootfs, w->user, &c->uid, &c->gid, err) < 0) {
+    if (resolve_user(c, rootfs, w->user, err) < 0) {
         free(c);
         return -1;
     }
@@ -594,6 +656,22 @@ static _Noreturn void child_main(const struct child_args *a)
     child_fail(a, STEP_EXEC, "executing duet-init");
 }
 
+/* STATE/NAME/env: the workload's environment, NUL-separated, for exec. */
+static int write_env_file(const struct container *c, const char *const *envp, size_t envc, struct duet_err *err)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/env", c->dir);
+    FILE *f = fopen(p, "we");
+    if (!f)
+        return duet_err_sys(err, "container %s: cannot write %s", c->name, p);
+    bool ok = true;
+    for (size_t i = 0; i < envc; i++)
+        ok = ok && fwrite(envp[i], 1, strlen(envp[i]) + 1, f) == strlen(envp[i]) + 1;
+    if (fclose(f) != 0 || !ok)
+        return duet_err_sys(err, "container %s: cannot write %s", c->name, p);
+    return 0;
+}
+
 static int write_proc_file(pid_t pid, const char *file, const char *value, struct duet_err *err)
 {
     char p[64];
@@ -673,20 +751,26 @@ int container_start(struct container *c, const struct container_config *cfg, str
 
     /* duet-init's command line and the workload's environment, built here
      * because the child may not allocate. */
-    char uidbuf[24], gidbuf[24];
+    char uidbuf[24], gidbuf[24], groupsbuf[32 * 11 + 1] = "";
     snprintf(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
     snprintf(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
+    for (int i = 0; i < c->n_groups; i++)
+        snprintf(groupsbuf + strlen(groupsbuf), sizeof(groupsbuf) - strlen(groupsbuf), "%s%u", i ? "," : "",
+                 (unsigned)c->groups[i]);
     size_t argc = 0;
-    const char **argv = calloc(w->n_command + 12, sizeof(*argv));
+    const char **argv = calloc(w->n_command + 14, sizeof(*argv));
     const char **envp = calloc(w->n_env + 4, sizeof(*envp));
     char **envbuf = calloc(w->n_env + 4, sizeof(*envbuf));
     if (!argv || !envp || !envbuf)
         abort();
     argv[argc++] = "duet-init";
+    /* argv: duet-init, 8 options and their values, "--", the command, NULL */
     argv[argc++] = "--uid";
     argv[argc++] = uidbuf;
     argv[argc++] = "--gid";
     argv[argc++] = gidbuf;
+    argv[argc++] = "--groups";
+    argv[argc++] = groupsbuf;
     argv[argc++] = "--cwd";
     argv[argc++] = c->workdir;
     argv[argc++] = "--";
@@ -709,6 +793,15 @@ int container_start(struct container *c, const struct container_config *cfg, str
     char hostbuf[80];
     snprintf(hostbuf, sizeof(hostbuf), "HOSTNAME=%s", c->name);
     envp[envc++] = hostbuf;
+    /* The same environment for exec, now and after a daemon restart. */
+    if (write_env_file(c, envp, envc, err) < 0) {
+        for (size_t i = 0; i < w->n_env; i++)
+            free(envbuf[i]);
+        free(envbuf);
+        free(envp);
+        free(argv);
+        return -1;
+    }
 
     int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, tree = -1, rc = -1;
     pid_t pid = -1;
@@ -972,6 +1065,13 @@ int container_recover(struct container_runtime *rt, const char *name, struct con
         free(c);
         return duet_err_set(err, ENOENT, "container %s: no usable state in %s", name, p);
     }
+    char groups[512] = "";
+    c->n_groups = 0;
+    if (fgets(groups, sizeof(groups), f))
+        for (char *save, *g = strtok_r(groups, " \n", &save); g && c->n_groups < 32; g = strtok_r(NULL, " \n", &save))
+            c->groups[c->n_groups++] = (gid_t)strtoul(g, NULL, 10);
+    if (c->n_groups == 0)
+        c->groups[c->n_groups++] = (gid_t)gid;
     fclose(f);
     c->workdir[strcspn(c->workdir, "\n")] = '\0';
     c->pid = pid;
@@ -1022,7 +1122,43 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
             return -1;
         }
     }
-    static const char *const envp[] = {"PATH=" DEFAULT_PATH, "HOME=/", NULL};
+    /* The workload's environment, kept by start in STATE/NAME/env. */
+    char envpath[400];
+    snprintf(envpath, sizeof(envpath), "%s/env", c->dir);
+    _cleanup_free_ char *envdata = NULL;
+    _cleanup_free_ char **envp = NULL;
+    {
+        _cleanup_fclose_ FILE *ef = fopen(envpath, "re");
+        size_t len = 0, cap = 0;
+        if (ef) {
+            char chunk[4096];
+            size_t got;
+            while ((got = fread(chunk, 1, sizeof(chunk), ef)) > 0) {
+                if (len + got + 1 > cap) {
+                    cap = (len + got + 1) * 2;
+                    char *nd = realloc(envdata, cap);
+                    if (!nd)
+                        abort();
+                    envdata = nd;
+                }
+                memcpy(envdata + len, chunk, got);
+                len += got;
+            }
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < len; i++)
+            n += envdata[i] == '\0';
+        envp = calloc(n + 3, sizeof(*envp));
+        if (!envp)
+            abort();
+        size_t k = 0;
+        for (size_t i = 0; i < len; i += strlen(envdata + i) + 1)
+            envp[k++] = envdata + i;
+        if (k == 0) {
+            envp[k++] = (char *)"PATH=" DEFAULT_PATH;
+            envp[k++] = (char *)"HOME=/";
+        }
+    }
     pid_t helper = fork();
     if (helper < 0) {
         for (size_t j = 0; j < n_ns; j++)
@@ -1050,15 +1186,14 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
             }
             /* The container's capabilities, then its user (a non-root
              * user ends with none), then its filter. */
-            gid_t g = c->gid;
-            if (container_caps_apply(c->rt->caps, c->rt->last_cap) < 0 || setgroups(1, &g) < 0 ||
+            if (container_caps_apply(c->rt->caps, c->rt->last_cap) < 0 || setgroups((size_t)c->n_groups, c->groups) < 0 ||
                 setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0)
                 _exit(125);
             if (container_seccomp_apply(&c->rt->filter) < 0)
                 _exit(125);
             if (chdir(c->workdir) < 0)
                 _exit(125);
-            execvpe(argv[0], (char *const *)argv, (char *const *)envp);
+            execvpe(argv[0], (char *const *)argv, envp);
             _exit(errno == ENOENT ? 127 : 126);
         }
         int ws;

@@ -17,7 +17,9 @@
  * On disk, under STATE/NAME/: upper/ and work/ (the container's layer),
  * rootfs/ (the mount point, used only inside the container's mount
  * namespace, so nothing is ever mounted on the host), log (stdout and
- * stderr), exit (written by duet-init), state ("PID STARTTIME").
+ * stderr), exit (written by duet-init), state (pid, start time, user,
+ * groups, working dir: what recover and exec need), env (the workload's
+ * environment, NUL-separated, for exec).
  */
 #ifndef DUET_RUNTIME_H
 #define DUET_RUNTIME_H
@@ -102,6 +104,8 @@ struct container {
     bool child;                         /* this process is its parent (can reap it) */
     uid_t uid;
     gid_t gid;                          /* the workload's user, for exec */
+    gid_t groups[32];                   /* its supplementary groups (from the image's /etc/group) */
+    int n_groups;
     bool userns;                        /* runs in its own user namespace */
     char workdir[256];
 };

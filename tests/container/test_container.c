@@ -258,7 +258,14 @@ Test(container, user_workdir_and_env)
     cr_expect(strstr(log, "CapEff:\t0000000000000000"), "a non-root user has no capabilities: %s", log);
     free(log);
     log = run(&f, "named", "  command: [/bin/id]\n  user: user\n", &st);
-    cr_expect(strstr(log, "uid=1000(user) gid=1000(user)"), "names come from the rootfs's /etc/passwd: %s", log);
+    cr_expect(strstr(log, "uid=1000(user) gid=1000(user) groups=10(wheel),1000(user)"),
+              "names and groups come from the rootfs's /etc/passwd and /etc/group: %s", log);
+    free(log);
+    log = run(&f, "numeric", "  command: [/bin/id]\n  user: \"1000\"\n", &st);
+    cr_expect(strstr(log, "uid=1000(user) gid=1000(user)"), "a listed uid brings its primary group: %s", log);
+    free(log);
+    log = run(&f, "unlisted", "  command: [/bin/id, -g]\n  user: \"4242\"\n", &st);
+    cr_expect(strstr(log, "0\n"), "an unlisted uid gets group 0, as with Docker: %s", log);
     free(log);
     fixture_fini(&f);
 }
@@ -451,14 +458,14 @@ Test(container, exec_runs_inside_with_the_same_confinement)
     struct fixture f;
     fixture_init(&f);
     struct container *c = start(&f, spec(&f, "execme", "  command: [/bin/sleep, '30']\n  user: \"1000:1000\"\n"
-                                                      "  workingDir: /tmp\n"));
+                                                      "  workingDir: /tmp\n  env: {FOO: from-the-spec}\n"));
     char out[] = "/tmp/duet-exec-out-XXXXXX";
     int fd = mkstemp(out);
     cr_assert_geq(fd, 0);
     int status = -1;
     struct duet_err err = {0};
     const char *argv[] = {"/bin/sh", "-c", "echo host=$(hostname) uid=$(id -u) cwd=$(pwd) init=$(cat /proc/1/comm); "
-                                           "unshare -U true 2>/dev/null || echo no-userns",
+                                           "unshare -U true 2>/dev/null || echo no-userns; echo foo=$FOO",
                           NULL};
     cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
     cr_expect_eq(status, 0);
@@ -467,6 +474,7 @@ Test(container, exec_runs_inside_with_the_same_confinement)
     buf[n > 0 ? n : 0] = '\0';
     cr_expect(strstr(buf, "host=execme uid=1000 cwd=/tmp init=duet-init\n"), "%s", buf);
     cr_expect(strstr(buf, "no-userns"), "the filter applies to exec too: %s", buf);
+    cr_expect(strstr(buf, "foo=from-the-spec"), "exec runs with the workload's environment: %s", buf);
     const char *missing[] = {"/bin/nonexistent", NULL};
     cr_expect_eq(container_exec(c, missing, fd, fd, &status, &err), 0);
     cr_expect_eq(status, 127);
@@ -486,7 +494,7 @@ Test(container, user_errors_are_named)
         {"  command: [/bin/nonexistent]\n", "command \"/bin/nonexistent\" is not an executable file in the rootfs"},
         {"  command: [nonexistent-cmd]\n", "command \"nonexistent-cmd\" is not an executable file in the rootfs"},
         {"  command: [/bin/true]\n  user: bob\n", "user \"bob\" is not in"},
-        {"  command: [/bin/true]\n  user: \"1000:wheel\"\n", "group \"wheel\" is not in"},
+        {"  command: [/bin/true]\n  user: \"1000:staff\"\n", "group \"staff\" is not in"},
         {"  command: [/bin/true]\n  resources: {pids: 1}\n", "resources.pids 1 is too low"},
         {"  command: [/bin/true]\n  volumes: [{source: /nonexistent/src, target: /x}]\n",
          "volume source /nonexistent/src (for /x) cannot be used"},
@@ -610,7 +618,7 @@ Test(container, recover_after_a_daemon_restart)
     cr_assert_eq(fscanf(sf, "%d %llu", &pid, &start), 2);
     fclose(sf);
     sf = fopen(p, "w");
-    fprintf(sf, "%d %llu 0 0 0\n/\n", pid, start + 1);
+    fprintf(sf, "%d %llu 0 0 0\n/\n0\n", pid, start + 1);
     fclose(sf);
     cr_assert_eq(container_recover(&f.rt, "reused", &c, &err), 0, "%s", err.msg);
     cr_expect_lt(c->pidfd, 0, "a different start time means a different process");

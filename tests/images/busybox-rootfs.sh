@@ -24,6 +24,7 @@ nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 P
 cat > "$tmp/etc/group" <<'G'
 root:x:0:
+wheel:x:10:user
 user:x:1000:
 nogroup:x:65534:
 G
