@@ -506,6 +506,8 @@ Test(container, user_errors_are_named)
         cr_expect_eq(container_prepare(&f.rt, &cfg, &c, &err), -1, "case %zu", i);
         cr_expect(strstr(err.msg, cases[i].want), "case %zu: %s", i, err.msg);
         cr_expect_null(c);
+        if (c)
+            container_destroy(c, NULL);   /* a case that wrongly passed leaves nothing either */
     }
     /* A rootfs that does not exist */
     char yaml[] = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: gone}\n"
