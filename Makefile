@@ -25,7 +25,8 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(S
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
 LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv 2>/dev/null) -lm -pthread
-TEST_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+# The tests also drive libvirt's in-process test driver directly.
+TEST_LIBS  = $(shell pkg-config --libs criterion libvirt 2>/dev/null)
 
 ifeq ($(SAN),1)
 SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -39,7 +40,7 @@ LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c common/json
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/runtime.c backends/container/driver.c \
-          backends/vm/probe.c \
+          backends/vm/probe.c backends/vm/domain.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c
 CLI_SRC   = orchestrator/cli.c
 UNIT_SRC  = $(wildcard tests/unit/*.c)

@@ -1,0 +1,186 @@
+#include "domain.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of a valid UTF-8 sequence at s, 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
+            return 0;
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+bool vm_xml_escape(const char *str, char *out, size_t len, size_t *written)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t o = 0;
+    while (*s) {
+        const char *rep = NULL;
+        switch (*s) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&apos;"; break;
+        default: break;
+        }
+        if (rep) {
+            size_t n = strlen(rep);
+            if (o + n >= len)
+                return false;
+            memcpy(out + o, rep, n);
+            o += n;
+            s++;
+            continue;
+        }
+        /* XML 1.0 allows tab, newline, carriage return; no other control
+         * character, not even escaped. */
+        if (*s < 0x20 || *s == 0x7f)
+            return false;
+        size_t n = utf8_seq(s);
+        if (n == 0 || o + n >= len)
+            return false;
+        memcpy(out + o, s, n);
+        o += n;
+        s += n;
+    }
+    out[o] = '\0';
+    if (written)
+        *written = o;
+    return true;
+}
+
+struct xbuf {
+    char *buf;
+    size_t len, cap;
+    bool bad;
+    const char *bad_field;
+};
+
+static void put(struct xbuf *x, const char *s)
+{
+    size_t n = strlen(s);
+    if (x->len + n + 1 > x->cap) {
+        x->cap = (x->len + n + 1) * 2;
+        x->buf = realloc(x->buf, x->cap);
+        if (!x->buf)
+            abort();
+    }
+    memcpy(x->buf + x->len, s, n + 1);
+    x->len += n;
+}
+
+/* Writes before, the escaped value, after. */
+static void put_value(struct xbuf *x, const char *field, const char *before, const char *value, const char *after)
+{
+    size_t need = strlen(value) * 6 + 1;
+    char *esc = malloc(need);
+    if (!esc)
+        abort();
+    if (!vm_xml_escape(value, esc, need, NULL)) {
+        if (!x->bad)
+            x->bad_field = field;
+        x->bad = true;
+        free(esc);
+        return;
+    }
+    put(x, before);
+    put(x, esc);
+    put(x, after);
+    free(esc);
+}
+
+int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *err)
+{
+    *out = NULL;
+    if (!s->name || !s->name[0])
+        return duet_err_set(err, EINVAL, "a VM needs a name");
+    if (!s->kernel && !s->disk)
+        return duet_err_set(err, EINVAL, "VM %s: give a kernel or a disk to boot", s->name);
+    if (s->initrd && !s->kernel)
+        return duet_err_set(err, EINVAL, "VM %s: an initrd needs a kernel", s->name);
+    if (s->memory_kib == 0 || s->vcpus == 0)
+        return duet_err_set(err, EINVAL, "VM %s: memory and vCPUs must be above 0", s->name);
+    struct xbuf x = {0};
+    char num[64];
+    put(&x, s->kvm ? "<domain type='kvm'>\n" : "<domain type='qemu'>\n");
+    put_value(&x, "name", "  <name>", s->name, "</name>\n");
+    if (s->uuid)
+        put_value(&x, "uuid", "  <uuid>", s->uuid, "</uuid>\n");
+    put(&x, "  <metadata>\n");
+    put(&x, "    <" VM_METADATA_PREFIX ":workload xmlns:" VM_METADATA_PREFIX "='" VM_METADATA_NS "'>\n");
+    if (s->workload)
+        put_value(&x, "workload", "      <" VM_METADATA_PREFIX ":name>", s->workload, "</" VM_METADATA_PREFIX ":name>\n");
+    if (s->owner)
+        put_value(&x, "owner", "      <" VM_METADATA_PREFIX ":owner>", s->owner, "</" VM_METADATA_PREFIX ":owner>\n");
+    put(&x, "    </" VM_METADATA_PREFIX ":workload>\n");
+    put(&x, "  </metadata>\n");
+    snprintf(num, sizeof(num), "  <memory unit='KiB'>%" PRIu64 "</memory>\n", s->memory_kib);
+    put(&x, num);
+    snprintf(num, sizeof(num), "  <vcpu>%u</vcpu>\n", s->vcpus);
+    put(&x, num);
+    put(&x, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
+    if (s->kernel) {
+        put_value(&x, "kernel", "    <kernel>", s->kernel, "</kernel>\n");
+        if (s->initrd)
+            put_value(&x, "initrd", "    <initrd>", s->initrd, "</initrd>\n");
+        if (s->cmdline)
+            put_value(&x, "cmdline", "    <cmdline>", s->cmdline, "</cmdline>\n");
+    } else {
+        put(&x, "    <boot dev='hd'/>\n");
+    }
+    put(&x, "  </os>\n");
+    /* ACPI: a graceful stop is an ACPI power button press. */
+    put(&x, "  <features><acpi/></features>\n");
+    put(&x, s->kvm ? "  <cpu mode='host-passthrough'/>\n" : "");
+    put(&x, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n");
+    put(&x, "  <devices>\n");
+    if (s->disk) {
+        const char *fmt = s->disk_format ? s->disk_format : "qcow2";
+        if (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
+            free(x.buf);
+            return duet_err_set(err, EINVAL, "VM %s: disk format %s is not qcow2 or raw", s->name, fmt);
+        }
+        put(&x, "    <disk type='file' device='disk'>\n");
+        put(&x, "      <driver name='qemu' type='");
+        put(&x, fmt);
+        put(&x, "'/>\n");
+        put_value(&x, "disk", "      <source file='", s->disk, "'/>\n");
+        put(&x, "      <target dev='vda' bus='virtio'/>\n    </disk>\n");
+    }
+    if (s->console_log) {
+        put_value(&x, "console log", "    <serial type='file'>\n      <source path='", s->console_log,
+                  "'/>\n      <target port='0'/>\n    </serial>\n");
+    }
+    put(&x, "    <memballoon model='none'/>\n");
+    put(&x, "  </devices>\n</domain>\n");
+    if (x.bad) {
+        free(x.buf);
+        return duet_err_set(err, EINVAL,
+                            "VM %s: the %s holds a control character or invalid UTF-8, which a domain definition "
+                            "cannot carry",
+                            s->name, x.bad_field);
+    }
+    *out = x.buf;
+    return 0;
+}
