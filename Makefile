@@ -107,7 +107,18 @@ $(PROBE): tests/container/escape_probe.c
 $(ROOTFS): tests/images/busybox-rootfs.sh $(PROBE)
 	tests/images/busybox-rootfs.sh $@ $(PROBE)
 
-images: $(ROOTFS)
+# Guest images for the example fleet's VMs: Debian's kernel (apt-get
+# download + dpkg -x, nothing installed) and the db guest's initramfs.
+$(BUILD)/images/kernel/vmlinuz: tests/images/guest-kernel.sh
+	tests/images/guest-kernel.sh $(BUILD)/images/kernel
+
+$(BUILD)/images/vmlinuz: $(BUILD)/images/kernel/vmlinuz
+	cp $< $@
+
+$(BUILD)/images/db-initrd.cpio.gz: tests/images/initramfs.sh tests/images/db-guest.sh
+	tests/images/initramfs.sh $@ tests/images/db-guest.sh
+
+images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)

@@ -152,7 +152,6 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
     put(&x, "  </os>\n");
     /* ACPI: a graceful stop is an ACPI power button press. */
     put(&x, "  <features><acpi/></features>\n");
-    put(&x, s->kvm ? "  <cpu mode='host-passthrough'/>\n" : "");
     put(&x, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n");
     put(&x, "  <devices>\n");
     if (s->disk) {

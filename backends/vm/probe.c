@@ -7,7 +7,10 @@
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -18,6 +21,74 @@
 #include "vm.h"
 
 
+/* Runs one real-mode instruction (hlt) in a throwaway VM.  A /dev/kvm that
+ * answers ioctls is not enough: under some nested hypervisors it opens and
+ * then never runs a guest, and every VM would hang.  The vCPU gets 2 s,
+ * enforced by a timer signal that interrupts KVM_RUN. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static bool kvm_runs_guest_code(int kvm)
+{
+    bool ok = false;
+    int vm = -1, vcpu = -1;
+    void *mem = MAP_FAILED, *run = MAP_FAILED;
+    long run_size = 0;
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    timer_t timer = NULL;
+    bool have_timer = false;
+    vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    if (vm < 0)
+        goto out;
+    mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        goto out;
+    ((unsigned char *)mem)[0] = 0xf4;   /* hlt */
+    struct kvm_userspace_memory_region region = {
+        .slot = 0, .guest_phys_addr = 0x1000, .memory_size = 0x1000, .userspace_addr = (uint64_t)(uintptr_t)mem};
+    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        goto out;
+    vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+    run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (vcpu < 0 || run_size <= 0)
+        goto out;
+    run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    if (run == MAP_FAILED)
+        goto out;
+    struct kvm_sregs sregs;
+    struct kvm_regs regs = {.rip = 0, .rflags = 0x2};
+    if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+        goto out;
+    sregs.cs.base = 0x1000;
+    sregs.cs.selector = 0x100;
+    if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
+        goto out;
+    sigaction(SIGALRM, &sa, &old);
+    struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGALRM};
+    sev._sigev_un._tid = gettid();
+    have_timer = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+    struct itimerspec its = {.it_value = {.tv_sec = 2}};
+    if (have_timer)
+        timer_settime(timer, 0, &its, NULL);
+    int rc = ioctl(vcpu, KVM_RUN, 0);
+    ok = rc == 0 && ((struct kvm_run *)run)->exit_reason == KVM_EXIT_HLT;
+    if (have_timer)
+        timer_delete(timer);
+    sigaction(SIGALRM, &old, NULL);
+out:
+    if (run != MAP_FAILED)
+        munmap(run, (size_t)run_size);
+    if (mem != MAP_FAILED)
+        munmap(mem, 0x1000);
+    if (vcpu >= 0)
+        close(vcpu);
+    if (vm >= 0)
+        close(vm);
+    return ok;
+}
+
 bool vm_kvm_usable(void)
 {
     _cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -25,7 +96,7 @@ bool vm_kvm_usable(void)
         struct stat st;
         return errno == EACCES && stat("/dev/kvm", &st) == 0 && S_ISCHR(st.st_mode);
     }
-    return ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
+    return ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION && kvm_runs_guest_code(fd);
 }
 
 static bool find_guest_kernel(const char *explicit_path, char *out, size_t len)
