@@ -179,6 +179,19 @@ static int open_in_rootfs(const char *rootfs, const char *path)
     return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
 }
 
+/* A file of the image as a stream, opened through the root (so a symlinked
+ * /etc/passwd cannot point at the host's), or NULL. */
+static FILE *rootfs_fopen(const char *rootfs, const char *path)
+{
+    int fd = open_in_rootfs(rootfs, path);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "re");
+    if (!f)
+        close(fd);
+    return f;
+}
+
 /* Is `cmd` an executable file in the rootfs (searching PATH when it has no '/')? */
 static bool command_exists(const char *rootfs, const char *cmd, const char *pathvar)
 {
@@ -206,13 +219,9 @@ static bool command_exists(const char *rootfs, const char *cmd, const char *path
  * symlinked /etc/passwd cannot point at the host's. */
 static bool lookup_id(const char *rootfs, const char *file, const char *name, uint32_t *id, uint32_t *gid)
 {
-    _cleanup_close_ int fd = open_in_rootfs(rootfs, file);
-    if (fd < 0)
-        return false;
-    _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+    _cleanup_fclose_ FILE *f = rootfs_fopen(rootfs, file);
     if (!f)
         return false;
-    fd = -1;
     char line[1024];
     size_t nlen = strlen(name);
     while (fgets(line, sizeof(line), f)) {
@@ -242,13 +251,9 @@ static bool all_digits(const char *s, size_t n)
 /* The name of uid in the image's /etc/passwd, and its primary group. */
 static bool lookup_uid(const char *rootfs, uint32_t uid, char *name, size_t len, uint32_t *gid)
 {
-    _cleanup_close_ int fd = open_in_rootfs(rootfs, "etc/passwd");
-    if (fd < 0)
-        return false;
-    _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+    _cleanup_fclose_ FILE *f = rootfs_fopen(rootfs, "etc/passwd");
     if (!f)
         return false;
-    fd = -1;
     char line[1024];
     while (fgets(line, sizeof(line), f)) {
         char *save, *n = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
@@ -267,13 +272,9 @@ static int supplementary_groups(const char *rootfs, const char *user, gid_t prim
 {
     int n = 0;
     out[n++] = primary;
-    _cleanup_close_ int fd = open_in_rootfs(rootfs, "etc/group");
-    if (fd < 0)
-        return n;
-    _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+    _cleanup_fclose_ FILE *f = rootfs_fopen(rootfs, "etc/group");
     if (!f)
         return n;
-    fd = -1;
     char line[4096];
     while (n < max && fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
