@@ -473,6 +473,7 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
     for (size_t i = 0; i < 4; i++) {
         char p[400];
         snprintf(p, sizeof(p), "%s/%s", c->dir, subdirs[i]);
+        /* upper's mode becomes the mode of the container's / */
         if (mkdir(p, 0755) < 0) {
             duet_err_sys(err, "container %s: cannot create %s", w->name, p);
             goto fail_dir;
@@ -484,8 +485,9 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
         }
     }
     if (c->userns) {
-        /* The container's root must be able to reach its layers. */
-        if (chmod(c->dir, 0711) < 0) {
+        /* The container's root (gid base on the host) may pass through to
+         * its layers; other host users may not reach them at all. */
+        if (chown(c->dir, 0, rt->userns_base) < 0 || chmod(c->dir, 0710) < 0) {
             duet_err_sys(err, "container %s: cannot open %s to the user namespace", w->name, c->dir);
             goto fail_dir;
         }

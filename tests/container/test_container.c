@@ -663,6 +663,9 @@ Test(container, userns_root_inside_is_unprivileged_outside)
     struct stat sb;
     cr_assert_eq(stat(p, &sb), 0, "the write went to the container's layer");
     cr_expect_eq(sb.st_uid, 100000, "and belongs to the mapped root on the host");
+    cr_assert_eq(stat(c->dir, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0710, "only the mapped root's group may pass to the layers");
+    cr_expect_eq(sb.st_gid, 100000);
     snprintf(p, sizeof(p), "%s/etc/mine", env_or_die("DUET_ROOTFS"));
     cr_expect_neq(access(p, F_OK), 0, "the image is unchanged");
     /* exec joins the user namespace too */
