@@ -3,6 +3,7 @@
  * down the tree through cgroup.subtree_control.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,15 +17,46 @@ static void dir_of(const struct cgroup_layout *l, const char *name, char *out, s
     snprintf(out, len, "%s/%s", l->root, name);
 }
 
-/* Enables memory, cpu and pids for the children of dir.  A controller
- * already enabled is fine; one the parent lacks is an error with the fix. */
-static int enable_controllers(const char *dir, struct duet_err *err)
+/* Is `name` listed in dir/cgroup.controllers (available to dir's children
+ * once enabled in dir's subtree_control)? */
+static bool available(const char *dir, const char *name)
 {
-    static const char *const want[] = {"+memory", "+cpu", "+pids"};
-    for (size_t i = 0; i < 3; i++)
-        if (cgroup_write_file(dir, "cgroup.subtree_control", want[i], err) < 0)
-            return duet_err_prefix(err, "enabling the %s controller (is it listed in %s/cgroup.controllers?)",
-                                   want[i] + 1, dir);
+    char path[600], line[512];
+    snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool found = false;
+    if (fgets(line, sizeof(line), f))
+        for (char *save, *tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+            found = found || strcmp(tok, name) == 0;
+    fclose(f);
+    return found;
+}
+
+/* Enables, for the children of dir, each of memory, cpu and pids that the
+ * hierarchy offers: stats want them even without limits.  A limit whose
+ * controller is not offered is an error with the fix; a controller that is
+ * merely absent (a host that delegates only some) is not. */
+static int enable_controllers(const struct cgroup_layout *l, const char *dir, const struct cgroup_limits *lim,
+                              struct duet_err *err)
+{
+    static const char *const names[] = {"memory", "cpu", "pids"};
+    const bool wanted[] = {lim->memory != 0, lim->cpus > 0, lim->pids != 0};
+    for (size_t i = 0; i < 3; i++) {
+        if (!available(dir, names[i])) {
+            if (wanted[i])
+                return duet_err_set(err, ENOTSUP,
+                                    "the %s controller is not available in %s/cgroup.controllers, so the %s limit "
+                                    "cannot be applied; enable it for %s",
+                                    names[i], dir, names[i], l->root);
+            continue;
+        }
+        char plus[16];
+        snprintf(plus, sizeof(plus), "+%s", names[i]);
+        if (cgroup_write_file(dir, "cgroup.subtree_control", plus, err) < 0)
+            return duet_err_prefix(err, "enabling the %s controller", names[i]);
+    }
     return 0;
 }
 
@@ -50,7 +82,7 @@ static int v2_create(const struct cgroup_layout *l, const char *name, const stru
     snprintf(dir, sizeof(dir), "%s/%.*s", l->root, slash ? (int)(slash - name) : 0, name);
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return duet_err_sys(err, "cannot create cgroup %s", dir);
-    if (enable_controllers(l->root, err) < 0 || enable_controllers(dir, err) < 0)
+    if (enable_controllers(l, l->root, lim, err) < 0 || enable_controllers(l, dir, lim, err) < 0)
         return -1;
     dir_of(l, name, dir, sizeof(dir));
     if (mkdir(dir, 0755) < 0)
@@ -92,8 +124,12 @@ static int v2_stats(const struct cgroup_layout *l, const char *name, struct cgro
 {
     char dir[512];
     dir_of(l, name, dir, sizeof(dir));
-    if (cgroup_read_u64(dir, "memory.current", &st->memory) < 0)
-        return duet_err_sys(err, "cannot read %s/memory.current", dir);
+    char procs[600];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+    if (access(procs, F_OK) < 0)
+        return duet_err_sys(err, "cannot read cgroup %s", dir);
+    /* Files of a controller the host does not offer are absent: 0. */
+    cgroup_read_u64(dir, "memory.current", &st->memory);
     cgroup_read_u64(dir, "memory.max", &st->memory_limit);
     cgroup_read_key(dir, "memory.events", "oom_kill", &st->oom_kills);
     uint64_t usec = 0;
