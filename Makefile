@@ -40,7 +40,7 @@ LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c common/json
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/runtime.c backends/container/driver.c \
-          backends/vm/probe.c backends/vm/domain.c \
+          backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c
 CLI_SRC   = orchestrator/cli.c
 UNIT_SRC  = $(wildcard tests/unit/*.c)
