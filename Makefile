@@ -8,6 +8,7 @@
 #   make demo     deps, build, and the plan of the example fleet
 #   make install  PREFIX=/usr/local DESTDIR=
 
+SHELL   := /bin/bash
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -43,9 +44,9 @@ LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c common/json
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c
 CLI_SRC   = orchestrator/cli.c
-UNIT_SRC  = $(wildcard tests/unit/*.c)
-CLI_TEST_SRC = $(wildcard tests/cli/*.c)
-CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c
+UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
+CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
+CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
 BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
 
@@ -135,10 +136,22 @@ deps:
 # prints its summary line for each; any failure fails the target.
 TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
 
+# Under the sanitizers a report inside a test's worker process does not
+# change the test's result, so the output is also searched for reports.
+SAN_LOG = $(BUILD)/sanitizer.log
+ifeq ($(SAN),1)
+RUN_SUITE = set -o pipefail; $(TEST_ENV) $(1) --jobs 2 2>&1 | tee -a $(SAN_LOG)
+else
+RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
+endif
+
 check: $(DUET) $(INIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(ROOTFS)
-	$(TEST_ENV) $(UNIT_BIN) --jobs 2
-	$(TEST_ENV) $(CLI_BIN) --jobs 2
-	$(TEST_ENV) $(CT_BIN) --jobs 2
+	@rm -f $(SAN_LOG)
+	$(call RUN_SUITE,$(UNIT_BIN))
+	$(call RUN_SUITE,$(CLI_BIN))
+	$(call RUN_SUITE,$(CT_BIN))
+	@if [ -f $(SAN_LOG) ] && grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(SAN_LOG); then \
+	    echo "sanitizer reports above: failing" >&2; exit 1; fi
 
 test: deps
 	$(MAKE) check
@@ -147,7 +160,6 @@ test: deps
 # hostile-input tests is loosened to match, never dropped.
 asan: deps
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:quarantine_size_mb=16 UBSAN_OPTIONS=print_stacktrace=1 \
-	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	$(MAKE) BUILD=build/asan SAN=1 CFLAGS="-O1 -g" RSS_LIMIT_KIB=131072 check
 
 # Each benchmark exits 1 when outside its bars; all of them run regardless.

@@ -41,6 +41,23 @@ static void run_for(uv_loop_t *loop, uint64_t ms)
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Every handle closed and the loop's own memory released: libvirt removes
+ * its watches when its connections close, anything left is closed here. */
+static void loop_finish(uv_loop_t *loop)
+{
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_walk(loop, close_any, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    cr_expect_eq(uv_loop_close(loop), 0);
+}
+
 static int lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
 {
     (void)c;
@@ -88,6 +105,7 @@ Test(vm_events, lifecycle_events_arrive_on_the_uv_loop, .timeout = 20)
     virConnectClose(conn);
     free(xml);
     run_for(&loop, 50);
+    loop_finish(&loop);
 }
 
 static void tick(int id, void *opaque)
@@ -129,6 +147,7 @@ Test(vm_events, timeouts_repeat_stop_and_free, .timeout = 20)
     run_for(&loop, 50);
     cr_expect_eq(s.freed, 1, "but right after, on the loop");
     cr_expect_eq(virEventRemoveTimeout(s.timer_id), -1, "an unknown id is an error");
+    loop_finish(&loop);
 }
 
 static void readable(int id, int fd, int events, void *opaque)
@@ -164,4 +183,5 @@ Test(vm_events, fd_watches, .timeout = 20)
     cr_expect_eq(s.freed, 1);
     close(p[0]);
     close(p[1]);
+    loop_finish(&loop);
 }
