@@ -53,6 +53,19 @@ void cgroup_remove_parent(const struct cgroup_layout *l, const char *parent)
     ops(l)->remove_parent(l, parent);
 }
 
+bool cgroup_v2_offers(const char *dir, const char *controller)
+{
+    char path[600], line[512];
+    snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    if (!f || !fgets(line, sizeof(line), f))
+        return false;
+    for (char *save, *tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+        if (strcmp(tok, controller) == 0)
+            return true;
+    return false;
+}
+
 long long cgroup_cpu_quota_us(double cpus)
 {
     long long quota = (long long)(cpus * 100000.0 + 0.5);

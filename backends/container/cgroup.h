@@ -76,6 +76,8 @@ extern const struct cgroup_ops cgroup_v1_ops;
 extern const struct cgroup_ops cgroup_v2_ops;
 
 /* Helpers shared by both versions (cgroup.c). */
+/* Is `controller` listed in dir/cgroup.controllers (cgroup v2)? */
+bool cgroup_v2_offers(const char *dir, const char *controller);
 /* CFS quota in microseconds per 100 ms period for `cpus` CPUs (at least
  * the kernel's floor of 1 ms). */
 long long cgroup_cpu_quota_us(double cpus);

@@ -19,31 +19,15 @@ static bool is_fs(const char *path, long magic)
     return statfs(path, &sf) == 0 && (long)sf.f_type == magic;
 }
 
-static bool v2_has_controller(const char *root, const char *name)
-{
-    char path[128], line[512];
-    snprintf(path, sizeof(path), "%s/cgroup.controllers", root);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool found = false;
-    if (fgets(line, sizeof(line), f)) {
-        for (char *save = NULL, *tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
-            found = found || strcmp(tok, name) == 0;
-    }
-    fclose(f);
-    return found;
-}
-
 int cgroup_layout_detect(const char *root, struct cgroup_layout *out, struct duet_err *err)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->root, sizeof(out->root), "%s", root);
     if (is_fs(root, CGROUP2_SUPER_MAGIC)) {
         out->version = 2;
-        out->memory = v2_has_controller(root, "memory");
-        out->cpu = v2_has_controller(root, "cpu");
-        out->pids = v2_has_controller(root, "pids");
+        out->memory = cgroup_v2_offers(root, "memory");
+        out->cpu = cgroup_v2_offers(root, "cpu");
+        out->pids = cgroup_v2_offers(root, "pids");
         return 0;
     }
     char path[128];

@@ -17,23 +17,6 @@ static void dir_of(const struct cgroup_layout *l, const char *name, char *out, s
     snprintf(out, len, "%s/%s", l->root, name);
 }
 
-/* Is `name` listed in dir/cgroup.controllers (available to dir's children
- * once enabled in dir's subtree_control)? */
-static bool available(const char *dir, const char *name)
-{
-    char path[600], line[512];
-    snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool found = false;
-    if (fgets(line, sizeof(line), f))
-        for (char *save, *tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
-            found = found || strcmp(tok, name) == 0;
-    fclose(f);
-    return found;
-}
-
 /* Enables, for the children of dir, each of memory, cpu and pids that the
  * hierarchy offers: stats want them even without limits.  A limit whose
  * controller is not offered is an error with the fix; a controller that is
@@ -44,7 +27,7 @@ static int enable_controllers(const struct cgroup_layout *l, const char *dir, co
     static const char *const names[] = {"memory", "cpu", "pids"};
     const bool wanted[] = {lim->memory != 0, lim->cpus > 0, lim->pids != 0};
     for (size_t i = 0; i < 3; i++) {
-        if (!available(dir, names[i])) {
+        if (!cgroup_v2_offers(dir, names[i])) {
             if (wanted[i])
                 return duet_err_set(err, ENOTSUP,
                                     "the %s controller is not available in %s/cgroup.controllers, so the %s limit "

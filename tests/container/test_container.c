@@ -527,6 +527,34 @@ Test(container, user_errors_are_named)
     fixture_fini(&f);
 }
 
+/* Injects a failure at every setup step in turn: each must fail, name its
+ * step, and leave no state dir, cgroup or mount behind once destroyed (what
+ * a caller does with a failed start). */
+static void expect_clean_failures(struct fixture *f, const char *name, const char *body)
+{
+    const struct workload_spec *w = spec(f, name, body);
+    for (int step = STEP_STATE_DIR; step < STEP_COUNT; step++) {
+        struct container_config cfg = {.spec = w, .fail_at = (enum container_step)step};
+        struct container *c = NULL;
+        struct duet_err err = {0};
+        int rc = container_prepare(&f->rt, &cfg, &c, &err);
+        if (rc == 0) {
+            rc = container_start(c, &cfg, &err);
+            struct duet_err derr = {0};
+            cr_expect_eq(container_destroy(c, &derr), 0, "step %s: destroy: %s", container_step_name(step), derr.msg);
+        }
+        cr_expect_eq(rc, -1, "step %s did not fail", container_step_name(step));
+        cr_expect(strstr(err.msg, container_step_name(step)) && strstr(err.msg, "injected failure"),
+                  "step %s: error names the step: %s", container_step_name(step), err.msg);
+        char dir[128], cg[128];
+        snprintf(dir, sizeof(dir), "%s/%s", f->state, name);
+        cr_expect_neq(access(dir, F_OK), 0, "step %s: state dir left behind", container_step_name(step));
+        cr_expect_not(cgroup_exists(&f->rt.cgroup, container_cgroup_name(&f->rt, name, cg, sizeof(cg))),
+                      "step %s: cgroup left behind", container_step_name(step));
+        cr_expect_not(host_has_mount_under(f->state), "step %s: a mount leaked to the host", container_step_name(step));
+    }
+}
+
 Test(container, a_failure_at_any_step_leaves_nothing_behind)
 {
     struct fixture f;
@@ -535,29 +563,7 @@ Test(container, a_failure_at_any_step_leaves_nothing_behind)
     cr_assert_not_null(mkdtemp(vol));
     char body[512];
     snprintf(body, sizeof(body), "  command: [/bin/true]\n  volumes: [{source: %s, target: /data}]\n", vol);
-    const struct workload_spec *w = spec(&f, "failing", body);
-    for (int step = STEP_STATE_DIR; step < STEP_COUNT; step++) {
-        struct container_config cfg = {.spec = w, .fail_at = (enum container_step)step};
-        struct container *c = NULL;
-        struct duet_err err = {0};
-        int rc = container_prepare(&f.rt, &cfg, &c, &err);
-        if (rc == 0) {
-            rc = container_start(c, &cfg, &err);
-            /* what a caller does with a failed start: destroy */
-            struct duet_err derr = {0};
-            cr_expect_eq(container_destroy(c, &derr), 0, "step %s: destroy: %s", container_step_name(step), derr.msg);
-        }
-        cr_expect_eq(rc, -1, "step %s did not fail", container_step_name(step));
-        cr_expect(strstr(err.msg, container_step_name(step)) && strstr(err.msg, "injected failure"),
-                  "step %s: error names the step: %s", container_step_name(step), err.msg);
-        char dir[128];
-        snprintf(dir, sizeof(dir), "%s/failing", f.state);
-        cr_expect_neq(access(dir, F_OK), 0, "step %s: state dir left behind", container_step_name(step));
-        char cg[128];
-        cr_expect_not(cgroup_exists(&f.rt.cgroup, container_cgroup_name(&f.rt, "failing", cg, sizeof(cg))),
-                      "step %s: cgroup left behind", container_step_name(step));
-        cr_expect_not(host_has_mount_under(f.state), "step %s: a mount leaked to the host", container_step_name(step));
-    }
+    expect_clean_failures(&f, "failing", body);
     rmdir(vol);
     fixture_fini(&f);
 }
@@ -697,24 +703,7 @@ Test(container, userns_failure_at_any_step_leaves_nothing_behind)
 {
     struct fixture f;
     fixture_userns(&f);
-    const struct workload_spec *w = spec(&f, "failing-uns", "  command: [/bin/true]\n");
-    for (int step = STEP_STATE_DIR; step < STEP_COUNT; step++) {
-        struct container_config cfg = {.spec = w, .fail_at = (enum container_step)step};
-        struct container *c = NULL;
-        struct duet_err err = {0};
-        int rc = container_prepare(&f.rt, &cfg, &c, &err);
-        if (rc == 0) {
-            rc = container_start(c, &cfg, &err);
-            cr_expect_eq(container_destroy(c, NULL), 0);
-        }
-        cr_expect_eq(rc, -1, "step %s did not fail", container_step_name(step));
-        char dir[128], cg[128];
-        snprintf(dir, sizeof(dir), "%s/failing-uns", f.state);
-        cr_expect_neq(access(dir, F_OK), 0, "step %s: state dir left behind", container_step_name(step));
-        cr_expect_not(cgroup_exists(&f.rt.cgroup, container_cgroup_name(&f.rt, "failing-uns", cg, sizeof(cg))),
-                      "step %s: cgroup left behind", container_step_name(step));
-        cr_expect_not(host_has_mount_under(f.state), "step %s: a mount leaked to the host", container_step_name(step));
-    }
+    expect_clean_failures(&f, "failing-uns", "  command: [/bin/true]\n");
     fixture_fini(&f);
 }
 
