@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 
 #include "cleanup.h"
 #include "grow.h"
+#include "sysinfo.h"
 #include "manifest.h"
 #include "schema.h"
 
@@ -140,14 +140,6 @@ static unsigned count_lines(const char *buf, size_t len)
     return n;
 }
 
-static size_t usable_cpus(void)
-{
-    cpu_set_t cpus;
-    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 0)
-        return (size_t)CPU_COUNT(&cpus);
-    return 1;
-}
-
 static void add_part(struct manifest_set *set, struct manifest_part *p)
 {
     GROW(set->parts, set->cap_parts, set->n_parts + 1);
@@ -186,7 +178,7 @@ void manifest_set_load_buffer(struct manifest_set *set, const char *name, const 
                  YTREE_MAX_FILE >> 20);
         return;
     }
-    size_t want = len / SLICE_MIN_BYTES, cpus = usable_cpus();
+    size_t want = len / SLICE_MIN_BYTES, cpus = duet_usable_cpus();
     if (want > cpus)
         want = cpus;
     if (want > SLICES_MAX)

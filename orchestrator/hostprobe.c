@@ -1,13 +1,13 @@
 #include "hostprobe.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "container.h"
+#include "sysinfo.h"
 #include "vm.h"
 
 static int read_memtotal(uint64_t *bytes, struct duet_err *err)
@@ -32,11 +32,7 @@ int host_probe(struct host_info *h, const struct host_probe_opts *opts, struct d
     if (gethostname(h->name, sizeof(h->name) - 1) < 0)
         snprintf(h->name, sizeof(h->name), "localhost");
     snprintf(h->source, sizeof(h->source), "probed");
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0)
-        h->cpus = CPU_COUNT(&set);
-    else
-        h->cpus = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    h->cpus = (double)duet_usable_cpus();
     if (read_memtotal(&h->memory, err) < 0)
         return -1;
     h->reserve_memory = host_default_reserve_memory(h->memory);
