@@ -268,6 +268,17 @@ static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
 
 /* ---- the table -------------------------------------------------------- */
 
+static struct driver_instance *instance_new(struct driver *drv, const struct workload_spec *spec)
+{
+    struct driver_instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        abort();
+    inst->drv = drv;
+    inst->spec = spec;
+    inst->status.exit_code = -1;   /* no exit status yet */
+    return inst;
+}
+
 static int ct_open(struct driver *drv, struct uv_loop_s *loop, const char *state_dir, struct duet_err *err)
 {
     struct ct_priv *p = priv(drv);
@@ -299,12 +310,7 @@ static int ct_probe(struct driver *drv, struct driver_caps *caps, struct duet_er
 static int ct_create(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
                      driver_done_cb done, void *opaque, struct duet_err *err)
 {
-    struct driver_instance *inst = calloc(1, sizeof(*inst));
-    if (!inst)
-        abort();
-    inst->drv = drv;
-    inst->spec = spec;
-    inst->status.exit_code = -1;
+    struct driver_instance *inst = instance_new(drv, spec);
     if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
         free(inst);
         return -1;
@@ -389,11 +395,7 @@ static int ct_handle(struct driver *drv, struct driver_instance *inst, char out[
 static int ct_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
                       struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
 {
-    struct driver_instance *inst = calloc(1, sizeof(*inst));
-    if (!inst)
-        abort();
-    inst->drv = drv;
-    inst->spec = spec;
+    struct driver_instance *inst = instance_new(drv, spec);
     inst->on_exit = on_exit;
     inst->exit_opaque = opaque;
     if (container_recover(&priv(drv)->rt, spec->name, &inst->c, err) < 0) {
