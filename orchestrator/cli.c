@@ -74,8 +74,8 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-/* Loads and validates; prints diagnostics.  Returns NULL-free set always;
- * the caller checks manifest_set_ok(). */
+/* Loads and validates; prints diagnostics.  Always returns a set (the
+ * caller frees it); manifest_set_ok() says whether it is valid. */
 static struct manifest_set *load_all(char **paths, int n)
 {
     struct manifest_set *set = manifest_set_new();
