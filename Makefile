@@ -16,10 +16,12 @@ CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
-               libseccomp-dev libuv1-dev busybox-static runc
+               libseccomp-dev libuv1-dev busybox-static runc \
+               libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
+               e2fsprogs cpio
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv
-INCLUDES  = -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
+INCLUDES  = -Itests/vm -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
@@ -37,16 +39,17 @@ endif
 LIB_SRC = common/err.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/grow.c common/sysinfo.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c \
           scheduler/host.c scheduler/placement.c \
-          backends/driver.c backends/container/cgroup_detect.c backends/container/probe.c \
+          backends/driver.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/runtime.c backends/container/driver.c \
-          backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c \
+          backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c
 CLI_SRC   = orchestrator/cli.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
+VM_TEST_SRC = $(wildcard tests/vm/*.c) tests/common/criterion_main.c
 BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
 
@@ -55,9 +58,11 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB       = $(BUILD)/libduet.a
 DUET      = $(BUILD)/duet
 INIT      = $(BUILD)/duet-init
+VMINIT    = $(BUILD)/duet-vminit
 UNIT_BIN  = $(BUILD)/tests/unit
 CLI_BIN   = $(BUILD)/tests/cli
 CT_BIN    = $(BUILD)/tests/container
+VM_BIN    = $(BUILD)/tests/vm
 PROBE     = $(BUILD)/tests/escape_probe
 ROOTFS    = $(BUILD)/images/busybox
 BENCH_BIN = $(BUILD)/bench/plan
@@ -65,7 +70,7 @@ BENCH_CT_BIN = $(BUILD)/bench/container
 
 .PHONY: all deps test check asan bench demo install clean images
 
-all: $(DUET) $(INIT)
+all: $(DUET) $(INIT) $(VMINIT)
 
 # V=1 shows the full command lines.
 Q = $(if $(V),,@)
@@ -88,6 +93,12 @@ $(INIT): backends/container/init_main.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -Os -static -o $@ $<
 
+# /init of the initramfs a rootfs image boots with as a VM: static, it runs
+# inside guests.
+$(VMINIT): backends/vm/vminit_main.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -Os -static -o $@ $<
+
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
@@ -97,6 +108,10 @@ $(CLI_BIN): $(call obj,$(CLI_TEST_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
 $(CT_BIN): $(call obj,$(CT_TEST_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(VM_BIN): $(call obj,$(VM_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
@@ -119,7 +134,12 @@ $(BUILD)/images/vmlinuz: $(BUILD)/images/kernel/vmlinuz
 $(BUILD)/images/db-initrd.cpio.gz: tests/images/initramfs.sh tests/images/db-guest.sh
 	tests/images/initramfs.sh $@ tests/images/db-guest.sh
 
-images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz
+$(BUILD)/images/test-initrd.cpio.gz: tests/images/initramfs.sh tests/images/test-guest.sh
+	tests/images/initramfs.sh $@ tests/images/test-guest.sh
+
+VM_IMAGES = $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
+
+images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
@@ -134,7 +154,9 @@ deps:
 
 # The suite: unit tests, then tests that run the built binary.  Criterion
 # prints its summary line for each; any failure fails the target.
-TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
+TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
+           DUET_VMINIT=$(abspath $(VMINIT)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
+           DUET_IMAGES=$(abspath $(BUILD)/images) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
 
 # Under the sanitizers a report inside a test's worker process does not
 # change the test's result, so the output is also searched for reports.
@@ -145,11 +167,12 @@ else
 RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
 endif
 
-check: $(DUET) $(INIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(ROOTFS)
+check: $(DUET) $(INIT) $(VMINIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(ROOTFS) $(VM_IMAGES)
 	@rm -f $(SAN_LOG)
 	$(call RUN_SUITE,$(UNIT_BIN))
 	$(call RUN_SUITE,$(CLI_BIN))
 	$(call RUN_SUITE,$(CT_BIN))
+	$(call RUN_SUITE,$(VM_BIN))
 	@if [ -f $(SAN_LOG) ] && grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(SAN_LOG); then \
 	    echo "sanitizer reports above: failing" >&2; exit 1; fi
 
@@ -174,7 +197,7 @@ demo: deps
 	$(MAKE) $(DUET)
 	./scripts/demo.sh $(DUET)
 
-install: $(DUET) $(INIT)
+install: $(DUET) $(INIT) $(VMINIT)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(DUET) $(DESTDIR)$(PREFIX)/bin/duet
 

@@ -157,7 +157,9 @@ struct driver {
 
     /* (loop) Re-attach to what a previous daemon started, from its handle;
      * an exit that happened while no daemon ran is reported through
-     * on_exit right after. */
+     * on_exit right after.  A backend that must ask a hypervisor finishes
+     * on the loop later: a workload it cannot find (or that is not the one
+     * the handle named) is reported through on_exit with state GONE. */
     int (*recover)(struct driver *drv, const struct workload_spec *spec, const char *handle,
                    struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err);
 

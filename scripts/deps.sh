@@ -8,7 +8,20 @@ for p in "$@"; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+# libvirt's QEMU driver looks up the users and groups that the
+# libvirt-daemon-system package would create, even when duet runs it
+# embedded with QEMU as root; create them as that package does.
+vm_accounts() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    getent group kvm >/dev/null || groupadd -r kvm
+    getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+    getent passwd libvirt-qemu >/dev/null ||
+        useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin -c "Libvirt Qemu" libvirt-qemu
+}
+if [ -z "$missing" ]; then
+    vm_accounts
+    exit 0
+fi
 echo "duet: installing Debian packages:$missing"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -24,3 +37,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+vm_accounts

@@ -13,6 +13,7 @@
  * prepared before clone().  A setup failure travels back on a close-on-exec
  * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
  */
+#include "rootfs.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -39,7 +40,6 @@
 #include "cleanup.h"
 #include "mounts.h"
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static const char *const step_names[STEP_COUNT] = {
     [STEP_NONE] = "none",
@@ -168,174 +168,20 @@ static int pidfd_signal(int pidfd, int sig)
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-static int open_in_rootfs(const char *rootfs, const char *path)
-{
-    _cleanup_close_ int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0)
-        return -1;
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-    while (*path == '/')
-        path++;
-    return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
-}
-
-/* A file of the image as a stream, opened through the root (so a symlinked
- * /etc/passwd cannot point at the host's), or NULL. */
-static FILE *rootfs_fopen(const char *rootfs, const char *path)
-{
-    int fd = open_in_rootfs(rootfs, path);
-    if (fd < 0)
-        return NULL;
-    FILE *f = fdopen(fd, "re");
-    if (!f)
-        close(fd);
-    return f;
-}
-
-/* Is `cmd` an executable file in the rootfs (searching PATH when it has no '/')? */
-static bool command_exists(const char *rootfs, const char *cmd, const char *pathvar)
-{
-    if (strchr(cmd, '/')) {
-        _cleanup_close_ int fd = open_in_rootfs(rootfs, cmd);
-        struct stat st;
-        return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
-    }
-    const char *p = pathvar;
-    while (*p) {
-        const char *colon = strchrnul(p, ':');
-        char full[512];
-        snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - p), p, cmd);
-        _cleanup_close_ int fd = open_in_rootfs(rootfs, full);
-        struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
-            return true;
-        p = *colon ? colon + 1 : colon;
-    }
-    return false;
-}
-
-/* Looks NAME up in the rootfs's /etc/passwd (field 0 -> fields 2, 3) or
- * /etc/group (field 0 -> field 2), read through the root so that a
- * symlinked /etc/passwd cannot point at the host's. */
-static bool lookup_id(const char *rootfs, const char *file, const char *name, uint32_t *id, uint32_t *gid)
-{
-    _cleanup_fclose_ FILE *f = rootfs_fopen(rootfs, file);
-    if (!f)
-        return false;
-    char line[1024];
-    size_t nlen = strlen(name);
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, name, nlen) != 0 || line[nlen] != ':')
-            continue;
-        char *save, *tok = strtok_r(line, ":", &save);
-        tok = strtok_r(NULL, ":", &save);   /* password */
-        char *u = strtok_r(NULL, ":", &save), *g = strtok_r(NULL, ":", &save);
-        if (!tok || !u)
-            return false;
-        *id = (uint32_t)strtoul(u, NULL, 10);
-        if (gid && g)
-            *gid = (uint32_t)strtoul(g, NULL, 10);
-        return true;
-    }
-    return false;
-}
-
-static bool all_digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return n > 0;
-}
-
-/* The name of uid in the image's /etc/passwd, and its primary group. */
-static bool lookup_uid(const char *rootfs, uint32_t uid, char *name, size_t len, uint32_t *gid)
-{
-    _cleanup_fclose_ FILE *f = rootfs_fopen(rootfs, "etc/passwd");
-    if (!f)
-        return false;
-    char line[1024];
-    while (fgets(line, sizeof(line), f)) {
-        char *save, *n = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
-        char *u = strtok_r(NULL, ":", &save), *g = strtok_r(NULL, ":", &save);
-        if (!n || !pw || !u || !g || strtoul(u, NULL, 10) != uid)
-            continue;
-        snprintf(name, len, "%s", n);
-        *gid = (uint32_t)strtoul(g, NULL, 10);
-        return true;
-    }
-    return false;
-}
-
-/* The groups of /etc/group that list `user` as a member. */
-static int supplementary_groups(const char *rootfs, const char *user, gid_t primary, gid_t *out, int max)
-{
-    int n = 0;
-    out[n++] = primary;
-    _cleanup_fclose_ FILE *f = rootfs_fopen(rootfs, "etc/group");
-    if (!f)
-        return n;
-    char line[4096];
-    while (n < max && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *save, *name = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
-        char *g = strtok_r(NULL, ":", &save), *members = strtok_r(NULL, ":", &save);
-        if (!name || !pw || !g || !members)
-            continue;
-        gid_t gid = (gid_t)strtoul(g, NULL, 10);
-        for (char *s2, *m = strtok_r(members, ",", &s2); m; m = strtok_r(NULL, ",", &s2))
-            if (strcmp(m, user) == 0 && gid != primary) {
-                out[n++] = gid;
-                break;
-            }
-    }
-    return n;
-}
-
-/* user: NAME, UID, NAME:GROUP or UID:GID, as Docker reads them: a name (or
- * a uid listed in the image's passwd) brings its primary group and its
- * supplementary groups; an unlisted uid gets group 0. */
+/* user: resolved as docs/manifest.md says (rootfs.c); kept in c for exec
+ * and recovery. */
 static int resolve_user(struct container *c, const char *rootfs, const char *user, struct duet_err *err)
 {
-    c->uid = 0;
-    c->gid = 0;
-    c->n_groups = 1;
-    c->groups[0] = 0;
-    if (!user)
-        return 0;
-    const char *colon = strchr(user, ':');
-    size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
-    char u[64], name[64] = "";
-    snprintf(u, sizeof(u), "%.*s", (int)ulen, user);
-    uint32_t id = 0, g = 0;
-    if (all_digits(u, ulen)) {
-        id = (uint32_t)strtoul(u, NULL, 10);
-        if (!lookup_uid(rootfs, id, name, sizeof(name), &g))
-            g = 0;
-    } else if (lookup_id(rootfs, "etc/passwd", u, &id, &g)) {
-        snprintf(name, sizeof(name), "%s", u);
-    } else {
-        return duet_err_set(err, ENOENT,
-                            "container %s: user \"%s\" is not in %s/etc/passwd; add it to the image or give a "
-                            "numeric UID",
-                            c->name, u, rootfs);
-    }
-    if (colon) {
-        const char *grp = colon + 1;
-        if (all_digits(grp, strlen(grp))) {
-            g = (uint32_t)strtoul(grp, NULL, 10);
-        } else if (!lookup_id(rootfs, "etc/group", grp, &g, NULL)) {
-            return duet_err_set(err, ENOENT,
-                                "container %s: group \"%s\" is not in %s/etc/group; add it to the image or give a "
-                                "numeric GID",
-                                c->name, grp, rootfs);
-        }
-    }
-    c->uid = id;
-    c->gid = g;
-    c->n_groups = name[0] ? supplementary_groups(rootfs, name, g, c->groups, 32) : 1;
-    if (!name[0])
-        c->groups[0] = g;
+    struct rootfs_user u;
+    char what[96];
+    snprintf(what, sizeof(what), "container %s", c->name);
+    if (rootfs_user_resolve(rootfs, user, what, &u, err) < 0)
+        return -1;
+    c->uid = u.uid;
+    c->gid = u.gid;
+    c->n_groups = u.n_groups;
+    for (int i = 0; i < u.n_groups; i++)
+        c->groups[i] = u.groups[i];
     return 0;
 }
 
@@ -423,10 +269,10 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
     if (!w->command || !w->command[0])
         return duet_err_set(err, EINVAL, "container %s: spec.command is required", w->name);
     const char *path = env_get(w, "PATH");
-    if (!command_exists(rootfs, w->command[0], path ? path : DEFAULT_PATH))
+    if (!rootfs_command_exists(rootfs, w->command[0], path ? path : ROOTFS_DEFAULT_PATH))
         return duet_err_set(err, ENOENT,
                             "container %s: command \"%s\" is not an executable file in the rootfs %s (searched %s)",
-                            w->name, w->command[0], rootfs, strchr(w->command[0], '/') ? "as given" : (path ? path : DEFAULT_PATH));
+                            w->name, w->command[0], rootfs, strchr(w->command[0], '/') ? "as given" : (path ? path : ROOTFS_DEFAULT_PATH));
     if (w->resources.pids && w->resources.pids < 2)
         return duet_err_set(err, EINVAL,
                             "container %s: resources.pids %llu is too low: a container needs 2 (duet-init and "
@@ -790,7 +636,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         envc++;
     }
     if (!has_path)
-        envp[envc++] = "PATH=" DEFAULT_PATH;
+        envp[envc++] = "PATH=" ROOTFS_DEFAULT_PATH;
     if (!has_home)
         envp[envc++] = "HOME=/";
     char hostbuf[80];
@@ -1158,7 +1004,7 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
         for (size_t i = 0; i < len; i += strlen(envdata + i) + 1)
             envp[k++] = envdata + i;
         if (k == 0) {
-            envp[k++] = (char *)"PATH=" DEFAULT_PATH;
+            envp[k++] = (char *)"PATH=" ROOTFS_DEFAULT_PATH;
             envp[k++] = (char *)"HOME=/";
         }
     }

@@ -171,6 +171,10 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
         put_value(&x, "console log", "    <serial type='file'>\n      <source path='", s->console_log,
                   "'/>\n      <target port='0'/>\n    </serial>\n");
     }
+    if (s->status_log) {
+        put_value(&x, "status log", "    <serial type='file'>\n      <source path='", s->status_log,
+                  "'/>\n      <target port='1'/>\n    </serial>\n");
+    }
     put(&x, "    <memballoon model='none'/>\n");
     put(&x, "  </devices>\n</domain>\n");
     if (x.bad) {

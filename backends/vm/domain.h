@@ -28,6 +28,8 @@ struct vm_domain_spec {
     const char *disk;            /* boot disk (the per-workload overlay), or NULL */
     const char *disk_format;     /* "qcow2" or "raw" */
     const char *console_log;     /* serial console written to this file */
+    const char *status_log;      /* a second serial port written to this file (duet's guest init
+                                    reports the workload's exit status there), or NULL */
     const char *workload;        /* metadata: the workload's name */
     const char *owner;           /* metadata: which duet instance owns it */
 };

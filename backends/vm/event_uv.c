@@ -1,6 +1,22 @@
+/*
+ * event_uv.c - libvirt's event hooks as libuv handles.
+ *
+ * libvirt calls these hooks from whichever thread is using a connection:
+ * the loop thread when it dispatches an event, and the thread-pool threads
+ * that make duet's blocking libvirt calls (a remote call updates its
+ * socket's watch from the calling thread).  libuv handles may be touched on
+ * the loop thread only.  So a hook records what libvirt asked for in the
+ * registry, under its lock, and either applies it at once (on the loop
+ * thread) or wakes the loop with a uv_async_t to apply it there.  IDs are
+ * handed out at once, as libvirt expects, before any handle exists.
+ *
+ * libvirt callbacks are always called with the lock released: they call
+ * the hooks again.
+ */
 #include "event_uv.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <libvirt/libvirt.h>
@@ -9,12 +25,17 @@
 
 struct watch {
     int id;
-    bool is_timer, removed;
+    bool is_timer;
+    bool live;                      /* its uv handle is initialised */
+    bool removed;                   /* libvirt removed it: close, then free */
+    bool dirty;                     /* changed since last applied */
+    bool in_cb;                     /* timer callback running (every-iteration re-arm) */
     union {
         uv_poll_t poll;
         uv_timer_t timer;
     } h;
     int fd;
+    int events;                     /* handle: VIR_EVENT_HANDLE_* wanted */
     int freq;                       /* timer: ms; 0 every iteration; -1 off */
     virEventHandleCallback hcb;
     virEventTimeoutCallback tcb;
@@ -25,9 +46,19 @@ struct watch {
 /* See the header: libvirt's hooks carry no context. */
 static struct {
     uv_loop_t *loop;
+    uv_thread_t loop_thread;
+    pthread_mutex_t lock;
+    uv_async_t wake;
+    bool wake_open;
     struct watch **v;               /* by id - 1; NULL once freed */
     size_t n, cap;
-} reg;
+} reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool on_loop_thread(void)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &reg.loop_thread);
+}
 
 static struct watch *find(int id, bool timer)
 {
@@ -49,20 +80,22 @@ static struct watch *watch_new(bool timer)
     return w;
 }
 
-/* libvirt wants the free callback run later, never from inside remove. */
-static void on_closed(uv_handle_t *h)
-{
-    struct watch *w = h->data;
-    if (w->ff)
-        w->ff(w->opaque);
-    reg.v[w->id - 1] = NULL;
-    free(w);
-}
-
 static int to_uv(int events)
 {
     return (events & VIR_EVENT_HANDLE_READABLE ? UV_READABLE : 0) |
            (events & VIR_EVENT_HANDLE_WRITABLE ? UV_WRITABLE : 0);
+}
+
+/* libvirt wants the free callback run later, never from inside remove. */
+static void on_closed(uv_handle_t *h)
+{
+    struct watch *w = h->data;
+    pthread_mutex_lock(&reg.lock);
+    reg.v[w->id - 1] = NULL;
+    pthread_mutex_unlock(&reg.lock);
+    if (w->ff)
+        w->ff(w->opaque);
+    free(w);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -77,98 +110,187 @@ static void on_poll(uv_poll_t *p, int status, int events)
         ev |= VIR_EVENT_HANDLE_WRITABLE;
     if (events & UV_DISCONNECT)
         ev |= VIR_EVENT_HANDLE_HANGUP;
-    if (!w->removed)
+    pthread_mutex_lock(&reg.lock);
+    bool gone = w->removed;
+    pthread_mutex_unlock(&reg.lock);
+    if (!gone)
         w->hcb(w->id, w->fd, ev, w->opaque);
 }
 
-static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff)
+static void on_timer(uv_timer_t *t);
+
+/* Makes w's uv handle match what libvirt asked for.  Loop thread, lock held.
+ * Returns a watch whose free callback must run now (it never had a handle),
+ * or NULL. */
+static struct watch *apply(struct watch *w)
 {
-    struct watch *w = watch_new(false);
-    w->fd = fd;
-    w->hcb = cb;
-    w->opaque = opaque;
-    w->ff = ff;
-    if (uv_poll_init(reg.loop, &w->h.poll, fd) < 0) {
+    w->dirty = false;
+    if (w->removed) {
+        if (w->live) {
+            w->live = false;
+            uv_close((uv_handle_t *)&w->h, on_closed);
+            return NULL;
+        }
         reg.v[w->id - 1] = NULL;
-        free(w);
-        return -1;
+        return w;
     }
-    w->h.poll.data = w;
-    if (to_uv(events))
-        uv_poll_start(&w->h.poll, to_uv(events), on_poll);
-    return w->id;
-}
-
-static void update_handle(int id, int events)
-{
-    struct watch *w = find(id, false);
-    if (!w)
-        return;
-    if (to_uv(events))
-        uv_poll_start(&w->h.poll, to_uv(events), on_poll);
-    else
+    if (!w->live) {
+        int rc = w->is_timer ? uv_timer_init(reg.loop, &w->h.timer) : uv_poll_init(reg.loop, &w->h.poll, w->fd);
+        if (rc < 0)
+            return NULL;     /* an fd libuv cannot watch: libvirt's call already succeeded; nothing to do */
+        w->h.poll.data = w;  /* same offset for both members */
+        w->live = true;
+    }
+    if (w->is_timer) {
+        uv_timer_stop(&w->h.timer);
+        if (w->freq >= 0 && !w->in_cb)
+            uv_timer_start(&w->h.timer, on_timer, (uint64_t)w->freq, (uint64_t)w->freq);
+    } else if (to_uv(w->events)) {
+        uv_poll_start(&w->h.poll, to_uv(w->events), on_poll);
+    } else {
         uv_poll_stop(&w->h.poll);
+    }
+    return NULL;
 }
 
-static int remove_handle(int id)
+static void apply_all(void)
 {
-    struct watch *w = find(id, false);
-    if (!w)
-        return -1;
-    w->removed = true;
-    uv_poll_stop(&w->h.poll);
-    uv_close((uv_handle_t *)&w->h.poll, on_closed);
-    return 0;
+    for (;;) {
+        struct watch *dead = NULL;
+        pthread_mutex_lock(&reg.lock);
+        for (size_t i = 0; i < reg.n && !dead; i++)
+            if (reg.v[i] && reg.v[i]->dirty)
+                dead = apply(reg.v[i]);
+        bool more = false;
+        for (size_t i = 0; i < reg.n && !more; i++)
+            more = reg.v[i] && reg.v[i]->dirty;
+        pthread_mutex_unlock(&reg.lock);
+        if (dead) {
+            if (dead->ff)
+                dead->ff(dead->opaque);
+            free(dead);
+        }
+        if (!dead && !more)
+            return;
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    (void)a;
+    apply_all();
+}
+
+/* Called with the lock held after w changed. */
+static void changed(struct watch *w)
+{
+    w->dirty = true;
+    if (on_loop_thread()) {
+        struct watch *dead = apply(w);
+        if (dead) {
+            /* Not from inside remove: let the loop's next turn free it. */
+            reg.v[dead->id - 1] = dead;
+            dead->dirty = true;
+            dead->live = false;
+            if (reg.wake_open)
+                uv_async_send(&reg.wake);
+        }
+    } else if (reg.wake_open) {
+        uv_async_send(&reg.wake);
+    }
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct watch *w = t->data;
-    if (w->removed)
-        return;
-    w->tcb(w->id, w->opaque);
-    if (!w->removed && w->freq == 0 && !uv_is_active((uv_handle_t *)t))
+    pthread_mutex_lock(&reg.lock);
+    bool gone = w->removed;
+    w->in_cb = true;
+    pthread_mutex_unlock(&reg.lock);
+    if (!gone)
+        w->tcb(w->id, w->opaque);
+    pthread_mutex_lock(&reg.lock);
+    w->in_cb = false;
+    /* A zero frequency means "every loop iteration": re-arm for the next
+     * turn unless libvirt changed or removed it meanwhile. */
+    if (!w->removed && w->live && w->freq == 0 && !uv_is_active((uv_handle_t *)t))
         uv_timer_start(t, on_timer, 0, 0);
+    else if (!w->removed && w->live && w->freq > 0 && !uv_is_active((uv_handle_t *)t))
+        uv_timer_start(t, on_timer, (uint64_t)w->freq, (uint64_t)w->freq);
+    pthread_mutex_unlock(&reg.lock);
 }
 
-static void start_timer(struct watch *w)
+static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff)
 {
-    uv_timer_stop(&w->h.timer);
-    if (w->freq >= 0)
-        uv_timer_start(&w->h.timer, on_timer, (uint64_t)w->freq, (uint64_t)w->freq);
+    pthread_mutex_lock(&reg.lock);
+    struct watch *w = watch_new(false);
+    w->fd = fd;
+    w->events = events;
+    w->hcb = cb;
+    w->opaque = opaque;
+    w->ff = ff;
+    int id = w->id;
+    changed(w);
+    pthread_mutex_unlock(&reg.lock);
+    return id;
+}
+
+static void update_handle(int id, int events)
+{
+    pthread_mutex_lock(&reg.lock);
+    struct watch *w = find(id, false);
+    if (w) {
+        w->events = events;
+        changed(w);
+    }
+    pthread_mutex_unlock(&reg.lock);
+}
+
+static int remove_watch(int id, bool timer)
+{
+    pthread_mutex_lock(&reg.lock);
+    struct watch *w = find(id, timer);
+    if (w) {
+        w->removed = true;
+        changed(w);
+    }
+    pthread_mutex_unlock(&reg.lock);
+    return w ? 0 : -1;
+}
+
+static int remove_handle(int id)
+{
+    return remove_watch(id, false);
 }
 
 static int add_timeout(int freq, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff)
 {
+    pthread_mutex_lock(&reg.lock);
     struct watch *w = watch_new(true);
     w->freq = freq;
     w->tcb = cb;
     w->opaque = opaque;
     w->ff = ff;
-    uv_timer_init(reg.loop, &w->h.timer);
-    w->h.timer.data = w;
-    start_timer(w);
-    return w->id;
+    int id = w->id;
+    changed(w);
+    pthread_mutex_unlock(&reg.lock);
+    return id;
 }
 
 static void update_timeout(int id, int freq)
 {
+    pthread_mutex_lock(&reg.lock);
     struct watch *w = find(id, true);
-    if (!w)
-        return;
-    w->freq = freq;
-    start_timer(w);
+    if (w) {
+        w->freq = freq;
+        changed(w);
+    }
+    pthread_mutex_unlock(&reg.lock);
 }
 
 static int remove_timeout(int id)
 {
-    struct watch *w = find(id, true);
-    if (!w)
-        return -1;
-    w->removed = true;
-    uv_timer_stop(&w->h.timer);
-    uv_close((uv_handle_t *)&w->h.timer, on_closed);
-    return 0;
+    return remove_watch(id, true);
 }
 
 int vm_event_uv_register(uv_loop_t *loop, struct duet_err *err)
@@ -176,6 +298,28 @@ int vm_event_uv_register(uv_loop_t *loop, struct duet_err *err)
     if (reg.loop)
         return duet_err_set(err, EALREADY, "libvirt's event loop is already registered");
     reg.loop = loop;
+    reg.loop_thread = uv_thread_self();
+    int rc = uv_async_init(loop, &reg.wake, on_wake);
+    if (rc < 0)
+        return duet_err_set(err, -rc, "cannot wake the event loop: %s", uv_strerror(rc));
+    /* The wake-up alone must not keep the loop running. */
+    uv_unref((uv_handle_t *)&reg.wake);
+    reg.wake_open = true;
     virEventRegisterImpl(add_handle, update_handle, remove_handle, add_timeout, update_timeout, remove_timeout);
     return 0;
+}
+
+static void on_wake_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void vm_event_uv_shutdown(void)
+{
+    pthread_mutex_lock(&reg.lock);
+    bool was_open = reg.wake_open;
+    reg.wake_open = false;
+    pthread_mutex_unlock(&reg.lock);
+    if (was_open && !uv_is_closing((uv_handle_t *)&reg.wake))
+        uv_close((uv_handle_t *)&reg.wake, on_wake_closed);
 }

@@ -9,8 +9,8 @@
  * libvirt takes these hooks once per process and without a context
  * argument, so the registry they use is the one piece of file-level state
  * in duet: it is created by vm_event_uv_register and never replaced.
- * All hooks must be called on the loop thread (libvirt does so when the
- * connection is used from the loop thread).
+ * libvirt may call the hooks from any thread (duet makes its blocking
+ * libvirt calls on the thread pool); changes are applied on the loop thread.
  */
 #ifndef DUET_VM_EVENT_UV_H
 #define DUET_VM_EVENT_UV_H
@@ -22,5 +22,9 @@
 /* Registers the hooks for `loop`.  Call once, before opening any libvirt
  * connection; a second call is an error. */
 int vm_event_uv_register(uv_loop_t *loop, struct duet_err *err);
+
+/* Closes the loop's wake-up handle, so the loop can be closed.  Call on the
+ * loop thread once every libvirt connection is closed. */
+void vm_event_uv_shutdown(void);
 
 #endif

@@ -99,7 +99,7 @@ bool vm_kvm_usable(void)
     return ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION && kvm_runs_guest_code(fd);
 }
 
-static bool find_guest_kernel(const char *explicit_path, char *out, size_t len)
+bool vm_find_guest_kernel(const char *explicit_path, char *out, size_t len)
 {
     if (explicit_path) {
         snprintf(out, len, "%s", explicit_path);
@@ -166,7 +166,7 @@ int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_ca
     caps->kvm = vm_kvm_usable();
     caps->start_ms = caps->kvm ? DRIVER_EST_VM_START_KVM_MS : DRIVER_EST_VM_START_TCG_MS;
     caps->memory_overhead = caps->kvm ? DRIVER_EST_VM_OVERHEAD_KVM : DRIVER_EST_VM_OVERHEAD_TCG;
-    caps->guest_kernel = find_guest_kernel(guest_kernel, caps->guest_kernel_path, sizeof(caps->guest_kernel_path));
+    caps->guest_kernel = vm_find_guest_kernel(guest_kernel, caps->guest_kernel_path, sizeof(caps->guest_kernel_path));
 
     struct libvirt_syms lv;
     char dlwhy[256];

@@ -185,3 +185,91 @@ Test(vm_events, fd_watches, .timeout = 20)
     close(p[1]);
     loop_finish(&loop);
 }
+
+/* libvirt calls the hooks from the threads that make its calls: duet makes
+ * them on the thread pool.  What another thread asks for must happen on
+ * the loop, and callbacks must run on the loop thread only. */
+struct cross {
+    struct seen s;
+    uv_thread_t loop_thread;
+    int wrong_thread;
+    int fd;
+};
+
+static void cross_tick(int id, void *opaque)
+{
+    struct cross *c = opaque;
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &c->loop_thread))
+        c->wrong_thread++;
+    c->s.ticks++;
+    virEventUpdateTimeout(id, -1);
+    uv_stop(c->s.loop);
+}
+
+static void cross_readable(int id, int fd, int events, void *opaque)
+{
+    (void)id;
+    struct cross *c = opaque;
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &c->loop_thread))
+        c->wrong_thread++;
+    char b;
+    if ((events & VIR_EVENT_HANDLE_READABLE) && read(fd, &b, 1) == 1)
+        c->s.readable++;
+    uv_stop(c->s.loop);
+}
+
+static void cross_freed(void *opaque)
+{
+    struct cross *c = opaque;
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &c->loop_thread))
+        c->wrong_thread++;
+    c->s.freed++;
+}
+
+static void add_from_thread(void *arg)
+{
+    struct cross *c = arg;
+    c->s.timer_id = virEventAddTimeout(5, cross_tick, c, cross_freed);
+    c->s.handle_id = virEventAddHandle(c->fd, VIR_EVENT_HANDLE_READABLE, cross_readable, c, cross_freed);
+}
+
+static void remove_from_thread(void *arg)
+{
+    struct cross *c = arg;
+    virEventRemoveTimeout(c->s.timer_id);
+    virEventRemoveHandle(c->s.handle_id);
+}
+
+Test(vm_events, hooks_called_from_other_threads_act_on_the_loop, .timeout = 20)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct duet_err err = {0};
+    cr_assert_eq(vm_event_uv_register(&loop, &err), 0, "%s", err.msg);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    struct cross c = {.s = {.loop = &loop}, .loop_thread = uv_thread_self(), .fd = p[0]};
+    uv_thread_t t;
+    cr_assert_eq(uv_thread_create(&t, add_from_thread, &c), 0);
+    uv_thread_join(&t);
+    cr_assert_gt(c.s.timer_id, 0);
+    cr_assert_gt(c.s.handle_id, 0);
+    run_for(&loop, 5000);
+    cr_expect_eq(c.s.ticks, 1, "a timer added by another thread fires on the loop");
+    cr_assert_eq(write(p[1], "x", 1), 1);
+    run_for(&loop, 5000);
+    cr_expect_eq(c.s.readable, 1, "an fd watch added by another thread fires on the loop");
+    cr_assert_eq(uv_thread_create(&t, remove_from_thread, &c), 0);
+    uv_thread_join(&t);
+    cr_expect_eq(c.s.freed, 0, "nothing is freed off the loop");
+    run_for(&loop, 100);
+    cr_expect_eq(c.s.freed, 2, "both free callbacks ran, on the loop");
+    cr_expect_eq(c.wrong_thread, 0, "every callback ran on the loop thread");
+    close(p[0]);
+    close(p[1]);
+    vm_event_uv_shutdown();
+    loop_finish(&loop);
+}

@@ -1,0 +1,1272 @@
+/*
+ * driver.c - libvirt virtual machines behind backends/driver.h, on libuv.
+ *
+ * Threads.  libvirt's event hooks live on the daemon's loop (event_uv.c);
+ * every libvirt call that waits on a reply (connect, define, start, stop,
+ * destroy) runs on libuv's thread pool and finishes through its callback
+ * on the loop thread.  Operations on one instance run one at a time, in
+ * the order asked.  The connection is opened by the first operation, on
+ * the pool: opening libvirt's embedded driver needs the loop running.
+ *
+ * Connection.  The URI given, or qemu:///system when its daemon answers,
+ * or else libvirt's embedded QEMU driver rooted in the state directory
+ * (qemu:///embed?root=STATE/vm/libvirt), which needs no daemon at all.
+ *
+ * Identity.  Each domain is persistent, named duet-OWNER-WORKLOAD, and
+ * carries the workload's name and its owner (a hash of the state
+ * directory) in <metadata>.  The handle the daemon stores is the domain's
+ * UUID; recover checks that the domain it finds still carries the same
+ * metadata before trusting it.
+ *
+ * Exits.  A domain lifecycle event (stopped, crashed) reaches the loop
+ * through event_uv; the workload's exit status is what duet's guest init
+ * wrote to the second serial port (a file in the instance's directory),
+ * so it survives a daemon that was down when the guest ended.
+ *
+ * KVM.  Some nested hypervisors let /dev/kvm run a probe's few
+ * instructions yet hang a whole guest.  In accel=auto, until one KVM guest
+ * has printed on its console, a KVM guest that stays silent past a
+ * deadline is restarted under emulation, and this driver uses emulation
+ * from then on.  Only guests known to print (rootfs images, kernels with
+ * console=ttyS0) are judged this way.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <ftw.h>
+#include <uv.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "cleanup.h"
+#include "domain.h"
+#include "event_uv.h"
+#include "guest_image.h"
+#include "rootfs.h"
+#include "vm.h"
+
+struct vm_priv {
+    struct vm_driver_options opt;
+    char uri_opt[256], vminit[PATH_MAX], guest_kernel[PATH_MAX];
+    uv_loop_t *loop;
+    bool open;
+    char state_dir[PATH_MAX - 64];
+    char cache_dir[PATH_MAX];
+    char embed_root[PATH_MAX];
+    char owner[32];                     /* duet-XXXXXXXX: this state dir's domains */
+
+    pthread_mutex_t lock;               /* conn, uri, kvm_* */
+    virConnectPtr conn;
+    char uri[PATH_MAX + 32];
+    bool embed;
+    int lifecycle_cb;                   /* -1: not registered */
+    bool kvm_host, kvm_confirmed, kvm_failed;
+
+    struct driver_instance *instances;  /* loop thread only */
+    uv_signal_t sigchld;
+    bool reaping;
+};
+
+struct driver_instance {
+    struct driver *drv;
+    const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
+    struct driver_instance *next;
+    char dom_name[160];
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    char dir[PATH_MAX - 32];
+    bool defined;
+    bool kvm;                           /* defined as type kvm */
+    bool prints;                        /* its console shows progress early */
+    bool exit_reported;
+    bool stop_seen;                     /* a STOPPED event came while an op was pending */
+    int stop_detail;
+    bool busy;
+    struct op *pending, *pending_tail;
+    driver_exit_cb on_exit;
+    void *exit_opaque;
+    struct driver_status status;
+};
+
+enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER };
+
+struct op {
+    uv_work_t req;
+    struct op *next;
+    enum op_kind kind;
+    struct driver_instance *inst;
+    driver_done_cb done;
+    void *opaque;
+    uint64_t grace_ms;
+    const char *handle;
+    int rc;
+    int dom_state;                      /* recover: what libvirt says */
+    bool fell_back;                     /* start: KVM hung, restarted under emulation */
+    struct duet_err err;
+};
+
+static struct vm_priv *priv(struct driver *drv)
+{
+    return drv->priv;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* libvirt prints every error to stderr unless told otherwise; duet reports
+ * them itself, once, in its own words. */
+static void quiet_errors(void *opaque, virErrorPtr e)
+{
+    (void)opaque;
+    (void)e;
+}
+
+static int lv_err(struct duet_err *err, const char *fmt, const char *a, const char *b)
+{
+    const char *why = virGetLastErrorMessage();
+    char what[DUET_ERR_MSG_MAX];
+    snprintf(what, sizeof(what), fmt, a, b);
+    return duet_err_set(err, EIO, "%s: %s", what, why ? why : "libvirt gave no reason");
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+static int write_embed_config(struct vm_priv *p, struct duet_err *err)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/etc", p->embed_root);
+    if (mkdir(p->embed_root, 0711) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "cannot create %s", p->embed_root);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "cannot create %s", path);
+    snprintf(path, sizeof(path), "%s/etc/qemu.conf", p->embed_root);
+    /* QEMU runs as the daemon's user (root): there is no system libvirt to
+     * have created the usual qemu user's files.  Its stdio goes to a file,
+     * as there is no virtlogd; duet leaves file ownership alone. */
+    static const char conf[] = "# written by duet for its embedded libvirt\n"
+                               "user = \"root\"\n"
+                               "group = \"root\"\n"
+                               "stdio_handler = \"file\"\n"
+                               "remember_owner = 0\n";
+    _cleanup_fclose_ FILE *f = fopen(path, "we");
+    if (!f || fputs(conf, f) < 0)
+        return duet_err_sys(err, "cannot write %s", path);
+    return 0;
+}
+
+static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, int detail);
+
+static int lifecycle_cb(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
+{
+    (void)c;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(d, uuid) == 0)
+        on_lifecycle_event(opaque, uuid, event, detail);
+    return 0;
+}
+
+/* On a pool thread.  The first caller connects; the rest reuse it. */
+static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
+{
+    struct vm_priv *p = priv(drv);
+    pthread_mutex_lock(&p->lock);
+    if (p->conn) {
+        virConnectPtr c = p->conn;
+        virConnectRef(c);
+        pthread_mutex_unlock(&p->lock);
+        return c;
+    }
+    virSetErrorFunc(NULL, quiet_errors);
+    virConnectPtr c = NULL;
+    if (p->uri_opt[0] && !p->opt.embedded) {
+        c = virConnectOpen(p->uri_opt);
+        if (!c) {
+            lv_err(err, "libvirt does not answer at %s%s", p->uri_opt, "");
+            duet_err_prefix(err, "%s",
+                            "VMs cannot run; start libvirt (systemctl start libvirtd, or virtlogd -d && "
+                            "libvirtd -d) or leave the URI out to use duet's embedded libvirt");
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        snprintf(p->uri, sizeof(p->uri), "%s", p->uri_opt);
+    } else {
+        if (!p->opt.embedded && access("/run/libvirt/libvirt-sock", F_OK) == 0)
+            c = virConnectOpen(VM_DEFAULT_URI);
+        if (c) {
+            snprintf(p->uri, sizeof(p->uri), "%s", VM_DEFAULT_URI);
+        } else {
+            if (write_embed_config(p, err) < 0) {
+                pthread_mutex_unlock(&p->lock);
+                return NULL;
+            }
+            snprintf(p->uri, sizeof(p->uri), "qemu:///embed?root=%s", p->embed_root);
+            c = virConnectOpen(p->uri);
+            if (!c) {
+                lv_err(err, "neither libvirtd nor the embedded driver (%s) answers%s", p->uri, "");
+                duet_err_prefix(err, "%s",
+                                "VMs cannot run; install libvirt's QEMU driver (apt-get install "
+                                "libvirt-daemon-driver-qemu qemu-system-x86) or start libvirtd");
+                pthread_mutex_unlock(&p->lock);
+                return NULL;
+            }
+            p->embed = true;
+        }
+    }
+    p->lifecycle_cb = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                       VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), drv, NULL);
+    if (p->lifecycle_cb < 0) {
+        lv_err(err, "libvirt at %s sends no domain events%s", p->uri, "");
+        virConnectClose(c);
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+    }
+    p->conn = c;
+    virConnectRef(c);
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
+static void conn_put(virConnectPtr c)
+{
+    if (c)
+        virConnectClose(c);
+}
+
+/* ---- paths and files ---------------------------------------------------- */
+
+static void inst_path(const struct driver_instance *inst, const char *file, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", inst->dir, file);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* "exit N" or "signal N", as duet's guest init writes it; false when the
+ * guest never wrote one (a disk or kernel image with its own init). */
+static bool read_status(const struct driver_instance *inst, int *code, int *sig)
+{
+    char path[PATH_MAX];
+    inst_path(inst, "status", path, sizeof(path));
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    char line[128], last[128] = "";
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "exit ", 5) || !strncmp(line, "signal ", 7))
+            snprintf(last, sizeof(last), "%s", line);
+    int n;
+    if (sscanf(last, "exit %d", &n) == 1) {
+        *code = n;
+        *sig = 0;
+        return true;
+    }
+    if (sscanf(last, "signal %d", &n) == 1) {
+        *code = -1;
+        *sig = n;
+        return true;
+    }
+    return false;
+}
+
+static uint64_t mem_available(void)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
+    char line[128];
+    unsigned long long kib;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+            return (uint64_t)kib << 10;
+    return UINT64_MAX;
+}
+
+/* Has the guest shown a sign of life?  duet's guest init says "boot" on
+ * the status port first thing; other guests are judged by their console. */
+static bool guest_progressed(const struct driver_instance *inst)
+{
+    char path[PATH_MAX];
+    inst_path(inst, inst->spec->image.rootfs ? "status" : "console.log", path, sizeof(path));
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* ---- the work, on the pool ---------------------------------------------- */
+
+static bool use_kvm(struct vm_priv *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool kvm = p->opt.accel == VM_ACCEL_KVM || (p->opt.accel == VM_ACCEL_AUTO && p->kvm_host && !p->kvm_failed);
+    pthread_mutex_unlock(&p->lock);
+    return kvm;
+}
+
+/* Builds the domain definition for inst (images prepared on the way). */
+static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct duet_err *err)
+{
+    struct vm_priv *p = priv(inst->drv);
+    const struct workload_spec *w = inst->spec;
+    char what[96], console[PATH_MAX], status[PATH_MAX], overlay[PATH_MAX], initrd[PATH_MAX];
+    snprintf(what, sizeof(what), "VM %s", w->name);
+    inst_path(inst, "console.log", console, sizeof(console));
+    inst_path(inst, "status", status, sizeof(status));
+    inst_path(inst, "disk.qcow2", overlay, sizeof(overlay));
+    inst_path(inst, "initrd", initrd, sizeof(initrd));
+    struct vm_domain_spec ds = {
+        .name = inst->dom_name,
+        .uuid = inst->uuid[0] ? inst->uuid : NULL,   /* a redefinition keeps its identity */
+        .kvm = kvm,
+        .memory_kib = (w->resources.memory ? w->resources.memory : WL_DEFAULT_MEMORY) >> 10,
+        .vcpus = (unsigned)(w->resources.cpus > 0 ? w->resources.cpus + 0.999 : 1),
+        .console_log = console,
+        .workload = w->name,
+        .owner = p->owner,
+        .disk_format = "qcow2",
+    };
+    char cmdline[4096];
+    const char *kernel = w->image.kernel;
+    if (w->image.rootfs) {
+        if (!kernel)
+            kernel = p->guest_kernel[0] ? p->guest_kernel : NULL;
+        if (!kernel)
+            return duet_err_set(err, ENOENT,
+                                "%s: a rootfs image boots with a guest kernel and none was found; give "
+                                "spec.image.kernel or the daemon's --guest-kernel (e.g. /boot/vmlinuz-VERSION)",
+                                what);
+        struct stat st;
+        if (stat(w->image.rootfs, &st) < 0)
+            return duet_err_sys(err, "%s: image.rootfs %s cannot be used", what, w->image.rootfs);
+        if (!S_ISDIR(st.st_mode))
+            return duet_err_set(err, ENOTDIR, "%s: image.rootfs %s is not a directory", what, w->image.rootfs);
+        struct rootfs_user user;
+        if (rootfs_user_resolve(w->image.rootfs, w->user, what, &user, err) < 0)
+            return -1;
+        const char *path = NULL;
+        for (size_t i = 0; i < w->n_env; i++)
+            if (!strcmp(w->env[i].key, "PATH"))
+                path = w->env[i].value;
+        if (!w->command || !rootfs_command_exists(w->image.rootfs, w->command[0], path ? path : ROOTFS_DEFAULT_PATH))
+            return duet_err_set(err, ENOENT, "%s: command \"%s\" is not an executable file in the rootfs %s", what,
+                                w->command ? w->command[0] : "", w->image.rootfs);
+        char disk[PATH_MAX], base_initrd[PATH_MAX];
+        if (vm_rootfs_disk(p->cache_dir, w->image.rootfs, what, disk, sizeof(disk), err) < 0 ||
+            vm_disk_overlay(disk, "raw", overlay, what, err) < 0 ||
+            vm_guest_initramfs(p->cache_dir, kernel, p->vminit, what, base_initrd, sizeof(base_initrd), err) < 0 ||
+            vm_workload_initrd(base_initrd, w, &user, initrd, err) < 0)
+            return -1;
+        /* panic=-1: a guest that cannot go on reboots, which on_reboot
+         * turns into a stop, instead of hanging. */
+        snprintf(cmdline, sizeof(cmdline), "console=ttyS0 quiet panic=-1 rdinit=/init%s%s",
+                 w->image.cmdline ? " " : "", w->image.cmdline ? w->image.cmdline : "");
+        ds.kernel = kernel;
+        ds.initrd = initrd;
+        ds.cmdline = cmdline;
+        ds.disk = overlay;
+        ds.status_log = status;
+        inst->prints = true;
+    } else {
+        if (w->image.disk) {
+            const char *fmt;
+            if (vm_disk_format(w->image.disk, &fmt, err) < 0)
+                return duet_err_prefix(err, "%s", what);
+            if (vm_disk_overlay(w->image.disk, fmt, overlay, what, err) < 0)
+                return -1;
+            ds.disk = overlay;
+        }
+        if (kernel) {
+            if (access(kernel, R_OK) < 0)
+                return duet_err_sys(err, "%s: image.kernel %s cannot be read", what, kernel);
+            if (w->image.initrd && access(w->image.initrd, R_OK) < 0)
+                return duet_err_sys(err, "%s: image.initrd %s cannot be read", what, w->image.initrd);
+            if (!w->image.initrd && !w->image.disk)
+                return duet_err_set(err, EINVAL,
+                                    "%s: image.kernel without an initrd or a disk has no root filesystem to "
+                                    "run; add image.initrd",
+                                    what);
+            ds.kernel = kernel;
+            ds.initrd = w->image.initrd;
+            ds.cmdline = w->image.cmdline;
+            inst->prints = w->image.cmdline && strstr(w->image.cmdline, "console=ttyS0");
+        }
+        ds.status_log = status;
+    }
+    return vm_domain_xml(&ds, xml, err);
+}
+
+static int define(struct driver_instance *inst, virConnectPtr c, bool kvm, struct duet_err *err)
+{
+    _cleanup_free_ char *xml = NULL;
+    if (build_xml(inst, kvm, &xml, err) < 0)
+        return -1;
+    virDomainPtr d = virDomainDefineXML(c, xml);
+    if (!d)
+        return lv_err(err, "VM %s: libvirt refused its definition%s", inst->spec->name, "");
+    virDomainGetUUIDString(d, inst->uuid);
+    virDomainFree(d);
+    inst->defined = true;
+    inst->kvm = kvm;
+    return 0;
+}
+
+/* A domain of ours left behind (a crash between define and the store's
+ * write) is removed; one of anybody else's is never touched. */
+static int clear_stale(struct driver_instance *inst, virConnectPtr c, struct duet_err *err)
+{
+    virDomainPtr d = virDomainLookupByName(c, inst->dom_name);
+    if (!d)
+        return 0;
+    char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VM_METADATA_NS, 0);
+    bool ours = meta && strstr(meta, priv(inst->drv)->owner);
+    free(meta);
+    int rc = 0;
+    if (!ours) {
+        rc = duet_err_set(err, EEXIST,
+                          "VM %s: libvirt already has a domain named %s that duet did not make; rename or remove it",
+                          inst->spec->name, inst->dom_name);
+    } else if (virDomainIsActive(d) == 1) {
+        rc = duet_err_set(err, EEXIST, "VM %s is already running (domain %s); destroy it first", inst->spec->name,
+                          inst->dom_name);
+    } else {
+        virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM);
+    }
+    virDomainFree(d);
+    return rc;
+}
+
+static int do_create(struct driver_instance *inst, struct duet_err *err)
+{
+    struct vm_priv *p = priv(inst->drv);
+    const struct workload_spec *w = inst->spec;
+    uint64_t mem = w->resources.memory ? w->resources.memory : WL_DEFAULT_MEMORY;
+    if (mem < VM_MEMORY_FLOOR)
+        return duet_err_set(err, EINVAL, "VM %s: resources.memory is below 64Mi, too little for a guest kernel",
+                            w->name);
+    uint64_t avail = mem_available();
+    if (mem > avail)
+        return duet_err_set(err, ENOMEM,
+                            "VM %s: resources.memory %" PRIu64 " MiB is more than this host has available (%" PRIu64
+                            " MiB); lower it or stop other workloads",
+                            w->name, mem >> 20, avail >> 20);
+    virConnectPtr c = conn_get(inst->drv, err);
+    if (!c)
+        return duet_err_prefix(err, "VM %s", w->name);
+    int rc = clear_stale(inst, c, err);
+    if (rc == 0 && mkdir(inst->dir, 0711) < 0) {
+        if (errno == EEXIST) {
+            /* What a crashed create left: nothing in it is trusted. */
+            rm_tree(inst->dir);
+            rc = mkdir(inst->dir, 0711);
+        } else {
+            rc = -1;
+        }
+        if (rc < 0)
+            duet_err_sys(err, "VM %s: cannot create %s", w->name, inst->dir);
+    }
+    if (rc == 0) {
+        rc = define(inst, c, use_kvm(p), err);
+        if (rc < 0)
+            rm_tree(inst->dir);   /* a half-built overlay or initrd is of no use */
+    }
+    conn_put(c);
+    return rc;
+}
+
+static int dom_start(struct driver_instance *inst, virConnectPtr c, struct duet_err *err)
+{
+    virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
+    if (!d)
+        return lv_err(err, "VM %s: its domain is gone%s", inst->spec->name, "");
+    char path[PATH_MAX];
+    inst_path(inst, "status", path, sizeof(path));
+    unlink(path);
+    int rc = virDomainCreate(d);
+    virDomainFree(d);
+    if (rc < 0)
+        return lv_err(err, "VM %s: libvirt could not start it%s", inst->spec->name, "");
+    return 0;
+}
+
+static int do_start(struct op *op)
+{
+    struct driver_instance *inst = op->inst;
+    struct vm_priv *p = priv(inst->drv);
+    virConnectPtr c = conn_get(inst->drv, &op->err);
+    if (!c)
+        return -1;
+    int rc = dom_start(inst, c, &op->err);
+    pthread_mutex_lock(&p->lock);
+    bool judge = rc == 0 && inst->kvm && inst->prints && p->opt.accel == VM_ACCEL_AUTO && !p->kvm_confirmed;
+    pthread_mutex_unlock(&p->lock);
+    if (judge) {
+        uint64_t until = now_ms() + p->opt.kvm_deadline_ms;
+        while (!guest_progressed(inst) && now_ms() < until)
+            sleep_ms(50);
+        pthread_mutex_lock(&p->lock);
+        if (guest_progressed(inst))
+            p->kvm_confirmed = true;
+        else
+            p->kvm_failed = true;
+        bool failed = p->kvm_failed && !p->kvm_confirmed;
+        pthread_mutex_unlock(&p->lock);
+        if (failed) {
+            /* Redefine the same domain (same UUID) for emulation. */
+            virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
+            if (d) {
+                virDomainDestroy(d);
+                virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM);
+                virDomainFree(d);
+            }
+            inst->defined = false;
+            rc = define(inst, c, false, &op->err);
+            if (rc == 0)
+                rc = dom_start(inst, c, &op->err);
+            op->fell_back = true;
+        }
+    }
+    conn_put(c);
+    return rc;
+}
+
+static int dom_state(virDomainPtr d)
+{
+    int state = VIR_DOMAIN_NOSTATE, reason;
+    if (virDomainGetState(d, &state, &reason, 0) < 0)
+        return -1;
+    return state;
+}
+
+static int do_stop(struct op *op)
+{
+    struct driver_instance *inst = op->inst;
+    virConnectPtr c = conn_get(inst->drv, &op->err);
+    if (!c)
+        return -1;
+    virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
+    int rc = 0;
+    if (d && virDomainIsActive(d) == 1) {
+        /* The power button: the guest's init decides how to stop. */
+        virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+        uint64_t until = now_ms() + op->grace_ms;
+        while (virDomainIsActive(d) == 1 && now_ms() < until)
+            sleep_ms(50);
+        if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
+            rc = lv_err(&op->err, "VM %s: libvirt could not stop it%s", inst->spec->name, "");
+    }
+    if (d)
+        virDomainFree(d);
+    conn_put(c);
+    return rc;
+}
+
+static int do_destroy(struct op *op)
+{
+    struct driver_instance *inst = op->inst;
+    int rc = 0;
+    if (inst->defined || inst->uuid[0]) {
+        virConnectPtr c = conn_get(inst->drv, &op->err);
+        if (!c)
+            return -1;
+        virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
+        if (d) {
+            if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
+                rc = lv_err(&op->err, "VM %s: libvirt could not stop it%s", inst->spec->name, "");
+            if (rc == 0 && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
+                rc = lv_err(&op->err, "VM %s: libvirt could not remove its definition%s", inst->spec->name, "");
+            virDomainFree(d);
+        }
+        conn_put(c);
+    }
+    if (rc == 0)
+        rm_tree(inst->dir);
+    return rc;
+}
+
+/* Embedded mode, at reconnect: libvirt checks its QEMUs in a thread of its
+ * own, and may still call a domain "running" whose QEMU died while no
+ * daemon ran.  Its pid file and /proc say the truth now. */
+static bool embedded_qemu_alive(struct driver_instance *inst)
+{
+    struct vm_priv *p = priv(inst->drv);
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (n <= 0)
+        return false;   /* gone, or a zombie */
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; i++)
+        if (!buf[i])
+            buf[i] = ' ';
+    char want[200];
+    snprintf(want, sizeof(want), "guest=%s,", inst->dom_name);
+    return strstr(buf, want) != NULL;
+}
+
+static int do_recover(struct op *op)
+{
+    struct driver_instance *inst = op->inst;
+    struct vm_priv *p = priv(inst->drv);
+    virConnectPtr c = conn_get(inst->drv, &op->err);
+    if (!c)
+        return -1;
+    op->dom_state = -1;
+    virDomainPtr d = virDomainLookupByUUIDString(c, op->handle);
+    int rc = 0;
+    if (d) {
+        char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VM_METADATA_NS, 0);
+        char want_name[200], want_owner[64];
+        snprintf(want_name, sizeof(want_name), ">%s<", inst->spec->name);
+        snprintf(want_owner, sizeof(want_owner), ">%s<", p->owner);
+        if (!meta || !strstr(meta, want_name) || !strstr(meta, want_owner)) {
+            rc = duet_err_set(&op->err, ESTALE,
+                              "VM %s: domain %s is not this workload's (its metadata names another); not "
+                              "re-attaching",
+                              inst->spec->name, op->handle);
+        } else {
+            inst->defined = true;
+            op->dom_state = dom_state(d);
+            int code, sig, reason = 0, st = 0;
+            virDomainGetState(d, &st, &reason, 0);
+            /* A guest that powered off while no daemon ran is left by QEMU
+             * (libvirt runs it with -no-shutdown) waiting for libvirt to act
+             * on it, which a reconnecting libvirt may still report as
+             * running.  duet's guest init wrote the workload's end on the
+             * status port; a paused "shutting down" says the same. */
+            bool ended = read_status(inst, &code, &sig) ||
+                         (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_SHUTTING_DOWN) ||
+                         (p->embed && op->dom_state == VIR_DOMAIN_RUNNING && !embedded_qemu_alive(inst));
+            if (ended) {
+                if (virDomainIsActive(d) == 1)
+                    virDomainDestroy(d);
+                op->dom_state = VIR_DOMAIN_SHUTOFF;
+            }
+        }
+        free(meta);
+        virDomainFree(d);
+    } else {
+        int code, sig;
+        if (!read_status(inst, &code, &sig))
+            rc = duet_err_set(&op->err, ENOENT,
+                              "VM %s: libvirt at %s has no domain %s and it left no exit status; it is gone",
+                              inst->spec->name, p->uri, op->handle);
+    }
+    conn_put(c);
+    return rc;
+}
+
+static void on_work(uv_work_t *req)
+{
+    struct op *op = req->data;
+    switch (op->kind) {
+    case OP_CREATE:
+        op->rc = do_create(op->inst, &op->err);
+        break;
+    case OP_START:
+        op->rc = do_start(op);
+        break;
+    case OP_STOP:
+        op->rc = do_stop(op);
+        break;
+    case OP_DESTROY:
+        op->rc = do_destroy(op);
+        break;
+    case OP_RECOVER:
+        op->rc = do_recover(op);
+        break;
+    }
+}
+
+/* ---- on the loop -------------------------------------------------------- */
+
+static void report_exit(struct driver_instance *inst, int code, int sig)
+{
+    if (inst->exit_reported)
+        return;
+    inst->exit_reported = true;
+    inst->status.state = DRIVER_STATE_EXITED;
+    inst->status.exit_code = code;
+    inst->status.term_signal = sig;
+    inst->status.exited_at_ms = now_ms();
+    if (inst->on_exit)
+        inst->on_exit(inst->exit_opaque, &inst->status);
+}
+
+/* The guest ended: its status file says how, else libvirt's reason does. */
+static void guest_ended(struct driver_instance *inst, int detail)
+{
+    int code = -1, sig = 0;
+    if (!read_status(inst, &code, &sig)) {
+        switch (detail) {
+        case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
+            code = 0;                       /* the guest powered off by itself */
+            break;
+        case VIR_DOMAIN_EVENT_STOPPED_CRASHED:
+        case VIR_DOMAIN_EVENT_STOPPED_FAILED:
+            code = -1;
+            sig = SIGSEGV;                  /* reported as a crash */
+            break;
+        default:
+            code = -1;
+            sig = SIGKILL;                  /* destroyed */
+            break;
+        }
+    }
+    report_exit(inst, code, sig);
+}
+
+static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, int detail)
+{
+    struct vm_priv *p = priv(drv);
+    for (struct driver_instance *i = p->instances; i; i = i->next) {
+        if (strcmp(i->uuid, uuid) != 0)
+            continue;
+        bool live = i->status.state == DRIVER_STATE_RUNNING || i->status.state == DRIVER_STATE_STOPPING;
+        if (event == VIR_DOMAIN_EVENT_CRASHED)
+            detail = VIR_DOMAIN_EVENT_STOPPED_CRASHED;
+        if (event != VIR_DOMAIN_EVENT_STOPPED && event != VIR_DOMAIN_EVENT_CRASHED)
+            return;
+        if (live) {
+            guest_ended(i, detail);
+        } else if (i->busy) {
+            /* Before start or recover has reported back (a guest that ends
+             * at once; libvirt finding at reconnect that a QEMU died while
+             * no daemon ran): kept for when it does. */
+            i->stop_seen = true;
+            i->stop_detail = detail;
+        }
+        return;
+    }
+}
+
+/* Embedded mode: libvirt starts QEMU (and its capability probes) from
+ * this process, daemonized, so with this process a child subreaper they
+ * are reparented to it.  libvirt waits for a QEMU it stopped to vanish, and
+ * a zombie has not: reap them as soon as they end.  Only orphans are taken:
+ * zombies named qemu-system-* in another session than ours (libvirt's
+ * daemonizing calls setsid); a QEMU libvirt runs as its direct child (the
+ * capability probe) stays in our session and libvirt waits for it itself,
+ * as the container runtime does for its children. */
+static void on_sigchld(uv_signal_t *h, int sig)
+{
+    (void)h;
+    (void)sig;
+    pid_t self = getpid(), our_sid = getsid(0);
+    _cleanup_closedir_ DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+        if (!open_paren || !close_paren || strncmp(open_paren + 1, "qemu-system", 11) != 0)
+            continue;
+        char state;
+        int ppid, pgrp, sid;
+        if (sscanf(close_paren + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) == 4 && state == 'Z' &&
+            ppid == self && sid != our_sid)
+            waitpid(atoi(e->d_name), NULL, WNOHANG);
+    }
+}
+
+static void link_instance(struct driver_instance *inst)
+{
+    struct vm_priv *p = priv(inst->drv);
+    inst->next = p->instances;
+    p->instances = inst;
+}
+
+static void unlink_instance(struct driver_instance *inst)
+{
+    struct vm_priv *p = priv(inst->drv);
+    for (struct driver_instance **pp = &p->instances; *pp; pp = &(*pp)->next)
+        if (*pp == inst) {
+            *pp = inst->next;
+            return;
+        }
+}
+
+static void instance_free(struct driver_instance *inst)
+{
+    unlink_instance(inst);
+    free(inst);
+}
+
+static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err);
+
+static void run_next(struct driver_instance *inst)
+{
+    struct op *next = inst->pending;
+    if (!next)
+        return;
+    inst->pending = next->next;
+    if (!inst->pending)
+        inst->pending_tail = NULL;
+    next->next = NULL;
+    struct duet_err err;
+    driver_done_cb done = next->done;
+    void *opaque = next->opaque;
+    if (submit(inst, next, &err) < 0 && done)
+        done(opaque, &err);
+}
+
+static void after_work(uv_work_t *req, int status)
+{
+    struct op *op = req->data;
+    struct driver_instance *inst = op->inst;
+    inst->busy = false;
+    if (status == UV_ECANCELED && op->rc == 0) {
+        op->rc = -1;
+        duet_err_set(&op->err, ECANCELED, "operation cancelled");
+    }
+    switch (op->kind) {
+    case OP_CREATE:
+        if (op->rc == 0)
+            inst->status.state = DRIVER_STATE_CREATED;
+        break;
+    case OP_START:
+        if (op->rc == 0) {
+            inst->status.state = DRIVER_STATE_RUNNING;
+            inst->status.started_at_ms = now_ms();
+            inst->exit_reported = false;
+            /* An exit that came before this callback (a guest faster than
+             * the pool's reply) was kept aside: report it now. */
+            if (op->fell_back) {
+                /* The stop seen was the silent KVM guest's, destroyed. */
+                inst->stop_seen = false;
+                int code, sig;
+                if (read_status(inst, &code, &sig))
+                    report_exit(inst, code, sig);
+            } else if (inst->stop_seen) {
+                guest_ended(inst, inst->stop_detail);
+            }
+        }
+        break;
+    case OP_DESTROY:
+        if (op->rc == 0)
+            inst->status.state = DRIVER_STATE_GONE;
+        break;
+    case OP_RECOVER: {
+        int code = -1, sig = 0;
+        if (op->rc < 0) {
+            /* Not there, or not ours: the workload is gone.  recover has no
+             * done callback; on_exit says so, and inspect keeps it. */
+            inst->status.state = DRIVER_STATE_GONE;
+            inst->exit_reported = true;
+            if (inst->on_exit)
+                inst->on_exit(inst->exit_opaque, &inst->status);
+        } else if ((op->dom_state == VIR_DOMAIN_RUNNING || op->dom_state == VIR_DOMAIN_PAUSED) &&
+                   !inst->stop_seen) {
+            inst->status.state = DRIVER_STATE_RUNNING;
+        } else {
+            /* It ended while no daemon ran. */
+            inst->status.state = DRIVER_STATE_RUNNING;
+            if (read_status(inst, &code, &sig))
+                report_exit(inst, code, sig);
+            else if (inst->stop_seen)
+                guest_ended(inst, inst->stop_detail);
+            else
+                guest_ended(inst, op->dom_state == VIR_DOMAIN_CRASHED ? VIR_DOMAIN_EVENT_STOPPED_CRASHED
+                                                                      : VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    if (op->done)
+        op->done(op->opaque, op->rc == 0 ? NULL : &op->err);
+    if (op->kind == OP_DESTROY && op->rc == 0) {
+        for (struct op *q = inst->pending, *n; q; q = n) {
+            n = q->next;
+            struct duet_err gone;
+            duet_err_set(&gone, ENOENT, "VM %s was destroyed", inst->spec->name);
+            if (q->done)
+                q->done(q->opaque, &gone);
+            free(q);
+        }
+        inst->pending = inst->pending_tail = NULL;
+        free(op);
+        instance_free(inst);
+        return;
+    }
+    free(op);
+    run_next(inst);
+}
+
+static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err)
+{
+    op->req.data = op;
+    int rc = uv_queue_work(priv(inst->drv)->loop, &op->req, on_work, after_work);
+    if (rc < 0) {
+        free(op);
+        return duet_err_set(err, -rc, "cannot queue work: %s", uv_strerror(rc));
+    }
+    inst->busy = true;
+    return 0;
+}
+
+static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
+{
+    op->inst = inst;
+    if (inst->busy) {
+        if (inst->pending_tail)
+            inst->pending_tail->next = op;
+        else
+            inst->pending = op;
+        inst->pending_tail = op;
+        return 0;
+    }
+    return submit(inst, op, err);
+}
+
+static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
+{
+    struct op *op = calloc(1, sizeof(*op));
+    if (!op)
+        abort();
+    op->kind = kind;
+    op->done = done;
+    op->opaque = opaque;
+    return op;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+static struct driver_instance *instance_new(struct driver *drv, const struct workload_spec *spec)
+{
+    struct vm_priv *p = priv(drv);
+    struct driver_instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        abort();
+    inst->drv = drv;
+    inst->spec = spec;
+    inst->status.exit_code = -1;
+    snprintf(inst->dom_name, sizeof(inst->dom_name), "%s-%s", p->owner, spec->name);
+    snprintf(inst->dir, sizeof(inst->dir), "%s/vm/instances/%s", p->state_dir, spec->name);
+    link_instance(inst);
+    return inst;
+}
+
+static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state_dir, struct duet_err *err)
+{
+    struct vm_priv *p = priv(drv);
+    if (p->open)
+        return duet_err_set(err, EALREADY, "the VM driver is already open");
+    char real[PATH_MAX];
+    if (!realpath(state_dir, real))
+        return duet_err_sys(err, "state directory %s cannot be used", state_dir);
+    if (strlen(real) > sizeof(p->state_dir) - 1)
+        return duet_err_set(err, ENAMETOOLONG, "state directory %s: path too long", real);
+    snprintf(p->state_dir, sizeof(p->state_dir), "%s", real);
+    char vmdir[PATH_MAX];
+    snprintf(vmdir, sizeof(vmdir), "%s/vm", p->state_dir);
+    if (mkdir(vmdir, 0711) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "cannot create %s", vmdir);
+    snprintf(vmdir, sizeof(vmdir), "%s/vm/instances", p->state_dir);
+    if (mkdir(vmdir, 0711) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "cannot create %s", vmdir);
+    snprintf(p->cache_dir, sizeof(p->cache_dir), "%s/vm/cache", p->state_dir);
+    snprintf(p->embed_root, sizeof(p->embed_root), "%s/vm/libvirt", p->state_dir);
+    uint32_t h = 2166136261u;
+    for (const char *s = p->state_dir; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    snprintf(p->owner, sizeof(p->owner), "duet-%08x", h);
+    /* libvirt logs its warnings to stderr; a daemon's belong in a file.
+     * Read once, by libvirt's first call, which comes after this. */
+    char logs[PATH_MAX + 32];
+    snprintf(logs, sizeof(logs), "3:file:%s/vm/libvirt.log", p->state_dir);
+    setenv("LIBVIRT_LOG_OUTPUTS", logs, 0);
+    if (vm_event_uv_register(loop, err) < 0)
+        return -1;
+    p->loop = loop;
+    p->kvm_host = vm_kvm_usable();
+    /* Embedded libvirt starts QEMU from this process; see on_sigchld. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    uv_signal_init(loop, &p->sigchld);
+    uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
+    uv_unref((uv_handle_t *)&p->sigchld);
+    p->reaping = true;
+    p->open = true;
+    return 0;
+}
+
+static void vm_close(struct driver *drv)
+{
+    struct vm_priv *p = priv(drv);
+    if (!p->open)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->conn) {
+        if (p->lifecycle_cb >= 0)
+            virConnectDomainEventDeregisterAny(p->conn, p->lifecycle_cb);
+        virConnectClose(p->conn);
+        p->conn = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (p->reaping) {
+        uv_close((uv_handle_t *)&p->sigchld, NULL);
+        p->reaping = false;
+    }
+    vm_event_uv_shutdown();
+    p->open = false;
+}
+
+static int vm_probe(struct driver *drv, struct driver_caps *caps, struct duet_err *err)
+{
+    struct vm_priv *p = priv(drv);
+    return vm_backend_probe(p->uri_opt[0] ? p->uri_opt : NULL, p->guest_kernel[0] ? p->guest_kernel : NULL, caps,
+                            err);
+}
+
+static int vm_create(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
+                     driver_done_cb done, void *opaque, struct duet_err *err)
+{
+    if (!priv(drv)->open)
+        return duet_err_set(err, EINVAL, "the VM driver is not open");
+    struct driver_instance *inst = instance_new(drv, spec);
+    if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
+        instance_free(inst);
+        return -1;
+    }
+    *out = inst;
+    return 0;
+}
+
+static int vm_start(struct driver *drv, struct driver_instance *inst, driver_done_cb done, driver_exit_cb on_exit,
+                    void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    inst->stop_seen = false;
+    inst->on_exit = on_exit;
+    inst->exit_opaque = opaque;
+    return queue(inst, op_new(OP_START, done, opaque), err);
+}
+
+static int vm_stop(struct driver *drv, struct driver_instance *inst, uint64_t grace_ms, driver_done_cb done,
+                   void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    struct op *op = op_new(OP_STOP, done, opaque);
+    op->grace_ms = grace_ms;
+    if (inst->status.state == DRIVER_STATE_RUNNING)
+        inst->status.state = DRIVER_STATE_STOPPING;
+    return queue(inst, op, err);
+}
+
+static int vm_destroy(struct driver *drv, struct driver_instance *inst, driver_done_cb done, void *opaque,
+                      struct duet_err *err)
+{
+    (void)drv;
+    return queue(inst, op_new(OP_DESTROY, done, opaque), err);
+}
+
+static void vm_release(struct driver *drv, struct driver_instance *inst)
+{
+    (void)drv;
+    if (!inst)
+        return;
+    unlink_instance(inst);
+    free(inst);
+}
+
+static int vm_inspect(struct driver *drv, struct driver_instance *inst, struct driver_status *st,
+                      struct duet_err *err)
+{
+    (void)drv;
+    (void)err;
+    *st = inst->status;
+    return 0;
+}
+
+static int vm_stats(struct driver *drv, struct driver_instance *inst, struct driver_stats *st, struct duet_err *err)
+{
+    struct vm_priv *p = priv(drv);
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&p->lock);
+    virConnectPtr c = p->conn;
+    if (c)
+        virConnectRef(c);
+    pthread_mutex_unlock(&p->lock);
+    if (!c)
+        return duet_err_set(err, ENOTCONN, "VM %s: not connected to libvirt yet", inst->spec->name);
+    virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
+    virDomainInfo info;
+    int rc = 0;
+    if (!d || virDomainGetInfo(d, &info) < 0) {
+        rc = lv_err(err, "VM %s: no statistics from libvirt%s", inst->spec->name, "");
+    } else {
+        st->cpu_ns = info.cpuTime;
+        st->memory_limit = (uint64_t)info.maxMem << 10;
+        st->memory_bytes = (uint64_t)info.memory << 10;
+        st->pids = info.nrVirtCpu;
+        /* What the guest really holds: QEMU's resident set, when known. */
+        virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
+        int n = virDomainMemoryStats(d, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+        for (int i = 0; i < n; i++)
+            if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
+                st->memory_bytes = ms[i].val << 10;
+    }
+    if (d)
+        virDomainFree(d);
+    virConnectClose(c);
+    return rc;
+}
+
+static int vm_handle(struct driver *drv, struct driver_instance *inst, char out[DRIVER_HANDLE_MAX],
+                     struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->uuid[0])
+        return duet_err_set(err, EINVAL, "VM %s has not been created", inst->spec->name);
+    snprintf(out, DRIVER_HANDLE_MAX, "%s", inst->uuid);
+    return 0;
+}
+
+static int vm_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
+                      struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
+{
+    if (!priv(drv)->open)
+        return duet_err_set(err, EINVAL, "the VM driver is not open");
+    if (!handle || strlen(handle) != VIR_UUID_STRING_BUFLEN - 1 || strspn(handle, "0123456789abcdef-") != strlen(handle))
+        return duet_err_set(err, EINVAL, "VM %s: the stored handle \"%s\" is not a domain UUID", spec->name,
+                            handle ? handle : "");
+    struct driver_instance *inst = instance_new(drv, spec);
+    inst->on_exit = on_exit;
+    inst->exit_opaque = opaque;
+    snprintf(inst->uuid, sizeof(inst->uuid), "%s", handle);
+    struct op *op = op_new(OP_RECOVER, NULL, NULL);
+    op->handle = inst->uuid;
+    if (queue(inst, op, err) < 0) {
+        instance_free(inst);
+        return -1;
+    }
+    *out = inst;
+    return 0;
+}
+
+static int vm_logs(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
+{
+    (void)drv;
+    char path[PATH_MAX];
+    inst_path(inst, "console.log", path, sizeof(path));
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    return *fd < 0 ? duet_err_sys(err, "VM %s: cannot open its console log %s", inst->spec->name, path) : 0;
+}
+
+static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
+                   int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    (void)argv;
+    (void)out_fd;
+    (void)err_fd;
+    (void)exited;
+    (void)opaque;
+    return duet_err_set(err, ENOTSUP,
+                        "VM %s: exec runs commands in containers only; a VM's console log is `duet logs %s`",
+                        inst->spec->name, inst->spec->name);
+}
+
+const char *vm_driver_uri(struct driver *drv)
+{
+    return priv(drv)->uri;
+}
+
+bool vm_driver_uses_kvm(struct driver *drv)
+{
+    return use_kvm(priv(drv));
+}
+
+struct driver *vm_driver_new(const struct vm_driver_options *opt)
+{
+    struct driver *drv = calloc(1, sizeof(*drv));
+    struct vm_priv *p = calloc(1, sizeof(*p));
+    if (!drv || !p)
+        abort();
+    p->opt = *opt;
+    if (!p->opt.kvm_deadline_ms)
+        p->opt.kvm_deadline_ms = VM_KVM_DEADLINE_MS;
+    snprintf(p->uri_opt, sizeof(p->uri_opt), "%s", opt->uri ? opt->uri : "");
+    snprintf(p->vminit, sizeof(p->vminit), "%s", opt->vminit ? opt->vminit : "");
+    if (opt->guest_kernel)
+        snprintf(p->guest_kernel, sizeof(p->guest_kernel), "%s", opt->guest_kernel);
+    else if (!vm_find_guest_kernel(NULL, p->guest_kernel, sizeof(p->guest_kernel)))
+        p->guest_kernel[0] = '\0';
+    p->opt.uri = p->opt.vminit = p->opt.guest_kernel = NULL;
+    pthread_mutex_init(&p->lock, NULL);
+    p->lifecycle_cb = -1;
+    *drv = (struct driver){
+        .name = "vm",
+        .kind = BACKEND_VM,
+        .open = vm_open,
+        .close = vm_close,
+        .probe = vm_probe,
+        .create = vm_create,
+        .start = vm_start,
+        .stop = vm_stop,
+        .destroy = vm_destroy,
+        .release = vm_release,
+        .inspect = vm_inspect,
+        .stats = vm_stats,
+        .handle = vm_handle,
+        .recover = vm_recover,
+        .logs = vm_logs,
+        .exec = vm_exec,
+        .priv = p,
+    };
+    return drv;
+}
+
+void vm_driver_free(struct driver *drv)
+{
+    if (!drv)
+        return;
+    vm_close(drv);
+    struct vm_priv *p = priv(drv);
+    while (p->instances)
+        vm_release(drv, p->instances);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    free(drv);
+}

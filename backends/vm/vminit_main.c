@@ -1,0 +1,333 @@
+/*
+ * duet-vminit - /init of the initramfs duet boots a rootfs image with.
+ *
+ * A workload whose image is a rootfs directory can run as a VM: duet builds
+ * an ext4 disk from the directory, boots a kernel with this program as its
+ * initramfs, and this program turns the guest into the workload:
+ *
+ *   1. mount /dev, /proc, /sys; load the kernel modules the initramfs
+ *      carries (/duet/modules: one file name per line, in load order);
+ *   2. mount the root disk (the spec's "root", ext4), move into it;
+ *   3. run the manifest's command with its env, working directory, user,
+ *      group and supplementary groups, stdout and stderr on the console
+ *      (the first serial port, which is the workload's log);
+ *   4. on the ACPI power button (duet's graceful stop) send SIGTERM to it;
+ *   5. when it ends, write "exit N" or "signal N" to the second serial port
+ *      (a file on the host: how the exit status gets out), and power off.
+ *
+ * "boot" goes to the second port first thing, so the host knows the guest
+ * runs even before the workload prints anything.
+ *
+ * The spec is /duet/spec, NUL-separated "key", "value" pairs, written by
+ * the host (guest_image.c): arg (repeated, in order), env (KEY=VALUE,
+ * repeated), cwd, uid, gid, group (repeated), hostname, root.
+ *
+ * Static, no allocation beyond the spec: it must work in any guest kernel
+ * with nothing but a console.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/input.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ARGS 512
+#define MAX_ENV 1024
+#define MAX_GROUPS 32
+#define MAX_INPUTS 16
+
+struct spec {
+    char *argv[MAX_ARGS + 1];
+    char *envp[MAX_ENV + 2];
+    int argc, envc;
+    const char *cwd, *hostname, *root;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[MAX_GROUPS];
+    int n_groups;
+};
+
+static int status_fd = -1;
+
+static void say(const char *fmt, const char *arg)
+{
+    dprintf(2, "duet-vminit: ");
+    dprintf(2, fmt, arg ? arg : "");
+    dprintf(2, "\n");
+}
+
+/* The status line the host reads, then power off.  Nothing follows. */
+static void finish(const char *what, int n)
+{
+    if (status_fd >= 0) {
+        dprintf(status_fd, "%s %d\n", what, n);
+        fsync(status_fd);
+    }
+    sync();
+    kill(-1, SIGKILL);
+    umount2("/", MNT_DETACH);
+    reboot(RB_POWER_OFF);
+    for (;;)
+        pause();
+}
+
+static void fail(const char *what, const char *arg)
+{
+    dprintf(2, "duet-vminit: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
+    finish("exit", 127);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size > (16 << 20)) {
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (buf)
+        buf[got] = '\0';
+    *len = got;
+    return buf;
+}
+
+static void parse_spec(struct spec *s, char *buf, size_t len)
+{
+    s->cwd = "/";
+    s->root = "/dev/vda";
+    char *p = buf, *end = buf + len;
+    while (p < end) {
+        char *key = p;
+        p += strlen(p) + 1;
+        if (p >= end)
+            break;
+        char *val = p;
+        p += strlen(p) + 1;
+        if (!strcmp(key, "arg") && s->argc < MAX_ARGS)
+            s->argv[s->argc++] = val;
+        else if (!strcmp(key, "env") && s->envc < MAX_ENV)
+            s->envp[s->envc++] = val;
+        else if (!strcmp(key, "cwd"))
+            s->cwd = val;
+        else if (!strcmp(key, "hostname"))
+            s->hostname = val;
+        else if (!strcmp(key, "root"))
+            s->root = val;
+        else if (!strcmp(key, "uid"))
+            s->uid = (uid_t)strtoul(val, NULL, 10);
+        else if (!strcmp(key, "gid"))
+            s->gid = (gid_t)strtoul(val, NULL, 10);
+        else if (!strcmp(key, "group") && s->n_groups < MAX_GROUPS)
+            s->groups[s->n_groups++] = (gid_t)strtoul(val, NULL, 10);
+    }
+}
+
+static void load_modules(void)
+{
+    size_t len;
+    char *list = read_file("/duet/modules", &len);
+    if (!list)
+        return;
+    for (char *save, *name = strtok_r(list, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+        char path[256];
+        snprintf(path, sizeof(path), "/duet/mod/%s", name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+            dprintf(2, "duet-vminit: module %s: %s\n", name, strerror(errno));
+        close(fd);
+        unlink(path);   /* the initramfs stays in RAM: give it back */
+    }
+    free(list);
+}
+
+static void wait_for(const char *dev)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (access(dev, F_OK) == 0)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The input devices that can report the power button: ACPI's "Power
+ * Button" appears as an evdev node once button.ko and evdev.ko are in. */
+static int open_inputs(int *fds)
+{
+    int n = 0;
+    DIR *d = opendir("/dev/input");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAX_INPUTS) {
+        if (strncmp(e->d_name, "event", 5) != 0)
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/dev/input/%s", e->d_name);
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+            fds[n++] = fd;
+    }
+    closedir(d);
+    return n;
+}
+
+static bool power_pressed(int fd)
+{
+    struct input_event ev[16];
+    ssize_t n = read(fd, ev, sizeof(ev));
+    for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(ev[0]); i++)
+        if (ev[i].type == EV_KEY && ev[i].code == KEY_POWER && ev[i].value == 1)
+            return true;
+    return false;
+}
+
+static void run_child(struct spec *s, const sigset_t *old)
+{
+    sigprocmask(SIG_SETMASK, old, NULL);
+    setsid();
+    if (s->hostname)
+        sethostname(s->hostname, strlen(s->hostname));
+    if (setgroups((size_t)s->n_groups, s->groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0)
+        fail("cannot switch to the workload's user", NULL);
+    if (chdir(s->cwd) < 0)
+        fail("cannot enter the working directory", s->cwd);
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (int i = 0; i < s->envc; i++)
+        if (!strncmp(s->envp[i], "PATH=", 5))
+            path = s->envp[i] + 5;
+    if (strchr(s->argv[0], '/')) {
+        execve(s->argv[0], s->argv, s->envp);
+    } else {
+        for (const char *p = path; *p;) {
+            const char *colon = strchrnul(p, ':');
+            char full[1024];
+            snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - p), p, s->argv[0]);
+            execve(full, s->argv, s->envp);
+            p = *colon ? colon + 1 : colon;
+        }
+    }
+    dprintf(2, "duet-vminit: cannot run %s: %s\n", s->argv[0], strerror(errno));
+    _exit(127);
+}
+
+int main(void)
+{
+    mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+    int con = open("/dev/console", O_RDWR | O_NOCTTY);
+    if (con >= 0) {
+        dup2(con, 0);
+        dup2(con, 1);
+        dup2(con, 2);
+        if (con > 2)
+            close(con);
+    }
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    status_fd = open("/dev/ttyS1", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    /* A sign of life for the host, kept out of the workload's log. */
+    if (status_fd >= 0)
+        dprintf(status_fd, "boot\n");
+
+    size_t len;
+    char *buf = read_file("/duet/spec", &len);
+    if (!buf)
+        fail("no spec in the initramfs", "/duet/spec");
+    static struct spec s;
+    parse_spec(&s, buf, len);
+    if (s.argc == 0) {
+        errno = EINVAL;
+        fail("the spec names no command", NULL);
+    }
+    s.envp[s.envc] = NULL;
+    load_modules();
+
+    wait_for(s.root);
+    if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
+        fail("mkdir", "/newroot");
+    if (mount(s.root, "/newroot", "ext4", MS_NOATIME, NULL) < 0)
+        fail("cannot mount the root disk", s.root);
+    if (mount("/dev", "/newroot/dev", NULL, MS_MOVE, NULL) < 0)
+        fail("cannot move /dev into the root disk (does the image have /dev?)", NULL);
+    umount2("/proc", MNT_DETACH);
+    umount2("/sys", MNT_DETACH);
+    if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        fail("cannot switch to the root disk", NULL);
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mkdir("/dev/pts", 0755);
+    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+
+    int inputs[MAX_INPUTS];
+    int n_inputs = open_inputs(inputs);
+
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+    pid_t child = fork();
+    if (child < 0)
+        fail("fork", NULL);
+    if (child == 0)
+        run_child(&s, &old);
+
+    struct pollfd pfd[MAX_INPUTS + 1];
+    pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int i = 0; i < n_inputs; i++)
+        pfd[i + 1] = (struct pollfd){.fd = inputs[i], .events = POLLIN};
+    for (;;) {
+        if (poll(pfd, (nfds_t)n_inputs + 1, -1) < 0 && errno != EINTR)
+            fail("poll", NULL);
+        for (int i = 1; i <= n_inputs; i++)
+            if ((pfd[i].revents & POLLIN) && power_pressed(pfd[i].fd)) {
+                say("power button: stopping the workload%s", NULL);
+                kill(child, SIGTERM);
+            }
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof(si)) != sizeof(si))
+            continue;
+        if (si.ssi_signo != SIGCHLD) {
+            kill(child, (int)si.ssi_signo);
+            continue;
+        }
+        int st;
+        pid_t pid;
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+            if (pid == child) {
+                if (WIFSIGNALED(st))
+                    finish("signal", WTERMSIG(st));
+                finish("exit", WEXITSTATUS(st));
+            }
+    }
+}
