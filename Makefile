@@ -52,6 +52,7 @@ CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tes
 VM_TEST_SRC = $(wildcard tests/vm/*.c) tests/common/criterion_main.c
 BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
+BENCH_VM_SRC = tests/bench/bench_vm.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -67,6 +68,7 @@ PROBE     = $(BUILD)/tests/escape_probe
 ROOTFS    = $(BUILD)/images/busybox
 BENCH_BIN = $(BUILD)/bench/plan
 BENCH_CT_BIN = $(BUILD)/bench/container
+BENCH_VM_BIN = $(BUILD)/bench/vm
 
 .PHONY: all deps test check asan bench demo install clean images
 
@@ -149,6 +151,10 @@ $(BENCH_CT_BIN): $(call obj,$(BENCH_CT_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BENCH_VM_BIN): $(call obj,$(BENCH_VM_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
+
 deps:
 	@./scripts/deps.sh $(DEB_PACKAGES)
 
@@ -187,10 +193,11 @@ asan: deps
 
 # Each benchmark exits 1 when outside its bars; all of them run regardless.
 bench: deps
-	$(MAKE) $(DUET) $(INIT) $(ROOTFS) $(BENCH_BIN) $(BENCH_CT_BIN)
+	$(MAKE) $(DUET) $(INIT) $(ROOTFS) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(VM_IMAGES)
 	@rc=0; \
 	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_CT_BIN) || rc=1; \
+	$(TEST_ENV) $(BENCH_VM_BIN) || rc=1; \
 	exit $$rc
 
 demo: deps

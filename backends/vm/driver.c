@@ -86,6 +86,7 @@ struct driver_instance {
     char dom_name[160];
     char uuid[VIR_UUID_STRING_BUFLEN];
     char dir[PATH_MAX - 32];
+    char boot_kernel[PATH_MAX];         /* rootfs images: the kernel booted (maybe uncompressed) */
     bool defined;
     bool kvm;                           /* defined as type kvm */
     bool prints;                        /* its console shows progress early */
@@ -378,6 +379,8 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
             return duet_err_set(err, ENOENT, "%s: command \"%s\" is not an executable file in the rootfs %s", what,
                                 w->command ? w->command[0] : "", w->image.rootfs);
         char disk[PATH_MAX], base_initrd[PATH_MAX];
+        if (vm_kernel_uncompressed(p->cache_dir, kernel, inst->boot_kernel, sizeof(inst->boot_kernel), err) < 0)
+            return duet_err_prefix(err, "%s", what);
         if (vm_rootfs_disk(p->cache_dir, w->image.rootfs, what, disk, sizeof(disk), err) < 0 ||
             vm_disk_overlay(disk, "raw", overlay, what, err) < 0 ||
             vm_guest_initramfs(p->cache_dir, kernel, p->vminit, what, base_initrd, sizeof(base_initrd), err) < 0 ||
@@ -387,7 +390,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
          * turns into a stop, instead of hanging. */
         snprintf(cmdline, sizeof(cmdline), "console=ttyS0 quiet panic=-1 rdinit=/init%s%s",
                  w->image.cmdline ? " " : "", w->image.cmdline ? w->image.cmdline : "");
-        ds.kernel = kernel;
+        ds.kernel = inst->boot_kernel;
         ds.initrd = initrd;
         ds.cmdline = cmdline;
         ds.disk = overlay;
@@ -998,7 +1001,7 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
         return duet_err_sys(err, "state directory %s cannot be used", state_dir);
     if (strlen(real) > sizeof(p->state_dir) - 1)
         return duet_err_set(err, ENAMETOOLONG, "state directory %s: path too long", real);
-    snprintf(p->state_dir, sizeof(p->state_dir), "%s", real);
+    memcpy(p->state_dir, real, strlen(real) + 1);
     char vmdir[PATH_MAX];
     snprintf(vmdir, sizeof(vmdir), "%s/vm", p->state_dir);
     if (mkdir(vmdir, 0711) < 0 && errno != EEXIST)
@@ -1017,6 +1020,12 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     char logs[PATH_MAX + 32];
     snprintf(logs, sizeof(logs), "3:file:%s/vm/libvirt.log", p->state_dir);
     setenv("LIBVIRT_LOG_OUTPUTS", logs, 0);
+    /* A libvirtd that goes away turns the next write on its socket into
+     * SIGPIPE, which would kill the daemon: libvirt asks its users to
+     * ignore it and report the error instead. */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     if (vm_event_uv_register(loop, err) < 0)
         return -1;
     p->loop = loop;

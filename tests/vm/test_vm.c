@@ -56,6 +56,15 @@ Test(vm, rootfs_image_runs_its_command_as_a_vm, .timeout = 300)
     struct driver_instance *inst = vt_boot(&t, "hello", &x);
     char base[512];
     cached_disk(&t, base, sizeof(base));
+    char cache[128];
+    snprintf(cache, sizeof(cache), "%s/vm/cache", t.state);
+    bool fast = false;
+    DIR *cd = opendir(cache);
+    for (struct dirent *e; cd && (e = readdir(cd));)
+        fast |= !strncmp(e->d_name, "vmlinux-", 8);
+    if (cd)
+        closedir(cd);
+    cr_expect(fast, "Debian's xz bzImage was unpacked once to an uncompressed PVH kernel in %s", cache);
     uint64_t before = file_hash(base);
     cr_assert(vt_wait_exit(&t, &x, 120000), "the guest powered off when its command ended");
     cr_expect_eq(x.count, 1);

@@ -1,0 +1,350 @@
+/*
+ * bench_vm - VM start through duet against `virsh create` of the same
+ * domain XML, in the same run, through the same libvirtd (a private one,
+ * see tests/vm/private_libvirtd.h).  Guest: Debian's kernel and a busybox
+ * initramfs, 128 MiB, 1 vCPU, emulation (domain type qemu) so that the
+ * figures mean the same on every host.
+ *
+ * Start is measured from the request to the guest's first console byte:
+ *   duet:  driver create + start (define, then start), the connection
+ *          already open as in the daemon;
+ *   virsh: spawning `virsh create FILE` (a transient domain in one call).
+ * Runs alternate between the two; medians are reported with their ratio.
+ *
+ * Memory: what each VM costs beyond its guest RAM, i.e. the QEMU process's
+ * resident memory minus the resident part of the guest-RAM mapping (from
+ * /proc/PID/smaps), and the resident memory of this process with the VM
+ * driver open, which is what the driver adds to duetd.
+ *
+ * Exit status 1 when the ratio is above the bar (1.05).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "bench_util.h"
+#include "domain.h"
+#include "guest_image.h"
+#include "manifest.h"
+#include "private_libvirtd.h"
+#include "vm.h"
+
+#define RUNS 7
+#define GUEST_MIB 128
+
+extern char **environ;
+
+/* Runs argv while the loop keeps running: libvirt's keepalive replies and
+ * the reaping of QEMUs go through it. */
+static int run_cmd_looping(uv_loop_t *loop, char *const argv[])
+{
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0)
+        uv_run(loop, UV_RUN_NOWAIT), usleep(2000);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_cmd(char *const argv[])
+{
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+struct dflag {
+    bool done, failed;
+    char err[DUET_ERR_MSG_MAX];
+};
+
+static void on_done(void *o, const struct duet_err *e)
+{
+    struct dflag *f = o;
+    f->done = true;
+    if (e) {
+        f->failed = true;
+        snprintf(f->err, sizeof(f->err), "%s", e->msg);
+    }
+}
+
+static void on_exit_cb(void *o, const struct driver_status *st)
+{
+    (void)o;
+    (void)st;
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until *flag or until path has bytes (path may be NULL). */
+static bool run_until(uv_loop_t *loop, const bool *flag, const char *path, double timeout_ms)
+{
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    uv_timer_start(&t, tick, 2, 2);
+    double until = now_ms() + timeout_ms;
+    bool ok = false;
+    while (now_ms() < until) {
+        if ((flag && *flag) || (path && file_size(path) > 0)) {
+            ok = true;
+            break;
+        }
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static uint64_t status_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    uint64_t v = 0;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n))
+            v = strtoull(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* QEMU's resident memory other than guest RAM, in KiB. */
+static uint64_t qemu_overhead_kib(pid_t pid, uint64_t guest_kib, uint64_t *rss_kib)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "re");
+    uint64_t total = 0, guest = 0, size = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long long v;
+        if (sscanf(line, "Size: %llu kB", &v) == 1)
+            size = v;
+        else if (sscanf(line, "Rss: %llu kB", &v) == 1) {
+            total += v;
+            if (size >= guest_kib && size <= guest_kib + 8192)
+                guest += v;
+        }
+    }
+    if (f)
+        fclose(f);
+    *rss_kib = total;
+    return total - guest;
+}
+
+static pid_t domain_pid(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/run/libvirt/qemu/%s.pid", name);
+    FILE *f = fopen(path, "re");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+int main(void)
+{
+    const char *kernel = getenv("DUET_GUEST_KERNEL"), *images = getenv("DUET_IMAGES");
+    if (!kernel || !images) {
+        fprintf(stderr, "bench vm: run through make bench (DUET_GUEST_KERNEL, DUET_IMAGES)\n");
+        return 2;
+    }
+    char initrd[PATH_MAX];
+    snprintf(initrd, sizeof(initrd), "%s/test-initrd.cpio.gz", images);
+    /* Both sides boot the same uncompressed kernel (what duet boots rootfs
+     * images with): half the boot time, so less noise around the part
+     * that differs. */
+    char fast[PATH_MAX], cache[] = "/tmp/duet-bench-kernel-XXXXXX";
+    struct duet_err kerr = {0};
+    if (!mkdtemp(cache) || vm_kernel_uncompressed(cache, kernel, fast, sizeof(fast), &kerr) < 0) {
+        fprintf(stderr, "bench vm: %s\n", kerr.msg);
+        return 2;
+    }
+    kernel = fast;
+    /* QEMUs that libvirtd daemonizes are reparented here, and reaped. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    struct private_libvirtd lvd;
+    char why[256];
+    if (private_libvirtd_start(&lvd, why, sizeof(why)) < 0) {
+        fprintf(stderr, "bench vm: cannot start a private libvirtd: %s\n", why);
+        return 2;
+    }
+    char dir[] = "/tmp/duet-bench-vm-XXXXXX";
+    if (!mkdtemp(dir)) {
+        private_libvirtd_stop(&lvd);
+        return 2;
+    }
+    chmod(dir, 0711);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct vm_driver_options o = {.uri = "qemu:///system", .accel = VM_ACCEL_TCG, .vminit = "/nonexistent"};
+    struct driver *drv = vm_driver_new(&o);
+    struct duet_err err = {0};
+    if (drv->open(drv, &loop, dir, &err) < 0) {
+        fprintf(stderr, "bench vm: %s\n", err.msg);
+        private_libvirtd_stop(&lvd);
+        return 2;
+    }
+    char yaml[3 * PATH_MAX];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: bench}\nspec:\n"
+             "  image: {kernel: %s, initrd: %s, cmdline: console=ttyS0 quiet}\n"
+             "  resources: {memory: %dMi, cpus: 1}\n",
+             kernel, initrd, GUEST_MIB);
+    struct manifest_set *set = manifest_set_new();
+    manifest_set_load_buffer(set, "bench.yaml", yaml, strlen(yaml));
+    manifest_set_validate(set);
+    const struct workload_spec *w = manifest_set_find(set, "bench");
+
+    double duet[RUNS + 1], virsh[RUNS + 1];
+    uint64_t overhead = 0, qemu_rss = 0;
+    int rc = 0;
+    char console[PATH_MAX];
+    snprintf(console, sizeof(console), "%s/vm/instances/bench/console.log", dir);
+    /* Run 0 warms up (libvirtd probes QEMU's capabilities once): not counted. */
+    for (int i = 0; i <= RUNS && rc == 0; i++) {
+        /* duet */
+        struct driver_instance *inst = NULL;
+        struct dflag c = {0}, s = {0}, d = {0};
+        double t0 = now_ms();
+        if (drv->create(drv, w, &inst, on_done, &c, &err) < 0 || !run_until(&loop, &c.done, NULL, 120000) ||
+            c.failed) {
+            fprintf(stderr, "bench vm: duet create: %s%s\n", err.msg, c.err);
+            rc = 2;
+            break;
+        }
+        if (drv->start(drv, inst, on_done, on_exit_cb, &s, &err) < 0 ||
+            !run_until(&loop, NULL, console, 120000)) {
+            fprintf(stderr, "bench vm: duet start: %s%s\n", err.msg, s.err);
+            rc = 2;
+        }
+        duet[i] = now_ms() - t0;
+        run_until(&loop, &s.done, NULL, 60000);
+        if (i == RUNS) {
+            /* the domain is duet-OWNER-bench: find its pid file */
+            char name[256] = "";
+            DIR *rd = opendir("/run/libvirt/qemu");
+            struct dirent *e;
+            while (rd && (e = readdir(rd))) {
+                size_t l = strlen(e->d_name);
+                if (l > 10 && !strcmp(e->d_name + l - 10, "-bench.pid"))
+                    snprintf(name, sizeof(name), "%.*s", (int)(l - 4), e->d_name);
+            }
+            if (rd)
+                closedir(rd);
+            pid_t qp = domain_pid(name);
+            if (qp > 0)
+                overhead = qemu_overhead_kib(qp, (uint64_t)GUEST_MIB << 10, &qemu_rss);
+        }
+        drv->destroy(drv, inst, on_done, &d, &err);
+        run_until(&loop, &d.done, NULL, 60000);
+
+        /* virsh, same XML */
+        char vlog[PATH_MAX], xmlpath[PATH_MAX], vname[64];
+        snprintf(vlog, sizeof(vlog), "%s/virsh-%d.log", dir, i);
+        snprintf(xmlpath, sizeof(xmlpath), "%s/virsh-%d.xml", dir, i);
+        snprintf(vname, sizeof(vname), "duet-bench-virsh-%d", i);
+        struct vm_domain_spec ds = {.name = vname, .memory_kib = (uint64_t)GUEST_MIB << 10, .vcpus = 1,
+                                    .kernel = kernel, .initrd = initrd, .cmdline = "console=ttyS0 quiet",
+                                    .console_log = vlog, .status_log = NULL, .workload = "bench"};
+        char status[PATH_MAX];
+        snprintf(status, sizeof(status), "%s/virsh-%d.status", dir, i);
+        ds.status_log = status;
+        char *xml = NULL;
+        if (vm_domain_xml(&ds, &xml, &err) < 0) {
+            fprintf(stderr, "bench vm: %s\n", err.msg);
+            rc = 2;
+            break;
+        }
+        FILE *f = fopen(xmlpath, "we");
+        fputs(xml, f);
+        fclose(f);
+        free(xml);
+        char *const create[] = {"virsh", "-q", "-c", "qemu:///system", "create", xmlpath, NULL};
+        t0 = now_ms();
+        pid_t vp;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawnp(&vp, "virsh", &fa, NULL, create, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        bool up = run_until(&loop, NULL, vlog, 120000);
+        virsh[i] = now_ms() - t0;
+        int st = 0;
+        while (waitpid(vp, &st, WNOHANG) == 0)
+            uv_run(&loop, UV_RUN_NOWAIT), usleep(2000);
+        if (!up || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "bench vm: virsh create failed (status %d)\n", st);
+            rc = 2;
+        }
+        char *const destroy[] = {"virsh", "-q", "-c", "qemu:///system", "destroy", vname, NULL};
+        run_cmd_looping(&loop, destroy);
+        fprintf(stderr, "  run %d: duet %.0f ms, virsh %.0f ms%s\n", i, duet[i], virsh[i], i ? "" : " (warm-up)");
+    }
+    uint64_t self_rss = status_kib(getpid(), "VmRSS:");
+    vm_driver_free(drv);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    manifest_set_free(set);
+    private_libvirtd_stop(&lvd);
+    char *const rm[] = {"rm", "-rf", dir, lvd.root, cache, NULL};
+    if (!getenv("DUET_BENCH_KEEP"))
+        run_cmd(rm);
+    if (rc != 0)
+        return rc;
+    double dm = median(duet + 1, RUNS), vm = median(virsh + 1, RUNS);
+    printf("bench vm: kernel (uncompressed, PVH) + initramfs guest, %d MiB, 1 vCPU, emulation (type qemu), %d runs each, medians\n",
+           GUEST_MIB, RUNS);
+    printf("  duet  create+start to first console byte   %7.0f ms\n", dm);
+    printf("  virsh create to first console byte (ref.)  %7.0f ms\n", vm);
+    printf("  ratio duet/virsh: %.3f   [bar: <= 1.05]\n", dm / vm);
+    printf("  QEMU per VM beyond guest RAM: %.1f MiB (QEMU resident %.1f MiB in all)\n", (double)overhead / 1024,
+           (double)qemu_rss / 1024);
+    printf("  this process with the VM driver open (libvirt loaded, connected): %.1f MiB resident\n",
+           (double)self_rss / 1024);
+    return dm / vm <= 1.05 ? 0 : 1;
+}
