@@ -151,7 +151,11 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
     }
     put(&x, "  </os>\n");
     /* ACPI: a graceful stop is an ACPI power button press. */
-    put(&x, "  <features><acpi/></features>\n");
+    /* Under emulation QEMU keeps a translation cache that by default may
+     * grow to 1 GiB per guest; 64 MiB holds a small guest's hot code and
+     * keeps each VM's overhead near a KVM guest's. */
+    put(&x, s->kvm ? "  <features><acpi/></features>\n"
+                   : "  <features><acpi/><tcg><tb-cache unit='MiB'>64</tb-cache></tcg></features>\n");
     put(&x, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n");
     put(&x, "  <devices>\n");
     if (s->disk) {
