@@ -2,6 +2,9 @@
  * probe.c - can this host run duet's VMs, and how fast?
  */
 #include <dlfcn.h>
+#include <glob.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -156,10 +159,44 @@ static bool libvirt_load(struct libvirt_syms *l, char *why, size_t len)
     return true;
 }
 
+/* Can libvirt's QEMU driver run embedded in duetd here?  It needs the
+ * driver module, a QEMU binary, and the accounts libvirt looks up. */
+static bool embedded_possible(char *why, size_t len)
+{
+    glob_t g;
+    bool module = glob("/usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so", 0, NULL, &g) == 0;
+    globfree(&g);
+    if (!module) {
+        snprintf(why, len, "libvirt's QEMU driver is not installed; apt-get install libvirt-daemon-driver-qemu");
+        return false;
+    }
+    bool qemu = false;
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : "/usr/bin:/bin"; *p && !qemu;) {
+        const char *colon = strchrnul(p, ':');
+        char full[512];
+        snprintf(full, sizeof(full), "%.*s/qemu-system-x86_64", (int)(colon - p), p);
+        qemu = access(full, X_OK) == 0;
+        p = *colon ? colon + 1 : colon;
+    }
+    if (!qemu) {
+        snprintf(why, len, "QEMU is not installed; apt-get install qemu-system-x86");
+        return false;
+    }
+    if (!getpwnam("libvirt-qemu") || !getgrnam("kvm")) {
+        snprintf(why, len,
+                 "libvirt's QEMU driver needs the libvirt-qemu user and kvm group (make deps creates them, or "
+                 "apt-get install libvirt-daemon-system)");
+        return false;
+    }
+    return true;
+}
+
 int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_caps *caps, struct duet_err *err)
 {
     (void)err;
     memset(caps, 0, sizeof(*caps));
+    bool named = uri != NULL;
     if (!uri)
         uri = VM_DEFAULT_URI;
     snprintf(caps->uri, sizeof(caps->uri), "%s", uri);
@@ -173,17 +210,39 @@ int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_ca
     if (!libvirt_load(&lv, dlwhy, sizeof(dlwhy))) {
         snprintf(caps->unavailable_reason, sizeof(caps->unavailable_reason), "libvirt is not installed");
         snprintf(caps->unavailable_fix, sizeof(caps->unavailable_fix),
-                 "%s; install it with: apt-get install libvirt-daemon-system qemu-system-x86", dlwhy);
+                 "%s; install it with: apt-get install libvirt-daemon-driver-qemu qemu-system-x86", dlwhy);
         snprintf(caps->description, sizeof(caps->description), "unavailable");
         return 0;
     }
     lv.set_error_func(NULL, quiet_errors);
-    virConnectPtr conn = lv.open_ro(uri);
+    /* Unnamed, the system daemon is asked only when its socket exists:
+     * a client would otherwise wait on a daemon that is not there. */
+    virConnectPtr conn = NULL;
+    if (named || access("/run/libvirt/libvirt-sock", F_OK) == 0)
+        conn = lv.open_ro(uri);
+    if (!conn && !named) {
+        char why[DUET_ERR_MSG_MAX];
+        if (embedded_possible(why, sizeof(why))) {
+            /* duetd runs libvirt's QEMU driver in-process; VMs keep running
+             * across its restarts (docs/architecture.md). */
+            caps->available = true;
+            snprintf(caps->uri, sizeof(caps->uri), "qemu:///embed");
+            snprintf(caps->description, sizeof(caps->description), "%s, embedded libvirt",
+                     caps->kvm ? "kvm" : "qemu (no kvm)");
+            return 0;
+        }
+        snprintf(caps->unavailable_reason, sizeof(caps->unavailable_reason),
+                 "no libvirt daemon answers and libvirt cannot run embedded");
+        snprintf(caps->unavailable_fix, sizeof(caps->unavailable_fix), "%s", why);
+        snprintf(caps->description, sizeof(caps->description), "unavailable");
+        return 0;
+    }
     if (!conn) {
         const char *why = lv.last_error();
         snprintf(caps->unavailable_reason, sizeof(caps->unavailable_reason), "libvirt does not answer at %s", uri);
         snprintf(caps->unavailable_fix, sizeof(caps->unavailable_fix),
-                 "%s; start it with: systemctl start libvirtd, or virtlogd -d && libvirtd -d",
+                 "%s; start it with: systemctl start libvirtd, or virtlogd -d && libvirtd -d; or name no URI to "
+                 "use duet's embedded libvirt",
                  why ? why : "no error given");
         snprintf(caps->description, sizeof(caps->description), "unavailable");
         return 0;   /* libvirt stays loaded: see below */
