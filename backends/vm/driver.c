@@ -508,9 +508,20 @@ static int dom_start(struct driver_instance *inst, virConnectPtr c, struct duet_
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
     if (!d)
         return lv_err(err, "VM %s: its domain is gone%s", inst->spec->name, "");
-    char path[PATH_MAX];
-    inst_path(inst, "status", path, sizeof(path));
-    unlink(path);
+    /* Created here, empty, so that a libvirtd running QEMU as another user
+     * hands them to that user (its DAC driver relabels files that exist)
+     * rather than QEMU failing to create them in a directory of root's. */
+    static const char *const files[] = {"status", "console.log"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[PATH_MAX];
+        inst_path(inst, files[i], path, sizeof(path));
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            virDomainFree(d);
+            return duet_err_sys(err, "VM %s: cannot create %s", inst->spec->name, path);
+        }
+        close(fd);
+    }
     int rc = virDomainCreate(d);
     virDomainFree(d);
     if (rc < 0)

@@ -37,8 +37,9 @@ static inline void plv_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* 0 on success; otherwise -1 with why filled. */
-static inline int private_libvirtd_start(struct private_libvirtd *d, char *why, size_t len)
+/* 0 on success; otherwise -1 with why filled.  qemu_as_root: QEMU runs as
+ * root; otherwise as libvirt-qemu, Debian's default. */
+static inline int private_libvirtd_start_as(struct private_libvirtd *d, bool qemu_as_root, char *why, size_t len)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->root, sizeof(d->root), "/tmp/duet-libvirtd-XXXXXX");
@@ -69,7 +70,10 @@ static inline int private_libvirtd_start(struct private_libvirtd *d, char *why, 
         snprintf(why, len, "qemu.conf: %s", strerror(errno));
         return -1;
     }
-    fputs("user = \"root\"\ngroup = \"root\"\nstdio_handler = \"file\"\nremember_owner = 0\n", f);
+    if (qemu_as_root)
+        fputs("user = \"root\"\ngroup = \"root\"\nstdio_handler = \"file\"\nremember_owner = 0\n", f);
+    else
+        fputs("stdio_handler = \"file\"\nremember_owner = 0\n", f);
     fclose(f);
     f = fopen("/etc/libvirt/libvirtd.conf", "we");
     if (f) {
@@ -112,6 +116,11 @@ static inline int private_libvirtd_start(struct private_libvirtd *d, char *why, 
     }
     snprintf(why, len, "libvirtd did not come up (no pid file or socket after 15 s)");
     return -1;
+}
+
+static inline int private_libvirtd_start(struct private_libvirtd *d, char *why, size_t len)
+{
+    return private_libvirtd_start_as(d, true, why, len);
 }
 
 static inline void private_libvirtd_stop(struct private_libvirtd *d)
