@@ -13,8 +13,8 @@ static const char *const ROOTFS_VM =
     "  placement: vm\n"
     "  image: {rootfs: @ROOTFS@}\n"
     "  command: [/bin/sh, -c, 'echo hello from $(hostname); echo uid=$(id -u) gid=$(id -g) groups=$(id -G); "
-    "echo cwd=$(pwd) greeting=$GREETING; echo written > /tmp/written; exit 7']\n"
-    "  env: {GREETING: 'hi there'}\n"
+    "echo cwd=$(pwd) greeting=$GREETING; printf \"[%s]\\\\n\" \"$TRICKY\"; echo written > /tmp/written; exit 7']\n"
+    "  env: {GREETING: 'hi there', TRICKY: \"a=b\\nline two 'quoted' \\\"dq\\\" $HOME <x>\"}\n"
     "  workingDir: /tmp\n"
     "  user: user\n"
     "  resources: {memory: 128Mi, cpus: 1}\n";
@@ -74,6 +74,9 @@ Test(vm, rootfs_image_runs_its_command_as_a_vm, .timeout = 300)
     cr_expect(strstr(log, "hello from hello"), "hostname is the workload's name; log:\n%s", log);
     cr_expect(strstr(log, "uid=1000 gid=1000 groups=1000 10"), "user, group and supplementary groups; log:\n%s", log);
     cr_expect(strstr(log, "cwd=/tmp greeting=hi there"), "working dir and env; log:\n%s", log);
+    /* (the serial console's tty writes each newline as CR LF) */
+    cr_expect(strstr(log, "[a=b\r\nline two 'quoted' \"dq\" $HOME <x>]"),
+              "an env value with '=', a newline, quotes and markup arrives as it was; log:\n%s", log);
     free(log);
     struct driver_status st;
     struct duet_err err;
@@ -113,6 +116,13 @@ Test(vm, stop_is_graceful_then_forced, .timeout = 300)
     struct driver_instance *stubborn = vt_boot(&t, "stubborn", &xs);
     cr_assert(vt_log_waits_for(&t, polite, "ready", 120000), "polite started");
     cr_assert(vt_log_waits_for(&t, stubborn, "ready", 120000), "stubborn started");
+    struct driver_stats ds;
+    struct duet_err serr = {0};
+    cr_expect_eq(t.drv->stats(t.drv, polite, &ds, &serr), 0, "%s", serr.msg);
+    cr_expect_gt(ds.cpu_ns, 0, "CPU time from libvirt");
+    cr_expect_eq(ds.memory_limit, UINT64_C(128) << 20, "the guest's RAM");
+    cr_expect_gt(ds.memory_bytes, 0);
+    cr_expect_eq(ds.pids, 1, "one vCPU");
     /* the power button driver needs a moment after boot to be listening */
     vt_stop(&t, polite, 60000);
     cr_assert(vt_wait_exit(&t, &xp, 10000));
