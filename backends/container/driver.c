@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "container.h"
+#include "opqueue.h"
 #include "runtime.h"
 
 struct ct_priv {
@@ -33,8 +34,8 @@ struct driver_instance {
     const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
     struct container *c;
     uv_poll_t watch;
-    bool watching, busy;
-    struct op *pending, *pending_tail;   /* asked while busy, in order */
+    bool watching;
+    struct opq q;                       /* its operations, in order */
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
@@ -43,12 +44,9 @@ struct driver_instance {
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED };
 
 struct op {
-    uv_work_t req;
-    struct op *next;
+    struct opq_item item;               /* first: an op is its queue item */
     enum op_kind kind;
     struct driver_instance *inst;
-    driver_done_cb done;
-    void *opaque;
     uint64_t grace_ms;
     int rc;
     struct duet_err err;
@@ -70,9 +68,9 @@ static struct ct_priv *priv(struct driver *drv)
     return drv->priv;
 }
 
-static void on_work(uv_work_t *req)
+static void on_work(struct opq_item *it)
 {
-    struct op *op = req->data;
+    struct op *op = (struct op *)it;
     struct driver_instance *inst = op->inst;
     struct container_config cfg = {.spec = inst->spec};
     switch (op->kind) {
@@ -150,30 +148,10 @@ static void instance_free(struct driver_instance *inst)
     }
 }
 
-static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err);
-
-/* Starts the next queued operation, if any; one that cannot be queued
- * fails through its own callback. */
-static void run_next(struct driver_instance *inst)
+static void after_work(struct opq_item *it, int status)
 {
-    struct op *next = inst->pending;
-    if (!next)
-        return;
-    inst->pending = next->next;
-    if (!inst->pending)
-        inst->pending_tail = NULL;
-    next->next = NULL;
-    struct duet_err err;
-    struct op copy = *next;
-    if (submit(inst, next, &err) < 0 && copy.done)
-        copy.done(copy.opaque, &err);
-}
-
-static void after_work(uv_work_t *req, int status)
-{
-    struct op *op = req->data;
+    struct op *op = (struct op *)it;
     struct driver_instance *inst = op->inst;
-    inst->busy = false;
     if (status == UV_ECANCELED && op->rc == 0) {
         op->rc = -1;
         duet_err_set(&op->err, ECANCELED, "operation cancelled");
@@ -196,63 +174,51 @@ static void after_work(uv_work_t *req, int status)
         break;
     case OP_EXEC:
         if (op->exited)
-            op->exited(op->opaque, op->rc == 0 ? op->status : -1);
+            op->exited(op->item.opaque, op->rc == 0 ? op->status : -1);
         free(op);
-        run_next(inst);
+        opq_next(&inst->q);
         return;
     case OP_RECOVERED:
         report_exit(inst);
         free(op);
-        run_next(inst);
+        opq_next(&inst->q);
         return;
     default:
         break;
     }
-    if (op->done)
-        op->done(op->opaque, op->rc == 0 ? NULL : &op->err);
+    if (op->item.done)
+        op->item.done(op->item.opaque, op->rc == 0 ? NULL : &op->err);
     if (op->kind == OP_DESTROY) {
         /* Nothing can run on a destroyed instance: fail what is queued. */
-        for (struct op *q = inst->pending, *n; q; q = n) {
-            n = q->next;
-            struct duet_err gone;
-            duet_err_set(&gone, ENOENT, "workload %s was destroyed", inst->spec->name);
-            if (q->done)
-                q->done(q->opaque, &gone);
-            free(q);
-        }
-        inst->pending = inst->pending_tail = NULL;
+        struct duet_err gone;
+        duet_err_set(&gone, ENOENT, "workload %s was destroyed", inst->spec->name);
+        opq_drain(&inst->q, &gone);
         free(op);
         instance_free(inst);
         return;
     }
     free(op);
-    run_next(inst);
+    opq_next(&inst->q);
 }
 
+/* A queued op that could not be started fails through its own callback. */
+static void op_failed(struct opq_item *it, const struct duet_err *err)
+{
+    struct op *op = (struct op *)it;
+    if (op->kind == OP_EXEC && op->exited)
+        op->exited(op->item.opaque, -1);
+    else if (op->item.done)
+        op->item.done(op->item.opaque, err);
+    free(op);
+}
+
+/* Runs op after what inst has queued; on failure op is freed. */
 static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
 {
     op->inst = inst;
-    if (inst->busy) {
-        if (inst->pending_tail)
-            inst->pending_tail->next = op;
-        else
-            inst->pending = op;
-        inst->pending_tail = op;
-        return 0;
-    }
-    return submit(inst, op, err);
-}
-
-static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err)
-{
-    op->req.data = op;
-    int rc = uv_queue_work(priv(inst->drv)->loop, &op->req, on_work, after_work);
-    if (rc < 0) {
-        free(op);
-        return duet_err_set(err, -rc, "cannot queue work: %s", uv_strerror(rc));
-    }
-    inst->busy = true;
-    return 0;
+    op->item.work = on_work;
+    op->item.after = after_work;
+    return opq_push(&inst->q, &op->item, err);
 }
 
 static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
@@ -261,8 +227,8 @@ static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
     if (!op)
         abort();
     op->kind = kind;
-    op->done = done;
-    op->opaque = opaque;
+    op->item.done = done;
+    op->item.opaque = opaque;
     return op;
 }
 
@@ -275,6 +241,7 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
         abort();
     inst->drv = drv;
     inst->spec = spec;
+    inst->q = (struct opq){.loop = priv(drv)->loop, .failed = op_failed};
     inst->status.exit_code = -1;   /* no exit status yet */
     return inst;
 }

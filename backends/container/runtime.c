@@ -13,6 +13,7 @@
  * prepared before clone().  A setup failure travels back on a close-on-exec
  * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
  */
+#include "exit_status.h"
 #include "rootfs.h"
 #include "runtime.h"
 
@@ -794,16 +795,11 @@ static bool read_exit_file(const struct container *c, struct container_exit *st)
     if (n <= 0)
         return false;
     buf[n] = '\0';
-    int v;
-    if (sscanf(buf, "exit %d", &v) == 1) {
-        *st = (struct container_exit){.exited = true, .code = v};
-        return true;
-    }
-    if (sscanf(buf, "signal %d", &v) == 1) {
-        *st = (struct container_exit){.exited = true, .code = -1, .signal = v};
-        return true;
-    }
-    return false;
+    int code, sig;
+    if (!exit_status_parse(buf, &code, &sig))
+        return false;
+    *st = (struct container_exit){.exited = true, .code = code, .signal = sig};
+    return true;
 }
 
 int container_wait(struct container *c, int timeout_ms, struct container_exit *st, struct duet_err *err)

@@ -53,7 +53,9 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "event_uv.h"
+#include "exit_status.h"
 #include "guest_image.h"
+#include "opqueue.h"
 #include "rootfs.h"
 #include "vm.h"
 
@@ -93,8 +95,7 @@ struct driver_instance {
     bool exit_reported;
     bool stop_seen;                     /* a STOPPED event came while an op was pending */
     int stop_detail;
-    bool busy;
-    struct op *pending, *pending_tail;
+    struct opq q;                       /* its operations, in order */
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
@@ -103,12 +104,9 @@ struct driver_instance {
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER };
 
 struct op {
-    uv_work_t req;
-    struct op *next;
+    struct opq_item item;               /* first: an op is its queue item */
     enum op_kind kind;
     struct driver_instance *inst;
-    driver_done_cb done;
-    void *opaque;
     uint64_t grace_ms;
     const char *handle;
     int rc;
@@ -279,25 +277,13 @@ static bool read_status(const struct driver_instance *inst, int *code, int *sig)
 {
     char path[PATH_MAX];
     inst_path(inst, "status", path, sizeof(path));
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    if (!f)
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (n <= 0)
         return false;
-    char line[128], last[128] = "";
-    while (fgets(line, sizeof(line), f))
-        if (!strncmp(line, "exit ", 5) || !strncmp(line, "signal ", 7))
-            snprintf(last, sizeof(last), "%s", line);
-    int n;
-    if (sscanf(last, "exit %d", &n) == 1) {
-        *code = n;
-        *sig = 0;
-        return true;
-    }
-    if (sscanf(last, "signal %d", &n) == 1) {
-        *code = -1;
-        *sig = n;
-        return true;
-    }
-    return false;
+    buf[n] = '\0';
+    return exit_status_parse(buf, code, sig);
 }
 
 static uint64_t mem_available(void)
@@ -703,9 +689,9 @@ static int do_recover(struct op *op)
     return rc;
 }
 
-static void on_work(uv_work_t *req)
+static void on_work(struct opq_item *it)
 {
-    struct op *op = req->data;
+    struct op *op = (struct op *)it;
     switch (op->kind) {
     case OP_CREATE:
         op->rc = do_create(op->inst, &op->err);
@@ -776,7 +762,7 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
             return;
         if (live) {
             guest_ended(i, detail);
-        } else if (i->busy) {
+        } else if (i->q.busy) {
             /* Before start or recover has reported back (a guest that ends
              * at once; libvirt finding at reconnect that a QEMU died while
              * no daemon ran): kept for when it does. */
@@ -846,29 +832,10 @@ static void instance_free(struct driver_instance *inst)
     free(inst);
 }
 
-static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err);
-
-static void run_next(struct driver_instance *inst)
+static void after_work(struct opq_item *it, int status)
 {
-    struct op *next = inst->pending;
-    if (!next)
-        return;
-    inst->pending = next->next;
-    if (!inst->pending)
-        inst->pending_tail = NULL;
-    next->next = NULL;
-    struct duet_err err;
-    driver_done_cb done = next->done;
-    void *opaque = next->opaque;
-    if (submit(inst, next, &err) < 0 && done)
-        done(opaque, &err);
-}
-
-static void after_work(uv_work_t *req, int status)
-{
-    struct op *op = req->data;
+    struct op *op = (struct op *)it;
     struct driver_instance *inst = op->inst;
-    inst->busy = false;
     if (status == UV_ECANCELED && op->rc == 0) {
         op->rc = -1;
         duet_err_set(&op->err, ECANCELED, "operation cancelled");
@@ -928,50 +895,27 @@ static void after_work(uv_work_t *req, int status)
     default:
         break;
     }
-    if (op->done)
-        op->done(op->opaque, op->rc == 0 ? NULL : &op->err);
+    if (op->item.done)
+        op->item.done(op->item.opaque, op->rc == 0 ? NULL : &op->err);
     if (op->kind == OP_DESTROY && op->rc == 0) {
-        for (struct op *q = inst->pending, *n; q; q = n) {
-            n = q->next;
-            struct duet_err gone;
-            duet_err_set(&gone, ENOENT, "VM %s was destroyed", inst->spec->name);
-            if (q->done)
-                q->done(q->opaque, &gone);
-            free(q);
-        }
-        inst->pending = inst->pending_tail = NULL;
+        struct duet_err gone;
+        duet_err_set(&gone, ENOENT, "VM %s was destroyed", inst->spec->name);
+        opq_drain(&inst->q, &gone);
         free(op);
         instance_free(inst);
         return;
     }
     free(op);
-    run_next(inst);
+    opq_next(&inst->q);
 }
 
-static int submit(struct driver_instance *inst, struct op *op, struct duet_err *err)
-{
-    op->req.data = op;
-    int rc = uv_queue_work(priv(inst->drv)->loop, &op->req, on_work, after_work);
-    if (rc < 0) {
-        free(op);
-        return duet_err_set(err, -rc, "cannot queue work: %s", uv_strerror(rc));
-    }
-    inst->busy = true;
-    return 0;
-}
-
+/* Runs op after what inst has queued; on failure op is freed. */
 static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
 {
     op->inst = inst;
-    if (inst->busy) {
-        if (inst->pending_tail)
-            inst->pending_tail->next = op;
-        else
-            inst->pending = op;
-        inst->pending_tail = op;
-        return 0;
-    }
-    return submit(inst, op, err);
+    op->item.work = on_work;
+    op->item.after = after_work;
+    return opq_push(&inst->q, &op->item, err);
 }
 
 static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
@@ -980,8 +924,8 @@ static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
     if (!op)
         abort();
     op->kind = kind;
-    op->done = done;
-    op->opaque = opaque;
+    op->item.done = done;
+    op->item.opaque = opaque;
     return op;
 }
 
@@ -995,6 +939,7 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
         abort();
     inst->drv = drv;
     inst->spec = spec;
+    inst->q = (struct opq){.loop = p->loop};
     inst->status.exit_code = -1;
     snprintf(inst->dom_name, sizeof(inst->dom_name), "%s-%s", p->owner, spec->name);
     snprintf(inst->dir, sizeof(inst->dir), "%s/vm/instances/%s", p->state_dir, spec->name);

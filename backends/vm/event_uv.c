@@ -220,13 +220,20 @@ static void on_timer(uv_timer_t *t)
     pthread_mutex_unlock(&reg.lock);
 }
 
-static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff)
+/* One watch: an fd (events: what to watch) or a timer (value: its
+ * frequency). */
+static int add_watch(bool timer, int fd, int value, virEventHandleCallback hcb, virEventTimeoutCallback tcb,
+                     void *opaque, virFreeCallback ff)
 {
     pthread_mutex_lock(&reg.lock);
-    struct watch *w = watch_new(false);
+    struct watch *w = watch_new(timer);
     w->fd = fd;
-    w->events = events;
-    w->hcb = cb;
+    if (timer)
+        w->freq = value;
+    else
+        w->events = value;
+    w->hcb = hcb;
+    w->tcb = tcb;
     w->opaque = opaque;
     w->ff = ff;
     int id = w->id;
@@ -235,62 +242,53 @@ static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaqu
     return id;
 }
 
-static void update_handle(int id, int events)
-{
-    pthread_mutex_lock(&reg.lock);
-    struct watch *w = find(id, false);
-    if (w) {
-        w->events = events;
-        changed(w);
-    }
-    pthread_mutex_unlock(&reg.lock);
-}
-
-static int remove_watch(int id, bool timer)
+/* value: the events of an fd watch, the frequency of a timer; remove: the
+ * watch goes (value unused).  -1 when id names no such watch. */
+static int update_watch(int id, bool timer, int value, bool remove)
 {
     pthread_mutex_lock(&reg.lock);
     struct watch *w = find(id, timer);
     if (w) {
-        w->removed = true;
+        if (remove)
+            w->removed = true;
+        else if (timer)
+            w->freq = value;
+        else
+            w->events = value;
         changed(w);
     }
     pthread_mutex_unlock(&reg.lock);
     return w ? 0 : -1;
 }
 
+static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff)
+{
+    return add_watch(false, fd, events, cb, NULL, opaque, ff);
+}
+
+static void update_handle(int id, int events)
+{
+    update_watch(id, false, events, false);
+}
+
 static int remove_handle(int id)
 {
-    return remove_watch(id, false);
+    return update_watch(id, false, 0, true);
 }
 
 static int add_timeout(int freq, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff)
 {
-    pthread_mutex_lock(&reg.lock);
-    struct watch *w = watch_new(true);
-    w->freq = freq;
-    w->tcb = cb;
-    w->opaque = opaque;
-    w->ff = ff;
-    int id = w->id;
-    changed(w);
-    pthread_mutex_unlock(&reg.lock);
-    return id;
+    return add_watch(true, -1, freq, NULL, cb, opaque, ff);
 }
 
 static void update_timeout(int id, int freq)
 {
-    pthread_mutex_lock(&reg.lock);
-    struct watch *w = find(id, true);
-    if (w) {
-        w->freq = freq;
-        changed(w);
-    }
-    pthread_mutex_unlock(&reg.lock);
+    update_watch(id, true, freq, false);
 }
 
 static int remove_timeout(int id)
 {
-    return remove_watch(id, true);
+    return update_watch(id, true, 0, true);
 }
 
 int vm_event_uv_register(uv_loop_t *loop, struct duet_err *err)

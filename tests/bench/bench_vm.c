@@ -45,8 +45,8 @@
 
 extern char **environ;
 
-/* Runs argv while the loop keeps running: libvirt's keepalive replies and
- * the reaping of QEMUs go through it. */
+/* Runs argv, with loop (if any) running meanwhile: libvirt's keepalive
+ * replies and the reaping of QEMUs go through it. */
 static int run_cmd_looping(uv_loop_t *loop, char *const argv[])
 {
     pid_t pid;
@@ -59,26 +59,18 @@ static int run_cmd_looping(uv_loop_t *loop, char *const argv[])
     if (rc != 0)
         return -1;
     int st = 0;
-    while (waitpid(pid, &st, WNOHANG) == 0)
-        uv_run(loop, UV_RUN_NOWAIT), usleep(2000);
+    if (!loop)
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    else
+        while (waitpid(pid, &st, WNOHANG) == 0)
+            uv_run(loop, UV_RUN_NOWAIT), usleep(2000);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int run_cmd(char *const argv[])
 {
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        return -1;
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_cmd_looping(NULL, argv);
 }
 
 static off_t file_size(const char *path)
