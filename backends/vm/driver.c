@@ -411,6 +411,14 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     return vm_domain_xml(&ds, xml, err);
 }
 
+/* Removes d's definition (and NVRAM, where the hypervisor keeps one). */
+static int undefine(virDomainPtr d)
+{
+    if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) == 0)
+        return 0;
+    return virDomainUndefine(d);   /* a hypervisor without NVRAM may refuse the flag */
+}
+
 static int define(struct driver_instance *inst, virConnectPtr c, bool kvm, struct duet_err *err)
 {
     _cleanup_free_ char *xml = NULL;
@@ -445,7 +453,7 @@ static int clear_stale(struct driver_instance *inst, virConnectPtr c, struct due
         rc = duet_err_set(err, EEXIST, "VM %s is already running (domain %s); destroy it first", inst->spec->name,
                           inst->dom_name);
     } else {
-        virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM);
+        undefine(d);
     }
     virDomainFree(d);
     return rc;
@@ -542,7 +550,7 @@ static int do_start(struct op *op)
             virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
             if (d) {
                 virDomainDestroy(d);
-                virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM);
+                undefine(d);
                 virDomainFree(d);
             }
             inst->defined = false;
@@ -574,7 +582,8 @@ static int do_stop(struct op *op)
     int rc = 0;
     if (d && virDomainIsActive(d) == 1) {
         /* The power button: the guest's init decides how to stop. */
-        virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+        if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0)
+            virDomainShutdown(d);   /* a hypervisor that picks its own method */
         uint64_t until = now_ms() + op->grace_ms;
         while (virDomainIsActive(d) == 1 && now_ms() < until)
             sleep_ms(50);
@@ -599,7 +608,7 @@ static int do_destroy(struct op *op)
         if (d) {
             if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
                 rc = lv_err(&op->err, "VM %s: libvirt could not stop it%s", inst->spec->name, "");
-            if (rc == 0 && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
+            if (rc == 0 && undefine(d) < 0)
                 rc = lv_err(&op->err, "VM %s: libvirt could not remove its definition%s", inst->spec->name, "");
             virDomainFree(d);
         }
