@@ -18,7 +18,7 @@ CC      ?= cc
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
                libseccomp-dev libuv1-dev busybox-static runc \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
-               e2fsprogs cpio
+               e2fsprogs cpio syslinux syslinux-common mtools dosfstools
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv
 INCLUDES  = -Itests/vm -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
@@ -139,7 +139,11 @@ $(BUILD)/images/db-initrd.cpio.gz: tests/images/initramfs.sh tests/images/db-gue
 $(BUILD)/images/test-initrd.cpio.gz: tests/images/initramfs.sh tests/images/test-guest.sh
 	tests/images/initramfs.sh $@ tests/images/test-guest.sh
 
-VM_IMAGES = $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
+# A raw disk that boots by BIOS alone (SYSLINUX on FAT), for the disk tests.
+$(BUILD)/images/bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
+	tests/images/bootable-disk.sh $@ $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
+
+VM_IMAGES = $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
 
 images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
 

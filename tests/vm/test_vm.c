@@ -234,3 +234,26 @@ Test(vm, disk_image_boots_from_an_overlay_and_the_base_is_never_written, .timeou
     vt_teardown(&t);
     nftw(dir, vt_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+/* A disk and nothing else: the BIOS boots it (SYSLINUX on a raw FAT disk),
+ * from its overlay; the image is never written. */
+Test(vm, a_raw_disk_boots_by_bios_alone, .timeout = 300)
+{
+    char img[PATH_MAX];
+    snprintf(img, sizeof(img), "%s/bootable.img", getenv("DUET_IMAGES"));
+    uint64_t before = file_hash(img);
+    struct vt t;
+    vt_setup(&t, VM_ACCEL_TCG);
+    vt_load(&t, "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: biosboot}\nspec:\n"
+                "  image: {disk: @IMAGES@/bootable.img}\n  resources: {memory: 128Mi}\n");
+    struct vt_exit x = {0};
+    struct driver_instance *inst = vt_boot(&t, "biosboot", &x);
+    cr_assert(vt_wait_exit(&t, &x, 180000), "the guest powered off");
+    cr_expect_eq(x.code, 0, "got %d, signal %d", x.code, x.sig);
+    char *log = vt_log(&t, inst);
+    cr_expect(strstr(log, "test-guest: hello"), "the guest the disk's boot loader started ran:\n%s", log);
+    free(log);
+    cr_expect_eq(file_hash(img), before, "the raw image was not written");
+    vt_destroy(&t, inst);
+    vt_teardown(&t);
+}

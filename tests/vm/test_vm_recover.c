@@ -253,6 +253,7 @@ Test(vm_failures, unreachable_libvirt_says_how_to_start_it, .timeout = 60)
     cr_expect_eq(uv_loop_close(&loop), 0);
     manifest_set_free(s);
     nftw(state, vt_rm, 16, FTW_DEPTH | FTW_PHYS);
+    vt_leak_check();
 }
 
 /* accel=auto: KVM where it runs guests, else (here: a nested KVM that runs
