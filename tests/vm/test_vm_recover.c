@@ -256,8 +256,9 @@ Test(vm_failures, unreachable_libvirt_says_how_to_start_it, .timeout = 60)
     vt_leak_check();
 }
 
-/* accel=auto: KVM where it runs guests, else (here: a nested KVM that runs
- * a probe but hangs a whole guest) a silent KVM guest is restarted under
+/* accel=auto: KVM where it runs guests, else emulation; with KVM that runs
+ * a probe but hangs a whole guest (nested hosts; DUET_VM_TEST_KVM=1 keeps
+ * /dev/kvm for this, see no_kvm.c), a silent KVM guest is restarted under
  * emulation.  Either way the workload runs and its status comes back. */
 Test(vm_failures, auto_acceleration_falls_back_when_kvm_hangs, .timeout = 300)
 {
