@@ -143,7 +143,9 @@ struct driver {
      * after a half-finished create or start.  Frees inst. */
     int (*destroy)(struct driver *drv, struct driver_instance *inst, driver_done_cb done, void *opaque,
                    struct duet_err *err);
-    /* (any) Forget inst without touching the workload (daemon shutdown). */
+    /* (loop) Forget inst without touching the workload (daemon shutdown).
+     * With an operation still running, inst goes when it ends, and none of
+     * its callbacks is called. */
     void (*release)(struct driver *drv, struct driver_instance *inst);
 
     /* (any) */

@@ -36,6 +36,7 @@ struct driver_instance {
     uv_poll_t watch;
     bool watching;
     struct opq q;                       /* its operations, in order */
+    bool released;                      /* forgotten while an operation ran: freed when it ends */
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
@@ -152,6 +153,18 @@ static void after_work(struct opq_item *it, int status)
 {
     struct op *op = (struct op *)it;
     struct driver_instance *inst = op->inst;
+    if (inst->released) {
+        /* The daemon let go of it: no callback of its is wanted now. */
+        struct duet_err gone;
+        duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
+        free(op);
+        opq_drain(&inst->q, &gone);
+        if (inst->c)
+            container_release(inst->c);
+        inst->c = NULL;
+        instance_free(inst);
+        return;
+    }
     if (status == UV_ECANCELED && op->rc == 0) {
         op->rc = -1;
         duet_err_set(&op->err, ECANCELED, "operation cancelled");
@@ -321,6 +334,12 @@ static int ct_destroy(struct driver *drv, struct driver_instance *inst, driver_d
 static void ct_release(struct driver *drv, struct driver_instance *inst)
 {
     (void)drv;
+    if (inst->q.busy) {
+        /* The running operation still uses inst->c: let go when it ends. */
+        inst->released = true;
+        inst->on_exit = NULL;
+        return;
+    }
     if (inst->c)
         container_release(inst->c);
     inst->c = NULL;

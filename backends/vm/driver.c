@@ -96,6 +96,7 @@ struct driver_instance {
     bool stop_seen;                     /* a STOPPED event came while an op was pending */
     int stop_detail;
     struct opq q;                       /* its operations, in order */
+    bool released;                      /* forgotten while an operation ran: freed when it ends */
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
@@ -845,6 +846,15 @@ static void after_work(struct opq_item *it, int status)
 {
     struct op *op = (struct op *)it;
     struct driver_instance *inst = op->inst;
+    if (inst->released) {
+        /* The daemon let go of it: no callback of its is wanted now. */
+        struct duet_err gone;
+        duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
+        free(op);
+        opq_drain(&inst->q, &gone);
+        instance_free(inst);
+        return;
+    }
     if (status == UV_ECANCELED && op->rc == 0) {
         op->rc = -1;
         duet_err_set(&op->err, ECANCELED, "operation cancelled");
@@ -1080,8 +1090,12 @@ static void vm_release(struct driver *drv, struct driver_instance *inst)
     (void)drv;
     if (!inst)
         return;
-    unlink_instance(inst);
-    free(inst);
+    if (inst->q.busy) {
+        inst->released = true;
+        inst->on_exit = NULL;
+        return;
+    }
+    instance_free(inst);
 }
 
 static int vm_inspect(struct driver *drv, struct driver_instance *inst, struct driver_status *st,

@@ -112,9 +112,11 @@ static void fixture_close(struct fixture *f)
     char path[128];
     snprintf(path, sizeof(path), "%s/vm/instances", f->state);
     cr_expect_eq(rmdir(path), 0, "no instance directory left");
+    snprintf(path, sizeof(path), "%s/vm/libvirt.log", f->state);
+    unlink(path);   /* libvirt's own log, where the driver sends it */
     snprintf(path, sizeof(path), "%s/vm", f->state);
-    rmdir(path);
-    rmdir(f->state);
+    cr_expect_eq(rmdir(path), 0, "nothing else left in %s", path);
+    cr_expect_eq(rmdir(f->state), 0);
 }
 
 Test(vm_driver, a_foreign_domain_of_the_same_name_is_never_touched, .timeout = 20)
@@ -191,5 +193,40 @@ Test(vm_driver, lifecycle_through_the_test_driver, .timeout = 20)
     virDomainFree(dom);
     cr_expect_null(virDomainLookupByUUIDString(conn, handle), "destroy removed the definition");
     virConnectClose(conn);
+    fixture_close(&f);
+}
+
+/* Released while its create still runs: the instance goes when the create
+ * ends, its callback is not called, and the domain (the workload) stays. */
+Test(vm_driver, release_during_an_operation, .timeout = 20)
+{
+    struct fixture f;
+    fixture_open(&f);
+    struct driver_instance *inst = NULL;
+    struct flag c = {0};
+    struct duet_err err = {0};
+    cr_assert_eq(f.drv->create(f.drv, manifest_set_find(f.set, "web"), &inst, done_cb, &c, &err), 0);
+    f.drv->release(f.drv, inst);
+    uv_timer_t t;
+    uv_timer_init(&f.loop, &t);
+    uv_timer_start(&t, tick, 5, 5);
+    for (int i = 0; i < 60; i++)   /* ~300 ms: long enough for the create */
+        uv_run(&f.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    cr_expect(!c.done, "no callback after release");
+    virConnectPtr conn = virConnectOpen("test:///default");
+    char name[64];
+    snprintf(name, sizeof(name), "%s-web", f.owner);
+    virDomainPtr d = virDomainLookupByName(conn, name);
+    cr_expect_not_null(d, "release leaves the workload alone");
+    if (d) {
+        virDomainUndefine(d);
+        virDomainFree(d);
+    }
+    virConnectClose(conn);
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/vm/instances/web", f.state);
+    rmdir(dir);   /* what the released create made */
     fixture_close(&f);
 }
