@@ -20,6 +20,16 @@
 
 #include "cleanup.h"
 
+int rootfs_check_dir(const char *rootfs, const char *what, struct duet_err *err)
+{
+    struct stat st;
+    if (stat(rootfs, &st) < 0)
+        return duet_err_sys(err, "%s: image.rootfs %s cannot be used", what, rootfs);
+    if (!S_ISDIR(st.st_mode))
+        return duet_err_set(err, ENOTDIR, "%s: image.rootfs %s is not a directory", what, rootfs);
+    return 0;
+}
+
 int rootfs_open(const char *rootfs, const char *path)
 {
     _cleanup_close_ int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -12,6 +12,10 @@
 #define ROOTFS_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define ROOTFS_MAX_GROUPS 32
 
+/* rootfs exists and is a directory; else an error naming `what` (the
+ * workload: "container web") and the path. */
+int rootfs_check_dir(const char *rootfs, const char *what, struct duet_err *err);
+
 /* path opened read-only inside rootfs, symlinks resolved within it; -1 and
  * errno when it cannot be. */
 int rootfs_open(const char *rootfs, const char *path);

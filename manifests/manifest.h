@@ -188,6 +188,9 @@ static inline bool manifest_set_ok(const struct manifest_set *set)
 
 struct workload_spec *manifest_set_find(const struct manifest_set *set, const char *name);
 
+/* The value of env variable key in w's spec.env, or NULL. */
+const char *wl_env_get(const struct workload_spec *w, const char *key);
+
 const char *wl_role_name(enum wl_role r);
 const char *wl_placement_name(enum wl_placement p);
 const char *wl_isolation_name(enum wl_isolation i);

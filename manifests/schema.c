@@ -629,6 +629,14 @@ static const char *const restart_names[] = {"always", "on-failure", "never", NUL
 static const char *const protocol_names[] = {"tcp", "udp", NULL};
 
 const char *wl_role_name(enum wl_role r) { return role_names[r]; }
+
+const char *wl_env_get(const struct workload_spec *w, const char *key)
+{
+    for (size_t i = 0; i < w->n_env; i++)
+        if (strcmp(w->env[i].key, key) == 0)
+            return w->env[i].value;
+    return NULL;
+}
 const char *wl_placement_name(enum wl_placement p) { return placement_names[p]; }
 const char *wl_isolation_name(enum wl_isolation i) { return isolation_names[i]; }
 const char *wl_restart_name(enum wl_restart r) { return restart_names[r]; }

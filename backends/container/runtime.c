@@ -14,6 +14,7 @@
  * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
  */
 #include "exit_status.h"
+#include "fsutil.h"
 #include "rootfs.h"
 #include "runtime.h"
 
@@ -186,36 +187,10 @@ static int resolve_user(struct container *c, const char *rootfs, const char *use
     return 0;
 }
 
-static const char *env_get(const struct workload_spec *w, const char *key)
-{
-    for (size_t i = 0; i < w->n_env; i++)
-        if (strcmp(w->env[i].key, key) == 0)
-            return w->env[i].value;
-    return NULL;
-}
-
 const char *container_log_path(const struct container *c, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/log", c->dir);
     return buf;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-int container_remove_dir(const char *dir, struct duet_err *err)
-{
-    /* FTW_PHYS: never follow a symlink out of the tree; FTW_MOUNT: never
-     * descend into a mount (there should be none on the host side). */
-    if (nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
-        return duet_err_sys(err, "cannot remove %s", dir);
-    return 0;
 }
 
 static int write_state(const struct container *c, struct duet_err *err)
@@ -258,10 +233,10 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
     struct stat st;
     if (!rootfs)
         return duet_err_set(err, EINVAL, "container %s: image.rootfs is required to run as a container", w->name);
-    if (stat(rootfs, &st) < 0)
-        return duet_err_sys(err, "container %s: image.rootfs %s cannot be used", w->name, rootfs);
-    if (!S_ISDIR(st.st_mode))
-        return duet_err_set(err, ENOTDIR, "container %s: image.rootfs %s is not a directory", w->name, rootfs);
+    char what[96];
+    snprintf(what, sizeof(what), "container %s", w->name);
+    if (rootfs_check_dir(rootfs, what, err) < 0)
+        return -1;
     if (strpbrk(rootfs, ",:\\"))
         return duet_err_set(err, EINVAL,
                             "container %s: image.rootfs %s contains ',', ':' or '\\', which overlayfs cannot take; "
@@ -269,7 +244,7 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
                             w->name, rootfs);
     if (!w->command || !w->command[0])
         return duet_err_set(err, EINVAL, "container %s: spec.command is required", w->name);
-    const char *path = env_get(w, "PATH");
+    const char *path = wl_env_get(w, "PATH");
     if (!rootfs_command_exists(rootfs, w->command[0], path ? path : ROOTFS_DEFAULT_PATH))
         return duet_err_set(err, ENOENT,
                             "container %s: command \"%s\" is not an executable file in the rootfs %s (searched %s)",
@@ -362,7 +337,7 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
     *out = c;
     return 0;
 fail_dir:
-    container_remove_dir(c->dir, NULL);
+    duet_remove_tree(c->dir, NULL);
     free(c);
     return -1;
 }
@@ -871,7 +846,7 @@ int container_destroy(struct container *c, struct duet_err *err)
         waitpid(c->pid, NULL, 0);
     if (cgroup_destroy(&c->rt->cgroup, c->cgroup, err) < 0)
         rc = -1;
-    if (container_remove_dir(c->dir, rc < 0 ? NULL : err) < 0)
+    if (duet_remove_tree(c->dir, rc < 0 ? NULL : err) < 0)
         rc = -1;
     free(c);
     return rc;

@@ -132,8 +132,4 @@ const char *container_cgroup_name(const struct container_runtime *rt, const char
 /* Path of the container's log file. */
 const char *container_log_path(const struct container *c, char *buf, size_t len);
 
-/* Removes STATE/NAME and everything in it (used by destroy and for the
- * leftovers of a failed prepare). */
-int container_remove_dir(const char *dir, struct duet_err *err);
-
 #endif

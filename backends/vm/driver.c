@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <ftw.h>
 #include <uv.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -54,6 +54,7 @@
 #include "domain.h"
 #include "event_uv.h"
 #include "exit_status.h"
+#include "fsutil.h"
 #include "guest_image.h"
 #include "opqueue.h"
 #include "rootfs.h"
@@ -121,10 +122,19 @@ static struct vm_priv *priv(struct driver *drv)
     return drv->priv;
 }
 
+/* Wall clock, for the status a user reads. */
 static uint64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* For deadlines: a wall clock may jump. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -142,11 +152,15 @@ static void quiet_errors(void *opaque, virErrorPtr e)
     (void)e;
 }
 
-static int lv_err(struct duet_err *err, const char *fmt, const char *a, const char *b)
+/* err = the message, then libvirt's reason for its last failure. */
+__attribute__((format(printf, 2, 3))) static int lv_err(struct duet_err *err, const char *fmt, ...)
 {
     const char *why = virGetLastErrorMessage();
     char what[DUET_ERR_MSG_MAX];
-    snprintf(what, sizeof(what), fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
     return duet_err_set(err, EIO, "%s: %s", what, why ? why : "libvirt gave no reason");
 }
 
@@ -202,7 +216,7 @@ static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
     if (p->uri_opt[0] && !p->opt.embedded) {
         c = virConnectOpen(p->uri_opt);
         if (!c) {
-            lv_err(err, "libvirt does not answer at %s%s", p->uri_opt, "");
+            lv_err(err, "libvirt does not answer at %s", p->uri_opt);
             duet_err_prefix(err, "%s",
                             "VMs cannot run; start libvirt (systemctl start libvirtd, or virtlogd -d && "
                             "libvirtd -d) or leave the URI out to use duet's embedded libvirt");
@@ -223,7 +237,7 @@ static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
             snprintf(p->uri, sizeof(p->uri), "qemu:///embed?root=%s", p->embed_root);
             c = virConnectOpen(p->uri);
             if (!c) {
-                lv_err(err, "neither libvirtd nor the embedded driver (%s) answers%s", p->uri, "");
+                lv_err(err, "neither libvirtd nor the embedded driver (%s) answers", p->uri);
                 duet_err_prefix(err, "%s",
                                 "VMs cannot run; install libvirt's QEMU driver (apt-get install "
                                 "libvirt-daemon-driver-qemu qemu-system-x86) or start libvirtd");
@@ -236,7 +250,7 @@ static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
     p->lifecycle_cb = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                        VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), drv, NULL);
     if (p->lifecycle_cb < 0) {
-        lv_err(err, "libvirt at %s sends no domain events%s", p->uri, "");
+        lv_err(err, "libvirt at %s sends no domain events", p->uri);
         virConnectClose(c);
         pthread_mutex_unlock(&p->lock);
         return NULL;
@@ -258,18 +272,6 @@ static void conn_put(virConnectPtr c)
 static void inst_path(const struct driver_instance *inst, const char *file, char *out, size_t len)
 {
     snprintf(out, len, "%s/%s", inst->dir, file);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 /* "exit N" or "signal N", as duet's guest init writes it; false when the
@@ -350,18 +352,12 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
                                 "%s: a rootfs image boots with a guest kernel and none was found; give "
                                 "spec.image.kernel or the daemon's --guest-kernel (e.g. /boot/vmlinuz-VERSION)",
                                 what);
-        struct stat st;
-        if (stat(w->image.rootfs, &st) < 0)
-            return duet_err_sys(err, "%s: image.rootfs %s cannot be used", what, w->image.rootfs);
-        if (!S_ISDIR(st.st_mode))
-            return duet_err_set(err, ENOTDIR, "%s: image.rootfs %s is not a directory", what, w->image.rootfs);
+        if (rootfs_check_dir(w->image.rootfs, what, err) < 0)
+            return -1;
         struct rootfs_user user;
         if (rootfs_user_resolve(w->image.rootfs, w->user, what, &user, err) < 0)
             return -1;
-        const char *path = NULL;
-        for (size_t i = 0; i < w->n_env; i++)
-            if (!strcmp(w->env[i].key, "PATH"))
-                path = w->env[i].value;
+        const char *path = wl_env_get(w, "PATH");
         if (!w->command || !rootfs_command_exists(w->image.rootfs, w->command[0], path ? path : ROOTFS_DEFAULT_PATH))
             return duet_err_set(err, ENOENT, "%s: command \"%s\" is not an executable file in the rootfs %s", what,
                                 w->command ? w->command[0] : "", w->image.rootfs);
@@ -427,7 +423,7 @@ static int define(struct driver_instance *inst, virConnectPtr c, bool kvm, struc
         return -1;
     virDomainPtr d = virDomainDefineXML(c, xml);
     if (!d)
-        return lv_err(err, "VM %s: libvirt refused its definition%s", inst->spec->name, "");
+        return lv_err(err, "VM %s: libvirt refused its definition", inst->spec->name);
     virDomainGetUUIDString(d, inst->uuid);
     virDomainFree(d);
     inst->defined = true;
@@ -481,7 +477,7 @@ static int do_create(struct driver_instance *inst, struct duet_err *err)
     if (rc == 0 && mkdir(inst->dir, 0711) < 0) {
         if (errno == EEXIST) {
             /* What a crashed create left: nothing in it is trusted. */
-            rm_tree(inst->dir);
+            duet_remove_tree(inst->dir, NULL);
             rc = mkdir(inst->dir, 0711);
         } else {
             rc = -1;
@@ -492,7 +488,7 @@ static int do_create(struct driver_instance *inst, struct duet_err *err)
     if (rc == 0) {
         rc = define(inst, c, use_kvm(p), err);
         if (rc < 0)
-            rm_tree(inst->dir);   /* a half-built overlay or initrd is of no use */
+            duet_remove_tree(inst->dir, NULL);   /* a half-built overlay or initrd is of no use */
     }
     conn_put(c);
     return rc;
@@ -502,7 +498,7 @@ static int dom_start(struct driver_instance *inst, virConnectPtr c, struct duet_
 {
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
     if (!d)
-        return lv_err(err, "VM %s: its domain is gone%s", inst->spec->name, "");
+        return lv_err(err, "VM %s: its domain is gone", inst->spec->name);
     /* Created here, empty, so that a libvirtd running QEMU as another user
      * hands them to that user (its DAC driver relabels files that exist)
      * rather than QEMU failing to create them in a directory of root's. */
@@ -520,7 +516,7 @@ static int dom_start(struct driver_instance *inst, virConnectPtr c, struct duet_
     int rc = virDomainCreate(d);
     virDomainFree(d);
     if (rc < 0)
-        return lv_err(err, "VM %s: libvirt could not start it%s", inst->spec->name, "");
+        return lv_err(err, "VM %s: libvirt could not start it", inst->spec->name);
     return 0;
 }
 
@@ -536,8 +532,8 @@ static int do_start(struct op *op)
     bool judge = rc == 0 && inst->kvm && inst->prints && p->opt.accel == VM_ACCEL_AUTO && !p->kvm_confirmed;
     pthread_mutex_unlock(&p->lock);
     if (judge) {
-        uint64_t until = now_ms() + p->opt.kvm_deadline_ms;
-        while (!guest_progressed(inst) && now_ms() < until)
+        uint64_t until = mono_ms() + p->opt.kvm_deadline_ms;
+        while (!guest_progressed(inst) && mono_ms() < until)
             sleep_ms(50);
         pthread_mutex_lock(&p->lock);
         if (guest_progressed(inst))
@@ -585,11 +581,11 @@ static int do_stop(struct op *op)
         /* The power button: the guest's init decides how to stop. */
         if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0)
             virDomainShutdown(d);   /* a hypervisor that picks its own method */
-        uint64_t until = now_ms() + op->grace_ms;
-        while (virDomainIsActive(d) == 1 && now_ms() < until)
+        uint64_t until = mono_ms() + op->grace_ms;
+        while (virDomainIsActive(d) == 1 && mono_ms() < until)
             sleep_ms(50);
         if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
-            rc = lv_err(&op->err, "VM %s: libvirt could not stop it%s", inst->spec->name, "");
+            rc = lv_err(&op->err, "VM %s: libvirt could not stop it", inst->spec->name);
     }
     if (d)
         virDomainFree(d);
@@ -608,15 +604,15 @@ static int do_destroy(struct op *op)
         virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
         if (d) {
             if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
-                rc = lv_err(&op->err, "VM %s: libvirt could not stop it%s", inst->spec->name, "");
+                rc = lv_err(&op->err, "VM %s: libvirt could not stop it", inst->spec->name);
             if (rc == 0 && undefine(d) < 0)
-                rc = lv_err(&op->err, "VM %s: libvirt could not remove its definition%s", inst->spec->name, "");
+                rc = lv_err(&op->err, "VM %s: libvirt could not remove its definition", inst->spec->name);
             virDomainFree(d);
         }
         conn_put(c);
     }
     if (rc == 0)
-        rm_tree(inst->dir);
+        rc = duet_remove_tree(inst->dir, &op->err);
     return rc;
 }
 
@@ -1122,7 +1118,7 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
     virDomainInfo info;
     int rc = 0;
     if (!d || virDomainGetInfo(d, &info) < 0) {
-        rc = lv_err(err, "VM %s: no statistics from libvirt%s", inst->spec->name, "");
+        rc = lv_err(err, "VM %s: no statistics from libvirt", inst->spec->name);
     } else {
         st->cpu_ns = info.cpuTime;
         st->memory_limit = (uint64_t)info.maxMem << 10;

@@ -200,11 +200,8 @@ static int ensure_dir(const char *dir, struct duet_err *err)
 int vm_rootfs_disk(const char *cache_dir, const char *rootfs, const char *what, char *out, size_t len,
                    struct duet_err *err)
 {
-    struct stat st;
-    if (stat(rootfs, &st) < 0)
-        return duet_err_sys(err, "%s: image.rootfs %s cannot be used", what, rootfs);
-    if (!S_ISDIR(st.st_mode))
-        return duet_err_set(err, ENOTDIR, "%s: image.rootfs %s is not a directory", what, rootfs);
+    if (rootfs_check_dir(rootfs, what, err) < 0)
+        return -1;
     uint64_t key = 0, bytes = 0, inodes = 0;
     if (tree_key(rootfs, &key, &bytes, &inodes, err) < 0)
         return duet_err_prefix(err, "%s", what);
@@ -545,12 +542,9 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
     FILE *s = open_memstream(&spec, &spec_len);
     for (size_t i = 0; i < w->n_command; i++)
         kv(s, "arg", w->command[i]);
-    bool have_path = false;
-    for (size_t i = 0; i < w->n_env; i++) {
+    for (size_t i = 0; i < w->n_env; i++)
         fprintf(s, "env%c%s=%s%c", 0, w->env[i].key, w->env[i].value, 0);
-        have_path |= strcmp(w->env[i].key, "PATH") == 0;
-    }
-    if (!have_path)
+    if (!wl_env_get(w, "PATH"))
         kv(s, "env", "PATH=" ROOTFS_DEFAULT_PATH);
     fprintf(s, "env%cHOSTNAME=%s%c", 0, w->name, 0);
     kv(s, "cwd", w->working_dir ? w->working_dir : "/");

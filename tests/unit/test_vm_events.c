@@ -196,12 +196,18 @@ struct cross {
     int fd;
 };
 
-static void cross_tick(int id, void *opaque)
+/* Counts a callback that ran off the loop thread. */
+static void check_thread(struct cross *c)
 {
-    struct cross *c = opaque;
     uv_thread_t self = uv_thread_self();
     if (!uv_thread_equal(&self, &c->loop_thread))
         c->wrong_thread++;
+}
+
+static void cross_tick(int id, void *opaque)
+{
+    struct cross *c = opaque;
+    check_thread(c);
     c->s.ticks++;
     virEventUpdateTimeout(id, -1);
     uv_stop(c->s.loop);
@@ -211,9 +217,7 @@ static void cross_readable(int id, int fd, int events, void *opaque)
 {
     (void)id;
     struct cross *c = opaque;
-    uv_thread_t self = uv_thread_self();
-    if (!uv_thread_equal(&self, &c->loop_thread))
-        c->wrong_thread++;
+    check_thread(c);
     char b;
     if ((events & VIR_EVENT_HANDLE_READABLE) && read(fd, &b, 1) == 1)
         c->s.readable++;
@@ -223,9 +227,7 @@ static void cross_readable(int id, int fd, int events, void *opaque)
 static void cross_freed(void *opaque)
 {
     struct cross *c = opaque;
-    uv_thread_t self = uv_thread_self();
-    if (!uv_thread_equal(&self, &c->loop_thread))
-        c->wrong_thread++;
+    check_thread(c);
     c->s.freed++;
 }
 

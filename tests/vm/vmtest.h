@@ -52,6 +52,7 @@ struct vt_wait {
 /* start's opaque is shared by its done and on_exit callbacks. */
 struct vt_exit {
     struct vt_wait started;
+    bool exited;
     int count;
     int code, sig;
 };
@@ -82,6 +83,7 @@ static inline void vt_start_done(void *opaque, const struct duet_err *e)
 static inline void vt_exited(void *opaque, const struct driver_status *st)
 {
     struct vt_exit *x = opaque;
+    x->exited = true;
     x->count++;
     x->code = st->exit_code;
     x->sig = st->term_signal;
@@ -115,17 +117,7 @@ static inline bool vt_run_until(struct vt *t, const bool *flag, uint64_t timeout
 
 static inline bool vt_wait_exit(struct vt *t, struct vt_exit *x, uint64_t timeout_ms)
 {
-    bool flag = false;
-    uv_timer_t tick;
-    uv_timer_init(&t->loop, &tick);
-    uv_timer_start(&tick, vt_tick, 20, 20);
-    uint64_t until = vt_now() + timeout_ms;
-    while (x->count == 0 && vt_now() < until)
-        uv_run(&t->loop, UV_RUN_ONCE);
-    flag = x->count > 0;
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&t->loop, UV_RUN_NOWAIT);
-    return flag;
+    return vt_run_until(t, &x->exited, timeout_ms);
 }
 
 static inline void vt_open(struct vt *t, const char *state, enum vm_accel accel)
