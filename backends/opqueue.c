@@ -17,14 +17,14 @@ static void fail(struct opq *q, struct opq_item *it, const struct duet_err *err)
 static void on_work(uv_work_t *req)
 {
     struct opq_item *it = req->data;
-    it->work(it);
+    it->q->work(it);
 }
 
 static void on_after(uv_work_t *req, int status)
 {
     struct opq_item *it = req->data;
     it->q->busy = false;
-    it->after(it, status);
+    it->q->after(it, status);
 }
 
 static int submit(struct opq *q, struct opq_item *it, struct duet_err *err)

@@ -28,14 +28,15 @@ struct opq_item {
     uv_work_t req;
     struct opq_item *next;
     struct opq *q;
-    opq_work_fn work;
-    opq_after_fn after;
     void (*done)(void *opaque, const struct duet_err *err);   /* the caller's, or NULL */
     void *opaque;
 };
 
+/* One driver's kind of queue: every item of it runs work, then after. */
 struct opq {
     uv_loop_t *loop;
+    opq_work_fn work;
+    opq_after_fn after;
     bool busy;
     struct opq_item *pending, *tail;
     /* An item queued behind a busy one that then cannot be submitted is

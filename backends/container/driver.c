@@ -229,8 +229,6 @@ static void op_failed(struct opq_item *it, const struct duet_err *err)
 static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
 {
     op->inst = inst;
-    op->item.work = on_work;
-    op->item.after = after_work;
     return opq_push(&inst->q, &op->item, err);
 }
 
@@ -254,7 +252,7 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
         abort();
     inst->drv = drv;
     inst->spec = spec;
-    inst->q = (struct opq){.loop = priv(drv)->loop, .failed = op_failed};
+    inst->q = (struct opq){.loop = priv(drv)->loop, .work = on_work, .after = after_work, .failed = op_failed};
     inst->status.exit_code = -1;   /* no exit status yet */
     return inst;
 }

@@ -928,8 +928,6 @@ static void after_work(struct opq_item *it, int status)
 static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
 {
     op->inst = inst;
-    op->item.work = on_work;
-    op->item.after = after_work;
     return opq_push(&inst->q, &op->item, err);
 }
 
@@ -954,7 +952,7 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
         abort();
     inst->drv = drv;
     inst->spec = spec;
-    inst->q = (struct opq){.loop = p->loop};
+    inst->q = (struct opq){.loop = p->loop, .work = on_work, .after = after_work};
     inst->status.exit_code = -1;
     snprintf(inst->dom_name, sizeof(inst->dom_name), "%s-%s", p->owner, spec->name);
     snprintf(inst->dir, sizeof(inst->dir), "%s/vm/instances/%s", p->state_dir, spec->name);
