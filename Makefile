@@ -16,18 +16,18 @@ CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
-               libseccomp-dev libuv1-dev busybox-static runc \
+               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev busybox-static runc curl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools
 
-PKGS      = yaml-0.1 jansson libvirt libseccomp libuv
+PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
 INCLUDES  = -Itests/vm -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
-LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv 2>/dev/null) -lm -pthread
+LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3 2>/dev/null) -lhttp_parser -lm -pthread
 # The tests also drive libvirt's in-process test driver directly.
 TEST_LIBS  = $(shell pkg-config --libs criterion libvirt 2>/dev/null)
 
@@ -44,12 +44,15 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/runtime.c backends/container/driver.c \
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
-          orchestrator/hostprobe.c orchestrator/plan_output.c
-CLI_SRC   = orchestrator/cli.c
+          orchestrator/hostprobe.c orchestrator/plan_output.c orchestrator/specjson.c orchestrator/store.c \
+          orchestrator/http.c orchestrator/client.c
+CLI_SRC   = orchestrator/cli.c orchestrator/cli_daemon.c
+DUETD_SRC = orchestrator/daemon.c orchestrator/reconcile.c orchestrator/health.c orchestrator/api.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
 VM_TEST_SRC = $(wildcard tests/vm/*.c) tests/common/criterion_main.c
+DAEMON_TEST_SRC = $(wildcard tests/daemon/*.c) tests/vm/no_kvm.c tests/common/criterion_main.c
 BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
 BENCH_VM_SRC = tests/bench/bench_vm.c
@@ -58,12 +61,14 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB       = $(BUILD)/libduet.a
 DUET      = $(BUILD)/duet
+DUETD     = $(BUILD)/duetd
 INIT      = $(BUILD)/duet-init
 VMINIT    = $(BUILD)/duet-vminit
 UNIT_BIN  = $(BUILD)/tests/unit
 CLI_BIN   = $(BUILD)/tests/cli
 CT_BIN    = $(BUILD)/tests/container
 VM_BIN    = $(BUILD)/tests/vm
+DAEMON_BIN = $(BUILD)/tests/daemon
 PROBE     = $(BUILD)/tests/escape_probe
 ROOTFS    = $(BUILD)/images/busybox
 BENCH_BIN = $(BUILD)/bench/plan
@@ -72,7 +77,7 @@ BENCH_VM_BIN = $(BUILD)/bench/vm
 
 .PHONY: all deps test check asan bench demo install clean images
 
-all: $(DUET) $(INIT) $(VMINIT)
+all: $(DUET) $(DUETD) $(INIT) $(VMINIT)
 
 # V=1 shows the full command lines.
 Q = $(if $(V),,@)
@@ -88,6 +93,10 @@ $(LIB): $(call obj,$(LIB_SRC))
 
 $(DUET): $(call obj,$(CLI_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# duetd drives libvirt itself (the VM driver), so it links it.
+$(DUETD): $(call obj,$(DUETD_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
 
 # pid 1 of every container: static, small, never sanitized (it runs inside
 # containers, where the sanitizer runtime has nothing to report to).
@@ -117,6 +126,10 @@ $(VM_BIN): $(call obj,$(VM_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
+$(DAEMON_BIN): $(call obj,$(DAEMON_TEST_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
 $(PROBE): tests/container/escape_probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O1 -static -o $@ $<
@@ -143,7 +156,7 @@ $(BUILD)/images/test-initrd.cpio.gz: tests/images/initramfs.sh tests/images/test
 $(BUILD)/images/bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
 	tests/images/bootable-disk.sh $@ $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
 
-VM_IMAGES = $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
+VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
 
 images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
 
@@ -164,7 +177,7 @@ deps:
 
 # The suite: unit tests, then tests that run the built binary.  Criterion
 # prints its summary line for each; any failure fails the target.
-TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
+TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
            DUET_VMINIT=$(abspath $(VMINIT)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
            DUET_IMAGES=$(abspath $(BUILD)/images) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB))
 
@@ -177,12 +190,13 @@ else
 RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
 endif
 
-check: $(DUET) $(INIT) $(VMINIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(ROOTFS) $(VM_IMAGES)
+check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(VM_IMAGES)
 	@rm -f $(SAN_LOG)
 	$(call RUN_SUITE,$(UNIT_BIN))
 	$(call RUN_SUITE,$(CLI_BIN))
 	$(call RUN_SUITE,$(CT_BIN))
 	$(call RUN_SUITE,$(VM_BIN))
+	$(call RUN_SUITE,$(DAEMON_BIN))
 	@if [ -f $(SAN_LOG) ] && grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(SAN_LOG); then \
 	    echo "sanitizer reports above: failing" >&2; exit 1; fi
 
@@ -208,7 +222,7 @@ demo: deps
 	$(MAKE) $(DUET)
 	./scripts/demo.sh $(DUET)
 
-install: $(DUET) $(INIT) $(VMINIT)
+install: $(DUET) $(DUETD) $(INIT) $(VMINIT)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(DUET) $(DESTDIR)$(PREFIX)/bin/duet
 

@@ -175,6 +175,11 @@ struct driver {
     int (*exec)(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                 int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err);
 
+    /* (any) An fd on the running workload's network namespace, for health
+     * checks that connect from inside it (containers).  The caller owns
+     * the fd.  A backend without one fails with ENOTSUP. */
+    int (*netns)(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err);
+
     void *priv;                    /* the backend's own state, owned by the backend */
 };
 

@@ -82,3 +82,35 @@ void strmap_set(struct strmap *m, const char *key, void *val)
     }
     s->val = val;
 }
+
+/* Linear probing: the entries after the removed one that would no longer
+ * be found are shifted back into the gap. */
+bool strmap_del(struct strmap *m, const char *key)
+{
+    if (m->cap == 0)
+        return false;
+    size_t mask = m->cap - 1;
+    size_t i = hash_str(key) & mask;
+    for (;; i = (i + 1) & mask) {
+        if (!m->slots[i].key)
+            return false;
+        if (strcmp(m->slots[i].key, key) == 0)
+            break;
+    }
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        if (!m->slots[j].key)
+            break;
+        size_t home = hash_str(m->slots[j].key) & mask;
+        /* j's entry may move to i unless its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].key = NULL;
+    m->slots[i].val = NULL;
+    m->len--;
+    return true;
+}

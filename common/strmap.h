@@ -8,6 +8,7 @@
 #ifndef DUET_STRMAP_H
 #define DUET_STRMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct strmap {
@@ -22,5 +23,7 @@ void *strmap_get(const struct strmap *m, const char *key);
 void *strmap_put(struct strmap *m, const char *key, void *val);
 /* Inserts or replaces; the key of an existing entry is kept. */
 void strmap_set(struct strmap *m, const char *key, void *val);
+/* Removes key; false when it was not there. */
+bool strmap_del(struct strmap *m, const char *key);
 
 #endif

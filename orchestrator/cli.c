@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_daemon.h"
 #include "hostprobe.h"
 #include "manifest.h"
 #include "placement.h"
@@ -31,6 +32,16 @@ static const char usage_main[] =
     "Commands:\n"
     "  validate FILE|DIR...          check manifests; every error as FILE:LINE:COL\n"
     "  plan -f FILE|DIR [-o json]    where each workload would run, and why\n"
+    "\n"
+    "Commands that talk to duetd (--socket PATH or $DUET_SOCKET, default /run/duet/duet.sock):\n"
+    "  apply -f FILE|DIR [--prune]   make the fleet what the manifests say (--dry-run, --wait)\n"
+    "  get [NAME] [-o json|yaml]     the workloads and their state\n"
+    "  describe NAME                 spec, placement reasons, state, restarts, events\n"
+    "  logs [-f] NAME                a container's output, a VM's serial console\n"
+    "  exec NAME -- CMD...           run a command in a running container\n"
+    "  delete NAME... | -f FILE      stop and remove workloads\n"
+    "  events [-f]                   the event stream\n"
+    "  run (--rootfs DIR|--disk IMG) [--rm] [-- CMD...]   one workload now, like docker run\n"
     "\n"
     "Run 'duet COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon unreachable.\n";
@@ -225,13 +236,8 @@ int main(int argc, char **argv)
         return cmd_validate(argc - 1, argv + 1);
     if (strcmp(verb, "plan") == 0)
         return cmd_plan(argc - 1, argv + 1);
-    static const char *const daemon_verbs[] = {"apply", "get", "describe", "logs", "exec", "delete",
-                                               "events", "run", "compare", NULL};
-    for (const char *const *d = daemon_verbs; *d; d++)
-        if (strcmp(verb, *d) == 0) {
-            fprintf(stderr, "duet: '%s' needs the duetd daemon, which this version of duet does not include yet; "
-                            "'duet validate' and 'duet plan' work now\n", verb);
-            return EXIT_USAGE;
-        }
+    int rc = cli_daemon_verb(verb, argc - 1, argv + 1);
+    if (rc >= 0)
+        return rc;
     return usage_error(usage_main, "unknown command \"%s\"", verb);
 }

@@ -12,6 +12,9 @@
  * (which closes it). */
 struct driver *container_driver_new(const char *init_path, const char *cgroup_root);
 void container_driver_free(struct driver *drv);
+/* Where this driver's containers' cgroups are, as a path under the pids
+ * controller (v1) or the unified tree (v2); empty before open. */
+const char *container_driver_cgroup_dir(struct driver *drv, char *buf, size_t len);
 /* Before open: run containers in user namespaces, container root = host
  * uid/gid base (size ids mapped). */
 void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t size);

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 #include <uv.h>
 
@@ -34,7 +36,8 @@ struct driver_instance {
     const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
     struct container *c;
     uv_poll_t watch;
-    bool watching;
+    bool watching;                      /* watch is open */
+    bool watch_closing, free_pending;
     struct opq q;                       /* its operations, in order */
     bool released;                      /* forgotten while an operation ran: freed when it ends */
     driver_exit_cb on_exit;
@@ -97,6 +100,8 @@ static void on_work(struct opq_item *it)
     }
 }
 
+static void unwatch(struct driver_instance *inst);
+
 static void report_exit(struct driver_instance *inst)
 {
     struct container_exit ex;
@@ -116,7 +121,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     struct driver_instance *inst = h->data;
-    uv_poll_stop(h);
+    /* Closed before report_exit's wait closes the pidfd (see unwatch). */
+    unwatch(inst);
     report_exit(inst);
 }
 
@@ -132,21 +138,36 @@ static int watch_exit(struct driver_instance *inst, struct duet_err *err)
     return 0;
 }
 
-static void free_when_closed(uv_handle_t *h)
+static void on_watch_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct driver_instance *inst = h->data;
+    inst->watch_closing = false;
+    if (inst->free_pending)
+        free(inst);
+}
+
+/* Closes the exit watch; must come before the pidfd it polls is closed.
+ * libuv takes the fd out of epoll when the handle closes, and by then a
+ * closed pidfd's number may belong to somebody else (an API client's
+ * socket, which would stop hearing from its peer). */
+static void unwatch(struct driver_instance *inst)
+{
+    if (!inst->watching)
+        return;
+    inst->watching = false;
+    inst->watch_closing = true;
+    inst->watch.data = inst;
+    uv_close((uv_handle_t *)&inst->watch, on_watch_closed);
 }
 
 /* Frees inst once its poll handle (if any) is closed. */
 static void instance_free(struct driver_instance *inst)
 {
-    if (inst->watching) {
-        inst->watching = false;
-        inst->watch.data = inst;
-        uv_close((uv_handle_t *)&inst->watch, free_when_closed);
-    } else {
+    unwatch(inst);
+    if (inst->watch_closing)
+        inst->free_pending = true;
+    else
         free(inst);
-    }
 }
 
 static void after_work(struct opq_item *it, int status)
@@ -159,6 +180,7 @@ static void after_work(struct opq_item *it, int status)
         duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
         free(op);
         opq_drain(&inst->q, &gone);
+        unwatch(inst);
         if (inst->c)
             container_release(inst->c);
         inst->c = NULL;
@@ -324,8 +346,7 @@ static int ct_destroy(struct driver *drv, struct driver_instance *inst, driver_d
                       struct duet_err *err)
 {
     (void)drv;
-    if (inst->watching)
-        uv_poll_stop(&inst->watch);
+    unwatch(inst);   /* before the destroy closes the pidfd */
     return queue(inst, op_new(OP_DESTROY, done, opaque), err);
 }
 
@@ -338,6 +359,7 @@ static void ct_release(struct driver *drv, struct driver_instance *inst)
         inst->on_exit = NULL;
         return;
     }
+    unwatch(inst);   /* before the release closes the pidfd */
     if (inst->c)
         container_release(inst->c);
     inst->c = NULL;
@@ -441,6 +463,25 @@ static int ct_exec(struct driver *drv, struct driver_instance *inst, const char 
     return queue(inst, op, err);
 }
 
+static int ct_netns(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c || inst->c->pidfd < 0 || inst->status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, ESRCH, "workload %s is not running", inst->spec->name);
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)inst->c->pid);
+    *fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return duet_err_sys(err, "workload %s: cannot open %s", inst->spec->name, p);
+    /* Still alive after the open: the pid was not reused, the namespace is its own. */
+    if (syscall(SYS_pidfd_send_signal, inst->c->pidfd, 0, NULL, 0) < 0) {
+        close(*fd);
+        *fd = -1;
+        return duet_err_set(err, ESRCH, "workload %s has exited", inst->spec->name);
+    }
+    return 0;
+}
+
 struct driver *container_driver_new(const char *init_path, const char *cgroup_root)
 {
     struct driver *drv = calloc(1, sizeof(*drv));
@@ -466,9 +507,22 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
         .recover = ct_recover,
         .logs = ct_logs,
         .exec = ct_exec,
+        .netns = ct_netns,
         .priv = p,
     };
     return drv;
+}
+
+const char *container_driver_cgroup_dir(struct driver *drv, char *buf, size_t len)
+{
+    struct ct_priv *p = priv(drv);
+    if (!p->open) {
+        snprintf(buf, len, "%s", "");
+        return buf;
+    }
+    const struct cgroup_layout *l = &p->rt.cgroup;
+    snprintf(buf, len, "%s%s/%s", l->root, l->version == 1 ? "/pids" : "", p->rt.cgroup_parent);
+    return buf;
 }
 
 void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t size)

@@ -19,6 +19,10 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
@@ -51,7 +55,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_ATTACH] = "moving the container into its cgroup",
     [STEP_SYNC] = "waiting for the parent",
     [STEP_CGROUPNS] = "creating the cgroup namespace",
-    [STEP_HOSTNAME] = "setting the hostname",
+    [STEP_HOSTNAME] = "setting the hostname and bringing up loopback",
     [STEP_MOUNT_PRIVATE] = "making mounts private",
     [STEP_OVERLAY] = "mounting the root",
     [STEP_PROC_DEV_SYS] = "mounting /proc, /dev and /sys",
@@ -221,6 +225,27 @@ static int write_state(const struct container *c, struct duet_err *err)
 
 /* ---- prepare ---------------------------------------------------------- */
 
+/* What a daemon killed during a create or a start left under this name:
+ * a container whose process still runs is refused, anything else is
+ * removed, so a create after a crash starts clean. */
+static int clear_stale(struct container_runtime *rt, const char *name, const char *dir, const char *cgroup,
+                       struct duet_err *err)
+{
+    struct container *old = NULL;
+    struct duet_err ignored = {0};
+    if (container_recover(rt, name, &old, &ignored) == 0) {
+        if (old->pidfd >= 0) {
+            container_release(old);
+            return duet_err_set(err, EEXIST, "container %s is already running (state in %s); delete it first", name,
+                                dir);
+        }
+        return container_destroy(old, err);
+    }
+    if (cgroup_destroy(&rt->cgroup, cgroup, err) < 0)
+        return -1;
+    return duet_remove_tree(dir, err);
+}
+
 int container_prepare(struct container_runtime *rt, const struct container_config *cfg, struct container **out,
                       struct duet_err *err)
 {
@@ -281,12 +306,17 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
         free(c);
         return duet_err_set(err, EIO, "container %s: %s: injected failure", w->name, step_names[STEP_STATE_DIR]);
     }
-    if (mkdir(c->dir, 0700) < 0) {
+    int mk = mkdir(c->dir, 0700);
+    if (mk < 0 && errno == EEXIST) {
+        if (clear_stale(rt, w->name, c->dir, c->cgroup, err) < 0) {
+            free(c);
+            return -1;
+        }
+        mk = mkdir(c->dir, 0700);
+    }
+    if (mk < 0) {
         int e = errno;
         free(c);
-        if (e == EEXIST)
-            return duet_err_set(err, EEXIST, "container %s already exists in %s; destroy it first", w->name,
-                                rt->state_dir);
         errno = e;
         return duet_err_sys(err, "container %s: cannot create %s/%s", w->name, rt->state_dir, w->name);
     }
@@ -330,7 +360,16 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
         goto fail_dir;
     }
     struct cgroup_limits lim = {.memory = w->resources.memory, .cpus = w->resources.cpus, .pids = w->resources.pids};
-    if (cgroup_create(&rt->cgroup, c->cgroup, &lim, err) < 0) {
+    int cg = cgroup_create(&rt->cgroup, c->cgroup, &lim, err);
+    if (cg < 0 && err->code == EEXIST) {
+        /* Ours by its name (the parent is this state dir's), yet no state
+         * directory knew it: left by a runtime whose state was removed.
+         * Whatever still runs in it is an orphan of ours. */
+        struct duet_err ignored = {0};
+        if (cgroup_destroy(&rt->cgroup, c->cgroup, &ignored) == 0)
+            cg = cgroup_create(&rt->cgroup, c->cgroup, &lim, err);
+    }
+    if (cg < 0) {
         duet_err_prefix(err, "container %s: %s", w->name, step_names[STEP_CGROUP]);
         goto fail_dir;
     }
@@ -423,11 +462,36 @@ static int attach_lower(int tree, const char *where, const char **what)
 }
 
 /* Runs in the new namespaces, as pid 1; never returns. */
+/* A new network namespace starts with lo down; every runtime brings it up,
+ * and workloads (and TCP health checks) expect 127.0.0.1 to work. */
+static int loopback_up(const char **what)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, "lo", 3);
+    int rc = fd < 0 ? -1 : ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        *what = "bringing up the loopback interface";
+    return rc;
+}
+
 static _Noreturn void child_main(const struct child_args *a)
 {
     const struct workload_spec *w = a->spec;
     const char *what = NULL;
     int tree = -1;
+    /* Until the parent says go, its death must end this half-built
+     * container: otherwise it would wait for ever, holding copies of the
+     * parent's fds (the API socket among them) and its siblings' setup
+     * pipes.  Cleared once the go came, so the workload outlives duetd. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* In a user namespace nothing can be built before the parent has
      * written the id maps and handed over the idmapped image. */
     if (a->userns) {
@@ -437,6 +501,7 @@ static _Noreturn void child_main(const struct child_args *a)
         CHECK(STEP_SYNC, (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) ? (what = "becoming root in the user namespace", -1) : 0);
     }
     CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
+    CHECK(STEP_HOSTNAME, loopback_up(&what));
     CHECK(STEP_MOUNT_PRIVATE, mounts_make_private(&what));
     if (a->userns) {
         CHECK(STEP_OVERLAY, attach_lower(tree, a->lower, &what));
@@ -453,6 +518,7 @@ static _Noreturn void child_main(const struct child_args *a)
     if (!a->userns)
         CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
     CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
+    prctl(PR_SET_PDEATHSIG, 0);
     close(rootfd);
     CHECK(STEP_CAPS, container_caps_apply(a->rt->caps, a->rt->last_cap));
     /* An empty program means no filter: only the tests' control runs, which

@@ -1200,6 +1200,14 @@ bool vm_driver_uses_kvm(struct driver *drv)
     return use_kvm(priv(drv));
 }
 
+static int vm_netns(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
+{
+    (void)drv;
+    *fd = -1;
+    return duet_err_set(err, ENOTSUP, "VM %s: its network is inside the guest; duet cannot enter it",
+                        inst->spec->name);
+}
+
 struct driver *vm_driver_new(const struct vm_driver_options *opt)
 {
     struct driver *drv = calloc(1, sizeof(*drv));
@@ -1235,6 +1243,7 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .recover = vm_recover,
         .logs = vm_logs,
         .exec = vm_exec,
+        .netns = vm_netns,
         .priv = p,
     };
     return drv;

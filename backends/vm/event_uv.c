@@ -16,6 +16,8 @@
 #include "event_uv.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,7 +36,8 @@ struct watch {
         uv_poll_t poll;
         uv_timer_t timer;
     } h;
-    int fd;
+    int fd;                         /* libvirt's */
+    int own_fd;                     /* our duplicate, the one libuv polls */
     int events;                     /* handle: VIR_EVENT_HANDLE_* wanted */
     int freq;                       /* timer: ms; 0 every iteration; -1 off */
     virEventHandleCallback hcb;
@@ -90,6 +93,8 @@ static int to_uv(int events)
 static void on_closed(uv_handle_t *h)
 {
     struct watch *w = h->data;
+    if (w->own_fd >= 0)
+        close(w->own_fd);
     pthread_mutex_lock(&reg.lock);
     reg.v[w->id - 1] = NULL;
     pthread_mutex_unlock(&reg.lock);
@@ -135,7 +140,7 @@ static struct watch *apply(struct watch *w)
         return w;
     }
     if (!w->live) {
-        int rc = w->is_timer ? uv_timer_init(reg.loop, &w->h.timer) : uv_poll_init(reg.loop, &w->h.poll, w->fd);
+        int rc = w->is_timer ? uv_timer_init(reg.loop, &w->h.timer) : uv_poll_init(reg.loop, &w->h.poll, w->own_fd);
         if (rc < 0)
             return NULL;     /* an fd libuv cannot watch: libvirt's call already succeeded; nothing to do */
         w->h.poll.data = w;  /* same offset for both members */
@@ -166,6 +171,8 @@ static void apply_all(void)
             more = reg.v[i] && reg.v[i]->dirty;
         pthread_mutex_unlock(&reg.lock);
         if (dead) {
+            if (dead->own_fd >= 0)
+                close(dead->own_fd);
             if (dead->ff)
                 dead->ff(dead->opaque);
             free(dead);
@@ -228,6 +235,12 @@ static int add_watch(bool timer, int fd, int value, virEventHandleCallback hcb, 
     pthread_mutex_lock(&reg.lock);
     struct watch *w = watch_new(timer);
     w->fd = fd;
+    /* libvirt may close its fd as soon as it removed the watch, from any
+     * thread, before the loop thread has closed the handle; libuv takes
+     * the handle's fd out of epoll only then, and a closed fd's number may
+     * be somebody else's by that time.  Polling a duplicate that only we
+     * close makes that harmless. */
+    w->own_fd = timer ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (timer)
         w->freq = value;
     else

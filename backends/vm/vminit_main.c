@@ -26,6 +26,9 @@
  * with nothing but a console.
  */
 #include <dirent.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -209,6 +212,22 @@ static bool power_pressed(int fd)
     return false;
 }
 
+/* The guest's loopback, up as in a container: workloads expect 127.0.0.1. */
+static void loopback_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+            say("cannot bring up lo", NULL);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 static void run_child(struct spec *s, const sigset_t *old)
 {
     sigprocmask(SIG_SETMASK, old, NULL);
@@ -268,6 +287,7 @@ int main(void)
     }
     s.envp[s.envc] = NULL;
     load_modules();
+    loopback_up();
 
     wait_for(s.root);
     if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)

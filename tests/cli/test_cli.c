@@ -133,11 +133,21 @@ Test(cli, help_for_each_verb)
     run_free(&r);
 }
 
-Test(cli, daemon_verbs_are_refused_clearly)
+Test(cli, daemon_unreachable_is_exit_3)
 {
-    struct run r = RUN("apply", "-f", "x.yaml");
-    cr_expect_eq(r.status, 2);
-    cr_expect(strstr(r.err, "needs the duetd daemon"), "%s", r.err);
+    static const char *const verbs[] = {"get", "describe", "logs", "events", "delete"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        struct run r = strcmp(verbs[i], "get") == 0 || strcmp(verbs[i], "events") == 0
+                           ? RUN(verbs[i], "--socket", "/nonexistent/duet.sock")
+                           : RUN(verbs[i], "--socket", "/nonexistent/duet.sock", "web");
+        cr_expect_eq(r.status, 3, "%s: %d %s", verbs[i], r.status, r.err);
+        cr_expect(strstr(r.err, "cannot connect to duetd at /nonexistent/duet.sock; is it running?"), "%s", r.err);
+        run_free(&r);
+    }
+    /* apply checks the manifests first, without a daemon */
+    struct run r = RUN("apply", "-f", "x.yaml", "--socket", "/nonexistent/duet.sock");
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "x.yaml: error: cannot read"), "%s", r.err);
     run_free(&r);
 }
 

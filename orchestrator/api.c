@@ -1,0 +1,1002 @@
+/*
+ * api.c - the /v1 routes of duetd's API (docs/api.md).
+ *
+ * Handlers run on the loop thread and never block: what takes time (a
+ * workload's exit for `run`, an exec, a log follower) keeps a reference to
+ * the connection and answers later.  Every error is {"error": "..."} with
+ * a 4xx status for what the client can fix and 5xx for what it cannot.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "container.h"
+#include "daemon.h"
+#include "placement.h"
+#include "specjson.h"
+
+#ifndef DUET_VERSION
+#define DUET_VERSION "0.1.0"
+#endif
+
+#define EXEC_OUTPUT_MAX (4u << 20)
+#define LOG_FOLLOW_POLL_MS 200
+#define EVENTS_DEFAULT_LIMIT 1000
+
+/* ---- JSON helpers ------------------------------------------------------------ */
+
+/* JSON strings must be UTF-8: anything else (a binary log line) is
+ * replaced byte by byte with U+FFFD. */
+static json_t *json_text(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    if (j)
+        return j;
+    char *o = malloc(n * 3 + 1);
+    if (!o)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        json_t *probe = len && i + len <= n && c ? json_stringn(s + i, len) : NULL;
+        if (probe) {
+            json_decref(probe);
+            memcpy(o + k, s + i, len);
+            k += len;
+            i += len;
+        } else {
+            memcpy(o + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        }
+    }
+    j = json_stringn(o, k);
+    free(o);
+    return j;
+}
+
+static json_t *json_ms_or_null(int64_t ms)
+{
+    return ms > 0 ? json_integer(ms) : json_null();
+}
+
+json_t *api_wl_json(const struct wl *w, bool detail)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(w->name));
+    json_object_set_new(j, "role", json_string(wl_role_name(w->spec->role)));
+    json_object_set_new(j, "backend", json_string(backend_kind_name(w->backend)));
+    json_object_set_new(j, "state", json_string(wl_state_name(w)));
+    json_object_set_new(j, "phase", json_string(wl_phase_name(w->phase)));
+    json_object_set_new(j, "health", json_string(wl_health_name(w->health)));
+    json_object_set_new(j, "ready", json_boolean(wl_ready(w)));
+    json_object_set_new(j, "generation", json_integer(w->gen));
+    json_object_set_new(j, "restarts", json_integer(w->restarts));
+    json_object_set_new(j, "restart_policy", json_string(wl_restart_name(w->spec->restart)));
+    json_object_set_new(j, "created_at", json_ms_or_null(w->created_at));
+    json_object_set_new(j, "started_at", json_ms_or_null(w->started_at));
+    json_object_set_new(j, "exited_at", json_ms_or_null(w->exited_at));
+    if (w->exited_at > 0) {
+        json_t *e = json_object();
+        json_object_set_new(e, "code", json_integer(w->last_exit));
+        json_object_set_new(e, "signal", json_integer(w->last_signal));
+        json_object_set_new(j, "last_exit", e);
+    } else {
+        json_object_set_new(j, "last_exit", json_null());
+    }
+    json_object_set_new(j, "message", w->message ? json_string(w->message) : json_null());
+    if (!detail)
+        return j;
+    json_object_set_new(j, "spec", json_loads(w->spec_json, 0, NULL));
+    json_object_set_new(j, "placement", json_loads(w->placement_json, 0, NULL));
+    json_object_set_new(j, "health_message", w->health_msg ? json_string(w->health_msg) : json_null());
+    json_object_set_new(j, "crashloop", json_boolean(w->crashloop));
+    json_t *inst = json_null();
+    if (w->inst) {
+        inst = json_object();
+        json_object_set_new(inst, "backend", json_string(backend_kind_name(w->inst_backend)));
+        json_object_set_new(inst, "generation", json_integer(w->inst_gen));
+        json_object_set_new(inst, "handle", json_string(w->handle));
+        json_object_set_new(inst, "running", json_boolean(w->inst_running));
+        struct driver *drv = w->d->drv[w->inst_backend];
+        struct driver_stats st;
+        struct duet_err err = {0};
+        if (w->inst_running && drv->stats(drv, w->inst, &st, &err) == 0) {
+            json_t *s = json_object();
+            json_object_set_new(s, "cpu_ns", json_integer((json_int_t)st.cpu_ns));
+            json_object_set_new(s, "memory_bytes", json_integer((json_int_t)st.memory_bytes));
+            json_object_set_new(s, "memory_limit", json_integer((json_int_t)st.memory_limit));
+            json_object_set_new(s, "pids", json_integer((json_int_t)st.pids));
+            json_object_set_new(inst, "stats", s);
+        }
+    }
+    json_object_set_new(j, "instance", inst);
+    return j;
+}
+
+static void add_event(void *opaque, const struct store_event *e)
+{
+    json_t *a = opaque;
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer(e->id));
+    json_object_set_new(j, "time", json_integer(e->ts));
+    json_object_set_new(j, "workload", e->workload ? json_string(e->workload) : json_null());
+    json_object_set_new(j, "type", json_string(e->type));
+    json_object_set_new(j, "message", json_text(e->message, strlen(e->message)));
+    json_array_append_new(a, j);
+}
+
+static struct wl *find(struct daemon *d, struct http_conn *c, const char *name)
+{
+    struct wl *w = strmap_get(&d->wls, name);
+    if (!w)
+        http_respond_error(c, 404, "no workload named \"%.*s\"; duet get lists them", 63, name);
+    return w;
+}
+
+/* ---- GET /v1/workloads[/NAME] ---------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+    const struct wl *x = *(struct wl *const *)a, *y = *(struct wl *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static void get_workloads(struct daemon *d, struct http_conn *c)
+{
+    struct wl **v = malloc((d->wls.len + 1) * sizeof(*v));
+    if (!v)
+        abort();
+    size_t n = 0;
+    for (size_t i = 0; i < d->wls.cap; i++)
+        if (d->wls.slots[i].key && d->wls.slots[i].val)
+            v[n++] = d->wls.slots[i].val;
+    qsort(v, n, sizeof(*v), by_name);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, api_wl_json(v[i], false));
+    free(v);
+    json_t *j = json_object();
+    json_object_set_new(j, "workloads", a);
+    http_respond_json(c, 200, j);
+}
+
+static void get_workload(struct daemon *d, struct http_conn *c, const char *name)
+{
+    struct wl *w = find(d, c, name);
+    if (!w)
+        return;
+    json_t *j = api_wl_json(w, true);
+    json_t *ev = json_array();
+    struct duet_err err = {0};
+    store_events(d->store, 0, w->name, DUETD_EVENTS_RECENT, add_event, ev, &err);
+    /* newest first from the store; oldest first for the reader */
+    json_t *ordered = json_array();
+    for (size_t i = json_array_size(ev); i-- > 0;)
+        json_array_append(ordered, json_array_get(ev, i));
+    json_decref(ev);
+    json_object_set_new(j, "events", ordered);
+    http_respond_json(c, 200, j);
+}
+
+/* ---- DELETE /v1/workloads/NAME ------------------------------------------------ */
+
+static void delete_workload(struct daemon *d, struct http_conn *c, const char *name)
+{
+    struct wl *w = find(d, c, name);
+    if (!w)
+        return;
+    if (!w->deleted) {
+        w->deleted = true;
+        wl_save(w);
+        daemon_event(d, w->name, "delete", "deletion requested");
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "deleted", json_string(w->name));
+    http_respond_json(c, 202, j);
+    wl_reconcile(w);
+}
+
+/* ---- POST /v1/apply ------------------------------------------------------------ */
+
+struct apply_change {
+    const char *name;
+    const char *action;            /* create, replace, unchanged, delete */
+    const struct placement *pl;    /* NULL for delete */
+    char *json;                    /* canonical spec (create/replace) */
+};
+
+static json_t *placement_json(const struct placement *pl)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "backend", json_string(backend_kind_name(pl->backend)));
+    json_t *r = json_array();
+    for (size_t i = 0; i < pl->n_reasons; i++)
+        json_array_append_new(r, json_string(pl->reasons[i]));
+    json_object_set_new(j, "reasons", r);
+    json_t *ro = json_object();
+    for (int b = 0; b < BACKEND_COUNT; b++)
+        if (pl->ruled_out[b])
+            json_object_set_new(ro, backend_kind_name((enum backend_kind)b), json_string(pl->ruled_out[b]));
+    json_object_set_new(j, "ruled_out", ro);
+    json_object_set_new(j, "start_order", json_integer(pl->start_order));
+    return j;
+}
+
+static json_t *diags_json(const struct diag_list *dl)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < dl->n; i++) {
+        char line[2048];
+        snprintf(line, sizeof(line), "%s:%u:%u: error: %s", dl->v[i].file, dl->v[i].line, dl->v[i].col,
+                 dl->v[i].msg);
+        json_array_append_new(a, json_text(line, strlen(line)));
+    }
+    return a;
+}
+
+/* Loads the canonical texts of the given specs as one set. */
+static struct manifest_set *load_specs(char **texts, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(texts[i]) + 5;
+    char *buf = malloc(len + 1);
+    if (!buf)
+        abort();
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(buf + o, "---\n%s\n", texts[i]);
+    struct manifest_set *set = manifest_set_new();
+    manifest_set_load_buffer(set, "duetd-store", buf, o);
+    free(buf);
+    return set;
+}
+
+/* Gives w the spec `json`, placed as pl, from group g. */
+static void wl_assign(struct wl *w, struct spec_group *g, const struct workload_spec *spec, char *json,
+                      const struct placement *pl)
+{
+    if (w->grp)
+        spec_group_unref(w->grp);
+    w->grp = g;
+    g->refs++;
+    w->spec = spec;
+    free(w->spec_json);
+    w->spec_json = json;
+    w->gen++;
+    w->backend = pl->backend;
+    json_t *pj = placement_json(pl);
+    free(w->placement_json);
+    w->placement_json = json_dumps(pj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(pj);
+    w->deleted = false;
+    w->restarts = 0;
+    w->quick_failures = 0;
+    w->crashloop = false;
+    free(w->message);
+    w->message = NULL;
+    if (w->phase == PH_EXITED || w->phase == PH_BACKOFF)
+        w->phase = PH_PENDING;
+}
+
+static void apply(struct daemon *d, struct http_conn *c, const struct http_request *req)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+    json_t *files = body ? json_object_get(body, "files") : NULL;
+    if (!body || !json_is_array(files)) {
+        json_decref(body);
+        http_respond_error(c, 400, "apply wants {\"files\": [{\"name\": ..., \"content\": ...}]}: %s",
+                           body ? "no files array" : jerr.text);
+        return;
+    }
+    bool prune = json_is_true(json_object_get(body, "prune"));
+    bool dry_run = json_is_true(json_object_get(body, "dryRun"));
+
+    struct manifest_set *set = manifest_set_new();
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        json_t *content = json_object_get(f, "content");
+        if (!name || !json_is_string(content)) {
+            manifest_set_free(set);
+            json_decref(body);
+            http_respond_error(c, 400, "files[%zu] needs a name and a content string", i);
+            return;
+        }
+        manifest_set_load_buffer(set, name, json_string_value(content), json_string_length(content));
+    }
+    json_decref(body);
+    if (set->host && manifest_set_ok(set)) {
+        diag_add(&set->diags, set->host->pos.file, set->host->pos.line, set->host->pos.col,
+                 "kind: Host describes a machine to plan for (duet plan); duetd runs workloads on the machine it "
+                 "runs on: leave it out of apply");
+    }
+    if (set->n_workloads == 0 && manifest_set_ok(set))
+        diag_add(&set->diags, "apply", 0, 0, "no Workload documents in the files given");
+    /* The rest of the fleet takes part in the checks (dependsOn) and in the
+     * capacity the plan counts, unless pruned. */
+    struct strmap in_files;
+    strmap_init(&in_files);
+    for (size_t k = 0; k < set->n_workloads; k++)
+        strmap_put(&in_files, set->workloads[k]->name, set->workloads[k]);
+    char **kept = malloc((d->wls.len + 1) * sizeof(*kept));
+    size_t n_kept = 0;
+    if (!kept)
+        abort();
+    for (size_t k = 0; k < d->wls.cap; k++) {
+        struct wl *w = d->wls.slots[k].key ? d->wls.slots[k].val : NULL;
+        if (!w || w->deleted || strmap_get(&in_files, w->name) || (prune && !w->rm))
+            continue;
+        kept[n_kept++] = w->spec_json;
+    }
+    if (manifest_set_ok(set) && n_kept) {
+        size_t len = 0;
+        for (size_t k = 0; k < n_kept; k++)
+            len += strlen(kept[k]) + 5;
+        char *buf = malloc(len + 1);
+        if (!buf)
+            abort();
+        size_t o = 0;
+        for (size_t k = 0; k < n_kept; k++)
+            o += (size_t)sprintf(buf + o, "---\n%s\n", kept[k]);
+        manifest_set_load_buffer(set, "(applied earlier)", buf, o);
+        free(buf);
+    }
+    free(kept);
+    if (manifest_set_ok(set))
+        manifest_set_validate(set);
+    if (!manifest_set_ok(set))
+        strmap_free(&in_files);
+    if (!manifest_set_ok(set)) {
+        diag_sort(&set->diags);
+        json_t *j = json_object();
+        json_object_set_new(j, "error", json_string("the manifests have errors; nothing was changed"));
+        json_object_set_new(j, "diagnostics", diags_json(&set->diags));
+        manifest_set_free(set);
+        http_respond_json(c, 422, j);
+        return;
+    }
+
+    struct plan *plan = plan_new(set, &d->host);
+    if (plan->n_unplaceable) {
+        json_t *u = json_array();
+        for (size_t k = 0; k < plan->n; k++) {
+            const struct placement *pl = &plan->items[k];
+            if (pl->placed)
+                continue;
+            json_t *x = json_object();
+            json_object_set_new(x, "name", json_string(pl->w->name));
+            json_object_set_new(x, "reason", json_string(pl->unplaceable));
+            json_array_append_new(u, x);
+        }
+        json_t *j = json_object();
+        json_object_set_new(j, "error", json_string("some workloads fit nowhere on this host; nothing was changed"));
+        json_object_set_new(j, "unplaceable", u);
+        strmap_free(&in_files);
+        plan_free(plan);
+        manifest_set_free(set);
+        http_respond_json(c, 422, j);
+        return;
+    }
+
+    /* The diff: what the files change, in start order. */
+    size_t cap = plan->n + d->wls.len + 1;
+    struct apply_change *ch = calloc(cap, sizeof(*ch));
+    if (!ch)
+        abort();
+    size_t n_ch = 0;
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct placement *pl = &plan->items[k];
+        const struct workload_spec *w = pl->w;
+        if (strcmp(w->pos.file, "(applied earlier)") == 0)
+            continue;
+        struct wl *cur = strmap_get(&d->wls, w->name);
+        char *json = specjson_text(w);
+        const char *action = "create";
+        if (cur && !cur->deleted)
+            action = strcmp(cur->spec_json, json) == 0 && !cur->rm ? "unchanged" : "replace";
+        ch[n_ch++] = (struct apply_change){.name = w->name, .action = action, .pl = pl, .json = json};
+    }
+    if (prune) {
+        for (size_t k = 0; k < d->wls.cap; k++) {
+            struct wl *w = d->wls.slots[k].key ? d->wls.slots[k].val : NULL;
+            if (w && !w->deleted && !w->rm && !strmap_get(&in_files, w->name))
+                ch[n_ch++] = (struct apply_change){.name = w->name, .action = "delete"};
+        }
+    }
+
+    json_t *out = json_array();
+    for (size_t k = 0; k < n_ch; k++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "name", json_string(ch[k].name));
+        json_object_set_new(x, "action", json_string(ch[k].action));
+        if (ch[k].pl) {
+            json_t *pj = placement_json(ch[k].pl);
+            json_object_update(x, pj);
+            json_decref(pj);
+        }
+        json_array_append_new(out, x);
+    }
+
+    if (!dry_run) {
+        /* The changed specs are loaded once more on their own, so the set
+         * kept alive holds only what the workloads use. */
+        char **texts = malloc((n_ch + 1) * sizeof(*texts));
+        size_t n_texts = 0;
+        if (!texts)
+            abort();
+        for (size_t k = 0; k < n_ch; k++)
+            if (ch[k].json && strcmp(ch[k].action, "unchanged") != 0)
+                texts[n_texts++] = ch[k].json;
+        struct spec_group *g = calloc(1, sizeof(*g));
+        if (!g)
+            abort();
+        g->set = n_texts ? load_specs(texts, n_texts) : manifest_set_new();
+        free(texts);
+        struct duet_err err = {0};
+        store_begin(d->store, &err);
+        for (size_t k = 0; k < n_ch; k++) {
+            struct wl *w = strmap_get(&d->wls, ch[k].name);
+            if (strcmp(ch[k].action, "delete") == 0) {
+                w->deleted = true;
+                wl_save(w);
+                continue;
+            }
+            if (strcmp(ch[k].action, "unchanged") == 0)
+                continue;
+            if (!w)
+                w = wl_new(d, ch[k].name);
+            w->rm = false;
+            const struct workload_spec *spec = NULL;
+            for (size_t x = 0; x < g->set->n_workloads && !spec; x++)
+                if (strcmp(g->set->workloads[x]->name, ch[k].name) == 0)
+                    spec = g->set->workloads[x];
+            wl_assign(w, g, spec, steal_ptr(&ch[k].json), ch[k].pl);
+            wl_save(w);
+        }
+        if (store_commit(d->store, &err) < 0)
+            store_rollback(d->store);
+        g->refs++;
+        spec_group_unref(g);   /* freed here when nothing changed */
+        size_t counts[4] = {0};
+        for (size_t k = 0; k < n_ch; k++)
+            counts[ch[k].action[0] == 'c' ? 0 : ch[k].action[0] == 'r' ? 1 : ch[k].action[0] == 'd' ? 2 : 3]++;
+        daemon_event(d, NULL, "applied", "%zu created, %zu replaced, %zu deleted, %zu unchanged", counts[0],
+                     counts[1], counts[2], counts[3]);
+    }
+    for (size_t k = 0; k < n_ch; k++)
+        free(ch[k].json);
+    free(ch);
+    strmap_free(&in_files);
+    plan_free(plan);
+    manifest_set_free(set);
+
+    json_t *j = json_object();
+    json_object_set_new(j, "dryRun", json_boolean(dry_run));
+    json_object_set_new(j, "changes", out);
+    http_respond_json(c, 200, j);
+    if (!dry_run) {
+        for (size_t k = 0; k < d->wls.cap; k++) {
+            struct wl *w = d->wls.slots[k].key ? d->wls.slots[k].val : NULL;
+            if (w)
+                wl_reconcile(w);
+        }
+    }
+}
+
+/* ---- POST /v1/run ---------------------------------------------------------------- */
+
+static void run(struct daemon *d, struct http_conn *c, const struct http_request *req)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        http_respond_error(c, 400, "run wants a JSON object: %s", jerr.text);
+        return;
+    }
+    /* The request is a Workload document in JSON, as apply would take it;
+     * only its name may be left out. */
+    json_t *doc = json_object_get(body, "workload");
+    bool rm = json_is_true(json_object_get(body, "rm"));
+    if (!json_is_object(doc)) {
+        json_decref(body);
+        http_respond_error(c, 400, "run wants {\"workload\": {...a Workload document...}, \"rm\": bool}");
+        return;
+    }
+    json_t *meta = json_object_get(doc, "metadata");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(doc, "metadata", meta);
+    }
+    char name[64];
+    const char *given = json_string_value(json_object_get(meta, "name"));
+    if (given) {
+        snprintf(name, sizeof(name), "%s", given);
+    } else {
+        do
+            snprintf(name, sizeof(name), "run-%" PRIx64 "%03x", now_ms() % 0xfffffff, ++d->run_seq % 0xfff);
+        while (strmap_get(&d->wls, name));
+        json_object_set_new(meta, "name", json_string(name));
+    }
+    json_object_set_new(doc, "apiVersion", json_string(DUET_API_VERSION));
+    json_object_set_new(doc, "kind", json_string("Workload"));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(body);
+    struct manifest_set *set = manifest_set_new();
+    manifest_set_load_buffer(set, "run", text, strlen(text));
+    free(text);
+    if (manifest_set_ok(set))
+        manifest_set_validate(set);
+    if (manifest_set_ok(set) && strmap_get(&d->wls, name))
+        diag_add(&set->diags, "run", 0, 0, "a workload named %s exists already; pick another name or delete it",
+                 name);
+    if (manifest_set_ok(set) && set->workloads[0]->n_depends_on)
+        diag_add(&set->diags, "run", 0, 0, "duet run takes no dependsOn; use apply");
+    if (!manifest_set_ok(set)) {
+        json_t *j = json_object();
+        json_object_set_new(j, "error", json_string("the workload is not valid; nothing was run"));
+        json_object_set_new(j, "diagnostics", diags_json(&set->diags));
+        manifest_set_free(set);
+        http_respond_json(c, 422, j);
+        return;
+    }
+    struct plan *plan = plan_new(set, &d->host);
+    const struct placement *pl = &plan->items[0];
+    if (!pl->placed) {
+        http_respond_error(c, 422, "%s fits nowhere on this host: %s", name, pl->unplaceable);
+        plan_free(plan);
+        manifest_set_free(set);
+        return;
+    }
+    struct spec_group *g = calloc(1, sizeof(*g));
+    if (!g)
+        abort();
+    g->set = set;
+    struct wl *w = wl_new(d, name);
+    w->rm = rm;
+    wl_assign(w, g, set->workloads[0], specjson_text(set->workloads[0]), pl);
+    plan_free(plan);
+    wl_save(w);
+    daemon_event(d, w->name, "run", "ad-hoc workload as a %s%s", backend_kind_name(w->backend),
+                 rm ? ", removed when it ends" : "");
+    http_conn_ref(c);
+    w->waiter = c;
+    wl_reconcile(w);
+}
+
+/* ---- logs ------------------------------------------------------------------------ */
+
+struct log_follow {
+    struct wl *w;
+    struct driver_instance *inst;
+    struct http_conn *c;
+    int fd;
+    uv_timer_t timer;
+};
+
+static void follow_closed(uv_handle_t *h)
+{
+    struct log_follow *f = h->data;
+    close(f->fd);
+    http_conn_unref(f->c);
+    wl_unref(f->w);
+    free(f);
+}
+
+static void follow_end(struct log_follow *f)
+{
+    http_stream_end(f->c);
+    http_conn_on_close(f->c, NULL, NULL);
+    uv_close((uv_handle_t *)&f->timer, follow_closed);
+}
+
+/* Copies what the log holds now; false on a client gone. */
+static bool pump(struct log_follow *f)
+{
+    char buf[65536];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = read(f->fd, buf, sizeof(buf));
+        if (n <= 0)
+            return true;
+        if (!http_stream_write(f->c, buf, (size_t)n))
+            return false;
+    }
+    return true;
+}
+
+static void follow_tick(uv_timer_t *t)
+{
+    struct log_follow *f = t->data;
+    if (http_conn_closed(f->c)) {
+        follow_end(f);
+        return;
+    }
+    if (!pump(f)) {
+        follow_end(f);
+        return;
+    }
+    /* The instance this log belongs to is gone (deleted or restarted). */
+    if (f->w->inst != f->inst || f->w->deleted)
+        follow_end(f);
+}
+
+static void follow_conn_closed(void *opaque, struct http_conn *c)
+{
+    (void)c;
+    struct log_follow *f = opaque;
+    uv_timer_stop(&f->timer);
+    uv_timer_start(&f->timer, follow_tick, 0, 0);
+}
+
+static void get_logs(struct daemon *d, struct http_conn *c, const char *name, const char *query)
+{
+    struct wl *w = find(d, c, name);
+    if (!w)
+        return;
+    if (!w->inst) {
+        http_respond_error(c, 409, "%s has no instance on the host now (%s); its logs start when it does", name,
+                           wl_state_name(w));
+        return;
+    }
+    struct driver *drv = d->drv[w->inst_backend];
+    int fd;
+    struct duet_err err = {0};
+    if (drv->logs(drv, w->inst, &fd, &err) < 0) {
+        http_respond_error(c, 500, "%s", err.msg);
+        return;
+    }
+    char v[32];
+    bool follow = http_query_get(query, "follow", v, sizeof(v)) && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+    if (http_query_get(query, "tail", v, sizeof(v))) {
+        /* The last N lines: found by reading back from the end; a newline
+         * that ends the file ends the last line, it does not start one. */
+        long want = strtol(v, NULL, 10);
+        off_t end = lseek(fd, 0, SEEK_END), pos = end, start = want > 0 ? 0 : end;
+        long seen = 0;
+        char b[4096];
+        while (pos > 0 && want > 0 && seen < want) {
+            off_t step = pos > (off_t)sizeof(b) ? (off_t)sizeof(b) : pos;
+            pos -= step;
+            if (pread(fd, b, (size_t)step, pos) != step)
+                break;
+            for (off_t k = step; k-- > 0;) {
+                if (b[k] == '\n' && pos + k != end - 1 && ++seen == want) {
+                    start = pos + k + 1;
+                    break;
+                }
+            }
+        }
+        lseek(fd, start, SEEK_SET);
+    }
+    struct log_follow *f = calloc(1, sizeof(*f));
+    if (!f)
+        abort();
+    f->w = w;
+    wl_ref(w);
+    f->inst = w->inst;
+    f->c = c;
+    http_conn_ref(c);
+    f->fd = fd;
+    uv_timer_init(d->loop, &f->timer);
+    f->timer.data = f;
+    http_stream_begin(c, 200, "text/plain; charset=utf-8");
+    if (!pump(f) || !follow) {
+        follow_end(f);
+        return;
+    }
+    http_conn_on_close(c, follow_conn_closed, f);
+    uv_timer_start(&f->timer, follow_tick, LOG_FOLLOW_POLL_MS, LOG_FOLLOW_POLL_MS);
+}
+
+/* ---- exec ------------------------------------------------------------------------ */
+
+struct exec_req {
+    struct wl *w;
+    struct http_conn *c;
+    char **argv;
+    int out, err;
+};
+
+static json_t *read_all(int fd)
+{
+    off_t n = lseek(fd, 0, SEEK_END);
+    if (n < 0)
+        n = 0;
+    size_t len = (size_t)n > EXEC_OUTPUT_MAX ? EXEC_OUTPUT_MAX : (size_t)n;
+    char *b = malloc(len + 1);
+    if (!b)
+        abort();
+    ssize_t got = pread(fd, b, len, 0);
+    json_t *j = json_text(b, got > 0 ? (size_t)got : 0);
+    free(b);
+    return j;
+}
+
+static void exec_done(void *opaque, int status)
+{
+    struct exec_req *x = opaque;
+    json_t *j = json_object();
+    json_object_set_new(j, "exit_code", json_integer(status));
+    json_object_set_new(j, "stdout", read_all(x->out));
+    json_object_set_new(j, "stderr", read_all(x->err));
+    if (status < 0)
+        json_object_set_new(j, "error", json_string("the command could not be run in the container"));
+    http_respond_json(x->c, 200, j);
+    http_conn_unref(x->c);
+    wl_unref(x->w);
+    close(x->out);
+    close(x->err);
+    for (char **a = x->argv; *a; a++)
+        free(*a);
+    free(x->argv);
+    free(x);
+}
+
+static void exec_cmd(struct daemon *d, struct http_conn *c, const char *name, const struct http_request *req)
+{
+    struct wl *w = find(d, c, name);
+    if (!w)
+        return;
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *cmd = json_object_get(body, "command");
+    if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 4096) {
+        json_decref(body);
+        http_respond_error(c, 400, "exec wants {\"command\": [\"program\", \"arg\", ...]}");
+        return;
+    }
+    if (!w->inst || !w->inst_running) {
+        json_decref(body);
+        http_respond_error(c, 409, "%s is not running (%s)", name, wl_state_name(w));
+        return;
+    }
+    if (w->inst_backend != BACKEND_CONTAINER) {
+        json_decref(body);
+        http_respond_error(c, 409, "%s is a VM: exec runs commands in containers only; use its console (duet logs)",
+                           name);
+        return;
+    }
+    struct exec_req *x = calloc(1, sizeof(*x));
+    if (!x)
+        abort();
+    x->argv = calloc(json_array_size(cmd) + 1, sizeof(char *));
+    size_t i;
+    json_t *a;
+    json_array_foreach(cmd, i, a) {
+        const char *s = json_string_value(a);
+        x->argv[i] = strdup(s ? s : "");
+    }
+    json_decref(body);
+    x->out = memfd_create("duet-exec-out", MFD_CLOEXEC);
+    x->err = memfd_create("duet-exec-err", MFD_CLOEXEC);
+    x->w = w;
+    wl_ref(w);
+    x->c = c;
+    http_conn_ref(c);
+    struct duet_err err = {0};
+    struct driver *drv = d->drv[w->inst_backend];
+    if (x->out < 0 || x->err < 0 ||
+        drv->exec(drv, w->inst, (const char *const *)x->argv, x->out, x->err, exec_done, x, &err) < 0) {
+        http_respond_error(c, 409, "%s", err.msg[0] ? err.msg : "cannot make output buffers for exec");
+        x->c = c;
+        exec_done(x, -1);
+    }
+}
+
+/* ---- events ------------------------------------------------------------------------ */
+
+struct event_sub {
+    struct event_sub *next;
+    struct http_conn *c;
+    char workload[64];
+    struct daemon *d;
+};
+
+static void sub_remove(struct daemon *d, struct event_sub *s)
+{
+    for (struct event_sub **p = &d->subs; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    http_conn_on_close(s->c, NULL, NULL);
+    http_conn_unref(s->c);
+    free(s);
+}
+
+static void sub_closed(void *opaque, struct http_conn *c)
+{
+    (void)c;
+    struct event_sub *s = opaque;
+    sub_remove(s->d, s);
+}
+
+static char *event_line(int64_t id, int64_t ts, const char *workload, const char *type, const char *message)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer(id));
+    json_object_set_new(j, "time", json_integer(ts));
+    json_object_set_new(j, "workload", workload ? json_string(workload) : json_null());
+    json_object_set_new(j, "type", json_string(type));
+    json_object_set_new(j, "message", json_text(message, strlen(message)));
+    char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    size_t n = strlen(t);
+    char *o = realloc(t, n + 2);
+    if (!o)
+        abort();
+    o[n] = '\n';
+    o[n + 1] = '\0';
+    return o;
+}
+
+void api_event_publish(struct daemon *d, int64_t id, int64_t ts, const char *workload, const char *type,
+                       const char *message)
+{
+    if (!d->subs)
+        return;
+    char *line = event_line(id, ts, workload, type, message);
+    for (struct event_sub *s = d->subs, *next; s; s = next) {
+        next = s->next;
+        if (s->workload[0] && (!workload || strcmp(s->workload, workload) != 0))
+            continue;
+        if (!http_stream_write(s->c, line, strlen(line)))
+            sub_remove(d, s);
+    }
+    free(line);
+}
+
+void api_close_subscribers(struct daemon *d)
+{
+    while (d->subs) {
+        http_stream_end(d->subs->c);
+        sub_remove(d, d->subs);
+    }
+}
+
+struct events_out {
+    struct http_conn *c;
+    bool ok;
+};
+
+static void stream_event(void *opaque, const struct store_event *e)
+{
+    struct events_out *o = opaque;
+    if (!o->ok)
+        return;
+    char *line = event_line(e->id, e->ts, e->workload, e->type, e->message);
+    o->ok = http_stream_write(o->c, line, strlen(line));
+    free(line);
+}
+
+static void get_events(struct daemon *d, struct http_conn *c, const char *query)
+{
+    char v[64];
+    int64_t since = 0;
+    if (http_query_get(query, "since", v, sizeof(v)))
+        since = strtoll(v, NULL, 10);
+    char wl[64] = "";
+    if (http_query_get(query, "workload", v, sizeof(v)))
+        snprintf(wl, sizeof(wl), "%s", v);
+    bool follow = http_query_get(query, "follow", v, sizeof(v)) && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+    http_stream_begin(c, 200, "application/x-ndjson");
+    struct events_out o = {c, true};
+    struct duet_err err = {0};
+    if (wl[0]) {
+        json_t *a = json_array();
+        store_events(d->store, since, wl, EVENTS_DEFAULT_LIMIT, add_event, a, &err);
+        for (size_t i = json_array_size(a); i-- > 0 && o.ok;) {
+            json_t *e = json_array_get(a, i);
+            char *line = event_line(json_integer_value(json_object_get(e, "id")),
+                                    json_integer_value(json_object_get(e, "time")), wl,
+                                    json_string_value(json_object_get(e, "type")),
+                                    json_string_value(json_object_get(e, "message")));
+            o.ok = http_stream_write(c, line, strlen(line));
+            free(line);
+        }
+        json_decref(a);
+    } else {
+        store_events(d->store, since, NULL, INT32_MAX, stream_event, &o, &err);
+    }
+    if (!follow || !o.ok) {
+        http_stream_end(c);
+        return;
+    }
+    struct event_sub *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    s->c = c;
+    s->d = d;
+    snprintf(s->workload, sizeof(s->workload), "%s", wl);
+    http_conn_ref(c);
+    http_conn_on_close(c, sub_closed, s);
+    s->next = d->subs;
+    d->subs = s;
+}
+
+/* ---- info ------------------------------------------------------------------------- */
+
+static void get_info(struct daemon *d, struct http_conn *c)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "version", json_string(DUET_VERSION));
+    json_object_set_new(j, "pid", json_integer(getpid()));
+    json_object_set_new(j, "started_at", json_integer((json_int_t)d->started_at));
+    json_object_set_new(j, "state_dir", json_string(d->state_dir));
+    json_object_set_new(j, "workloads", json_integer((json_int_t)d->wls.len));
+    json_t *b = json_object();
+    for (int k = 0; k < BACKEND_COUNT; k++) {
+        const struct driver_caps *cp = &d->host.backend[k];
+        json_t *x = json_object();
+        json_object_set_new(x, "available", json_boolean(cp->available && d->drv_open[k]));
+        json_object_set_new(x, "description", json_string(cp->available ? cp->description : cp->unavailable_reason));
+        json_object_set_new(x, "start_ms", json_integer((json_int_t)cp->start_ms));
+        json_object_set_new(x, "measured", json_boolean(cp->measured));
+        json_object_set_new(b, backend_kind_name((enum backend_kind)k), x);
+    }
+    json_object_set_new(j, "backends", b);
+    char cg[512];
+    json_object_set_new(j, "cgroup_dir",
+                        json_string(container_driver_cgroup_dir(d->drv[BACKEND_CONTAINER], cg, sizeof(cg))));
+    http_respond_json(c, 200, j);
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+void api_handle(void *opaque, struct http_conn *c, const struct http_request *req)
+{
+    struct daemon *d = opaque;
+    const char *p = req->path;
+    bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0,
+         del = strcmp(req->method, "DELETE") == 0;
+    if (d->shutting_down) {
+        http_respond_error(c, 503, "duetd is shutting down");
+        return;
+    }
+    if (strncmp(p, "/v1/", 4) != 0) {
+        http_respond_error(c, 404, "unknown path %.200s: the API lives under /v1/ (see docs/api.md)", p);
+        return;
+    }
+    p += 4;
+    if (strcmp(p, "info") == 0 && get)
+        return get_info(d, c);
+    if (strcmp(p, "workloads") == 0 && get)
+        return get_workloads(d, c);
+    if (strcmp(p, "apply") == 0 && post)
+        return apply(d, c, req);
+    if (strcmp(p, "run") == 0 && post)
+        return run(d, c, req);
+    if (strcmp(p, "events") == 0 && get)
+        return get_events(d, c, req->query);
+    if (strncmp(p, "workloads/", 10) == 0) {
+        const char *name = p + 10;
+        const char *slash = strchr(name, '/');
+        size_t n = slash ? (size_t)(slash - name) : strlen(name);
+        char nm[64];
+        if (n == 0 || n >= sizeof(nm) || !manifest_name_valid(name, n)) {
+            http_respond_error(c, 404, "\"%.*s\" is not a workload name", (int)(n > 63 ? 63 : n), name);
+            return;
+        }
+        memcpy(nm, name, n);
+        nm[n] = '\0';
+        if (!slash && get)
+            return get_workload(d, c, nm);
+        if (!slash && del)
+            return delete_workload(d, c, nm);
+        if (slash && strcmp(slash, "/logs") == 0 && get)
+            return get_logs(d, c, nm, req->query);
+        if (slash && strcmp(slash, "/exec") == 0 && post)
+            return exec_cmd(d, c, nm, req);
+    }
+    http_respond_error(c, 404, "no route for %s /v1/%.200s (see docs/api.md)", req->method, p);
+}

@@ -1,0 +1,960 @@
+/*
+ * cli_daemon.c - the duet verbs that talk to duetd: apply, get, describe,
+ * logs, exec, delete, events, run.
+ *
+ * Each verb is one API call (docs/api.md) and a rendering of its answer.
+ * Exit codes (DESIGN.md): 0 success, 1 invalid input or refused request,
+ * 2 usage error, 3 daemon unreachable.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli_daemon.h"
+#include "client.h"
+#include "manifest.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+static const char *sock;
+
+static int unreachable(const struct duet_err *err)
+{
+    fprintf(stderr, "duet: %s\n", err->msg);
+    return EXIT_UNREACHABLE;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Prints the daemon's error answer; returns the exit code for it. */
+static int refused(int status, const char *body)
+{
+    json_t *j = json_loads(body ? body : "", 0, NULL);
+    const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    json_t *diags = j ? json_object_get(j, "diagnostics") : NULL;
+    json_t *unpl = j ? json_object_get(j, "unplaceable") : NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(diags, i, v) fprintf(stderr, "%s\n", json_string_value(v));
+    json_array_foreach(unpl, i, v)
+        fprintf(stderr, "%s: unplaceable: %s\n", json_string_value(json_object_get(v, "name")),
+                json_string_value(json_object_get(v, "reason")));
+    fprintf(stderr, "duet: %s\n", msg ? msg : (body && *body ? body : "request refused"));
+    json_decref(j);
+    return status >= 500 ? EXIT_REFUSED : EXIT_REFUSED;
+}
+
+/* GET/POST/DELETE with a JSON answer; NULL (and *rc set) on failure. */
+static json_t *call_json(const char *method, const char *path, const char *body, int *rc)
+{
+    struct client_buf b = {0};
+    struct duet_err err = {0};
+    /* run answers when its workload ends, however long that takes */
+    int timeout = strcmp(path, "/v1/run") == 0 ? 0 : CLIENT_TIMEOUT_MS;
+    int status = client_call_buf(sock, method, path, body, body ? strlen(body) : 0, &b, timeout, &err);
+    if (status < 0) {
+        *rc = unreachable(&err);
+        free(b.data);
+        return NULL;
+    }
+    if (status >= 300) {
+        *rc = refused(status, b.data);
+        free(b.data);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loads(b.data, 0, &jerr);
+    free(b.data);
+    if (!j) {
+        fprintf(stderr, "duet: duetd's answer is not JSON: %s\n", jerr.text);
+        *rc = EXIT_REFUSED;
+    }
+    return j;
+}
+
+/* ---- output helpers ----------------------------------------------------------- */
+
+static void age(char *buf, size_t len, json_t *ms)
+{
+    if (!json_is_integer(ms)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    int64_t s = ((int64_t)wall_ms() - json_integer_value(ms)) / 1000;
+    if (s < 0)
+        s = 0;
+    if (s < 120)
+        snprintf(buf, len, "%llds", (long long)s);
+    else if (s < 7200)
+        snprintf(buf, len, "%lldm", (long long)(s / 60));
+    else if (s < 172800)
+        snprintf(buf, len, "%lldh", (long long)(s / 3600));
+    else
+        snprintf(buf, len, "%lldd", (long long)(s / 86400));
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* JSON as YAML: strings stay double-quoted (valid YAML), the rest plain. */
+static void yaml_print(FILE *out, json_t *j, int indent, bool in_seq)
+{
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        bool first = true;
+        if (json_object_size(j) == 0) {
+            fprintf(out, "{}\n");
+            return;
+        }
+        json_object_foreach(j, k, v) {
+            if (!(first && in_seq))
+                fprintf(out, "%*s", indent, "");
+            first = false;
+            fprintf(out, "%s:", k);
+            if ((json_is_object(v) && json_object_size(v)) || (json_is_array(v) && json_array_size(v))) {
+                fprintf(out, "\n");
+                yaml_print(out, v, indent + 2, false);
+            } else {
+                fprintf(out, " ");
+                yaml_print(out, v, indent + 2, false);
+            }
+        }
+    } else if (json_is_array(j)) {
+        if (json_array_size(j) == 0) {
+            fprintf(out, "[]\n");
+            return;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            fprintf(out, "%*s- ", indent, "");
+            yaml_print(out, v, indent + 2, true);
+        }
+    } else {
+        char *t = json_dumps(j, JSON_ENCODE_ANY);
+        fprintf(out, "%s\n", t ? t : "null");
+        free(t);
+    }
+}
+
+static int print_json(json_t *j)
+{
+    char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", t);
+    free(t);
+    return 0;
+}
+
+/* ---- apply -------------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files apply sends: as manifest_set_load_path reads them. */
+static int add_path(json_t *files, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) {
+            fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        char **names = NULL;
+        size_t n = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t l = strlen(e->d_name);
+            if (e->d_name[0] == '.' ||
+                !((l > 5 && strcmp(e->d_name + l - 5, ".yaml") == 0) || (l > 4 && strcmp(e->d_name + l - 4, ".yml") == 0)))
+                continue;
+            names = realloc(names, (n + 1) * sizeof(*names));
+            if (asprintf(&names[n++], "%s/%s", path, e->d_name) < 0)
+                abort();
+        }
+        closedir(d);
+        qsort(names, n, sizeof(*names), cmp_str);
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0)
+                rc = add_path(files, names[i]);
+            free(names[i]);
+        }
+        free(names);
+        return rc;
+    }
+    char abs[PATH_MAX];
+    if (!realpath(path, abs)) {
+        fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    FILE *f = fopen(abs, "re");
+    if (!f) {
+        fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&data, &len);
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, got, m);
+    fclose(f);
+    fclose(m);
+    json_t *x = json_object();
+    json_object_set_new(x, "name", json_string(abs));
+    json_t *content = json_stringn(data, len);
+    free(data);
+    if (!content) {
+        json_decref(x);
+        fprintf(stderr, "duet: %s is not UTF-8 text; manifests must be UTF-8\n", path);
+        return -1;
+    }
+    json_object_set_new(x, "content", content);
+    json_array_append_new(files, x);
+    return 0;
+}
+
+/* Local check first: errors name the files as the user typed them. */
+static int validate_local(char **paths, size_t n)
+{
+    struct manifest_set *set = manifest_set_new();
+    for (size_t i = 0; i < n; i++)
+        manifest_set_load_path(set, paths[i]);
+    manifest_set_validate(set);
+    int rc = 0;
+    if (!manifest_set_ok(set)) {
+        diag_sort(&set->diags);
+        diag_print(&set->diags, stderr);
+        fprintf(stderr, "duet: %zu error%s; nothing was applied\n", diag_count(&set->diags),
+                diag_count(&set->diags) == 1 ? "" : "s");
+        rc = EXIT_REFUSED;
+    }
+    manifest_set_free(set);
+    return rc;
+}
+
+/* Polls until every named workload is ready (or ended for good). */
+static int wait_ready(json_t *names, uint64_t timeout_ms)
+{
+    uint64_t deadline = wall_ms() + timeout_ms;
+    for (;;) {
+        int rc = 0;
+        json_t *j = call_json("GET", "/v1/workloads", NULL, &rc);
+        if (!j)
+            return rc;
+        size_t waiting = 0, failed = 0, i;
+        json_t *w;
+        const char *last = NULL;
+        json_array_foreach(json_object_get(j, "workloads"), i, w) {
+            const char *name = str(w, "name");
+            bool wanted = false;
+            size_t k;
+            json_t *n;
+            json_array_foreach(names, k, n) if (strcmp(json_string_value(n), name) == 0) wanted = true;
+            if (!wanted)
+                continue;
+            const char *state = str(w, "state");
+            if (json_is_true(json_object_get(w, "ready")))
+                continue;
+            if (strcmp(state, "failed") == 0 || strcmp(state, "completed") == 0) {
+                failed += strcmp(state, "failed") == 0;
+                continue;
+            }
+            waiting++;
+            last = name;
+        }
+        char lastname[64];
+        snprintf(lastname, sizeof(lastname), "%s", last ? last : "");
+        json_decref(j);
+        if (!waiting)
+            return failed ? EXIT_REFUSED : 0;
+        if (wall_ms() > deadline) {
+            fprintf(stderr, "duet: %zu workload%s not ready after %llu s (%s among them); see duet describe\n",
+                    waiting, waiting == 1 ? "" : "s", (unsigned long long)(timeout_ms / 1000), lastname);
+            return EXIT_REFUSED;
+        }
+        usleep(200000);
+    }
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+    static const struct option opts[] = {{"filename", required_argument, NULL, 'f'},
+                                         {"prune", no_argument, NULL, 'p'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"wait", no_argument, NULL, 'w'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] =
+        "usage: duet apply -f FILE|DIR [-f ...] [--prune] [--dry-run] [--wait [--timeout SECONDS]] [-o json]\n"
+        "\n"
+        "Make the fleet what the manifests say: create new workloads, replace changed\n"
+        "ones (stop old, start new), leave the rest alone.  All or nothing: a manifest\n"
+        "with any error, or a workload that fits nowhere, changes nothing.\n"
+        "\n"
+        "  -f, --filename PATH   manifest file or directory (repeatable)\n"
+        "      --prune           also delete workloads that are not in the files\n"
+        "      --dry-run         show what would change, change nothing\n"
+        "      --wait            return when every applied workload is ready (healthy or done)\n"
+        "      --timeout SECONDS with --wait (default 300)\n"
+        "  -o, --output json     the change list as JSON\n"
+        "      --socket PATH     duetd's socket (default $DUET_SOCKET or /run/duet/duet.sock)\n";
+    char **paths = calloc((size_t)argc + 1, sizeof(*paths));
+    size_t n = 0;
+    bool prune = false, dry = false, wait = false, json = false;
+    unsigned long timeout = 300;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': paths[n++] = optarg; break;
+        case 'p': prune = true; break;
+        case 'n': dry = true; break;
+        case 'w': wait = true; break;
+        case 't': timeout = strtoul(optarg, NULL, 10); break;
+        case 'o': json = strcmp(optarg, "json") == 0; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); free(paths); return 0;
+        default: fputs(usage, stderr); free(paths); return EXIT_USAGE;
+        }
+    }
+    if (!n || optind < argc) {
+        fprintf(stderr, "duet: apply needs manifests: -f FILE|DIR\n%s", usage);
+        free(paths);
+        return EXIT_USAGE;
+    }
+    int rc = validate_local(paths, n);
+    json_t *files = json_array();
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (add_path(files, paths[i]) < 0)
+            rc = EXIT_REFUSED;
+    free(paths);
+    if (rc) {
+        json_decref(files);
+        return rc;
+    }
+    json_t *req = json_object();
+    json_object_set_new(req, "files", files);
+    json_object_set_new(req, "prune", json_boolean(prune));
+    json_object_set_new(req, "dryRun", json_boolean(dry));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    json_t *j = call_json("POST", "/v1/apply", body, &rc);
+    free(body);
+    if (!j)
+        return rc;
+    json_t *changes = json_object_get(j, "changes");
+    if (json) {
+        print_json(j);
+    } else {
+        size_t i;
+        json_t *c;
+        printf("%-20s %-10s %-10s %s\n", "NAME", dry ? "WOULD" : "ACTION", "BACKEND", "WHY");
+        json_array_foreach(changes, i, c) {
+            json_t *reasons = json_object_get(c, "reasons");
+            const char *action = str(c, "action");
+            static const char *const past[][2] = {{"create", "created"}, {"replace", "replaced"},
+                                                  {"delete", "deleted"}, {"unchanged", "unchanged"}};
+            const char *shown = action;
+            for (size_t k = 0; !dry && k < 4; k++)
+                if (strcmp(action, past[k][0]) == 0)
+                    shown = past[k][1];
+            printf("%-20s %-10s %-10s %s\n", str(c, "name"), shown, json_object_get(c, "backend") ? str(c, "backend") : "-",
+                   json_array_size(reasons) ? json_string_value(json_array_get(reasons, 0)) : "");
+        }
+    }
+    rc = 0;
+    if (wait && !dry) {
+        json_t *names = json_array();
+        size_t i;
+        json_t *c;
+        json_array_foreach(changes, i, c) if (strcmp(str(c, "action"), "delete") != 0)
+            json_array_append_new(names, json_string(str(c, "name")));
+        rc = wait_ready(names, (uint64_t)timeout * 1000);
+        json_decref(names);
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* ---- get / describe ------------------------------------------------------------------ */
+
+static void row(json_t *w)
+{
+    char a[16], restarts[32];
+    age(a, sizeof(a), json_object_get(w, "started_at"));
+    snprintf(restarts, sizeof(restarts), "%lld", (long long)json_integer_value(json_object_get(w, "restarts")));
+    const char *health = str(w, "health");
+    printf("%-20s %-15s %-10s %-11s %-10s %-9s %s\n", str(w, "name"), str(w, "role"), str(w, "backend"),
+           str(w, "state"), strcmp(health, "none") == 0 ? "-" : health, restarts, a);
+}
+
+static int cmd_get(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] = "usage: duet get [NAME] [-o table|json|yaml]\n\n"
+                                "The workloads: NAME ROLE BACKEND STATE HEALTH RESTARTS AGE.\n";
+    const char *fmt = "table";
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': fmt = optarg; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (strcmp(fmt, "table") && strcmp(fmt, "json") && strcmp(fmt, "yaml")) {
+        fprintf(stderr, "duet: unknown output format \"%s\"; use table, json or yaml\n%s", fmt, usage);
+        return EXIT_USAGE;
+    }
+    if (argc - optind > 1) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = optind < argc ? argv[optind] : NULL;
+    if (name && !manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), name ? "/v1/workloads/%s" : "/v1/workloads", name);
+    int rc = 0;
+    json_t *j = call_json("GET", path, NULL, &rc);
+    if (!j)
+        return rc;
+    if (strcmp(fmt, "json") == 0)
+        print_json(j);
+    else if (strcmp(fmt, "yaml") == 0)
+        yaml_print(stdout, j, 0, false);
+    else {
+        printf("%-20s %-15s %-10s %-11s %-10s %-9s %s\n", "NAME", "ROLE", "BACKEND", "STATE", "HEALTH", "RESTARTS",
+               "AGE");
+        if (name) {
+            row(j);
+        } else {
+            size_t i;
+            json_t *w;
+            json_array_foreach(json_object_get(j, "workloads"), i, w) row(w);
+        }
+    }
+    json_decref(j);
+    return 0;
+}
+
+static void time_of(char *buf, size_t len, json_t *ms)
+{
+    if (!json_is_integer(ms)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t t = (time_t)(json_integer_value(ms) / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int cmd_describe(int argc, char **argv)
+{
+    static const struct option opts[] = {{"socket", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'}, {0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'S': sock = optarg; break;
+        case 'h': puts("usage: duet describe NAME\n\nSpec, placement and its reasons, state, health, restarts, last exit, recent events."); return 0;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "usage: duet describe NAME\n");
+        return EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    if (!manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/workloads/%s", name);
+    int rc = 0;
+    json_t *j = call_json("GET", path, NULL, &rc);
+    if (!j)
+        return rc;
+    char t[64];
+    printf("Name:        %s\n", str(j, "name"));
+    printf("Role:        %s\n", str(j, "role"));
+    printf("Backend:     %s\n", str(j, "backend"));
+    json_t *pl = json_object_get(j, "placement");
+    size_t i;
+    json_t *v;
+    printf("Placement:\n");
+    json_array_foreach(json_object_get(pl, "reasons"), i, v) printf("  - %s\n", json_string_value(v));
+    const char *k;
+    json_object_foreach(json_object_get(pl, "ruled_out"), k, v) printf("  ruled out %s: %s\n", k, json_string_value(v));
+    printf("State:       %s%s\n", str(j, "state"), json_is_true(json_object_get(j, "ready")) ? " (ready)" : "");
+    printf("Health:      %s", str(j, "health"));
+    if (json_is_string(json_object_get(j, "health_message")))
+        printf(" (%s)", str(j, "health_message"));
+    printf("\n");
+    printf("Restarts:    %lld (policy %s)%s\n", (long long)json_integer_value(json_object_get(j, "restarts")),
+           str(j, "restart_policy"), json_is_true(json_object_get(j, "crashloop")) ? ", crash loop" : "");
+    printf("Generation:  %lld\n", (long long)json_integer_value(json_object_get(j, "generation")));
+    time_of(t, sizeof(t), json_object_get(j, "started_at"));
+    printf("Started:     %s\n", t);
+    json_t *le = json_object_get(j, "last_exit");
+    if (json_is_object(le)) {
+        time_of(t, sizeof(t), json_object_get(j, "exited_at"));
+        long long sig = json_integer_value(json_object_get(le, "signal"));
+        if (sig)
+            printf("Last exit:   killed by signal %lld at %s\n", sig, t);
+        else
+            printf("Last exit:   status %lld at %s\n", (long long)json_integer_value(json_object_get(le, "code")), t);
+    }
+    if (json_is_string(json_object_get(j, "message")))
+        printf("Message:     %s\n", str(j, "message"));
+    json_t *inst = json_object_get(j, "instance");
+    if (json_is_object(inst)) {
+        printf("Instance:    %s, generation %lld, handle %s%s\n", str(inst, "backend"),
+               (long long)json_integer_value(json_object_get(inst, "generation")), str(inst, "handle"),
+               json_is_true(json_object_get(inst, "running")) ? ", running" : "");
+        json_t *st = json_object_get(inst, "stats");
+        if (st)
+            printf("Usage:       memory %.1f MiB of %.1f MiB, cpu %.2f s, %lld %s\n",
+                   (double)json_integer_value(json_object_get(st, "memory_bytes")) / 1048576.0,
+                   (double)json_integer_value(json_object_get(st, "memory_limit")) / 1048576.0,
+                   (double)json_integer_value(json_object_get(st, "cpu_ns")) / 1e9,
+                   (long long)json_integer_value(json_object_get(st, "pids")),
+                   strcmp(str(inst, "backend"), "vm") == 0 ? "vCPUs" : "processes");
+    }
+    printf("Spec:\n");
+    yaml_print(stdout, json_object_get(j, "spec"), 2, false);
+    printf("Events:\n");
+    json_array_foreach(json_object_get(j, "events"), i, v) {
+        time_of(t, sizeof(t), json_object_get(v, "time"));
+        printf("  %s  %-10s %s\n", t, str(v, "type"), str(v, "message"));
+    }
+    json_decref(j);
+    return 0;
+}
+
+/* ---- logs / events ---------------------------------------------------------------------- */
+
+static int to_stdout(void *opaque, const char *data, size_t len)
+{
+    (void)opaque;
+    if (fwrite(data, 1, len, stdout) != len)
+        return 1;
+    fflush(stdout);
+    return 0;
+}
+
+static int stream(const char *path, client_body_fn fn, void *opaque)
+{
+    struct duet_err err = {0};
+    struct client_buf e = {0};
+    int status = client_call(sock, "GET", path, NULL, 0, fn, opaque, &e, 0, &err);
+    int rc = 0;
+    if (status < 0)
+        rc = unreachable(&err);
+    else if (status >= 300)
+        rc = refused(status, e.data);
+    free(e.data);
+    return rc;
+}
+
+static int cmd_logs(int argc, char **argv)
+{
+    static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
+                                         {"tail", required_argument, NULL, 'n'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] = "usage: duet logs [-f] [--tail N] NAME\n\n"
+                                "A container's stdout and stderr, a VM's serial console.\n"
+                                "  -f, --follow   keep printing as it grows, until the instance ends\n"
+                                "      --tail N   only the last N lines\n";
+    bool follow = false;
+    const char *tail = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "fn:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': follow = true; break;
+        case 'n': tail = optarg; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    if (!manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    char path[192];
+    if (tail)
+        snprintf(path, sizeof(path), "/v1/workloads/%s/logs?follow=%d&tail=%ld", name, follow ? 1 : 0,
+                 strtol(tail, NULL, 10));
+    else
+        snprintf(path, sizeof(path), "/v1/workloads/%s/logs?follow=%d", name, follow ? 1 : 0);
+    return stream(path, to_stdout, NULL);
+}
+
+struct ev_print {
+    bool json;
+    char line[65536];
+    size_t len;
+};
+
+static int print_events(void *opaque, const char *data, size_t len)
+{
+    struct ev_print *p = opaque;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n') {
+            if (p->len + 1 < sizeof(p->line))
+                p->line[p->len++] = data[i];
+            continue;
+        }
+        p->line[p->len] = '\0';
+        p->len = 0;
+        if (p->json) {
+            printf("%s\n", p->line);
+        } else {
+            json_t *e = json_loads(p->line, 0, NULL);
+            if (!e)
+                continue;
+            char t[64];
+            time_of(t, sizeof(t), json_object_get(e, "time"));
+            const char *w = json_string_value(json_object_get(e, "workload"));
+            printf("%s  %-20s %-10s %s\n", t, w ? w : "-", str(e, "type"), str(e, "message"));
+            json_decref(e);
+        }
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int cmd_events(int argc, char **argv)
+{
+    static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
+                                         {"workload", required_argument, NULL, 'w'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] = "usage: duet events [-f] [--workload NAME] [-o json]\n\n"
+                                "What duetd did and saw: applies, starts, exits, restarts, health changes.\n";
+    bool follow = false;
+    const char *wl = NULL;
+    static struct ev_print p;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "fw:o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': follow = true; break;
+        case 'w': wl = optarg; break;
+        case 'o': p.json = strcmp(optarg, "json") == 0; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc || (wl && !manifest_name_valid(wl, strlen(wl)))) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    char path[192];
+    snprintf(path, sizeof(path), "/v1/events?follow=%d%s%s", follow ? 1 : 0, wl ? "&workload=" : "", wl ? wl : "");
+    return stream(path, print_events, &p);
+}
+
+/* ---- exec ------------------------------------------------------------------------------- */
+
+static int cmd_exec(int argc, char **argv)
+{
+    static const char usage[] = "usage: duet exec NAME -- CMD [ARG...]\n\n"
+                                "Run a command in a running container; exits with its status.\n";
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--socket", 8) == 0; i++) {
+        if (argv[i][8] == '=')
+            sock = argv[i] + 9;
+        else if (i + 1 < argc)
+            sock = argv[++i];
+    }
+    if (i < argc && (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc - i < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[i++];
+    if (strcmp(argv[i], "--") == 0)
+        i++;
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (!manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    json_t *cmd = json_array();
+    for (; i < argc; i++)
+        json_array_append_new(cmd, json_string(argv[i]));
+    json_t *req = json_object();
+    json_object_set_new(req, "command", cmd);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/workloads/%s/exec", name);
+    int rc = 0;
+    json_t *j = call_json("POST", path, body, &rc);
+    free(body);
+    if (!j)
+        return rc;
+    fputs(str(j, "stdout"), stdout);
+    fputs(str(j, "stderr"), stderr);
+    if (json_is_string(json_object_get(j, "error")))
+        fprintf(stderr, "duet: %s\n", str(j, "error"));
+    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
+    json_decref(j);
+    return code < 0 ? 126 : (int)code;
+}
+
+/* ---- delete ------------------------------------------------------------------------------- */
+
+static int cmd_delete(int argc, char **argv)
+{
+    static const struct option opts[] = {{"filename", required_argument, NULL, 'f'},
+                                         {"wait", no_argument, NULL, 'w'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] = "usage: duet delete NAME... | -f FILE|DIR [--wait]\n\n"
+                                "Stop and remove workloads (the files name them with -f).\n"
+                                "  --wait   return once they are gone from the host\n";
+    struct manifest_set *set = manifest_set_new();
+    bool from_files = false, wait = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': manifest_set_load_path(set, optarg); from_files = true; break;
+        case 'w': wait = true; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); manifest_set_free(set); return 0;
+        default: fputs(usage, stderr); manifest_set_free(set); return EXIT_USAGE;
+        }
+    }
+    json_t *names = json_array();
+    if (from_files) {
+        if (!manifest_set_ok(set)) {
+            diag_print(&set->diags, stderr);
+            manifest_set_free(set);
+            json_decref(names);
+            return EXIT_REFUSED;
+        }
+        for (size_t i = 0; i < set->n_workloads; i++)
+            json_array_append_new(names, json_string(set->workloads[i]->name));
+    }
+    manifest_set_free(set);
+    for (int i = optind; i < argc; i++)
+        json_array_append_new(names, json_string(argv[i]));
+    if (json_array_size(names) == 0) {
+        fputs(usage, stderr);
+        json_decref(names);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n) {
+        const char *name = json_string_value(n);
+        if (!manifest_name_valid(name, strlen(name))) {
+            fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+            rc = EXIT_REFUSED;
+            continue;
+        }
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/workloads/%s", name);
+        int r = 0;
+        json_t *j = call_json("DELETE", path, NULL, &r);
+        if (!j) {
+            if (r == EXIT_UNREACHABLE) {
+                json_decref(names);
+                return r;
+            }
+            rc = r;
+            continue;
+        }
+        printf("%s deleted\n", name);
+        json_decref(j);
+    }
+    if (wait) {
+        for (;;) {
+            bool left = false;
+            json_array_foreach(names, i, n) {
+                char path[128];
+                snprintf(path, sizeof(path), "/v1/workloads/%s", json_string_value(n));
+                struct client_buf b = {0};
+                struct duet_err err = {0};
+                int status = client_call_buf(sock, "GET", path, NULL, 0, &b, CLIENT_TIMEOUT_MS, &err);
+                free(b.data);
+                if (status < 0) {
+                    json_decref(names);
+                    return unreachable(&err);
+                }
+                if (status == 200)
+                    left = true;
+            }
+            if (!left)
+                break;
+            usleep(100000);
+        }
+    }
+    json_decref(names);
+    return rc;
+}
+
+/* ---- run --------------------------------------------------------------------------------- */
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"placement", required_argument, NULL, 'p'},
+                                         {"rm", no_argument, NULL, 'r'},
+                                         {"rootfs", required_argument, NULL, 'R'},
+                                         {"disk", required_argument, NULL, 'D'},
+                                         {"name", required_argument, NULL, 'N'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"cpus", required_argument, NULL, 'c'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] =
+        "usage: duet run [--placement auto|vm|container] [--rm] [--name NAME] [--memory SIZE] [--cpus N]\n"
+        "                (--rootfs DIR | --disk IMAGE) [-- CMD [ARG...]]\n\n"
+        "Run one workload now and wait for it to end, like docker run: prints its\n"
+        "output and exits with its status.  --rm removes it once it ends.\n";
+    json_t *spec = json_object(), *image = json_object(), *res = json_object();
+    json_t *doc = json_object();
+    bool rm = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        char abs[PATH_MAX];
+        switch (ch) {
+        case 'p': json_object_set_new(spec, "placement", json_string(optarg)); break;
+        case 'r': rm = true; break;
+        case 'R':
+        case 'D':
+            if (!realpath(optarg, abs)) {
+                fprintf(stderr, "duet: cannot find %s: %s\n", optarg, strerror(errno));
+                json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
+                return EXIT_REFUSED;
+            }
+            json_object_set_new(image, ch == 'R' ? "rootfs" : "disk", json_string(abs));
+            break;
+        case 'N': json_object_set_new(doc, "metadata", json_pack("{s:s}", "name", optarg)); break;
+        case 'm': json_object_set_new(res, "memory", json_string(optarg)); break;
+        case 'c': json_object_set_new(res, "cpus", json_real(strtod(optarg, NULL))); break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return 0;
+        default: fputs(usage, stderr); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return EXIT_USAGE;
+        }
+    }
+    if (json_object_size(image) == 0) {
+        fprintf(stderr, "duet: run needs --rootfs DIR or --disk IMAGE\n%s", usage);
+        json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
+        return EXIT_USAGE;
+    }
+    if (optind < argc && strcmp(argv[optind], "--") == 0)
+        optind++;
+    if (optind < argc) {
+        json_t *cmd = json_array();
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(cmd, json_string(argv[i]));
+        json_object_set_new(spec, "command", cmd);
+    }
+    json_object_set_new(spec, "image", image);
+    json_object_set_new(spec, "restart", json_string("never"));
+    if (json_object_size(res))
+        json_object_set_new(spec, "resources", res);
+    else
+        json_decref(res);
+    json_object_set_new(doc, "spec", spec);
+    json_t *req = json_pack("{s:o,s:b}", "workload", doc, "rm", rm);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    int rc = 0;
+    json_t *j = call_json("POST", "/v1/run", body, &rc);
+    free(body);
+    if (!j)
+        return rc;
+    fputs(str(j, "output"), stdout);
+    if (json_is_string(json_object_get(j, "error")))
+        fprintf(stderr, "duet: %s: %s\n", str(j, "name"), str(j, "error"));
+    json_int_t sig = json_integer_value(json_object_get(j, "signal"));
+    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
+    if (json_is_string(json_object_get(j, "error")) && code <= 0)
+        code = 125;
+    json_decref(j);
+    return sig ? 128 + (int)sig : (int)code;
+}
+
+/* ---- entry --------------------------------------------------------------------------------- */
+
+int cli_daemon_verb(const char *verb, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
+                 {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run}};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(verb, verbs[i].name) == 0)
+            return verbs[i].fn(argc, argv);
+    return -1;
+}

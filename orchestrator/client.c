@@ -1,0 +1,179 @@
+/*
+ * client.c - blocking API client for the duet CLI (see client.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "client.h"
+
+#define CLIENT_DEFAULT_SOCKET "/run/duet/duet.sock"
+
+const char *client_socket_path(const char *given)
+{
+    if (given && *given)
+        return given;
+    const char *e = getenv("DUET_SOCKET");
+    return e && *e ? e : CLIENT_DEFAULT_SOCKET;
+}
+
+static int collect(void *opaque, const char *data, size_t len);
+
+struct reader {
+    struct client_buf *err_body;
+    client_body_fn fn;
+    void *opaque;
+    int stopped;
+    int done;
+};
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct reader *r = p->data;
+    if (p->status_code >= 300) {
+        if (r->err_body && r->err_body->len < (64u << 10))
+            collect(r->err_body, at, len);
+        return 0;
+    }
+    if (r->fn && r->fn(r->opaque, at, len) != 0) {
+        r->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int on_complete(http_parser *p)
+{
+    struct reader *r = p->data;
+    r->done = 1;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int client_call(const char *socket_path, const char *method, const char *path, const char *body, size_t body_len,
+                client_body_fn fn, void *opaque, struct client_buf *err_body, int timeout_ms, struct duet_err *err)
+{
+    socket_path = client_socket_path(socket_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return duet_err_sys(err, "cannot make a socket");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(socket_path) >= sizeof(sa.sun_path)) {
+        close(fd);
+        return duet_err_set(err, ENAMETOOLONG, "socket path %s is too long", socket_path);
+    }
+    strcpy(sa.sun_path, socket_path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        if (e == EACCES)
+            return duet_err_sys(err, "cannot connect to duetd at %s: only root and the socket's group may", socket_path);
+        return duet_err_sys(err, "cannot connect to duetd at %s; is it running? (start it with duetd, or set "
+                                 "--socket / DUET_SOCKET)", socket_path);
+    }
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "%s %s HTTP/1.1\r\nHost: duet\r\nUser-Agent: duet-cli\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     method, path, body_len);
+    if ((size_t)n >= sizeof(head)) {
+        close(fd);
+        return duet_err_set(err, EINVAL, "request path too long");
+    }
+    if (write_all(fd, head, (size_t)n) < 0 || (body_len && write_all(fd, body, body_len) < 0)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return duet_err_sys(err, "cannot send the request to duetd");
+    }
+    http_parser p;
+    http_parser_init(&p, HTTP_RESPONSE);
+    struct reader r = {.fn = fn, .opaque = opaque, .err_body = err_body};
+    p.data = &r;
+    http_parser_settings s = {.on_body = on_body, .on_message_complete = on_complete};
+    char buf[65536];
+    for (;;) {
+        if (timeout_ms > 0) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            int pr = poll(&pfd, 1, timeout_ms);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr == 0) {
+                close(fd);
+                return duet_err_set(err, ETIMEDOUT, "duetd at %s took the request but did not answer within %d s",
+                                    socket_path, timeout_ms / 1000);
+            }
+        }
+        ssize_t got = read(fd, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return duet_err_sys(err, "cannot read duetd's answer");
+        }
+        http_parser_execute(&p, &s, buf, (size_t)got);
+        if (r.stopped || r.done)
+            break;
+        if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
+            close(fd);
+            return duet_err_set(err, EPROTO, "duetd's answer is not valid HTTP: %s",
+                                http_errno_description(HTTP_PARSER_ERRNO(&p)));
+        }
+        if (got == 0) {
+            close(fd);
+            return duet_err_set(err, EPIPE, "duetd closed the connection before answering");
+        }
+    }
+    close(fd);
+    return (int)p.status_code;
+}
+
+static int collect(void *opaque, const char *data, size_t len)
+{
+    struct client_buf *b = opaque;
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            abort();
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int client_call_buf(const char *socket_path, const char *method, const char *path, const char *body,
+                    size_t body_len, struct client_buf *buf, int timeout_ms, struct duet_err *err)
+{
+    collect(buf, "", 0);
+    return client_call(socket_path, method, path, body, body_len, collect, buf, buf, timeout_ms, err);
+}

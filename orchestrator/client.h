@@ -1,0 +1,37 @@
+/*
+ * client.h - the CLI's side of the API: one blocking HTTP/1.1 request over
+ * the daemon's Unix socket, the response parsed with http_parser.
+ */
+#ifndef DUET_CLIENT_H
+#define DUET_CLIENT_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* The socket: --socket, else $DUET_SOCKET, else /run/duet/duet.sock. */
+const char *client_socket_path(const char *given);
+
+typedef int (*client_body_fn)(void *opaque, const char *data, size_t len);   /* non-zero stops */
+
+struct client_buf {
+    char *data;
+    size_t len, cap;
+};
+
+/* Sends the request and passes a successful (2xx) response body to fn as
+ * it arrives; an error's body goes to err_body instead (when not NULL).
+ * Returns the HTTP status, or -1 when the daemon cannot be reached (the
+ * CLI's exit 3). */
+/* timeout_ms bounds each wait for more of the answer (0: none, for streams
+ * and for run, which answers when its workload ends): a daemon that took
+ * the connection but does not answer fails with ETIMEDOUT. */
+#define CLIENT_TIMEOUT_MS 60000
+int client_call(const char *socket_path, const char *method, const char *path, const char *body, size_t body_len,
+                client_body_fn fn, void *opaque, struct client_buf *err_body, int timeout_ms, struct duet_err *err);
+
+/* client_call collecting the body (NUL-terminated) into buf. */
+int client_call_buf(const char *socket_path, const char *method, const char *path, const char *body,
+                    size_t body_len, struct client_buf *buf, int timeout_ms, struct duet_err *err);
+
+#endif

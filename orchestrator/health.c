@@ -1,0 +1,240 @@
+/*
+ * health.c - health checks of running workloads (exec and tcp).
+ *
+ * A check runs on the workload's interval while it runs; until the first
+ * success it runs every second at most, so dependents wait no longer than
+ * needed.  `retries` failures in a row make the workload unhealthy; a
+ * success makes it healthy again.  Unhealthy is shown to the user and
+ * holds back dependents that have not started; it does not restart the
+ * workload (as Docker, unlike a Kubernetes liveness probe).
+ *
+ * exec runs the command inside the container (the driver's exec: same
+ * namespaces, cgroup, user and filter as the workload).  tcp connects to
+ * 127.0.0.1:PORT inside the container's network namespace: the socket is
+ * made in that namespace (setns on the loop thread, and straight back),
+ * the connect itself is an ordinary non-blocking libuv connect.
+ *
+ * VMs: neither check can reach into a guest yet (no fleet network, no
+ * guest agent), so a VM's check is "unchecked" and running counts as
+ * ready; describe says so.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+struct health_probe {
+    struct wl *w;
+    uv_timer_t timeout;
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    bool tcp_open;
+    int pending;                   /* callbacks still to come before it is freed */
+    bool reported;
+    int devnull;
+};
+
+static void schedule(struct wl *w);
+
+static void probe_put(struct health_probe *p)
+{
+    if (--p->pending > 0)
+        return;
+    if (p->devnull >= 0)
+        close(p->devnull);
+    struct wl *w = p->w;
+    free(p);
+    wl_unref(w);
+}
+
+static void on_probe_handle_closed(uv_handle_t *h)
+{
+    probe_put(h->data);
+}
+
+static void report(struct health_probe *p, bool ok, const char *why)
+{
+    if (p->reported)
+        return;
+    p->reported = true;
+    uv_close((uv_handle_t *)&p->timeout, on_probe_handle_closed);
+    struct wl *w = p->w;
+    if (w->probe != p)
+        return;   /* cancelled: the workload stopped meanwhile */
+    w->probe = NULL;
+    enum wl_health before = w->health;
+    if (ok) {
+        w->health_fails = 0;
+        w->health = HEALTH_HEALTHY;
+        free(w->health_msg);
+        w->health_msg = NULL;
+    } else {
+        w->health_fails++;
+        free(w->health_msg);
+        w->health_msg = strdup(why);
+        if (w->health_fails >= w->spec->health.retries)
+            w->health = HEALTH_UNHEALTHY;
+    }
+    if (w->health != before) {
+        daemon_event(w->d, w->name, wl_health_name(w->health), "health check %s%s%s",
+                     ok ? "passed" : "failed", ok ? "" : ": ", ok ? "" : why);
+        wl_save(w);
+        if (w->health == HEALTH_HEALTHY)
+            reconcile_all(w->d);
+    }
+    if (w->inst_running && !w->d->shutting_down)
+        schedule(w);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct health_probe *p = t->data;
+    char why[64];
+    snprintf(why, sizeof(why), "no answer within %llu ms", (unsigned long long)p->w->spec->health.timeout_ms);
+    report(p, false, why);
+    if (p->tcp_open && !uv_is_closing((uv_handle_t *)&p->tcp))
+        uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
+}
+
+static void on_exec_done(void *opaque, int status)
+{
+    struct health_probe *p = opaque;
+    char why[64];
+    if (WIFEXITED(status))
+        snprintf(why, sizeof(why), "exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+    report(p, status == 0, why);
+    probe_put(p);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct health_probe *p = req->data;
+    char why[96];
+    snprintf(why, sizeof(why), "tcp port %u: %s", p->w->spec->health.tcp, status < 0 ? uv_strerror(status) : "open");
+    report(p, status == 0, why);
+    if (!uv_is_closing((uv_handle_t *)&p->tcp))
+        uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
+}
+
+/* A TCP socket in the workload's network namespace. */
+static int socket_in(struct daemon *d, int netns, struct duet_err *err)
+{
+    if (setns(netns, CLONE_NEWNET) < 0)
+        return duet_err_sys(err, "cannot enter the workload's network namespace");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int e = errno;
+    /* The loop thread must never stay in another namespace. */
+    if (setns(d->host_netns, CLONE_NEWNET) < 0)
+        abort();
+    if (fd < 0) {
+        errno = e;
+        return duet_err_sys(err, "cannot make a socket in the workload's network namespace");
+    }
+    return fd;
+}
+
+static void run_check(uv_timer_t *t)
+{
+    struct wl *w = t->data;
+    if (!w->inst_running || w->probe || w->d->shutting_down)
+        return;
+    struct daemon *d = w->d;
+    struct driver *drv = d->drv[w->inst_backend];
+    struct health_probe *p = calloc(1, sizeof(*p));
+    if (!p)
+        abort();
+    p->w = w;
+    p->devnull = -1;
+    wl_ref(w);
+    w->probe = p;
+    uv_timer_init(d->loop, &p->timeout);
+    p->timeout.data = p;
+    p->pending = 1;   /* the timer's close */
+    uv_timer_start(&p->timeout, on_timeout, w->spec->health.timeout_ms, 0);
+    struct duet_err err = {0};
+    if (w->spec->health.kind == WL_HEALTH_EXEC) {
+        p->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        p->pending++;
+        if (drv->exec(drv, w->inst, w->spec->health.exec, p->devnull, p->devnull, on_exec_done, p, &err) < 0) {
+            p->pending--;
+            report(p, false, err.msg);
+        }
+    } else {
+        int netns = -1;
+        int fd = -1;
+        if (drv->netns(drv, w->inst, &netns, &err) == 0) {
+            fd = socket_in(d, netns, &err);
+            close(netns);
+        }
+        if (fd < 0) {
+            report(p, false, err.msg);
+        } else {
+            uv_tcp_init(d->loop, &p->tcp);
+            p->tcp.data = p;
+            p->tcp_open = true;
+            p->pending++;
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(w->spec->health.tcp),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            p->conn.data = p;
+            int rc = uv_tcp_open(&p->tcp, fd);
+            if (rc < 0)
+                close(fd);   /* not the handle's yet */
+            else
+                rc = uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&sa, on_connected);
+            if (rc < 0) {
+                report(p, false, uv_strerror(rc));
+                uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
+            }
+        }
+    }
+}
+
+static void schedule(struct wl *w)
+{
+    uint64_t every = w->spec->health.interval_ms;
+    if (w->health == HEALTH_STARTING && every > 1000)
+        every = 1000;
+    uv_timer_start(&w->tick, run_check, every, 0);
+}
+
+void health_start(struct wl *w)
+{
+    health_stop(w);
+    if (w->spec->health.kind == WL_HEALTH_NONE) {
+        w->health = HEALTH_NONE;
+        return;
+    }
+    if (w->inst_backend == BACKEND_VM) {
+        w->health = HEALTH_UNCHECKED;
+        free(w->health_msg);
+        w->health_msg = strdup("a VM's health check needs a network into the guest, which duet does not set up "
+                               "yet: running counts as ready");
+        return;
+    }
+    w->health = HEALTH_STARTING;
+    w->health_fails = 0;
+    uv_timer_start(&w->tick, run_check, 200, 0);
+}
+
+void health_stop(struct wl *w)
+{
+    if (w->phase != PH_BACKOFF)
+        uv_timer_stop(&w->tick);
+    health_probe_cancel(w);
+}
+
+void health_probe_cancel(struct wl *w)
+{
+    /* The probe finishes on its own and finds it is no longer wanted. */
+    w->probe = NULL;
+}

@@ -1,0 +1,626 @@
+/*
+ * http.c - HTTP/1.1 over a Unix socket for the API (see http.h).
+ *
+ * Parsing is http_parser's (the request line, headers, chunked bodies,
+ * every malformed case); this file only bounds what it may collect and
+ * turns complete requests into handler calls.  Each connection has two
+ * handles (the pipe and its deadline timer); it is gone once both are
+ * closed and no handler holds a reference.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "http.h"
+
+enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_DONE };
+
+struct http_conn {
+    struct http_server *srv;
+    struct http_conn *next, *prev;
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    http_parser parser;
+    enum conn_state state;
+    int open_handles;
+    int refs;
+    bool closing, closed;
+    http_close_fn on_close;
+    void *close_opaque;
+
+    char *url;
+    size_t url_len;
+    size_t head_bytes;             /* URL + header fields and values */
+    char *body;
+    size_t body_len, body_cap;
+    int reject_status;             /* set by a callback that refused the request */
+    const char *reject_msg;
+    struct ucred cred;
+};
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 422: return "Unprocessable Entity";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void conn_free_if_done(struct http_conn *c)
+{
+    if (c->closed && c->refs == 0) {
+        free(c->url);
+        free(c->body);
+        free(c);
+    }
+}
+
+void http_conn_ref(struct http_conn *c)
+{
+    c->refs++;
+}
+
+void http_conn_unref(struct http_conn *c)
+{
+    c->refs--;
+    conn_free_if_done(c);
+}
+
+bool http_conn_closed(const struct http_conn *c)
+{
+    return c->closing || c->closed;
+}
+
+void http_conn_on_close(struct http_conn *c, http_close_fn fn, void *opaque)
+{
+    c->on_close = fn;
+    c->close_opaque = opaque;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    struct http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    c->closed = true;
+    /* The callback may drop the last reference: hold one across it. */
+    c->refs++;
+    if (c->on_close)
+        c->on_close(c->close_opaque, c);
+    http_conn_unref(c);
+}
+
+static void conn_close(struct http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->state = CS_DONE;
+    uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+struct wreq {
+    uv_write_t req;
+    struct http_conn *c;
+    char data[];
+};
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct http_conn *c = w->c;
+    free(w);
+    if (status < 0)
+        conn_close(c);
+    http_conn_unref(c);
+}
+
+static bool conn_write(struct http_conn *c, const char *data, size_t len)
+{
+    if (http_conn_closed(c))
+        return false;
+    struct wreq *w = malloc(sizeof(*w) + len);
+    if (!w)
+        abort();
+    memcpy(w->data, data, len);
+    w->c = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    http_conn_ref(c);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+        free(w);
+        http_conn_unref(c);
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    struct http_conn *c = req->data;
+    free(req);
+    conn_close(c);
+    http_conn_unref(c);
+}
+
+/* Closes once everything queued is written. */
+static void conn_finish(struct http_conn *c)
+{
+    if (http_conn_closed(c))
+        return;
+    c->state = CS_DONE;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (!req)
+        abort();
+    req->data = c;
+    http_conn_ref(c);
+    if (uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
+        free(req);
+        http_conn_unref(c);
+        conn_close(c);
+    }
+}
+
+static void write_head(struct http_conn *c, int status, const char *content_type, long long content_length)
+{
+    char head[512];
+    int n;
+    if (content_length >= 0)
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\nConnection: close\r\n\r\n",
+                     status, status_text(status), content_type, content_length);
+    else
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+                     "Cache-Control: no-cache\r\n\r\n",
+                     status, status_text(status), content_type);
+    conn_write(c, head, (size_t)n);
+}
+
+void http_respond(struct http_conn *c, int status, const char *content_type, const char *body, size_t len)
+{
+    if (http_conn_closed(c) || c->state == CS_DONE)
+        return;
+    write_head(c, status, content_type, (long long)len);
+    if (len)
+        conn_write(c, body, len);
+    conn_finish(c);
+}
+
+void http_respond_json(struct http_conn *c, int status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (!text)
+        abort();
+    size_t n = strlen(text);
+    text[n] = '\0';
+    /* A newline at the end keeps a terminal tidy under curl. */
+    char *nl = realloc(text, n + 2);
+    if (!nl)
+        abort();
+    nl[n] = '\n';
+    nl[n + 1] = '\0';
+    http_respond(c, status, "application/json", nl, n + 1);
+    free(nl);
+}
+
+void http_respond_error(struct http_conn *c, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *j = json_object();
+    json_t *m = json_string(msg);
+    json_object_set_new(j, "error", m ? m : json_string("(message not valid UTF-8)"));
+    http_respond_json(c, status, j);
+}
+
+void http_stream_begin(struct http_conn *c, int status, const char *content_type)
+{
+    if (http_conn_closed(c))
+        return;
+    c->state = CS_STREAMING;
+    write_head(c, status, content_type, -1);
+}
+
+bool http_stream_write(struct http_conn *c, const char *data, size_t len)
+{
+    if (http_conn_closed(c) || c->state != CS_STREAMING)
+        return false;
+    if (len == 0)
+        return true;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > HTTP_MAX_STREAM_BACKLOG) {
+        conn_close(c);
+        return false;
+    }
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    struct wreq *w = malloc(sizeof(*w) + (size_t)n + len + 2);
+    if (!w)
+        abort();
+    memcpy(w->data, size, (size_t)n);
+    memcpy(w->data + n, data, len);
+    memcpy(w->data + n + len, "\r\n", 2);
+    w->c = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)((size_t)n + len + 2));
+    http_conn_ref(c);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+        free(w);
+        http_conn_unref(c);
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+void http_stream_end(struct http_conn *c)
+{
+    if (http_conn_closed(c) || c->state != CS_STREAMING)
+        return;
+    conn_write(c, "0\r\n\r\n", 5);
+    conn_finish(c);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int reject(struct http_conn *c, int status, const char *msg)
+{
+    c->reject_status = status;
+    c->reject_msg = msg;
+    return 1;   /* non-zero stops the parser */
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    c->head_bytes += len;
+    if (c->head_bytes > HTTP_MAX_HEAD)
+        return reject(c, 414, "request line too long");
+    char *u = realloc(c->url, c->url_len + len + 1);
+    if (!u)
+        abort();
+    memcpy(u + c->url_len, at, len);
+    c->url_len += len;
+    u[c->url_len] = '\0';
+    c->url = u;
+    return 0;
+}
+
+static int on_header_part(http_parser *p, const char *at, size_t len)
+{
+    (void)at;
+    struct http_conn *c = p->data;
+    c->head_bytes += len;
+    return c->head_bytes > HTTP_MAX_HEAD ? reject(c, 431, "request headers too large") : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    /* Refuse a declared oversized body before reading any of it. */
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > HTTP_MAX_BODY)
+        return reject(c, 413, "request body too large");
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (c->body_len + len > HTTP_MAX_BODY)
+        return reject(c, 413, "request body too large");
+    if (c->body_len + len + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        while (cap < c->body_len + len + 1)
+            cap *= 2;
+        char *b = realloc(c->body, cap);
+        if (!b)
+            abort();
+        c->body = b;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    c->body[c->body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    c->state = CS_HANDLING;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_part,
+    .on_header_value = on_header_part,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void dispatch(struct http_conn *c)
+{
+    uv_timer_stop(&c->timer);
+    if (c->parser.http_major != 1) {
+        http_respond_error(c, 505, "HTTP/%u.%u is not spoken here: use HTTP/1.1", c->parser.http_major,
+                           c->parser.http_minor);
+        return;
+    }
+    char *q = strchr(c->url, '?');
+    const char *query = "";
+    if (q) {
+        *q = '\0';
+        query = q + 1;
+    }
+    struct http_request req = {
+        .method = http_method_str((enum http_method)c->parser.method),
+        .path = c->url,
+        .query = query,
+        .body = c->body ? c->body : "",
+        .body_len = c->body_len,
+        .uid = c->cred.uid,
+        .gid = c->cred.gid,
+        .pid = c->cred.pid,
+    };
+    http_conn_ref(c);
+    c->srv->handler(c->srv->opaque, c, &req);
+    http_conn_unref(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    buf->base = malloc(16384);
+    if (!buf->base)
+        abort();
+    buf->len = 16384;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct http_conn *c = stream->data;
+    if (nread < 0) {
+        free(buf->base);
+        /* The client went away, or finished sending; a request still being
+         * handled may answer, anything else is over. */
+        if (c->state == CS_READING)
+            conn_close(c);
+        else if (nread != UV_EOF)
+            conn_close(c);
+        else
+            uv_read_stop(stream);
+        return;
+    }
+    if (c->state != CS_READING) {
+        free(buf->base);   /* bytes after the one request are ignored */
+        return;
+    }
+    size_t used = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
+    free(buf->base);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->reject_status) {
+        uv_read_stop(stream);
+        http_respond_error(c, c->reject_status, "%s", c->reject_msg);
+        return;
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        uv_read_stop(stream);
+        http_respond_error(c, 400, "malformed HTTP request: %s", http_errno_description(e));
+        return;
+    }
+    (void)used;
+    if (c->state == CS_HANDLING)
+        dispatch(c);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    if (c->state == CS_READING) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        http_respond_error(c, 408, "request not complete within %u ms", c->srv->deadline_ms);
+    }
+}
+
+/* Root, or the socket's group as primary or supplementary group. */
+static bool peer_allowed(const struct http_server *s, const struct ucred *cr)
+{
+    if (cr->uid == 0 || cr->gid == s->group)
+        return true;
+    if (s->group == 0)
+        return false;
+    char buf[4096];
+    struct passwd pw, *res = NULL;
+    if (getpwuid_r(cr->uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+        return false;
+    gid_t groups[256];
+    int n = 256;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == s->group)
+            return true;
+    return false;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct http_server *s = server->data;
+    if (status < 0)
+        return;
+    struct http_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    c->srv = s;
+    uv_pipe_init(s->loop, &c->pipe, 0);
+    uv_timer_init(s->loop, &c->timer);
+    c->pipe.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->n_conns > HTTP_MAX_CONNS) {
+        http_respond_error(c, 503, "too many connections to duetd; try again");
+        return;
+    }
+    uv_os_fd_t fd;
+    socklen_t len = sizeof(c->cred);
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (!peer_allowed(s, &c->cred)) {
+        http_respond_error(c, 403, "uid %u may not use duetd: only root and members of the socket's group may",
+                           (unsigned)c->cred.uid);
+        return;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->state = CS_READING;
+    uv_timer_start(&c->timer, on_deadline, s->deadline_ms, 0);
+    uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
+}
+
+int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, gid_t group, http_handler_fn fn,
+                      void *opaque, struct duet_err *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->handler = fn;
+    s->opaque = opaque;
+    s->group = group;
+    s->deadline_ms = HTTP_REQUEST_DEADLINE_MS;
+    /* A socket left by a daemon that died; the state-dir lock already
+     * proved no daemon of ours runs, but the path may be shared, so only a
+     * socket nobody answers on is replaced. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return duet_err_set(err, EEXIST, "%s exists and is not a socket; remove it or choose --socket", path);
+        /* A killed daemon's socket can still take connections for a
+         * moment, held open by a child that dies with it: ask for a second. */
+        bool live = true;
+        for (int tries = 0; live && tries < 10; tries++) {
+            if (tries)
+                usleep(100000);
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_un sa = {.sun_family = AF_UNIX};
+            snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+            live = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (live)
+            return duet_err_set(err, EADDRINUSE, "another daemon answers on %s; stop it or choose --socket", path);
+        unlink(path);
+    }
+    uv_pipe_init(loop, &s->listener, 0);
+    s->listener.data = s;
+    int rc = uv_pipe_bind(&s->listener, path);
+    if (rc == 0) {
+        if (chmod(path, 0660) < 0 || chown(path, 0, group) < 0)
+            rc = -errno;
+    }
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        errno = -rc;
+        return duet_err_sys(err, "cannot listen on %s", path);
+    }
+    s->listening = true;
+    return 0;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        s->listening = false;
+    }
+    for (struct http_conn *c = s->conns; c; c = c->next)
+        conn_close(c);
+}
+
+bool http_query_get(const char *query, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n >= klen && strncmp(p, key, klen) == 0 && (n == klen || p[klen] == '=')) {
+            const char *v = n == klen ? "" : p + klen + 1;
+            size_t vn = n == klen ? 0 : n - klen - 1;
+            /* Percent-decoding: values here are names and numbers. */
+            size_t o = 0;
+            for (size_t i = 0; i < vn && o + 1 < len; i++) {
+                if (v[i] == '%' && i + 2 < vn && isxdigit((unsigned char)v[i + 1]) &&
+                    isxdigit((unsigned char)v[i + 2])) {
+                    char hex[3] = {v[i + 1], v[i + 2], '\0'};
+                    buf[o++] = (char)strtoul(hex, NULL, 16);
+                    i += 2;
+                    continue;
+                }
+                buf[o++] = v[i] == '+' ? ' ' : v[i];
+            }
+            buf[o] = '\0';
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}

@@ -1,0 +1,93 @@
+/*
+ * http.h - the API's HTTP/1.1 server on a Unix socket (libuv + http_parser).
+ *
+ * One request per connection (the response says Connection: close), which
+ * is what curl and the duet CLI do anyway and keeps the server's state
+ * small.  Bounded: a request's head and body have size limits and the whole
+ * request must arrive within a deadline, so a slow or hostile client costs
+ * one connection slot for at most that long and never stalls the loop.
+ *
+ * Access: the socket file is mode 0660; on top of that each connection's
+ * peer (SO_PEERCRED) must be root or in the socket's group.
+ *
+ * Lifetime: a connection is owned by the server and freed once it is closed
+ * and nobody holds a reference (http_conn_ref/unref): a handler that
+ * answers later (a workload's exit, a log follower) holds one, and checks
+ * http_conn_closed() before writing.
+ */
+#ifndef DUET_HTTP_H
+#define DUET_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "err.h"
+
+#define HTTP_MAX_HEAD (16u << 10)
+#define HTTP_MAX_BODY (16u << 20)
+#define HTTP_REQUEST_DEADLINE_MS 10000
+#define HTTP_MAX_CONNS 512
+#define HTTP_MAX_STREAM_BACKLOG (4u << 20)   /* unread bytes before a slow reader is dropped */
+
+struct http_conn;
+
+struct http_request {
+    const char *method;            /* "GET", "POST", ... */
+    const char *path;              /* decoded-free: the path part of the URL */
+    const char *query;             /* after '?', or "" */
+    const char *body;              /* NUL-terminated (body_len bytes before it) */
+    size_t body_len;
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+};
+
+typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, const struct http_request *req);
+typedef void (*http_close_fn)(void *opaque, struct http_conn *c);
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_pipe_t listener;
+    http_handler_fn handler;
+    void *opaque;
+    gid_t group;                   /* the socket's group: its members may connect */
+    unsigned n_conns;
+    struct http_conn *conns;       /* all open connections */
+    unsigned deadline_ms;
+    bool listening;
+};
+
+/* Creates the socket at path (mode 0660, group `group`), replacing a stale
+ * one, and listens. */
+int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, gid_t group, http_handler_fn fn,
+                      void *opaque, struct duet_err *err);
+/* Stops listening and closes every connection. */
+void http_server_stop(struct http_server *s);
+
+void http_conn_ref(struct http_conn *c);
+void http_conn_unref(struct http_conn *c);
+bool http_conn_closed(const struct http_conn *c);
+/* Called once when the connection closes (client gone or response done). */
+void http_conn_on_close(struct http_conn *c, http_close_fn fn, void *opaque);
+
+/* Whole responses (Content-Length); the connection closes once written. */
+void http_respond(struct http_conn *c, int status, const char *content_type, const char *body, size_t len);
+/* Takes the reference to j. */
+void http_respond_json(struct http_conn *c, int status, json_t *j);
+void http_respond_error(struct http_conn *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Streams (chunked): begin, any number of writes, end.  A write to a
+ * client that does not read is refused (false) once HTTP_MAX_STREAM_BACKLOG
+ * bytes wait, and the connection is closed. */
+void http_stream_begin(struct http_conn *c, int status, const char *content_type);
+bool http_stream_write(struct http_conn *c, const char *data, size_t len);
+void http_stream_end(struct http_conn *c);
+
+/* Query parameter value (first occurrence) into buf; false when absent. */
+bool http_query_get(const char *query, const char *key, char *buf, size_t len);
+
+#endif

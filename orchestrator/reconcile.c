@@ -1,0 +1,602 @@
+/*
+ * reconcile.c - the one place that decides what happens to a workload next.
+ *
+ * wl_reconcile() compares what was applied (spec, generation, deleted)
+ * with what exists (the instance, its generation, whether it runs) and
+ * takes at most one step: create, start, stop, destroy, forget, or wait
+ * (for dependencies, for a back-off delay, for an operation in flight).
+ * Every driver callback records what it learnt and calls wl_reconcile()
+ * again, so the steps chain until desired and observed agree.
+ *
+ * Each step is written to the store before the driver is asked to act
+ * (phase "creating" before create, "destroying" before destroy), so a
+ * daemon killed at any point knows on restart what may exist on the host.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include "daemon.h"
+
+#define RUN_OUTPUT_MAX (1u << 20)
+
+static const char *const phase_names[PH_COUNT] = {
+    [PH_PENDING] = "pending",     [PH_CREATING] = "creating",     [PH_STARTING] = "starting",
+    [PH_RUNNING] = "running",     [PH_STOPPING] = "stopping",     [PH_DESTROYING] = "destroying",
+    [PH_EXITED] = "exited",       [PH_BACKOFF] = "backoff",       [PH_RECOVERING] = "recovering",
+};
+
+const char *wl_phase_name(enum wl_phase p)
+{
+    return p < PH_COUNT ? phase_names[p] : "unknown";
+}
+
+const char *wl_health_name(enum wl_health h)
+{
+    switch (h) {
+    case HEALTH_NONE: return "none";
+    case HEALTH_STARTING: return "starting";
+    case HEALTH_HEALTHY: return "healthy";
+    case HEALTH_UNHEALTHY: return "unhealthy";
+    case HEALTH_UNCHECKED: return "unchecked";
+    }
+    return "unknown";
+}
+
+const char *wl_state_name(const struct wl *w)
+{
+    if (w->deleted)
+        return "deleting";
+    switch (w->phase) {
+    case PH_EXITED:
+        return w->last_exit == 0 && w->last_signal == 0 && !w->message ? "completed" : "failed";
+    case PH_BACKOFF:
+        return w->crashloop ? "crashloop" : "restarting";
+    case PH_RUNNING:
+        return w->health == HEALTH_UNHEALTHY ? "unhealthy" : "running";
+    default:
+        return wl_phase_name(w->phase);
+    }
+}
+
+bool wl_ready(const struct wl *w)
+{
+    if (w->deleted || !w->inst || w->inst_gen != w->gen)
+        return false;
+    if (w->phase == PH_EXITED)
+        return w->last_exit == 0 && w->last_signal == 0;
+    return w->phase == PH_RUNNING && w->inst_running &&
+           (w->health == HEALTH_NONE || w->health == HEALTH_HEALTHY || w->health == HEALTH_UNCHECKED);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static struct driver *drv_of(struct wl *w, enum backend_kind k)
+{
+    return w->d->drv_open[k] ? w->d->drv[k] : NULL;
+}
+
+static void inst_clear(struct wl *w)
+{
+    w->inst = NULL;
+    if (w->inst_grp)
+        spec_group_unref(w->inst_grp);
+    w->inst_grp = NULL;
+    w->inst_spec = NULL;
+    w->handle[0] = '\0';
+    w->inst_started = w->inst_running = w->stop_requested = false;
+}
+
+static void save_handle(struct wl *w)
+{
+    struct driver *drv = drv_of(w, w->inst_backend);
+    struct duet_err err = {0};
+    char h[DRIVER_HANDLE_MAX];
+    if (drv && w->inst && drv->handle(drv, w->inst, h, &err) == 0)
+        snprintf(w->handle, sizeof(w->handle), "%s", h);
+}
+
+static void answer_waiter(struct wl *w)
+{
+    struct http_conn *c = w->waiter;
+    if (!c)
+        return;
+    w->waiter = NULL;
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(w->name));
+    json_object_set_new(j, "backend", json_string(backend_kind_name(w->backend)));
+    json_object_set_new(j, "state", json_string(wl_state_name(w)));
+    json_object_set_new(j, "exit_code", json_integer(w->last_exit));
+    json_object_set_new(j, "signal", json_integer(w->last_signal));
+    if (w->message)
+        json_object_set_new(j, "error", json_string(w->message));
+    /* Its output, read now: with --rm the instance goes right after. */
+    struct driver *drv = drv_of(w, w->inst_backend);
+    int fd = -1;
+    struct duet_err err = {0};
+    if (w->inst && drv && drv->logs(drv, w->inst, &fd, &err) == 0) {
+        char *buf = malloc(RUN_OUTPUT_MAX);
+        if (!buf)
+            abort();
+        ssize_t n = pread(fd, buf, RUN_OUTPUT_MAX, 0);
+        close(fd);
+        json_t *out = json_stringn(buf, n > 0 ? (size_t)n : 0);
+        json_object_set_new(j, "output", out ? out : json_string("(output is not UTF-8 text; see duet logs)"));
+        free(buf);
+    }
+    http_respond_json(c, 200, j);
+    http_conn_unref(c);
+}
+
+/* Learns from a measured start what later plans should assume. */
+static void measure_start(struct wl *w)
+{
+    struct daemon *d = w->d;
+    uint64_t ms = mono_ms() - w->op_t0;
+    const char *b = backend_kind_name(w->inst_backend);
+    uint64_t avg = 0, overhead = 0, n = 0;
+    store_measure_get(d->store, b, &avg, &overhead, &n);
+    /* A running average that keeps adapting: recent starts count most. */
+    uint64_t keep = n < 9 ? n : 9;
+    avg = (avg * keep + ms) / (keep + 1);
+    if (!overhead)
+        overhead = d->host.backend[w->inst_backend].memory_overhead;
+    struct duet_err err = {0};
+    store_measure_put(d->store, b, avg, overhead, n + 1, &err);
+    d->host.backend[w->inst_backend].start_ms = avg;
+    d->host.backend[w->inst_backend].measured = true;
+}
+
+/* What the restart policy says about an exit. */
+static bool wants_restart(const struct wl *w)
+{
+    switch (w->spec->restart) {
+    case WL_RESTART_ALWAYS: return true;
+    case WL_RESTART_ON_FAILURE: return w->last_exit != 0 || w->last_signal != 0 || w->message;
+    case WL_RESTART_NEVER: return false;
+    }
+    return false;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct wl *w = t->data;
+    wl_reconcile(w);
+}
+
+/* After an exit or a failure: back off and restart, or stay ended. */
+static void after_end(struct wl *w, bool failed_to_start)
+{
+    struct daemon *d = w->d;
+    uint64_t ran = w->exited_at > w->started_at ? (uint64_t)(w->exited_at - w->started_at) : 0;
+    if (failed_to_start || ran < DUETD_STABLE_MS)
+        w->quick_failures++;
+    else
+        w->quick_failures = 0;
+    if (!wants_restart(w) || w->rm) {
+        w->phase = PH_EXITED;
+        if (w->rm)
+            w->deleted = true;
+        return;
+    }
+    unsigned n = w->quick_failures ? w->quick_failures - 1 : 0;
+    uint64_t delay = d->backoff_base_ms;
+    for (unsigned i = 0; i < n && delay < DUETD_BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    if (delay > DUETD_BACKOFF_MAX_MS)
+        delay = DUETD_BACKOFF_MAX_MS;
+    bool was_loop = w->crashloop;
+    w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
+    if (w->crashloop && !was_loop)
+        daemon_event(d, w->name, "crashloop",
+                     "%u runs in a row ended within %ds: restarting with back-off up to %ds; see duet logs %s",
+                     w->quick_failures, DUETD_STABLE_MS / 1000, DUETD_BACKOFF_MAX_MS / 1000, w->name);
+    w->phase = PH_BACKOFF;
+    w->backoff_until = mono_ms() + delay;
+    daemon_event(d, w->name, "backoff", "restarting in %" PRIu64 " ms (restart policy %s)", delay,
+                 wl_restart_name(w->spec->restart));
+    uv_timer_start(&w->tick, on_tick, delay, 0);
+}
+
+static void op_failed(struct wl *w, const char *what, const struct duet_err *err)
+{
+    wl_set_message(w, "%s", err->msg);
+    daemon_event(w->d, w->name, "failed", "%s: %s", what, err->msg);
+}
+
+/* ---- driver callbacks ------------------------------------------------------ */
+
+static void on_exit_cb(void *opaque, const struct driver_status *st)
+{
+    struct wl *w = opaque;
+    struct daemon *d = w->d;
+    bool was_running = w->inst_running;
+    w->inst_running = false;
+    health_stop(w);
+    if (d->shutting_down)
+        return;
+    if (st->state == DRIVER_STATE_GONE) {
+        daemon_event(d, w->name, "lost", "the %s instance is gone from the host; it will be recreated",
+                     backend_kind_name(w->inst_backend));
+        if (!w->stop_requested && w->phase != PH_EXITED) {
+            w->last_exit = -1;
+            w->last_signal = 0;
+            w->exited_at = (int64_t)now_ms();
+        }
+        /* Nothing to stop; destroy clears what may be left. */
+        w->stop_requested = true;
+        wl_save(w);
+        wl_reconcile(w);
+        reconcile_all(d);
+        return;
+    }
+    if (!was_running && (w->phase == PH_EXITED || w->phase == PH_BACKOFF)) {
+        /* An exit recorded before a daemon restart, reported again by recover. */
+        wl_reconcile(w);
+        return;
+    }
+    w->last_exit = st->exit_code;
+    w->last_signal = st->term_signal;
+    w->exited_at = (int64_t)(st->exited_at_ms ? st->exited_at_ms : now_ms());
+    if (st->term_signal)
+        daemon_event(d, w->name, "exited", "killed by signal %d", st->term_signal);
+    else
+        daemon_event(d, w->name, "exited", "exit status %d", st->exit_code);
+    if (!w->stop_requested) {
+        free(w->message);
+        w->message = NULL;
+        after_end(w, false);
+        answer_waiter(w);
+    }
+    wl_save(w);
+    wl_reconcile(w);
+    reconcile_all(d);
+}
+
+static void on_created(void *opaque, const struct duet_err *err)
+{
+    struct wl *w = opaque;
+    w->busy = false;
+    if (!w->d->shutting_down) {
+        if (err) {
+            op_failed(w, "create", err);
+            w->exited_at = w->started_at = (int64_t)now_ms();
+            w->stop_requested = true;   /* nothing runs: destroy clears what create left */
+            w->inst_started = true;
+            after_end(w, true);
+            answer_waiter(w);
+        } else {
+            save_handle(w);
+            daemon_event(w->d, w->name, "created", "%s created (generation %" PRId64 ")",
+                         backend_kind_name(w->inst_backend), w->inst_gen);
+        }
+        wl_save(w);
+        wl_reconcile(w);
+    }
+    wl_unref(w);
+}
+
+static void on_started(void *opaque, const struct duet_err *err)
+{
+    struct wl *w = opaque;
+    w->busy = false;
+    if (!w->d->shutting_down) {
+        w->inst_started = true;
+        if (err) {
+            op_failed(w, "start", err);
+            w->exited_at = w->started_at = (int64_t)now_ms();
+            w->stop_requested = true;
+            after_end(w, true);
+            answer_waiter(w);
+        } else {
+            /* An exit can be reported before the start's own callback. */
+            if (w->phase == PH_STARTING) {
+                w->inst_running = true;
+                w->phase = PH_RUNNING;
+            }
+            free(w->message);
+            w->message = NULL;
+            save_handle(w);
+            measure_start(w);
+            daemon_event(w->d, w->name, "started", "running as a %s", backend_kind_name(w->inst_backend));
+            if (w->inst_running)
+                health_start(w);
+        }
+        wl_save(w);
+        wl_reconcile(w);
+        reconcile_all(w->d);
+    }
+    wl_unref(w);
+}
+
+static void on_stopped(void *opaque, const struct duet_err *err)
+{
+    struct wl *w = opaque;
+    w->busy = false;
+    if (!w->d->shutting_down) {
+        if (err)
+            op_failed(w, "stop", err);
+        struct driver *drv = drv_of(w, w->inst_backend);
+        struct driver_status st;
+        struct duet_err e2 = {0};
+        if (w->inst && drv && drv->inspect(drv, w->inst, &st, &e2) == 0 &&
+            (st.state == DRIVER_STATE_EXITED || st.state == DRIVER_STATE_GONE))
+            w->inst_running = false;
+        if (err)
+            w->inst_running = false;   /* destroy forces what stop could not */
+        wl_save(w);
+        wl_reconcile(w);
+    }
+    wl_unref(w);
+}
+
+static void on_destroyed(void *opaque, const struct duet_err *err)
+{
+    struct wl *w = opaque;
+    w->busy = false;
+    if (!w->d->shutting_down) {
+        if (err)
+            daemon_event(w->d, w->name, "failed", "destroy: %s (something may be left on the host)", err->msg);
+        else
+            daemon_event(w->d, w->name, "destroyed", "%s instance removed", backend_kind_name(w->inst_backend));
+        inst_clear(w);
+        if (w->phase == PH_DESTROYING)
+            w->phase = PH_PENDING;
+        wl_save(w);
+        wl_reconcile(w);
+        reconcile_all(w->d);
+    }
+    wl_unref(w);
+}
+
+/* ---- steps ------------------------------------------------------------------- */
+
+static void do_create(struct wl *w)
+{
+    struct daemon *d = w->d;
+    struct driver *drv = drv_of(w, w->backend);
+    if (!drv) {
+        wl_set_message(w, "the %s backend is not available on this host", backend_kind_name(w->backend));
+        w->phase = PH_PENDING;
+        wl_save(w);
+        return;
+    }
+    if (w->phase == PH_BACKOFF)
+        w->restarts++;
+    w->phase = PH_CREATING;
+    w->inst_backend = w->backend;
+    w->inst_gen = w->gen;
+    w->inst_spec = w->spec;
+    w->inst_grp = w->grp;
+    w->grp->refs++;
+    w->handle[0] = '\0';
+    w->inst_started = w->inst_running = w->stop_requested = false;
+    w->created_at = (int64_t)now_ms();
+    w->health = HEALTH_NONE;
+    w->health_fails = 0;
+    w->op_t0 = mono_ms();
+    wl_save(w);   /* before acting: a crash from here on leaves a record */
+    struct duet_err err = {0};
+    w->busy = true;
+    wl_ref(w);
+    if (drv->create(drv, w->spec, &w->inst, on_created, w, &err) < 0) {
+        w->busy = false;
+        wl_unref(w);
+        inst_clear(w);
+        op_failed(w, "create", &err);
+        w->exited_at = w->started_at = (int64_t)now_ms();
+        after_end(w, true);
+        answer_waiter(w);
+        wl_save(w);
+        (void)d;
+    }
+}
+
+static void do_start(struct wl *w)
+{
+    struct driver *drv = drv_of(w, w->inst_backend);
+    w->phase = PH_STARTING;
+    w->started_at = (int64_t)now_ms();
+    wl_save(w);
+    struct duet_err err = {0};
+    w->busy = true;
+    wl_ref(w);
+    if (drv->start(drv, w->inst, on_started, on_exit_cb, w, &err) < 0) {
+        w->busy = false;
+        wl_unref(w);
+        w->inst_started = true;
+        w->stop_requested = true;
+        op_failed(w, "start", &err);
+        w->exited_at = w->started_at = (int64_t)now_ms();
+        after_end(w, true);
+        answer_waiter(w);
+        wl_save(w);
+    }
+}
+
+static void do_stop(struct wl *w)
+{
+    struct driver *drv = drv_of(w, w->inst_backend);
+    w->phase = PH_STOPPING;
+    w->stop_requested = true;
+    health_stop(w);
+    wl_save(w);
+    daemon_event(w->d, w->name, "stopping", "%s", w->deleted ? "deleted" : "replaced by a new generation");
+    struct duet_err err = {0};
+    w->busy = true;
+    wl_ref(w);
+    if (drv->stop(drv, w->inst, w->d->stop_grace_ms, on_stopped, w, &err) < 0) {
+        w->busy = false;
+        wl_unref(w);
+        op_failed(w, "stop", &err);
+        w->inst_running = false;   /* destroy next: it kills what is left */
+        wl_reconcile(w);
+    }
+}
+
+static void do_destroy(struct wl *w)
+{
+    struct driver *drv = drv_of(w, w->inst_backend);
+    enum wl_phase before = w->phase;
+    /* A destroy that precedes a restart keeps the back-off state (and the
+     * restart count it leads to). */
+    if (before != PH_BACKOFF)
+        w->phase = PH_DESTROYING;
+    health_stop(w);
+    wl_save(w);
+    struct duet_err err = {0};
+    w->busy = true;
+    wl_ref(w);
+    struct driver_instance *inst = w->inst;
+    if (drv->destroy(drv, inst, on_destroyed, w, &err) < 0) {
+        w->busy = false;
+        wl_unref(w);
+        daemon_event(w->d, w->name, "failed", "destroy: %s", err.msg);
+        drv->release(drv, inst);
+        inst_clear(w);
+        w->phase = before == PH_DESTROYING ? PH_PENDING : before;
+        wl_save(w);
+    }
+}
+
+static void forget(struct wl *w)
+{
+    struct daemon *d = w->d;
+    struct duet_err err = {0};
+    if (store_delete(d->store, w->name, &err) < 0)
+        daemon_event(d, w->name, "failed", "%s", err.msg);
+    daemon_event(d, w->name, "deleted", "workload removed");
+    uv_timer_stop(&w->tick);
+    answer_waiter(w);
+    strmap_del(&d->wls, w->name);
+    w->deleted = true;
+    wl_unref(w);   /* the map's reference */
+}
+
+static const char *deps_missing(struct wl *w, char *buf, size_t len)
+{
+    for (size_t i = 0; i < w->spec->n_depends_on; i++) {
+        const char *dn = w->spec->depends_on[i].name;
+        struct wl *dw = strmap_get(&w->d->wls, dn);
+        if (!dw || dw->deleted) {
+            snprintf(buf, len, "waiting for %s, which is not applied", dn);
+            return buf;
+        }
+        if (!wl_ready(dw)) {
+            snprintf(buf, len, "waiting for %s (%s%s%s)", dn, wl_state_name(dw),
+                     dw->health == HEALTH_STARTING ? ", health check not passed yet" : "",
+                     dw->health == HEALTH_UNHEALTHY ? ", unhealthy" : "");
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+void wl_reconcile(struct wl *w)
+{
+    struct daemon *d = w->d;
+    if (w->busy || d->shutting_down || w->phase == PH_RECOVERING)
+        return;
+    bool want = !w->deleted;
+    bool current = w->inst && w->inst_gen == w->gen && w->inst_backend == w->backend;
+
+    /* 1. An instance that must go: deleted, replaced, or ended and due for
+     *    a restart (a fresh instance replaces it). */
+    bool restart_due = w->inst && w->phase == PH_BACKOFF && mono_ms() >= w->backoff_until;
+    if (w->inst && (!want || !current || restart_due || (w->stop_requested && !w->inst_running &&
+                                                          w->phase != PH_EXITED && w->phase != PH_BACKOFF))) {
+        if (w->inst_running && !w->stop_requested)
+            do_stop(w);
+        else if (w->inst_running)
+            ;   /* stopping: the exit comes */
+        else
+            do_destroy(w);
+        return;
+    }
+    if (!want) {
+        forget(w);
+        return;
+    }
+    if (w->inst) {
+        if (!w->inst_started)
+            do_start(w);
+        return;   /* running, or ended and waiting */
+    }
+    /* 2. Nothing on the host. */
+    if (w->phase == PH_EXITED)
+        return;
+    if (w->phase == PH_BACKOFF && mono_ms() < w->backoff_until)
+        return;
+    char why[256];
+    if (deps_missing(w, why, sizeof(why))) {
+        if (w->phase != PH_PENDING || !w->message || strcmp(w->message, why) != 0) {
+            bool was_backoff = w->phase == PH_BACKOFF;
+            w->phase = was_backoff ? PH_BACKOFF : PH_PENDING;
+            wl_set_message(w, "%s", why);
+            wl_save(w);
+        }
+        return;
+    }
+    do_create(w);
+}
+
+void reconcile_all(struct daemon *d)
+{
+    for (size_t i = 0; i < d->wls.cap; i++) {
+        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
+        if (w && !w->busy && !w->inst)
+            wl_reconcile(w);
+    }
+}
+
+/* ---- recovery -------------------------------------------------------------- */
+
+void wl_recover(struct wl *w)
+{
+    struct daemon *d = w->d;
+    struct driver *drv = drv_of(w, w->inst_backend);
+    bool had_run = w->phase == PH_EXITED || w->phase == PH_BACKOFF;
+    struct duet_err err = {0};
+    struct driver_instance *inst = NULL;
+    /* A container's handle exists only once it started; one killed
+     * between clone and the store's write is still found by its name. */
+    const char *h = w->handle[0] ? w->handle : NULL;
+    bool try_recover = drv && (h || w->inst_backend == BACKEND_CONTAINER);
+    if (try_recover && drv->recover(drv, w->spec, h, &inst, on_exit_cb, w, &err) == 0) {
+        w->inst = inst;
+        w->inst_spec = w->spec;
+        w->inst_grp = w->grp;
+        w->grp->refs++;
+        w->inst_started = true;
+        w->inst_running = !had_run;
+        save_handle(w);
+        if (w->phase == PH_CREATING || w->phase == PH_STARTING || w->phase == PH_PENDING)
+            w->phase = PH_RUNNING;
+        if (w->phase == PH_STOPPING || w->phase == PH_DESTROYING)
+            w->stop_requested = true;
+        if (w->phase == PH_RUNNING && w->inst_running)
+            health_start(w);
+        daemon_event(d, w->name, "recovered", "re-attached to the %s instance (%s)",
+                     backend_kind_name(w->inst_backend), w->handle[0] ? w->handle : "no handle");
+    } else {
+        if (try_recover && h)
+            daemon_event(d, w->name, "lost", "cannot re-attach: %s", err.msg);
+        /* Whatever a half-done create left is cleared by the next create,
+         * which both backends do for leftovers of their own. */
+        w->inst_backend = w->backend;
+        if (!had_run && w->phase != PH_PENDING && !w->deleted) {
+            if (h) {
+                w->last_exit = -1;
+                w->exited_at = (int64_t)now_ms();
+            }
+            w->phase = PH_PENDING;
+        }
+        if (w->phase == PH_STOPPING || w->phase == PH_DESTROYING)
+            w->phase = PH_PENDING;
+    }
+    wl_save(w);
+}

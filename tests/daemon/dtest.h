@@ -1,0 +1,362 @@
+/*
+ * dtest.h - a real duetd for each test: started on a temporary socket and
+ * state dir, driven through the duet CLI (as users do) and the API client,
+ * stopped by its pid.  Every test ends by deleting what it applied and
+ * checking that nothing is left: no process in the daemon's cgroup parent,
+ * no container or VM directory.
+ */
+#ifndef DUET_DTEST_H
+#define DUET_DTEST_H
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "client.h"
+#include "fsutil.h"
+
+struct dd {
+    char dir[64];
+    char sock[100];
+    char state[192];
+    char cgdir[256];               /* the daemon's containers' cgroups */
+    pid_t pid;
+};
+
+static inline json_t *dd_get(struct dd *d, const char *path);
+
+static inline uint64_t dd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static inline const char *dd_env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "%s is not set: run the daemon tests through make test", name);
+    return v;
+}
+
+static inline bool dd_answers(struct dd *d)
+{
+    struct client_buf b = {0};
+    struct duet_err err = {0};
+    int status = client_call_buf(d->sock, "GET", "/v1/info", NULL, 0, &b, 2000, &err);
+    free(b.data);
+    return status == 200;
+}
+
+/* Starts duetd on d (made by dd_init) with the options tests use. */
+static inline void dd_start(struct dd *d)
+{
+    char duetd[512];
+    snprintf(duetd, sizeof(duetd), "%s/duetd", dd_env("DUET_BUILD"));
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        char log[256];
+        snprintf(log, sizeof(log), "%s/duetd.log", d->dir);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(duetd, "duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock, "--restart-backoff",
+              "100", "--stop-grace", "2000", "--request-timeout", "1500", "--guest-kernel",
+              getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent", (char *)NULL);
+        _exit(127);
+    }
+    d->pid = pid;
+    uint64_t deadline = dd_now_ms() + 20000;
+    while (!dd_answers(d)) {
+        int st;
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "duetd exited during start-up; see %s/duetd.log", d->dir);
+        cr_assert(dd_now_ms() < deadline, "duetd did not answer within 20 s");
+        usleep(20000);
+    }
+    json_t *info = dd_get(d, "/v1/info");
+    snprintf(d->cgdir, sizeof(d->cgdir), "%s", json_string_value(json_object_get(info, "cgroup_dir")));
+    json_decref(info);
+    cr_assert(d->cgdir[0], "duetd reports no cgroup directory");
+}
+
+static inline void dd_init(struct dd *d)
+{
+    snprintf(d->dir, sizeof(d->dir), "/tmp/duet-dt-XXXXXX");
+    cr_assert(mkdtemp(d->dir));
+    snprintf(d->sock, sizeof(d->sock), "%s/duet.sock", d->dir);
+    snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+    dd_start(d);
+}
+
+/* Under the sanitizers duetd reports into its log: any report fails the test. */
+static inline void dd_check_log(struct dd *d)
+{
+    char path[128], line[1024];
+    snprintf(path, sizeof(path), "%s/duetd.log", d->dir);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        cr_expect(!strstr(line, "Sanitizer") && !strstr(line, "runtime error:"), "duetd: %s (see %s)", line, path);
+    if (f)
+        fclose(f);
+}
+
+/* SIGTERM and wait: workloads keep running. */
+static inline void dd_stop(struct dd *d)
+{
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGTERM);
+    int st;
+    cr_assert_eq(waitpid(d->pid, &st, 0), d->pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "duetd ended with status %d; see %s/duetd.log", st, d->dir);
+    d->pid = -1;
+    dd_check_log(d);
+}
+
+static inline void dd_kill9(struct dd *d)
+{
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    d->pid = -1;
+}
+
+/* Runs the duet CLI with d's socket; stdout+stderr into *out (may be NULL). */
+static inline int dd_duet(struct dd *d, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int dd_duet(struct dd *d, char **out, const char *fmt, ...)
+{
+    char args[4096], cmd[4400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s %s %s 2>&1", d->sock, dd_env("DUET_BIN"), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A manifest file in d's directory; returns its path (static per name). */
+static inline const char *dd_manifest(struct dd *d, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline const char *dd_manifest(struct dd *d, const char *name, const char *fmt, ...)
+{
+    static char path[8][256];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 256, "%s/%s", d->dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert(f);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
+    return p;
+}
+
+/* GET path, JSON answer (NULL on a non-200). */
+static inline json_t *dd_get(struct dd *d, const char *path)
+{
+    struct client_buf b = {0};
+    struct duet_err err = {0};
+    int status = client_call_buf(d->sock, "GET", path, NULL, 0, &b, 30000, &err);
+    json_t *j = status == 200 ? json_loads(b.data, 0, NULL) : NULL;
+    free(b.data);
+    return j;
+}
+
+static inline json_t *dd_workload(struct dd *d, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/workloads/%s", name);
+    return dd_get(d, path);
+}
+
+/* The value of key in workload name ("" when absent). */
+static inline char *dd_field(struct dd *d, const char *name, const char *key)
+{
+    json_t *w = dd_workload(d, name);
+    json_t *v = w ? json_object_get(w, key) : NULL;
+    char *s = v ? (json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY)) : strdup("");
+    json_decref(w);
+    return s;
+}
+
+static inline bool dd_field_is(struct dd *d, const char *name, const char *key, const char *want)
+{
+    char *v = dd_field(d, name, key);
+    bool eq = strcmp(v, want) == 0;
+    free(v);
+    return eq;
+}
+
+/* Waits until workload name's key equals want; fails the test after timeout_ms. */
+static inline void dd_wait_field(struct dd *d, const char *name, const char *key, const char *want, unsigned timeout_ms)
+{
+    uint64_t deadline = dd_now_ms() + timeout_ms;
+    while (!dd_field_is(d, name, key, want)) {
+        if (dd_now_ms() > deadline) {
+            char *v = dd_field(d, name, key);
+            cr_assert_fail("%s: %s is \"%s\", not \"%s\", after %u ms", name, key, v, want, timeout_ms);
+        }
+        usleep(50000);
+    }
+}
+
+static inline int64_t dd_int(struct dd *d, const char *name, const char *key)
+{
+    char *v = dd_field(d, name, key);
+    int64_t n = strtoll(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+/* The instance handle (pid + start time for containers). */
+static inline char *dd_handle(struct dd *d, const char *name)
+{
+    json_t *w = dd_workload(d, name);
+    json_t *inst = w ? json_object_get(w, "instance") : NULL;
+    const char *h = json_string_value(json_object_get(inst, "handle"));
+    char *r = strdup(h ? h : "");
+    json_decref(w);
+    return r;
+}
+
+/* Events of workload name, in order, "type:message" per line. */
+static inline char *dd_events(struct dd *d, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/events?workload=%s", name);
+    struct client_buf b = {0};
+    struct duet_err err = {0};
+    client_call_buf(d->sock, "GET", path, NULL, 0, &b, 30000, &err);
+    return b.data ? b.data : strdup("");
+}
+
+/* The id of the first event of `type` in an NDJSON event list, or -1. */
+static inline int64_t dd_event_id(const char *events, const char *type)
+{
+    for (const char *line = events; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        json_t *e = json_loadb(line, n, 0, NULL);
+        const char *t = e ? json_string_value(json_object_get(e, "type")) : NULL;
+        if (t && strcmp(t, type) == 0) {
+            int64_t id = json_integer_value(json_object_get(e, "id"));
+            json_decref(e);
+            return id;
+        }
+        json_decref(e);
+        line = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
+/* Processes of the daemon's containers: those in its cgroup parent
+ * (duet-HASH under the pids controller, v1 or v2). */
+static inline int dd_count_procs(const char *cgroup_dir)
+{
+    int n = 0;
+    DIR *dir = opendir(cgroup_dir);
+    if (!dir)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.' || e->d_type != DT_DIR)
+            continue;
+        char p[1024];
+        snprintf(p, sizeof(p), "%s/%s/cgroup.procs", cgroup_dir, e->d_name);
+        FILE *f = fopen(p, "r");
+        int pid;
+        while (f && fscanf(f, "%d", &pid) == 1)
+            n++;
+        if (f)
+            fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+static inline int dd_count_dirs(const char *path)
+{
+    int n = 0;
+    DIR *dir = opendir(path);
+    if (!dir)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        if (e->d_name[0] != '.' && e->d_type == DT_DIR)
+            n++;
+    closedir(dir);
+    return n;
+}
+
+/* Deletes every workload, waits until they are gone, stops the daemon
+ * and checks the host is clean; removes the directory. */
+static inline void dd_finish(struct dd *d)
+{
+    if (d->pid <= 0)
+        dd_start(d);
+    json_t *all = dd_get(d, "/v1/workloads");
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(all, "workloads"), i, w) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/workloads/%s", json_string_value(json_object_get(w, "name")));
+        struct client_buf b = {0};
+        struct duet_err err = {0};
+        int status = client_call_buf(d->sock, "DELETE", path, NULL, 0, &b, 30000, &err);
+        cr_expect_eq(status, 202, "DELETE %s: %d %s %s", path, status, b.data ? b.data : "", err.msg);
+        free(b.data);
+    }
+    json_decref(all);
+    uint64_t deadline = dd_now_ms() + 60000;
+    for (;;) {
+        json_t *left = dd_get(d, "/v1/workloads");
+        size_t n = json_array_size(json_object_get(left, "workloads"));
+        json_decref(left);
+        if (n == 0)
+            break;
+        cr_assert(dd_now_ms() < deadline, "%zu workloads still there 60 s after delete", n);
+        usleep(50000);
+    }
+    dd_stop(d);
+    cr_expect_eq(dd_count_procs(d->cgdir), 0, "processes left in %s", d->cgdir);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/containers", d->state);
+    cr_expect_eq(dd_count_dirs(p), 0, "container directories left in %s", p);
+    snprintf(p, sizeof(p), "%s/vm/instances", d->state);
+    cr_expect_eq(dd_count_dirs(p), 0, "VM directories left in %s", p);
+    duet_remove_tree(d->dir, NULL);
+}
+
+#endif
