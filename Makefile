@@ -5,7 +5,7 @@
 #   make test     deps, build, then the whole suite (criterion)
 #   make asan     the whole suite again under AddressSanitizer + UBSan
 #   make bench    benchmarks, with ratios against a reference measured in the same run
-#   make demo     deps, build, and the plan of the example fleet
+#   make demo     deps, build, start duetd and run the example fleet (VMs + containers), then tear down
 #   make install  PREFIX=/usr/local DESTDIR=
 
 SHELL   := /bin/bash
@@ -56,6 +56,7 @@ DAEMON_TEST_SRC = $(wildcard tests/daemon/*.c) tests/vm/no_kvm.c tests/common/cr
 BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
 BENCH_VM_SRC = tests/bench/bench_vm.c
+BENCH_D_SRC = tests/bench/bench_daemon.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -74,6 +75,7 @@ ROOTFS    = $(BUILD)/images/busybox
 BENCH_BIN = $(BUILD)/bench/plan
 BENCH_CT_BIN = $(BUILD)/bench/container
 BENCH_VM_BIN = $(BUILD)/bench/vm
+BENCH_D_BIN = $(BUILD)/bench/daemon
 
 .PHONY: all deps test check asan bench demo install clean images
 
@@ -172,6 +174,10 @@ $(BENCH_VM_BIN): $(call obj,$(BENCH_VM_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
 
+$(BENCH_D_BIN): $(call obj,$(BENCH_D_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 deps:
 	@./scripts/deps.sh $(DEB_PACKAGES)
 
@@ -211,20 +217,23 @@ asan: deps
 
 # Each benchmark exits 1 when outside its bars; all of them run regardless.
 bench: deps
-	$(MAKE) $(DUET) $(INIT) $(ROOTFS) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(VM_IMAGES)
+	$(MAKE) $(DUET) $(DUETD) $(INIT) $(ROOTFS) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(VM_IMAGES)
 	@rc=0; \
 	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_CT_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_VM_BIN) || rc=1; \
+	$(TEST_ENV) $(BENCH_D_BIN) || rc=1; \
 	exit $$rc
 
+# The example fleet for real: duetd, VMs and containers, then torn down.
 demo: deps
-	$(MAKE) $(DUET)
-	./scripts/demo.sh $(DUET)
+	$(MAKE) all images $(BUILD)/images/kernel/vmlinuz
+	./scripts/demo.sh $(BUILD)
 
+# duetd finds duet-init and duet-vminit next to itself.
 install: $(DUET) $(DUETD) $(INIT) $(VMINIT)
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(DUET) $(DESTDIR)$(PREFIX)/bin/duet
+	install -m 0755 $(DUET) $(DUETD) $(INIT) $(VMINIT) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build

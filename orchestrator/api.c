@@ -108,7 +108,10 @@ json_t *api_wl_json(const struct wl *w, bool detail)
         struct driver *drv = w->d->drv[w->inst_backend];
         struct driver_stats st;
         struct duet_err err = {0};
-        if (w->inst_running && drv->stats(drv, w->inst, &st, &err) == 0) {
+        /* A container's figures are cgroup files, read at once; a VM's
+         * come from libvirt, a call that may wait on the connection, which
+         * the loop must not: VMs show theirs through libvirt's tools. */
+        if (w->inst_running && w->inst_backend == BACKEND_CONTAINER && drv->stats(drv, w->inst, &st, &err) == 0) {
             json_t *s = json_object();
             json_object_set_new(s, "cpu_ns", json_integer((json_int_t)st.cpu_ns));
             json_object_set_new(s, "memory_bytes", json_integer((json_int_t)st.memory_bytes));

@@ -1,10 +1,26 @@
-#!/bin/sh
-# make demo: check the example homelab fleet, then show where each workload
-# would run: on the homelab server it was written for, on a small board
-# without virtualisation, and on this machine as probed.
+#!/bin/bash
+# make demo: the example homelab fleet, for real.
+#
+#   1. the plan: where each workload would run, and why (no daemon needed);
+#   2. duetd started on a private socket and state dir (build/demo);
+#   3. duet apply -f manifests/examples --wait: the infrastructure VMs boot
+#      (QEMU, under emulation when there is no usable KVM), the application
+#      containers start once what they depend on is up;
+#   4. duet get, describe, logs, events;
+#   5. everything deleted and duetd stopped, at the end or on Ctrl-C.
+#
+# libvirt: duetd uses the system's libvirtd when one answers, otherwise
+# libvirt's embedded QEMU driver inside duetd itself; nothing else is started.
+# KVM: some nested hosts offer /dev/kvm yet hang real guests, so the demo
+# runs duetd where /dev/kvm is hidden (a private mount namespace) and the
+# VMs run under emulation; DUET_DEMO_KVM=1 keeps /dev/kvm.
 set -u
-DUET=${1:-build/duet}
+BUILD=${1:-build}
 cd "$(dirname "$0")/.."
+DUET=$BUILD/duet
+DUETD=$BUILD/duetd
+DIR=$PWD/$BUILD/demo
+export DUET_SOCKET=$DIR/duet.sock
 
 if [ -t 1 ]; then
     say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -12,26 +28,65 @@ else
     say() { printf '\n== %s\n' "$*"; }
 fi
 
-say "duet validate manifests/examples"
-"$DUET" validate manifests/examples || exit 1
+[ "$(id -u)" = 0 ] || { echo "demo: duetd needs root (namespaces, cgroups, libvirt)" >&2; exit 1; }
 
-say "duet plan for the homelab server (manifests/hosts/homelab.yaml)"
-"$DUET" plan -f manifests/examples -f manifests/hosts/homelab.yaml || exit 1
+daemon_pid=""
+teardown() {
+    trap - INT TERM EXIT
+    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+        say "duet delete -f manifests/examples --wait (and stop duetd)"
+        "$DUET" delete -f manifests/examples --wait
+        kill "$daemon_pid"
+        for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+}
+trap 'teardown; exit 130' INT TERM
+trap teardown EXIT
 
-say "duet plan for a 4 GiB board without VMs (manifests/hosts/small-arm.yaml)"
-echo "(exit status 1 is the answer here: some workloads need a VM)"
-"$DUET" plan -f manifests/examples -f manifests/hosts/small-arm.yaml
-[ $? -eq 1 ] || { echo "demo: expected duet plan to report unplaceable workloads" >&2; exit 1; }
+say "duet plan -f manifests/examples (this machine, as probed; no daemon needed)"
+"$DUET" plan -f manifests/examples --guest-kernel "$BUILD/images/kernel/vmlinuz"
+[ $? -le 1 ] || exit 1
 
-say "duet plan for this machine, as probed"
-"$DUET" plan -f manifests/examples
-rc=$?
-case $rc in
-0) echo "every workload fits on this machine" ;;
-1) echo "(some workloads cannot run here yet; the reasons above say what is missing)" ;;
-*) exit $rc ;;
-esac
+say "duetd --state-dir $BUILD/demo/state --socket $BUILD/demo/duet.sock"
+mkdir -p "$DIR" "$BUILD/backup" "$BUILD/www"
+if [ -e "$DIR/state/duetd.pid" ] && kill -0 "$(cat "$DIR/state/duetd.pid")" 2>/dev/null; then
+    echo "demo: a duetd from an earlier demo still runs (pid $(cat "$DIR/state/duetd.pid")); stop it first" >&2
+    exit 1
+fi
+args=(--state-dir "$DIR/state" --socket "$DUET_SOCKET" --guest-kernel "$BUILD/images/kernel/vmlinuz")
+if [ -e /dev/kvm ] && [ "${DUET_DEMO_KVM:-0}" != 1 ]; then
+    echo "(/dev/kvm hidden from duetd: the VMs run under emulation; DUET_DEMO_KVM=1 keeps it)"
+    unshare --mount --propagation private \
+        sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' sh "$DUETD" "${args[@]}" || exit 1
+else
+    "$DUETD" "${args[@]}" || exit 1
+fi
+daemon_pid=$(cat "$DIR/state/duetd.pid")
+echo "duetd running, pid $daemon_pid, log in $BUILD/demo/state/duetd.log"
 
-say "the same plan as JSON, for programs (first lines)"
-"$DUET" plan -f manifests/examples -f manifests/hosts/homelab.yaml -o json | head -n 20
+say "duet apply -f manifests/examples --wait"
+start=$(date +%s%N)
+"$DUET" apply -f manifests/examples --wait --timeout 300 || { "$DUET" get; exit 1; }
+echo "the whole fleet is up (or done) in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+
+say "duet get"
+"$DUET" get
+
+say "duet describe web"
+"$DUET" describe web | sed -n '1,/^Spec:/p' | head -n -1
+
+say "duet logs worker (a container's output)"
+"$DUET" logs --tail 3 worker
+
+say "duet logs dns (a VM's serial console: the guest kernel, then its workload)"
+"$DUET" logs dns | grep -m 3 -E "Linux version|duet-vminit|Run /init" || true
+
+say "duet exec web -- wget -q -O - http://127.0.0.1/"
+"$DUET" exec web -- wget -q -O - http://127.0.0.1/
+
+say "duet apply -f manifests/examples (again: nothing changes)"
+"$DUET" apply -f manifests/examples
+
+say "duet events (last 12)"
+"$DUET" events | tail -n 12
 exit 0

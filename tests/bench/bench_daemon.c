@@ -1,0 +1,230 @@
+/*
+ * bench_daemon.c - duetd end to end, on real containers:
+ *
+ *   1. one-shot: `duet run --rm --rootfs R -- /bin/true` (CLI -> API ->
+ *      daemon -> container -> exit status back to the CLI) against
+ *      `runc run` of the same rootfs, alternated, same run; median of RUNS;
+ *      bar: ratio under 0.35;
+ *   2. apply 500 sleeping busybox containers in one manifest: time until
+ *      all 500 run, and the daemon's resident memory then; bars: under
+ *      10 s, under 32 MiB;
+ *   3. `duet get -o json` with those 500 workloads: median of RUNS;
+ *      bar: under 20 ms.
+ * Exits 1 when a figure is outside its bar.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "bench_util.h"
+#include "client.h"
+#include "fsutil.h"
+
+#define RUNS 21
+#define FLEET 500
+
+static int run_argv(const char *const *argv, bool quiet)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        if (quiet) {
+            int n = open("/dev/null", O_WRONLY);
+            dup2(n, 1);
+            dup2(n, 2);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int make_bundle(const char *dir, const char *rootfs)
+{
+    const char *spec[] = {"runc", "spec", "--bundle", dir, NULL};
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+    unlink(cfg);
+    if (run_argv(spec, true) != 0)
+        return -1;
+    json_t *c = json_load_file(cfg, 0, NULL);
+    if (!c)
+        return -1;
+    json_object_set_new(c, "root", json_pack("{s:s,s:b}", "path", rootfs, "readonly", 1));
+    json_t *proc = json_object_get(c, "process");
+    json_object_set_new(proc, "args", json_pack("[s]", "/bin/true"));
+    json_object_set_new(proc, "terminal", json_false());
+    json_array_append_new(json_object_get(json_object_get(c, "linux"), "namespaces"),
+                          json_pack("{s:s}", "type", "cgroup"));
+    int rc = json_dump_file(c, cfg, JSON_INDENT(1));
+    json_decref(c);
+    return rc;
+}
+
+static long rss_kib(pid_t pid)
+{
+    char p[64], line[256];
+    snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    long v = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static int running_count(const char *sock, size_t *total)
+{
+    struct client_buf b = {0};
+    struct duet_err err = {0};
+    int n = -1;
+    if (client_call_buf(sock, "GET", "/v1/workloads", NULL, 0, &b, 30000, &err) == 200) {
+        json_t *j = json_loads(b.data, 0, NULL);
+        size_t i;
+        json_t *w;
+        n = 0;
+        json_array_foreach(json_object_get(j, "workloads"), i, w)
+            n += strcmp(json_string_value(json_object_get(w, "state")), "running") == 0;
+        *total = json_array_size(json_object_get(j, "workloads"));
+        json_decref(j);
+    }
+    free(b.data);
+    return n;
+}
+
+int main(void)
+{
+    const char *build = getenv("DUET_BUILD"), *rootfs = getenv("DUET_ROOTFS");
+    if (!build || !rootfs) {
+        fprintf(stderr, "bench: set DUET_BUILD and DUET_ROOTFS (make bench does)\n");
+        return 2;
+    }
+    char dir[] = "/tmp/duet-bench-d-XXXXXX", bundle[] = "/tmp/duet-bench-runc-XXXXXX",
+         runc_root[] = "/tmp/duet-bench-runc-root-XXXXXX";
+    if (!mkdtemp(dir) || !mkdtemp(bundle) || !mkdtemp(runc_root))
+        return 2;
+    if (make_bundle(bundle, rootfs) < 0) {
+        fprintf(stderr, "bench: cannot make a runc bundle (is runc installed?)\n");
+        return 2;
+    }
+    char sock[256], state[256], duetd[512], duet[512];
+    snprintf(sock, sizeof(sock), "%s/duet.sock", dir);
+    snprintf(state, sizeof(state), "%s/state", dir);
+    snprintf(duetd, sizeof(duetd), "%s/duetd", build);
+    snprintf(duet, sizeof(duet), "%s/duet", build);
+    const char *start[] = {duetd, "--state-dir", state, "--socket", sock, NULL};
+    if (run_argv(start, false) != 0) {
+        fprintf(stderr, "bench: duetd did not start\n");
+        return 2;
+    }
+    char pidfile[300];
+    snprintf(pidfile, sizeof(pidfile), "%s/duetd.pid", state);
+    FILE *pf = fopen(pidfile, "r");
+    int dpid = 0;
+    if (!pf || fscanf(pf, "%d", &dpid) != 1)
+        return 2;
+    fclose(pf);
+    setenv("DUET_SOCKET", sock, 1);
+    int rc = 0;
+
+    /* 1. one-shot, alternated with runc */
+    double d1[RUNS], r1[RUNS];
+    const char *one[] = {duet, "run", "--rm", "--rootfs", rootfs, "--", "/bin/true", NULL};
+    for (int i = 0; i < 3; i++)
+        run_argv(one, true);   /* warm: caches, the first cgroups */
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = now_ms();
+        int s = run_argv(one, true);
+        d1[i] = now_ms() - t0;
+        if (s != 0) {
+            fprintf(stderr, "bench: duet run exited %d\n", s);
+            rc = 1;
+        }
+        char id[32];
+        snprintf(id, sizeof(id), "bench-%d", i);
+        const char *runc[] = {"runc", "--root", runc_root, "run", "--bundle", bundle, id, NULL};
+        t0 = now_ms();
+        s = run_argv(runc, true);
+        r1[i] = now_ms() - t0;
+        if (s != 0) {
+            fprintf(stderr, "bench: runc run exited %d\n", s);
+            rc = 1;
+        }
+    }
+    double dm = median(d1, RUNS), rm = median(r1, RUNS);
+    printf("duetd one-shot: duet run --rm -- /bin/true, CLI to exit status, median of %d\n", RUNS);
+    printf("  duet run                        %7.2f ms\n", dm);
+    printf("  runc run (reference, same run)  %7.2f ms\n", rm);
+    printf("  ratio duet/runc: %.3f   [bar: < 0.35]\n", dm / rm);
+    if (dm / rm >= 0.35)
+        rc = 1;
+
+    /* 2. 500 containers in one manifest */
+    char manifest[300];
+    snprintf(manifest, sizeof(manifest), "%s/fleet.yaml", dir);
+    FILE *m = fopen(manifest, "w");
+    for (int i = 0; i < FLEET; i++)
+        fprintf(m,
+                "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: s%03d}\nspec:\n  placement: container\n"
+                "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n  resources: {memory: 8Mi, cpus: 0.01}\n",
+                i, rootfs);
+    fclose(m);
+    long rss0 = rss_kib(dpid);
+    double t0 = now_ms();
+    const char *apply[] = {duet, "apply", "-f", manifest, NULL};
+    if (run_argv(apply, true) != 0) {
+        fprintf(stderr, "bench: duet apply failed\n");
+        rc = 1;
+    }
+    size_t total = 0;
+    int running = 0;
+    while ((running = running_count(sock, &total)) < FLEET && now_ms() - t0 < 120000)
+        usleep(20000);
+    double up = now_ms() - t0;
+    usleep(500000);
+    long rss = rss_kib(dpid);
+    printf("duetd: apply %d sleeping containers in one manifest\n", FLEET);
+    printf("  all %d running after      %7.0f ms   [bar: < 10000]\n", running, up);
+    printf("  duetd resident memory      %7.1f MiB with %d running (%.1f MiB idle before)   [bar: < 32]\n",
+           (double)rss / 1024, running, (double)rss0 / 1024);
+    if (running < FLEET || up >= 10000 || rss >= 32 * 1024)
+        rc = 1;
+
+    /* 3. get -o json with 500 */
+    double g[RUNS];
+    const char *get[] = {duet, "get", "-o", "json", NULL};
+    for (int i = 0; i < RUNS; i++) {
+        double t = now_ms();
+        run_argv(get, true);
+        g[i] = now_ms() - t;
+    }
+    double gm = median(g, RUNS);
+    printf("  duet get -o json, %d workloads: %.2f ms median of %d   [bar: < 20]\n", FLEET, gm, RUNS);
+    if (gm >= 20)
+        rc = 1;
+
+    /* tear down */
+    const char *del[] = {duet, "delete", "-f", manifest, "--wait", NULL};
+    t0 = now_ms();
+    run_argv(del, true);
+    printf("  delete all %d: %.0f ms\n", FLEET, now_ms() - t0);
+    kill(dpid, SIGTERM);
+    for (int i = 0; i < 100 && kill(dpid, 0) == 0; i++)
+        usleep(50000);
+    duet_remove_tree(dir, NULL);
+    duet_remove_tree(bundle, NULL);
+    duet_remove_tree(runc_root, NULL);
+    return rc;
+}

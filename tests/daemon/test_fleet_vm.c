@@ -1,0 +1,71 @@
+/*
+ * test_fleet_vm.c - a mixed fleet in one file through duetd: a real QEMU
+ * guest (kernel + initramfs, under emulation: the test binary hides
+ * /dev/kvm, see tests/vm/no_kvm.c) and containers, one of which waits for
+ * the VM.  Then the daemon is restarted under the running VM, and
+ * everything is deleted with nothing left behind.
+ */
+#include "dtest.h"
+
+Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *img = dd_env("DUET_IMAGES"), *rootfs = dd_env("DUET_ROOTFS");
+    const char *m = dd_manifest(
+        &d, "fleet.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: db}\nspec:\n  role: infrastructure\n"
+        "  isolation: strong\n  image:\n    kernel: %s/vmlinuz\n    initrd: %s/db-initrd.cpio.gz\n"
+        "    cmdline: \"console=ttyS0\"\n  resources: {cpus: 1, memory: 192Mi}\n  healthcheck: {tcp: 5432}\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: web}\nspec:\n  image: {rootfs: %s}\n"
+        "  command: [\"/bin/sh\", \"-c\", \"exec httpd -f -p 8080 -h /\"]\n  resources: {memory: 32Mi}\n"
+        "  dependsOn: [db]\n  healthcheck: {tcp: 8080, interval: 1s}\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: worker}\nspec:\n  image: {rootfs: %s}\n"
+        "  command: [\"/bin/sleep\", \"3600\"]\n  resources: {memory: 16Mi}\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: job}\nspec:\n  image: {rootfs: %s}\n"
+        "  command: [\"/bin/echo\", \"job done\"]\n  resources: {memory: 16Mi}\n  restart: never\n"
+        "  dependsOn: [web]\n",
+        img, img, rootfs, rootfs, rootfs);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
+    cr_expect(strstr(out, "db") && strstr(out, " vm "), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "get"), 0);
+    cr_expect(strstr(out, "vm         running"), "%s", out);
+    cr_expect(strstr(out, "container  running"), "%s", out);
+    cr_expect(strstr(out, "completed"), "%s", out);
+    free(out);
+    cr_expect(dd_field_is(&d, "db", "backend", "vm"));
+    cr_expect(dd_field_is(&d, "web", "backend", "container"));
+    cr_expect(dd_field_is(&d, "db", "health", "unchecked"), "a VM's TCP check is reported as not run");
+    /* The VM's serial console is its log. */
+    uint64_t deadline = dd_now_ms() + 60000;
+    for (;;) {
+        dd_duet(&d, &out, "logs db");
+        if (strstr(out, "Linux version"))
+            break;
+        cr_assert(dd_now_ms() < deadline, "no kernel banner on the VM's console: %s", out);
+        free(out);
+        usleep(500000);
+    }
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "logs job"), 0);
+    cr_expect_str_eq(out, "job done\n");
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "exec db -- /bin/true"), 1);
+    cr_expect(strstr(out, "is a VM"), "%s", out);
+    free(out);
+    /* The daemon goes and comes back: the guest is re-attached, not rebooted. */
+    char *h = dd_handle(&d, "db");
+    dd_stop(&d);
+    dd_start(&d);
+    deadline = dd_now_ms() + 30000;
+    while (!dd_field_is(&d, "db", "state", "running"))
+        cr_assert(dd_now_ms() < deadline && usleep(100000) == 0, "db not running after the restart");
+    char *h2 = dd_handle(&d, "db");
+    cr_expect_str_eq(h2, h, "the VM was replaced instead of re-attached");
+    cr_expect_eq(dd_int(&d, "db", "restarts"), 0);
+    free(h);
+    free(h2);
+    dd_finish(&d);
+}
