@@ -154,14 +154,22 @@ static void on_written(uv_write_t *req, int status)
     http_conn_unref(c);
 }
 
-static bool conn_write(struct http_conn *c, const char *data, size_t len)
+/* Queues the parts as one write (copied: the caller's buffers may go). */
+static bool conn_writev(struct http_conn *c, const uv_buf_t *parts, size_t n)
 {
     if (http_conn_closed(c))
         return false;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
     struct wreq *w = malloc(sizeof(*w) + len);
     if (!w)
         abort();
-    memcpy(w->data, data, len);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(w->data + off, parts[i].base, parts[i].len);
+        off += parts[i].len;
+    }
     w->c = c;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
     http_conn_ref(c);
@@ -172,6 +180,12 @@ static bool conn_write(struct http_conn *c, const char *data, size_t len)
         return false;
     }
     return true;
+}
+
+static bool conn_write(struct http_conn *c, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return conn_writev(c, &b, 1);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -278,22 +292,9 @@ bool http_stream_write(struct http_conn *c, const char *data, size_t len)
     }
     char size[24];
     int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-    struct wreq *w = malloc(sizeof(*w) + (size_t)n + len + 2);
-    if (!w)
-        abort();
-    memcpy(w->data, size, (size_t)n);
-    memcpy(w->data + n, data, len);
-    memcpy(w->data + n + len, "\r\n", 2);
-    w->c = c;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)((size_t)n + len + 2));
-    http_conn_ref(c);
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
-        free(w);
-        http_conn_unref(c);
-        conn_close(c);
-        return false;
-    }
-    return true;
+    uv_buf_t parts[3] = {uv_buf_init(size, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
+                         uv_buf_init((char *)"\r\n", 2)};
+    return conn_writev(c, parts, 3);
 }
 
 void http_stream_end(struct http_conn *c)

@@ -21,50 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_runc.h"
 #include "bench_util.h"
 
 #include "runtime.h"
 
 #define RUNS 100
-
-static int run_cmd(const char *const *argv)
-{
-    pid_t p = fork();
-    if (p == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(p, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* A runc bundle from `runc spec`, changed to run /bin/true from rootfs. */
-static int make_bundle(const char *dir, const char *rootfs)
-{
-    const char *spec[] = {"runc", "spec", "--bundle", dir, NULL};
-    char cfg[512];
-    snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
-    unlink(cfg);
-    if (run_cmd(spec) != 0)
-        return -1;
-    json_error_t jerr;
-    json_t *c = json_load_file(cfg, 0, &jerr);
-    if (!c)
-        return -1;
-    json_object_set_new(c, "root", json_pack("{s:s,s:b}", "path", rootfs, "readonly", 1));
-    json_t *proc = json_object_get(c, "process");
-    json_object_set_new(proc, "args", json_pack("[s]", "/bin/true"));
-    json_object_set_new(proc, "terminal", json_false());
-    json_array_append_new(json_object_get(json_object_get(c, "linux"), "namespaces"),
-                          json_pack("{s:s}", "type", "cgroup"));
-    int rc = json_dump_file(c, cfg, JSON_INDENT(1));
-    json_decref(c);
-    return rc;
-}
 
 static long private_kib(pid_t pid)
 {
@@ -109,7 +71,7 @@ int main(void)
         diag_print(&set->diags, stderr);
         return 1;
     }
-    if (make_bundle(bundle, rootfs) < 0) {
+    if (runc_bundle(bundle, rootfs) < 0) {
         fprintf(stderr, "bench: cannot make a runc bundle (is runc installed?)\n");
         return 1;
     }
@@ -137,7 +99,7 @@ int main(void)
         snprintf(id, sizeof(id), "bench-%d", i);
         const char *argv[] = {"runc", "--root", runc_root, "run", "--bundle", bundle, id, NULL};
         t0 = now_ms();
-        int rc = run_cmd(argv);
+        int rc = run_quiet(argv);
         runc[i] = now_ms() - t0;
         if (rc != 0) {
             fprintf(stderr, "bench: runc run exited %d\n", rc);

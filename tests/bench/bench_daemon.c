@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "bench_runc.h"
 #include "bench_util.h"
 #include "client.h"
 #include "fsutil.h"
@@ -32,43 +33,19 @@
 #define RUNS 21
 #define FLEET 500
 
+/* Runs argv; quiet: its output to /dev/null. */
 static int run_argv(const char *const *argv, bool quiet)
 {
+    if (quiet)
+        return run_quiet(argv);
     pid_t p = fork();
     if (p == 0) {
-        if (quiet) {
-            int n = open("/dev/null", O_WRONLY);
-            dup2(n, 1);
-            dup2(n, 2);
-        }
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     int st;
     waitpid(p, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int make_bundle(const char *dir, const char *rootfs)
-{
-    const char *spec[] = {"runc", "spec", "--bundle", dir, NULL};
-    char cfg[512];
-    snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
-    unlink(cfg);
-    if (run_argv(spec, true) != 0)
-        return -1;
-    json_t *c = json_load_file(cfg, 0, NULL);
-    if (!c)
-        return -1;
-    json_object_set_new(c, "root", json_pack("{s:s,s:b}", "path", rootfs, "readonly", 1));
-    json_t *proc = json_object_get(c, "process");
-    json_object_set_new(proc, "args", json_pack("[s]", "/bin/true"));
-    json_object_set_new(proc, "terminal", json_false());
-    json_array_append_new(json_object_get(json_object_get(c, "linux"), "namespaces"),
-                          json_pack("{s:s}", "type", "cgroup"));
-    int rc = json_dump_file(c, cfg, JSON_INDENT(1));
-    json_decref(c);
-    return rc;
 }
 
 static long rss_kib(pid_t pid)
@@ -115,7 +92,7 @@ int main(void)
          runc_root[] = "/tmp/duet-bench-runc-root-XXXXXX";
     if (!mkdtemp(dir) || !mkdtemp(bundle) || !mkdtemp(runc_root))
         return 2;
-    if (make_bundle(bundle, rootfs) < 0) {
+    if (runc_bundle(bundle, rootfs) < 0) {
         fprintf(stderr, "bench: cannot make a runc bundle (is runc installed?)\n");
         return 2;
     }
