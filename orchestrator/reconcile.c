@@ -496,6 +496,20 @@ static const char *deps_missing(struct wl *w, char *buf, size_t len)
     return NULL;
 }
 
+/* Is the back-off delay still running?  Then the tick is armed for what is
+ * left of it: libuv's timers count from the loop's cached time, which may
+ * be a few ms behind the clock the delay was set by, and a tick that comes
+ * early must not be the last one. */
+static bool backoff_pending(struct wl *w)
+{
+    uint64_t now = mono_ms();
+    if (now >= w->backoff_until)
+        return false;
+    if (!uv_is_active((uv_handle_t *)&w->tick))
+        uv_timer_start(&w->tick, on_tick, w->backoff_until - now, 0);
+    return true;
+}
+
 void wl_reconcile(struct wl *w)
 {
     struct daemon *d = w->d;
@@ -506,7 +520,7 @@ void wl_reconcile(struct wl *w)
 
     /* 1. An instance that must go: deleted, replaced, or ended and due for
      *    a restart (a fresh instance replaces it). */
-    bool restart_due = w->inst && w->phase == PH_BACKOFF && mono_ms() >= w->backoff_until;
+    bool restart_due = w->inst && w->phase == PH_BACKOFF && !backoff_pending(w);
     if (w->inst && (!want || !current || restart_due || (w->stop_requested && !w->inst_running &&
                                                           w->phase != PH_EXITED && w->phase != PH_BACKOFF))) {
         if (w->inst_running && !w->stop_requested)
@@ -529,7 +543,7 @@ void wl_reconcile(struct wl *w)
     /* 2. Nothing on the host. */
     if (w->phase == PH_EXITED)
         return;
-    if (w->phase == PH_BACKOFF && mono_ms() < w->backoff_until)
+    if (w->phase == PH_BACKOFF && backoff_pending(w))
         return;
     char why[256];
     if (deps_missing(w, why, sizeof(why))) {
