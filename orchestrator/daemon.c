@@ -135,6 +135,7 @@ void wl_save(struct wl *w)
         .created_at = w->created_at,
         .message = w->message,
         .rm = w->rm,
+        .quick_failures = w->quick_failures,
     };
     struct duet_err err = {0};
     if (store_put(w->d->store, &r, &err) < 0)
@@ -203,7 +204,8 @@ static void load_row(void *opaque, const struct store_row *r)
     w->created_at = r->created_at;
     w->message = r->message ? strdup(r->message) : NULL;
     w->rm = r->rm;
-    w->crashloop = false;
+    w->quick_failures = (unsigned)r->quick_failures;
+    w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->texts = realloc(l->texts, l->cap * sizeof(*l->texts));

@@ -43,6 +43,7 @@ struct store_row {
     int64_t exited_at, started_at, created_at;   /* ms since the epoch, 0: never */
     const char *message;           /* last error, or NULL */
     bool rm;                       /* ad-hoc (duet run --rm): deleted when it ends */
+    int64_t quick_failures;        /* consecutive short runs: the back-off and crash loop go on after a restart */
 };
 
 struct store_event {

@@ -208,6 +208,22 @@ Test(daemon, backoff_grows_into_a_crash_loop, .timeout = 90)
     cr_assert_eq(dd_duet(&d, &out, "describe crash"), 0);
     cr_expect(strstr(out, "crash loop") && strstr(out, "policy always"), "%s", out);
     free(out);
+    /* A daemon restart does not forget the crash loop, nor reset the back-off. */
+    dd_stop(&d);
+    dd_start(&d);
+    uint64_t deadline = dd_now_ms() + 10000;
+    long last_delay = 0;
+    while (last_delay == 0 && dd_now_ms() < deadline) {
+        usleep(200000);
+        char *e = dd_events(&d, "crash"), *recovered = strstr(e, "\"type\":\"recovered\"");
+        const char *b = recovered ? recovered : e, *next;
+        /* the first back-off after the restart */
+        if ((next = strstr(b, "restarting in ")))
+            last_delay = strtol(next + 14, NULL, 10);
+        free(e);
+    }
+    cr_expect_geq(last_delay, 3200, "the back-off after a restart is %ld ms", last_delay);
+    cr_expect(dd_field_is(&d, "crash", "state", "crashloop") || dd_field_is(&d, "crash", "crashloop", "true"));
     dd_finish(&d);
 }
 
