@@ -208,6 +208,21 @@ static void op_failed(struct wl *w, const char *what, const struct duet_err *err
     daemon_event(w->d, w->name, "failed", "%s: %s", what, err->msg);
 }
 
+/* A create or start that failed counts as a run that ended at once: the
+ * restart policy and back-off decide what comes next.  With an instance
+ * left, nothing runs in it and destroy clears what was made. */
+static void launch_failed(struct wl *w, const char *what, const struct duet_err *err)
+{
+    op_failed(w, what, err);
+    w->exited_at = w->started_at = (int64_t)now_ms();
+    if (w->inst) {
+        w->inst_started = true;
+        w->stop_requested = true;
+    }
+    after_end(w, true);
+    answer_waiter(w);
+}
+
 /* ---- driver callbacks ------------------------------------------------------ */
 
 static void on_exit_cb(void *opaque, const struct driver_status *st)
@@ -263,12 +278,7 @@ static void on_created(void *opaque, const struct duet_err *err)
     w->busy = false;
     if (!w->d->shutting_down) {
         if (err) {
-            op_failed(w, "create", err);
-            w->exited_at = w->started_at = (int64_t)now_ms();
-            w->stop_requested = true;   /* nothing runs: destroy clears what create left */
-            w->inst_started = true;
-            after_end(w, true);
-            answer_waiter(w);
+            launch_failed(w, "create", err);
         } else {
             save_handle(w);
             daemon_event(w->d, w->name, "created", "%s created (generation %" PRId64 ")",
@@ -287,11 +297,7 @@ static void on_started(void *opaque, const struct duet_err *err)
     if (!w->d->shutting_down) {
         w->inst_started = true;
         if (err) {
-            op_failed(w, "start", err);
-            w->exited_at = w->started_at = (int64_t)now_ms();
-            w->stop_requested = true;
-            after_end(w, true);
-            answer_waiter(w);
+            launch_failed(w, "start", err);
         } else {
             /* An exit can be reported before the start's own callback. */
             if (w->phase == PH_STARTING) {
@@ -387,10 +393,7 @@ static void do_create(struct wl *w)
         w->busy = false;
         wl_unref(w);
         inst_clear(w);
-        op_failed(w, "create", &err);
-        w->exited_at = w->started_at = (int64_t)now_ms();
-        after_end(w, true);
-        answer_waiter(w);
+        launch_failed(w, "create", &err);
         wl_save(w);
         (void)d;
     }
@@ -408,12 +411,7 @@ static void do_start(struct wl *w)
     if (drv->start(drv, w->inst, on_started, on_exit_cb, w, &err) < 0) {
         w->busy = false;
         wl_unref(w);
-        w->inst_started = true;
-        w->stop_requested = true;
-        op_failed(w, "start", &err);
-        w->exited_at = w->started_at = (int64_t)now_ms();
-        after_end(w, true);
-        answer_waiter(w);
+        launch_failed(w, "start", &err);
         wl_save(w);
     }
 }
