@@ -137,6 +137,10 @@ void wl_save(struct wl *w)
         .rm = w->rm,
         .quick_failures = w->quick_failures,
     };
+    /* The store keeps the wall clock: the monotonic one starts again with the host. */
+    uint64_t mono = mono_ms();
+    if (w->phase == PH_BACKOFF && w->backoff_until > mono)
+        r.backoff_until = (int64_t)(now_ms() + (w->backoff_until - mono));
     struct duet_err err = {0};
     if (store_put(w->d->store, &r, &err) < 0)
         fprintf(stderr, "duetd: %s\n", err.msg);
@@ -206,6 +210,11 @@ static void load_row(void *opaque, const struct store_row *r)
     w->rm = r->rm;
     w->quick_failures = (unsigned)r->quick_failures;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
+    /* A restart delay still running when the last daemon stopped goes on. */
+    uint64_t wall = now_ms();
+    w->backoff_until = r->backoff_until > 0 && (uint64_t)r->backoff_until > wall
+                           ? mono_ms() + ((uint64_t)r->backoff_until - wall)
+                           : 0;
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->texts = realloc(l->texts, l->cap * sizeof(*l->texts));
@@ -270,8 +279,6 @@ static int load_and_recover(struct daemon *d, struct duet_err *err)
             wl_recover(w);
         else if (w->phase != PH_EXITED && w->phase != PH_BACKOFF)
             w->phase = PH_PENDING;
-        if (w->phase == PH_BACKOFF)
-            w->backoff_until = 0;   /* the delay ran out while no daemon ran */
     }
     spec_group_unref(g);
     daemon_event(d, NULL, "recovered", "%zu workloads loaded from the state store", d->wls.len);

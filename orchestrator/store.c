@@ -32,10 +32,11 @@ enum {
 static const char *const sql_text[ST_COUNT] = {
     [ST_PUT] = "INSERT OR REPLACE INTO workloads(name, generation, spec, backend, placement, deleted, phase,"
                " inst_backend, inst_generation, handle, restarts, last_exit, last_signal, exited_at, started_at,"
-               " created_at, message, rm, quick_failures) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               " created_at, message, rm, quick_failures, backoff_until) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_DELETE] = "DELETE FROM workloads WHERE name = ?",
     [ST_LOAD] = "SELECT name, generation, spec, backend, placement, deleted, phase, inst_backend, inst_generation,"
-                " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures"
+                " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures,"
+                " backoff_until"
                 " FROM workloads ORDER BY name",
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
@@ -56,7 +57,7 @@ static const char schema_sql[] =
     " inst_generation INTEGER NOT NULL, handle TEXT, restarts INTEGER NOT NULL, last_exit INTEGER NOT NULL,"
     " last_signal INTEGER NOT NULL, exited_at INTEGER NOT NULL, started_at INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL, message TEXT, rm INTEGER NOT NULL DEFAULT 0,"
-    " quick_failures INTEGER NOT NULL DEFAULT 0);"
+    " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
@@ -177,6 +178,7 @@ int store_put(struct store *s, const struct store_row *r, struct duet_err *err)
     bind_text(st, 17, r->message);
     sqlite3_bind_int(st, 18, r->rm);
     sqlite3_bind_int64(st, 19, r->quick_failures);
+    sqlite3_bind_int64(st, 20, r->backoff_until);
     return run(s, ST_PUT, err, "cannot write a workload");
 }
 
@@ -217,6 +219,7 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
             .message = col_text(st, 16),
             .rm = sqlite3_column_int(st, 17) != 0,
             .quick_failures = sqlite3_column_int64(st, 18),
+            .backoff_until = sqlite3_column_int64(st, 19),
         };
         cb(opaque, &r);
     }

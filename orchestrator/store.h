@@ -44,6 +44,7 @@ struct store_row {
     const char *message;           /* last error, or NULL */
     bool rm;                       /* ad-hoc (duet run --rm): deleted when it ends */
     int64_t quick_failures;        /* consecutive short runs: the back-off and crash loop go on after a restart */
+    int64_t backoff_until;         /* wall clock, ms: when a waiting restart is due, 0: none */
 };
 
 struct store_event {
