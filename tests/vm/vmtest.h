@@ -36,9 +36,31 @@
  * down while LeakSanitizer stops the world to scan them, and its tracer was
  * seen to crash on that once in several runs; here every one of them is
  * idle.  This is the process's one check: none runs at exit after it. */
+static inline int vt_thread_count(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 static inline void vt_leak_check(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
+    /* Threads still exiting (libvirt's, after the driver let go of its
+     * connection) are what LeakSanitizer's tracer was seen to crash on:
+     * wait until the set of threads has stayed the same for 300 ms. */
+    int last = vt_thread_count(), stable = 0;
+    for (int i = 0; i < 50 && stable < 3; i++) {
+        usleep(100000);
+        int now = vt_thread_count();
+        stable = now == last ? stable + 1 : 0;
+        last = now;
+    }
     __lsan_do_leak_check();
 #endif
 }
