@@ -269,6 +269,41 @@ static int yaml_entry(const struct dirent *e)
     return (n > 5 && strcmp(e->d_name + n - 5, ".yaml") == 0) || (n > 4 && strcmp(e->d_name + n - 4, ".yml") == 0);
 }
 
+int manifest_path_files(const char *path, char ***files)
+{
+    struct stat st;
+    *files = NULL;
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        if (!(*files = malloc(sizeof(char *))) || !((*files)[0] = strdup(path)))
+            abort();
+        return 1;
+    }
+    struct dirent **list;
+    int n = scandir(path, &list, yaml_entry, alphasort);
+    if (n < 0)
+        return -1;
+    if (!(*files = calloc((size_t)n + 1, sizeof(char *))))
+        abort();
+    size_t plen = strlen(path);
+    bool sep = plen > 0 && path[plen - 1] == '/';
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        char *file;
+        if (asprintf(&file, "%s%s%s", path, sep ? "" : "/", list[i]->d_name) < 0)
+            abort();
+        struct stat fst;
+        /* Subdirectories are not searched (as kubectl without -R); a dangling
+         * link or a fifo named *.yaml is the reader's to report. */
+        if (stat(file, &fst) == 0 && S_ISDIR(fst.st_mode))
+            free(file);
+        else
+            (*files)[kept++] = file;
+        free(list[i]);
+    }
+    free(list);
+    return kept;
+}
+
 bool manifest_set_load_path(struct manifest_set *set, const char *path)
 {
     struct stat st;
@@ -276,33 +311,24 @@ bool manifest_set_load_path(struct manifest_set *set, const char *path)
         diag_add(&set->diags, path, 0, 0, "cannot read: %s", strerror(errno));
         return false;
     }
-    if (!S_ISDIR(st.st_mode))
-        return load_file(set, path);
-    struct dirent **list;
-    int n = scandir(path, &list, yaml_entry, alphasort);
+    char **files;
+    int n = manifest_path_files(path, &files);
     if (n < 0) {
         diag_add(&set->diags, path, 0, 0, "cannot list directory: %s", strerror(errno));
         return false;
     }
-    size_t plen = strlen(path);
-    bool sep = plen > 0 && path[plen - 1] == '/';
-    size_t loaded = 0;
-    for (int i = 0; i < n; i++) {
-        char *file;
-        if (asprintf(&file, "%s%s%s", path, sep ? "" : "/", list[i]->d_name) < 0)
-            abort();
-        struct stat fst;
-        /* Subdirectories are not searched (as kubectl without -R); a dangling
-         * link or a fifo named *.yaml is reported by load_file. */
-        if (!(stat(file, &fst) == 0 && S_ISDIR(fst.st_mode))) {
-            load_file(set, file);
-            loaded++;
-        }
-        free(file);
-        free(list[i]);
+    if (!S_ISDIR(st.st_mode)) {
+        bool ok = load_file(set, files[0]);
+        free(files[0]);
+        free(files);
+        return ok;
     }
-    free(list);
-    if (loaded == 0)
+    for (int i = 0; i < n; i++) {
+        load_file(set, files[i]);
+        free(files[i]);
+    }
+    free(files);
+    if (n == 0)
         diag_add(&set->diags, path, 0, 0, "no *.yaml or *.yml files in this directory");
     return true;
 }

@@ -175,6 +175,13 @@ void manifest_set_free(struct manifest_set *set);
  * path itself could not be read. */
 bool manifest_set_load_path(struct manifest_set *set, const char *path);
 
+/* The files manifest_set_load_path reads for path: path itself, or the
+ * *.yaml / *.yml files directly inside a directory (hidden ones and
+ * subdirectories skipped), in name order.  Returns how many (*files and
+ * each entry malloc'd, for the caller to free), or -1 with errno when a
+ * directory cannot be listed. */
+int manifest_path_files(const char *path, char ***files);
+
 /* Loads YAML text held in memory, as if read from a file named `name`. */
 void manifest_set_load_buffer(struct manifest_set *set, const char *name, const char *buf, size_t len);
 

@@ -180,12 +180,7 @@ static void get_workload(struct daemon *d, struct http_conn *c, const char *name
     json_t *ev = json_array();
     struct duet_err err = {0};
     store_events(d->store, 0, w->name, DUETD_EVENTS_RECENT, add_event, ev, &err);
-    /* newest first from the store; oldest first for the reader */
-    json_t *ordered = json_array();
-    for (size_t i = json_array_size(ev); i-- > 0;)
-        json_array_append(ordered, json_array_get(ev, i));
-    json_decref(ev);
-    json_object_set_new(j, "events", ordered);
+    json_object_set_new(j, "events", ev);
     http_respond_json(c, 200, j);
 }
 
@@ -243,24 +238,6 @@ static json_t *diags_json(const struct diag_list *dl)
         json_array_append_new(a, json_text(line, strlen(line)));
     }
     return a;
-}
-
-/* Loads the canonical texts of the given specs as one set. */
-static struct manifest_set *load_specs(char **texts, size_t n)
-{
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(texts[i]) + 5;
-    char *buf = malloc(len + 1);
-    if (!buf)
-        abort();
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)sprintf(buf + o, "---\n%s\n", texts[i]);
-    struct manifest_set *set = manifest_set_new();
-    manifest_set_load_buffer(set, "duetd-store", buf, o);
-    free(buf);
-    return set;
 }
 
 /* Gives w the spec `json`, placed as pl, from group g. */
@@ -342,19 +319,8 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
             continue;
         kept[n_kept++] = w->spec_json;
     }
-    if (manifest_set_ok(set) && n_kept) {
-        size_t len = 0;
-        for (size_t k = 0; k < n_kept; k++)
-            len += strlen(kept[k]) + 5;
-        char *buf = malloc(len + 1);
-        if (!buf)
-            abort();
-        size_t o = 0;
-        for (size_t k = 0; k < n_kept; k++)
-            o += (size_t)sprintf(buf + o, "---\n%s\n", kept[k]);
-        manifest_set_load_buffer(set, "(applied earlier)", buf, o);
-        free(buf);
-    }
+    if (manifest_set_ok(set) && n_kept)
+        specjson_load(set, "(applied earlier)", kept, n_kept);
     free(kept);
     if (manifest_set_ok(set))
         manifest_set_validate(set);
@@ -444,7 +410,8 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
         struct spec_group *g = calloc(1, sizeof(*g));
         if (!g)
             abort();
-        g->set = n_texts ? load_specs(texts, n_texts) : manifest_set_new();
+        g->set = manifest_set_new();
+        specjson_load(g->set, "duetd-store", texts, n_texts);
         free(texts);
         struct duet_err err = {0};
         store_begin(d->store, &err);
@@ -895,22 +862,7 @@ static void get_events(struct daemon *d, struct http_conn *c, const char *query)
     http_stream_begin(c, 200, "application/x-ndjson");
     struct events_out o = {c, true};
     struct duet_err err = {0};
-    if (wl[0]) {
-        json_t *a = json_array();
-        store_events(d->store, since, wl, EVENTS_DEFAULT_LIMIT, add_event, a, &err);
-        for (size_t i = json_array_size(a); i-- > 0 && o.ok;) {
-            json_t *e = json_array_get(a, i);
-            char *line = event_line(json_integer_value(json_object_get(e, "id")),
-                                    json_integer_value(json_object_get(e, "time")), wl,
-                                    json_string_value(json_object_get(e, "type")),
-                                    json_string_value(json_object_get(e, "message")));
-            o.ok = http_stream_write(c, line, strlen(line));
-            free(line);
-        }
-        json_decref(a);
-    } else {
-        store_events(d->store, since, NULL, INT32_MAX, stream_event, &o, &err);
-    }
+    store_events(d->store, since, wl[0] ? wl : NULL, wl[0] ? EVENTS_DEFAULT_LIMIT : INT32_MAX, stream_event, &o, &err);
     if (!follow || !o.ok) {
         http_stream_end(c);
         return;

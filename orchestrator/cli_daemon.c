@@ -168,48 +168,10 @@ static int print_json(json_t *j)
 
 /* ---- apply -------------------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+/* One file for apply: its absolute path (relative paths in it resolve
+ * against its directory) and its text. */
+static int add_file(json_t *files, const char *path)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The files apply sends: as manifest_set_load_path reads them. */
-static int add_path(json_t *files, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) {
-            fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-        char **names = NULL;
-        size_t n = 0;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            size_t l = strlen(e->d_name);
-            if (e->d_name[0] == '.' ||
-                !((l > 5 && strcmp(e->d_name + l - 5, ".yaml") == 0) || (l > 4 && strcmp(e->d_name + l - 4, ".yml") == 0)))
-                continue;
-            names = realloc(names, (n + 1) * sizeof(*names));
-            if (asprintf(&names[n++], "%s/%s", path, e->d_name) < 0)
-                abort();
-        }
-        closedir(d);
-        qsort(names, n, sizeof(*names), cmp_str);
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (rc == 0)
-                rc = add_path(files, names[i]);
-            free(names[i]);
-        }
-        free(names);
-        return rc;
-    }
     char abs[PATH_MAX];
     if (!realpath(path, abs)) {
         fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
@@ -241,6 +203,30 @@ static int add_path(json_t *files, const char *path)
     json_object_set_new(x, "content", content);
     json_array_append_new(files, x);
     return 0;
+}
+
+/* The files apply sends: the ones manifest_set_load_path reads. */
+static int add_path(json_t *files, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        fprintf(stderr, "duet: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char **list;
+    int n = manifest_path_files(path, &list);
+    if (n < 0) {
+        fprintf(stderr, "duet: cannot list %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = add_file(files, list[i]);
+        free(list[i]);
+    }
+    free(list);
+    return rc;
 }
 
 /* Local check first: errors name the files as the user typed them. */

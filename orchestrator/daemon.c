@@ -236,22 +236,12 @@ static int load_and_recover(struct daemon *d, struct duet_err *err)
         free(l.texts);
         return 0;
     }
-    size_t len = 0;
-    for (size_t i = 0; i < l.n; i++)
-        len += strlen(l.texts[i]) + 5;
-    char *buf = malloc(len + 1);
-    if (!buf)
-        abort();
-    size_t o = 0;
-    for (size_t i = 0; i < l.n; i++)
-        o += (size_t)sprintf(buf + o, "---\n%s\n", l.texts[i]);
-    free(l.texts);
     struct spec_group *g = calloc(1, sizeof(*g));
     if (!g)
         abort();
     g->set = manifest_set_new();
-    manifest_set_load_buffer(g->set, "duetd-store", buf, o);
-    free(buf);
+    specjson_load(g->set, "duetd-store", l.texts, l.n);
+    free(l.texts);
     if (!manifest_set_ok(g->set)) {
         diag_print(&g->set->diags, stderr);
         manifest_set_free(g->set);

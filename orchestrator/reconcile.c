@@ -363,7 +363,6 @@ static void on_destroyed(void *opaque, const struct duet_err *err)
 
 static void do_create(struct wl *w)
 {
-    struct daemon *d = w->d;
     struct driver *drv = drv_of(w, w->backend);
     if (!drv) {
         wl_set_message(w, "the %s backend is not available on this host", backend_kind_name(w->backend));
@@ -395,7 +394,6 @@ static void do_create(struct wl *w)
         inst_clear(w);
         launch_failed(w, "create", &err);
         wl_save(w);
-        (void)d;
     }
 }
 

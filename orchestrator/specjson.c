@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "specjson.h"
 
@@ -148,4 +149,19 @@ char *specjson_text(const struct workload_spec *w)
     if (!t)
         abort();
     return t;
+}
+
+void specjson_load(struct manifest_set *set, const char *name, char *const *texts, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(texts[i]) + 5;
+    char *buf = malloc(len + 1);
+    if (!buf)
+        abort();
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(buf + o, "---\n%s\n", texts[i]);
+    manifest_set_load_buffer(set, name, buf, o);
+    free(buf);
 }

@@ -21,4 +21,7 @@ json_t *specjson_from_workload(const struct workload_spec *w);
 /* The same, as compact text; the caller frees it. */
 char *specjson_text(const struct workload_spec *w);
 
+/* Loads n canonical texts into set as the documents of one file `name`. */
+void specjson_load(struct manifest_set *set, const char *name, char *const *texts, size_t n);
+
 #endif

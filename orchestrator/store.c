@@ -41,8 +41,9 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
     [ST_EVENTS] = "SELECT id, ts, workload, type, message FROM events WHERE id > ? ORDER BY id LIMIT ?",
-    [ST_EVENTS_WL] = "SELECT id, ts, workload, type, message FROM events WHERE id > ? AND workload = ?"
-                     " ORDER BY id DESC LIMIT ?",
+    /* the newest `limit` of one workload, oldest first */
+    [ST_EVENTS_WL] = "SELECT * FROM (SELECT id, ts, workload, type, message FROM events WHERE id > ? AND"
+                     " workload = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     [ST_MEASURE_GET] = "SELECT start_ms, overhead, samples FROM measurements WHERE backend = ?",
     [ST_MEASURE_PUT] = "INSERT OR REPLACE INTO measurements(backend, start_ms, overhead, samples) VALUES(?,?,?,?)",
     [ST_BEGIN] = "BEGIN IMMEDIATE",

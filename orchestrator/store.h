@@ -70,7 +70,8 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
 #define STORE_EVENTS_KEEP 10000
 int64_t store_event_add(struct store *s, int64_t ts, const char *workload, const char *type, const char *message,
                         struct duet_err *err);
-/* Events with id > since (and of `workload` when not NULL), oldest first, at most limit. */
+/* Events with id > since, oldest first: the first `limit`, or with
+ * `workload` that workload's newest `limit`. */
 int store_events(struct store *s, int64_t since, const char *workload, int limit,
                  void (*cb)(void *opaque, const struct store_event *e), void *opaque, struct duet_err *err);
 
