@@ -16,18 +16,18 @@ CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
-               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev busybox-static runc curl \
+               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev busybox-static runc curl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
-               e2fsprogs cpio syslinux syslinux-common mtools dosfstools
+               e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
-INCLUDES  = -Itests/vm -Icommon -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
+INCLUDES  = -Itests/vm -Icommon -Inetwork -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
-LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3 2>/dev/null) -lhttp_parser -lm -pthread
+LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3 2>/dev/null) -lhttp_parser -lmnl -lnftables -lm -pthread
 # The tests also drive libvirt's in-process test driver directly.
 TEST_LIBS  = $(shell pkg-config --libs criterion libvirt 2>/dev/null)
 
@@ -45,7 +45,8 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/container/mounts.c backends/container/runtime.c backends/container/driver.c \
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c orchestrator/specjson.c orchestrator/store.c \
-          orchestrator/http.c orchestrator/client.c
+          orchestrator/http.c orchestrator/client.c \
+          network/ipam.c network/netlink.c network/nft.c network/dns.c network/fleet.c
 CLI_SRC   = orchestrator/cli.c orchestrator/cli_daemon.c
 DUETD_SRC = orchestrator/daemon.c orchestrator/reconcile.c orchestrator/health.c orchestrator/api.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
@@ -148,17 +149,20 @@ $(BUILD)/images/kernel/vmlinuz: tests/images/guest-kernel.sh
 $(BUILD)/images/vmlinuz: $(BUILD)/images/kernel/vmlinuz
 	cp $< $@
 
-$(BUILD)/images/db-initrd.cpio.gz: tests/images/initramfs.sh tests/images/db-guest.sh
-	tests/images/initramfs.sh $@ tests/images/db-guest.sh
+$(BUILD)/images/db-initrd.cpio.gz: tests/images/initramfs.sh tests/images/db-guest.sh $(BUILD)/images/kernel/vmlinuz
+	tests/images/initramfs.sh $@ tests/images/db-guest.sh $(BUILD)/images/kernel
 
-$(BUILD)/images/test-initrd.cpio.gz: tests/images/initramfs.sh tests/images/test-guest.sh
-	tests/images/initramfs.sh $@ tests/images/test-guest.sh
+$(BUILD)/images/net-initrd.cpio.gz: tests/images/initramfs.sh tests/images/net-guest.sh $(BUILD)/images/kernel/vmlinuz
+	tests/images/initramfs.sh $@ tests/images/net-guest.sh $(BUILD)/images/kernel
+
+$(BUILD)/images/test-initrd.cpio.gz: tests/images/initramfs.sh tests/images/test-guest.sh $(BUILD)/images/kernel/vmlinuz
+	tests/images/initramfs.sh $@ tests/images/test-guest.sh $(BUILD)/images/kernel
 
 # A raw disk that boots by BIOS alone (SYSLINUX on FAT), for the disk tests.
 $(BUILD)/images/bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
 	tests/images/bootable-disk.sh $@ $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
 
-VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
+VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/net-initrd.cpio.gz $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
 
 images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
 

@@ -110,6 +110,20 @@ struct driver_stats {
 /* Opaque per-workload state, defined by each backend. */
 struct driver_instance;
 
+/* A workload's place on the fleet network, decided by the daemon (the
+ * address from its IPAM, the bridge it owns).  Containers get a veth pair
+ * (eth0 inside, the other end a port of the bridge); VMs a virtio NIC on
+ * the bridge, the address given on the kernel command line as
+ * ip=ADDR::GATEWAY:NETMASK:NAME:eth0:off:DNS.  Host byte order. */
+struct driver_net {
+    char bridge[16];
+    int bridge_index;
+    uint32_t addr, gateway, dns;   /* dns: the fleet's name server (the bridge's address) */
+    unsigned prefix;
+    uint8_t mac[6];
+    char host_if[16];              /* the host's end: veth (containers) or tap (VMs) */
+};
+
 /* The persistent identity of an instance: backend-defined text, at most
  * DRIVER_HANDLE_MAX bytes, stored by the daemon as is. */
 #define DRIVER_HANDLE_MAX 256
@@ -129,9 +143,11 @@ struct driver {
     int (*probe)(struct driver *drv, struct driver_caps *caps, struct duet_err *err);
 
     /* (loop) Prepare everything a start needs (overlay, cgroup, disk
-     * overlay, domain definition) without running anything. */
-    int (*create)(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
-                  driver_done_cb done, void *opaque, struct duet_err *err);
+     * overlay, domain definition) without running anything.  net: where
+     * the workload joins the fleet network, or NULL for none (loopback
+     * only); copied. */
+    int (*create)(struct driver *drv, const struct workload_spec *spec, const struct driver_net *net,
+                  struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err);
     /* (loop) Run it.  `on_exit` fires once when the workload ends, on the
      * loop thread, without polling (pidfd, libvirt lifecycle events). */
     int (*start)(struct driver *drv, struct driver_instance *inst, driver_done_cb done,

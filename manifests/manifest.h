@@ -52,6 +52,7 @@ enum wl_isolation { WL_ISOLATION_STANDARD, WL_ISOLATION_STRONG };
 enum wl_restart { WL_RESTART_ALWAYS, WL_RESTART_ON_FAILURE, WL_RESTART_NEVER };
 enum wl_health_kind { WL_HEALTH_NONE, WL_HEALTH_EXEC, WL_HEALTH_TCP };
 enum wl_protocol { WL_PROTO_TCP, WL_PROTO_UDP };
+enum wl_network { WL_NETWORK_FLEET, WL_NETWORK_NONE };
 
 struct wl_port {
     uint16_t host, port;
@@ -110,6 +111,7 @@ struct workload_spec {
     } needs;
 
     enum wl_restart restart;
+    enum wl_network network;   /* fleet (default): the bridge, an address, names; none: loopback only */
     struct wl_dep *depends_on;
     size_t n_depends_on;
 
@@ -202,6 +204,7 @@ const char *wl_role_name(enum wl_role r);
 const char *wl_placement_name(enum wl_placement p);
 const char *wl_isolation_name(enum wl_isolation i);
 const char *wl_restart_name(enum wl_restart r);
+const char *wl_network_name(enum wl_network n);
 
 /* The workload name rule (RFC 1123 DNS label), exposed for the CLI and tests. */
 bool manifest_name_valid(const char *s, size_t len);

@@ -627,6 +627,7 @@ static const char *const placement_names[] = {"auto", "vm", "container", NULL};
 static const char *const isolation_names[] = {"standard", "strong", NULL};
 static const char *const restart_names[] = {"always", "on-failure", "never", NULL};
 static const char *const protocol_names[] = {"tcp", "udp", NULL};
+static const char *const network_names[] = {"fleet", "none", NULL};
 
 const char *wl_role_name(enum wl_role r) { return role_names[r]; }
 
@@ -640,6 +641,7 @@ const char *wl_env_get(const struct workload_spec *w, const char *key)
 const char *wl_placement_name(enum wl_placement p) { return placement_names[p]; }
 const char *wl_isolation_name(enum wl_isolation i) { return isolation_names[i]; }
 const char *wl_restart_name(enum wl_restart r) { return restart_names[r]; }
+const char *wl_network_name(enum wl_network n) { return network_names[n]; }
 
 static void conv_image(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *img)
 {
@@ -870,7 +872,7 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
 {
     static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "env",
                                        "workingDir", "user", "resources", "needs", "restart", "dependsOn",
-                                       "healthcheck", "ports", "volumes", NULL};
+                                       "healthcheck", "ports", "volumes", "network", NULL};
     if (!s) {
         cerr(c, key, "spec is required (at least spec.image)");
         return;
@@ -917,8 +919,15 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
         conv_deps(c, w, v);
     if ((v = mget(s, "healthcheck", NULL)))
         conv_health(c, w, v);
-    if ((v = mget(s, "ports", NULL)))
+    if ((v = mget(s, "network", NULL)) && get_enum(c, v, "spec.network", network_names, &e))
+        w->network = (enum wl_network)e;
+    const struct ynode *pk = NULL;
+    if ((v = mget(s, "ports", &pk))) {
         conv_ports(c, w, v);
+        if (w->network == WL_NETWORK_NONE && w->n_ports)
+            cerr(c, pk, "spec.ports publishes ports of a workload with network: none, which has only a loopback; "
+                        "remove network: none or the ports");
+    }
     if ((v = mget(s, "volumes", NULL)))
         conv_volumes(c, w, v);
 }

@@ -92,6 +92,32 @@ json_t *api_wl_json(const struct wl *w, bool detail)
         json_object_set_new(j, "last_exit", json_null());
     }
     json_object_set_new(j, "message", w->message ? json_string(w->message) : json_null());
+    /* The network: the address (kept until the workload is deleted) and
+     * the host ports published to it. */
+    if (w->addr) {
+        char a[16];
+        ipam_format(w->addr, a);
+        json_object_set_new(j, "address", json_string(a));
+    } else {
+        json_object_set_new(j, "address", json_null());
+    }
+    json_object_set_new(j, "network", json_string(wl_network_name(w->spec->network)));
+    json_t *ports = json_array();
+    for (size_t i = 0; i < w->spec->n_ports; i++) {
+        const struct wl_port *p = &w->spec->ports[i];
+        json_t *x = json_object();
+        json_object_set_new(x, "host", json_integer(p->host));
+        json_object_set_new(x, "port", json_integer(p->port));
+        json_object_set_new(x, "protocol", json_string(p->protocol == WL_PROTO_UDP ? "udp" : "tcp"));
+        bool held = false;
+        for (size_t h = 0; w->d->net_open && h < w->d->net.n_holds && !held; h++)
+            held = w->d->net.holds[h].host == p->host &&
+                   w->d->net.holds[h].udp == (p->protocol == WL_PROTO_UDP) &&
+                   strcmp(w->d->net.holds[h].owner, w->name) == 0;
+        json_object_set_new(x, "published", json_boolean(held && w->addr));
+        json_array_append_new(ports, x);
+    }
+    json_object_set_new(j, "ports", ports);
     if (!detail)
         return j;
     json_object_set_new(j, "spec", json_loads(w->spec_json, 0, NULL));
@@ -384,7 +410,31 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
         }
     }
 
-    json_t *out = json_array();
+    /* Host ports: each one published anew must be free on the host (the
+     * manifests were checked against each other above).  Checked for a dry
+     * run too: it says what the apply would do. */
+    json_t *taken = json_array();
+    for (size_t k = 0; k < n_ch && d->net_open; k++) {
+        if (!ch[k].pl || strcmp(ch[k].action, "unchanged") == 0 || !ch[k].pl->w->n_ports)
+            continue;
+        struct duet_err perr = {0};
+        if (fleet_net_ports_check(&d->net, ch[k].name, ch[k].pl->w->ports, ch[k].pl->w->n_ports, &perr) < 0) {
+            const struct wl_port *p0 = ch[k].pl->w->ports;
+            char line[DUET_ERR_MSG_MAX + 300];
+            snprintf(line, sizeof(line), "%s:%u:%u: error: %s", p0->pos.file, p0->pos.line, p0->pos.col, perr.msg);
+            json_array_append_new(taken, json_text(line, strlen(line)));
+        }
+    }
+    json_t *refusal = NULL, *out = NULL;
+    if (json_array_size(taken)) {
+        refusal = json_object();
+        json_object_set_new(refusal, "error", json_string("host ports are taken; nothing was changed"));
+        json_object_set_new(refusal, "diagnostics", taken);
+        goto done;
+    }
+    json_decref(taken);
+
+    out = json_array();
     for (size_t k = 0; k < n_ch; k++) {
         json_t *x = json_object();
         json_object_set_new(x, "name", json_string(ch[k].name));
@@ -433,6 +483,9 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
                     spec = g->set->workloads[x];
             wl_assign(w, g, spec, steal_ptr(&ch[k].json), ch[k].pl);
             wl_save(w);
+            struct duet_err perr = {0};
+            if (d->net_open && fleet_net_ports_set(&d->net, w->name, spec->ports, spec->n_ports, &perr) < 0)
+                daemon_event(d, w->name, "failed", "publishing its ports: %s", perr.msg);
         }
         if (store_commit(d->store, &err) < 0)
             store_rollback(d->store);
@@ -443,13 +496,20 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
             counts[ch[k].action[0] == 'c' ? 0 : ch[k].action[0] == 'r' ? 1 : ch[k].action[0] == 'd' ? 2 : 3]++;
         daemon_event(d, NULL, "applied", "%zu created, %zu replaced, %zu deleted, %zu unchanged", counts[0],
                      counts[1], counts[2], counts[3]);
+        if (counts[0] + counts[1])
+            daemon_net_sync(d);
     }
+done:
     for (size_t k = 0; k < n_ch; k++)
         free(ch[k].json);
     free(ch);
     strmap_free(&in_files);
     plan_free(plan);
     manifest_set_free(set);
+    if (refusal) {
+        http_respond_json(c, 422, refusal);
+        return;
+    }
 
     json_t *j = json_object();
     json_object_set_new(j, "dryRun", json_boolean(dry_run));
@@ -513,6 +573,20 @@ static void run(struct daemon *d, struct http_conn *c, const struct http_request
                  name);
     if (manifest_set_ok(set) && set->workloads[0]->n_depends_on)
         diag_add(&set->diags, "run", 0, 0, "duet run takes no dependsOn; use apply");
+    if (manifest_set_ok(set) && set->workloads[0]->n_ports && d->net_open) {
+        /* Published ports: free on the host, and not the fleet's already
+         * (an ad-hoc workload takes nothing from an applied one). */
+        const struct workload_spec *rw = set->workloads[0];
+        struct duet_err perr = {0};
+        for (size_t k = 0; k < rw->n_ports; k++)
+            for (size_t h = 0; h < d->net.n_holds; h++)
+                if (d->net.holds[h].host == rw->ports[k].host &&
+                    d->net.holds[h].udp == (rw->ports[k].protocol == WL_PROTO_UDP))
+                    duet_err_set(&perr, EADDRINUSE, "host port %u is published by workload %s already; pick another",
+                                 rw->ports[k].host, d->net.holds[h].owner);
+        if (perr.msg[0] || fleet_net_ports_check(&d->net, name, rw->ports, rw->n_ports, &perr) < 0)
+            diag_add(&set->diags, "run", 0, 0, "%s", perr.msg);
+    }
     if (!manifest_set_ok(set)) {
         json_t *j = json_object();
         json_object_set_new(j, "error", json_string("the workload is not valid; nothing was run"));
@@ -538,6 +612,11 @@ static void run(struct daemon *d, struct http_conn *c, const struct http_request
     wl_assign(w, g, set->workloads[0], specjson_text(set->workloads[0]), pl);
     plan_free(plan);
     wl_save(w);
+    if (w->spec->n_ports && d->net_open) {
+        struct duet_err perr = {0};
+        if (fleet_net_ports_set(&d->net, w->name, w->spec->ports, w->spec->n_ports, &perr) < 0)
+            daemon_event(d, w->name, "failed", "publishing its ports: %s", perr.msg);
+    }
     daemon_event(d, w->name, "run", "ad-hoc workload as a %s%s", backend_kind_name(w->backend),
                  rm ? ", removed when it ends" : "");
     http_conn_ref(c);
@@ -903,6 +982,20 @@ static void get_info(struct daemon *d, struct http_conn *c)
     char cg[512];
     json_object_set_new(j, "cgroup_dir",
                         json_string(container_driver_cgroup_dir(d->drv[BACKEND_CONTAINER], cg, sizeof(cg))));
+    if (d->net_open) {
+        json_t *n = json_object();
+        char sn[20], gw[16];
+        ipam_format_subnet(&d->net.ipam.subnet, sn);
+        ipam_format(ipam_gateway(&d->net.ipam.subnet), gw);
+        json_object_set_new(n, "bridge", json_string(d->net.bridge));
+        json_object_set_new(n, "subnet", json_string(sn));
+        json_object_set_new(n, "gateway", json_string(gw));
+        json_object_set_new(n, "nameserver", json_string(gw));
+        json_object_set_new(n, "addresses_used", json_integer(d->net.ipam.used));
+        json_object_set_new(n, "dns_answered", json_integer((json_int_t)d->net.dns_answered));
+        json_object_set_new(n, "dns_forwarded", json_integer((json_int_t)d->net.dns_forwarded));
+        json_object_set_new(j, "network", n);
+    }
     http_respond_json(c, 200, j);
 }
 

@@ -535,6 +535,18 @@ static int cmd_describe(int argc, char **argv)
     }
     if (json_is_string(json_object_get(j, "message")))
         printf("Message:     %s\n", str(j, "message"));
+    if (json_is_string(json_object_get(j, "address")))
+        printf("Address:     %s (reached by name as %s)\n", str(j, "address"), str(j, "name"));
+    else
+        printf("Address:     none (network: %s)\n", str(j, "network"));
+    json_t *ports = json_object_get(j, "ports");
+    if (json_array_size(ports)) {
+        printf("Ports:      ");
+        json_array_foreach(ports, i, v) printf(" %lld->%lld/%s%s", (long long)json_integer_value(json_object_get(v, "host")),
+                                               (long long)json_integer_value(json_object_get(v, "port")), str(v, "protocol"),
+                                               json_is_true(json_object_get(v, "published")) ? "" : " (not published)");
+        printf("\n");
+    }
     json_t *inst = json_object_get(j, "instance");
     if (json_is_object(inst)) {
         printf("Instance:    %s, generation %lld, handle %s%s\n", str(inst, "backend"),

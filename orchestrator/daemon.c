@@ -136,6 +136,7 @@ void wl_save(struct wl *w)
         .message = w->message,
         .rm = w->rm,
         .quick_failures = w->quick_failures,
+        .address = w->addr,
     };
     /* The store keeps the wall clock: the monotonic one starts again with the host. */
     uint64_t mono = mono_ms();
@@ -209,6 +210,7 @@ static void load_row(void *opaque, const struct store_row *r)
     w->message = r->message ? strdup(r->message) : NULL;
     w->rm = r->rm;
     w->quick_failures = (unsigned)r->quick_failures;
+    w->addr = (uint32_t)r->address;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     /* A restart delay still running when the last daemon stopped goes on. */
     uint64_t wall = now_ms();
@@ -275,6 +277,113 @@ static int load_and_recover(struct daemon *d, struct duet_err *err)
     return 0;
 }
 
+/* ---- the fleet network ------------------------------------------------------- */
+
+static bool net_lookup(void *opaque, const char *name, uint32_t *addr)
+{
+    struct daemon *d = opaque;
+    struct wl *w = strmap_get(&d->wls, name);
+    if (!w || w->deleted || !w->addr)
+        return false;
+    *addr = w->addr;
+    return true;
+}
+
+static bool addr_in_use(void *opaque, uint32_t addr)
+{
+    struct daemon *d = opaque;
+    for (size_t i = 0; i < d->wls.cap; i++) {
+        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
+        if (w && w->addr == addr)
+            return true;
+    }
+    return false;
+}
+
+void daemon_net_sync(struct daemon *d)
+{
+    struct duet_err err = {0};
+    if (d->net_open && fleet_net_sync(&d->net, &err) < 0)
+        daemon_event(d, NULL, "failed", "published ports: %s", err.msg);
+}
+
+int wl_net_prepare(struct wl *w, struct duet_err *err)
+{
+    struct daemon *d = w->d;
+    bool wants = w->spec->network == WL_NETWORK_FLEET;
+    if (wants && !w->addr) {
+        if (fleet_net_alloc(&d->net, &w->addr, err) < 0)
+            return -1;
+        char a[16];
+        ipam_format(w->addr, a);
+        daemon_event(d, w->name, "address", "%s on bridge %s", a, d->net.bridge);
+        wl_save(w);
+        if (w->spec->n_ports)
+            daemon_net_sync(d);
+    } else if (!wants && w->addr) {
+        fleet_net_release(&d->net, w->addr);
+        w->addr = 0;
+        wl_save(w);
+    }
+    return 0;
+}
+
+void wl_net_release(struct wl *w)
+{
+    struct daemon *d = w->d;
+    if (!d->net_open)
+        return;
+    bool published = false;
+    for (size_t i = 0; i < d->net.n_holds && !published; i++)
+        published = strcmp(d->net.holds[i].owner, w->name) == 0;
+    fleet_net_ports_release(&d->net, w->name);
+    if (w->addr)
+        fleet_net_release(&d->net, w->addr);
+    w->addr = 0;
+    if (published)
+        daemon_net_sync(d);
+}
+
+/* After loading: the store's addresses are taken again, every workload's
+ * ports held again, the table rewritten, and veths no workload has are
+ * removed. */
+static int net_recover(struct daemon *d, struct duet_err *err)
+{
+    char sn[20];
+    ipam_format_subnet(&d->net.ipam.subnet, sn);
+    for (size_t i = 0; i < d->wls.cap; i++) {
+        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
+        if (!w || !w->addr)
+            continue;
+        struct duet_err e = {0};
+        if (fleet_net_claim(&d->net, w->addr, &e) < 0) {
+            char a[16];
+            ipam_format(w->addr, a);
+            if (e.code == EDOM)
+                return duet_err_set(err, EDOM,
+                                    "workload %s has address %s, outside the fleet's subnet %s: this state "
+                                    "directory was used with another --subnet; start duetd with that one (or "
+                                    "delete the workloads first)",
+                                    w->name, a, sn);
+            return duet_err_set(err, e.code, "workload %s: %s", w->name, e.msg);
+        }
+    }
+    for (size_t i = 0; i < d->wls.cap; i++) {
+        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
+        if (!w || w->deleted || !w->spec->n_ports)
+            continue;
+        struct duet_err e = {0};
+        if (fleet_net_ports_set(&d->net, w->name, w->spec->ports, w->spec->n_ports, &e) < 0)
+            daemon_event(d, w->name, "failed", "publishing its ports again: %s", e.msg);
+    }
+    daemon_net_sync(d);
+    int removed = fleet_net_sweep(&d->net, addr_in_use, d);
+    if (removed)
+        daemon_event(d, NULL, "network", "removed %d leftover interface%s from bridge %s", removed,
+                     removed == 1 ? "" : "s", d->net.bridge);
+    return 0;
+}
+
 static void on_resync(uv_timer_t *t)
 {
     struct daemon *d = t->data;
@@ -300,6 +409,16 @@ void daemon_shutdown(struct daemon *d)
     fprintf(stderr, "duetd: shutting down; workloads keep running\n");
     http_server_stop(&d->http);
     api_close_subscribers(d);
+    if (d->net_open) {
+        /* With no workload left, the network goes too: nothing is left on
+         * the host.  Otherwise it stays for the workloads that keep running
+         * (their names wait for the next daemon). */
+        bool none_left = d->wls.len == 0;
+        fleet_net_close(&d->net, none_left);
+        d->net_open = false;
+        if (none_left)
+            fprintf(stderr, "duetd: no workloads: bridge %s and its table removed\n", d->net.bridge);
+    }
     uv_timer_stop(&d->resync);
     uv_signal_stop(&d->sig_term);
     uv_signal_stop(&d->sig_int);
@@ -361,13 +480,15 @@ static const char usage[] =
     "      --restart-backoff MS  first restart delay, doubled per quick failure (default 1000)\n"
     "      --stop-grace MS       time between SIGTERM/ACPI and the forced stop (default 10000)\n"
     "      --request-timeout MS  time a client has to send its whole request (default 10000)\n"
+    "      --bridge NAME         the fleet network's bridge, this daemon's own (default " FLEET_DEFAULT_BRIDGE ")\n"
+    "      --subnet CIDR         the fleet's addresses; the bridge has the first (default " FLEET_DEFAULT_SUBNET ")\n"
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
     "leaves every workload running; the next duetd re-attaches to them.\n";
 
 struct options {
-    const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group;
+    const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet;
     bool foreground;
     uint64_t backoff_ms, grace_ms, request_ms;
 };
@@ -496,6 +617,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"restart-backoff", required_argument, NULL, 'b'},
         {"stop-grace", required_argument, NULL, 't'},
         {"request-timeout", required_argument, NULL, 'r'},
+        {"bridge", required_argument, NULL, 'B'},
+        {"subnet", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -511,6 +634,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'b': o->backoff_ms = strtoull(optarg, NULL, 10); break;
         case 't': o->grace_ms = strtoull(optarg, NULL, 10); break;
         case 'r': o->request_ms = strtoull(optarg, NULL, 10); break;
+        case 'B': o->bridge = optarg; break;
+        case 'S': o->subnet = optarg; break;
         case 'h': fputs(usage, stdout); exit(0);
         default: fputs(usage, stderr); return 2;
         }
@@ -668,7 +793,13 @@ int main(int argc, char **argv)
         d.drv_open[k] = true;
     }
 
-    if (load_and_recover(&d, &err) < 0) {
+    struct fleet_net_config nc = {.bridge = o.bridge, .subnet = o.subnet, .owner = d.state_dir};
+    if (fleet_net_open(&d.net, d.loop, &nc, net_lookup, &d, &err) < 0) {
+        report_start(ready_fd, err.msg);
+        return 1;
+    }
+    d.net_open = true;
+    if (load_and_recover(&d, &err) < 0 || net_recover(&d, &err) < 0) {
         report_start(ready_fd, err.msg);
         return 1;
     }

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "driver.h"
+#include "fleet.h"
 #include "host.h"
 #include "http.h"
 #include "manifest.h"
@@ -114,6 +115,8 @@ struct wl {
     uv_timer_t tick;               /* back-off delay or next health check */
 
     struct http_conn *waiter;      /* duet run: answered when it ends */
+
+    uint32_t addr;                 /* on the fleet network (kept until deleted), 0: none */
 };
 
 struct event_sub;
@@ -142,6 +145,8 @@ struct daemon {
     bool shutting_down;
     unsigned run_seq;
     int lock_fd;
+    struct fleet_net net;          /* bridge, addresses, table, names, published ports */
+    bool net_open;
 };
 
 /* ---- daemon.c ---- */
@@ -158,6 +163,16 @@ void wl_save(struct wl *w);
 void daemon_event(struct daemon *d, const char *workload, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void daemon_shutdown(struct daemon *d);
+
+/* ---- daemon.c: the fleet network ---- */
+/* Gives w an address when its spec joins the network and it has none, or
+ * takes it back when the spec says network: none; rewrites the table when
+ * that changes what is published.  -1 with err when no address is left. */
+int wl_net_prepare(struct wl *w, struct duet_err *err);
+/* w is gone: its address and ports go back. */
+void wl_net_release(struct wl *w);
+/* The table again, from the ports held and the addresses given. */
+void daemon_net_sync(struct daemon *d);
 
 /* ---- reconcile.c ---- */
 const char *wl_phase_name(enum wl_phase p);

@@ -370,6 +370,14 @@ static void do_create(struct wl *w)
         wl_save(w);
         return;
     }
+    /* The address first: a fleet without one left is an error of this
+     * workload's, shown like a failed create. */
+    struct duet_err nerr = {0};
+    if (w->d->net_open && wl_net_prepare(w, &nerr) < 0) {
+        launch_failed(w, "create", &nerr);
+        wl_save(w);
+        return;
+    }
     if (w->phase == PH_BACKOFF)
         w->restarts++;
     w->phase = PH_CREATING;
@@ -386,9 +394,14 @@ static void do_create(struct wl *w)
     w->op_t0 = mono_ms();
     wl_save(w);   /* before acting: a crash from here on leaves a record */
     struct duet_err err = {0};
+    struct driver_net net, *netp = NULL;
+    if (w->addr && w->d->net_open) {
+        fleet_net_attachment(&w->d->net, w->addr, &net);
+        netp = &net;
+    }
     w->busy = true;
     wl_ref(w);
-    if (drv->create(drv, w->spec, &w->inst, on_created, w, &err) < 0) {
+    if (drv->create(drv, w->spec, netp, &w->inst, on_created, w, &err) < 0) {
         w->busy = false;
         wl_unref(w);
         inst_clear(w);
@@ -468,6 +481,7 @@ static void forget(struct wl *w)
     daemon_event(d, w->name, "deleted", "workload removed");
     uv_timer_stop(&w->tick);
     answer_waiter(w);
+    wl_net_release(w);
     strmap_del(&d->wls, w->name);
     w->deleted = true;
     wl_unref(w);   /* the map's reference */

@@ -96,6 +96,8 @@ json_t *specjson_from_workload(const struct workload_spec *w)
     }
 
     json_object_set_new(s, "restart", json_string(wl_restart_name(w->restart)));
+    if (w->network != WL_NETWORK_FLEET)
+        json_object_set_new(s, "network", json_string(wl_network_name(w->network)));
     if (w->n_depends_on) {
         json_t *deps = json_array();
         for (size_t i = 0; i < w->n_depends_on; i++)

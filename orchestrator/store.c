@@ -32,11 +32,12 @@ enum {
 static const char *const sql_text[ST_COUNT] = {
     [ST_PUT] = "INSERT OR REPLACE INTO workloads(name, generation, spec, backend, placement, deleted, phase,"
                " inst_backend, inst_generation, handle, restarts, last_exit, last_signal, exited_at, started_at,"
-               " created_at, message, rm, quick_failures, backoff_until) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               " created_at, message, rm, quick_failures, backoff_until, address)"
+               " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_DELETE] = "DELETE FROM workloads WHERE name = ?",
     [ST_LOAD] = "SELECT name, generation, spec, backend, placement, deleted, phase, inst_backend, inst_generation,"
                 " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures,"
-                " backoff_until"
+                " backoff_until, address"
                 " FROM workloads ORDER BY name",
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
@@ -58,7 +59,8 @@ static const char schema_sql[] =
     " inst_generation INTEGER NOT NULL, handle TEXT, restarts INTEGER NOT NULL, last_exit INTEGER NOT NULL,"
     " last_signal INTEGER NOT NULL, exited_at INTEGER NOT NULL, started_at INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL, message TEXT, rm INTEGER NOT NULL DEFAULT 0,"
-    " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0);"
+    " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,"
+    " address INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
@@ -75,6 +77,34 @@ static int db_err(struct store *s, struct duet_err *err, const char *what)
 {
     int code = sqlite3_errcode(s->db) == SQLITE_FULL ? ENOSPC : EIO;
     return duet_err_set(err, code, "state store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+/* Columns added since the first store: a store written by an older duetd
+ * gains them (with their defaults) instead of failing every statement. */
+static int add_columns(struct store *s, char **msg)
+{
+    static const char *const cols[][2] = {
+        {"rm", "INTEGER NOT NULL DEFAULT 0"},
+        {"quick_failures", "INTEGER NOT NULL DEFAULT 0"},
+        {"backoff_until", "INTEGER NOT NULL DEFAULT 0"},
+        {"address", "INTEGER NOT NULL DEFAULT 0"},
+    };
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM pragma_table_info('workloads') WHERE name = ?", -1, &st, NULL) !=
+            SQLITE_OK)
+            return -1;
+        sqlite3_bind_text(st, 1, cols[i][0], -1, SQLITE_STATIC);
+        bool has = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        if (has)
+            continue;
+        char sql[160];
+        snprintf(sql, sizeof(sql), "ALTER TABLE workloads ADD COLUMN %s %s", cols[i][0], cols[i][1]);
+        if (sqlite3_exec(s->db, sql, NULL, NULL, msg) != SQLITE_OK)
+            return -1;
+    }
+    return 0;
 }
 
 int store_open(struct store **out, const char *path, struct duet_err *err)
@@ -96,7 +126,7 @@ int store_open(struct store **out, const char *path, struct duet_err *err)
     char *msg = NULL;
     if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
                      NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK || add_columns(s, &msg) < 0) {
         int rc = duet_err_set(err, EIO, "state store %s: %s; it may be damaged: move it away to start afresh", path,
                               msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
@@ -180,6 +210,7 @@ int store_put(struct store *s, const struct store_row *r, struct duet_err *err)
     sqlite3_bind_int(st, 18, r->rm);
     sqlite3_bind_int64(st, 19, r->quick_failures);
     sqlite3_bind_int64(st, 20, r->backoff_until);
+    sqlite3_bind_int64(st, 21, r->address);
     return run(s, ST_PUT, err, "cannot write a workload");
 }
 
@@ -221,6 +252,7 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
             .rm = sqlite3_column_int(st, 17) != 0,
             .quick_failures = sqlite3_column_int64(st, 18),
             .backoff_until = sqlite3_column_int64(st, 19),
+            .address = sqlite3_column_int64(st, 20),
         };
         cb(opaque, &r);
     }

@@ -45,6 +45,7 @@ struct store_row {
     bool rm;                       /* ad-hoc (duet run --rm): deleted when it ends */
     int64_t quick_failures;        /* consecutive short runs: the back-off and crash loop go on after a restart */
     int64_t backoff_until;         /* wall clock, ms: when a waiting restart is due, 0: none */
+    int64_t address;               /* the workload's IPv4 address on the fleet network (IPAM), 0: none */
 };
 
 struct store_event {

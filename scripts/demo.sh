@@ -6,7 +6,8 @@
 #   3. duet apply -f manifests/examples --wait: the infrastructure VMs boot
 #      (QEMU, under emulation when there is no usable KVM), the application
 #      containers start once what they depend on is up;
-#   4. duet get, describe, logs, events;
+#   4. duet get, describe, logs, the fleet network (names, a published
+#      port), events;
 #   5. everything deleted and duetd stopped, at the end or on Ctrl-C.
 #
 # libvirt: duetd uses the system's libvirtd when one answers, otherwise
@@ -53,7 +54,9 @@ if [ -e "$DIR/state/duetd.pid" ] && kill -0 "$(cat "$DIR/state/duetd.pid")" 2>/d
     echo "demo: a duetd from an earlier demo still runs (pid $(cat "$DIR/state/duetd.pid")); stop it first" >&2
     exit 1
 fi
-args=(--state-dir "$DIR/state" --socket "$DUET_SOCKET" --guest-kernel "$BUILD/images/kernel/vmlinuz")
+# A bridge and subnet of the demo's own, beside any duetd of the host's.
+args=(--state-dir "$DIR/state" --socket "$DUET_SOCKET" --guest-kernel "$BUILD/images/kernel/vmlinuz"
+      --bridge duetdemo0 --subnet 10.89.0.0/24)
 if [ -e /dev/kvm ] && [ "${DUET_DEMO_KVM:-0}" != 1 ]; then
     echo "(/dev/kvm hidden from duetd: the VMs run under emulation; DUET_DEMO_KVM=1 keeps it)"
     unshare --mount --propagation private \
@@ -83,6 +86,22 @@ say "duet logs dns (a VM's serial console: the guest kernel, then its workload)"
 
 say "duet exec web -- wget -q -O - http://127.0.0.1/"
 "$DUET" exec web -- wget -q -O - http://127.0.0.1/
+
+say "the fleet network: a container reaches the db VM by name"
+echo "\$ duet exec web -- sh -c 'echo hello db | nc -w 3 db 5432'    (db's guest echoes)"
+for _ in 1 2 3 4 5; do
+    out=$("$DUET" exec web -- sh -c 'echo hello db | nc -w 3 db 5432') && [ -n "$out" ] && break
+    sleep 1
+done
+echo "$out"
+
+say "the published port: the host's 8080 is web's 80"
+echo "\$ curl -s http://127.0.0.1:8080/"
+curl -s --max-time 5 http://127.0.0.1:8080/
+
+say "a VM reaches a container by name (vpn's console)"
+for _ in $(seq 30); do "$DUET" logs vpn | grep -q "vpn sees web" && break; sleep 1; done
+"$DUET" logs vpn | grep -m 1 "vpn sees web" || echo "(vpn has not reached web yet)"
 
 say "duet apply -f manifests/examples (again: nothing changes)"
 "$DUET" apply -f manifests/examples

@@ -43,6 +43,8 @@ struct driver_instance {
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
+    struct driver_net net;
+    bool has_net;
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED };
@@ -76,7 +78,7 @@ static void on_work(struct opq_item *it)
 {
     struct op *op = (struct op *)it;
     struct driver_instance *inst = op->inst;
-    struct container_config cfg = {.spec = inst->spec};
+    struct container_config cfg = {.spec = inst->spec, .net = inst->has_net ? &inst->net : NULL};
     switch (op->kind) {
     case OP_CREATE:
         op->rc = container_prepare(&priv(inst->drv)->rt, &cfg, &inst->c, &op->err);
@@ -307,10 +309,14 @@ static int ct_probe(struct driver *drv, struct driver_caps *caps, struct duet_er
     return container_backend_probe(root[0] ? root : "/sys/fs/cgroup", caps, err);
 }
 
-static int ct_create(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
-                     driver_done_cb done, void *opaque, struct duet_err *err)
+static int ct_create(struct driver *drv, const struct workload_spec *spec, const struct driver_net *net,
+                     struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err)
 {
     struct driver_instance *inst = instance_new(drv, spec);
+    if (net) {
+        inst->net = *net;
+        inst->has_net = true;
+    }
     if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
         free(inst);
         return -1;

@@ -14,6 +14,8 @@
  * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
  */
 #include "exit_status.h"
+#include "ifconf.h"
+#include "netlink.h"
 #include "fsutil.h"
 #include "rootfs.h"
 #include "runtime.h"
@@ -54,6 +56,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_CLONE] = "creating the namespaces",
     [STEP_ATTACH] = "moving the container into its cgroup",
     [STEP_SYNC] = "waiting for the parent",
+    [STEP_NETWORK] = "configuring eth0",
     [STEP_CGROUPNS] = "creating the cgroup namespace",
     [STEP_HOSTNAME] = "setting the hostname and bringing up loopback",
     [STEP_MOUNT_PRIVATE] = "making mounts private",
@@ -399,6 +402,7 @@ struct child_args {
     int sync_fd, report_fd, log_fd, exit_fd, null_fd;
     char *const *init_argv;
     char *const *envp;
+    const struct driver_net *net;
 };
 
 static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
@@ -461,7 +465,13 @@ static int attach_lower(int tree, const char *where, const char **what)
     return (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH);
 }
 
-/* Runs in the new namespaces, as pid 1; never returns. */
+/* eth0, the container's end of its veth pair, is in our namespace once
+ * the parent's go came: give it the workload's address and route. */
+static int network_up(const struct driver_net *net, const char **what)
+{
+    return ifconf_ipv4("eth0", net->addr, net->prefix, net->gateway, what);
+}
+
 /* A new network namespace starts with lo down; every runtime brings it up,
  * and workloads (and TCP health checks) expect 127.0.0.1 to work. */
 static int loopback_up(const char **what)
@@ -482,6 +492,7 @@ static int loopback_up(const char **what)
     return rc;
 }
 
+/* Runs in the new namespaces, as pid 1; never returns. */
 static _Noreturn void child_main(const struct child_args *a)
 {
     const struct workload_spec *w = a->spec;
@@ -499,6 +510,7 @@ static _Noreturn void child_main(const struct child_args *a)
         /* We are still host uid 0, which the map leaves out: become the
          * namespace's root (host uid base) before creating anything. */
         CHECK(STEP_SYNC, (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) ? (what = "becoming root in the user namespace", -1) : 0);
+        CHECK(STEP_NETWORK, a->net ? network_up(a->net, &what) : 0);
     }
     CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
     CHECK(STEP_HOSTNAME, loopback_up(&what));
@@ -515,8 +527,10 @@ static _Noreturn void child_main(const struct child_args *a)
     CHECK(STEP_PIVOT, mounts_pivot(rootfd, &what));
     /* Nothing of the workload runs before it is in its cgroup: wait for
      * the parent, then make that cgroup the root of our cgroup namespace. */
-    if (!a->userns)
+    if (!a->userns) {
         CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
+        CHECK(STEP_NETWORK, a->net ? network_up(a->net, &what) : 0);
+    }
     CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     prctl(PR_SET_PDEATHSIG, 0);
     close(rootfd);
@@ -626,6 +640,53 @@ static int send_go(int sock, int tree)
     return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
+/* The files that point the workload at the fleet's name server, written
+ * into the container's own layer (upper/etc), never into the image,
+ * which other containers share. */
+static int write_net_files(const struct container *c, const struct driver_net *net, struct duet_err *err)
+{
+    char p[400], gw[16], addr[16], buf[512];
+    snprintf(p, sizeof(p), "%s/upper/etc", c->dir);
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "container %s: cannot create %s", c->name, p);
+    if (c->userns && chown(p, c->rt->userns_base, c->rt->userns_base) < 0)
+        return duet_err_sys(err, "container %s: cannot give %s to the user namespace's root", c->name, p);
+    snprintf(gw, sizeof(gw), "%u.%u.%u.%u", net->dns >> 24, (net->dns >> 16) & 255, (net->dns >> 8) & 255,
+             net->dns & 255);
+    snprintf(addr, sizeof(addr), "%u.%u.%u.%u", net->addr >> 24, (net->addr >> 16) & 255, (net->addr >> 8) & 255,
+             net->addr & 255);
+    static const char *const files[] = {"resolv.conf", "hosts"};
+    for (int i = 0; i < 2; i++) {
+        int n = i == 0 ? snprintf(buf, sizeof(buf), "# the duet fleet's name server: workloads by name\nnameserver %s\n", gw)
+                       : snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost\n::1\tlocalhost\n%s\t%s\n", addr, c->name);
+        snprintf(p, sizeof(p), "%s/upper/etc/%s", c->dir, files[i]);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, buf, (size_t)n) != n)
+            return duet_err_sys(err, "container %s: cannot write %s", c->name, p);
+    }
+    return 0;
+}
+
+/* The host's end of the veth pair, a port of the bridge, and eth0 inside
+ * the network namespace of pid, where the child configures it. */
+static int veth_create(const struct container *c, const struct driver_net *net, pid_t pid, struct duet_err *err)
+{
+    struct nl nl;
+    if (nl_open(&nl, err) < 0)
+        return -1;
+    int rc = nl_veth_add(&nl, net->host_if, net->bridge_index, "eth0", net->mac, pid, err);
+    if (rc < 0 && err && err->code == EEXIST) {
+        /* Left by a create cut off by a crash (its namespace still alive):
+         * the name is this workload's, so it is ours to replace. */
+        nl_link_del(&nl, net->host_if, NULL);
+        rc = nl_veth_add(&nl, net->host_if, net->bridge_index, "eth0", net->mac, pid, err);
+    }
+    nl_close(&nl);
+    if (rc < 0)
+        return duet_err_prefix(err, "container %s: joining bridge %s", c->name, net->bridge);
+    return 0;
+}
+
 int container_start(struct container *c, const struct container_config *cfg, struct duet_err *err)
 {
     const struct workload_spec *w = cfg->spec;
@@ -696,6 +757,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
 
     int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, tree = -1, rc = -1;
     pid_t pid = -1;
+    if (cfg->net && write_net_files(c, cfg->net, err) < 0)
+        goto out;
     snprintf(p, sizeof(p), "%s/log", c->dir);
     log_fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
     snprintf(p, sizeof(p), "%s/exit", c->dir);
@@ -722,6 +785,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .null_fd = null_fd,
         .init_argv = (char *const *)argv,
         .envp = (char *const *)envp,
+        .net = cfg->net,
     };
     if (cfg->fail_at == STEP_CLONE) {
         duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_CLONE]);
@@ -763,6 +827,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         }
         goto out_kill;
     }
+    if (cfg->net && veth_create(c, cfg->net, pid, err) < 0)
+        goto out_kill;
     if (send_go(sync[1], tree) < 0 && errno != EPIPE) {
         duet_err_sys(err, "container %s: the setup process went away", c->name);
         goto out_kill;

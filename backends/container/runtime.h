@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "driver.h"
 #include "err.h"
 #include "manifest.h"
 #include "syscall_filter.h"
@@ -49,6 +50,7 @@ enum container_step {
     STEP_VOLUMES,
     STEP_PIVOT,
     STEP_SYNC,
+    STEP_NETWORK,
     STEP_CGROUPNS,
     STEP_CAPS,
     STEP_SECCOMP,
@@ -85,6 +87,7 @@ void container_runtime_fini(struct container_runtime *rt);
 struct container_config {
     const struct workload_spec *spec;   /* name, image.rootfs, command, env, user, resources, volumes */
     enum container_step fail_at;        /* tests: fail at this step (EIO); STEP_NONE in production */
+    const struct driver_net *net;       /* the fleet network, or NULL: loopback only */
 };
 
 struct container_exit {

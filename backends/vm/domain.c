@@ -179,6 +179,15 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
         put_value(&x, "status log", "    <serial type='file'>\n      <source path='", s->status_log,
                   "'/>\n      <target port='1'/>\n    </serial>\n");
     }
+    if (s->net_bridge) {
+        put(&x, "    <interface type='bridge'>\n");
+        put_value(&x, "bridge", "      <source bridge='", s->net_bridge, "'/>\n");
+        if (s->net_mac)
+            put_value(&x, "MAC", "      <mac address='", s->net_mac, "'/>\n");
+        if (s->net_target)
+            put_value(&x, "tap name", "      <target dev='", s->net_target, "'/>\n");
+        put(&x, "      <model type='virtio'/>\n    </interface>\n");
+    }
     put(&x, "    <memballoon model='none'/>\n");
     put(&x, "  </devices>\n</domain>\n");
     if (x.bad) {

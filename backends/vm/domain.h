@@ -32,6 +32,9 @@ struct vm_domain_spec {
                                     reports the workload's exit status there), or NULL */
     const char *workload;        /* metadata: the workload's name */
     const char *owner;           /* metadata: which duet instance owns it */
+    const char *net_bridge;      /* a virtio NIC on this bridge, or NULL for none */
+    const char *net_mac;         /*   its MAC, "xx:xx:xx:xx:xx:xx" */
+    const char *net_target;      /*   the host's tap device's name */
 };
 
 /* The domain XML in *out (malloc'd; the caller frees it). */

@@ -101,6 +101,8 @@ struct driver_instance {
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
+    struct driver_net net;
+    bool has_net;
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER };
@@ -114,6 +116,7 @@ struct op {
     int rc;
     int dom_state;                      /* recover: what libvirt says */
     bool fell_back;                     /* start: KVM hung, restarted under emulation */
+    int end_detail;                     /* stop: how the guest was seen to end, or -1 */
     struct duet_err err;
 };
 
@@ -342,8 +345,26 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         .owner = p->owner,
         .disk_format = "qcow2",
     };
-    char cmdline[4096];
+    char cmdline[4096], ipcfg[160] = "", mac[18];
     const char *kernel = w->image.kernel;
+    if (inst->has_net) {
+        /* The address goes on the kernel command line in the form the
+         * kernel's own ip= autoconfiguration, initramfs-tools, dracut and
+         * duet-vminit all read: client::gateway:netmask:hostname:device:off:dns */
+        const struct driver_net *n = &inst->net;
+        char a[16], g[16], m[16], dns[16];
+        uint32_t mask = n->prefix ? ~UINT32_C(0) << (32 - n->prefix) : 0;
+        uint32_t v[4] = {n->addr, n->gateway, mask, n->dns};
+        char *outs[4] = {a, g, m, dns};
+        for (int i = 0; i < 4; i++)
+            snprintf(outs[i], 16, "%u.%u.%u.%u", v[i] >> 24, (v[i] >> 16) & 255, (v[i] >> 8) & 255, v[i] & 255);
+        snprintf(ipcfg, sizeof(ipcfg), " ip=%s::%s:%s:%s:eth0:off:%s", a, g, m, w->name, dns);
+        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3],
+                 n->mac[4], n->mac[5]);
+        ds.net_bridge = n->bridge;
+        ds.net_mac = mac;
+        ds.net_target = n->host_if;
+    }
     if (w->image.rootfs) {
         if (!kernel)
             kernel = p->guest_kernel[0] ? p->guest_kernel : NULL;
@@ -371,8 +392,8 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
             return -1;
         /* panic=-1: a guest that cannot go on reboots, which on_reboot
          * turns into a stop, instead of hanging. */
-        snprintf(cmdline, sizeof(cmdline), "console=ttyS0 quiet panic=-1 rdinit=/init%s%s",
-                 w->image.cmdline ? " " : "", w->image.cmdline ? w->image.cmdline : "");
+        snprintf(cmdline, sizeof(cmdline), "console=ttyS0 quiet panic=-1 rdinit=/init%s%s%s",
+                 w->image.cmdline ? " " : "", w->image.cmdline ? w->image.cmdline : "", ipcfg);
         ds.kernel = inst->boot_kernel;
         ds.initrd = initrd;
         ds.cmdline = cmdline;
@@ -400,7 +421,9 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
                                     what);
             ds.kernel = kernel;
             ds.initrd = w->image.initrd;
-            ds.cmdline = w->image.cmdline;
+            snprintf(cmdline, sizeof(cmdline), "%s%s", w->image.cmdline ? w->image.cmdline : "",
+                     ipcfg + (w->image.cmdline ? 0 : 1 /* no leading space */));
+            ds.cmdline = cmdline[0] ? cmdline : NULL;
             inst->prints = w->image.cmdline && strstr(w->image.cmdline, "console=ttyS0");
         }
         ds.status_log = status;
@@ -577,6 +600,7 @@ static int do_stop(struct op *op)
         return -1;
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
     int rc = 0;
+    op->end_detail = VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN;
     if (d && virDomainIsActive(d) == 1) {
         /* The power button: the guest's init decides how to stop. */
         if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0)
@@ -584,8 +608,13 @@ static int do_stop(struct op *op)
         uint64_t until = mono_ms() + op->grace_ms;
         while (virDomainIsActive(d) == 1 && mono_ms() < until)
             sleep_ms(50);
-        if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
-            rc = lv_err(&op->err, "VM %s: libvirt could not stop it", inst->spec->name);
+        if (virDomainIsActive(d) == 1) {
+            op->end_detail = VIR_DOMAIN_EVENT_STOPPED_DESTROYED;
+            if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1) {
+                op->end_detail = -1;
+                rc = lv_err(&op->err, "VM %s: libvirt could not stop it", inst->spec->name);
+            }
+        }
     }
     if (d)
         virDomainFree(d);
@@ -878,6 +907,16 @@ static void after_work(struct opq_item *it, int status)
             }
         }
         break;
+    case OP_STOP:
+        /* The guest is known to be down: its end is reported now, not left
+         * to libvirt's lifecycle event, which a busy libvirt (or one that
+         * re-attached to the domain) was seen never to deliver, leaving
+         * the workload "stopping" for ever.  A late event finds the exit
+         * reported and changes nothing. */
+        if (op->rc == 0 && op->end_detail >= 0 &&
+            (inst->status.state == DRIVER_STATE_RUNNING || inst->status.state == DRIVER_STATE_STOPPING))
+            guest_ended(inst, op->end_detail);
+        break;
     case OP_DESTROY:
         if (op->rc == 0)
             inst->status.state = DRIVER_STATE_GONE;
@@ -1037,12 +1076,16 @@ static int vm_probe(struct driver *drv, struct driver_caps *caps, struct duet_er
                             err);
 }
 
-static int vm_create(struct driver *drv, const struct workload_spec *spec, struct driver_instance **out,
-                     driver_done_cb done, void *opaque, struct duet_err *err)
+static int vm_create(struct driver *drv, const struct workload_spec *spec, const struct driver_net *net,
+                     struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err)
 {
     if (!priv(drv)->open)
         return duet_err_set(err, EINVAL, "the VM driver is not open");
     struct driver_instance *inst = instance_new(drv, spec);
+    if (net) {
+        inst->net = *net;
+        inst->has_net = true;
+    }
     if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
         instance_free(inst);
         return -1;

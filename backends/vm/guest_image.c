@@ -470,7 +470,7 @@ int vm_guest_initramfs(const char *cache_dir, const char *kernel, const char *vm
      * graceful stop) is worth having but a kernel without it still runs
      * the workload, stopped by force after the grace period. */
     static const char *const needed[] = {"virtio_pci", "virtio_blk", "crc32c_generic", "ext4"};
-    static const char *const wanted[] = {"button", "evdev"};
+    static const char *const wanted[] = {"button", "evdev", "virtio_net"};
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
         if (mod_add(&m, needed[i], 0, err) < 0) {
             modset_free(&m);

@@ -7,6 +7,9 @@
  *
  *   1. mount /dev, /proc, /sys; load the kernel modules the initramfs
  *      carries (/duet/modules: one file name per line, in load order);
+ *   1b. with ip= on the kernel command line (the fleet network), give eth0
+ *      that address and route, and after the switch below point
+ *      /etc/resolv.conf at the fleet's name server;
  *   2. mount the root disk (the spec's "root", ext4), move into it;
  *   3. run the manifest's command with its env, working directory, user,
  *      group and supplementary groups, stdout and stderr on the console
@@ -25,6 +28,8 @@
  * Static, no allocation beyond the spec: it must work in any guest kernel
  * with nothing but a console.
  */
+#include "../../common/ifconf.h"
+
 #include <dirent.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -228,6 +233,92 @@ static void loopback_up(void)
         close(fd);
 }
 
+/* ip=CLIENT::GATEWAY:NETMASK:HOSTNAME:DEVICE:off:DNS from the kernel
+ * command line, as the host wrote it; the fields this needs, parsed
+ * strictly (anything else: no network, said on the console). */
+struct ipcfg {
+    bool set;
+    uint32_t addr, gw, dns;
+    unsigned prefix;
+};
+
+static bool parse_quad(const char *s, size_t n, uint32_t *out)
+{
+    char buf[16];
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, buf, &a) != 1)
+        return false;
+    *out = ntohl(a.s_addr);
+    return true;
+}
+
+static void read_ipcfg(struct ipcfg *c)
+{
+    /* /proc files have no size: read what comes */
+    static char cmd[4096];
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return;
+    cmd[n] = '\0';
+    for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
+        if (strncmp(tok, "ip=", 3) != 0)
+            continue;
+        const char *f[8] = {0};
+        size_t fl[8] = {0};
+        int nf = 0;
+        for (const char *p = tok + 3; nf < 8;) {
+            const char *colon = strchrnul(p, ':');
+            f[nf] = p;
+            fl[nf++] = (size_t)(colon - p);
+            if (!*colon)
+                break;
+            p = colon + 1;
+        }
+        uint32_t mask;
+        if (nf < 4 || !parse_quad(f[0], fl[0], &c->addr) || !parse_quad(f[3], fl[3], &mask)) {
+            say("ip= on the kernel command line is not client::gateway:netmask:...; no network", NULL);
+            break;
+        }
+        c->prefix = (unsigned)__builtin_popcount(mask);
+        if (fl[2])
+            parse_quad(f[2], fl[2], &c->gw);
+        if (nf >= 8)
+            parse_quad(f[7], fl[7], &c->dns);
+        c->set = true;
+    }
+}
+
+/* virtio_net may finish probing after its module is loaded. */
+static void network_up(const struct ipcfg *c)
+{
+    for (int i = 0; i < 200 && access("/sys/class/net/eth0", F_OK) < 0; i++)
+        usleep(10000);
+    const char *what = NULL;
+    if (ifconf_ipv4("eth0", c->addr, c->prefix, c->gw, &what) < 0)
+        say("network: cannot configure eth0: %s", what);
+}
+
+static void write_resolv_conf(const struct ipcfg *c)
+{
+    if (!c->dns)
+        return;
+    mkdir("/etc", 0755);
+    int fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        say("network: cannot write /etc/resolv.conf", NULL);
+        return;
+    }
+    dprintf(fd, "nameserver %u.%u.%u.%u\n", c->dns >> 24, (c->dns >> 16) & 255, (c->dns >> 8) & 255, c->dns & 255);
+    close(fd);
+}
+
 static void run_child(struct spec *s, const sigset_t *old)
 {
     sigprocmask(SIG_SETMASK, old, NULL);
@@ -288,6 +379,10 @@ int main(void)
     s.envp[s.envc] = NULL;
     load_modules();
     loopback_up();
+    static struct ipcfg ipc;
+    read_ipcfg(&ipc);
+    if (ipc.set)
+        network_up(&ipc);
 
     wait_for(s.root);
     if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
@@ -306,6 +401,8 @@ int main(void)
     mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    if (ipc.set)
+        write_resolv_conf(&ipc);
 
     int inputs[MAX_INPUTS];
     int n_inputs = open_inputs(inputs);

@@ -261,7 +261,7 @@ int main(void)
         struct driver_instance *inst = NULL;
         struct dflag c = {0}, s = {0}, d = {0};
         double t0 = now_ms();
-        if (drv->create(drv, w, &inst, on_done, &c, &err) < 0 || !run_until(&loop, &c.done, NULL, 120000) ||
+        if (drv->create(drv, w, NULL, &inst, on_done, &c, &err) < 0 || !run_until(&loop, &c.done, NULL, 120000) ||
             c.failed) {
             fprintf(stderr, "bench vm: duet create: %s%s\n", err.msg, c.err);
             rc = 2;

@@ -727,3 +727,123 @@ Test(container, init_reaps_orphans)
     free(log);
     fixture_fini(&f);
 }
+
+/* ---- the fleet network, in a network namespace of the test's own -------- */
+
+#include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "ipam.h"
+#include "netlink.h"
+
+static int private_bridge(struct driver_net *dn, uint32_t addr)
+{
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+    struct nl nl;
+    struct nl_link br;
+    struct duet_err err = {0};
+    uint8_t mac[6];
+    ipam_mac(0x0a420001, mac);
+    cr_assert_eq(nl_open(&nl, &err), 0, "%s", err.msg);
+    cr_assert_eq(nl_bridge_add(&nl, "ctbr0", "duet:test", mac, &err), 0, "%s", err.msg);
+    cr_assert_eq(nl_link_get(&nl, "ctbr0", &br, &err), 0);
+    cr_assert_eq(nl_addr_add(&nl, br.index, 0x0a420001, 24, &err), 0, "%s", err.msg);
+    cr_assert_eq(nl_link_set_up(&nl, br.index, &err), 0);
+    nl_close(&nl);
+    *dn = (struct driver_net){.bridge_index = br.index, .addr = addr, .gateway = 0x0a420001, .dns = 0x0a420001,
+                              .prefix = 24};
+    snprintf(dn->bridge, sizeof(dn->bridge), "ctbr0");
+    snprintf(dn->host_if, sizeof(dn->host_if), "dv%08x", addr);
+    ipam_mac(addr, dn->mac);
+    return br.index;
+}
+
+/* eth0 with the address, the route via the bridge, resolv.conf naming the
+ * bridge, the host's end on the bridge; the image unchanged; and the pair
+ * gone with the container. */
+static void network_case(struct fixture *f, const char *name)
+{
+    struct driver_net dn;
+    int br = private_bridge(&dn, 0x0a420005);
+    const struct workload_spec *w =
+        spec(f, name, "  command: [/bin/sh, -c, 'cat /proc/net/route; cat /etc/resolv.conf /etc/hosts; "
+                      "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; echo ready; sleep 30']\n");
+    struct container_config cfg = {.spec = w, .net = &dn};
+    struct container *c;
+    struct duet_err err = {0};
+    cr_assert_eq(container_prepare(&f->rt, &cfg, &c, &err), 0, "prepare: %s", err.msg);
+    cr_assert_eq(container_start(c, &cfg, &err), 0, "start: %s", err.msg);
+    wait_for_log(c, "ready");
+    char *log = read_log(c);
+    cr_expect(strstr(log, "inet 10.66.0.5/24"), "%s", log);
+    cr_expect(strstr(log, "02:64:0a:42:00:05"), "%s", log);
+    cr_expect(strstr(log, "nameserver 10.66.0.1"), "%s", log);
+    cr_expect(strstr(log, "10.66.0.5\t"), "its own name in /etc/hosts: %s", log);
+    cr_expect(strstr(log, "eth0\t00000000\t0100420A"), "a default route via 10.66.0.1: %s", log);
+    free(log);
+    struct nl nl;
+    struct nl_link l;
+    cr_assert_eq(nl_open(&nl, &err), 0);
+    cr_assert_eq(nl_link_get(&nl, "dv0a420005", &l, &err), 0, "%s", err.msg);
+    cr_expect_eq(l.master, br, "the host's end is a port of the bridge");
+    cr_expect(l.up);
+    /* from inside to the bridge's address: a listener of the test's */
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a420001)};
+    socklen_t sl = sizeof(sin);
+    cr_assert(bind(ls, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(ls, 1) == 0 &&
+              getsockname(ls, (struct sockaddr *)&sin, &sl) == 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "echo hello-bridge | nc -w 2 10.66.0.1 %u", ntohs(sin.sin_port));
+    int status = -1;
+    char out[] = "/tmp/duet-ct-net-XXXXXX";
+    int fd = mkstemp(out);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
+    int conn = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    char got[64] = "";
+    if (conn >= 0) {
+        ssize_t k = read(conn, got, sizeof(got) - 1);
+        got[k > 0 ? k : 0] = '\0';
+        close(conn);
+    }
+    close(ls);
+    cr_expect(strstr(got, "hello-bridge"), "nothing came from inside to the bridge's address (status %d)", status);
+    close(fd);
+    unlink(out);
+    /* the files went to the container's own layer, never to the image */
+    char p[512], buf[256] = "";
+    snprintf(p, sizeof(p), "%s/etc/resolv.conf", env_or_die("DUET_ROOTFS"));
+    FILE *img = fopen(p, "r");
+    if (img) {
+        size_t nread = fread(buf, 1, sizeof(buf) - 1, img);
+        buf[nread] = '\0';
+        fclose(img);
+    }
+    cr_expect(!strstr(buf, "10.66.0.1"), "the image's resolv.conf was written: %s", buf);
+    snprintf(p, sizeof(p), "%s/upper/etc/resolv.conf", c->dir);
+    cr_expect_eq(access(p, F_OK), 0, "resolv.conf is not in the container's layer");
+    destroy(c);
+    for (int i = 0; i < 200 && nl_link_get(&nl, "dv0a420005", &l, &err) == 0; i++)
+        usleep(10000);
+    cr_expect_eq(nl_link_get(&nl, "dv0a420005", &l, &err), -1, "the veth outlived its container");
+    nl_close(&nl);
+}
+
+Test(container, joins_a_bridge_with_its_address)
+{
+    struct fixture f;
+    fixture_init(&f);
+    network_case(&f, "net");
+    fixture_fini(&f);
+}
+
+Test(container, userns_joins_a_bridge_with_its_address)
+{
+    struct fixture f;
+    fixture_userns(&f);
+    network_case(&f, "net-uns");
+    fixture_fini(&f);
+}

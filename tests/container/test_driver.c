@@ -121,7 +121,7 @@ Test(driver, create_start_exit_destroy_in_order)
     struct run r;
     setup(&r, "  command: [/bin/sh, -c, 'exit 3']\n");
     struct duet_err err = {0};
-    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], &r.inst, created, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], NULL, &r.inst, created, &r, &err), 0, "%s", err.msg);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_str_eq(r.log, "created started exited destroyed ");
@@ -135,7 +135,7 @@ Test(driver, userns_through_the_driver)
     setup_with(&r, "  command: [/bin/sh, -c, 'test $(id -u) = 0 && grep -q \"0 *200000 *65536\" /proc/self/uid_map && exit 7']\n",
                true);
     struct duet_err err = {0};
-    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], &r.inst, created, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], NULL, &r.inst, created, &r, &err), 0, "%s", err.msg);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_eq(r.exit_code, 7, "root inside, mapped to 200000 outside");
@@ -215,7 +215,7 @@ Test(driver, the_loop_runs_while_a_stop_waits)
     uv_timer_start(&t, tick, 50, 50);
     uv_unref((uv_handle_t *)&t);
     struct duet_err err = {0};
-    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], &r.inst, created_then_start_stop, &r, &err), 0, "%s",
+    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], NULL, &r.inst, created_then_start_stop, &r, &err), 0, "%s",
                  err.msg);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_not(r.failed, "%s", r.err);
@@ -268,7 +268,7 @@ Test(driver, exec_stats_logs_and_handle)
     exec_fd = mkstemp(out);
     cr_assert_geq(exec_fd, 0);
     struct duet_err err = {0};
-    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], &r.inst, created_then_exec, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], NULL, &r.inst, created_then_exec, &r, &err), 0, "%s", err.msg);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_eq(r.exec_status, 4);
@@ -318,7 +318,7 @@ Test(driver, recover_through_the_handle)
     struct run r;
     setup(&r, "  command: [/bin/sh, -c, 'sleep 1; exit 6']\n");
     struct duet_err err = {0};
-    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], &r.inst, first_created, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.drv->create(r.drv, r.set->workloads[0], NULL, &r.inst, first_created, &r, &err), 0, "%s", err.msg);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_str_eq(r.log, "released ");

@@ -27,12 +27,16 @@
 
 #include "client.h"
 #include "fsutil.h"
+#include "ipam.h"
+#include "netlink.h"
+#include "nft.h"
 
 struct dd {
     char dir[64];
     char sock[100];
     char state[192];
     char cgdir[256];               /* the daemon's containers' cgroups */
+    char bridge[16], subnet[24];   /* the daemon's own network: tests run side by side */
     pid_t pid;
 };
 
@@ -77,7 +81,8 @@ static inline void dd_start(struct dd *d)
             dup2(fd, 2);
         }
         execl(duetd, "duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock, "--restart-backoff",
-              "100", "--stop-grace", "2000", "--request-timeout", "1500", "--guest-kernel",
+              "100", "--stop-grace", "2000", "--request-timeout", "1500", "--bridge", d->bridge, "--subnet",
+              d->subnet, "--guest-kernel",
               getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent", (char *)NULL);
         _exit(127);
     }
@@ -101,6 +106,11 @@ static inline void dd_init(struct dd *d)
     cr_assert(mkdtemp(d->dir));
     snprintf(d->sock, sizeof(d->sock), "%s/duet.sock", d->dir);
     snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+    /* Named after this process: two tests at once never meet on the host
+     * (the daemon refuses a bridge or subnet it does not own). */
+    unsigned id = (unsigned)getpid();
+    snprintf(d->bridge, sizeof(d->bridge), "dt%u", id % 1000000);
+    snprintf(d->subnet, sizeof(d->subnet), "10.%u.%u.0/24", 100 + (id >> 8) % 100, id & 255);
     dd_start(d);
 }
 
@@ -320,6 +330,41 @@ static inline int dd_count_dirs(const char *path)
     return n;
 }
 
+struct dd_links {
+    struct ipam_subnet subnet;
+    char names[256];
+};
+
+/* A host end of ours is named dv + its address in hex. */
+static inline void dd_leftover_link(void *opaque, const struct nl_link *l)
+{
+    struct dd_links *x = opaque;
+    unsigned addr;
+    char tail;
+    if (sscanf(l->name, "dv%8x%c", &addr, &tail) == 1 && ipam_contains(&x->subnet, addr) &&
+        strlen(x->names) + strlen(l->name) + 2 < sizeof(x->names)) {
+        strcat(x->names, " ");
+        strcat(x->names, l->name);
+    }
+}
+
+/* With its last workload gone and the daemon stopped, nothing of the
+ * network is left: no bridge, no veth or tap, no table. */
+static inline void dd_check_network_gone(struct dd *d)
+{
+    struct nl nl;
+    struct duet_err err = {0};
+    cr_assert_eq(nl_open(&nl, &err), 0, "%s", err.msg);
+    struct nl_link l;
+    cr_expect_eq(nl_link_get(&nl, d->bridge, &l, &err), -1, "bridge %s is still there", d->bridge);
+    struct dd_links x = {0};
+    cr_assert_eq(ipam_parse_subnet(d->subnet, &x.subnet, &err), 0);
+    cr_assert_eq(nl_link_list(&nl, dd_leftover_link, &x, &err), 0, "%s", err.msg);
+    cr_expect_eq(x.names[0], '\0', "interfaces left:%s", x.names);
+    nl_close(&nl);
+    cr_expect(!nft_table_exists(d->bridge), "table duet_%s is still there", d->bridge);
+}
+
 /* Deletes every workload, waits until they are gone, stops the daemon
  * and checks the host is clean; removes the directory. */
 static inline void dd_finish(struct dd *d)
@@ -343,10 +388,14 @@ static inline void dd_finish(struct dd *d)
     for (;;) {
         json_t *left = dd_get(d, "/v1/workloads");
         size_t n = json_array_size(json_object_get(left, "workloads"));
+        if (n > 0 && dd_now_ms() >= deadline) {
+            /* Name what is stuck and keep the daemon's log for a look. */
+            char *txt = json_dumps(left, JSON_COMPACT);
+            cr_assert_fail("%zu workloads still there 60 s after delete: %s (log kept in %s)", n, txt, d->dir);
+        }
         json_decref(left);
         if (n == 0)
             break;
-        cr_assert(dd_now_ms() < deadline, "%zu workloads still there 60 s after delete", n);
         usleep(50000);
     }
     dd_stop(d);
@@ -356,6 +405,7 @@ static inline void dd_finish(struct dd *d)
     cr_expect_eq(dd_count_dirs(p), 0, "container directories left in %s", p);
     snprintf(p, sizeof(p), "%s/vm/instances", d->state);
     cr_expect_eq(dd_count_dirs(p), 0, "VM directories left in %s", p);
+    dd_check_network_gone(d);
     duet_remove_tree(d->dir, NULL);
 }
 

@@ -37,7 +37,15 @@ Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
     free(out);
     cr_expect(dd_field_is(&d, "db", "backend", "vm"));
     cr_expect(dd_field_is(&d, "web", "backend", "container"));
-    cr_expect(dd_field_is(&d, "db", "health", "unchecked"), "a VM's TCP check is reported as not run");
+    /* The VM's TCP check reaches the guest over the fleet network, and web
+     * (which depends on db) started only after it passed. */
+    cr_expect(dd_field_is(&d, "db", "health", "healthy"), "db's TCP check did not pass");
+    char *dbe = dd_events(&d, "db"), *webe = dd_events(&d, "web");
+    int64_t healthy = dd_event_id(dbe, "healthy"), web_created = dd_event_id(webe, "created");
+    cr_expect_gt(healthy, 0, "no healthy event for db: %s", dbe);
+    cr_expect_gt(web_created, healthy, "web was created before db's check passed");
+    free(dbe);
+    free(webe);
     /* The VM's serial console is its log. */
     uint64_t deadline = dd_now_ms() + 60000;
     for (;;) {

@@ -125,6 +125,10 @@ static const struct rule_case rule_cases[] = {
     {H I "  ports: [{port: 80}, {port: 80}]\n", 9, 23, "publishes host port 80/tcp a second time"},
     {H I "  ports: [{port: 80, hots: 1}]\n", 9, 22, "did you mean \"host\""},
     {H I "  ports: [80]\n", 9, 11, "spec.ports[0] must be a mapping"},
+    /* network */
+    {H I "  network: host\n", 9, 12, "use one of: fleet, none"},
+    {H I "  network: none\n  ports: [{port: 80}]\n", 10, 3, "network: none, which has only a loopback"},
+    {H I "  network: [fleet]\n", 9, 12, "spec.network"},
     /* volumes */
     {H I "  volumes: [{source: /a, target: data}]\n", 9, 34, "must be an absolute path"},
     {H I "  volumes: [{source: /a, target: /}]\n", 9, 34, "cannot be / itself"},

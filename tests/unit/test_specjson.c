@@ -88,3 +88,26 @@ Test(specjson, a_changed_field_changes_the_text_and_defaults_do_not)
     manifest_set_free(y);
     manifest_set_free(z);
 }
+
+Test(specjson, network_none_is_kept_and_fleet_is_the_default)
+{
+    const char *none = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: a}\nspec:\n"
+                       "  image: {rootfs: /r}\n  command: [/bin/true]\n  network: none\n";
+    const char *fleet = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: a}\nspec:\n"
+                        "  image: {rootfs: /r}\n  command: [/bin/true]\n  network: fleet\n";
+    const char *plain = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: a}\nspec:\n"
+                        "  image: {rootfs: /r}\n  command: [/bin/true]\n";
+    struct manifest_set *x = load("x", none), *y = load("y", fleet), *z = load("z", plain);
+    cr_assert(manifest_set_ok(x) && manifest_set_ok(y) && manifest_set_ok(z));
+    cr_expect_eq(x->workloads[0]->network, WL_NETWORK_NONE);
+    round_trip(x->workloads[0]);
+    char *tx = specjson_text(x->workloads[0]), *ty = specjson_text(y->workloads[0]), *tz = specjson_text(z->workloads[0]);
+    cr_expect(strstr(tx, "\"network\":\"none\""), "%s", tx);
+    cr_expect_str_eq(ty, tz, "network: fleet written out counts as a change");
+    free(tx);
+    free(ty);
+    free(tz);
+    manifest_set_free(x);
+    manifest_set_free(y);
+    manifest_set_free(z);
+}

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "fsutil.h"
 #include "store.h"
 
@@ -17,6 +19,7 @@ struct seen {
     char handle[64];
     bool deleted;
     int64_t last_exit;
+    int64_t address;
 };
 
 static void on_row(void *opaque, const struct store_row *r)
@@ -26,6 +29,7 @@ static void on_row(void *opaque, const struct store_row *r)
     snprintf(s->handle, sizeof(s->handle), "%s", r->handle ? r->handle : "(null)");
     s->deleted = r->deleted;
     s->last_exit = r->last_exit;
+    s->address = r->address;
 }
 
 static void count_event(void *opaque, const struct store_event *e)
@@ -49,6 +53,7 @@ Test(store, rows_events_and_reopen)
     cr_assert_eq(store_put(s, &r, &err), 0, "%s", err.msg);
     r.handle = "789 1011";   /* a rewrite replaces the row */
     r.last_exit = 7;
+    r.address = 0x0a580005;
     cr_assert_eq(store_put(s, &r, &err), 0);
     for (int i = 0; i < 2100; i++)
         cr_assert_gt(store_event_add(s, i, i % 2 ? "web" : NULL, "t", "m", &err), 0);
@@ -60,6 +65,7 @@ Test(store, rows_events_and_reopen)
     cr_expect_eq(seen.rows, 1);
     cr_expect_str_eq(seen.handle, "789 1011");
     cr_expect_eq(seen.last_exit, 7);
+    cr_expect_eq(seen.address, 0x0a580005, "the workload's address is kept");
     int64_t last = 0;
     cr_assert_eq(store_events(s, 2000, NULL, 1000, count_event, &last, &err), 0);
     cr_expect_eq(last, 2100);
@@ -83,5 +89,37 @@ Test(store, rows_events_and_reopen)
     snprintf(path, sizeof(path), "%s/state.db", dir);
     cr_expect_eq(store_open(&s, path, &err), -1);
     cr_expect(strstr(err.msg, "move it away"), "%s", err.msg);
+    duet_remove_tree(dir, NULL);
+}
+
+/* A store written before the later columns existed (as the first duetd
+ * wrote it) opens, gains them with their defaults, and keeps its rows. */
+Test(store, an_older_store_gains_the_new_columns)
+{
+    char dir[] = "/tmp/duet-store-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "CREATE TABLE workloads(name TEXT PRIMARY KEY, generation INTEGER NOT NULL, spec TEXT "
+                              "NOT NULL, backend TEXT NOT NULL, placement TEXT NOT NULL, deleted INTEGER NOT NULL, "
+                              "phase TEXT NOT NULL, inst_backend TEXT, inst_generation INTEGER NOT NULL, handle TEXT, "
+                              "restarts INTEGER NOT NULL, last_exit INTEGER NOT NULL, last_signal INTEGER NOT NULL, "
+                              "exited_at INTEGER NOT NULL, started_at INTEGER NOT NULL, created_at INTEGER NOT NULL, "
+                              "message TEXT); INSERT INTO workloads VALUES('old', 1, '{}', 'container', '{}', 0, "
+                              "'running', NULL, 0, NULL, 2, -1, 0, 0, 0, 0, NULL);",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    struct store *s;
+    struct duet_err err = {0};
+    cr_assert_eq(store_open(&s, path, &err), 0, "%s", err.msg);
+    struct seen seen = {0};
+    cr_assert_eq(store_load(s, on_row, &seen, &err), 0, "%s", err.msg);
+    cr_expect_eq(seen.rows, 1);
+    cr_expect_eq(seen.address, 0);
+    store_close(s);
     duet_remove_tree(dir, NULL);
 }

@@ -136,7 +136,7 @@ Test(vm_driver, a_foreign_domain_of_the_same_name_is_never_touched, .timeout = 2
     struct driver_instance *inst = NULL;
     struct flag fl = {0};
     struct duet_err err = {0};
-    cr_assert_eq(f.drv->create(f.drv, manifest_set_find(f.set, "web"), &inst, done_cb, &fl, &err), 0);
+    cr_assert_eq(f.drv->create(f.drv, manifest_set_find(f.set, "web"), NULL, &inst, done_cb, &fl, &err), 0);
     cr_assert(run_until(&f.loop, &fl.done));
     cr_expect(fl.failed);
     cr_expect(strstr(fl.err, "that duet did not make; rename or remove it"), "%s", fl.err);
@@ -159,7 +159,7 @@ Test(vm_driver, lifecycle_through_the_test_driver, .timeout = 20)
     struct flag c = {0}, s = {0}, st = {0}, d = {0};
     struct duet_err err = {0};
     const struct workload_spec *w = manifest_set_find(f.set, "web");
-    cr_assert_eq(f.drv->create(f.drv, w, &inst, done_cb, &c, &err), 0);
+    cr_assert_eq(f.drv->create(f.drv, w, NULL, &inst, done_cb, &c, &err), 0);
     cr_assert(run_until(&f.loop, &c.done));
     cr_assert(!c.failed, "%s", c.err);
     /* defined, with duet's metadata */
@@ -205,7 +205,7 @@ Test(vm_driver, release_during_an_operation, .timeout = 20)
     struct driver_instance *inst = NULL;
     struct flag c = {0};
     struct duet_err err = {0};
-    cr_assert_eq(f.drv->create(f.drv, manifest_set_find(f.set, "web"), &inst, done_cb, &c, &err), 0);
+    cr_assert_eq(f.drv->create(f.drv, manifest_set_find(f.set, "web"), NULL, &inst, done_cb, &c, &err), 0);
     f.drv->release(f.drv, inst);
     uv_timer_t t;
     uv_timer_init(&f.loop, &t);

@@ -139,7 +139,7 @@ static void expect_create_fails(struct vt *t, const char *name, const char *need
     struct driver_instance *inst = NULL;
     struct vt_wait w = {0};
     struct duet_err err = {0};
-    cr_assert_eq(t->drv->create(t->drv, vt_spec(t, name), &inst, vt_done, &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(t->drv->create(t->drv, vt_spec(t, name), NULL, &inst, vt_done, &w, &err), 0, "%s", err.msg);
     cr_assert(vt_run_until(t, &w.done, 120000));
     cr_expect(w.failed, "create of %s must fail", name);
     cr_expect(strstr(w.err, needle), "%s: expected \"%s\" in: %s", name, needle, w.err);
@@ -203,7 +203,7 @@ Test(vm_failures, an_unbootable_kernel_fails_start_and_destroy_cleans_up, .timeo
     struct vt_wait w = {0};
     struct vt_exit x = {0};
     struct duet_err err = {0};
-    cr_assert_eq(t.drv->create(t.drv, vt_spec(&t, "junk"), &inst, vt_done, &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(t.drv->create(t.drv, vt_spec(&t, "junk"), NULL, &inst, vt_done, &w, &err), 0, "%s", err.msg);
     cr_assert(vt_run_until(&t, &w.done, 120000));
     cr_assert(!w.failed, "%s", w.err);
     cr_assert_eq(t.drv->start(t.drv, inst, vt_start_done, vt_exited, &x, &err), 0, "%s", err.msg);
@@ -237,7 +237,7 @@ Test(vm_failures, unreachable_libvirt_says_how_to_start_it, .timeout = 60)
     cr_assert(manifest_set_ok(s));
     struct driver_instance *inst = NULL;
     struct vt_wait w = {0};
-    cr_assert_eq(drv->create(drv, manifest_set_find(s, "lonely"), &inst, vt_done, &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(drv->create(drv, manifest_set_find(s, "lonely"), NULL, &inst, vt_done, &w, &err), 0, "%s", err.msg);
     struct vt t = {.drv = drv};
     t.loop = loop;   /* vt_run_until needs only the loop */
     (void)t;

@@ -214,7 +214,7 @@ static inline struct driver_instance *vt_boot(struct vt *t, const char *name, st
     struct driver_instance *inst = NULL;
     struct vt_wait w = {0};
     struct duet_err err = {0};
-    cr_assert_eq(t->drv->create(t->drv, vt_spec(t, name), &inst, vt_done, &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(t->drv->create(t->drv, vt_spec(t, name), NULL, &inst, vt_done, &w, &err), 0, "%s", err.msg);
     cr_assert(vt_run_until(t, &w.done, 120000), "create of %s finished", name);
     cr_assert(!w.failed, "create %s: %s", name, w.err);
     cr_assert_eq(t->drv->start(t->drv, inst, vt_start_done, vt_exited, x, &err), 0, "%s", err.msg);
