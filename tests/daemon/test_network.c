@@ -181,6 +181,7 @@ Test(network, containers_by_name_published_ports_and_isolation, .timeout = 240)
     cr_expect(talk_until("127.0.0.1", port, req, "hello from web", 15000));
     free(web_addr);
     free(client_addr);
+    web_addr = client_addr = NULL;
 
     /* a host port another program has: refused at apply, nothing changes */
     int busy = socket(AF_INET, SOCK_STREAM, 0);
@@ -200,6 +201,37 @@ Test(network, containers_by_name_published_ports_and_isolation, .timeout = 240)
     cr_expect_eq(dd_duet(&d, &out, "get taker"), 1, "%s", out);
     free(out);
     close(busy);
+    /* the live table: outbound NAT for the subnet, web's published port */
+    char nft_cmd[128];
+    snprintf(nft_cmd, sizeof(nft_cmd), "nft list table ip duet_%s 2>&1", d.bridge);
+    FILE *np = popen(nft_cmd, "r");
+    char table[8192];
+    size_t tl = fread(table, 1, sizeof(table) - 1, np);
+    table[tl] = '\0';
+    pclose(np);
+    char masq[64], pub[64];
+    snprintf(masq, sizeof(masq), "ip saddr %s", d.subnet);
+    web_addr = dd_field(&d, "web", "address");
+    snprintf(pub, sizeof(pub), "%u : %s . 8080", port, web_addr);
+    cr_expect(strstr(table, masq) && strstr(table, "masquerade"), "no outbound NAT for %s:\n%s", d.subnet, table);
+    cr_expect(strstr(table, pub), "web's port is not in the table (%s):\n%s", pub, table);
+    free(web_addr);
+
+    /* a deleted workload's address goes back: the next workload gets it */
+    client_addr = dd_field(&d, "client", "address");
+    cr_assert_eq(dd_duet(&d, &out, "delete client --wait"), 0, "%s", out);
+    free(out);
+    const char *m3 = dd_manifest(&d, "next.yaml",
+                                 "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: next}\nspec:\n"
+                                 "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n",
+                                 rootfs);
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m3), 0, "%s", out);
+    free(out);
+    char *next_addr = dd_field(&d, "next", "address");
+    cr_expect_str_eq(next_addr, client_addr, "the deleted client's address was not given again");
+    free(next_addr);
+    free(client_addr);
+
     /* a port the fleet holds is the fleet's: another program cannot take it */
     int thief = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in tsin = {.sin_family = AF_INET, .sin_port = htons(port)};

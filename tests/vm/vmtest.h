@@ -53,9 +53,10 @@ static inline void vt_leak_check(void)
 #if defined(__SANITIZE_ADDRESS__)
     /* Threads still exiting (libvirt's, after the driver let go of its
      * connection) are what LeakSanitizer's tracer was seen to crash on:
-     * wait until the set of threads has stayed the same for 300 ms. */
+     * wait until the set of threads has stayed the same for a second (300
+     * ms was seen not to be enough on a loaded machine), 15 s at most. */
     int last = vt_thread_count(), stable = 0;
-    for (int i = 0; i < 50 && stable < 3; i++) {
+    for (int i = 0; i < 150 && stable < 10; i++) {
         usleep(100000);
         int now = vt_thread_count();
         stable = now == last ? stable + 1 : 0;
