@@ -101,7 +101,9 @@ int main(void)
     snprintf(state, sizeof(state), "%s/state", dir);
     snprintf(duetd, sizeof(duetd), "%s/duetd", build);
     snprintf(duet, sizeof(duet), "%s/duet", build);
-    const char *start[] = {duetd, "--state-dir", state, "--socket", sock, NULL};
+    /* A bridge and subnet of the benchmark's own, beside any duetd of the host's. */
+    const char *start[] = {duetd, "--state-dir", state, "--socket", sock, "--bridge", "duetbench0", "--subnet",
+                           "10.87.0.0/16", NULL};
     if (run_argv(start, false) != 0) {
         fprintf(stderr, "bench: duetd did not start\n");
         return 2;
@@ -172,7 +174,7 @@ int main(void)
     double up = now_ms() - t0;
     usleep(500000);
     long rss = rss_kib(dpid);
-    printf("duetd: apply %d sleeping containers in one manifest\n", FLEET);
+    printf("duetd: apply %d sleeping containers in one manifest (each with its veth on the fleet bridge)\n", FLEET);
     printf("  all %d running after      %7.0f ms   [bar: < 10000]\n", running, up);
     printf("  duetd resident memory      %7.1f MiB with %d running (%.1f MiB idle before)   [bar: < 32]\n",
            (double)rss / 1024, running, (double)rss0 / 1024);
