@@ -30,6 +30,9 @@ Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
     cr_expect(strstr(out, "db") && strstr(out, " vm "), "%s", out);
     free(out);
+    /* --wait returns once everything is ready, and a job that runs is: its
+     * end may come a moment later. */
+    dd_wait_field(&d, "job", "state", "completed", 10000);
     cr_assert_eq(dd_duet(&d, &out, "get"), 0);
     cr_expect(strstr(out, "vm         running"), "%s", out);
     cr_expect(strstr(out, "container  running"), "%s", out);
