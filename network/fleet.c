@@ -193,37 +193,32 @@ static bool read_upstream(struct sockaddr_in *out)
     return false;
 }
 
+/* A UDP socket of the loop's, bound to addr and reading into fn->rbuf. */
+static int udp_open(struct fleet_net *fn, uv_udp_t *h, bool *open, const struct sockaddr_in *addr, uv_udp_recv_cb cb)
+{
+    int rc = uv_udp_init(fn->loop, h);
+    if (rc < 0)
+        return rc;
+    *open = true;
+    h->data = fn;
+    rc = uv_udp_bind(h, (const struct sockaddr *)addr, 0);
+    return rc < 0 ? rc : uv_udp_recv_start(h, on_alloc, cb);
+}
+
 static int dns_open(struct fleet_net *fn, struct duet_err *err)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(53)};
     sin.sin_addr.s_addr = htonl(ipam_gateway(&fn->ipam.subnet));
-    int rc = uv_udp_init(fn->loop, &fn->dns);
-    if (rc == 0) {
-        fn->dns_open = true;
-        fn->dns.data = fn;
-        rc = uv_udp_bind(&fn->dns, (const struct sockaddr *)&sin, 0);
-    }
-    if (rc == 0)
-        rc = uv_udp_recv_start(&fn->dns, on_alloc, on_query);
+    int rc = udp_open(fn, &fn->dns, &fn->dns_open, &sin, on_query);
     if (rc < 0) {
         char a[16];
         ipam_format(ipam_gateway(&fn->ipam.subnet), a);
         return duet_err_set(err, -rc, "the fleet's name server cannot listen on %s port 53: %s", a, uv_strerror(rc));
     }
     fn->has_upstream = read_upstream(&fn->upstream_addr);
-    if (fn->has_upstream) {
-        struct sockaddr_in any = {.sin_family = AF_INET};
-        rc = uv_udp_init(fn->loop, &fn->upstream);
-        if (rc == 0) {
-            fn->upstream_open = true;
-            fn->upstream.data = fn;
-            rc = uv_udp_bind(&fn->upstream, (const struct sockaddr *)&any, 0);
-        }
-        if (rc == 0)
-            rc = uv_udp_recv_start(&fn->upstream, on_alloc, on_upstream);
-        if (rc < 0)
-            fn->has_upstream = false;   /* names outside the fleet fail; the fleet's still work */
-    }
+    struct sockaddr_in any = {.sin_family = AF_INET};
+    if (fn->has_upstream && udp_open(fn, &fn->upstream, &fn->upstream_open, &any, on_upstream) < 0)
+        fn->has_upstream = false;   /* names outside the fleet fail; the fleet's still work */
     return 0;
 }
 

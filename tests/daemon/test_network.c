@@ -15,6 +15,11 @@
 #include "dns.h"
 #include "dtest.h"
 
+/* web: an HTTP server on 8080 whose page says "hello from web"; %s is the rootfs. */
+#define WEB_DOC                                                                                                  \
+    "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: web}\nspec:\n  image: {rootfs: %s}\n"                 \
+    "  command: [\"/bin/sh\", \"-c\", \"echo hello from web > /index.html; exec httpd -f -p 8080 -h /\"]\n"
+
 /* The bridge's address: the daemon's name server and gateway. */
 static void gateway_of(struct dd *d, char out[16])
 {
@@ -102,9 +107,7 @@ Test(network, containers_by_name_published_ports_and_isolation, .timeout = 240)
     uint16_t port = free_port();
     const char *m = dd_manifest(
         &d, "net.yaml",
-        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: web}\nspec:\n  image: {rootfs: %s}\n"
-        "  command: [\"/bin/sh\", \"-c\", \"echo hello from web > /index.html; exec httpd -f -p 8080 -h /\"]\n"
-        "  ports: [{host: %u, port: 8080}]\n  healthcheck: {tcp: 8080, interval: 1s}\n"
+        WEB_DOC "  ports: [{host: %u, port: 8080}]\n  healthcheck: {tcp: 8080, interval: 1s}\n"
         "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: client}\nspec:\n  image: {rootfs: %s}\n"
         "  command: [\"/bin/sleep\", \"3600\"]\n"
         "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: lonely}\nspec:\n  image: {rootfs: %s}\n"
@@ -372,8 +375,7 @@ Test(network, a_vm_and_a_container_by_name, .timeout = 300)
         "  isolation: strong\n  image:\n    kernel: %s/vmlinuz\n    initrd: %s/net-initrd.cpio.gz\n"
         "    cmdline: \"console=ttyS0 duet.peer=web:8080\"\n  resources: {cpus: 1, memory: 192Mi}\n"
         "  ports: [{host: %u, port: 5432}]\n"
-        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: web}\nspec:\n  image: {rootfs: %s}\n"
-        "  command: [\"/bin/sh\", \"-c\", \"echo hello from web > /index.html; exec httpd -f -p 8080 -h /\"]\n",
+        "---\n" WEB_DOC,
         img, img, port, rootfs);
     char *out;
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
