@@ -46,7 +46,7 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c orchestrator/specjson.c orchestrator/store.c \
           orchestrator/http.c orchestrator/client.c \
-          network/ipam.c network/netlink.c network/nft.c network/dns.c network/fleet.c
+          network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c
 CLI_SRC   = orchestrator/cli.c orchestrator/cli_daemon.c
 DUETD_SRC = orchestrator/daemon.c orchestrator/reconcile.c orchestrator/health.c orchestrator/api.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
@@ -162,7 +162,11 @@ $(BUILD)/images/test-initrd.cpio.gz: tests/images/initramfs.sh tests/images/test
 $(BUILD)/images/bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
 	tests/images/bootable-disk.sh $@ $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz
 
-VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/net-initrd.cpio.gz $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
+# The same, booting the network guest, which then asks DHCP for its address.
+$(BUILD)/images/net-bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/net-initrd.cpio.gz
+	tests/images/bootable-disk.sh $@ $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/net-initrd.cpio.gz duet.peer=web:8080
+
+VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/net-initrd.cpio.gz $(BUILD)/images/net-bootable.img $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
 
 images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "dhcp.h"
 #include "dns.h"
 #include "nft.h"
 
@@ -222,14 +223,86 @@ static int dns_open(struct fleet_net *fn, struct duet_err *err)
     return 0;
 }
 
+/* ---- DHCP for VMs booted from a disk ---------------------------------------- */
+
+static void on_dhcp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from, unsigned flags)
+{
+    (void)from;
+    struct fleet_net *fn = h->data;
+    struct dhcp_request r;
+    if (n <= 0 || (flags & UV_UDP_PARTIAL) || !dhcp_parse((const uint8_t *)buf->base, (size_t)n, &r))
+        return;
+    /* Only a NIC duet made, whose address a workload holds. */
+    uint32_t addr = (uint32_t)r.chaddr[2] << 24 | (uint32_t)r.chaddr[3] << 16 | (uint32_t)r.chaddr[4] << 8 | r.chaddr[5];
+    char name[64];
+    if (r.chaddr[0] != 0x02 || r.chaddr[1] != 0x64 || !ipam_contains(&fn->ipam.subnet, addr) ||
+        !fn->name_of(fn->lookup_opaque, addr, name))
+        return;
+    uint32_t gw = ipam_gateway(&fn->ipam.subnet);
+    uint8_t type;
+    if (r.type == DHCP_DISCOVER) {
+        type = DHCP_OFFER;
+    } else if (r.type == DHCP_REQUEST) {
+        if (r.server_id && r.server_id != gw)
+            return;   /* it chose another server */
+        uint32_t want = r.requested ? r.requested : r.ciaddr;
+        type = want == 0 || want == addr ? DHCP_ACK : DHCP_NAK;
+    } else {
+        return;
+    }
+    struct dhcp_lease l = {.addr = addr, .server = gw, .mask = ipam_mask(&fn->ipam.subnet), .router = gw,
+                           .dns = gw, .seconds = 86400, .hostname = name};
+    uint8_t out[600];
+    size_t m = dhcp_reply(&r, type, &l, out, sizeof(out));
+    /* The client has no address yet: broadcast, on the bridge only. */
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(68), .sin_addr.s_addr = htonl(INADDR_BROADCAST)};
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned)m);
+    if (m && uv_udp_try_send(&fn->dhcp, &b, 1, (const struct sockaddr *)&to) >= 0)
+        fn->dhcp_answered++;
+}
+
+/* Port 67 on the bridge alone (SO_BINDTODEVICE), beside any DHCP server
+ * the host runs on its other interfaces.  Failing is not fatal: VMs booted
+ * with duet's kernel command line do not need it; the reason is kept. */
+static void dhcp_open(struct fleet_net *fn)
+{
+    int one = 1, fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(67)};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, fn->bridge, (socklen_t)strlen(fn->bridge)) < 0 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        snprintf(fn->dhcp_error, sizeof(fn->dhcp_error), "cannot listen on port 67 of %s: %s", fn->bridge,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    int rc = uv_udp_init(fn->loop, &fn->dhcp);
+    if (rc == 0) {
+        fn->dhcp_open = true;
+        fn->dhcp.data = fn;
+        rc = uv_udp_open(&fn->dhcp, fd);
+        if (rc < 0)
+            close(fd);
+        else
+            rc = uv_udp_recv_start(&fn->dhcp, on_alloc, on_dhcp);
+    } else {
+        close(fd);
+    }
+    if (rc < 0)
+        snprintf(fn->dhcp_error, sizeof(fn->dhcp_error), "DHCP on %s: %s", fn->bridge, uv_strerror(rc));
+}
+
 /* ---- open, close -------------------------------------------------------- */
 
 int fleet_net_open(struct fleet_net *fn, uv_loop_t *loop, const struct fleet_net_config *cfg, fleet_lookup_fn lookup,
-                   void *opaque, struct duet_err *err)
+                   fleet_name_fn name_of, void *opaque, struct duet_err *err)
 {
     memset(fn, 0, sizeof(*fn));
     fn->loop = loop;
     fn->lookup = lookup;
+    fn->name_of = name_of;
     fn->lookup_opaque = opaque;
     const char *bridge = cfg->bridge ? cfg->bridge : FLEET_DEFAULT_BRIDGE;
     if (!bridge_name_ok(bridge))
@@ -303,6 +376,7 @@ int fleet_net_open(struct fleet_net *fn, uv_loop_t *loop, const struct fleet_net
     }
     if (nft_table_write(fn->bridge, &sn, NULL, 0, err) < 0 || dns_open(fn, err) < 0)
         goto fail;
+    dhcp_open(fn);
     return 0;
 fail:
     fleet_net_close(fn, false);
@@ -320,7 +394,9 @@ void fleet_net_close(struct fleet_net *fn, bool teardown)
         uv_close((uv_handle_t *)&fn->dns, noop_close);
     if (fn->upstream_open)
         uv_close((uv_handle_t *)&fn->upstream, noop_close);
-    fn->dns_open = fn->upstream_open = false;
+    if (fn->dhcp_open)
+        uv_close((uv_handle_t *)&fn->dhcp, noop_close);
+    fn->dns_open = fn->upstream_open = fn->dhcp_open = false;
     for (size_t i = 0; i < fn->n_holds; i++)
         close(fn->holds[i].fd);
     free(fn->holds);

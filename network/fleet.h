@@ -13,7 +13,9 @@
  * table, so it is current the moment an address is given); other names
  * are passed on to the host's first IPv4 name server.  Containers get an
  * /etc/resolv.conf naming the bridge's address; VMs get it as the DNS
- * field of ip= on their kernel command line.
+ * field of ip= on their kernel command line, or, booted from a disk
+ * without a kernel of duet's, from the daemon's DHCP replies (the MAC says
+ * the address, see dhcp.h).
  */
 #ifndef DUET_FLEET_H
 #define DUET_FLEET_H
@@ -42,6 +44,8 @@ struct fleet_net_config {
 /* The daemon's answer to "which address has workload NAME?": false when
  * there is no such workload or it has no address. */
 typedef bool (*fleet_lookup_fn)(void *opaque, const char *name, uint32_t *addr);
+/* And the other way: which workload has addr?  Its name into out. */
+typedef bool (*fleet_name_fn)(void *opaque, uint32_t addr, char out[64]);
 
 struct fleet_hold {
     char owner[64];              /* the workload publishing it */
@@ -67,11 +71,15 @@ struct fleet_net {
     struct ipam ipam;
     struct nl nl;
     fleet_lookup_fn lookup;
+    fleet_name_fn name_of;
     void *lookup_opaque;
 
     uv_udp_t dns;                /* on the bridge's address, port 53 */
     uv_udp_t upstream;           /* to the host's name server */
-    bool dns_open, upstream_open;
+    uv_udp_t dhcp;               /* port 67 on the bridge only */
+    bool dns_open, upstream_open, dhcp_open;
+    char dhcp_error[160];        /* why disk-booted VMs get no address, or "" */
+    uint64_t dhcp_answered;
     struct sockaddr_in upstream_addr;
     bool has_upstream;
     struct fleet_fwd fwd[FLEET_FWD_SLOTS];
@@ -84,7 +92,7 @@ struct fleet_net {
 };
 
 int fleet_net_open(struct fleet_net *fn, uv_loop_t *loop, const struct fleet_net_config *cfg, fleet_lookup_fn lookup,
-                   void *opaque, struct duet_err *err);
+                   fleet_name_fn name_of, void *opaque, struct duet_err *err);
 /* Closes the sockets; with teardown, also removes the table and the
  * bridge (the daemon asks when no workload is left). */
 void fleet_net_close(struct fleet_net *fn, bool teardown);

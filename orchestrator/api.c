@@ -994,6 +994,8 @@ static void get_info(struct daemon *d, struct http_conn *c)
         json_object_set_new(n, "addresses_used", json_integer(d->net.ipam.used));
         json_object_set_new(n, "dns_answered", json_integer((json_int_t)d->net.dns_answered));
         json_object_set_new(n, "dns_forwarded", json_integer((json_int_t)d->net.dns_forwarded));
+        json_object_set_new(n, "dhcp", d->net.dhcp_open ? json_true() : json_false());
+        json_object_set_new(n, "dhcp_answered", json_integer((json_int_t)d->net.dhcp_answered));
         json_object_set_new(j, "network", n);
     }
     http_respond_json(c, 200, j);

@@ -289,6 +289,19 @@ static bool net_lookup(void *opaque, const char *name, uint32_t *addr)
     return true;
 }
 
+static bool net_name_of(void *opaque, uint32_t addr, char out[64])
+{
+    struct daemon *d = opaque;
+    for (size_t i = 0; i < d->wls.cap; i++) {
+        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
+        if (w && !w->deleted && w->addr == addr) {
+            snprintf(out, 64, "%s", w->name);
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool addr_in_use(void *opaque, uint32_t addr)
 {
     struct daemon *d = opaque;
@@ -794,10 +807,12 @@ int main(int argc, char **argv)
     }
 
     struct fleet_net_config nc = {.bridge = o.bridge, .subnet = o.subnet, .owner = d.state_dir};
-    if (fleet_net_open(&d.net, d.loop, &nc, net_lookup, &d, &err) < 0) {
+    if (fleet_net_open(&d.net, d.loop, &nc, net_lookup, net_name_of, &d, &err) < 0) {
         report_start(ready_fd, err.msg);
         return 1;
     }
+    if (d.net.dhcp_error[0])
+        fprintf(stderr, "duetd: %s; VMs booted from a disk without image.kernel get no address\n", d.net.dhcp_error);
     d.net_open = true;
     if (load_and_recover(&d, &err) < 0 || net_recover(&d, &err) < 0) {
         report_start(ready_fd, err.msg);

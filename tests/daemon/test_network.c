@@ -396,3 +396,36 @@ Test(network, a_vm_and_a_container_by_name, .timeout = 300)
     free(out2);
     dd_finish(&d);
 }
+
+/* A VM booted from a disk (BIOS, its own boot loader: no kernel command
+ * line of duet's) asks DHCP, and the daemon's answer gives it its fleet
+ * address: it then reaches web by name and is reached by name. */
+Test(network, a_disk_vm_gets_its_address_by_dhcp, .timeout = 300)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *img = dd_env("DUET_IMAGES"), *rootfs = dd_env("DUET_ROOTFS");
+    const char *m = dd_manifest(&d, "disk.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: diskvm}\nspec:\n"
+                                "  role: infrastructure\n  image: {disk: %s/net-bootable.img}\n"
+                                "  resources: {cpus: 1, memory: 192Mi}\n"
+                                "---\n" WEB_DOC,
+                                img, rootfs);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
+    free(out);
+    char *addr = dd_field(&d, "diskvm", "address");
+    char want[80];
+    snprintf(want, sizeof(want), "eth0 %s/", addr);
+    cr_expect(duet_until(&d, "logs diskvm", want, 90000), "the guest did not get %s by DHCP", addr);
+    cr_expect(duet_until(&d, "logs diskvm", "peer web:8080 says: hello from web", 60000),
+              "the disk VM never reached web by name");
+    cr_expect(duet_until(&d, "exec web -- sh -c 'echo ping-disk | nc -w 3 diskvm 5432'", "ping-disk", 30000),
+              "web never reached the disk VM by name");
+    json_t *info = dd_get(&d, "/v1/info");
+    cr_expect_gt(json_integer_value(json_object_get(json_object_get(info, "network"), "dhcp_answered")), 1,
+                 "no DHCP offer and ack");
+    json_decref(info);
+    free(addr);
+    dd_finish(&d);
+}

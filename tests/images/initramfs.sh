@@ -6,7 +6,8 @@
 # With KERNEL_DIR (a tree from guest-kernel.sh) it also carries that
 # kernel's virtio network driver and joins the network the host describes
 # with ip=CLIENT::GATEWAY:NETMASK:NAME:DEVICE:off:DNS on the kernel command
-# line (duet's fleet network), name server included.
+# line (duet's fleet network), name server included; without ip= (a disk
+# that boots itself) it asks DHCP (busybox udhcpc) instead.
 # Usage: initramfs.sh OUT.cpio.gz [SCRIPT [KERNEL_DIR]]
 set -eu
 out=$1
@@ -41,6 +42,21 @@ if [ -n "$kdir" ]; then
         echo "$1" >> "$tmp/lib/net/order"
     }
     for m in virtio_pci virtio_net; do add_module "$m"; done
+    cat > "$tmp/etc/udhcpc.script" <<'SCRIPT'
+#!/bin/sh
+# udhcpc's hook: the lease's address, route and name server.
+case "$1" in
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route add default via "$r"; break; done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "duet-guest: $interface $ip/${mask:-24} (dhcp)" > /dev/console
+    ;;
+esac
+SCRIPT
+    chmod 755 "$tmp/etc/udhcpc.script"
     grep -qx virtio_net "$tmp/lib/net/order" || grep -q "virtio_net" "$mods/modules.builtin" ||
         { echo "initramfs: no virtio_net in $mods" >&2; exit 1; }
 fi
@@ -76,9 +92,17 @@ for arg in $(cat /proc/cmdline); do
             echo "duet-guest: network setup failed"
         fi
         [ -z "$dns" ] || echo "nameserver $dns" > /etc/resolv.conf
+        configured=1
         ;;
     esac
 done
+# insmod probes the NICs present before it returns: no eth0 now, no NIC.
+if [ -z "${configured:-}" ] && [ -x /etc/udhcpc.script ]; then
+    if [ -e /sys/class/net/eth0 ]; then
+        ip link set eth0 up
+        udhcpc -i eth0 -q -n -t 10 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || echo "duet-guest: no DHCP answer"
+    fi
+fi
 if [ -x /etc/duet-run ]; then
     /etc/duet-run
     echo "duet-guest: exit $?"

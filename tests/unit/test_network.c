@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dhcp.h"
 #include "dns.h"
 #include "ipam.h"
 #include "netlink.h"
@@ -263,6 +264,100 @@ Test(dns, random_packets_never_read_outside_them)
             cr_assert_neq(dns_answer(p, &dq, DNS_NOERROR, &addr, 1, a, sizeof(a)), 0);
         }
         free(p);
+    }
+}
+
+
+/* ---- DHCP ------------------------------------------------------------------ */
+
+static size_t dhcp_request_pkt(uint8_t *p, uint8_t type, const uint8_t mac[6], uint32_t requested)
+{
+    memset(p, 0, 300);
+    p[0] = 1;
+    p[1] = 1;
+    p[2] = 6;
+    p[4] = 0xde, p[5] = 0xad, p[6] = 0xbe, p[7] = 0xef;
+    memcpy(p + 28, mac, 6);
+    memcpy(p + 236, "\x63\x82\x53\x63", 4);
+    size_t off = 240;
+    p[off++] = 53;
+    p[off++] = 1;
+    p[off++] = type;
+    if (requested) {
+        p[off++] = 50;
+        p[off++] = 4;
+        p[off++] = (uint8_t)(requested >> 24);
+        p[off++] = (uint8_t)(requested >> 16);
+        p[off++] = (uint8_t)(requested >> 8);
+        p[off++] = (uint8_t)requested;
+    }
+    p[off++] = 255;
+    return off;
+}
+
+Test(dhcp, offer_for_a_request)
+{
+    uint8_t mac[6], p[600], out[600];
+    ipam_mac(0x0a580005, mac);
+    size_t n = dhcp_request_pkt(p, DHCP_REQUEST, mac, 0x0a580005);
+    struct dhcp_request r;
+    cr_assert(dhcp_parse(p, n, &r));
+    cr_expect_eq(r.type, DHCP_REQUEST);
+    cr_expect_eq(r.xid, 0xdeadbeef);
+    cr_expect_eq(r.requested, 0x0a580005);
+    cr_expect_eq(memcmp(r.chaddr, mac, 6), 0);
+    struct dhcp_lease l = {.addr = 0x0a580005, .server = 0x0a580001, .mask = 0xffff0000, .router = 0x0a580001,
+                           .dns = 0x0a580001, .seconds = 86400, .hostname = "db"};
+    size_t m = dhcp_reply(&r, DHCP_ACK, &l, out, sizeof(out));
+    cr_assert_geq(m, 300);
+    cr_expect_eq(out[0], 2, "a BOOTREPLY");
+    cr_expect_eq(memcmp(out + 16, "\x0a\x58\x00\x05", 4), 0, "yiaddr");
+    cr_expect_eq(memcmp(out + 4, "\xde\xad\xbe\xef", 4), 0, "xid");
+    cr_expect_eq(out[240], 53);
+    cr_expect_eq(out[242], DHCP_ACK);
+    /* a NAK carries no address */
+    m = dhcp_reply(&r, DHCP_NAK, &l, out, sizeof(out));
+    cr_assert_gt(m, 0);
+    cr_expect_eq(memcmp(out + 16, "\0\0\0\0", 4), 0);
+    /* too little room: nothing */
+    cr_expect_eq(dhcp_reply(&r, DHCP_ACK, &l, out, 200), 0);
+}
+
+Test(dhcp, hostile_requests_are_dropped)
+{
+    uint8_t mac[6] = {2, 0x64, 10, 88, 0, 5}, p[600];
+    struct dhcp_request r;
+    size_t n = dhcp_request_pkt(p, DHCP_DISCOVER, mac, 0);
+    /* every prefix shorter than the header and the message type option */
+    for (size_t len = 0; len < 243; len++)
+        cr_expect(!dhcp_parse(p, len, &r), "a %zu-byte prefix parsed", len);
+    p[0] = 2;   /* a reply */
+    cr_expect(!dhcp_parse(p, n, &r));
+    p[0] = 1;
+    p[2] = 16;  /* not Ethernet */
+    cr_expect(!dhcp_parse(p, n, &r));
+    p[2] = 6;
+    p[237] = 0;   /* no magic cookie */
+    cr_expect(!dhcp_parse(p, n, &r));
+    p[237] = 0x82;
+    /* an option running past the end */
+    p[240] = 53;
+    p[241] = 200;
+    cr_expect(!dhcp_parse(p, 243, &r));
+    /* no message type */
+    n = dhcp_request_pkt(p, 0, mac, 0);
+    cr_expect(!dhcp_parse(p, n, &r));
+    /* random bytes after a valid header, each packet in a buffer of its size */
+    unsigned seed = 99;
+    for (int i = 0; i < 50000; i++) {
+        size_t len = 240 + (size_t)(rand_r(&seed) % 200);
+        uint8_t *q = malloc(len);
+        dhcp_request_pkt(p, DHCP_DISCOVER, mac, 0);
+        memcpy(q, p, 240);
+        for (size_t k = 240; k < len; k++)
+            q[k] = (uint8_t)rand_r(&seed);
+        dhcp_parse(q, len, &r);
+        free(q);
     }
 }
 
