@@ -432,6 +432,13 @@ void fleet_net_host_if(uint32_t addr, char out[16])
     snprintf(out, 16, "dv%08x", addr);
 }
 
+void fleet_net_unplug(struct fleet_net *fn, uint32_t addr)
+{
+    char name[16];
+    fleet_net_host_if(addr, name);
+    nl_link_del(&fn->nl, name, NULL);   /* gone already: fine */
+}
+
 void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct driver_net *out)
 {
     memset(out, 0, sizeof(*out));

@@ -350,8 +350,10 @@ void wl_net_release(struct wl *w)
     for (size_t i = 0; i < d->net.n_holds && !published; i++)
         published = strcmp(d->net.holds[i].owner, w->name) == 0;
     fleet_net_ports_release(&d->net, w->name);
-    if (w->addr)
+    if (w->addr) {
+        fleet_net_unplug(&d->net, w->addr);
         fleet_net_release(&d->net, w->addr);
+    }
     w->addr = 0;
     if (published)
         daemon_net_sync(d);
