@@ -432,11 +432,38 @@ void fleet_net_host_if(uint32_t addr, char out[16])
     snprintf(out, 16, "dv%08x", addr);
 }
 
+/* Deleting a veth waits for the kernel's RCU grace periods (20-40 ms
+ * here), far too long for the loop: it runs in the pool, on a netlink
+ * socket of its own. */
+struct unplug {
+    uv_work_t work;
+    char name[16];
+};
+
+static void unplug_work(uv_work_t *w)
+{
+    struct unplug *u = (struct unplug *)w;
+    struct nl nl;
+    if (nl_open(&nl, NULL) == 0) {
+        nl_link_del(&nl, u->name, NULL);   /* gone already: fine */
+        nl_close(&nl);
+    }
+}
+
+static void unplug_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w);
+}
+
 void fleet_net_unplug(struct fleet_net *fn, uint32_t addr)
 {
-    char name[16];
-    fleet_net_host_if(addr, name);
-    nl_link_del(&fn->nl, name, NULL);   /* gone already: fine */
+    struct unplug *u = calloc(1, sizeof(*u));
+    if (!u)
+        abort();
+    fleet_net_host_if(addr, u->name);
+    if (uv_queue_work(fn->loop, &u->work, unplug_work, unplug_done) < 0)
+        free(u);
 }
 
 void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct driver_net *out)

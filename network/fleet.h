@@ -107,10 +107,10 @@ void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct driv
 /* The host end's name for addr ("dv" + its 8 hex digits): unique on the
  * host, since no two daemons share addresses. */
 void fleet_net_host_if(uint32_t addr, char out[16]);
-/* Removes addr's host end now.  The kernel removes a veth pair by itself
- * once its container's namespace is gone, but later, in a work queue of its
- * own (seconds later after a burst of deletes): a deleted workload's
- * interface is gone when the delete is done. */
+/* Removes addr's host end (in the loop's thread pool).  The kernel removes
+ * a veth pair by itself once its container's namespace is gone, but in a
+ * work queue of its own, seen seconds later after a burst of deletes: this
+ * takes it away within milliseconds of the delete. */
 void fleet_net_unplug(struct fleet_net *fn, uint32_t addr);
 
 /* Could owner publish these ports?  Each is free on the host, or held by
