@@ -21,6 +21,39 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+static inline void ifconf_name(struct ifreq *ifr, const char *ifname)
+{
+    memset(ifr, 0, sizeof(*ifr));
+    size_t n = strlen(ifname);
+    if (n >= IFNAMSIZ)
+        n = IFNAMSIZ - 1;
+    memcpy(ifr->ifr_name, ifname, n);
+}
+
+/* Sets IFF_UP on ifname through fd (any AF_INET socket). */
+static inline int ifconf_set_up(int fd, const char *ifname)
+{
+    struct ifreq ifr;
+    ifconf_name(&ifr, ifname);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        return -1;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    return ioctl(fd, SIOCSIFFLAGS, &ifr);
+}
+
+/* Brings ifname up (loopback, in a new namespace or guest).  On failure
+ * returns -1 with errno set and *what naming the step. */
+static inline int ifconf_up(const char *ifname, const char **what)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rc = fd < 0 ? -1 : ifconf_set_up(fd, ifname);
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        *what = "bringing up a network interface";
+    return rc;
+}
+
 /* Host byte order addresses; gateway 0: no default route.  On failure
  * returns -1 with errno set and *what naming the step. */
 static inline int ifconf_ipv4(const char *ifname, uint32_t addr, unsigned prefix, uint32_t gateway,
@@ -32,11 +65,7 @@ static inline int ifconf_ipv4(const char *ifname, uint32_t addr, unsigned prefix
         return -1;
     }
     struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    size_t n = strlen(ifname);
-    if (n >= IFNAMSIZ)
-        n = IFNAMSIZ - 1;
-    memcpy(ifr.ifr_name, ifname, n);
+    ifconf_name(&ifr, ifname);
     struct sockaddr_in sin = {.sin_family = AF_INET};
     int rc = 0;
     sin.sin_addr.s_addr = htonl(addr);
@@ -53,13 +82,7 @@ static inline int ifconf_ipv4(const char *ifname, uint32_t addr, unsigned prefix
         rc = -1;
         goto out;
     }
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
-        *what = "reading the flags of the network interface";
-        rc = -1;
-        goto out;
-    }
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) {
+    if (ifconf_set_up(fd, ifname) < 0) {
         *what = "bringing up the network interface";
         rc = -1;
         goto out;

@@ -15,16 +15,11 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "dhcp.h"
 #include "dns.h"
+#include "grow.h"
 #include "nft.h"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static bool bridge_name_ok(const char *s)
 {
@@ -49,7 +44,6 @@ static int write_sysctl(const char *path, const char *value, struct duet_err *er
 
 struct overlap {
     const struct fleet_net *fn;
-    struct nl *nl;
     char found[160];
 };
 
@@ -58,8 +52,8 @@ static void check_addr(void *opaque, const struct nl_addr *a)
     struct overlap *o = opaque;
     if (o->found[0] || a->index == o->fn->bridge_index)
         return;
-    struct ipam_subnet theirs = {.net = a->addr & (a->prefix ? ~UINT32_C(0) << (32 - a->prefix) : 0),
-                                 .prefix = a->prefix};
+    struct ipam_subnet theirs = {.prefix = a->prefix};
+    theirs.net = a->addr & ipam_mask(&theirs);
     if (!ipam_overlap(&theirs, &o->fn->ipam.subnet))
         return;
     char addr[16];
@@ -89,7 +83,7 @@ static void reply(struct fleet_net *fn, const struct sockaddr *to, const uint8_t
 static void forward(struct fleet_net *fn, const uint8_t *pkt, size_t len, uint16_t id, const struct sockaddr_in *client)
 {
     /* The slot to use: a free one, or the oldest (its client gave up). */
-    uint64_t now = mono_ms();
+    uint64_t now = clock_mono_ms();
     size_t pick = FLEET_FWD_SLOTS;
     for (size_t i = 0; i < FLEET_FWD_SLOTS && pick == FLEET_FWD_SLOTS; i++)
         if (!fn->fwd[i].used || now - fn->fwd[i].sent_ms > 5000)
@@ -233,9 +227,9 @@ static void on_dhcp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct so
     if (n <= 0 || (flags & UV_UDP_PARTIAL) || !dhcp_parse((const uint8_t *)buf->base, (size_t)n, &r))
         return;
     /* Only a NIC duet made, whose address a workload holds. */
-    uint32_t addr = (uint32_t)r.chaddr[2] << 24 | (uint32_t)r.chaddr[3] << 16 | (uint32_t)r.chaddr[4] << 8 | r.chaddr[5];
+    uint32_t addr;
     char name[64];
-    if (r.chaddr[0] != 0x02 || r.chaddr[1] != 0x64 || !ipam_contains(&fn->ipam.subnet, addr) ||
+    if (!ipam_mac_addr(r.chaddr, &addr) || !ipam_contains(&fn->ipam.subnet, addr) ||
         !fn->name_of(fn->lookup_opaque, addr, name))
         return;
     uint32_t gw = ipam_gateway(&fn->ipam.subnet);
@@ -344,7 +338,7 @@ int fleet_net_open(struct fleet_net *fn, uv_loop_t *loop, const struct fleet_net
     }
     /* No interface but our own bridge may use the subnet: two daemons (or
      * duet and a LAN) on one subnet would route each other's traffic astray. */
-    struct overlap o = {.fn = fn, .nl = &fn->nl};
+    struct overlap o = {.fn = fn};
     if (nl_addr_list(&fn->nl, check_addr, &o, err) < 0)
         goto fail;
     if (o.found[0]) {
@@ -430,6 +424,16 @@ void fleet_net_release(struct fleet_net *fn, uint32_t addr)
 void fleet_net_host_if(uint32_t addr, char out[16])
 {
     snprintf(out, 16, "dv%08x", addr);
+}
+
+bool fleet_net_host_if_addr(const char *name, uint32_t *addr)
+{
+    unsigned a;
+    char tail;
+    if (sscanf(name, "dv%8x%c", &a, &tail) != 1)
+        return false;
+    *addr = a;
+    return true;
 }
 
 /* Deleting a veth waits for the kernel's RCU grace periods (20-40 ms
@@ -563,12 +567,7 @@ int fleet_net_ports_set(struct fleet_net *fn, const char *owner, const struct wl
             rc = -1;
             continue;
         }
-        if (fn->n_holds == fn->cap_holds) {
-            fn->cap_holds = fn->cap_holds ? fn->cap_holds * 2 : 8;
-            fn->holds = realloc(fn->holds, fn->cap_holds * sizeof(*fn->holds));
-            if (!fn->holds)
-                abort();
-        }
+        GROW(fn->holds, fn->cap_holds, fn->n_holds + 1);
         h = &fn->holds[fn->n_holds++];
         *h = (struct fleet_hold){.host = ports[k].host, .port = ports[k].port, .udp = udp, .fd = fd};
         snprintf(h->owner, sizeof(h->owner), "%s", owner);
@@ -576,9 +575,19 @@ int fleet_net_ports_set(struct fleet_net *fn, const char *owner, const struct wl
     return rc;
 }
 
-void fleet_net_ports_release(struct fleet_net *fn, const char *owner)
+bool fleet_net_ports_release(struct fleet_net *fn, const char *owner)
 {
+    size_t before = fn->n_holds;
     fleet_net_ports_set(fn, owner, NULL, 0, NULL);
+    return fn->n_holds != before;
+}
+
+const char *fleet_net_port_owner(const struct fleet_net *fn, uint16_t host, enum wl_protocol protocol)
+{
+    for (size_t i = 0; i < fn->n_holds; i++)
+        if (fn->holds[i].host == host && fn->holds[i].udp == (protocol == WL_PROTO_UDP))
+            return fn->holds[i].owner;
+    return NULL;
 }
 
 int fleet_net_sync(struct fleet_net *fn, struct duet_err *err)
@@ -612,17 +621,10 @@ struct sweep {
 static void sweep_link(void *opaque, const struct nl_link *l)
 {
     struct sweep *s = opaque;
-    unsigned addr;
-    char tail;
-    if (l->master != s->fn->bridge_index || sscanf(l->name, "dv%8x%c", &addr, &tail) != 1 ||
-        s->in_use(s->opaque, addr))
+    uint32_t addr;
+    if (l->master != s->fn->bridge_index || !fleet_net_host_if_addr(l->name, &addr) || s->in_use(s->opaque, addr))
         return;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 8;
-        s->names = realloc(s->names, s->cap * sizeof(*s->names));
-        if (!s->names)
-            abort();
-    }
+    GROW(s->names, s->cap, s->n + 1);
     snprintf(s->names[s->n++], 16, "%s", l->name);
 }
 

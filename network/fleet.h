@@ -107,6 +107,8 @@ void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct driv
 /* The host end's name for addr ("dv" + its 8 hex digits): unique on the
  * host, since no two daemons share addresses. */
 void fleet_net_host_if(uint32_t addr, char out[16]);
+/* The other way: false when name is not a host end's. */
+bool fleet_net_host_if_addr(const char *name, uint32_t *addr);
 /* Removes addr's host end (in the loop's thread pool).  The kernel removes
  * a veth pair by itself once its container's namespace is gone, but in a
  * work queue of its own, seen seconds later after a burst of deletes: this
@@ -121,7 +123,10 @@ int fleet_net_ports_check(struct fleet_net *fn, const char *owner, const struct 
  * on failure the ports that could be held stay held. */
 int fleet_net_ports_set(struct fleet_net *fn, const char *owner, const struct wl_port *ports, size_t n,
                         struct duet_err *err);
-void fleet_net_ports_release(struct fleet_net *fn, const char *owner);
+/* Lets go of all owner's ports; true when it held any. */
+bool fleet_net_ports_release(struct fleet_net *fn, const char *owner);
+/* The workload holding a host port, or NULL. */
+const char *fleet_net_port_owner(const struct fleet_net *fn, uint16_t host, enum wl_protocol protocol);
 /* Rewrites the table from the held ports and their owners' addresses. */
 int fleet_net_sync(struct fleet_net *fn, struct duet_err *err);
 

@@ -113,6 +113,14 @@ void ipam_mac(uint32_t addr, uint8_t mac[6])
     mac[5] = (uint8_t)addr;
 }
 
+bool ipam_mac_addr(const uint8_t mac[6], uint32_t *addr)
+{
+    if (mac[0] != 0x02 || mac[1] != 0x64)
+        return false;
+    *addr = (uint32_t)mac[2] << 24 | (uint32_t)mac[3] << 16 | (uint32_t)mac[4] << 8 | mac[5];
+    return true;
+}
+
 void ipam_format_mac(const uint8_t m[6], char out[18])
 {
     snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);

@@ -43,6 +43,8 @@ bool ipam_overlap(const struct ipam_subnet *a, const struct ipam_subnet *b);
  * unicast: 02:64 then the four address bytes), so a restarted workload
  * answers ARP as before and neighbours' caches stay right. */
 void ipam_mac(uint32_t addr, uint8_t mac[6]);
+/* The other way: false when mac is not of that shape. */
+bool ipam_mac_addr(const uint8_t mac[6], uint32_t *addr);
 void ipam_format_mac(const uint8_t mac[6], char out[18]);
 
 /* The free/used map of one subnet. */

@@ -109,12 +109,8 @@ json_t *api_wl_json(const struct wl *w, bool detail)
         json_object_set_new(x, "host", json_integer(p->host));
         json_object_set_new(x, "port", json_integer(p->port));
         json_object_set_new(x, "protocol", json_string(p->protocol == WL_PROTO_UDP ? "udp" : "tcp"));
-        bool held = false;
-        for (size_t h = 0; w->d->net_open && h < w->d->net.n_holds && !held; h++)
-            held = w->d->net.holds[h].host == p->host &&
-                   w->d->net.holds[h].udp == (p->protocol == WL_PROTO_UDP) &&
-                   strcmp(w->d->net.holds[h].owner, w->name) == 0;
-        json_object_set_new(x, "published", json_boolean(held && w->addr));
+        const char *owner = w->d->net_open ? fleet_net_port_owner(&w->d->net, p->host, p->protocol) : NULL;
+        json_object_set_new(x, "published", json_boolean(owner && strcmp(owner, w->name) == 0 && w->addr));
         json_array_append_new(ports, x);
     }
     json_object_set_new(j, "ports", ports);
@@ -184,9 +180,8 @@ static void get_workloads(struct daemon *d, struct http_conn *c)
     if (!v)
         abort();
     size_t n = 0;
-    for (size_t i = 0; i < d->wls.cap; i++)
-        if (d->wls.slots[i].key && d->wls.slots[i].val)
-            v[n++] = d->wls.slots[i].val;
+    DAEMON_WL_FOREACH(d, w)
+        v[n++] = w;
     qsort(v, n, sizeof(*v), by_name);
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
@@ -339,9 +334,8 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
     size_t n_kept = 0;
     if (!kept)
         abort();
-    for (size_t k = 0; k < d->wls.cap; k++) {
-        struct wl *w = d->wls.slots[k].key ? d->wls.slots[k].val : NULL;
-        if (!w || w->deleted || strmap_get(&in_files, w->name) || (prune && !w->rm))
+    DAEMON_WL_FOREACH(d, w) {
+        if (w->deleted || strmap_get(&in_files, w->name) || (prune && !w->rm))
             continue;
         kept[n_kept++] = w->spec_json;
     }
@@ -403,11 +397,9 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
         ch[n_ch++] = (struct apply_change){.name = w->name, .action = action, .pl = pl, .json = json};
     }
     if (prune) {
-        for (size_t k = 0; k < d->wls.cap; k++) {
-            struct wl *w = d->wls.slots[k].key ? d->wls.slots[k].val : NULL;
-            if (w && !w->deleted && !w->rm && !strmap_get(&in_files, w->name))
+        DAEMON_WL_FOREACH(d, w)
+            if (!w->deleted && !w->rm && !strmap_get(&in_files, w->name))
                 ch[n_ch++] = (struct apply_change){.name = w->name, .action = "delete"};
-        }
     }
 
     /* Host ports: each one published anew must be free on the host (the
@@ -516,11 +508,8 @@ done:
     json_object_set_new(j, "changes", out);
     http_respond_json(c, 200, j);
     if (!dry_run) {
-        for (size_t k = 0; k < d->wls.cap; k++) {
-            struct wl *w = d->wls.slots[k].key ? d->wls.slots[k].val : NULL;
-            if (w)
-                wl_reconcile(w);
-        }
+        DAEMON_WL_FOREACH(d, w)
+            wl_reconcile(w);
     }
 }
 
@@ -578,12 +567,12 @@ static void run(struct daemon *d, struct http_conn *c, const struct http_request
          * (an ad-hoc workload takes nothing from an applied one). */
         const struct workload_spec *rw = set->workloads[0];
         struct duet_err perr = {0};
-        for (size_t k = 0; k < rw->n_ports; k++)
-            for (size_t h = 0; h < d->net.n_holds; h++)
-                if (d->net.holds[h].host == rw->ports[k].host &&
-                    d->net.holds[h].udp == (rw->ports[k].protocol == WL_PROTO_UDP))
-                    duet_err_set(&perr, EADDRINUSE, "host port %u is published by workload %s already; pick another",
-                                 rw->ports[k].host, d->net.holds[h].owner);
+        for (size_t k = 0; k < rw->n_ports; k++) {
+            const char *owner = fleet_net_port_owner(&d->net, rw->ports[k].host, rw->ports[k].protocol);
+            if (owner)
+                duet_err_set(&perr, EADDRINUSE, "host port %u is published by workload %s already; pick another",
+                             rw->ports[k].host, owner);
+        }
         if (perr.msg[0] || fleet_net_ports_check(&d->net, name, rw->ports, rw->n_ports, &perr) < 0)
             diag_add(&set->diags, "run", 0, 0, "%s", perr.msg);
     }

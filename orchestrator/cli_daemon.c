@@ -22,6 +22,7 @@
 
 #include "cli_daemon.h"
 #include "client.h"
+#include "clock.h"
 #include "manifest.h"
 
 #define EXIT_REFUSED 1
@@ -34,13 +35,6 @@ static int unreachable(const struct duet_err *err)
 {
     fprintf(stderr, "duet: %s\n", err->msg);
     return EXIT_UNREACHABLE;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Prints the daemon's error answer; returns the exit code for it. */
@@ -97,7 +91,7 @@ static void age(char *buf, size_t len, json_t *ms)
         snprintf(buf, len, "-");
         return;
     }
-    int64_t s = ((int64_t)wall_ms() - json_integer_value(ms)) / 1000;
+    int64_t s = ((int64_t)clock_wall_ms() - json_integer_value(ms)) / 1000;
     if (s < 0)
         s = 0;
     if (s < 120)
@@ -251,7 +245,7 @@ static int validate_local(char **paths, size_t n)
 /* Polls until every named workload is ready (or ended for good). */
 static int wait_ready(json_t *names, uint64_t timeout_ms)
 {
-    uint64_t deadline = wall_ms() + timeout_ms;
+    uint64_t deadline = clock_mono_ms() + timeout_ms;
     for (;;) {
         int rc = 0;
         json_t *j = call_json("GET", "/v1/workloads", NULL, &rc);
@@ -283,7 +277,7 @@ static int wait_ready(json_t *names, uint64_t timeout_ms)
         json_decref(j);
         if (!waiting)
             return failed ? EXIT_REFUSED : 0;
-        if (wall_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             fprintf(stderr, "duet: %zu workload%s not ready after %llu s (%s among them); see duet describe\n",
                     waiting, waiting == 1 ? "" : "s", (unsigned long long)(timeout_ms / 1000), lastname);
             return EXIT_REFUSED;

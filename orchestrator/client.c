@@ -13,6 +13,7 @@
 #include <http_parser.h>
 
 #include "client.h"
+#include "grow.h"
 
 #define CLIENT_DEFAULT_SOCKET "/run/duet/duet.sock"
 
@@ -155,16 +156,7 @@ int client_call(const char *socket_path, const char *method, const char *path, c
 static int collect(void *opaque, const char *data, size_t len)
 {
     struct client_buf *b = opaque;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            abort();
-        b->data = d;
-        b->cap = cap;
-    }
+    GROW(b->data, b->cap, b->len + len + 1);
     memcpy(b->data + b->len, data, len);
     b->len += len;
     b->data[b->len] = '\0';

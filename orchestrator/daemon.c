@@ -26,8 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "container.h"
 #include "daemon.h"
+#include "grow.h"
 #include "hostprobe.h"
 #include "specjson.h"
 #include "vm.h"
@@ -36,19 +38,25 @@
 
 uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_wall_ms();
 }
 
 uint64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_mono_ms();
 }
 
 /* ---- workloads ------------------------------------------------------------- */
+
+struct wl *daemon_wl_next(const struct daemon *d, size_t *pos)
+{
+    while (*pos < d->wls.cap) {
+        const struct strmap_slot *s = &d->wls.slots[(*pos)++];
+        if (s->key && s->val)
+            return s->val;
+    }
+    return NULL;
+}
 
 void spec_group_unref(struct spec_group *g)
 {
@@ -217,12 +225,7 @@ static void load_row(void *opaque, const struct store_row *r)
     w->backoff_until = r->backoff_until > 0 && (uint64_t)r->backoff_until > wall
                            ? mono_ms() + ((uint64_t)r->backoff_until - wall)
                            : 0;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->texts = realloc(l->texts, l->cap * sizeof(*l->texts));
-        if (!l->texts)
-            abort();
-    }
+    GROW(l->texts, l->cap, l->n + 1);
     l->texts[l->n++] = w->spec_json;
     /* remembered for recovery through the handle's presence */
     if (r->inst_backend)
@@ -257,10 +260,7 @@ static int load_and_recover(struct daemon *d, struct duet_err *err)
         if (w)
             w->spec = g->set->workloads[i];
     }
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (!w)
-            continue;
+    DAEMON_WL_FOREACH(d, w) {
         if (!w->spec)
             abort();   /* every row's spec was loaded above */
         w->grp = g;
@@ -289,28 +289,28 @@ static bool net_lookup(void *opaque, const char *name, uint32_t *addr)
     return true;
 }
 
-static bool net_name_of(void *opaque, uint32_t addr, char out[64])
+/* The workload holding addr (IPAM gives each address to one), deleted or not. */
+static struct wl *wl_by_addr(struct daemon *d, uint32_t addr)
 {
-    struct daemon *d = opaque;
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (w && !w->deleted && w->addr == addr) {
-            snprintf(out, 64, "%s", w->name);
-            return true;
-        }
-    }
-    return false;
+    DAEMON_WL_FOREACH(d, w)
+        if (w->addr == addr)
+            return w;
+    return NULL;
 }
 
+static bool net_name_of(void *opaque, uint32_t addr, char out[64])
+{
+    struct wl *w = wl_by_addr(opaque, addr);
+    if (!w || w->deleted)
+        return false;
+    snprintf(out, 64, "%s", w->name);
+    return true;
+}
+
+/* A deleted workload not yet forgotten may still have its instance. */
 static bool addr_in_use(void *opaque, uint32_t addr)
 {
-    struct daemon *d = opaque;
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (w && w->addr == addr)
-            return true;
-    }
-    return false;
+    return wl_by_addr(opaque, addr) != NULL;
 }
 
 void daemon_net_sync(struct daemon *d)
@@ -346,10 +346,7 @@ void wl_net_release(struct wl *w)
     struct daemon *d = w->d;
     if (!d->net_open)
         return;
-    bool published = false;
-    for (size_t i = 0; i < d->net.n_holds && !published; i++)
-        published = strcmp(d->net.holds[i].owner, w->name) == 0;
-    fleet_net_ports_release(&d->net, w->name);
+    bool published = fleet_net_ports_release(&d->net, w->name);
     if (w->addr) {
         fleet_net_unplug(&d->net, w->addr);
         fleet_net_release(&d->net, w->addr);
@@ -366,12 +363,10 @@ static int net_recover(struct daemon *d, struct duet_err *err)
 {
     char sn[20];
     ipam_format_subnet(&d->net.ipam.subnet, sn);
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (!w || !w->addr)
-            continue;
+    bool publishes = false;
+    DAEMON_WL_FOREACH(d, w) {
         struct duet_err e = {0};
-        if (fleet_net_claim(&d->net, w->addr, &e) < 0) {
+        if (w->addr && fleet_net_claim(&d->net, w->addr, &e) < 0) {
             char a[16];
             ipam_format(w->addr, a);
             if (e.code == EDOM)
@@ -382,16 +377,15 @@ static int net_recover(struct daemon *d, struct duet_err *err)
                                     w->name, a, sn);
             return duet_err_set(err, e.code, "workload %s: %s", w->name, e.msg);
         }
-    }
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (!w || w->deleted || !w->spec->n_ports)
+        if (w->deleted || !w->spec->n_ports)
             continue;
-        struct duet_err e = {0};
+        publishes = true;
         if (fleet_net_ports_set(&d->net, w->name, w->spec->ports, w->spec->n_ports, &e) < 0)
             daemon_event(d, w->name, "failed", "publishing its ports again: %s", e.msg);
     }
-    daemon_net_sync(d);
+    /* fleet_net_open wrote the table without ports: again only with some */
+    if (publishes)
+        daemon_net_sync(d);
     int removed = fleet_net_sweep(&d->net, addr_in_use, d);
     if (removed)
         daemon_event(d, NULL, "network", "removed %d leftover interface%s from bridge %s", removed,
@@ -402,11 +396,8 @@ static int net_recover(struct daemon *d, struct duet_err *err)
 static void on_resync(uv_timer_t *t)
 {
     struct daemon *d = t->data;
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (w)
-            wl_reconcile(w);
-    }
+    DAEMON_WL_FOREACH(d, w)
+        wl_reconcile(w);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -439,10 +430,7 @@ void daemon_shutdown(struct daemon *d)
     uv_signal_stop(&d->sig_int);
     uv_prepare_stop(&d->stall_prepare);
     uv_check_stop(&d->stall_check);
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (!w)
-            continue;
+    DAEMON_WL_FOREACH(d, w) {
         uv_timer_stop(&w->tick);
         if (w->inst)
             d->drv[w->inst_backend]->release(d->drv[w->inst_backend], w->inst);

@@ -150,6 +150,12 @@ struct daemon {
 };
 
 /* ---- daemon.c ---- */
+/* The next workload in d's map from *pos on (start at 0), or NULL at the
+ * end; DAEMON_WL_FOREACH walks them all (break and continue work). */
+struct wl *daemon_wl_next(const struct daemon *d, size_t *pos);
+#define DAEMON_WL_FOREACH(d, w)                                                                                    \
+    for (size_t w##_pos = 0; w##_pos != SIZE_MAX; w##_pos = SIZE_MAX)                                              \
+        for (struct wl *w; (w = daemon_wl_next((d), &w##_pos));)
 uint64_t now_ms(void);             /* wall clock */
 uint64_t mono_ms(void);
 void spec_group_unref(struct spec_group *g);

@@ -171,45 +171,34 @@ static void run_check(uv_timer_t *t)
             p->pending--;
             report(p, false, err.msg);
         }
-    } else if (w->inst_backend == BACKEND_VM) {
+    } else {
+        /* A container: 127.0.0.1 in its own network namespace (a socket
+         * made there); a VM: its address on the fleet network, from here. */
+        bool vm = w->inst_backend == BACKEND_VM;
+        int fd = -1, netns = -1;
+        if (!vm && drv->netns(drv, w->inst, &netns, &err) == 0) {
+            fd = socket_in(d, netns, &err);
+            close(netns);
+        }
+        if (!vm && fd < 0) {
+            report(p, false, err.msg);
+            return;
+        }
         uv_tcp_init(d->loop, &p->tcp);
         p->tcp.data = p;
         p->tcp_open = true;
         p->pending++;
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(w->spec->health.tcp),
-                                 .sin_addr.s_addr = htonl(w->addr)};
+                                 .sin_addr.s_addr = htonl(vm ? w->addr : INADDR_LOOPBACK)};
         p->conn.data = p;
-        int rc = uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&sa, on_connected);
+        int rc = vm ? 0 : uv_tcp_open(&p->tcp, fd);
+        if (rc < 0)
+            close(fd);   /* not the handle's yet */
+        else
+            rc = uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&sa, on_connected);
         if (rc < 0) {
             report(p, false, uv_strerror(rc));
             uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
-        }
-    } else {
-        int netns = -1;
-        int fd = -1;
-        if (drv->netns(drv, w->inst, &netns, &err) == 0) {
-            fd = socket_in(d, netns, &err);
-            close(netns);
-        }
-        if (fd < 0) {
-            report(p, false, err.msg);
-        } else {
-            uv_tcp_init(d->loop, &p->tcp);
-            p->tcp.data = p;
-            p->tcp_open = true;
-            p->pending++;
-            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(w->spec->health.tcp),
-                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            p->conn.data = p;
-            int rc = uv_tcp_open(&p->tcp, fd);
-            if (rc < 0)
-                close(fd);   /* not the handle's yet */
-            else
-                rc = uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&sa, on_connected);
-            if (rc < 0) {
-                report(p, false, uv_strerror(rc));
-                uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
-            }
         }
     }
 }

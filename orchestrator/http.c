@@ -22,6 +22,7 @@
 
 #include <http_parser.h>
 
+#include "grow.h"
 #include "http.h"
 
 enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_DONE };
@@ -352,16 +353,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct http_conn *c = p->data;
     if (c->body_len + len > HTTP_MAX_BODY)
         return reject(c, 413, "request body too large");
-    if (c->body_len + len + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        while (cap < c->body_len + len + 1)
-            cap *= 2;
-        char *b = realloc(c->body, cap);
-        if (!b)
-            abort();
-        c->body = b;
-        c->body_cap = cap;
-    }
+    GROW(c->body, c->body_cap, c->body_len + len + 1);
     memcpy(c->body + c->body_len, at, len);
     c->body_len += len;
     c->body[c->body_len] = '\0';

@@ -570,11 +570,9 @@ void wl_reconcile(struct wl *w)
 
 void reconcile_all(struct daemon *d)
 {
-    for (size_t i = 0; i < d->wls.cap; i++) {
-        struct wl *w = d->wls.slots[i].key ? d->wls.slots[i].val : NULL;
-        if (w && !w->busy && !w->inst)
+    DAEMON_WL_FOREACH(d, w)
+        if (!w->busy && !w->inst)
             wl_reconcile(w);
-    }
 }
 
 /* ---- recovery -------------------------------------------------------------- */

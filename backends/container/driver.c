@@ -18,6 +18,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "container.h"
 #include "opqueue.h"
 #include "runtime.h"
@@ -61,13 +62,6 @@ struct op {
     int out_fd, err_fd, status;
     void (*exited)(void *opaque, int status);
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct ct_priv *priv(struct driver *drv)
 {
@@ -113,7 +107,7 @@ static void report_exit(struct driver_instance *inst)
     inst->status.state = DRIVER_STATE_EXITED;
     inst->status.exit_code = ex.code;
     inst->status.term_signal = ex.signal;
-    inst->status.exited_at_ms = now_ms();
+    inst->status.exited_at_ms = clock_wall_ms();
     if (inst->on_exit)
         inst->on_exit(inst->exit_opaque, &inst->status);
 }
@@ -197,7 +191,7 @@ static void after_work(struct opq_item *it, int status)
     case OP_START:
         if (op->rc == 0) {
             inst->status.state = DRIVER_STATE_RUNNING;
-            inst->status.started_at_ms = now_ms();
+            inst->status.started_at_ms = clock_wall_ms();
             if (watch_exit(inst, &op->err) < 0)
                 op->rc = -1;
         }

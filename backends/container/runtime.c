@@ -15,14 +15,13 @@
  */
 #include "exit_status.h"
 #include "ifconf.h"
+#include "ipam.h"
 #include "netlink.h"
 #include "fsutil.h"
 #include "rootfs.h"
 #include "runtime.h"
 
 #include <errno.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <fcntl.h>
@@ -476,20 +475,11 @@ static int network_up(const struct driver_net *net, const char **what)
  * and workloads (and TCP health checks) expect 127.0.0.1 to work. */
 static int loopback_up(const char **what)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, "lo", 3);
-    int rc = fd < 0 ? -1 : ioctl(fd, SIOCGIFFLAGS, &ifr);
-    if (rc == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    }
-    if (fd >= 0)
-        close(fd);
-    if (rc < 0)
+    if (ifconf_up("lo", what) < 0) {
         *what = "bringing up the loopback interface";
-    return rc;
+        return -1;
+    }
+    return 0;
 }
 
 /* Runs in the new namespaces, as pid 1; never returns. */
@@ -651,10 +641,8 @@ static int write_net_files(const struct container *c, const struct driver_net *n
         return duet_err_sys(err, "container %s: cannot create %s", c->name, p);
     if (c->userns && chown(p, c->rt->userns_base, c->rt->userns_base) < 0)
         return duet_err_sys(err, "container %s: cannot give %s to the user namespace's root", c->name, p);
-    snprintf(gw, sizeof(gw), "%u.%u.%u.%u", net->dns >> 24, (net->dns >> 16) & 255, (net->dns >> 8) & 255,
-             net->dns & 255);
-    snprintf(addr, sizeof(addr), "%u.%u.%u.%u", net->addr >> 24, (net->addr >> 16) & 255, (net->addr >> 8) & 255,
-             net->addr & 255);
+    ipam_format(net->dns, gw);
+    ipam_format(net->addr, addr);
     static const char *const files[] = {"resolv.conf", "hosts"};
     for (int i = 0; i < 2; i++) {
         int n = i == 0 ? snprintf(buf, sizeof(buf), "# the duet fleet's name server: workloads by name\nnameserver %s\n", gw)

@@ -51,11 +51,13 @@
 #include <libvirt/virterror.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "domain.h"
 #include "event_uv.h"
 #include "exit_status.h"
 #include "fsutil.h"
 #include "guest_image.h"
+#include "ipam.h"
 #include "opqueue.h"
 #include "rootfs.h"
 #include "vm.h"
@@ -123,22 +125,6 @@ struct op {
 static struct vm_priv *priv(struct driver *drv)
 {
     return drv->priv;
-}
-
-/* Wall clock, for the status a user reads. */
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* For deadlines: a wall clock may jump. */
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned ms)
@@ -353,14 +339,13 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
          * duet-vminit all read: client::gateway:netmask:hostname:device:off:dns */
         const struct driver_net *n = &inst->net;
         char a[16], g[16], m[16], dns[16];
-        uint32_t mask = n->prefix ? ~UINT32_C(0) << (32 - n->prefix) : 0;
-        uint32_t v[4] = {n->addr, n->gateway, mask, n->dns};
-        char *outs[4] = {a, g, m, dns};
-        for (int i = 0; i < 4; i++)
-            snprintf(outs[i], 16, "%u.%u.%u.%u", v[i] >> 24, (v[i] >> 16) & 255, (v[i] >> 8) & 255, v[i] & 255);
+        struct ipam_subnet sn = {.prefix = n->prefix};
+        ipam_format(n->addr, a);
+        ipam_format(n->gateway, g);
+        ipam_format(ipam_mask(&sn), m);
+        ipam_format(n->dns, dns);
         snprintf(ipcfg, sizeof(ipcfg), " ip=%s::%s:%s:%s:eth0:off:%s", a, g, m, w->name, dns);
-        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3],
-                 n->mac[4], n->mac[5]);
+        ipam_format_mac(n->mac, mac);
         ds.net_bridge = n->bridge;
         ds.net_mac = mac;
         ds.net_target = n->host_if;
@@ -555,8 +540,8 @@ static int do_start(struct op *op)
     bool judge = rc == 0 && inst->kvm && inst->prints && p->opt.accel == VM_ACCEL_AUTO && !p->kvm_confirmed;
     pthread_mutex_unlock(&p->lock);
     if (judge) {
-        uint64_t until = mono_ms() + p->opt.kvm_deadline_ms;
-        while (!guest_progressed(inst) && mono_ms() < until)
+        uint64_t until = clock_mono_ms() + p->opt.kvm_deadline_ms;
+        while (!guest_progressed(inst) && clock_mono_ms() < until)
             sleep_ms(50);
         pthread_mutex_lock(&p->lock);
         if (guest_progressed(inst))
@@ -605,8 +590,8 @@ static int do_stop(struct op *op)
         /* The power button: the guest's init decides how to stop. */
         if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0)
             virDomainShutdown(d);   /* a hypervisor that picks its own method */
-        uint64_t until = mono_ms() + op->grace_ms;
-        while (virDomainIsActive(d) == 1 && mono_ms() < until)
+        uint64_t until = clock_mono_ms() + op->grace_ms;
+        while (virDomainIsActive(d) == 1 && clock_mono_ms() < until)
             sleep_ms(50);
         if (virDomainIsActive(d) == 1) {
             op->end_detail = VIR_DOMAIN_EVENT_STOPPED_DESTROYED;
@@ -756,7 +741,7 @@ static void report_exit(struct driver_instance *inst, int code, int sig)
     inst->status.state = DRIVER_STATE_EXITED;
     inst->status.exit_code = code;
     inst->status.term_signal = sig;
-    inst->status.exited_at_ms = now_ms();
+    inst->status.exited_at_ms = clock_wall_ms();
     if (inst->on_exit)
         inst->on_exit(inst->exit_opaque, &inst->status);
 }
@@ -892,7 +877,7 @@ static void after_work(struct opq_item *it, int status)
     case OP_START:
         if (op->rc == 0) {
             inst->status.state = DRIVER_STATE_RUNNING;
-            inst->status.started_at_ms = now_ms();
+            inst->status.started_at_ms = clock_wall_ms();
             inst->exit_reported = false;
             /* An exit that came before this callback (a guest faster than
              * the pool's reply) was kept aside: report it now. */

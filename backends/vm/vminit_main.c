@@ -31,8 +31,6 @@
 #include "../../common/ifconf.h"
 
 #include <dirent.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -220,17 +218,9 @@ static bool power_pressed(int fd)
 /* The guest's loopback, up as in a container: workloads expect 127.0.0.1. */
 static void loopback_up(void)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, "lo", 3);
-    if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-            say("cannot bring up lo", NULL);
-    }
-    if (fd >= 0)
-        close(fd);
+    const char *what;
+    if (ifconf_up("lo", &what) < 0)
+        say("cannot bring up lo", NULL);
 }
 
 /* ip=CLIENT::GATEWAY:NETMASK:HOSTNAME:DEVICE:off:DNS from the kernel

@@ -29,6 +29,7 @@
 #include "bench_runc.h"
 #include "bench_util.h"
 
+#include "fleet.h"
 #include "ipam.h"
 #include "netlink.h"
 #include "runtime.h"
@@ -159,7 +160,7 @@ int main(void)
         struct driver_net dn = {.bridge_index = br.index, .addr = 0x0a630002 + (uint32_t)i, .gateway = 0x0a630001,
                                 .dns = 0x0a630001, .prefix = 16};
         snprintf(dn.bridge, sizeof(dn.bridge), "benchbr0");
-        snprintf(dn.host_if, sizeof(dn.host_if), "dv%08x", dn.addr);
+        fleet_net_host_if(dn.addr, dn.host_if);
         ipam_mac(dn.addr, dn.mac);
         struct container_config cfg = {.spec = set->workloads[0], .net = net ? &dn : NULL};
         struct container *c;

@@ -735,6 +735,7 @@ Test(container, init_reaps_orphans)
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "fleet.h"
 #include "ipam.h"
 #include "netlink.h"
 
@@ -755,7 +756,7 @@ static int private_bridge(struct driver_net *dn, uint32_t addr)
     *dn = (struct driver_net){.bridge_index = br.index, .addr = addr, .gateway = 0x0a420001, .dns = 0x0a420001,
                               .prefix = 24};
     snprintf(dn->bridge, sizeof(dn->bridge), "ctbr0");
-    snprintf(dn->host_if, sizeof(dn->host_if), "dv%08x", addr);
+    fleet_net_host_if(addr, dn->host_if);
     ipam_mac(addr, dn->mac);
     return br.index;
 }

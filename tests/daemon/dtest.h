@@ -27,6 +27,7 @@
 
 #include "client.h"
 #include "fsutil.h"
+#include "fleet.h"
 #include "ipam.h"
 #include "netlink.h"
 #include "nft.h"
@@ -339,9 +340,8 @@ struct dd_links {
 static inline void dd_leftover_link(void *opaque, const struct nl_link *l)
 {
     struct dd_links *x = opaque;
-    unsigned addr;
-    char tail;
-    if (sscanf(l->name, "dv%8x%c", &addr, &tail) == 1 && ipam_contains(&x->subnet, addr) &&
+    uint32_t addr;
+    if (fleet_net_host_if_addr(l->name, &addr) && ipam_contains(&x->subnet, addr) &&
         strlen(x->names) + strlen(l->name) + 2 < sizeof(x->names)) {
         strcat(x->names, " ");
         strcat(x->names, l->name);

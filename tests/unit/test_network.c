@@ -123,6 +123,10 @@ Test(ipam, mac_follows_the_address)
     cr_expect_str_eq(s, "02:64:0a:58:00:05");
     cr_expect_eq(m[0] & 1, 0, "unicast");
     cr_expect_eq(m[0] & 2, 2, "locally administered");
+    uint32_t back = 0;
+    cr_expect(ipam_mac_addr(m, &back) && back == 0x0a580005, "the address does not come back from the MAC");
+    uint8_t other[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+    cr_expect(!ipam_mac_addr(other, &back), "a MAC duet did not make was read as one of its own");
 }
 
 /* ---- DNS ------------------------------------------------------------------- */
