@@ -187,9 +187,13 @@ struct driver {
     int (*logs)(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err);
 
     /* (loop) Run argv inside the running workload (containers); its output
-     * goes to out_fd and err_fd, its exit status to done's opaque. */
+     * goes to out_fd and err_fd, its exit status (128+N for signal N, -1
+     * when it could not run) to exited.  timeout_ms > 0: the command and
+     * everything it started are killed then (status 137).  A command that
+     * runs on holds back no other operation of the workload. */
     int (*exec)(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
-                int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err);
+                int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
+                struct duet_err *err);
 
     /* (any) An fd on the running workload's network namespace, for health
      * checks that connect from inside it (containers).  The caller owns

@@ -4,11 +4,24 @@
 #ifndef DUET_FSUTIL_H
 #define DUET_FSUTIL_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 /* Removes dir and everything below it, never following a symlink out of
  * the tree nor descending into a mount.  A dir already gone is success.
  * err may be NULL. */
 int duet_remove_tree(const char *dir, struct duet_err *err);
+
+/* A read-only, sealed in-memory copy of the executable open at src (path
+ * names it in errors), as a close-on-exec memfd called name: executing it
+ * with execveat(fd, "", AT_EMPTY_PATH) leaves nothing for a process to
+ * write, even one that opens /proc/PID/exe of what runs it (the
+ * CVE-2019-5736 pattern). */
+int duet_sealed_copy(int src, const char *path, const char *name, struct duet_err *err);
+
+/* Closes every descriptor from 3 up except those in keep; for a child
+ * about to enter a container (async-signal-safe, no allocation). */
+void duet_close_fds_except(const int *keep, size_t n);
 
 #endif

@@ -824,7 +824,7 @@ static void exec_cmd(struct daemon *d, struct http_conn *c, const char *name, co
     struct duet_err err = {0};
     struct driver *drv = d->drv[w->inst_backend];
     if (x->out < 0 || x->err < 0 ||
-        drv->exec(drv, w->inst, (const char *const *)x->argv, x->out, x->err, exec_done, x, &err) < 0) {
+        drv->exec(drv, w->inst, (const char *const *)x->argv, x->out, x->err, 0, exec_done, x, &err) < 0) {
         http_respond_error(c, 409, "%s", err.msg[0] ? err.msg : "cannot make output buffers for exec");
         x->c = c;
         exec_done(x, -1);

@@ -9,7 +9,9 @@
  * workload (as Docker, unlike a Kubernetes liveness probe).
  *
  * exec runs the command inside the container (the driver's exec: same
- * namespaces, cgroup, user and filter as the workload).  tcp connects to
+ * namespaces, cgroup, user and filter as the workload); at the check's
+ * timeout the driver kills it and everything it started, so a check that
+ * hangs holds nothing of the daemon's.  tcp connects to
  * 127.0.0.1:PORT inside the container's network namespace: the socket is
  * made in that namespace (setns on the loop thread, and straight back),
  * the connect itself is an ordinary non-blocking libuv connect.
@@ -110,10 +112,12 @@ static void on_exec_done(void *opaque, int status)
 {
     struct health_probe *p = opaque;
     char why[64];
-    if (WIFEXITED(status))
-        snprintf(why, sizeof(why), "exit status %d", WEXITSTATUS(status));
+    if (status < 0)
+        snprintf(why, sizeof(why), "the check could not be run in the workload");
+    else if (status > 128)
+        snprintf(why, sizeof(why), "killed by signal %d", status - 128);
     else
-        snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+        snprintf(why, sizeof(why), "exit status %d", status);
     report(p, status == 0, why);
     probe_put(p);
 }
@@ -167,7 +171,8 @@ static void run_check(uv_timer_t *t)
     if (w->spec->health.kind == WL_HEALTH_EXEC) {
         p->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
         p->pending++;
-        if (drv->exec(drv, w->inst, w->spec->health.exec, p->devnull, p->devnull, on_exec_done, p, &err) < 0) {
+        if (drv->exec(drv, w->inst, w->spec->health.exec, p->devnull, p->devnull, w->spec->health.timeout_ms,
+                      on_exec_done, p, &err) < 0) {
             p->pending--;
             report(p, false, err.msg);
         }

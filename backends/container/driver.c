@@ -7,6 +7,11 @@
  * uv_poll_t: readable means duet-init is gone, with no polling of our own.
  * Operations on one instance run one at a time, in the order asked: a
  * destroy asked while a stop is still waiting runs after it.
+ *
+ * An exec holds the queue only while its helper starts; the command then
+ * runs on its own (a pidfd watched on the loop, a timer for its timeout),
+ * so a command that never ends cannot hold back a stop or a delete, nor a
+ * pool thread.  A destroy ends it with the container.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +28,11 @@
 #include "opqueue.h"
 #include "runtime.h"
 
+struct exec_watch;
+
 struct ct_priv {
     struct container_runtime rt;
+    struct exec_watch *execs;           /* commands running, killed at close */
     uv_loop_t *loop;
     bool open;
     char init_path[256];
@@ -59,8 +67,23 @@ struct op {
     struct duet_err err;
     /* exec */
     const char *const *argv;
-    int out_fd, err_fd, status;
+    int out_fd, err_fd;
+    uint64_t timeout_ms;
+    struct container_exec_proc proc;
     void (*exited)(void *opaque, int status);
+};
+
+/* A command started by exec, until its helper is reaped. */
+struct exec_watch {
+    struct exec_watch *next, **prev;
+    struct ct_priv *p;
+    struct container_exec_proc proc;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int open_handles;
+    bool timed_out;
+    void (*exited)(void *opaque, int status);
+    void *opaque;
 };
 
 static struct ct_priv *priv(struct driver *drv)
@@ -88,7 +111,7 @@ static void on_work(struct opq_item *it)
         inst->c = NULL;
         break;
     case OP_EXEC:
-        op->rc = container_exec(inst->c, op->argv, op->out_fd, op->err_fd, &op->status, &op->err);
+        op->rc = container_exec_start(inst->c, op->argv, op->out_fd, op->err_fd, &op->proc, &op->err);
         break;
     case OP_RECOVERED:
         op->rc = 0;
@@ -166,6 +189,87 @@ static void instance_free(struct driver_instance *inst)
         free(inst);
 }
 
+static void exec_watch_closed(uv_handle_t *h)
+{
+    struct exec_watch *x = h->data;
+    if (--x->open_handles == 0)
+        free(x);
+}
+
+/* Reaps the helper (it has ended: the pidfd is readable) and reports. */
+static void exec_watch_end(struct exec_watch *x, bool report)
+{
+    /* The poll leaves epoll before the reap closes the pidfd it watches. */
+    uv_close((uv_handle_t *)&x->poll, exec_watch_closed);
+    uv_close((uv_handle_t *)&x->timer, exec_watch_closed);
+    int status = -1;
+    if (container_exec_reap(&x->proc, &status) < 0 || x->timed_out)
+        status = x->timed_out ? 128 + 9 : -1;
+    *x->prev = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    if (report && x->exited)
+        x->exited(x->opaque, status);
+}
+
+static void on_exec_readable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    exec_watch_end(h->data, true);
+}
+
+static void on_exec_timeout(uv_timer_t *t)
+{
+    struct exec_watch *x = t->data;
+    x->timed_out = true;
+    container_exec_kill(&x->proc);   /* the poll reports its end */
+}
+
+/* The helper started: watch it on the loop from now on. */
+static void exec_watch_start(struct driver_instance *inst, struct op *op)
+{
+    struct ct_priv *p = priv(inst->drv);
+    struct exec_watch *x = calloc(1, sizeof(*x));
+    if (!x)
+        abort();
+    x->p = p;
+    x->proc = op->proc;
+    x->exited = op->exited;
+    x->opaque = op->item.opaque;
+    uv_timer_init(p->loop, &x->timer);
+    x->timer.data = x;
+    x->poll.data = x;
+    x->open_handles = 1;
+    x->next = p->execs;
+    x->prev = &p->execs;
+    if (p->execs)
+        p->execs->prev = &x->next;
+    p->execs = x;
+    int rc = uv_poll_init(p->loop, &x->poll, x->proc.pidfd);
+    if (rc == 0)
+        x->open_handles++;
+    if (rc == 0)
+        rc = uv_poll_start(&x->poll, UV_READABLE, on_exec_readable);
+    if (rc < 0) {
+        /* Nothing watches it: end it now rather than leave it running. */
+        if (x->open_handles == 2)
+            uv_close((uv_handle_t *)&x->poll, exec_watch_closed);
+        uv_close((uv_handle_t *)&x->timer, exec_watch_closed);
+        container_exec_kill(&x->proc);
+        int st;
+        container_exec_reap(&x->proc, &st);
+        *x->prev = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        if (x->exited)
+            x->exited(x->opaque, -1);
+        return;
+    }
+    if (op->timeout_ms)
+        uv_timer_start(&x->timer, on_exec_timeout, op->timeout_ms, 0);
+}
+
 static void after_work(struct opq_item *it, int status)
 {
     struct op *op = (struct op *)it;
@@ -174,6 +278,11 @@ static void after_work(struct opq_item *it, int status)
         /* The daemon let go of it: no callback of its is wanted now. */
         struct duet_err gone;
         duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
+        if (op->kind == OP_EXEC && op->rc == 0) {
+            int st;
+            container_exec_kill(&op->proc);
+            container_exec_reap(&op->proc, &st);
+        }
         free(op);
         opq_drain(&inst->q, &gone);
         unwatch(inst);
@@ -204,8 +313,10 @@ static void after_work(struct opq_item *it, int status)
         inst->status.state = DRIVER_STATE_GONE;
         break;
     case OP_EXEC:
-        if (op->exited)
-            op->exited(op->item.opaque, op->rc == 0 ? op->status : -1);
+        if (op->rc == 0)
+            exec_watch_start(inst, op);
+        else if (op->exited)
+            op->exited(op->item.opaque, -1);
         free(op);
         opq_next(&inst->q);
         return;
@@ -292,6 +403,12 @@ static int ct_open(struct driver *drv, struct uv_loop_s *loop, const char *state
 static void ct_close(struct driver *drv)
 {
     struct ct_priv *p = priv(drv);
+    /* Commands still running end with the daemon, unreported. */
+    while (p->execs) {
+        struct exec_watch *x = p->execs;
+        container_exec_kill(&x->proc);
+        exec_watch_end(x, false);
+    }
     if (p->open)
         container_runtime_fini(&p->rt);
     p->open = false;
@@ -450,7 +567,8 @@ static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, st
 }
 
 static int ct_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
-                   int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err)
+                   int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
+                   struct duet_err *err)
 {
     (void)drv;
     if (!inst->c || inst->status.state != DRIVER_STATE_RUNNING)
@@ -459,6 +577,7 @@ static int ct_exec(struct driver *drv, struct driver_instance *inst, const char 
     op->argv = argv;
     op->out_fd = out_fd;
     op->err_fd = err_fd;
+    op->timeout_ms = timeout_ms;
     op->exited = exited;
     return queue(inst, op, err);
 }

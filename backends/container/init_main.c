@@ -11,6 +11,20 @@
  * exiting itself, which ends the container.  The file is how the daemon
  * learns the status even if it was not running at the time.
  *
+ *   duet-init --exec --uid UID --gid GID [--groups ...] --cwd DIR -- COMMAND...
+ *
+ * runs one command for `duet exec` and exec health checks.  The daemon's
+ * helper joins the container's namespaces and cgroup, drops to the
+ * container's capabilities and filter, and executes this binary from the
+ * sealed in-memory copy the runtime keeps (runtime.c): nothing of the
+ * daemon's image or descriptors is ever inside the container, and a
+ * command the container replaced with "#!/proc/self/exe" finds only that
+ * sealed copy.  This process becomes a subreaper of the command's tree;
+ * when the helper outside goes (the daemon's timeout killed it) the
+ * parent-death signal makes it kill that whole tree, orphans included,
+ * before it exits.  When the command ends by itself its background
+ * children are left to the container, as with any process it starts.
+ *
  * Linked statically and kept small: its private memory is the per-container
  * overhead duet promises (under 256 KiB).
  */
@@ -22,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,15 +49,101 @@ static void die(const char *what, const char *arg)
     _exit(127);
 }
 
+static int switch_user(unsigned long uid, unsigned long gid, const char *groups)
+{
+    gid_t g = (gid_t)gid, list[32];
+    size_t n = 0;
+    for (const char *p = groups; p && *p && n < 32; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        list[n++] = (gid_t)strtoul(p, NULL, 10);
+    if (n == 0)
+        list[n++] = g;
+    if (setgroups(n, list) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+        return -1;
+    return 0;
+}
+
+/* Kills every process below this one.  As a subreaper, the orphans of a
+ * killed child land here, so the list is read again until it is empty;
+ * the container's pids limit bounds how often. */
+static void kill_tree(void)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+    for (;;) {
+        bool any = false;
+        FILE *f = fopen(path, "re");
+        if (f) {
+            int pid;
+            while (fscanf(f, "%d", &pid) == 1) {
+                kill(pid, SIGKILL);
+                any = true;
+            }
+            fclose(f);
+        }
+        int st;
+        pid_t p = waitpid(-1, &st, any ? 0 : WNOHANG);
+        if (p < 0 && errno == ECHILD)
+            return;
+        if (p == 0 && !any)
+            return;   /* no child left that /proc shows, none to reap */
+    }
+}
+
+/* --exec: see the top of the file.  Runs as the workload's user. */
+static int exec_main(char **cmd, const char *cwd, const sigset_t *all, const sigset_t *old)
+{
+    /* The user switch reset these: the container may not ptrace this
+     * process, and the helper's end must still reach it. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    /* The helper is outside the container's pid namespace: while it lives
+     * it is parent 0 here; anything else means it is gone already. */
+    if (getppid() != 0)
+        return 137;
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    pid_t child = fork();
+    if (child < 0)
+        die("cannot fork", NULL);
+    if (child == 0) {
+        sigprocmask(SIG_SETMASK, old, NULL);
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        if (chdir(cwd) < 0)
+            die("cannot change to the working directory", cwd);
+        execvp(cmd[0], cmd);
+        int e = errno;
+        fprintf(stderr, "duet-init: cannot run %s: %s\n", cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(all, &si);
+        if (sig == SIGCHLD) {
+            pid_t p;
+            int st;
+            while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+                if (p == child)
+                    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+            kill_tree();
+            return 128 + SIGKILL;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     unsigned long uid = 0, gid = 0;
     const char *cwd = "/", *groups = NULL;
+    bool exec_mode = false;
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
+        }
+        if (strcmp(argv[i], "--exec") == 0) {
+            exec_mode = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "duet-init: %s needs a value\n", argv[i]);
@@ -62,30 +163,31 @@ int main(int argc, char **argv)
         }
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: duet-init [--exec] --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
         return 127;
     }
     /* Not dumpable: the workload, even as root, cannot ptrace pid 1 or read
      * its memory through /proc/1/mem. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    fcntl(EXIT_FD, F_SETFD, FD_CLOEXEC);
+    /* Executed from a memfd, the kernel names it after that. */
+    prctl(PR_SET_NAME, "duet-init", 0, 0, 0);
 
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
+    if (exec_mode) {
+        if (switch_user(uid, gid, groups) < 0)
+            die("cannot switch to the workload's user", NULL);
+        return exec_main(argv + i, cwd, &all, &old);
+    }
+    fcntl(EXIT_FD, F_SETFD, FD_CLOEXEC);
     pid_t child = fork();
     if (child < 0)
         die("cannot fork", NULL);
     if (child == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         setsid();
-        gid_t g = (gid_t)gid, list[32];
-        size_t n = 0;
-        for (const char *p = groups; p && *p && n < 32; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-            list[n++] = (gid_t)strtoul(p, NULL, 10);
-        if (n == 0)
-            list[n++] = g;
-        if (setgroups(n, list) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+        if (switch_user(uid, gid, groups) < 0)
             die("cannot switch to the workload's user", NULL);
         if (chdir(cwd) < 0)
             die("cannot change to the working directory", cwd);

@@ -90,9 +90,14 @@ int container_runtime_init(struct container_runtime *rt, const char *state_dir, 
     snprintf(rt->cgroup_parent, sizeof(rt->cgroup_parent), "duet-%08x", h);
     if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
         return duet_err_sys(err, "cannot create the state directory %s", state_dir);
-    rt->init_fd = open(init_path, O_RDONLY | O_CLOEXEC);
-    if (rt->init_fd < 0)
+    /* Containers run duet-init from a sealed in-memory copy: the file on
+     * the host is never what a container's /proc/PID/exe leads to. */
+    _cleanup_close_ int file = open(init_path, O_RDONLY | O_CLOEXEC);
+    if (file < 0)
         return duet_err_sys(err, "cannot open duet-init at %s (build it with make)", init_path);
+    rt->init_fd = duet_sealed_copy(file, init_path, "duet-init", err);
+    if (rt->init_fd < 0)
+        return -1;
     if (cgroup_layout_detect(cgroup_root ? cgroup_root : "/sys/fs/cgroup", &rt->cgroup, err) < 0)
         goto fail;
     if (container_seccomp_build(&rt->filter, err) < 0)
@@ -1040,9 +1045,64 @@ int container_stats(struct container *c, struct cgroup_stats *st, struct duet_er
 
 /* ---- exec ------------------------------------------------------------- */
 
-int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int *status,
-                   struct duet_err *err)
+/* The workload's environment, kept by start in STATE/NAME/env, as an
+ * array into *data (both malloc'd). */
+static char **exec_env(const struct container *c, char **data)
 {
+    char envpath[400];
+    snprintf(envpath, sizeof(envpath), "%s/env", c->dir);
+    char *envdata = NULL;
+    size_t len = 0, cap = 0;
+    _cleanup_fclose_ FILE *ef = fopen(envpath, "re");
+    if (ef) {
+        char chunk[4096];
+        size_t got;
+        while ((got = fread(chunk, 1, sizeof(chunk), ef)) > 0) {
+            if (len + got + 1 > cap) {
+                cap = (len + got + 1) * 2;
+                char *nd = realloc(envdata, cap);
+                if (!nd)
+                    abort();
+                envdata = nd;
+            }
+            memcpy(envdata + len, chunk, got);
+            len += got;
+        }
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += envdata[i] == '\0';
+    char **envp = calloc(n + 3, sizeof(*envp));
+    if (!envp)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < len; i += strlen(envdata + i) + 1)
+        envp[k++] = envdata + i;
+    if (k == 0) {
+        envp[k++] = (char *)"PATH=" ROOTFS_DEFAULT_PATH;
+        envp[k++] = (char *)"HOME=/";
+    }
+    *data = envdata;
+    return envp;
+}
+
+/*
+ * The helper is a fork of this process and so holds a copy of everything
+ * it has: memory, descriptors (a daemon's store among them), its image as
+ * /proc/self/exe.  Before it comes near the container it closes every
+ * descriptor but the namespaces it joins and duet-init's sealed copy, and
+ * makes itself non-dumpable, so the container's root can neither ptrace it
+ * nor open anything through /proc/PID/{fd,exe,mem}.  It stays outside the
+ * container's pid namespace (invisible there); only its child, which
+ * executes duet-init at once, is inside.  That child dies with the helper
+ * (parent-death signal), and duet-init then kills the command's tree: a
+ * caller's timeout is a SIGKILL of the helper.
+ */
+int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd,
+                         struct container_exec_proc *proc, struct duet_err *err)
+{
+    proc->pid = -1;
+    proc->pidfd = -1;
     uint64_t now;
     if (c->pidfd < 0 || read_starttime(c->pid, &now) < 0 || now != c->starttime)
         return duet_err_set(err, ESRCH, "container %s is not running", c->name);
@@ -1050,91 +1110,98 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
     static const char *const all_ns[] = {"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"};
     const char *const *ns = c->userns ? all_ns : all_ns + 1;
     size_t n_ns = c->userns ? 7 : 6;
-    int nsfd[7];
+    int keep[9];
     for (size_t i = 0; i < n_ns; i++) {
         char p[64];
         snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)c->pid, ns[i]);
-        nsfd[i] = open(p, O_RDONLY | O_CLOEXEC);
-        if (nsfd[i] < 0) {
+        keep[i] = open(p, O_RDONLY | O_CLOEXEC);
+        if (keep[i] < 0) {
             duet_err_sys(err, "container %s: cannot open %s", c->name, p);
             for (size_t j = 0; j < i; j++)
-                close(nsfd[j]);
+                close(keep[j]);
             return -1;
         }
     }
-    /* The workload's environment, kept by start in STATE/NAME/env. */
-    char envpath[400];
-    snprintf(envpath, sizeof(envpath), "%s/env", c->dir);
     _cleanup_free_ char *envdata = NULL;
-    _cleanup_free_ char **envp = NULL;
-    {
-        _cleanup_fclose_ FILE *ef = fopen(envpath, "re");
-        size_t len = 0, cap = 0;
-        if (ef) {
-            char chunk[4096];
-            size_t got;
-            while ((got = fread(chunk, 1, sizeof(chunk), ef)) > 0) {
-                if (len + got + 1 > cap) {
-                    cap = (len + got + 1) * 2;
-                    char *nd = realloc(envdata, cap);
-                    if (!nd)
-                        abort();
-                    envdata = nd;
-                }
-                memcpy(envdata + len, chunk, got);
-                len += got;
-            }
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < len; i++)
-            n += envdata[i] == '\0';
-        envp = calloc(n + 3, sizeof(*envp));
-        if (!envp)
-            abort();
-        size_t k = 0;
-        for (size_t i = 0; i < len; i += strlen(envdata + i) + 1)
-            envp[k++] = envdata + i;
-        if (k == 0) {
-            envp[k++] = (char *)"PATH=" ROOTFS_DEFAULT_PATH;
-            envp[k++] = (char *)"HOME=/";
-        }
+    _cleanup_free_ char **envp = exec_env(c, &envdata);
+    /* duet-init's arguments: built here, the helper must not allocate. */
+    char uid[16], gid[16], groups[32 * 11 + 1] = "";
+    snprintf(uid, sizeof(uid), "%u", (unsigned)c->uid);
+    snprintf(gid, sizeof(gid), "%u", (unsigned)c->gid);
+    for (int i = 0, o = 0; i < c->n_groups && o < (int)sizeof(groups) - 12; i++)
+        o += snprintf(groups + o, sizeof(groups) - (size_t)o, "%s%u", i ? "," : "", (unsigned)c->groups[i]);
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    _cleanup_free_ const char **iargv = calloc(argc + 14, sizeof(*iargv));
+    if (!iargv)
+        abort();
+    size_t k = 0;
+    iargv[k++] = "duet-init";
+    iargv[k++] = "--exec";
+    iargv[k++] = "--uid";
+    iargv[k++] = uid;
+    iargv[k++] = "--gid";
+    iargv[k++] = gid;
+    if (groups[0]) {
+        iargv[k++] = "--groups";
+        iargv[k++] = groups;
     }
+    iargv[k++] = "--cwd";
+    iargv[k++] = c->workdir;
+    iargv[k++] = "--";
+    for (size_t i = 0; i < argc; i++)
+        iargv[k++] = argv[i];
+    iargv[k] = NULL;
+
+    int init_fd = c->rt->init_fd;
+    keep[n_ns] = init_fd;
     pid_t helper = fork();
     if (helper < 0) {
         for (size_t j = 0; j < n_ns; j++)
-            close(nsfd[j]);
+            close(keep[j]);
         return duet_err_sys(err, "container %s: cannot fork", c->name);
     }
     if (helper == 0) {
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        /* The caller's end of things must not outlive it: no exec helper
+         * survives the daemon (it would keep what the daemon had). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        int o = fcntl(out_fd, F_DUPFD_CLOEXEC, 3), e = fcntl(err_fd, F_DUPFD_CLOEXEC, 3);
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (o < 0 || e < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(125);
+        duet_close_fds_except(keep, n_ns + 1);
         /* Same cgroup first (from outside), then every namespace; the pid
          * namespace applies to children, hence the second fork. */
         if (cgroup_attach(&c->rt->cgroup, c->cgroup, getpid(), NULL) < 0)
             _exit(125);
         for (size_t i = 0; i < n_ns; i++)
-            if (setns(nsfd[i], 0) < 0)
+            if (setns(keep[i], 0) < 0)
                 _exit(125);
+        for (size_t i = 0; i < n_ns; i++)
+            close(keep[i]);
         pid_t inner = fork();
         if (inner < 0)
             _exit(125);
         if (inner == 0) {
-            if (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+            /* Root of the container (in a user namespace, its mapped root:
+             * an unmapped uid would lose every capability at the exec),
+             * its capabilities and filter; duet-init takes the workload's
+             * user and directory, then runs the command. */
+            if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
                 _exit(125);
-            int nul = open("/dev/null", O_RDONLY);
-            if (nul >= 0 && nul != 0) {
-                dup2(nul, 0);
-                close(nul);
-            }
-            /* The container's capabilities, then its user (a non-root
-             * user ends with none), then its filter. */
-            if (container_caps_apply(c->rt->caps, c->rt->last_cap) < 0 || setgroups((size_t)c->n_groups, c->groups) < 0 ||
-                setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0)
+            /* After the switch, which clears it; the helper is outside this
+             * pid namespace, parent 0 as seen from here while it lives. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            if (getppid() != 0)
                 _exit(125);
-            if (container_seccomp_apply(&c->rt->filter) < 0)
+            if (container_caps_apply(c->rt->caps, c->rt->last_cap) < 0)
                 _exit(125);
-            if (chdir(c->workdir) < 0)
+            if (c->rt->filter.len && container_seccomp_apply(&c->rt->filter) < 0)
                 _exit(125);
-            execvpe(argv[0], (char *const *)argv, envp);
-            _exit(errno == ENOENT ? 127 : 126);
+            syscall(SYS_execveat, init_fd, "", (char *const *)iargv, envp, AT_EMPTY_PATH);
+            _exit(125);
         }
         int ws;
         while (waitpid(inner, &ws, 0) < 0)
@@ -1143,12 +1210,60 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
         _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
     }
     for (size_t j = 0; j < n_ns; j++)
-        close(nsfd[j]);
-    int ws;
-    while (waitpid(helper, &ws, 0) < 0)
-        if (errno != EINTR)
-            return duet_err_sys(err, "container %s: waiting for exec", c->name);
+        close(keep[j]);
+    proc->pid = helper;
+    proc->pidfd = (int)syscall(SYS_pidfd_open, helper, 0);
+    if (proc->pidfd < 0) {
+        /* Our own unreaped child: its pid cannot have been reused. */
+        duet_err_sys(err, "container %s: cannot watch the exec helper", c->name);
+        kill(helper, SIGKILL);
+        waitpid(helper, NULL, 0);
+        proc->pid = -1;
+        return -1;
+    }
+    return 0;
+}
+
+void container_exec_kill(struct container_exec_proc *proc)
+{
+    if (proc->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, proc->pidfd, SIGKILL, NULL, 0);
+}
+
+int container_exec_reap(struct container_exec_proc *proc, int *status)
+{
+    int ws = 0;
+    pid_t r;
+    while ((r = waitpid(proc->pid, &ws, 0)) < 0 && errno == EINTR)
+        ;
+    if (proc->pidfd >= 0)
+        close(proc->pidfd);
+    proc->pidfd = -1;
+    proc->pid = -1;
+    if (r < 0)
+        return -1;
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    return 0;
+}
+
+int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
+                   int *status, struct duet_err *err)
+{
+    struct container_exec_proc proc;
+    if (container_exec_start(c, argv, out_fd, err_fd, &proc, err) < 0)
+        return -1;
+    struct pollfd pfd = {.fd = proc.pidfd, .events = POLLIN};
+    int rc;
+    while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    bool timed_out = rc == 0;
+    if (timed_out)
+        container_exec_kill(&proc);
+    if (container_exec_reap(&proc, status) < 0)
+        return duet_err_sys(err, "container %s: waiting for exec", c->name);
+    if (timed_out)
+        return duet_err_set(err, ETIMEDOUT, "container %s: %s did not end within %d ms and was killed", c->name,
+                            argv[0], timeout_ms);
     if (*status == 125)
         return duet_err_set(err, EPERM, "container %s: could not enter the container to run %s", c->name, argv[0]);
     return 0;

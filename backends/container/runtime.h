@@ -126,10 +126,25 @@ int container_destroy(struct container *c, struct duet_err *err);
 void container_release(struct container *c);
 int container_recover(struct container_runtime *rt, const char *name, struct container **out, struct duet_err *err);
 int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err);
-/* Runs argv inside the container with the workload's user, cgroup,
- * namespaces, capabilities and filter; *status gets its exit status. */
-int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int *status,
-                   struct duet_err *err);
+/* A command started in a container: the helper outside it, our child. */
+struct container_exec_proc {
+    pid_t pid;
+    int pidfd;                          /* readable when it has ended */
+};
+/* Starts argv inside the container with the workload's user, cgroup,
+ * namespaces, capabilities and filter, through duet-init --exec; nothing
+ * of the caller's (descriptors, image, memory) is reachable from inside. */
+int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd,
+                         struct container_exec_proc *proc, struct duet_err *err);
+/* Ends the command and every process it started (any thread). */
+void container_exec_kill(struct container_exec_proc *proc);
+/* Waits for the helper (blocks until it ends); *status: the command's exit
+ * status, 128+N for signal N; 125: it could not enter the container. */
+int container_exec_reap(struct container_exec_proc *proc, int *status);
+/* All three: timeout_ms < 0 waits for ever; at the timeout the command's
+ * whole tree is killed and -1 returned with ETIMEDOUT. */
+int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
+                   int *status, struct duet_err *err);
 /* "PARENT/NAME": the container's cgroup, relative to each hierarchy. */
 const char *container_cgroup_name(const struct container_runtime *rt, const char *name, char *buf, size_t len);
 /* Path of the container's log file. */

@@ -1205,9 +1205,11 @@ static int vm_logs(struct driver *drv, struct driver_instance *inst, int *fd, st
 }
 
 static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
-                   int err_fd, void (*exited)(void *opaque, int status), void *opaque, struct duet_err *err)
+                   int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
+                   struct duet_err *err)
 {
     (void)drv;
+    (void)timeout_ms;
     (void)argv;
     (void)out_fd;
     (void)err_fd;

@@ -8,6 +8,13 @@
  * settimeofday sets the time it already is, modules are NULL images).
  *
  *   escape_probe MARKER   MARKER: a file that exists on the host only
+ *   escape_probe --watch SECONDS
+ *       watches for processes that appear in the container (an exec's
+ *       helper, a health check) and takes what it can of them, as an
+ *       attacker racing the daemon would: an fd on each /proc/PID/exe
+ *       ("EXE PID DEV:INO"), and every descriptor it can open through
+ *       /proc/PID/fd ("FD PID N TARGET").  The tests compare what it got
+ *       with the host's binaries and the daemon's files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -280,10 +287,86 @@ static _Noreturn void fork_bomb(void)
     }
 }
 
+/* Each pid is taken once (reused pids are rare in a short watch); one
+ * that refused is tried again on every pass, as it may change (a fork
+ * that is about to exec is still its parent's image). */
+#define WATCH_MAX 4096
+static int watch_seen[WATCH_MAX];
+static size_t watch_n;
+
+static int watch_seen_pid(int pid)
+{
+    for (size_t i = 0; i < watch_n; i++)
+        if (watch_seen[i] == pid)
+            return 1;
+    return 0;
+}
+
+static void watch_take(int pid)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/exe", pid);
+    int fd = open(p, O_PATH | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0)
+            printf("EXE %d %llu:%llu\n", pid, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+        /* Kept open, as the attack keeps it to write the file later. */
+        if (watch_n < WATCH_MAX)
+            watch_seen[watch_n++] = pid;
+    }
+    snprintf(p, sizeof(p), "/proc/%d/fd", pid);
+    DIR *d = opendir(p);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char fp[320], target[256];
+            snprintf(fp, sizeof(fp), "/proc/%d/fd/%s", pid, e->d_name);
+            ssize_t n = readlink(fp, target, sizeof(target) - 1);
+            target[n > 0 ? n : 0] = '\0';
+            int o = open(fp, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+            if (o >= 0 || errno == ENXIO || errno == ELOOP)
+                printf("FD %d %s %s\n", pid, e->d_name, target);
+            if (o >= 0)
+                close(o);
+        }
+        closedir(d);
+    }
+    fflush(stdout);
+}
+
+static int watch(int seconds)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int self = getpid();
+    printf("WATCHING\n");
+    fflush(stdout);
+    do {
+        DIR *d = opendir("/proc");
+        if (!d)
+            return 1;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 1 || pid == self || watch_seen_pid(pid))
+                continue;
+            watch_take(pid);
+        }
+        closedir(d);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec < seconds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--fork-bomb") == 0)
         fork_bomb();
+    if (argc > 2 && strcmp(argv[1], "--watch") == 0)
+        return watch(atoi(argv[2]));
     const char *marker = argc > 1 ? argv[1] : "/nonexistent-marker";
     struct {
         const char *name;

@@ -467,7 +467,7 @@ Test(container, exec_runs_inside_with_the_same_confinement)
     const char *argv[] = {"/bin/sh", "-c", "echo host=$(hostname) uid=$(id -u) cwd=$(pwd) init=$(cat /proc/1/comm); "
                                            "unshare -U true 2>/dev/null || echo no-userns; echo foo=$FOO",
                           NULL};
-    cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
+    cr_assert_eq(container_exec(c, argv, fd, fd, -1, &status, &err), 0, "%s", err.msg);
     cr_expect_eq(status, 0);
     char buf[1024] = "";
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -476,7 +476,7 @@ Test(container, exec_runs_inside_with_the_same_confinement)
     cr_expect(strstr(buf, "no-userns"), "the filter applies to exec too: %s", buf);
     cr_expect(strstr(buf, "foo=from-the-spec"), "exec runs with the workload's environment: %s", buf);
     const char *missing[] = {"/bin/nonexistent", NULL};
-    cr_expect_eq(container_exec(c, missing, fd, fd, &status, &err), 0);
+    cr_expect_eq(container_exec(c, missing, fd, fd, -1, &status, &err), 0);
     cr_expect_eq(status, 127);
     close(fd);
     unlink(out);
@@ -680,7 +680,7 @@ Test(container, userns_root_inside_is_unprivileged_outside)
     int status = -1;
     struct duet_err err = {0};
     const char *argv[] = {"/bin/sh", "-c", "id -u; cat /proc/self/uid_map", NULL};
-    cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
+    cr_assert_eq(container_exec(c, argv, fd, fd, -1, &status, &err), 0, "%s", err.msg);
     char buf[256] = "";
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
     buf[n > 0 ? n : 0] = '\0';
@@ -802,7 +802,7 @@ static void network_case(struct fixture *f, const char *name)
     char out[] = "/tmp/duet-ct-net-XXXXXX";
     int fd = mkstemp(out);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    cr_assert_eq(container_exec(c, argv, fd, fd, &status, &err), 0, "%s", err.msg);
+    cr_assert_eq(container_exec(c, argv, fd, fd, -1, &status, &err), 0, "%s", err.msg);
     int conn = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     char got[64] = "";
     if (conn >= 0) {
@@ -846,5 +846,115 @@ Test(container, userns_joins_a_bridge_with_its_address)
     struct fixture f;
     fixture_userns(&f);
     network_case(&f, "net-uns");
+    fixture_fini(&f);
+}
+
+/* ---- attacks on exec (the CVE-2019-5736 pattern, descriptors) ---------- */
+
+static char *exec_out(struct container *c, const char *const *argv, int *status)
+{
+    char out[] = "/tmp/duet-exec-out-XXXXXX";
+    int fd = mkostemp(out, O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    unlink(out);
+    struct duet_err err = {0};
+    cr_assert_eq(container_exec(c, argv, fd, fd, 10000, status, &err), 0, "%s", err.msg);
+    char *buf = calloc(1, 1 << 16);
+    ssize_t n = pread(fd, buf, (1 << 16) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    return buf;
+}
+
+/* The container replaces a program it is asked to run with a script whose
+ * interpreter is /proc/self/exe, while a process of its own races for every
+ * new pid's exe and descriptors.  What it gets must be nothing of the
+ * host's: not the binary that ran the exec (the test runner here, duetd in
+ * the daemon), not duet-init's file, no descriptor beyond 0-2. */
+Test(container, exec_trap_gets_nothing_of_the_host, .timeout = 120)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "trap", "  command: [/bin/escape_probe, --watch, '60']\n"));
+    wait_for_log(c, "WATCHING");
+    int status = -1;
+    const char *set[] = {"/bin/sh", "-c", "printf '#!/proc/self/exe\\n' > /bin/check && chmod 755 /bin/check", NULL};
+    free(exec_out(c, set, &status));
+    cr_assert_eq(status, 0, "the trap could not be set");
+    /* A descriptor of the caller's that is not close-on-exec, as a daemon
+     * inherits from the shell that started it. */
+    int leak = open(f.state, O_RDONLY | O_DIRECTORY);
+    cr_assert_geq(leak, 0);
+    int high = dup2(leak, 251);
+    close(leak);
+    cr_assert_eq(high, 251);
+    const char *trap[] = {"/bin/check", "--uid", "0", NULL};
+    char *first = exec_out(c, trap, &status);
+    cr_expect(strstr(first, "duet-init"), "the trap's interpreter was the sealed duet-init, not the caller: %s", first);
+    free(first);
+    for (int i = 0; i < 60; i++)
+        free(exec_out(c, trap, &status));
+    /* One the watcher cannot miss: it proves the watch works. */
+    const char *slow[] = {"/bin/sleep", "0.5", NULL};
+    free(exec_out(c, slow, &status));
+    const char *fds[] = {"/bin/ls", "/proc/self/fd", NULL};
+    char *listing = exec_out(c, fds, &status);
+    cr_expect_str_eq(listing, "0\n1\n2\n3\n", "an exec'd command has only its stdio (3 is ls's own directory): %s",
+                     listing);
+    free(listing);
+    close(high);
+    usleep(200000);
+    char *log = read_log(c);
+    destroy(c);
+
+    struct stat self_st, init_st;
+    cr_assert_eq(stat("/proc/self/exe", &self_st), 0);
+    cr_assert_eq(stat(env_or_die("DUET_INIT"), &init_st), 0);
+    int exes = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned long long dev, ino;
+        int pid, fd;
+        char target[256];
+        if (sscanf(line, "EXE %d %llu:%llu", &pid, &dev, &ino) == 3) {
+            exes++;
+            cr_expect(!(dev == self_st.st_dev && ino == self_st.st_ino),
+                      "the container got an fd on the host binary that ran the exec (pid %d)", pid);
+            cr_expect(!(dev == init_st.st_dev && ino == init_st.st_ino),
+                      "the container got an fd on the host's duet-init file (pid %d)", pid);
+        } else if (sscanf(line, "FD %d %d %255s", &pid, &fd, target) == 3) {
+            cr_expect_lt(fd, 3, "the container opened descriptor %d (%s) of an exec'd process (pid %d)", fd, target,
+                         pid);
+        }
+    }
+    cr_expect_gt(exes, 0, "the watcher saw the execs at all");
+    free(log);
+    fixture_fini(&f);
+}
+
+/* A command that never ends is killed at the timeout, with everything it
+ * started, orphans included. */
+Test(container, exec_timeout_kills_the_whole_tree)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "hang", "  command: [/bin/sleep, '60']\n"));
+    int status = -1;
+    struct duet_err err = {0};
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    const char *hang[] = {"/bin/sh", "-c", "(setsid sleep 1000 &) ; sleep 1000 & sleep 1000", NULL};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_expect_eq(container_exec(c, hang, fd, fd, 500, &status, &err), -1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_expect_eq(err.code, ETIMEDOUT, "%s", err.msg);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_lt(secs, 3.0, "the exec ended at its timeout (%.2f s)", secs);
+    /* Only the workload's own sleep is left in the container. */
+    const char *ps[] = {"/bin/sh", "-c", "ps -o comm= | grep -c sleep", NULL};
+    char *n = exec_out(c, ps, &status);
+    cr_expect_str_eq(n, "1\n", "sleeps left in the container: %s", n);
+    free(n);
+    close(fd);
+    destroy(c);
     fixture_fini(&f);
 }

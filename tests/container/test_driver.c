@@ -246,7 +246,7 @@ static void started_then_exec(void *opaque, const struct duet_err *e)
         return on_err(r, "start", e);
     static const char *const argv[] = {"/bin/sh", "-c", "echo inside $(hostname); exit 4", NULL};
     struct duet_err err;
-    if (r->drv->exec(r->drv, r->inst, argv, exec_fd, exec_fd, exec_done, r, &err) < 0)
+    if (r->drv->exec(r->drv, r->inst, argv, exec_fd, exec_fd, 0, exec_done, r, &err) < 0)
         on_err(r, "exec", &err);
 }
 
