@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -657,6 +658,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 
 int main(int argc, char **argv)
 {
+    /* Nothing inherited beyond stdio: a shell or service manager may leave
+     * descriptors open, and none of them is duetd's to pass on to the
+     * programs it starts (or to hold for ever). */
+    syscall(SYS_close_range, 3, ~0U, 0);
     /* fds 0-2 must be open: libraries that spawn (libvirt) assume so, and a
      * pipe landing on fd 0 would be clobbered by a child's stdin. */
     int nullfd;

@@ -81,7 +81,6 @@ struct exec_watch {
     uv_poll_t poll;
     uv_timer_t timer;
     int open_handles;
-    bool timed_out;
     void (*exited)(void *opaque, int status);
     void *opaque;
 };
@@ -111,7 +110,8 @@ static void on_work(struct opq_item *it)
         inst->c = NULL;
         break;
     case OP_EXEC:
-        op->rc = container_exec_start(inst->c, op->argv, op->out_fd, op->err_fd, &op->proc, &op->err);
+        op->rc = container_exec_start(inst->c, op->argv, op->out_fd, op->err_fd, (int)op->timeout_ms, &op->proc,
+                                      &op->err);
         break;
     case OP_RECOVERED:
         op->rc = 0;
@@ -203,8 +203,9 @@ static void exec_watch_end(struct exec_watch *x, bool report)
     uv_close((uv_handle_t *)&x->poll, exec_watch_closed);
     uv_close((uv_handle_t *)&x->timer, exec_watch_closed);
     int status = -1;
-    if (container_exec_reap(&x->proc, &status) < 0 || x->timed_out)
-        status = x->timed_out ? 128 + 9 : -1;
+    bool timed_out = false;
+    if (container_exec_reap(&x->proc, &status, &timed_out) < 0)
+        status = -1;
     *x->prev = x->next;
     if (x->next)
         x->next->prev = x->prev;
@@ -219,10 +220,11 @@ static void on_exec_readable(uv_poll_t *h, int status, int events)
     exec_watch_end(h->data, true);
 }
 
+/* The helper keeps the command's timeout; this is the backstop should
+ * the helper itself not end. */
 static void on_exec_timeout(uv_timer_t *t)
 {
     struct exec_watch *x = t->data;
-    x->timed_out = true;
     container_exec_kill(&x->proc);   /* the poll reports its end */
 }
 
@@ -258,7 +260,8 @@ static void exec_watch_start(struct driver_instance *inst, struct op *op)
         uv_close((uv_handle_t *)&x->timer, exec_watch_closed);
         container_exec_kill(&x->proc);
         int st;
-        container_exec_reap(&x->proc, &st);
+        bool to;
+        container_exec_reap(&x->proc, &st, &to);
         *x->prev = x->next;
         if (x->next)
             x->next->prev = x->prev;
@@ -267,7 +270,7 @@ static void exec_watch_start(struct driver_instance *inst, struct op *op)
         return;
     }
     if (op->timeout_ms)
-        uv_timer_start(&x->timer, on_exec_timeout, op->timeout_ms, 0);
+        uv_timer_start(&x->timer, on_exec_timeout, op->timeout_ms + 5000, 0);
 }
 
 static void after_work(struct opq_item *it, int status)
@@ -280,8 +283,9 @@ static void after_work(struct opq_item *it, int status)
         duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
         if (op->kind == OP_EXEC && op->rc == 0) {
             int st;
+            bool to;
             container_exec_kill(&op->proc);
-            container_exec_reap(&op->proc, &st);
+            container_exec_reap(&op->proc, &st, &to);
         }
         free(op);
         opq_drain(&inst->q, &gone);

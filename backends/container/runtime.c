@@ -1094,11 +1094,52 @@ static char **exec_env(const struct container *c, char **data)
  * makes itself non-dumpable, so the container's root can neither ptrace it
  * nor open anything through /proc/PID/{fd,exe,mem}.  It stays outside the
  * container's pid namespace (invisible there); only its child, which
- * executes duet-init at once, is inside.  That child dies with the helper
- * (parent-death signal), and duet-init then kills the command's tree: a
- * caller's timeout is a SIGKILL of the helper.
+ * executes duet-init at once, is inside.
+ *
+ * The helper keeps the timeout: it asks duet-init to end the command's
+ * tree (SIGTERM; duet-init is the tree's subreaper), and if that does not
+ * happen within EXEC_KILL_GRACE_MS (the container may have stopped
+ * duet-init) kills duet-init itself, whose orphans then fall to the
+ * container's pid 1.  It always reaps its child before it ends: a child
+ * orphaned outside the container would go to the nearest subreaper there
+ * (duetd is one, for embedded QEMU) and, unreaped, keep the container's
+ * pid namespace, and so its stop, from ever finishing.
  */
-int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd,
+#define EXEC_KILL_GRACE_MS 2000
+
+/* The helper's wait for its child; never returns. */
+static _Noreturn void exec_helper_wait(pid_t inner, int timeout_ms)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, inner, 0);
+    bool timed_out = false;
+    if (timeout_ms > 0 && pfd >= 0) {
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int rc;
+        while ((rc = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+            ;
+        if (rc == 0) {
+            timed_out = true;
+            kill(inner, SIGTERM);
+            while ((rc = poll(&p, 1, EXEC_KILL_GRACE_MS)) < 0 && errno == EINTR)
+                ;
+            if (rc == 0)
+                kill(inner, SIGKILL);
+        }
+    }
+    int ws;
+    while (waitpid(inner, &ws, 0) < 0)
+        if (errno != EINTR)
+            _exit(125);
+    if (timed_out) {
+        /* Told apart from any status of the command's: nothing in the
+         * container can signal this process. */
+        signal(SIGALRM, SIG_DFL);
+        raise(SIGALRM);
+    }
+    _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+}
+
+int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
                          struct container_exec_proc *proc, struct duet_err *err)
 {
     proc->pid = -1;
@@ -1203,11 +1244,7 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
             syscall(SYS_execveat, init_fd, "", (char *const *)iargv, envp, AT_EMPTY_PATH);
             _exit(125);
         }
-        int ws;
-        while (waitpid(inner, &ws, 0) < 0)
-            if (errno != EINTR)
-                _exit(125);
-        _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+        exec_helper_wait(inner, timeout_ms);
     }
     for (size_t j = 0; j < n_ns; j++)
         close(keep[j]);
@@ -1230,7 +1267,7 @@ void container_exec_kill(struct container_exec_proc *proc)
         syscall(SYS_pidfd_send_signal, proc->pidfd, SIGKILL, NULL, 0);
 }
 
-int container_exec_reap(struct container_exec_proc *proc, int *status)
+int container_exec_reap(struct container_exec_proc *proc, int *status, bool *timed_out)
 {
     int ws = 0;
     pid_t r;
@@ -1242,7 +1279,8 @@ int container_exec_reap(struct container_exec_proc *proc, int *status)
     proc->pid = -1;
     if (r < 0)
         return -1;
-    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    *timed_out = WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM;
+    *status = *timed_out ? 128 + SIGKILL : WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
     return 0;
 }
 
@@ -1250,16 +1288,10 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
                    int *status, struct duet_err *err)
 {
     struct container_exec_proc proc;
-    if (container_exec_start(c, argv, out_fd, err_fd, &proc, err) < 0)
+    if (container_exec_start(c, argv, out_fd, err_fd, timeout_ms, &proc, err) < 0)
         return -1;
-    struct pollfd pfd = {.fd = proc.pidfd, .events = POLLIN};
-    int rc;
-    while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
-        ;
-    bool timed_out = rc == 0;
-    if (timed_out)
-        container_exec_kill(&proc);
-    if (container_exec_reap(&proc, status) < 0)
+    bool timed_out = false;
+    if (container_exec_reap(&proc, status, &timed_out) < 0)
         return duet_err_sys(err, "container %s: waiting for exec", c->name);
     if (timed_out)
         return duet_err_set(err, ETIMEDOUT, "container %s: %s did not end within %d ms and was killed", c->name,

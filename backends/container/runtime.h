@@ -133,16 +133,19 @@ struct container_exec_proc {
 };
 /* Starts argv inside the container with the workload's user, cgroup,
  * namespaces, capabilities and filter, through duet-init --exec; nothing
- * of the caller's (descriptors, image, memory) is reachable from inside. */
-int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd,
+ * of the caller's (descriptors, image, memory) is reachable from inside.
+ * timeout_ms > 0: at the timeout the command and everything it started
+ * are killed (within EXEC_KILL_GRACE_MS more), by the helper itself. */
+int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
                          struct container_exec_proc *proc, struct duet_err *err);
-/* Ends the command and every process it started (any thread). */
+/* Kills the helper (any thread): for a caller that cannot wait for it. */
 void container_exec_kill(struct container_exec_proc *proc);
 /* Waits for the helper (blocks until it ends); *status: the command's exit
- * status, 128+N for signal N; 125: it could not enter the container. */
-int container_exec_reap(struct container_exec_proc *proc, int *status);
-/* All three: timeout_ms < 0 waits for ever; at the timeout the command's
- * whole tree is killed and -1 returned with ETIMEDOUT. */
+ * status, 128+N for signal N, 125 when it could not enter the container;
+ * *timed_out when the timeout ended it (status 137). */
+int container_exec_reap(struct container_exec_proc *proc, int *status, bool *timed_out);
+/* Start and reap: timeout_ms <= 0 waits for ever; at the timeout the
+ * command's whole tree is killed and -1 returned with ETIMEDOUT. */
 int container_exec(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
                    int *status, struct duet_err *err);
 /* "PARENT/NAME": the container's cgroup, relative to each hierarchy. */

@@ -81,6 +81,13 @@ static inline void dd_start(struct dd *d)
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        /* A descriptor that is not close-on-exec, as a shell may leave
+         * one to the programs it starts: duetd must not pass it on. */
+        int dir = open(d->dir, O_RDONLY | O_DIRECTORY);
+        if (dir >= 0 && dir != 251) {
+            dup2(dir, 251);
+            close(dir);
+        }
         execl(duetd, "duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock, "--restart-backoff",
               "100", "--stop-grace", "2000", "--request-timeout", "1500", "--bridge", d->bridge, "--subnet",
               d->subnet, "--guest-kernel",

@@ -1,0 +1,144 @@
+/*
+ * Attacks on a real duetd from inside its containers: the exec trap of
+ * CVE-2019-5736, descriptors raced through /proc, a health check that
+ * never ends.  Each test performs the attack and checks what it got.
+ */
+#include "dtest.h"
+
+#define ROOTFS dd_env("DUET_ROOTFS")
+
+/* Every descriptor duetd holds is close-on-exec: nothing it opened (nor
+ * anything it inherited) can reach a program it starts. */
+static void expect_all_cloexec(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", (int)pid);
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    struct dirent *e;
+    int checked = 0;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2)
+            continue;
+        char p[400], line[256], target[256] = "";
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;   /* closed meanwhile */
+        unsigned long flags = 0;
+        while (fgets(line, sizeof(line), f))
+            sscanf(line, "flags: %lo", &flags);
+        fclose(f);
+        snprintf(p, sizeof(p), "/proc/%d/fd/%s", (int)pid, e->d_name);
+        ssize_t n = readlink(p, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        cr_expect(flags & O_CLOEXEC, "duetd's fd %d (%s) is not close-on-exec", fd, target);
+        checked++;
+    }
+    closedir(d);
+    cr_expect_gt(checked, 5, "duetd has descriptors to check");
+}
+
+Test(attack, exec_and_health_check_traps_reach_nothing_of_the_daemon, .timeout = 180)
+{
+    struct dd d;
+    dd_init(&d);
+    /* The container replaces its own health-check program with a script
+     * run by /proc/self/exe, then watches for what that brings in. */
+    const char *m = dd_manifest(
+        &d, "trap.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: trap}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n"
+        "  command: [/bin/sh, -c, \"printf '#!/proc/self/exe\\\\n' > /bin/check; chmod 755 /bin/check; "
+        "exec /bin/escape_probe --watch 60\"]\n"
+        "  healthcheck: {exec: [/bin/check], interval: 1s, timeout: 1s, retries: 1000}\n",
+        ROOTFS);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
+    free(out);
+    dd_wait_field(&d, "trap", "state", "running", 20000);
+    expect_all_cloexec(d.pid);
+    /* `duet exec` of the trap too, and of a command that lists its fds. */
+    for (int i = 0; i < 15; i++) {
+        dd_duet(&d, &out, "exec trap -- /bin/check");
+        if (i == 0)
+            cr_expect(strstr(out, "duet-init"), "the trap ran the sealed duet-init: %s", out);
+        free(out);
+    }
+    cr_expect_eq(dd_duet(&d, &out, "exec trap -- /bin/ls /proc/self/fd"), 0);
+    cr_expect_str_eq(out, "0\n1\n2\n3\n", "an exec'd command has only its stdio (3: ls's directory): %s", out);
+    free(out);
+    /* Health checks keep running meanwhile (one a second). */
+    sleep(4);
+    cr_assert_eq(dd_duet(&d, &out, "logs trap"), 0);
+    struct stat duetd_st, init_st;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/duetd", dd_env("DUET_BUILD"));
+    cr_assert_eq(stat(path, &duetd_st), 0);
+    cr_assert_eq(stat(dd_env("DUET_INIT"), &init_st), 0);
+    int exes = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned long long dev, ino;
+        int pid, fd;
+        char target[256];
+        if (sscanf(line, "EXE %d %llu:%llu", &pid, &dev, &ino) == 3) {
+            exes++;
+            cr_expect(!(dev == duetd_st.st_dev && ino == duetd_st.st_ino),
+                      "the container got an fd on the host's duetd (pid %d)", pid);
+            cr_expect(!(dev == init_st.st_dev && ino == init_st.st_ino),
+                      "the container got an fd on the host's duet-init (pid %d)", pid);
+        } else if (sscanf(line, "FD %d %d %255s", &pid, &fd, target) == 3) {
+            cr_expect_lt(fd, 3, "the container opened %s, fd %d of pid %d", target, fd, pid);
+            cr_expect(!strstr(target, "state.db"), "the container opened the store: %s", line);
+        }
+    }
+    cr_expect_gt(exes, 0, "the watcher saw the execs at all");
+    free(out);
+    dd_finish(&d);
+}
+
+/* A check that never ends (and leaves an orphan behind) is killed at its
+ * timeout with everything it started; it holds back no delete; after a
+ * kill -9 of duetd nothing of it keeps the daemon's sockets, so the next
+ * duetd starts and finishes the delete. */
+Test(attack, a_hung_health_check_holds_nothing, .timeout = 180)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(
+        &d, "hang.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: hang}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  command: [/bin/sleep, '1000']\n"
+        "  healthcheck: {exec: [/bin/sh, -c, 'sleep 1000 & exec sleep 1000'], interval: 1s, timeout: 1s}\n"
+        "---\n"
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: hang2}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  command: [/bin/sleep, '1000']\n"
+        "  healthcheck: {exec: [/bin/sh, -c, 'sleep 1000 & exec sleep 1000'], interval: 1s, timeout: 1s}\n",
+        ROOTFS, ROOTFS);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
+    free(out);
+    dd_wait_field(&d, "hang", "health", "unhealthy", 30000);
+    char *why = dd_field(&d, "hang", "health_message");
+    cr_expect(why && strstr(why, "no answer within 1000 ms"), "%s", why ? why : "(none)");
+    free(why);
+    /* Killed, not piling up: at most one check's tree (3 processes) beside
+     * duet-init and the workload's sleep. */
+    char cg[512];
+    snprintf(cg, sizeof(cg), "%s/hang", d.cgdir);
+    int procs = dd_count_procs(cg);
+    cr_expect_leq(procs, 5, "%d processes in the container: the checks' trees are not killed", procs);
+    uint64_t t0 = dd_now_ms();
+    cr_expect_eq(dd_duet(&d, &out, "delete hang --wait"), 0, "%s", out);
+    free(out);
+    cr_expect_lt(dd_now_ms() - t0, 10000, "delete waited for the hung check");
+    /* kill -9 while hang2's check hangs: the next daemon starts (no
+     * helper holds its name server's socket) and deletes hang2. */
+    sleep(2);
+    dd_kill9(&d);
+    dd_start(&d);
+    cr_expect_eq(dd_duet(&d, &out, "delete hang2 --wait"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
