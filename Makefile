@@ -37,7 +37,7 @@ LDFLAGS   += -fsanitize=address,undefined
 endif
 
 LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/grow.c common/sysinfo.c \
-          manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c \
+          manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c \
           scheduler/host.c scheduler/placement.c \
           backends/driver.c backends/opqueue.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \

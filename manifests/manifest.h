@@ -128,6 +128,9 @@ struct workload_spec {
     size_t n_ports;
     struct wl_volume *volumes;
     size_t n_volumes;
+    /* Volumes or a rootfs that are the host's own tree (hostpath.h) are
+     * allowed: said by the user, shown as a warning. */
+    bool host_access;
 };
 
 struct host_spec {

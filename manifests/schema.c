@@ -22,8 +22,10 @@
 #include <strings.h>
 
 #include "grow.h"
+#include "hostpath.h"
 #include "manifest.h"
 #include "schema.h"
+#include "hostpath.h"
 
 #define CONV_BUDGET 200000     /* node visits per document; a real one needs < 1000 */
 
@@ -477,6 +479,24 @@ static bool get_host_path(struct conv *c, const struct ynode *n, const char *pat
     return true;
 }
 
+/* A host path the workload would be given: refused when it is the host's
+ * own tree (hostpath.h), unless spec.hostAccess says so. */
+static void check_host_path(struct conv *c, const struct workload_spec *w, const struct ynode *n, const char *field,
+                            const char *path)
+{
+    char resolved[4096];
+    const char *hit = hostpath_protected(path, NULL, resolved, sizeof(resolved));
+    if (!hit || w->host_access)
+        return;
+    char how[4200] = "";
+    if (strcmp(resolved, path) != 0)
+        snprintf(how, sizeof(how), " (it leads to %s)", resolved);
+    cerr(c, n,
+         "%s %s%s is or holds the host's %s: a workload given it can change the host; name a directory of its "
+         "own, or set spec.hostAccess: true to give it the host knowingly",
+         field, path, how, hit);
+}
+
 /* A path inside the workload: absolute, and no ".." so it cannot name a place
  * outside the root however the root is laid out. */
 static bool get_guest_path(struct conv *c, const struct ynode *n, const char *path, bool allow_root,
@@ -654,8 +674,8 @@ static void conv_image(struct conv *c, struct workload_spec *w, const struct yno
         return;
     check_keys(c, img, "spec.image", keys);
     const struct ynode *v;
-    if ((v = mget(img, "rootfs", NULL)))
-        get_host_path(c, v, "spec.image.rootfs", &w->image.rootfs);
+    if ((v = mget(img, "rootfs", NULL)) && get_host_path(c, v, "spec.image.rootfs", &w->image.rootfs))
+        check_host_path(c, w, v, "spec.image.rootfs", w->image.rootfs);
     if ((v = mget(img, "disk", NULL)))
         get_host_path(c, v, "spec.image.disk", &w->image.disk);
     if ((v = mget(img, "kernel", NULL)))
@@ -823,9 +843,11 @@ static void conv_volumes(struct conv *c, struct workload_spec *w, const struct y
         struct wl_volume vol = {0};
         bool ok = true;
         snprintf(pp, sizeof(pp), "%s.source", p);
-        if ((v = mget(it, "source", NULL)))
+        if ((v = mget(it, "source", NULL))) {
             ok = get_host_path(c, v, pp, &vol.source) && ok;
-        else
+            if (vol.source)
+                check_host_path(c, w, v, pp, vol.source);
+        } else
             ok = false, cerr(c, it, "%s needs source: the host directory or file to mount", p);
         snprintf(pp, sizeof(pp), "%s.target", p);
         const struct ynode *tn = mget(it, "target", NULL);
@@ -872,7 +894,7 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
 {
     static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "env",
                                        "workingDir", "user", "resources", "needs", "restart", "dependsOn",
-                                       "healthcheck", "ports", "volumes", "network", NULL};
+                                       "healthcheck", "ports", "volumes", "network", "hostAccess", NULL};
     if (!s) {
         cerr(c, key, "spec is required (at least spec.image)");
         return;
@@ -882,6 +904,9 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
     check_keys(c, s, "spec", keys);
     const struct ynode *v, *k = NULL;
     int e;
+    /* First: the paths below are checked against it. */
+    if ((v = mget(s, "hostAccess", NULL)))
+        get_bool(c, v, "spec.hostAccess", &w->host_access);
     if ((v = mget(s, "role", NULL)) && get_enum(c, v, "spec.role", role_names, &e))
         w->role = (enum wl_role)e;
     if ((v = mget(s, "placement", NULL)) && get_enum(c, v, "spec.placement", placement_names, &e))

@@ -7,6 +7,7 @@
  * a 4xx status for what the client can fix and 5xx for what it cannot.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "cleanup.h"
 #include "container.h"
 #include "daemon.h"
+#include "hostpath.h"
 #include "placement.h"
 #include "specjson.h"
 
@@ -114,6 +116,9 @@ json_t *api_wl_json(const struct wl *w, bool detail)
         json_array_append_new(ports, x);
     }
     json_object_set_new(j, "ports", ports);
+    char warn[1024];
+    if (hostpath_warning(w->spec, warn, sizeof(warn)))
+        json_object_set_new(j, "warning", json_string(warn));
     if (!detail)
         return j;
     json_object_set_new(j, "spec", json_loads(w->spec_json, 0, NULL));
@@ -288,6 +293,37 @@ static void wl_assign(struct wl *w, struct spec_group *g, const struct workload_
         w->phase = PH_PENDING;
 }
 
+
+/* The manifest checks the host's own tree (hostpath.h); the daemon adds
+ * what only it knows: its state directory and its socket's.  A workload
+ * given those could rewrite the store or talk to the API as root. */
+static void check_daemon_paths(struct daemon *d, struct manifest_set *set, const struct strmap *in_files)
+{
+    char sockdir[sizeof(d->socket_path)];
+    snprintf(sockdir, sizeof(sockdir), "%s", d->socket_path);
+    const char *const mine[] = {d->state_dir, dirname(sockdir), NULL};
+    for (size_t k = 0; k < set->n_workloads; k++) {
+        const struct workload_spec *w = set->workloads[k];
+        if (w->host_access || strmap_get(in_files, w->name) != w)
+            continue;
+        const char *paths[64];
+        size_t n = 0;
+        if (w->image.rootfs)
+            paths[n++] = w->image.rootfs;
+        for (size_t i = 0; i < w->n_volumes && n < 64; i++)
+            paths[n++] = w->volumes[i].source;
+        for (size_t i = 0; i < n; i++) {
+            char resolved[4096];
+            const char *hit = hostpath_protected(paths[i], mine, resolved, sizeof(resolved));
+            if (hit)
+                diag_add(&set->diags, w->pos.file, w->name_pos.line, w->name_pos.col,
+                         "%s: %s leads to %s, which is or holds duetd's %s: a workload given it could change "
+                         "the daemon's state; name a directory of its own, or set spec.hostAccess: true",
+                         w->name, paths[i], resolved, hit);
+        }
+    }
+}
+
 static void apply(struct daemon *d, struct http_conn *c, const struct http_request *req)
 {
     json_error_t jerr;
@@ -344,6 +380,8 @@ static void apply(struct daemon *d, struct http_conn *c, const struct http_reque
     free(kept);
     if (manifest_set_ok(set))
         manifest_set_validate(set);
+    if (manifest_set_ok(set))
+        check_daemon_paths(d, set, &in_files);
     if (!manifest_set_ok(set))
         strmap_free(&in_files);
     if (!manifest_set_ok(set)) {

@@ -529,6 +529,8 @@ static int cmd_describe(int argc, char **argv)
     }
     if (json_is_string(json_object_get(j, "message")))
         printf("Message:     %s\n", str(j, "message"));
+    if (json_is_string(json_object_get(j, "warning")))
+        printf("Warning:     hostAccess: %s\n", str(j, "warning"));
     if (json_is_string(json_object_get(j, "address")))
         printf("Address:     %s (reached by name as %s)\n", str(j, "address"), str(j, "name"));
     else

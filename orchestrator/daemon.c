@@ -771,6 +771,12 @@ int main(int argc, char **argv)
     sibling("duet-init", "DUET_INIT", init, sizeof(init));
     sibling("duet-vminit", "DUET_VMINIT", vminit, sizeof(vminit));
     d.drv[BACKEND_CONTAINER] = container_driver_new(init, NULL);
+    /* No volume leads into the daemon's own state or its socket. */
+    container_driver_protect_path(d.drv[BACKEND_CONTAINER], d.state_dir);
+    char sockreal[PATH_MAX];
+    snprintf(sockreal, sizeof(sockreal), "%s", d.socket_path);
+    if (realpath(dirname(sockreal), sockdir))
+        container_driver_protect_path(d.drv[BACKEND_CONTAINER], sockdir);
     struct vm_driver_options vo = {.uri = o.libvirt_uri, .vminit = vminit,
                                    .guest_kernel = d.host.backend[BACKEND_VM].guest_kernel
                                                        ? d.host.backend[BACKEND_VM].guest_kernel_path

@@ -1,4 +1,5 @@
 #include "plan_output.h"
+#include "hostpath.h"
 
 #include <string.h>
 
@@ -89,6 +90,9 @@ int plan_print_json(const struct plan *p, FILE *out)
             jsonw_string(&j, pl->reasons[r]);
         jsonw_array_end(&j);
         ruled_out_json(&j, pl);
+        char warn[1024];
+        if (hostpath_warning(pl->w, warn, sizeof(warn)))
+            jsonw_kv_string(&j, "warning", warn);
         jsonw_kv_uint(&j, "start_order", pl->start_order);
         jsonw_kv_string(&j, "role", wl_role_name(pl->w->role));
         jsonw_kv_number(&j, "cpus", pl->cpus);
@@ -112,6 +116,9 @@ int plan_print_json(const struct plan *p, FILE *out)
         jsonw_object_begin(&j);
         jsonw_kv_string(&j, "name", pl->w->name);
         jsonw_kv_string(&j, "reason", pl->unplaceable);
+        char warn[1024];
+        if (hostpath_warning(pl->w, warn, sizeof(warn)))
+            jsonw_kv_string(&j, "warning", warn);
         jsonw_kv_uint(&j, "start_order", pl->start_order);
         ruled_out_json(&j, pl);
         jsonw_object_end(&j);
@@ -171,6 +178,9 @@ void plan_print_table(const struct plan *p, FILE *out)
         for (int k = 0; k < BACKEND_COUNT; k++)
             if (pl->ruled_out[k])
                 fprintf(out, "    - %s ruled out: %s\n", backend_kind_name((enum backend_kind)k), pl->ruled_out[k]);
+        char warn[1024];
+        if (hostpath_warning(pl->w, warn, sizeof(warn)))
+            fprintf(out, "    ! warning: hostAccess: %s\n", warn);
     }
     if (p->n_unplaceable) {
         fprintf(out, "\nUnplaceable:\n");

@@ -139,6 +139,8 @@ json_t *specjson_from_workload(const struct workload_spec *w)
         }
         json_object_set_new(s, "volumes", vols);
     }
+    if (w->host_access)
+        json_object_set_new(s, "hostAccess", json_true());
     json_object_set_new(doc, "spec", s);
     return doc;
 }

@@ -69,6 +69,10 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     }
     if (!caps->available)
         return arena_printf(a, "the VM backend is unavailable on this host: %s", caps->unavailable_reason);
+    /* Never accepted and dropped: a VM that ran without them would write
+     * the user's data into its own disk. */
+    if (w->n_volumes)
+        return "volumes are mounted into containers only: a VM cannot be given host directories yet";
     if (!w->image.disk && !w->image.kernel && !caps->guest_kernel)
         return "image has only a rootfs and this host has no guest kernel to boot it with (give image.kernel, "
                "or install one at /var/lib/duet/kernel/vmlinuz)";

@@ -18,6 +18,9 @@ const char *container_driver_cgroup_dir(struct driver *drv, char *buf, size_t le
 /* Before open: run containers in user namespaces, container root = host
  * uid/gid base (size ids mapped). */
 void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t size);
+/* A host path no volume may lead to without spec.hostAccess (the
+ * daemon's state and socket dirs); before open; at most 3. */
+void container_driver_protect_path(struct driver *drv, const char *path);
 
 /* Fills caps for this host; cgroup_root is normally "/sys/fs/cgroup". */
 int container_backend_probe(const char *cgroup_root, struct driver_caps *caps, struct duet_err *err);

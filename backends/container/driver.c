@@ -38,6 +38,7 @@ struct ct_priv {
     char init_path[256];
     char cgroup_root[64];
     uint32_t userns_base, userns_size;   /* 0: no user namespaces */
+    char *protect[3];                    /* given to the runtime at open */
 };
 
 struct driver_instance {
@@ -395,6 +396,8 @@ static int ct_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     struct ct_priv *p = priv(drv);
     if (container_runtime_init(&p->rt, state_dir, p->init_path, p->cgroup_root[0] ? p->cgroup_root : NULL, err) < 0)
         return -1;
+    for (size_t i = 0; i < 3 && p->protect[i]; i++)
+        container_runtime_protect(&p->rt, p->protect[i]);
     if (p->userns_base && container_runtime_set_userns(&p->rt, p->userns_base, p->userns_size, err) < 0) {
         container_runtime_fini(&p->rt);
         return -1;
@@ -654,11 +657,25 @@ void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t siz
     priv(drv)->userns_size = size;
 }
 
+void container_driver_protect_path(struct driver *drv, const char *path)
+{
+    struct ct_priv *p = priv(drv);
+    for (size_t i = 0; i < 3; i++)
+        if (!p->protect[i]) {
+            p->protect[i] = strdup(path);
+            if (!p->protect[i])
+                abort();
+            return;
+        }
+}
+
 void container_driver_free(struct driver *drv)
 {
     if (!drv)
         return;
     ct_close(drv);
+    for (size_t i = 0; i < 3; i++)
+        free(priv(drv)->protect[i]);
     free(drv->priv);
     free(drv);
 }

@@ -91,7 +91,7 @@ static const char *fd_path(int fd, char *buf, size_t len)
 
 /* Clones the mount at (dirfd, path) and attaches it on target, read-only
  * when asked: the whole operation on file descriptors. */
-static int attach_clone(int dirfd, const char *path, int target, bool readonly)
+int mounts_clone_tree(int dirfd, const char *path, bool readonly)
 {
     int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (path[0] ? 0 : AT_EMPTY_PATH);
     int tree = (int)syscall(SYS_open_tree, dirfd, path, flags);
@@ -106,6 +106,14 @@ static int attach_clone(int dirfd, const char *path, int target, bool readonly)
             return -1;
         }
     }
+    return tree;
+}
+
+static int attach_clone(int dirfd, const char *path, int target, bool readonly)
+{
+    int tree = mounts_clone_tree(dirfd, path, readonly);
+    if (tree < 0)
+        return -1;
     int rc = (int)syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
     int e = errno;
     close(tree);
@@ -270,14 +278,15 @@ int mounts_volumes(int rootfd, const struct mounts_plan *p, const char **what)
         const struct wl_volume *v = &p->volumes[i];
         *what = "opening a volume's source on the host";
         struct stat st;
-        if (stat(v->source, &st) < 0)
+        if (fstat(p->volume_fds[i], &st) < 0)
             return -1;
         *what = "creating a volume's target inside the rootfs";
         int target = mounts_open_in_root(rootfd, v->target, true, !S_ISDIR(st.st_mode));
         if (target < 0)
             return -1;
         *what = "mounting a volume";
-        int rc = attach_clone(AT_FDCWD, v->source, target, v->read_only);
+        int rc = (int)syscall(SYS_move_mount, p->volume_fds[i], "", target, "",
+                              MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
         int e = errno;
         close(target);
         if (rc < 0) {

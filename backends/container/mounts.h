@@ -21,6 +21,7 @@ struct mounts_plan {
     const char *merged;          /* where the overlay is mounted (state dir) */
     const char *overlay_opts;    /* lowerdir=...,upperdir=...,workdir=... */
     const struct wl_volume *volumes;
+    const int *volume_fds;       /* each source as a detached mount tree, made on the host side */
     size_t n_volumes;
 };
 
@@ -28,6 +29,10 @@ struct mounts_plan {
  * With create, missing directories are made (0755) and a missing last
  * component is made as a directory, or as an empty file when file is set. */
 int mounts_open_in_root(int rootfd, const char *path, bool create, bool file);
+
+/* A detached copy of the mount tree at path (relative to dirfd; "" for
+ * dirfd itself), read-only when asked; -1 with errno. */
+int mounts_clone_tree(int dirfd, const char *path, bool readonly);
 
 /* Steps, in order; each returns -1 with errno and *what on failure. */
 int mounts_make_private(const char **what);

@@ -14,6 +14,7 @@
  * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
  */
 #include "exit_status.h"
+#include "hostpath.h"
 #include "ifconf.h"
 #include "ipam.h"
 #include "netlink.h"
@@ -134,8 +135,23 @@ const char *container_cgroup_name(const struct container_runtime *rt, const char
     return buf;
 }
 
+void container_runtime_protect(struct container_runtime *rt, const char *path)
+{
+    for (size_t i = 0; i + 1 < sizeof(rt->protected_paths) / sizeof(rt->protected_paths[0]); i++)
+        if (!rt->protected_paths[i]) {
+            rt->protected_paths[i] = strdup(path);
+            if (!rt->protected_paths[i])
+                abort();
+            return;
+        }
+}
+
 void container_runtime_fini(struct container_runtime *rt)
 {
+    for (size_t i = 0; i < sizeof(rt->protected_paths) / sizeof(rt->protected_paths[0]); i++) {
+        free(rt->protected_paths[i]);
+        rt->protected_paths[i] = NULL;
+    }
     if (rt->cgroup_parent[0])
         cgroup_remove_parent(&rt->cgroup, rt->cgroup_parent);
     if (rt->init_fd >= 0)
@@ -556,6 +572,50 @@ static _Noreturn void child_main(const struct child_args *a)
     child_fail(a, STEP_EXEC, "executing duet-init");
 }
 
+/* Opens every volume's source here, on the host side, and mounts what was
+ * opened (as a detached tree): the path is resolved once, so a link swapped in later (by
+ * another workload that can write next to it) changes nothing.  What it
+ * resolved to must not be the host's own tree (hostpath.h) nor the
+ * daemon's, unless the spec says hostAccess. */
+static int open_volumes(const struct container *c, const struct workload_spec *w, int *fds, struct duet_err *err)
+{
+    for (size_t i = 0; i < w->n_volumes; i++) {
+        const struct wl_volume *v = &w->volumes[i];
+        fds[i] = open(v->source, O_PATH | O_CLOEXEC);
+        if (fds[i] < 0)
+            return duet_err_sys(err, "container %s: volume source %s (for %s) cannot be used; create it or fix the path",
+                                c->name, v->source, v->target);
+        char link[64], resolved[PATH_MAX];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fds[i]);
+        ssize_t n = readlink(link, resolved, sizeof(resolved) - 1);
+        if (n <= 0)
+            return duet_err_sys(err, "container %s: cannot tell where volume source %s leads", c->name, v->source);
+        resolved[n] = '\0';
+        const char *hit = hostpath_protected_resolved(resolved, (const char *const *)c->rt->protected_paths);
+        if (!hit) {
+            char own[300];
+            snprintf(own, sizeof(own), "%s", c->rt->state_dir);
+            const char *const mine[] = {own, NULL};
+            hit = hostpath_protected_resolved(resolved, mine);
+        }
+        if (hit && !w->host_access)
+            return duet_err_set(err, EPERM,
+                                "container %s: volume source %s leads to %s, which is or holds the host's %s: a "
+                                "workload given it can change the host; name a directory of its own, or set "
+                                "spec.hostAccess: true to give it the host knowingly",
+                                c->name, v->source, resolved, hit);
+        /* What was checked is what gets mounted: a copy of its tree, made
+         * here in the host's mount namespace (a clone can only be taken
+         * there), moved into place by the child. */
+        int tree = mounts_clone_tree(fds[i], "", v->read_only);
+        if (tree < 0)
+            return duet_err_sys(err, "container %s: cannot take volume source %s", c->name, v->source);
+        close(fds[i]);
+        fds[i] = tree;
+    }
+    return 0;
+}
+
 /* STATE/NAME/env: the workload's environment, NUL-separated, for exec. */
 static int write_env_file(const struct container *c, const char *const *envp, size_t envc, struct duet_err *err)
 {
@@ -750,6 +810,13 @@ int container_start(struct container *c, const struct container_config *cfg, str
 
     int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, tree = -1, rc = -1;
     pid_t pid = -1;
+    int *vol_fds = calloc(w->n_volumes ? w->n_volumes : 1, sizeof(int));
+    if (!vol_fds)
+        abort();
+    for (size_t i = 0; i < w->n_volumes; i++)
+        vol_fds[i] = -1;
+    if (open_volumes(c, w, vol_fds, err) < 0)
+        goto out;
     if (cfg->net && write_net_files(c, cfg->net, err) < 0)
         goto out;
     snprintf(p, sizeof(p), "%s/log", c->dir);
@@ -770,7 +837,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .fail_at = cfg->fail_at,
         .userns = c->userns,
         .lower = lower,
-        .plan = {.merged = merged, .overlay_opts = opts, .volumes = w->volumes, .n_volumes = w->n_volumes},
+        .plan = {.merged = merged, .overlay_opts = opts, .volumes = w->volumes, .volume_fds = vol_fds,
+                 .n_volumes = w->n_volumes},
         .sync_fd = sync[0],
         .report_fd = report[1],
         .log_fd = log_fd,
@@ -873,6 +941,10 @@ out:
         close(exit_fd);
     if (null_fd >= 0)
         close(null_fd);
+    for (size_t i = 0; i < w->n_volumes; i++)
+        if (vol_fds[i] >= 0)
+            close(vol_fds[i]);
+    free(vol_fds);
     for (size_t i = 0; i < w->n_env; i++)
         free(envbuf[i]);
     free(envbuf);

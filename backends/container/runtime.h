@@ -73,7 +73,13 @@ struct container_runtime {
      * size-1 are host base..base+size-1. */
     bool userns;
     uint32_t userns_base, userns_size;
+    /* Host paths no volume may lead to without spec.hostAccess, beside
+     * the system's (hostpath.h): the daemon's state and socket dirs. */
+    char *protected_paths[4];
 };
+
+/* Adds path to rt's protected paths (copied; at most 3). */
+void container_runtime_protect(struct container_runtime *rt, const char *path);
 
 /* Runs containers in user namespaces from now on: root in a container is
  * host uid/gid `base`, unprivileged on the host.  The image is seen through

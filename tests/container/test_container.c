@@ -958,3 +958,51 @@ Test(container, exec_timeout_kills_the_whole_tree)
     destroy(c);
     fixture_fini(&f);
 }
+
+/* A volume's link that is swapped for one to the host's /etc after the
+ * manifest was checked (another workload can write next to it) is caught
+ * where the source is opened, and so is one into the runtime's own state
+ * or a path the daemon protects. */
+Test(container, a_volume_swapped_to_the_host_is_refused)
+{
+    struct fixture f;
+    fixture_init(&f);
+    container_runtime_protect(&f.rt, "/tmp/duet-ct-protected");
+    char dir[] = "/tmp/duet-vol-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char data[128], link[128], body[512];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(link, sizeof(link), "%s/link", dir);
+    cr_assert_eq(mkdir(data, 0755), 0);
+    cr_assert_eq(symlink(data, link), 0);
+    snprintf(body, sizeof(body), "  command: [/bin/ls, /data]\n  volumes: [{source: %s, target: /data}]\n", link);
+    const struct workload_spec *w = spec(&f, "swapped", body);
+    cr_assert_eq(unlink(link), 0);
+    cr_assert_eq(symlink("/etc", link), 0);
+    struct container_config cfg = {.spec = w};
+    struct container *c;
+    struct duet_err err = {0};
+    cr_assert_eq(container_prepare(&f.rt, &cfg, &c, &err), 0, "prepare: %s", err.msg);
+    cr_expect_eq(container_start(c, &cfg, &err), -1, "a volume that became /etc was mounted");
+    cr_expect(strstr(err.msg, "leads to /etc, which is or holds the host's /etc"), "%s", err.msg);
+    container_destroy(c, NULL);
+
+    const char *inside[] = {f.state, "/tmp/duet-ct-protected/sub"};
+    cr_assert_eq(mkdir("/tmp/duet-ct-protected", 0700) == 0 || errno == EEXIST, true);
+    cr_assert_eq(mkdir("/tmp/duet-ct-protected/sub", 0700) == 0 || errno == EEXIST, true);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body), "  command: [/bin/true]\n  volumes: [{source: %s, target: /data}]\n", inside[i]);
+        w = spec(&f, "inside", body);
+        cfg.spec = w;
+        cr_assert_eq(container_prepare(&f.rt, &cfg, &c, &err), 0, "prepare: %s", err.msg);
+        cr_expect_eq(container_start(c, &cfg, &err), -1, "volume %s was mounted", inside[i]);
+        cr_expect(strstr(err.msg, "spec.hostAccess"), "%s", err.msg);
+        container_destroy(c, NULL);
+    }
+    rmdir("/tmp/duet-ct-protected/sub");
+    rmdir("/tmp/duet-ct-protected");
+    unlink(link);
+    rmdir(data);
+    rmdir(dir);
+    fixture_fini(&f);
+}

@@ -142,3 +142,52 @@ Test(attack, a_hung_health_check_holds_nothing, .timeout = 180)
     free(out);
     dd_finish(&d);
 }
+
+/* Volumes and roots that are the host, or the daemon's own state, are
+ * refused at apply with the reason; hostAccess lets them through and
+ * plan and describe say so.  With /proc mounted a container's root could
+ * write the host's core_pattern. */
+Test(attack, host_paths_are_refused_unless_said, .timeout = 90)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *srcs[] = {"/proc", "/", "/etc", "/sys/kernel", "/dev", d.state, d.dir};
+    for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
+        const char *m = dd_manifest(&d, "host.yaml",
+                                    "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: grab}\nspec:\n"
+                                    "  placement: container\n  image: {rootfs: %s}\n  command: [/bin/sleep, '30']\n"
+                                    "  volumes: [{source: %s, target: /host}]\n",
+                                    ROOTFS, srcs[i]);
+        char *out;
+        cr_expect_eq(dd_duet(&d, &out, "apply -f %s", m), 1, "volume %s: %s", srcs[i], out);
+        cr_expect(strstr(out, "spec.hostAccess: true"), "volume %s: %s", srcs[i], out);
+        free(out);
+    }
+    const char *m = dd_manifest(&d, "root.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: grab}\nspec:\n"
+                                "  placement: container\n  image: {rootfs: /}\n  command: [/bin/true]\n");
+    char *out;
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", m), 1, "%s", out);
+    cr_expect(strstr(out, "spec.image.rootfs / is or holds the host's"), "%s", out);
+    free(out);
+    json_t *all = dd_get(&d, "/v1/workloads");
+    cr_expect_eq(json_array_size(json_object_get(all, "workloads")), 0, "nothing was created");
+    json_decref(all);
+    /* Said knowingly: allowed, and shown. */
+    m = dd_manifest(&d, "said.yaml",
+                    "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: said}\nspec:\n"
+                    "  placement: container\n  image: {rootfs: %s}\n  command: [/bin/sleep, '30']\n"
+                    "  hostAccess: true\n  volumes: [{source: /etc, target: /host-etc, readOnly: true}]\n",
+                    ROOTFS);
+    cr_expect_eq(dd_duet(&d, &out, "plan -f %s", m), 0, "%s", out);
+    cr_expect(strstr(out, "warning: hostAccess: volume /etc is or holds the host's /etc"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "describe said"), 0);
+    cr_expect(strstr(out, "Warning:     hostAccess: volume /etc"), "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "exec said -- /bin/cat /host-etc/hostname"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
