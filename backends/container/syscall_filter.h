@@ -4,7 +4,7 @@
  * Built with libseccomp in the parent and exported as raw BPF, because the
  * child installs it between clone() and exec, where a process forked from a
  * multi-threaded daemon must not call malloc (libseccomp allocates).  What
- * is denied and why is in docs/security.md.
+ * is allowed and why is in docs/security.md.
  */
 #ifndef DUET_SYSCALL_FILTER_H
 #define DUET_SYSCALL_FILTER_H
@@ -25,7 +25,9 @@ void container_seccomp_free(struct seccomp_prog *p);
  * no_new_privs, which a filter requires without CAP_SYS_ADMIN. */
 int container_seccomp_apply(const struct seccomp_prog *p);
 
-/* The names of the denied syscalls, for docs and tests. */
-extern const char *const container_seccomp_denied[];
+/* The syscalls allowed with any arguments, for docs and tests; every other
+ * one fails with EPERM (personality, clone, unshare and socket are
+ * allowed with some arguments: see syscall_filter.c). */
+extern const char *const container_seccomp_allowed[];
 
 #endif

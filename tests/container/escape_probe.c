@@ -22,6 +22,7 @@
 #include <linux/keyctl.h>
 #include <linux/perf_event.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,20 @@ static int try_io_uring(const char *a)
     return (int)syscall(SYS_io_uring_setup, 1, params);
 }
 static int try_fsopen(const char *a) { (void)a; return (int)syscall(SYS_fsopen, "tmpfs", 0); }
+/* Calls a deny-list lets through (Docker's allow-list refuses them). */
+static int try_no_randomize(const char *a) { (void)a; return (int)syscall(SYS_personality, 0x0040000UL); }
+static int try_fanotify(const char *a) { (void)a; return (int)syscall(SYS_fanotify_init, 0x200 /* FAN_REPORT_FID */, 0); }
+static int try_set_mempolicy(const char *a) { (void)a; return (int)syscall(SYS_set_mempolicy, 0, NULL, 0); }
+static int try_lsm_list(const char *a)
+{
+    (void)a;
+    uint64_t ids[16];
+    uint32_t size = sizeof(ids);
+    return (int)syscall(461 /* lsm_list_modules, x86_64 */, ids, &size, 0);
+}
+/* A syscall number no kernel has yet: an allow-list refuses what it does
+ * not know (EPERM); a deny-list passes it to the kernel (ENOSYS). */
+static int try_future_syscall(const char *a) { (void)a; return (int)syscall(1000); }
 static int try_sys_admin_cap(const char *a)
 {
     (void)a;
@@ -411,6 +426,11 @@ int main(int argc, char **argv)
         {"userfaultfd", try_userfaultfd, ""},
         {"io_uring_setup", try_io_uring, ""},
         {"fsopen", try_fsopen, ""},
+        {"personality-no-randomize", try_no_randomize, ""},
+        {"fanotify_init", try_fanotify, ""},
+        {"set_mempolicy", try_set_mempolicy, ""},
+        {"lsm_list_modules", try_lsm_list, ""},
+        {"future-syscall", try_future_syscall, ""},
         {"dangerous-capabilities", try_sys_admin_cap, ""},
     };
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++)
