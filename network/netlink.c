@@ -7,6 +7,7 @@
 #include "netlink.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
@@ -63,6 +64,65 @@ static int transact(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data
         if (rc == MNL_CB_STOP)
             return 0;
     }
+}
+
+/* A dump (a list of links, of addresses).  The kernel marks a dump that
+ * changes underneath it (links added or removed meanwhile) with
+ * NLM_F_DUMP_INTR, which libmnl turns into EINTR: then the whole dump is
+ * asked again.  Replies are gathered first and handed to cb only once a
+ * dump came through whole, so cb never sees an entry twice. */
+#define DUMP_TRIES 16
+static int dump(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+    nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_DUMP;
+    for (int attempt = 0; attempt < DUMP_TRIES; attempt++) {
+        nlh->nlmsg_seq = ++nl->seq;
+        if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
+            return -1;
+        char *all = NULL;
+        size_t len = 0, cap = 0;
+        bool done = false, intr = false;
+        while (!done) {
+            char buf[MNL_SOCKET_BUFFER_SIZE];
+            ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                free(all);
+                return -1;
+            }
+            /* Only this dump's messages count; a late reply to an earlier
+             * request is dropped. */
+            int left = (int)n;
+            for (const struct nlmsghdr *m = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(m, left);
+                 m = mnl_nlmsg_next(m, &left)) {
+                if (m->nlmsg_seq != nl->seq)
+                    continue;
+                if (m->nlmsg_flags & NLM_F_DUMP_INTR)
+                    intr = true;
+                if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR)
+                    done = true;
+                if (len + m->nlmsg_len > cap) {
+                    cap = (len + m->nlmsg_len) * 2;
+                    char *nb = realloc(all, cap);
+                    if (!nb)
+                        abort();
+                    all = nb;
+                }
+                memcpy(all + len, m, m->nlmsg_len);
+                len += NLMSG_ALIGN(m->nlmsg_len);
+            }
+        }
+        if (intr) {
+            free(all);
+            continue;
+        }
+        int rc = mnl_cb_run(all, len, nl->seq, nl->portid, cb, data);
+        free(all);
+        return rc < 0 ? -1 : 0;
+    }
+    errno = EINTR;
+    return -1;
 }
 
 /* ---- links ---------------------------------------------------------- */
@@ -167,7 +227,7 @@ int nl_link_list(struct nl *nl, void (*cb)(void *opaque, const struct nl_link *l
     struct ifinfomsg *ifm;
     struct nlmsghdr *nlh = link_req(buf, RTM_GETLINK, NLM_F_DUMP, &ifm);
     struct link_parse lp = {.cb = cb, .opaque = opaque};
-    if (transact(nl, nlh, link_cb, &lp) < 0)
+    if (dump(nl, nlh, link_cb, &lp) < 0)
         return duet_err_sys(err, "cannot list the network interfaces");
     return 0;
 }
@@ -298,7 +358,7 @@ int nl_addr_list(struct nl *nl, void (*cb)(void *opaque, const struct nl_addr *a
     struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
     ifa->ifa_family = AF_INET;
     struct addr_parse ap = {.cb = cb, .opaque = opaque};
-    if (transact(nl, nlh, addr_cb, &ap) < 0)
+    if (dump(nl, nlh, addr_cb, &ap) < 0)
         return duet_err_sys(err, "cannot list the host's addresses");
     return 0;
 }

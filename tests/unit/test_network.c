@@ -6,6 +6,8 @@
  * namespace of the test's own so the host is never touched.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -471,5 +473,82 @@ Test(netlink, bridge_veth_and_address_in_a_private_namespace)
     cr_assert_eq(nl_link_del(&nl, "tbr0", &err), 0, "%s", err.msg);
     cr_expect_eq(nl_link_get(&nl, "tbr0", &l, &err), -1);
     cr_expect_eq(err.code, ENODEV);
+    nl_close(&nl);
+}
+
+struct churn {
+    volatile bool stop;
+    int added;
+};
+
+/* Adds and removes bridges as fast as it can: every dump meanwhile may be
+ * interrupted by the kernel (NLM_F_DUMP_INTR). */
+static void *churn_links(void *opaque)
+{
+    struct churn *c = opaque;
+    struct nl nl;
+    if (nl_open(&nl, NULL) < 0)
+        return NULL;
+    uint8_t mac[6] = {0x02, 0x64, 10, 78, 0, 0};
+    for (unsigned i = 0; !c->stop; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "tch%u", i % 8);
+        mac[5] = (uint8_t)(i % 8);
+        if (nl_bridge_add(&nl, name, "churn", mac, NULL) == 0)
+            c->added++;
+        nl_link_del(&nl, name, NULL);
+    }
+    nl_close(&nl);
+    return NULL;
+}
+
+struct count {
+    int n, dups;
+    int seen[1024];
+};
+
+static void count_link(void *opaque, const struct nl_link *l)
+{
+    struct count *c = opaque;
+    for (int i = 0; i < c->n; i++)
+        if (c->seen[i] == l->index)
+            c->dups++;
+    if (c->n < 1024)
+        c->seen[c->n++] = l->index;
+}
+
+/* A dump that links change under is asked again, whole: it never fails
+ * with "Interrupted system call" and never lists a link twice. */
+Test(netlink, a_dump_interrupted_by_changing_links_is_retried, .timeout = 60)
+{
+    own_netns();
+    struct nl nl;
+    struct duet_err err = {0};
+    cr_assert_eq(nl_open(&nl, &err), 0, "%s", err.msg);
+    /* Enough links that a dump takes several messages. */
+    for (int i = 0; i < 150; i++) {
+        char name[16];
+        uint8_t mac[6] = {0x02, 0x64, 10, 79, (uint8_t)(i >> 8), (uint8_t)i};
+        snprintf(name, sizeof(name), "tfill%d", i);
+        cr_assert_eq(nl_bridge_add(&nl, name, "fill", mac, &err), 0, "%s", err.msg);
+    }
+    struct churn c = {0};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, churn_links, &c), 0);
+    int failed = 0, dups = 0;
+    for (int i = 0; i < 300; i++) {
+        struct count n = {0};
+        if (nl_link_list(&nl, count_link, &n, &err) < 0) {
+            failed++;
+            cr_log_info("dump %d: %s", i, err.msg);
+        }
+        dups += n.dups;
+        cr_expect_geq(n.n, 151, "a listing missed links (%d)", n.n);
+    }
+    c.stop = true;
+    pthread_join(t, NULL);
+    cr_expect_gt(c.added, 0, "links changed meanwhile");
+    cr_expect_eq(failed, 0, "%d of 300 dumps failed", failed);
+    cr_expect_eq(dups, 0, "links listed twice");
     nl_close(&nl);
 }
