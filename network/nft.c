@@ -68,6 +68,16 @@ char *nft_table_text(const char *bridge, const struct ipam_subnet *subnet, const
                 "    fib daddr type local meta l4proto udp dnat ip to udp dport map @udp_ports\n  }\n",
                 hooks[h][0], hooks[h][0], hooks[h][1]);
     }
+    /* Nothing from the fleet reaches the host's loopback: route_localnet
+     * (on for the bridge, so 127.0.0.1:PORT can be published) would
+     * otherwise deliver a guest's packet addressed to 127.0.0.1 to the
+     * host's 127.0.0.1-only services (the CVE-2020-8558 pattern).  Before
+     * conntrack (priority raw), so the replies of a published port used
+     * from the host's 127.0.0.1, still addressed to the bridge then, pass. */
+    fprintf(f,
+            "  chain loopback_guard {\n    type filter hook prerouting priority raw; policy accept;\n"
+            "    iifname \"%s\" ip daddr 127.0.0.0/8 drop\n  }\n",
+            bridge);
     fprintf(f,
             "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n"
             /* the fleet going out: through the host's address */

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "dns.h"
+#include <pthread.h>
 #include "dtest.h"
 
 /* web: an HTTP server on 8080 whose page says "hello from web"; %s is the rootfs. */
@@ -363,20 +364,74 @@ Test(network, a_bridge_or_subnet_is_one_daemons, .timeout = 60)
     dd_finish(&d);
 }
 
+/* A listener on the host's 127.0.0.1 that answers a secret and counts who
+ * reached it: what a workload must never reach. */
+struct loopback_service {
+    int fd;
+    uint16_t port;
+    volatile int accepted;
+    volatile bool stop;
+    pthread_t t;
+};
+
+static void *loopback_serve(void *opaque)
+{
+    struct loopback_service *s = opaque;
+    while (!s->stop) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        s->accepted++;
+        ssize_t n = write(c, "HOSTSECRET\n", 11);
+        (void)n;
+        close(c);
+    }
+    return NULL;
+}
+
+static void loopback_start(struct loopback_service *s)
+{
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(s->fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(s->fd, (struct sockaddr *)&sa, &len);
+    s->port = ntohs(sa.sin_port);
+    cr_assert_eq(listen(s->fd, 16), 0);
+    cr_assert_eq(pthread_create(&s->t, NULL, loopback_serve, s), 0);
+}
+
+static void loopback_stop(struct loopback_service *s)
+{
+    s->stop = true;
+    pthread_join(s->t, NULL);
+    close(s->fd);
+}
+
 Test(network, a_vm_and_a_container_by_name, .timeout = 300)
 {
     struct dd d;
     dd_init(&d);
     const char *img = dd_env("DUET_IMAGES"), *rootfs = dd_env("DUET_ROOTFS");
     uint16_t port = free_port();
+    /* The guest routes 127.0.0.0/8 to the bridge and tries this, the
+     * CVE-2020-8558 pattern: it must get nothing. */
+    struct loopback_service lo = {0};
+    loopback_start(&lo);
     const char *m = dd_manifest(
         &d, "mixed.yaml",
         "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: db}\nspec:\n  role: infrastructure\n"
         "  isolation: strong\n  image:\n    kernel: %s/vmlinuz\n    initrd: %s/net-initrd.cpio.gz\n"
-        "    cmdline: \"console=ttyS0 duet.peer=web:8080\"\n  resources: {cpus: 1, memory: 192Mi}\n"
+        "    cmdline: \"console=ttyS0 duet.peer=web:8080 duet.localnet=%u\"\n  resources: {cpus: 1, memory: 192Mi}\n"
         "  ports: [{host: %u, port: 5432}]\n"
         "---\n" WEB_DOC,
-        img, img, port, rootfs);
+        img, img, lo.port, port, rootfs);
     char *out;
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
     free(out);
@@ -394,6 +449,17 @@ Test(network, a_vm_and_a_container_by_name, .timeout = 300)
     cr_assert_eq(dd_duet(&d, &out2, "describe db"), 0);
     cr_expect(strstr(out2, "Address:     10."), "%s", out2);
     free(out2);
+    /* By now the guest has tried the host's 127.0.0.1 for many seconds. */
+    char want[64];
+    snprintf(want, sizeof(want), "localnet %u: [", lo.port);
+    cr_expect(duet_until(&d, "logs db", want, 30000), "the guest never tried the host's loopback");
+    sleep(3);
+    cr_assert_eq(dd_duet(&d, &out2, "logs db"), 0);
+    cr_expect(strstr(out2, "localnet: 127.0.0.0/8 routed to"), "the guest did not set up its route: %s", out2);
+    cr_expect(!strstr(out2, "HOSTSECRET"), "a guest reached the host's 127.0.0.1");
+    free(out2);
+    cr_expect_eq(lo.accepted, 0, "%d connections from the fleet reached a 127.0.0.1-only listener", lo.accepted);
+    loopback_stop(&lo);
     dd_finish(&d);
 }
 

@@ -379,6 +379,9 @@ Test(nft, table_text_holds_the_ports_and_the_subnet)
     cr_expect(strstr(t, "5353 : 10.88.0.6 . 53"), "%s", t);
     cr_expect(strstr(t, "ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 masquerade"), "%s", t);
     cr_expect(strstr(t, "delete table ip duet_duet0"), "the table is replaced whole: %s", t);
+    cr_expect(strstr(t, "type filter hook prerouting priority raw") &&
+                  strstr(t, "iifname \"duet0\" ip daddr 127.0.0.0/8 drop"),
+              "nothing from the bridge reaches the host's loopback: %s", t);
     free(t);
     /* no ports: empty maps, still valid */
     t = nft_table_text("duet0", &s, NULL, 0);
