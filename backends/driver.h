@@ -131,9 +131,18 @@ struct driver_net {
 typedef void (*driver_done_cb)(void *opaque, const struct duet_err *err);     /* err NULL on success */
 typedef void (*driver_exit_cb)(void *opaque, const struct driver_status *st);
 
+/* What a backend asks of the daemon (driver.flags). */
+/* A start a daemon's end interrupted cannot be trusted to have finished
+ * (a VM's QEMU may be half set up, or killed by a hypervisor that
+ * reconnects later): the daemon destroys such an instance and starts the
+ * workload again rather than re-attach to it.  A container's start is
+ * whole once duet-init runs, so the container driver re-attaches. */
+#define DRIVER_RESTART_INTERRUPTED_START 0x1u
+
 struct driver {
     const char *name;              /* "container", "vm" */
     enum backend_kind kind;
+    unsigned flags;                /* DRIVER_* above */
 
     /* Prepares the backend on `loop` (libvirt event hooks, pidfd watchers). */
     int (*open)(struct driver *drv, struct uv_loop_s *loop, const char *state_dir, struct duet_err *err);

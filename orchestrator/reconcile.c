@@ -588,6 +588,7 @@ void wl_recover(struct wl *w)
      * between clone and the store's write is still found by its name. */
     const char *h = w->handle[0] ? w->handle : NULL;
     bool try_recover = drv && (h || w->inst_backend == BACKEND_CONTAINER);
+    bool interrupted_start = w->phase == PH_CREATING || w->phase == PH_STARTING;
     if (try_recover && drv->recover(drv, w->spec, h, &inst, on_exit_cb, w, &err) == 0) {
         w->inst = inst;
         w->inst_spec = w->spec;
@@ -596,10 +597,23 @@ void wl_recover(struct wl *w)
         w->inst_started = true;
         w->inst_running = !had_run;
         save_handle(w);
+        if (interrupted_start && (drv->flags & DRIVER_RESTART_INTERRUPTED_START)) {
+            /* Not trusted: destroyed, then created again (no restart is
+             * counted; the start never finished). */
+            w->inst_running = false;
+            w->stop_requested = true;
+            daemon_event(d, w->name, "interrupted",
+                         "its %s start was cut short by the daemon's end: destroying it to start it again",
+                         backend_kind_name(w->inst_backend));
+            wl_save(w);
+            return;
+        }
         if (w->phase == PH_CREATING || w->phase == PH_STARTING || w->phase == PH_PENDING)
             w->phase = PH_RUNNING;
+        /* A stop the last daemon began is begun again, its grace period
+         * counted from now: that daemon's forced kill died with it. */
         if (w->phase == PH_STOPPING || w->phase == PH_DESTROYING)
-            w->stop_requested = true;
+            w->stop_requested = false;
         if (w->phase == PH_RUNNING && w->inst_running)
             health_start(w);
         daemon_event(d, w->name, "recovered", "re-attached to the %s instance (%s)",

@@ -155,8 +155,11 @@ __attribute__((format(printf, 2, 3))) static int lv_err(struct duet_err *err, co
 
 /* ---- connection --------------------------------------------------------- */
 
+static void kill_stray_probes(const char *embed_root);
+
 static int write_embed_config(struct vm_priv *p, struct duet_err *err)
 {
+    kill_stray_probes(p->embed_root);
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/etc", p->embed_root);
     if (mkdir(p->embed_root, 0711) < 0 && errno != EEXIST)
@@ -607,6 +610,151 @@ static int do_stop(struct op *op)
     return rc;
 }
 
+static const char *basename_of(const char *path)
+{
+    const char *end = path + strcspn(path, " ");
+    const char *b = path;
+    for (const char *q = path; q < end; q++)
+        if (*q == '/')
+            b = q + 1;
+    return b;
+}
+
+/* Removes what libvirt left of dom_name's cgroups: the machine cgroups
+ * (machine/qemu-...-NAME.libvirt-qemu and their emulator and vcpu
+ * children, in every v1 hierarchy or the v2 tree) stay behind when QEMU
+ * ended while no libvirt watched it.  Only empty directories go (rmdir
+ * refuses anything with a process in it), deepest first. */
+static void rmdir_tree(const char *dir, int depth)
+{
+    if (depth > 4)
+        return;
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || e->d_type != DT_DIR)
+            continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) < (int)sizeof(sub))
+            rmdir_tree(sub, depth + 1);
+    }
+    rmdir(dir);
+}
+
+static void sweep_machine_cgroups(const char *dom_name)
+{
+    char suffix[160];
+    snprintf(suffix, sizeof(suffix), "-%s.libvirt-qemu", dom_name);
+    size_t sl = strlen(suffix);
+    _cleanup_closedir_ DIR *root = opendir("/sys/fs/cgroup");
+    struct dirent *h;
+    /* v1: one tree per controller; v2 (and hybrid's unified): the root. */
+    while (root && (h = readdir(root))) {
+        if (h->d_name[0] == '.' || h->d_type != DT_DIR)
+            continue;
+        static const char *const parents[] = {"machine", "machine.slice"};
+        for (int k = -1; k < 2; k++) {
+            char dir[PATH_MAX];
+            if (k < 0)
+                snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s", h->d_name);
+            else
+                snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s", h->d_name, parents[k]);
+            if (k < 0 && strcmp(h->d_name, "machine") != 0 && strcmp(h->d_name, "machine.slice") != 0)
+                continue;
+            _cleanup_closedir_ DIR *m = opendir(dir);
+            struct dirent *e;
+            while (m && (e = readdir(m))) {
+                size_t n = strlen(e->d_name);
+                if (e->d_type != DT_DIR || n <= sl || strcmp(e->d_name + n - sl, suffix) != 0)
+                    continue;
+                char path[PATH_MAX];
+                if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
+                    rmdir_tree(path, 0);
+            }
+        }
+    }
+}
+
+/* pid's command line, arguments joined by spaces, when it is a QEMU. */
+static bool qemu_cmdline(int pid, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+    if (n <= 0)
+        return false;   /* gone, or a zombie */
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; i++)
+        if (!buf[i])
+            buf[i] = ' ';
+    return strncmp(basename_of(buf), "qemu-system", 11) == 0;
+}
+
+/* Whether the process pid is a QEMU of dom_name's (its -name guest=...). */
+static bool is_qemu_of(int pid, const char *dom_name)
+{
+    char buf[4096], want[200];
+    snprintf(want, sizeof(want), "guest=%s,", dom_name);
+    return qemu_cmdline(pid, buf, sizeof(buf)) && strstr(buf, want) != NULL;
+}
+
+/* libvirt's capability probe (a QEMU with "-machine none", daemonized)
+ * outlives a daemon killed while it ran; the next daemon ends those of
+ * its own embedded root before it starts its own. */
+static void kill_stray_probes(const char *embed_root)
+{
+    char want[PATH_MAX + 8];
+    snprintf(want, sizeof(want), "%s/", embed_root);
+    _cleanup_closedir_ DIR *d = opendir("/proc");
+    struct dirent *e;
+    char buf[4096];
+    while (d && (e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid > 1 && qemu_cmdline(pid, buf, sizeof(buf)) && strstr(buf, "-machine none") && strstr(buf, want))
+            kill(pid, SIGKILL);
+    }
+}
+
+/* Embedded mode, at reconnect: libvirt checks its QEMUs in a thread of its
+ * own, and may still call a domain "running" whose QEMU died while no
+ * daemon ran.  Its pid file and /proc say the truth now. */
+static bool embedded_qemu_alive(struct driver_instance *inst)
+{
+    struct vm_priv *p = priv(inst->drv);
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
+        return false;
+    return is_qemu_of(pid, inst->dom_name);
+}
+
+/* A QEMU that a daemon killed during its start left behind: started by
+ * that daemon's embedded libvirt, and unknown to the next one (which
+ * finds the domain shut off).  Destroy ends every QEMU that still names
+ * the domain; the names carry this state dir's hash, so no other daemon's
+ * guest is touched. */
+static void kill_stray_qemus(const char *dom_name)
+{
+    int pids[16], n = 0;
+    _cleanup_closedir_ DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 16) {
+        int pid = atoi(e->d_name);
+        if (pid > 1 && is_qemu_of(pid, dom_name) && kill(pid, SIGKILL) == 0)
+            pids[n++] = pid;
+    }
+    /* Gone within a few seconds; a zombie of ours is reaped here. */
+    uint64_t until = clock_mono_ms() + 5000;
+    for (int i = 0; i < n; i++)
+        while (is_qemu_of(pids[i], dom_name) && clock_mono_ms() < until) {
+            waitpid(pids[i], NULL, WNOHANG);
+            sleep_ms(20);
+        }
+}
+
 static int do_destroy(struct op *op)
 {
     struct driver_instance *inst = op->inst;
@@ -625,36 +773,13 @@ static int do_destroy(struct op *op)
         }
         conn_put(c);
     }
+    if (rc == 0 && priv(inst->drv)->embed)
+        kill_stray_qemus(inst->dom_name);
+    if (rc == 0)
+        sweep_machine_cgroups(inst->dom_name);
     if (rc == 0)
         rc = duet_remove_tree(inst->dir, &op->err);
     return rc;
-}
-
-/* Embedded mode, at reconnect: libvirt checks its QEMUs in a thread of its
- * own, and may still call a domain "running" whose QEMU died while no
- * daemon ran.  Its pid file and /proc say the truth now. */
-static bool embedded_qemu_alive(struct driver_instance *inst)
-{
-    struct vm_priv *p = priv(inst->drv);
-    char path[PATH_MAX * 2];
-    snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    int pid = 0;
-    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
-        return false;
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[4096];
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    if (n <= 0)
-        return false;   /* gone, or a zombie */
-    buf[n] = '\0';
-    for (ssize_t i = 0; i < n; i++)
-        if (!buf[i])
-            buf[i] = ' ';
-    char want[200];
-    snprintf(want, sizeof(want), "guest=%s,", inst->dom_name);
-    return strstr(buf, want) != NULL;
 }
 
 static int do_recover(struct op *op)
@@ -1271,6 +1396,7 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .stats = vm_stats,
         .handle = vm_handle,
         .recover = vm_recover,
+        .flags = DRIVER_RESTART_INTERRUPTED_START,
         .logs = vm_logs,
         .exec = vm_exec,
         .netns = vm_netns,

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "machine_cgroups.h"
 #include "fsutil.h"
 #include "fleet.h"
 #include "ipam.h"
@@ -180,6 +181,29 @@ static inline int dd_duet(struct dd *d, char **out, const char *fmt, ...)
     else
         free(buf);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs the CLI command until its output holds want (every 0.3 s). */
+static inline bool duet_until(struct dd *d, const char *cmd, const char *want, unsigned timeout_ms)
+{
+    uint64_t deadline = dd_now_ms() + timeout_ms;
+    do {
+        char *out;
+        dd_duet(d, &out, "%s", cmd);
+        bool ok = strstr(out, want) != NULL;
+        free(out);
+        if (ok)
+            return true;
+        usleep(300000);
+    } while (dd_now_ms() < deadline);
+    return false;
+}
+
+static inline bool duet_logs_until(struct dd *d, const char *name, const char *want, unsigned timeout_ms)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "logs %s", name);
+    return duet_until(d, cmd, want, timeout_ms);
 }
 
 /* A manifest file in d's directory; returns its path (static per name). */
@@ -418,6 +442,7 @@ static inline void dd_finish(struct dd *d)
     cr_expect_eq(dd_count_dirs(p), 0, "container directories left in %s", p);
     snprintf(p, sizeof(p), "%s/vm/instances", d->state);
     cr_expect_eq(dd_count_dirs(p), 0, "VM directories left in %s", p);
+    cr_expect_eq(machine_cgroups_left(d->state), 0, "libvirt's machine cgroups left for %s", d->state);
     dd_check_network_gone(d);
     duet_remove_tree(d->dir, NULL);
 }

@@ -85,21 +85,6 @@ static bool talk_until(const char *addr, uint16_t port, const char *send, const 
     return false;
 }
 
-static bool duet_until(struct dd *d, const char *cmd, const char *want, unsigned timeout_ms)
-{
-    uint64_t deadline = dd_now_ms() + timeout_ms;
-    do {
-        char *out;
-        dd_duet(d, &out, "%s", cmd);
-        bool ok = strstr(out, want) != NULL;
-        free(out);
-        if (ok)
-            return true;
-        usleep(300000);
-    } while (dd_now_ms() < deadline);
-    return false;
-}
-
 Test(network, containers_by_name_published_ports_and_isolation, .timeout = 240)
 {
     struct dd d;

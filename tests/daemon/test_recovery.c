@@ -100,3 +100,120 @@ Test(recovery, kill9_while_starting, .timeout = 240)
 {
     kill_during_apply(1200);
 }
+
+/* A delete (and a replace) that kill -9 cut short is finished by the next
+ * daemon, the stop's grace period counted again from its start: a
+ * container that ignores SIGTERM is killed then, not left "deleting". */
+Test(recovery, kill9_during_a_stop_is_finished, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(
+        &d, "stubborn.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: stubborn}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  command: [/bin/sh, -c, \"trap '' TERM; while :; do sleep 1; done\"]\n"
+        "---\n"
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: replaced}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  command: [/bin/sh, -c, \"trap '' TERM; while :; do sleep 1; done\"]\n",
+        getenv("DUET_ROOTFS"), getenv("DUET_ROOTFS"));
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
+    free(out);
+    const char *m2 = dd_manifest(
+        &d, "replaced.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: replaced}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  command: [/bin/sh, -c, \"trap '' TERM; echo second; while :; do sleep 1; done\"]\n",
+        getenv("DUET_ROOTFS"));
+    cr_assert_eq(dd_duet(&d, &out, "delete stubborn"), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m2), 0, "%s", out);
+    free(out);
+    usleep(300000);   /* both stopping: SIGTERM sent and ignored; the grace is 2 s */
+    cr_expect(dd_field_is(&d, "stubborn", "state", "deleting"));
+    dd_kill9(&d);
+    sleep(3);         /* longer than the grace: only a new stop ends them now */
+    uint64_t t0 = dd_now_ms();
+    dd_start(&d);
+    for (;;) {
+        json_t *w = dd_workload(&d, "stubborn");
+        json_decref(w);
+        if (!w)
+            break;
+        cr_assert(dd_now_ms() - t0 < 20000, "stubborn is still there 20 s after the restart (%s)",
+                  dd_field(&d, "stubborn", "state"));
+        usleep(100000);
+    }
+    cr_assert(duet_logs_until(&d, "replaced", "second", 20000), "the replacement never started");
+    dd_finish(&d);
+}
+
+/* QEMUs of this daemon's: guests, or with probes libvirt's capability
+ * probes too. */
+static int qemus(const char *state, bool probes)
+{
+    int n = 0;
+    DIR *dir = opendir("/proc");
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[65536];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (len <= 0)
+            continue;
+        for (ssize_t i = 0; i < len; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[len] = '\0';
+        n += strstr(buf, "qemu-system") && (probes || strstr(buf, "guest=")) && strstr(buf, state);
+    }
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
+/* duetd killed 0.3 to 1.3 s into a VM's start: the next daemon shows it
+ * running only with its QEMU really there (an interrupted start is
+ * destroyed and started again), and the guest boots. */
+Test(recovery, kill9_during_a_vm_start, .timeout = 300)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *img = dd_env("DUET_IMAGES");
+    const char *m = dd_manifest(
+        &d, "vm.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: guest}\nspec:\n  role: infrastructure\n"
+        "  isolation: strong\n  image:\n    kernel: %s/vmlinuz\n    initrd: %s/db-initrd.cpio.gz\n"
+        "    cmdline: console=ttyS0\n  resources: {cpus: 1, memory: 192Mi}\n",
+        img, img);
+    static const unsigned delays[] = {300, 800, 1300};
+    for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+        char *out;
+        cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
+        free(out);
+        usleep(delays[i] * 1000);
+        dd_kill9(&d);
+        dd_start(&d);
+        dd_wait_field(&d, "guest", "state", "running", 120000);
+        /* Running must mean a QEMU, now and a few seconds on. */
+        for (int k = 0; k < 6; k++) {
+            if (dd_field_is(&d, "guest", "state", "running"))
+                cr_expect_eq(qemus(d.state, false), 1, "kill after %u ms: guest is running with %d QEMUs",
+                             delays[i], qemus(d.state, false));
+            usleep(500000);
+        }
+        cr_expect(duet_logs_until(&d, "guest", "duet-guest: up", 60000), "kill after %u ms: the guest never booted",
+                  delays[i]);
+        cr_assert_eq(dd_duet(&d, &out, "delete guest --wait"), 0, "%s", out);
+        free(out);
+        cr_expect_eq(qemus(d.state, false), 0, "a QEMU outlived its delete");
+        cr_expect_eq(machine_cgroups_left(d.state), 0, "libvirt's machine cgroups outlived the delete");
+    }
+    /* A capability probe a killed daemon left is ended by the next one. */
+    cr_expect_eq(qemus(d.state, true), 0, "QEMU processes left for %s", d.state);
+    dd_finish(&d);
+}

@@ -26,6 +26,7 @@
 
 #include "manifest.h"
 #include "vm.h"
+#include "machine_cgroups.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -355,8 +356,8 @@ static inline int vt_rm(const char *path, const struct stat *st, int flag, struc
     return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-/* Nothing left: no QEMU, no definition, no instance files.  Then the
- * state dir goes. */
+/* Nothing left: no QEMU, no definition, no instance files, no machine
+ * cgroup.  Then the state dir goes. */
 static inline void vt_teardown(struct vt *t)
 {
     vm_driver_free(t->drv);
@@ -371,6 +372,7 @@ static inline void vt_teardown(struct vt *t)
     for (int i = 0; i < 100 && vt_processes_mentioning(t->state) > 0; i++)
         usleep(50000);
     cr_expect_eq(vt_processes_mentioning(t->state), 0, "no QEMU left running for %s", t->state);
+    cr_expect_eq(machine_cgroups_left(t->state), 0, "libvirt's machine cgroups left for %s", t->state);
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     if (t->set)
