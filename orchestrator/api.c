@@ -324,35 +324,92 @@ static void check_daemon_paths(struct daemon *d, struct manifest_set *set, const
     }
 }
 
-static void apply(struct daemon *d, struct http_conn *c, const struct http_request *req)
+/* apply, in two halves.  The files are parsed on the thread pool: a large
+ * or hostile body (up to HTTP_MAX_BODY of YAML) takes the pool's time, not
+ * the loop's, and at most as many are parsed at once as the pool has
+ * threads.  The rest (checks against the fleet, the plan, the store) runs
+ * on the loop in apply_set. */
+struct apply_parse {
+    uv_work_t work;
+    struct daemon *d;
+    struct http_conn *c;
+    const char *body;              /* the connection's, kept for us */
+    size_t body_len;
+    char error[400];               /* a 400 to answer, or "" */
+    bool prune, dry_run;
+    struct manifest_set *set;
+};
+
+static void apply_parse_work(uv_work_t *work)
 {
+    struct apply_parse *ap = work->data;
     json_error_t jerr;
-    json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+    json_t *body = json_loadb(ap->body, ap->body_len, 0, &jerr);
     json_t *files = body ? json_object_get(body, "files") : NULL;
     if (!body || !json_is_array(files)) {
         json_decref(body);
-        http_respond_error(c, 400, "apply wants {\"files\": [{\"name\": ..., \"content\": ...}]}: %s",
-                           body ? "no files array" : jerr.text);
+        snprintf(ap->error, sizeof(ap->error), "apply wants {\"files\": [{\"name\": ..., \"content\": ...}]}: %s",
+                 body ? "no files array" : jerr.text);
         return;
     }
-    bool prune = json_is_true(json_object_get(body, "prune"));
-    bool dry_run = json_is_true(json_object_get(body, "dryRun"));
-
-    struct manifest_set *set = manifest_set_new();
+    ap->prune = json_is_true(json_object_get(body, "prune"));
+    ap->dry_run = json_is_true(json_object_get(body, "dryRun"));
+    ap->set = manifest_set_new();
     size_t i;
     json_t *f;
     json_array_foreach(files, i, f) {
         const char *name = json_string_value(json_object_get(f, "name"));
         json_t *content = json_object_get(f, "content");
         if (!name || !json_is_string(content)) {
-            manifest_set_free(set);
-            json_decref(body);
-            http_respond_error(c, 400, "files[%zu] needs a name and a content string", i);
-            return;
+            snprintf(ap->error, sizeof(ap->error), "files[%zu] needs a name and a content string", i);
+            break;
         }
-        manifest_set_load_buffer(set, name, json_string_value(content), json_string_length(content));
+        manifest_set_load_buffer(ap->set, name, json_string_value(content), json_string_length(content));
     }
     json_decref(body);
+}
+
+static void apply_set(struct daemon *d, struct http_conn *c, struct manifest_set *set, bool prune, bool dry_run);
+
+static void apply_parsed(uv_work_t *work, int status)
+{
+    struct apply_parse *ap = work->data;
+    if (status < 0 && !ap->error[0])
+        snprintf(ap->error, sizeof(ap->error), "the request could not be read: %s", uv_strerror(status));
+    if (http_conn_closed(ap->c) || ap->d->shutting_down) {
+        manifest_set_free(ap->set);
+    } else if (ap->error[0]) {
+        manifest_set_free(ap->set);
+        http_respond_error(ap->c, 400, "%s", ap->error);
+    } else {
+        apply_set(ap->d, ap->c, ap->set, ap->prune, ap->dry_run);
+    }
+    http_conn_unref(ap->c);
+    free(ap);
+}
+
+static void apply(struct daemon *d, struct http_conn *c, const struct http_request *req)
+{
+    struct apply_parse *ap = calloc(1, sizeof(*ap));
+    if (!ap)
+        abort();
+    ap->d = d;
+    ap->c = c;
+    ap->body = req->body;
+    ap->body_len = req->body_len;
+    ap->work.data = ap;
+    http_conn_ref(c);
+    http_conn_keep_body(c);
+    int rc = uv_queue_work(d->loop, &ap->work, apply_parse_work, apply_parsed);
+    if (rc < 0) {
+        http_conn_unref(c);
+        free(ap);
+        http_respond_error(c, 503, "duetd cannot take this apply now: %s", uv_strerror(rc));
+    }
+}
+
+static void apply_set(struct daemon *d, struct http_conn *c, struct manifest_set *set, bool prune, bool dry_run)
+{
     if (set->host && manifest_set_ok(set)) {
         diag_add(&set->diags, set->host->pos.file, set->host->pos.line, set->host->pos.col,
                  "kind: Host describes a machine to plan for (duet plan); duetd runs workloads on the machine it "

@@ -9,6 +9,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@ struct http_conn {
     int reject_status;             /* set by a callback that refused the request */
     const char *reject_msg;
     struct ucred cred;
+    bool keep_body;                /* the handler reads the body later */
 };
 
 static const char *status_text(int status)
@@ -75,13 +77,32 @@ static const char *status_text(int status)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
+/* The body's memory goes back to the budget (and, when large, to the
+ * system: a flood of large bodies must not leave the daemon big). */
+static void body_release(struct http_conn *c)
+{
+    bool large = c->body_cap > (1u << 20);
+    c->srv->body_bytes -= c->body_cap;
+    free(c->body);
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
+    if (large)
+        malloc_trim(0);
+}
+
 static void conn_free_if_done(struct http_conn *c)
 {
     if (c->closed && c->refs == 0) {
         free(c->url);
-        free(c->body);
+        if (c->body)
+            body_release(c);
         free(c);
     }
+}
+
+void http_conn_keep_body(struct http_conn *c)
+{
+    c->keep_body = true;
 }
 
 void http_conn_ref(struct http_conn *c)
@@ -353,7 +374,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct http_conn *c = p->data;
     if (c->body_len + len > HTTP_MAX_BODY)
         return reject(c, 413, "request body too large");
+    size_t before = c->body_cap;
+    if (c->body_len + len + 1 > c->body_cap &&
+        c->srv->body_bytes + (c->body_len + len + 1) * 2 - before > HTTP_MAX_BODIES)
+        return reject(c, 503, "duetd is receiving too many large requests at once; try again");
     GROW(c->body, c->body_cap, c->body_len + len + 1);
+    c->srv->body_bytes += c->body_cap - before;
     memcpy(c->body + c->body_len, at, len);
     c->body_len += len;
     c->body[c->body_len] = '\0';
@@ -403,6 +429,9 @@ static void dispatch(struct http_conn *c)
     };
     http_conn_ref(c);
     c->srv->handler(c->srv->opaque, c, &req);
+    /* Handlers copy what they keep of the request, or say they keep it. */
+    if (!c->keep_body)
+        body_release(c);
     http_conn_unref(c);
 }
 
@@ -421,14 +450,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     struct http_conn *c = stream->data;
     if (nread < 0) {
         free(buf->base);
-        /* The client went away, or finished sending; a request still being
-         * handled may answer, anything else is over. */
-        if (c->state == CS_READING)
-            conn_close(c);
-        else if (nread != UV_EOF)
-            conn_close(c);
-        else
-            uv_read_stop(stream);
+        /* The client went away (or shut its side, which no client of this
+         * one-request protocol does while it still wants the answer):
+         * whatever waits for it, a follower or a run, lets go now. */
+        conn_close(c);
         return;
     }
     if (c->state != CS_READING) {
@@ -483,6 +508,21 @@ static bool peer_allowed(const struct http_server *s, const struct ucred *cr)
     return false;
 }
 
+/* Closes the oldest connection still sending its request, to make room
+ * for c; false when every other connection is past that. */
+static bool evict_stalled(struct http_server *s, struct http_conn *c)
+{
+    struct http_conn *oldest = NULL;
+    for (struct http_conn *o = s->conns; o; o = o->next)
+        if (o != c && o->state == CS_READING && !o->closing)
+            oldest = o;
+    if (!oldest)
+        return false;
+    uv_read_stop((uv_stream_t *)&oldest->pipe);
+    http_respond_error(oldest, 503, "duetd is busy and this request was not complete; try again");
+    return true;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct http_server *s = server->data;
@@ -506,14 +546,15 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (s->n_conns > HTTP_MAX_CONNS) {
-        http_respond_error(c, 503, "too many connections to duetd; try again");
-        return;
-    }
     uv_os_fd_t fd;
     socklen_t len = sizeof(c->cred);
     if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
         conn_close(c);
+        return;
+    }
+    unsigned limit = c->cred.uid == 0 ? HTTP_MAX_CONNS : HTTP_MAX_CONNS - HTTP_ROOT_RESERVE;
+    if (s->n_conns > limit && !evict_stalled(s, c)) {
+        http_respond_error(c, 503, "too many connections to duetd; try again");
         return;
     }
     if (!peer_allowed(s, &c->cred)) {

@@ -10,6 +10,15 @@
  * Access: the socket file is mode 0660; on top of that each connection's
  * peer (SO_PEERCRED) must be root or in the socket's group.
  *
+ * Under a flood the operator still gets in: when the connections are all
+ * taken, a new one pushes out the oldest that has not yet sent its whole
+ * request (a stalled or slow client), and the last HTTP_ROOT_RESERVE
+ * slots are root's alone.  A client that goes away is noticed at once
+ * (its end of the socket reads EOF), so a follower (events -f, logs -f)
+ * whose client was killed frees its slot without waiting for the next
+ * event.  Request bodies are bounded each (HTTP_MAX_BODY) and together
+ * (HTTP_MAX_BODIES), and given back as soon as their handler returns.
+ *
  * Lifetime: a connection is owned by the server and freed once it is closed
  * and nobody holds a reference (http_conn_ref/unref): a handler that
  * answers later (a workload's exit, a log follower) holds one, and checks
@@ -31,6 +40,8 @@
 #define HTTP_MAX_BODY (16u << 20)
 #define HTTP_REQUEST_DEADLINE_MS 10000
 #define HTTP_MAX_CONNS 512
+#define HTTP_ROOT_RESERVE 32                 /* of those, slots only root's requests may take */
+#define HTTP_MAX_BODIES (64u << 20)          /* request bodies held at once, all connections */
 #define HTTP_MAX_STREAM_BACKLOG (4u << 20)   /* unread bytes before a slow reader is dropped */
 
 struct http_conn;
@@ -56,7 +67,8 @@ struct http_server {
     void *opaque;
     gid_t group;                   /* the socket's group: its members may connect */
     unsigned n_conns;
-    struct http_conn *conns;       /* all open connections */
+    struct http_conn *conns;       /* all open connections, newest first */
+    size_t body_bytes;             /* request bodies held now (HTTP_MAX_BODIES) */
     unsigned deadline_ms;
     bool listening;
 };
@@ -71,6 +83,10 @@ void http_server_stop(struct http_server *s);
 void http_conn_ref(struct http_conn *c);
 void http_conn_unref(struct http_conn *c);
 bool http_conn_closed(const struct http_conn *c);
+/* The request's body stays valid after the handler returns, until the
+ * connection is freed (for a handler that reads it on the thread pool;
+ * it still counts against HTTP_MAX_BODIES meanwhile). */
+void http_conn_keep_body(struct http_conn *c);
 /* Called once when the connection closes (client gone or response done). */
 void http_conn_on_close(struct http_conn *c, http_close_fn fn, void *opaque);
 

@@ -3,6 +3,9 @@
  * CVE-2019-5736, descriptors raced through /proc, a health check that
  * never ends.  Each test performs the attack and checks what it got.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "dtest.h"
 
 #define ROOTFS dd_env("DUET_ROOTFS")
@@ -188,6 +191,177 @@ Test(attack, host_paths_are_refused_unless_said, .timeout = 90)
     cr_expect(strstr(out, "Warning:     hostAccess: volume /etc"), "%s", out);
     free(out);
     cr_expect_eq(dd_duet(&d, &out, "exec said -- /bin/cat /host-etc/hostname"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
+
+static int connect_to(struct dd *d)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int count_fds(pid_t pid)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(p);
+    int n = 0;
+    struct dirent *e;
+    while (dir && (e = readdir(dir)))
+        n += e->d_name[0] != '.';
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
+static long status_kib(pid_t pid, const char *field)
+{
+    char p[64], line[256];
+    snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, n) == 0)
+            v = atol(line + n + 1);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* 1,000 connections that never finish their request take every slot; the
+ * operator's `duet get` still gets in, and the daemon answers at once. */
+Test(attack, a_connection_flood_leaves_the_operator_a_way_in, .timeout = 90)
+{
+    struct dd d;
+    dd_init(&d);
+    enum { N = 1000 };
+    int fds[N], opened = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_to(&d);
+        if (fds[i] >= 0) {
+            opened++;
+            send(fds[i], "GET /v1/work", 12, MSG_NOSIGNAL);   /* and never the rest */
+        }
+    }
+    cr_expect_gt(opened, 600);
+    usleep(300000);
+    for (int k = 0; k < 3; k++) {
+        char *out;
+        uint64_t t0 = dd_now_ms();
+        cr_expect_eq(dd_duet(&d, &out, "get"), 0, "duet get during a flood: %s", out);
+        cr_expect_lt(dd_now_ms() - t0, 3000, "duet get took %llu ms", (unsigned long long)(dd_now_ms() - t0));
+        free(out);
+    }
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    dd_finish(&d);
+}
+
+/* 600 followers whose clients are killed, with nothing happening in the
+ * fleet: duetd lets go of them at once, not at the next event. */
+Test(attack, interrupted_followers_are_let_go_at_once, .timeout = 60)
+{
+    struct dd d;
+    dd_init(&d);
+    int before = count_fds(d.pid);
+    enum { N = 600 };
+    int fds[N], opened = 0;
+    const char *req = "GET /v1/events?follow=1 HTTP/1.1\r\nHost: duet\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_to(&d);
+        if (fds[i] >= 0 && send(fds[i], req, strlen(req), MSG_NOSIGNAL) > 0)
+            opened++;
+    }
+    cr_expect_gt(opened, 400);
+    usleep(500000);
+    int during = count_fds(d.pid);
+    cr_expect_gt(during, before + 300, "the followers are held (%d fds, %d before)", during, before);
+    /* As a killed `duet events -f` leaves it: all it was sent read, then
+     * closed (a plain end of stream, not a reset). */
+    for (int i = 0; i < N; i++) {
+        if (fds[i] < 0)
+            continue;
+        char buf[4096];
+        while (recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+            ;
+        close(fds[i]);
+    }
+    uint64_t t0 = dd_now_ms();
+    int after = during;
+    while (dd_now_ms() - t0 < 2000 && (after = count_fds(d.pid)) > before + 5)
+        usleep(50000);
+    cr_expect_leq(after, before + 5, "duetd still holds %d fds (%d before) 2 s after its followers went", after,
+                  before);
+    char *out;
+    cr_expect_eq(dd_duet(&d, &out, "get"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
+
+/* 100 clients sending 14 MiB bodies at once: duetd holds a bounded total
+ * (the rest are refused with 503) and gives the memory back. */
+Test(attack, request_bodies_are_bounded_in_total, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    long base = status_kib(d.pid, "VmRSS:");
+    enum { N = 100, BODY = 14 << 20, CHUNK = 1 << 20 };
+    int fds[N];
+    size_t sent[N];
+    char *chunk = malloc(CHUNK);
+    memset(chunk, 'x', CHUNK);
+    chunk[0] = '{';
+    char head[160];
+    snprintf(head, sizeof(head), "POST /v1/apply HTTP/1.1\r\nHost: duet\r\nContent-Length: %d\r\n\r\n", BODY);
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_to(&d);
+        sent[i] = 0;
+        if (fds[i] >= 0) {
+            fcntl(fds[i], F_SETFL, O_NONBLOCK);
+            send(fds[i], head, strlen(head), MSG_NOSIGNAL);
+        }
+    }
+    /* Round-robin, a chunk each, until every body is sent or refused. */
+    for (bool more = true; more;) {
+        more = false;
+        for (int i = 0; i < N; i++) {
+            if (fds[i] < 0 || sent[i] >= BODY)
+                continue;
+            size_t want = BODY - sent[i] < CHUNK ? BODY - sent[i] : CHUNK;
+            ssize_t n = send(fds[i], chunk, want, MSG_NOSIGNAL);
+            if (n > 0)
+                sent[i] += (size_t)n;
+            else if (n < 0 && errno != EAGAIN) {
+                close(fds[i]);
+                fds[i] = -1;
+                continue;
+            }
+            more = true;
+        }
+        usleep(2000);
+    }
+    long peak = status_kib(d.pid, "VmHWM:");
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(chunk);
+    usleep(500000);
+    long after = status_kib(d.pid, "VmRSS:");
+    const char *lim = getenv("DUET_RSS_LIMIT_KIB");
+    long keep = lim ? atol(lim) : 64 << 10;
+    cr_expect_lt(peak - base, 320 << 10, "duetd grew by %ld KiB while 100 bodies of 14 MiB came in", peak - base);
+    cr_expect_lt(after - base, keep, "duetd still holds %ld KiB more than before", after - base);
+    char *out;
+    cr_expect_eq(dd_duet(&d, &out, "get"), 0, "%s", out);
     free(out);
     dd_finish(&d);
 }
