@@ -191,9 +191,12 @@ struct driver {
                    struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err);
 
     /* (any) A readable fd on the workload's log (stdout+stderr of a
-     * container, serial console of a VM), positioned at its start.  The
-     * caller owns the fd. */
-    int (*logs)(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err);
+     * container, serial console of a VM), positioned at its start, and
+     * when prev is not NULL one on the generation before it (-1: none).
+     * Logs are capped: a log that reaches its bound becomes the previous
+     * generation and starts again empty (a reader sees it shrink).  The
+     * caller owns the fds. */
+    int (*logs)(struct driver *drv, struct driver_instance *inst, int *fd, int *prev, struct duet_err *err);
 
     /* (loop) Run argv inside the running workload (containers); its output
      * goes to out_fd and err_fd, its exit status (128+N for signal N, -1

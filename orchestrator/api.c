@@ -7,6 +7,7 @@
  * a 4xx status for what the client can fix and 5xx for what it cannot.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <libgen.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -710,11 +711,26 @@ static void run(struct daemon *d, struct http_conn *c, const struct http_request
 
 /* ---- logs ------------------------------------------------------------------------ */
 
+/*
+ * A log is sent in slices, a tick at a time, never more than LOG_SLICE per
+ * tick and only while the client keeps up (what it has not taken stays
+ * under LOG_BACKLOG): a log of any size, or a slow reader, never holds the
+ * loop.  The previous generation (log.1, see the drivers) comes first.
+ * --tail reads back from the end at most LOG_TAIL_SCAN bytes; when the
+ * lines asked for do not fit, the answer starts inside a line and says so
+ * on its first line.  A follower whose log shrank (a rotation) starts
+ * again at the log's start.
+ */
+#define LOG_SLICE (1u << 20)
+#define LOG_BACKLOG (1u << 20)
+#define LOG_TAIL_SCAN (UINT64_C(16) << 20)
+
 struct log_follow {
     struct wl *w;
     struct driver_instance *inst;
     struct http_conn *c;
-    int fd;
+    int fd, prev_fd;               /* the log, and its previous generation (-1 when done or none) */
+    bool follow;
     uv_timer_t timer;
 };
 
@@ -722,6 +738,8 @@ static void follow_closed(uv_handle_t *h)
 {
     struct log_follow *f = h->data;
     close(f->fd);
+    if (f->prev_fd >= 0)
+        close(f->prev_fd);
     http_conn_unref(f->c);
     wl_unref(f->w);
     free(f);
@@ -734,18 +752,37 @@ static void follow_end(struct log_follow *f)
     uv_close((uv_handle_t *)&f->timer, follow_closed);
 }
 
-/* Copies what the log holds now; false on a client gone. */
-static bool pump(struct log_follow *f)
+/* Sends one slice of what the logs hold now.  1: more is there, 0: all
+ * sent for now, -1: the client is gone. */
+static int pump(struct log_follow *f)
 {
+    if (http_stream_backlog(f->c) > LOG_BACKLOG)
+        return 1;   /* wait for the client */
     char buf[65536];
-    for (int i = 0; i < 64; i++) {
-        ssize_t n = read(f->fd, buf, sizeof(buf));
-        if (n <= 0)
-            return true;
+    size_t sent = 0;
+    while (sent < LOG_SLICE) {
+        int fd = f->prev_fd >= 0 ? f->prev_fd : f->fd;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0 && fd == f->prev_fd) {
+            close(f->prev_fd);
+            f->prev_fd = -1;
+            continue;
+        }
+        if (n <= 0) {
+            /* At the end: a log that shrank under us was rotated. */
+            struct stat st;
+            off_t at = lseek(f->fd, 0, SEEK_CUR);
+            if (fstat(f->fd, &st) == 0 && at > st.st_size) {
+                lseek(f->fd, 0, SEEK_SET);
+                continue;
+            }
+            return 0;
+        }
         if (!http_stream_write(f->c, buf, (size_t)n))
-            return false;
+            return -1;
+        sent += (size_t)n;
     }
-    return true;
+    return 1;
 }
 
 static void follow_tick(uv_timer_t *t)
@@ -755,13 +792,20 @@ static void follow_tick(uv_timer_t *t)
         follow_end(f);
         return;
     }
-    if (!pump(f)) {
+    int more = pump(f);
+    if (more < 0 || (more == 0 && !f->follow)) {
         follow_end(f);
         return;
     }
     /* The instance this log belongs to is gone (deleted or restarted). */
-    if (f->w->inst != f->inst || f->w->deleted)
+    if (f->follow && more == 0 && (f->w->inst != f->inst || f->w->deleted)) {
         follow_end(f);
+        return;
+    }
+    /* Never 0 ms: a timer re-armed at the loop's cached time would run
+     * again before the loop polls, and the writes it queued would never
+     * leave. */
+    uv_timer_start(&f->timer, follow_tick, more ? 1 : LOG_FOLLOW_POLL_MS, 0);
 }
 
 static void follow_conn_closed(void *opaque, struct http_conn *c)
@@ -770,6 +814,38 @@ static void follow_conn_closed(void *opaque, struct http_conn *c)
     struct log_follow *f = opaque;
     uv_timer_stop(&f->timer);
     uv_timer_start(&f->timer, follow_tick, 0, 0);
+}
+
+/* Positions fd at the start of its last `want` lines, reading back from the
+ * end no more than LOG_TAIL_SCAN bytes; a newline that ends the file ends
+ * the last line, it does not start one.  Returns how many bytes of a line
+ * were left out (the scan bound cut it), 0 when none. */
+static off_t tail_position(int fd, long want, bool *found)
+{
+    off_t end = lseek(fd, 0, SEEK_END), pos = end, start = want > 0 ? 0 : end;
+    off_t floor = end > (off_t)LOG_TAIL_SCAN ? end - (off_t)LOG_TAIL_SCAN : 0;
+    long seen = 0;
+    char b[4096];
+    *found = want <= 0;
+    while (pos > floor && want > 0 && seen < want) {
+        off_t step = pos - floor > (off_t)sizeof(b) ? (off_t)sizeof(b) : pos - floor;
+        pos -= step;
+        if (pread(fd, b, (size_t)step, pos) != step)
+            break;
+        for (off_t k = step; k-- > 0;) {
+            if (b[k] == '\n' && pos + k != end - 1 && ++seen == want) {
+                start = pos + k + 1;
+                *found = true;
+                break;
+            }
+        }
+    }
+    if (!*found && floor > 0) {
+        /* Not enough lines within the bound: start at the bound. */
+        start = floor;
+    }
+    lseek(fd, start, SEEK_SET);
+    return !*found && floor > 0 ? floor : 0;
 }
 
 static void get_logs(struct daemon *d, struct http_conn *c, const char *name, const char *query)
@@ -783,34 +859,24 @@ static void get_logs(struct daemon *d, struct http_conn *c, const char *name, co
         return;
     }
     struct driver *drv = d->drv[w->inst_backend];
-    int fd;
+    int fd, prev_fd = -1;
     struct duet_err err = {0};
-    if (drv->logs(drv, w->inst, &fd, &err) < 0) {
+    if (drv->logs(drv, w->inst, &fd, &prev_fd, &err) < 0) {
         http_respond_error(c, 500, "%s", err.msg);
         return;
     }
     char v[32];
     bool follow = http_query_get(query, "follow", v, sizeof(v)) && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+    off_t cut = 0;
     if (http_query_get(query, "tail", v, sizeof(v))) {
-        /* The last N lines: found by reading back from the end; a newline
-         * that ends the file ends the last line, it does not start one. */
-        long want = strtol(v, NULL, 10);
-        off_t end = lseek(fd, 0, SEEK_END), pos = end, start = want > 0 ? 0 : end;
-        long seen = 0;
-        char b[4096];
-        while (pos > 0 && want > 0 && seen < want) {
-            off_t step = pos > (off_t)sizeof(b) ? (off_t)sizeof(b) : pos;
-            pos -= step;
-            if (pread(fd, b, (size_t)step, pos) != step)
-                break;
-            for (off_t k = step; k-- > 0;) {
-                if (b[k] == '\n' && pos + k != end - 1 && ++seen == want) {
-                    start = pos + k + 1;
-                    break;
-                }
-            }
+        bool found;
+        cut = tail_position(fd, strtol(v, NULL, 10), &found);
+        /* The lines asked for are all in the current generation, or as
+         * many as it has: the previous one is not read back. */
+        if (prev_fd >= 0) {
+            close(prev_fd);
+            prev_fd = -1;
         }
-        lseek(fd, start, SEEK_SET);
     }
     struct log_follow *f = calloc(1, sizeof(*f));
     if (!f)
@@ -821,15 +887,20 @@ static void get_logs(struct daemon *d, struct http_conn *c, const char *name, co
     f->c = c;
     http_conn_ref(c);
     f->fd = fd;
+    f->prev_fd = prev_fd;
+    f->follow = follow;
     uv_timer_init(d->loop, &f->timer);
     f->timer.data = f;
     http_stream_begin(c, 200, "text/plain; charset=utf-8");
-    if (!pump(f) || !follow) {
-        follow_end(f);
-        return;
+    if (cut) {
+        char note[160];
+        int n = snprintf(note, sizeof(note),
+                         "[duet: the lines asked for are longer than %llu MiB: the first %lld bytes were left out]\n",
+                         (unsigned long long)(LOG_TAIL_SCAN >> 20), (long long)cut);
+        http_stream_write(c, note, (size_t)n);
     }
     http_conn_on_close(c, follow_conn_closed, f);
-    uv_timer_start(&f->timer, follow_tick, LOG_FOLLOW_POLL_MS, LOG_FOLLOW_POLL_MS);
+    uv_timer_start(&f->timer, follow_tick, 0, 0);
 }
 
 /* ---- exec ------------------------------------------------------------------------ */

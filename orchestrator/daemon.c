@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "container.h"
 #include "daemon.h"
+#include "units.h"
 #include "grow.h"
 #include "hostprobe.h"
 #include "specjson.h"
@@ -486,6 +487,8 @@ static const char usage[] =
     "      --request-timeout MS  time a client has to send its whole request (default 10000)\n"
     "      --bridge NAME         the fleet network's bridge, this daemon's own (default " FLEET_DEFAULT_BRIDGE ")\n"
     "      --subnet CIDR         the fleet's addresses; the bridge has the first (default " FLEET_DEFAULT_SUBNET ")\n"
+    "      --log-max SIZE        a workload's log (or VM console) is rotated at this; one generation is kept\n"
+    "                            besides it (default 8Mi)\n"
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
@@ -494,7 +497,7 @@ static const char usage[] =
 struct options {
     const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet;
     bool foreground;
-    uint64_t backoff_ms, grace_ms, request_ms;
+    uint64_t backoff_ms, grace_ms, request_ms, log_max;
 };
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -623,6 +626,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"request-timeout", required_argument, NULL, 'r'},
         {"bridge", required_argument, NULL, 'B'},
         {"subnet", required_argument, NULL, 'S'},
+        {"log-max", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -640,6 +644,15 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'r': o->request_ms = strtoull(optarg, NULL, 10); break;
         case 'B': o->bridge = optarg; break;
         case 'S': o->subnet = optarg; break;
+        case 'L': {
+            const char *why;
+            if (!units_size_parse(optarg, &o->log_max, &why) || o->log_max < 4096) {
+                fprintf(stderr, "duetd: --log-max %s is not a size of 4Ki or more (%s); e.g. --log-max 8Mi\n", optarg,
+                        why ? why : "too small");
+                return 2;
+            }
+            break;
+        }
         case 'h': fputs(usage, stdout); exit(0);
         default: fputs(usage, stderr); return 2;
         }
@@ -783,6 +796,10 @@ int main(int argc, char **argv)
                                                        : o.guest_kernel,
                                    .accel = VM_ACCEL_AUTO};
     d.drv[BACKEND_VM] = vm_driver_new(&vo);
+    if (o.log_max) {
+        container_driver_set_log_max(d.drv[BACKEND_CONTAINER], o.log_max);
+        vm_driver_set_console_max(d.drv[BACKEND_VM], o.log_max);
+    }
     char ctdir[PATH_MAX + 16];
     snprintf(ctdir, sizeof(ctdir), "%s/containers", d.state_dir);
     if (mkdir(ctdir, 0700) < 0 && errno != EEXIST) {

@@ -319,6 +319,11 @@ bool http_stream_write(struct http_conn *c, const char *data, size_t len)
     return conn_writev(c, parts, 3);
 }
 
+size_t http_stream_backlog(const struct http_conn *c)
+{
+    return http_conn_closed(c) ? 0 : uv_stream_get_write_queue_size((const uv_stream_t *)&c->pipe);
+}
+
 void http_stream_end(struct http_conn *c)
 {
     if (http_conn_closed(c) || c->state != CS_STREAMING)

@@ -102,6 +102,9 @@ void http_respond_error(struct http_conn *c, int status, const char *fmt, ...) _
 void http_stream_begin(struct http_conn *c, int status, const char *content_type);
 bool http_stream_write(struct http_conn *c, const char *data, size_t len);
 void http_stream_end(struct http_conn *c);
+/* Bytes written to the stream and not yet taken by the client: a writer
+ * with much to send waits while this is high instead of being refused. */
+size_t http_stream_backlog(const struct http_conn *c);
 
 /* Query parameter value (first occurrence) into buf; false when absent. */
 bool http_query_get(const char *query, const char *key, char *buf, size_t len);

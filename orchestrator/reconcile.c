@@ -118,7 +118,7 @@ static void answer_waiter(struct wl *w)
     struct driver *drv = drv_of(w, w->inst_backend);
     int fd = -1;
     struct duet_err err = {0};
-    if (w->inst && drv && drv->logs(drv, w->inst, &fd, &err) == 0) {
+    if (w->inst && drv && drv->logs(drv, w->inst, &fd, NULL, &err) == 0) {
         char *buf = malloc(RUN_OUTPUT_MAX);
         if (!buf)
             abort();

@@ -21,6 +21,9 @@ void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t siz
 /* A host path no volume may lead to without spec.hostAccess (the
  * daemon's state and socket dirs); before open; at most 3. */
 void container_driver_protect_path(struct driver *drv, const char *path);
+/* A container's log is capped at this (then rotated into log.1); before
+ * open. */
+void container_driver_set_log_max(struct driver *drv, uint64_t bytes);
 
 /* Fills caps for this host; cgroup_root is normally "/sys/fs/cgroup". */
 int container_backend_probe(const char *cgroup_root, struct driver_caps *caps, struct duet_err *err);

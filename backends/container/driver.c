@@ -39,6 +39,7 @@ struct ct_priv {
     char cgroup_root[64];
     uint32_t userns_base, userns_size;   /* 0: no user namespaces */
     char *protect[3];                    /* given to the runtime at open */
+    uint64_t log_max;                    /* 0: the runtime's default */
 };
 
 struct driver_instance {
@@ -398,6 +399,8 @@ static int ct_open(struct driver *drv, struct uv_loop_s *loop, const char *state
         return -1;
     for (size_t i = 0; i < 3 && p->protect[i]; i++)
         container_runtime_protect(&p->rt, p->protect[i]);
+    if (p->log_max)
+        p->rt.log_max = p->log_max;
     if (p->userns_base && container_runtime_set_userns(&p->rt, p->userns_base, p->userns_size, err) < 0) {
         container_runtime_fini(&p->rt);
         return -1;
@@ -563,13 +566,21 @@ static int ct_recover(struct driver *drv, const struct workload_spec *spec, cons
     return 0;
 }
 
-static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
+static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, int *prev, struct duet_err *err)
 {
     (void)drv;
     if (!inst->c)
         return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
     char p[400];
+    if (prev) {
+        snprintf(p, sizeof(p), "%s/log.1", inst->c->dir);
+        *prev = open(p, O_RDONLY | O_CLOEXEC);
+    }
     *fd = open(container_log_path(inst->c, p, sizeof(p)), O_RDONLY | O_CLOEXEC);
+    if (*fd < 0 && prev && *prev >= 0) {
+        close(*prev);
+        *prev = -1;
+    }
     return *fd < 0 ? duet_err_sys(err, "workload %s: cannot open its log %s", inst->spec->name, p) : 0;
 }
 
@@ -655,6 +666,11 @@ void container_driver_set_userns(struct driver *drv, uint32_t base, uint32_t siz
 {
     priv(drv)->userns_base = base;
     priv(drv)->userns_size = size;
+}
+
+void container_driver_set_log_max(struct driver *drv, uint64_t bytes)
+{
+    priv(drv)->log_max = bytes;
 }
 
 void container_driver_protect_path(struct driver *drv, const char *path)

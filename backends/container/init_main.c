@@ -4,7 +4,7 @@
  *   duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]
  *
  * Started by the runtime with fd 0 on /dev/null, 1 and 2 on the container's
- * log, and 3 on its exit file.  It starts COMMAND as UID:GID in DIR,
+ * log, 3 on its exit file and 4 on the log's previous generation.  It starts COMMAND as UID:GID in DIR,
  * forwards the signals a process manager sends (TERM, INT, HUP, QUIT, USR1,
  * USR2, WINCH) to it, reaps every orphan that lands on pid 1, and when
  * COMMAND ends writes "exit N" or "signal N" to the exit file before
@@ -25,6 +25,14 @@
  * before it exits.  When the command ends by itself its background
  * children are left to the container, as with any process it starts.
  *
+ * Logs: the workload's stdout and stderr are a pipe that this process
+ * copies into the log (no process of duet's besides this one, and the copy
+ * goes on while no daemon runs).  When the log reaches --log-max bytes it
+ * becomes the previous generation (fd 4, its content replaced) and starts
+ * again empty, so a workload that prints without end holds at most twice
+ * that on the host.  The log is opened for appending: a reader of the
+ * daemon's sees it shrink at a rotation and starts over.
+ *
  * Linked statically and kept small: its private memory is the per-container
  * overhead duet promises (under 256 KiB).
  */
@@ -37,11 +45,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_FD 3
+#define LOG_FD 1
+#define PREV_LOG_FD 4
 
 static void die(const char *what, const char *arg)
 {
@@ -130,11 +144,58 @@ static int exec_main(char **cmd, const char *cwd, const sigset_t *all, const sig
     }
 }
 
+/* The log, capped: see the top of the file. */
+struct logcap {
+    unsigned long long max, size;
+};
+
+/* The current log becomes the previous one; errors leave things as they
+ * are (the log grows until the next try), never stop the copy. */
+static void log_rotate(struct logcap *l)
+{
+    if (ftruncate(PREV_LOG_FD, 0) < 0)
+        return;
+    off_t in = 0, out = 0;
+    while (in < (off_t)l->size) {
+        ssize_t n = copy_file_range(LOG_FD, &in, PREV_LOG_FD, &out, (size_t)((off_t)l->size - in), 0);
+        if (n <= 0)
+            break;
+    }
+    if (ftruncate(LOG_FD, 0) == 0)
+        l->size = 0;
+}
+
+/* Copies what the pipe holds now into the log; false at its end. */
+static bool log_pump(int pipe_fd, struct logcap *l)
+{
+    char buf[65536];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = read(pipe_fd, buf, sizeof(buf));
+        if (n == 0)
+            return false;
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR;
+        for (ssize_t off = 0; off < n;) {
+            if (l->max && l->size >= l->max)
+                log_rotate(l);
+            size_t room = l->max ? (size_t)(l->max - l->size) : (size_t)(n - off);
+            size_t chunk = (size_t)(n - off) < room ? (size_t)(n - off) : room;
+            ssize_t w = write(LOG_FD, buf + off, chunk);
+            if (w <= 0)
+                return true;   /* a full disk: drop, keep the workload going */
+            off += w;
+            l->size += (unsigned long long)w;
+        }
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     unsigned long uid = 0, gid = 0;
     const char *cwd = "/", *groups = NULL;
     bool exec_mode = false;
+    struct logcap logcap = {0};
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
@@ -157,6 +218,8 @@ int main(int argc, char **argv)
             cwd = argv[++i];
         else if (strcmp(argv[i], "--groups") == 0)
             groups = argv[++i];
+        else if (strcmp(argv[i], "--log-max") == 0)
+            logcap.max = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "duet-init: unknown option %s\n", argv[i]);
             return 127;
@@ -181,12 +244,25 @@ int main(int argc, char **argv)
         return exec_main(argv + i, cwd, &all, &old);
     }
     fcntl(EXIT_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(PREV_LOG_FD, F_SETFD, FD_CLOEXEC);
+    /* The workload writes into a pipe this process empties into the log;
+     * without a previous generation to rotate into, straight into the log. */
+    int out[2] = {-1, -1};
+    struct stat lst;
+    bool capped = logcap.max && fcntl(PREV_LOG_FD, F_GETFD) >= 0 && fstat(LOG_FD, &lst) == 0 &&
+                  pipe2(out, O_CLOEXEC) == 0;
+    if (capped) {
+        logcap.size = (unsigned long long)lst.st_size;
+        fcntl(out[0], F_SETFL, O_NONBLOCK);
+    }
     pid_t child = fork();
     if (child < 0)
         die("cannot fork", NULL);
     if (child == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         setsid();
+        if (capped && (dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0))
+            die("cannot set up the log", NULL);
         if (switch_user(uid, gid, groups) < 0)
             die("cannot switch to the workload's user", NULL);
         if (chdir(cwd) < 0)
@@ -196,28 +272,45 @@ int main(int argc, char **argv)
         die("cannot run", argv[i]);
         return e == ENOENT ? 127 : 126;
     }
+    if (capped)
+        close(out[1]);
+    int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+    if (sfd < 0)
+        die("cannot watch for signals", NULL);
 
     int status = 0;
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&all, &si);
-        if (sig < 0)
+    bool done = false, piped = capped;
+    while (!done) {
+        struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = piped ? out[0] : -1, .events = POLLIN}};
+        if (poll(pf, 2, -1) < 0)
             continue;
+        if (piped && (pf[1].revents & (POLLIN | POLLHUP)))
+            piped = log_pump(out[0], &logcap);
+        if (!(pf[0].revents & POLLIN))
+            continue;
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+            continue;
+        int sig = (int)si.ssi_signo;
         if (sig == SIGCHLD) {
             pid_t p;
             int st;
-            bool done = false;
             while ((p = waitpid(-1, &st, WNOHANG)) > 0)
                 if (p == child) {
                     status = st;
                     done = true;
                 }
-            if (done)
-                break;
         } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGUSR1 ||
                    sig == SIGUSR2 || sig == SIGWINCH || sig == SIGCONT) {
             kill(child, sig);
         }
+    }
+    /* What the workload wrote before it ended (bounded: a process it left
+     * behind may write on, and the container must still end). */
+    for (int k = 0; piped && k < 64; k++) {
+        struct pollfd pf = {.fd = out[0], .events = POLLIN};
+        if (poll(&pf, 1, 0) <= 0 || !log_pump(out[0], &logcap))
+            break;
     }
     char line[32];
     int n = WIFEXITED(status) ? snprintf(line, sizeof(line), "exit %d\n", WEXITSTATUS(status))

@@ -104,6 +104,7 @@ int container_runtime_init(struct container_runtime *rt, const char *state_dir, 
     if (container_seccomp_build(&rt->filter, err) < 0)
         goto fail;
     rt->caps = container_caps_default();
+    rt->log_max = CONTAINER_LOG_MAX;
     rt->last_cap = container_caps_last();
     return 0;
 fail:
@@ -367,8 +368,8 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
             goto fail_dir;
         }
     }
-    static const char *const files[] = {"log", "exit"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const files[] = {"log", "exit", "log.1"};
+    for (size_t i = 0; i < 3; i++) {
         char p[400];
         snprintf(p, sizeof(p), "%s/%s", c->dir, files[i]);
         int fd = open(p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
@@ -419,7 +420,7 @@ struct child_args {
     bool userns;
     const char *lower;          /* userns: where the idmapped image goes */
     struct mounts_plan plan;
-    int sync_fd, report_fd, log_fd, exit_fd, null_fd;
+    int sync_fd, report_fd, log_fd, exit_fd, null_fd, prev_log_fd;
     char *const *init_argv;
     char *const *envp;
     const struct driver_net *net;
@@ -555,15 +556,16 @@ static _Noreturn void child_main(const struct child_args *a)
     int report = fcntl(a->report_fd, F_DUPFD_CLOEXEC, 10);
     int init_fd = fcntl(a->rt->init_fd, F_DUPFD_CLOEXEC, 10);
     int log_fd = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10), exit_fd = fcntl(a->exit_fd, F_DUPFD_CLOEXEC, 10);
-    int null_fd = fcntl(a->null_fd, F_DUPFD_CLOEXEC, 10);
+    int null_fd = fcntl(a->null_fd, F_DUPFD_CLOEXEC, 10), prev_fd = fcntl(a->prev_log_fd, F_DUPFD_CLOEXEC, 10);
     struct child_args moved = *a;
     moved.report_fd = report;
     a = &moved;
-    CHECK(STEP_EXEC, (report < 0 || init_fd < 0 || log_fd < 0 || exit_fd < 0 || null_fd < 0 || dup2(null_fd, 0) < 0 ||
-                      dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0)
+    CHECK(STEP_EXEC, (report < 0 || init_fd < 0 || log_fd < 0 || exit_fd < 0 || null_fd < 0 || prev_fd < 0 ||
+                      dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0 ||
+                      dup2(prev_fd, 4) < 0)
                          ? (what = "arranging duet-init's file descriptors", -1)
                          : 0);
-    syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC);
     if (a->fail_at == STEP_EXEC) {
         errno = EIO;
         child_fail(a, STEP_EXEC, "injected failure");
@@ -769,7 +771,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
     if (!argv || !envp || !envbuf)
         abort();
     argv[argc++] = "duet-init";
-    /* argv: duet-init, 8 options and their values, "--", the command, NULL */
+    /* argv: duet-init, 10 options and their values, "--", the command, NULL */
     argv[argc++] = "--uid";
     argv[argc++] = uidbuf;
     argv[argc++] = "--gid";
@@ -778,6 +780,10 @@ int container_start(struct container *c, const struct container_config *cfg, str
     argv[argc++] = groupsbuf;
     argv[argc++] = "--cwd";
     argv[argc++] = c->workdir;
+    char logmax[24];
+    snprintf(logmax, sizeof(logmax), "%llu", (unsigned long long)rt->log_max);
+    argv[argc++] = "--log-max";
+    argv[argc++] = logmax;
     argv[argc++] = "--";
     for (size_t i = 0; i < w->n_command; i++)
         argv[argc++] = w->command[i];
@@ -808,7 +814,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         return -1;
     }
 
-    int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, tree = -1, rc = -1;
+    int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, prev_log_fd = -1,
+        tree = -1, rc = -1;
     pid_t pid = -1;
     int *vol_fds = calloc(w->n_volumes ? w->n_volumes : 1, sizeof(int));
     if (!vol_fds)
@@ -820,13 +827,16 @@ int container_start(struct container *c, const struct container_config *cfg, str
     if (cfg->net && write_net_files(c, cfg->net, err) < 0)
         goto out;
     snprintf(p, sizeof(p), "%s/log", c->dir);
-    log_fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    /* Read too: duet-init copies it into log.1 when it rotates. */
+    log_fd = open(p, O_RDWR | O_APPEND | O_CLOEXEC);
     snprintf(p, sizeof(p), "%s/exit", c->dir);
     exit_fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
     null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    snprintf(p, sizeof(p), "%s/log.1", c->dir);
+    prev_log_fd = open(p, O_RDWR | O_CLOEXEC);
     /* sync is a socket pair so that a child that died early gives EPIPE, not
      * a SIGPIPE that would kill the caller. */
-    if (log_fd < 0 || exit_fd < 0 || null_fd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0 ||
+    if (log_fd < 0 || exit_fd < 0 || null_fd < 0 || prev_log_fd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0 ||
         pipe2(report, O_CLOEXEC) < 0) {
         duet_err_sys(err, "container %s: cannot open its files", c->name);
         goto out;
@@ -844,6 +854,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .log_fd = log_fd,
         .exit_fd = exit_fd,
         .null_fd = null_fd,
+        .prev_log_fd = prev_log_fd,
         .init_argv = (char *const *)argv,
         .envp = (char *const *)envp,
         .net = cfg->net,
@@ -941,6 +952,8 @@ out:
         close(exit_fd);
     if (null_fd >= 0)
         close(null_fd);
+    if (prev_log_fd >= 0)
+        close(prev_log_fd);
     for (size_t i = 0; i < w->n_volumes; i++)
         if (vol_fds[i] >= 0)
             close(vol_fds[i]);

@@ -17,7 +17,7 @@
  * On disk, under STATE/NAME/: upper/ and work/ (the container's layer),
  * rootfs/ (the mount point, used only inside the container's mount
  * namespace, so nothing is ever mounted on the host), log (stdout and
- * stderr), exit (written by duet-init), state (pid, start time, user,
+ * stderr, at most rt->log_max), log.1 (the generation before), exit (written by duet-init), state (pid, start time, user,
  * groups, working dir: what recover and exec need), env (the workload's
  * environment, NUL-separated, for exec).
  */
@@ -60,11 +60,16 @@ enum container_step {
 
 const char *container_step_name(enum container_step s);
 
+/* A container's log holds at most this much; then it becomes log.1 (the
+ * one generation kept) and starts again (duet-init does it). */
+#define CONTAINER_LOG_MAX (UINT64_C(8) << 20)
+
 /* What the runtime shares between containers: built once. */
 struct container_runtime {
     char state_dir[256];            /* STATE: containers live in STATE/NAME */
     char cgroup_parent[32];         /* "duet-" + a hash of STATE: one per runtime */
-    int init_fd;                    /* duet-init, opened once, executed per container */
+    int init_fd;                    /* duet-init, a sealed copy, executed per container */
+    uint64_t log_max;               /* CONTAINER_LOG_MAX; tests set less */
     struct cgroup_layout cgroup;
     struct seccomp_prog filter;
     uint64_t caps;

@@ -172,8 +172,9 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
         put(&x, "      <target dev='vda' bus='virtio'/>\n    </disk>\n");
     }
     if (s->console_log) {
+        /* Appending: the daemon caps the file by truncating it. */
         put_value(&x, "console log", "    <serial type='file'>\n      <source path='", s->console_log,
-                  "'/>\n      <target port='0'/>\n    </serial>\n");
+                  "' append='on'/>\n      <target port='0'/>\n    </serial>\n");
     }
     if (s->status_log) {
         put_value(&x, "status log", "    <serial type='file'>\n      <source path='", s->status_log,

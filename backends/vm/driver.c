@@ -81,6 +81,8 @@ struct vm_priv {
 
     struct driver_instance *instances;  /* loop thread only */
     uv_signal_t sigchld;
+    uv_timer_t console_check;           /* caps the consoles (VM_CONSOLE_MAX) */
+    uint64_t console_max;
     bool reaping;
 };
 
@@ -1109,6 +1111,43 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
     return inst;
 }
 
+/* A guest's console is written by QEMU (appending), with no process of
+ * duet's in between: the daemon checks the consoles' sizes every
+ * VM_CONSOLE_CHECK_MS and rotates one past VM_CONSOLE_MAX, as duet-init
+ * does a container's log (copy into console.log.1, then truncate).  While
+ * no daemon runs, a console is not capped. */
+#define VM_CONSOLE_MAX (UINT64_C(8) << 20)
+#define VM_CONSOLE_CHECK_MS 1000
+
+static void console_rotate(struct driver_instance *inst)
+{
+    char path[PATH_MAX], prev[PATH_MAX];
+    inst_path(inst, "console.log", path, sizeof(path));
+    inst_path(inst, "console.log.1", prev, sizeof(prev));
+    _cleanup_close_ int in = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (in < 0 || fstat(in, &st) < 0 || (uint64_t)st.st_size <= priv(inst->drv)->console_max)
+        return;
+    _cleanup_close_ int out = open(prev, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (out < 0)
+        return;
+    off_t off = 0;
+    while (off < st.st_size) {
+        ssize_t n = copy_file_range(in, &off, out, NULL, (size_t)(st.st_size - off), 0);
+        if (n <= 0)
+            break;
+    }
+    if (ftruncate(in, 0) < 0)
+        return;
+}
+
+static void on_console_check(uv_timer_t *t)
+{
+    struct vm_priv *p = t->data;
+    for (struct driver_instance *i = p->instances; i; i = i->next)
+        console_rotate(i);
+}
+
 static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state_dir, struct duet_err *err)
 {
     struct vm_priv *p = priv(drv);
@@ -1133,6 +1172,8 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     for (const char *s = p->state_dir; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
     snprintf(p->owner, sizeof(p->owner), "duet-%08x", h);
+    if (!p->console_max)
+        p->console_max = VM_CONSOLE_MAX;
     /* libvirt logs its warnings to stderr; a daemon's belong in a file.
      * Read once, by libvirt's first call, which comes after this. */
     char logs[PATH_MAX + 32];
@@ -1153,6 +1194,10 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     uv_signal_init(loop, &p->sigchld);
     uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
     uv_unref((uv_handle_t *)&p->sigchld);
+    uv_timer_init(loop, &p->console_check);
+    p->console_check.data = p;
+    uv_timer_start(&p->console_check, on_console_check, VM_CONSOLE_CHECK_MS, VM_CONSOLE_CHECK_MS);
+    uv_unref((uv_handle_t *)&p->console_check);
     p->reaping = true;
     p->open = true;
     return 0;
@@ -1173,6 +1218,7 @@ static void vm_close(struct driver *drv)
     pthread_mutex_unlock(&p->lock);
     if (p->reaping) {
         uv_close((uv_handle_t *)&p->sigchld, NULL);
+        uv_close((uv_handle_t *)&p->console_check, NULL);
         p->reaping = false;
     }
     vm_event_uv_shutdown();
@@ -1320,12 +1366,20 @@ static int vm_recover(struct driver *drv, const struct workload_spec *spec, cons
     return 0;
 }
 
-static int vm_logs(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
+static int vm_logs(struct driver *drv, struct driver_instance *inst, int *fd, int *prev, struct duet_err *err)
 {
     (void)drv;
     char path[PATH_MAX];
+    if (prev) {
+        inst_path(inst, "console.log.1", path, sizeof(path));
+        *prev = open(path, O_RDONLY | O_CLOEXEC);
+    }
     inst_path(inst, "console.log", path, sizeof(path));
     *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0 && prev && *prev >= 0) {
+        close(*prev);
+        *prev = -1;
+    }
     return *fd < 0 ? duet_err_sys(err, "VM %s: cannot open its console log %s", inst->spec->name, path) : 0;
 }
 
@@ -1343,6 +1397,11 @@ static int vm_exec(struct driver *drv, struct driver_instance *inst, const char 
     return duet_err_set(err, ENOTSUP,
                         "VM %s: exec runs commands in containers only; a VM's console log is `duet logs %s`",
                         inst->spec->name, inst->spec->name);
+}
+
+void vm_driver_set_console_max(struct driver *drv, uint64_t bytes)
+{
+    priv(drv)->console_max = bytes;
 }
 
 const char *vm_driver_uri(struct driver *drv)

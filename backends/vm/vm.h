@@ -33,6 +33,9 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt);
 void vm_driver_free(struct driver *drv);
 /* The libvirt URI in use; empty until the first operation connected. */
 const char *vm_driver_uri(struct driver *drv);
+/* A guest's console is capped at this (then rotated into console.log.1);
+ * before open. */
+void vm_driver_set_console_max(struct driver *drv, uint64_t bytes);
 /* Would the next VM be a KVM guest? */
 bool vm_driver_uses_kvm(struct driver *drv);
 

@@ -165,7 +165,7 @@ static void check_ready(uv_timer_t *t)
     int fd;
     struct duet_err err;
     char buf[64] = "";
-    if (r->drv->logs(r->drv, r->inst, &fd, &err) == 0) {
+    if (r->drv->logs(r->drv, r->inst, &fd, NULL, &err) == 0) {
         ssize_t n = read(fd, buf, sizeof(buf) - 1);
         buf[n > 0 ? n : 0] = '\0';
         close(fd);
@@ -296,7 +296,7 @@ static void first_started(void *opaque, const struct duet_err *e)
     cr_expect_eq(r->drv->stats(r->drv, r->inst, &st, &err), 0, "%s", err.msg);
     cr_expect_geq(st.pids, 1);
     int fd;
-    cr_expect_eq(r->drv->logs(r->drv, r->inst, &fd, &err), 0, "%s", err.msg);
+    cr_expect_eq(r->drv->logs(r->drv, r->inst, &fd, NULL, &err), 0, "%s", err.msg);
     close(fd);
     r->drv->release(r->drv, r->inst);
     note(r, "released");

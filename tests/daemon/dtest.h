@@ -39,6 +39,7 @@ struct dd {
     char state[192];
     char cgdir[256];               /* the daemon's containers' cgroups */
     char bridge[16], subnet[24];   /* the daemon's own network: tests run side by side */
+    char log_max[16];              /* --log-max, when set */
     pid_t pid;
 };
 
@@ -92,7 +93,8 @@ static inline void dd_start(struct dd *d)
         execl(duetd, "duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock, "--restart-backoff",
               "100", "--stop-grace", "2000", "--request-timeout", "1500", "--bridge", d->bridge, "--subnet",
               d->subnet, "--guest-kernel",
-              getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent", (char *)NULL);
+              getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent",
+              d->log_max[0] ? "--log-max" : (char *)NULL, d->log_max, (char *)NULL);
         _exit(127);
     }
     d->pid = pid;
@@ -109,8 +111,17 @@ static inline void dd_start(struct dd *d)
     cr_assert(d->cgdir[0], "duetd reports no cgroup directory");
 }
 
+static inline void dd_init_with_log_max(struct dd *d, const char *log_max);
 static inline void dd_init(struct dd *d)
 {
+    dd_init_with_log_max(d, NULL);
+}
+
+static inline void dd_init_with_log_max(struct dd *d, const char *log_max)
+{
+    memset(d, 0, sizeof(*d));
+    if (log_max)
+        snprintf(d->log_max, sizeof(d->log_max), "%s", log_max);
     snprintf(d->dir, sizeof(d->dir), "/tmp/duet-dt-XXXXXX");
     cr_assert(mkdtemp(d->dir));
     snprintf(d->sock, sizeof(d->sock), "%s/duet.sock", d->dir);

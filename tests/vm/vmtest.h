@@ -260,7 +260,7 @@ static inline char *vt_log(struct vt *t, struct driver_instance *inst)
 {
     int fd;
     struct duet_err err = {0};
-    cr_assert_eq(t->drv->logs(t->drv, inst, &fd, &err), 0, "%s", err.msg);
+    cr_assert_eq(t->drv->logs(t->drv, inst, &fd, NULL, &err), 0, "%s", err.msg);
     char *buf = calloc(1, 1 << 20);
     ssize_t n = read(fd, buf, (1 << 20) - 1);
     buf[n > 0 ? n : 0] = '\0';
