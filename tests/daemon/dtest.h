@@ -26,7 +26,7 @@
 #include <jansson.h>
 
 #include "client.h"
-#include "machine_cgroups.h"
+#include "leftovers.h"
 #include "fsutil.h"
 #include "fleet.h"
 #include "ipam.h"

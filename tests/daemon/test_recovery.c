@@ -151,29 +151,8 @@ Test(recovery, kill9_during_a_stop_is_finished, .timeout = 120)
  * probes too. */
 static int qemus(const char *state, bool probes)
 {
-    int n = 0;
-    DIR *dir = opendir("/proc");
-    struct dirent *e;
-    while (dir && (e = readdir(dir))) {
-        if (e->d_name[0] < '1' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[65536];
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (len <= 0)
-            continue;
-        for (ssize_t i = 0; i < len; i++)
-            if (!buf[i])
-                buf[i] = ' ';
-        buf[len] = '\0';
-        n += strstr(buf, "qemu-system") && (probes || strstr(buf, "guest=")) && strstr(buf, state);
-    }
-    if (dir)
-        closedir(dir);
-    return n;
+    const char *const needles[] = {"qemu-system", state, probes ? NULL : "guest=", NULL};
+    return processes_matching(needles);
 }
 
 /* duetd killed 0.3 to 1.3 s into a VM's start: the next daemon shows it

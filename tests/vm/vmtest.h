@@ -26,7 +26,7 @@
 
 #include "manifest.h"
 #include "vm.h"
-#include "machine_cgroups.h"
+#include "leftovers.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -288,34 +288,8 @@ static inline bool vt_log_waits_for(struct vt *t, struct driver_instance *inst, 
 /* Processes whose command line mentions s (QEMU names its files). */
 static inline int vt_processes_mentioning(const char *s)
 {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300];
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        char buf[65536];
-        ssize_t len = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (len <= 0)
-            continue;
-        for (ssize_t i = 0; i < len; i++)
-            if (!buf[i])
-                buf[i] = ' ';
-        buf[len] = '\0';
-        if (strstr(buf, s)) {
-            /* a zombie has an empty cmdline, so this one is alive */
-            n++;
-        }
-    }
-    if (d)
-        closedir(d);
-    return n;
+    const char *const needles[] = {s, NULL};
+    return processes_matching(needles);
 }
 
 /* Persistent domain definitions libvirt keeps for this state dir. */

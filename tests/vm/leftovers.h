@@ -1,0 +1,85 @@
+/*
+ * leftovers.h - what a VM may leave on the host (processes, libvirt's
+ * machine cgroups), for the VM and daemon tests' "nothing left" checks.
+ */
+#ifndef DUET_TEST_LEFTOVERS_H
+#define DUET_TEST_LEFTOVERS_H
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libvirt's machine cgroups left for this state dir's domains (named
+ * qemu-...-duet-XXXXXXXX-NAME.libvirt-qemu, XXXXXXXX the state dir's hash
+ * as the VM driver makes it), in any hierarchy. */
+static inline int machine_cgroups_left(const char *state)
+{
+    char real[PATH_MAX];
+    if (!realpath(state, real))
+        return 0;
+    uint32_t h = 2166136261u;
+    for (const char *q = real; *q; q++)
+        h = (h ^ (unsigned char)*q) * 16777619u;
+    char owner[32];
+    snprintf(owner, sizeof(owner), "-duet-%08x-", h);
+    int n = 0;
+    DIR *root = opendir("/sys/fs/cgroup");
+    struct dirent *c;
+    while (root && (c = readdir(root))) {
+        if (c->d_name[0] == '.')
+            continue;
+        char dir[512];
+        snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/machine", c->d_name);
+        DIR *m = opendir(dir);
+        struct dirent *e;
+        while (m && (e = readdir(m)))
+            n += strstr(e->d_name, owner) != NULL;
+        if (m)
+            closedir(m);
+    }
+    if (root)
+        closedir(root);
+    return n;
+}
+
+/* Live processes whose command line holds every one of needles (a
+ * NULL-terminated list); a zombie's is empty, so it is not counted. */
+static inline int processes_matching(const char *const *needles)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        char buf[65536];
+        ssize_t len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        for (ssize_t i = 0; i < len; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[len] = '\0';
+        bool all = true;
+        for (const char *const *w = needles; *w && all; w++)
+            all = strstr(buf, *w) != NULL;
+        n += all;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+#endif
