@@ -494,7 +494,7 @@ static void *churn_links(void *opaque)
         return NULL;
     uint8_t mac[6] = {0x02, 0x64, 10, 78, 0, 0};
     for (unsigned i = 0; !c->stop; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "tch%u", i % 8);
         mac[5] = (uint8_t)(i % 8);
         if (nl_bridge_add(&nl, name, "churn", mac, NULL) == 0)
@@ -530,9 +530,9 @@ Test(netlink, a_dump_interrupted_by_changing_links_is_retried, .timeout = 60)
     cr_assert_eq(nl_open(&nl, &err), 0, "%s", err.msg);
     /* Enough links that a dump takes several messages. */
     for (int i = 0; i < 150; i++) {
-        char name[16];
+        char name[24];
         uint8_t mac[6] = {0x02, 0x64, 10, 79, (uint8_t)(i >> 8), (uint8_t)i};
-        snprintf(name, sizeof(name), "tfill%d", i);
+        snprintf(name, sizeof(name), "tfill%u", (unsigned)i % 1000);
         cr_assert_eq(nl_bridge_add(&nl, name, "fill", mac, &err), 0, "%s", err.msg);
     }
     struct churn c = {0};
