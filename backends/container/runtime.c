@@ -594,12 +594,10 @@ static int open_volumes(const struct container *c, const struct workload_spec *w
             return duet_err_sys(err, "container %s: cannot tell where volume source %s leads", c->name, v->source);
         resolved[n] = '\0';
         const char *hit = hostpath_protected_resolved(resolved, (const char *const *)c->rt->protected_paths);
-        if (!hit) {
-            char own[300];
-            snprintf(own, sizeof(own), "%s", c->rt->state_dir);
-            const char *const mine[] = {own, NULL};
+        /* The runtime's own state (the containers' layers) is protected too. */
+        const char *const mine[] = {c->rt->state_dir, NULL};
+        if (!hit)
             hit = hostpath_protected_resolved(resolved, mine);
-        }
         if (hit && !w->host_access)
             return duet_err_set(err, EPERM,
                                 "container %s: volume source %s leads to %s, which is or holds the host's %s: a "
