@@ -153,14 +153,16 @@ struct logcap {
  * are (the log grows until the next try), never stop the copy. */
 static void log_rotate(struct logcap *l)
 {
-    if (ftruncate(PREV_LOG_FD, 0) < 0)
-        return;
+    /* Written over, then cut to length: a reader of log.1 never finds it
+     * empty while this runs. */
     off_t in = 0, out = 0;
     while (in < (off_t)l->size) {
         ssize_t n = copy_file_range(LOG_FD, &in, PREV_LOG_FD, &out, (size_t)((off_t)l->size - in), 0);
         if (n <= 0)
-            break;
+            return;
     }
+    if (ftruncate(PREV_LOG_FD, out) < 0)
+        return;
     if (ftruncate(LOG_FD, 0) == 0)
         l->size = 0;
 }
