@@ -78,7 +78,6 @@ struct op {
 /* A command started by exec, until its helper is reaped. */
 struct exec_watch {
     struct exec_watch *next, **prev;
-    struct ct_priv *p;
     struct container_exec_proc proc;
     uv_poll_t poll;
     uv_timer_t timer;
@@ -237,7 +236,6 @@ static void exec_watch_start(struct driver_instance *inst, struct op *op)
     struct exec_watch *x = calloc(1, sizeof(*x));
     if (!x)
         abort();
-    x->p = p;
     x->proc = op->proc;
     x->exited = op->exited;
     x->opaque = op->item.opaque;
