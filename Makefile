@@ -42,7 +42,7 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/driver.c backends/opqueue.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
-          backends/container/mounts.c backends/container/runtime.c backends/container/driver.c \
+          backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/driver.c \
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/hostprobe.c orchestrator/plan_output.c orchestrator/specjson.c orchestrator/store.c \
           orchestrator/http.c orchestrator/client.c \

@@ -93,6 +93,8 @@ struct driver_stats {
     uint64_t memory_bytes;         /* memory in use now */
     uint64_t memory_limit;
     uint64_t pids;                 /* processes (containers) or vCPUs (VMs) */
+    uint64_t disk_bytes;           /* what its writes take on the host now */
+    uint64_t disk_limit;           /* resources.disk */
 };
 
 /* Starting points of the cost model, measured on a 2-core Debian 12 host

@@ -2,6 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -11,6 +15,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+
+extern char **environ;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -79,4 +85,57 @@ void duet_close_fds_except(const int *keep, size_t n)
             syscall(SYS_close_range, from, next - 1, 0);
         from = next + 1;
     }
+}
+
+int duet_run_tool(char *const argv[], struct duet_err *err)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return duet_err_sys(err, "cannot run %s", argv[0]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[1]);
+    if (rc != 0) {
+        close(pfd[0]);
+        errno = rc;
+        return duet_err_sys(err, "cannot run %s (is it installed? make deps installs it)", argv[0]);
+    }
+    /* Keep the tool's last words: its error message is the useful part. */
+    char out[4096];
+    size_t n = 0;
+    for (;;) {
+        char chunk[1024];
+        ssize_t r = read(pfd[0], chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (n + (size_t)r >= sizeof(out)) {
+            size_t keep = sizeof(out) / 2;
+            memmove(out, out + n - (n > keep ? keep : n), n > keep ? keep : n);
+            n = n > keep ? keep : n;
+        }
+        memcpy(out + n, chunk, (size_t)r < sizeof(out) - n - 1 ? (size_t)r : sizeof(out) - n - 1);
+        n += (size_t)r < sizeof(out) - n - 1 ? (size_t)r : sizeof(out) - n - 1;
+    }
+    close(pfd[0]);
+    out[n] = '\0';
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    /* one line: newlines become "; " */
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+    for (char *p = out; *p; p++)
+        if (*p == '\n')
+            *p = ';';
+    return duet_err_set(err, EIO, "%s failed: %s", argv[0], n ? out : "no message");
 }

@@ -24,4 +24,8 @@ int duet_sealed_copy(int src, const char *path, const char *name, struct duet_er
  * about to enter a container (async-signal-safe, no allocation). */
 void duet_close_fds_except(const int *keep, size_t n);
 
+/* Runs argv (no shell, found on PATH), waiting; on failure err holds the
+ * tool's own last words. */
+int duet_run_tool(char *const argv[], struct duet_err *err);
+
 #endif

@@ -30,10 +30,12 @@
 #define WL_DEFAULT_CPUS 1.0
 #define WL_DEFAULT_MEMORY (UINT64_C(512) << 20)
 #define WL_DEFAULT_PIDS 1024
+#define WL_DEFAULT_DISK (UINT64_C(10) << 30)
 #define WL_DEFAULT_HEALTH_INTERVAL_MS 10000
 #define WL_DEFAULT_HEALTH_TIMEOUT_MS 2000
 #define WL_DEFAULT_HEALTH_RETRIES 3
 #define WL_MIN_MEMORY (UINT64_C(4) << 20)   /* below this no workload can even start */
+#define WL_MIN_DISK (UINT64_C(16) << 20)     /* a filesystem and a little room */
 #define WL_MAX_CPUS 1024.0
 #define WL_MAX_PIDS 4194304
 
@@ -100,7 +102,8 @@ struct workload_spec {
         double cpus;
         uint64_t memory;       /* bytes */
         uint64_t pids;
-        bool cpus_set, memory_set;
+        uint64_t disk;         /* bytes the writable layer may hold */
+        bool cpus_set, memory_set, disk_set;
     } resources;
 
     struct {

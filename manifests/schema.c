@@ -699,7 +699,7 @@ static void conv_image(struct conv *c, struct workload_spec *w, const struct yno
 
 static void conv_resources(struct conv *c, struct workload_spec *w, const struct ynode *n)
 {
-    static const char *const keys[] = {"cpus", "memory", "pids", NULL};
+    static const char *const keys[] = {"cpus", "memory", "pids", "disk", NULL};
     if (!want_map(c, n, "spec.resources"))
         return;
     check_keys(c, n, "spec.resources", keys);
@@ -720,6 +720,18 @@ static void conv_resources(struct conv *c, struct workload_spec *w, const struct
     }
     if ((v = mget(n, "pids", NULL)))
         get_uint(c, v, "spec.resources.pids", 1, WL_MAX_PIDS, &w->resources.pids);
+    if ((v = mget(n, "disk", NULL))) {
+        uint64_t d;
+        if (get_size(c, v, "spec.resources.disk", &d)) {
+            char buf[160];
+            if (d < WL_MIN_DISK)
+                cerr(c, v, "spec.resources.disk \"%s\" is too small: give at least 16Mi", q(v, buf, sizeof(buf)));
+            else {
+                w->resources.disk = d;
+                w->resources.disk_set = true;
+            }
+        }
+    }
 }
 
 static void conv_needs(struct conv *c, struct workload_spec *w, const struct ynode *n)
@@ -985,6 +997,7 @@ static void workload_defaults(struct workload_spec *w)
     w->resources.cpus = WL_DEFAULT_CPUS;
     w->resources.memory = WL_DEFAULT_MEMORY;
     w->resources.pids = WL_DEFAULT_PIDS;
+    w->resources.disk = WL_DEFAULT_DISK;
     w->health.interval_ms = WL_DEFAULT_HEALTH_INTERVAL_MS;
     w->health.timeout_ms = WL_DEFAULT_HEALTH_TIMEOUT_MS;
     w->health.retries = WL_DEFAULT_HEALTH_RETRIES;

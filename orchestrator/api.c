@@ -145,6 +145,8 @@ json_t *api_wl_json(const struct wl *w, bool detail)
             json_object_set_new(s, "memory_bytes", json_integer((json_int_t)st.memory_bytes));
             json_object_set_new(s, "memory_limit", json_integer((json_int_t)st.memory_limit));
             json_object_set_new(s, "pids", json_integer((json_int_t)st.pids));
+            json_object_set_new(s, "disk_bytes", json_integer((json_int_t)st.disk_bytes));
+            json_object_set_new(s, "disk_limit", json_integer((json_int_t)st.disk_limit));
             json_object_set_new(inst, "stats", s);
         }
     }

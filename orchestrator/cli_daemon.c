@@ -550,9 +550,11 @@ static int cmd_describe(int argc, char **argv)
                json_is_true(json_object_get(inst, "running")) ? ", running" : "");
         json_t *st = json_object_get(inst, "stats");
         if (st)
-            printf("Usage:       memory %.1f MiB of %.1f MiB, cpu %.2f s, %lld %s\n",
+            printf("Usage:       memory %.1f MiB of %.1f MiB, disk %.1f MiB of %.1f MiB, cpu %.2f s, %lld %s\n",
                    (double)json_integer_value(json_object_get(st, "memory_bytes")) / 1048576.0,
                    (double)json_integer_value(json_object_get(st, "memory_limit")) / 1048576.0,
+                   (double)json_integer_value(json_object_get(st, "disk_bytes")) / 1048576.0,
+                   (double)json_integer_value(json_object_get(st, "disk_limit")) / 1048576.0,
                    (double)json_integer_value(json_object_get(st, "cpu_ns")) / 1e9,
                    (long long)json_integer_value(json_object_get(st, "pids")),
                    strcmp(str(inst, "backend"), "vm") == 0 ? "vCPUs" : "processes");
@@ -863,13 +865,14 @@ static int cmd_run(int argc, char **argv)
                                          {"disk", required_argument, NULL, 'D'},
                                          {"name", required_argument, NULL, 'N'},
                                          {"memory", required_argument, NULL, 'm'},
+                                         {"disk-size", required_argument, NULL, 'z'},
                                          {"cpus", required_argument, NULL, 'c'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     static const char usage[] =
         "usage: duet run [--placement auto|vm|container] [--rm] [--name NAME] [--memory SIZE] [--cpus N]\n"
-        "                (--rootfs DIR | --disk IMAGE) [-- CMD [ARG...]]\n\n"
+        "                [--disk-size SIZE] (--rootfs DIR | --disk IMAGE) [-- CMD [ARG...]]\n\n"
         "Run one workload now and wait for it to end, like docker run: prints its\n"
         "output and exits with its status.  --rm removes it once it ends.\n";
     json_t *spec = json_object(), *image = json_object(), *res = json_object();
@@ -893,6 +896,7 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'N': json_object_set_new(doc, "metadata", json_pack("{s:s}", "name", optarg)); break;
         case 'm': json_object_set_new(res, "memory", json_string(optarg)); break;
+        case 'z': json_object_set_new(res, "disk", json_string(optarg)); break;
         case 'c': json_object_set_new(res, "cpus", json_real(strtod(optarg, NULL))); break;
         case 'S': sock = optarg; break;
         case 'h': fputs(usage, stdout); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return 0;

@@ -77,6 +77,8 @@ json_t *specjson_from_workload(const struct workload_spec *w)
         json_object_set_new(res, "cpus", json_real(w->resources.cpus));
     if (w->resources.memory_set)
         json_object_set_new(res, "memory", json_integer((json_int_t)w->resources.memory));
+    if (w->resources.disk_set)
+        json_object_set_new(res, "disk", json_integer((json_int_t)w->resources.disk));
     if (w->resources.pids && w->resources.pids != WL_DEFAULT_PIDS)
         json_object_set_new(res, "pids", json_integer((json_int_t)w->resources.pids));
     if (json_object_size(res))

@@ -510,7 +510,7 @@ static int ct_stats(struct driver *drv, struct driver_instance *inst, struct dri
         return -1;
     *st = (struct driver_stats){.cpu_ns = cs.cpu_ns, .memory_bytes = cs.memory, .memory_limit = cs.memory_limit,
                                 .pids = cs.pids};
-    return 0;
+    return container_disk_usage(inst->c, &st->disk_bytes, &st->disk_limit, err);
 }
 
 static int ct_handle(struct driver *drv, struct driver_instance *inst, char out[DRIVER_HANDLE_MAX],

@@ -5,8 +5,12 @@
  * privileges: `duet plan` run by an ordinary user still describes what the
  * daemon (root) will be able to do.
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -50,6 +54,25 @@ int container_backend_probe(const char *cgroup_root, struct driver_caps *caps, s
     if (!fs_supported("overlay")) {
         snprintf(caps->unavailable_reason, sizeof(caps->unavailable_reason),
                  "the kernel has no overlay filesystem; load it with: modprobe overlay");
+        return 0;
+    }
+    /* The writable layer (layer.c): an ext4 image on a loop device.
+     * fsopen loads ext4 when it is a module not loaded yet; an ordinary
+     * user may not call it (EPERM), and then /proc/filesystems answers. */
+    int ext4 = (int)syscall(SYS_fsopen, "ext4", FSOPEN_CLOEXEC);
+    bool has_ext4 = ext4 >= 0 || (errno == EPERM && fs_supported("ext4"));
+    if (ext4 >= 0)
+        close(ext4);
+    if (!has_ext4) {
+        snprintf(caps->unavailable_reason, sizeof(caps->unavailable_reason),
+                 "the kernel has no ext4 filesystem, which containers' writable layers use; load it with: "
+                 "modprobe ext4");
+        return 0;
+    }
+    if (access("/dev/loop-control", F_OK) != 0) {
+        snprintf(caps->unavailable_reason, sizeof(caps->unavailable_reason),
+                 "/dev/loop-control is missing, and containers' writable layers need loop devices; load the "
+                 "module: modprobe loop");
         return 0;
     }
     struct cgroup_layout cg;

@@ -17,6 +17,7 @@
 #include "hostpath.h"
 #include "ifconf.h"
 #include "ipam.h"
+#include "layer.h"
 #include "netlink.h"
 #include "fsutil.h"
 #include "rootfs.h"
@@ -39,6 +40,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -106,8 +108,14 @@ int container_runtime_init(struct container_runtime *rt, const char *state_dir, 
     rt->caps = container_caps_default();
     rt->log_max = CONTAINER_LOG_MAX;
     rt->last_cap = container_caps_last();
+    char templates[300];
+    snprintf(templates, sizeof(templates), "%s/.layers", state_dir);
+    rt->layers = container_layer_pool_new(templates, err);
+    if (!rt->layers)
+        goto fail;
     return 0;
 fail:
+    container_seccomp_free(&rt->filter);
     close(rt->init_fd);
     rt->init_fd = -1;
     return -1;
@@ -159,6 +167,8 @@ void container_runtime_fini(struct container_runtime *rt)
         close(rt->init_fd);
     rt->init_fd = -1;
     container_seccomp_free(&rt->filter);
+    container_layer_pool_free(rt->layers);
+    rt->layers = NULL;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -344,21 +354,22 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
         errno = e;
         return duet_err_sys(err, "container %s: cannot create %s/%s", w->name, rt->state_dir, w->name);
     }
-    static const char *const subdirs[] = {"upper", "work", "rootfs", "lower"};
+    /* layer/ is where the writable layer is mounted, rootfs/ the overlay,
+     * both only inside the container's mount namespace. */
+    static const char *const subdirs[] = {"layer", "rootfs", "lower"};
     c->userns = rt->userns;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 3; i++) {
         char p[400];
         snprintf(p, sizeof(p), "%s/%s", c->dir, subdirs[i]);
-        /* upper's mode becomes the mode of the container's / */
         if (mkdir(p, 0755) < 0) {
             duet_err_sys(err, "container %s: cannot create %s", w->name, p);
             goto fail_dir;
         }
-        /* The container's root (host uid base) writes its own layer. */
-        if (c->userns && i < 2 && chown(p, rt->userns_base, rt->userns_base) < 0) {
-            duet_err_sys(err, "container %s: cannot give %s to the user namespace's root", w->name, p);
-            goto fail_dir;
-        }
+    }
+    /* The layer itself is made (or a spare taken) at start. */
+    if (container_layer_pool_want(rt->layers, w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK, err) < 0) {
+        duet_err_prefix(err, "container %s: its writable layer (resources.disk)", w->name);
+        goto fail_dir;
     }
     if (c->userns) {
         /* The container's root (gid base on the host) may pass through to
@@ -419,6 +430,8 @@ struct child_args {
     enum container_step fail_at;
     bool userns;
     const char *lower;          /* userns: where the idmapped image goes */
+    const char *layer;          /* where the writable layer goes */
+    int layer_fd;               /* the writable layer, mounted detached */
     struct mounts_plan plan;
     int sync_fd, report_fd, log_fd, exit_fd, null_fd, prev_log_fd;
     char *const *init_argv;
@@ -486,6 +499,12 @@ static int attach_lower(int tree, const char *where, const char **what)
     return (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH);
 }
 
+static int attach_layer(int layer, const char *where, const char **what)
+{
+    *what = "attaching the writable layer";
+    return (int)syscall(SYS_move_mount, layer, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
 /* eth0, the container's end of its veth pair, is in our namespace once
  * the parent's go came: give it the workload's address and route. */
 static int network_up(const struct driver_net *net, const char **what)
@@ -527,6 +546,8 @@ static _Noreturn void child_main(const struct child_args *a)
     CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
     CHECK(STEP_HOSTNAME, loopback_up(&what));
     CHECK(STEP_MOUNT_PRIVATE, mounts_make_private(&what));
+    CHECK(STEP_OVERLAY, attach_layer(a->layer_fd, a->layer, &what));
+    close(a->layer_fd);
     if (a->userns) {
         CHECK(STEP_OVERLAY, attach_lower(tree, a->lower, &what));
         close(tree);
@@ -698,24 +719,25 @@ static int send_go(int sock, int tree)
 /* The files that point the workload at the fleet's name server, written
  * into the container's own layer (upper/etc), never into the image,
  * which other containers share. */
-static int write_net_files(const struct container *c, const struct driver_net *net, struct duet_err *err)
+static int write_net_files(const struct container *c, int layer, const struct driver_net *net, struct duet_err *err)
 {
-    char p[400], gw[16], addr[16], buf[512];
-    snprintf(p, sizeof(p), "%s/upper/etc", c->dir);
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return duet_err_sys(err, "container %s: cannot create %s", c->name, p);
-    if (c->userns && chown(p, c->rt->userns_base, c->rt->userns_base) < 0)
-        return duet_err_sys(err, "container %s: cannot give %s to the user namespace's root", c->name, p);
+    char p[64], gw[16], addr[16], buf[512];
+    /* The layer was made a moment ago by us: nothing in it is the
+     * workload's yet. */
+    if (mkdirat(layer, "upper/etc", 0755) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "container %s: cannot create /etc in its writable layer", c->name);
+    if (c->userns && fchownat(layer, "upper/etc", c->rt->userns_base, c->rt->userns_base, AT_SYMLINK_NOFOLLOW) < 0)
+        return duet_err_sys(err, "container %s: cannot give /etc to the user namespace's root", c->name);
     ipam_format(net->dns, gw);
     ipam_format(net->addr, addr);
     static const char *const files[] = {"resolv.conf", "hosts"};
     for (int i = 0; i < 2; i++) {
         int n = i == 0 ? snprintf(buf, sizeof(buf), "# the duet fleet's name server: workloads by name\nnameserver %s\n", gw)
                        : snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost\n::1\tlocalhost\n%s\t%s\n", addr, c->name);
-        snprintf(p, sizeof(p), "%s/upper/etc/%s", c->dir, files[i]);
-        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        snprintf(p, sizeof(p), "upper/etc/%s", files[i]);
+        _cleanup_close_ int fd = openat(layer, p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0 || write(fd, buf, (size_t)n) != n)
-            return duet_err_sys(err, "container %s: cannot write %s", c->name, p);
+            return duet_err_sys(err, "container %s: cannot write /etc/%s in its writable layer", c->name, files[i]);
     }
     return 0;
 }
@@ -740,28 +762,51 @@ static int veth_create(const struct container *c, const struct driver_net *net, 
     return 0;
 }
 
+/* duet-init's identity options for c, the same for its pid 1 and for
+ * exec: formatted into ids (which must outlive argv) and appended to argv
+ * at *k, 8 entries at most. */
+struct init_ids {
+    char uid[16], gid[16], groups[32 * 11 + 1];
+};
+
+static void init_ids_append(const struct container *c, struct init_ids *ids, const char **argv, size_t *k)
+{
+    snprintf(ids->uid, sizeof(ids->uid), "%u", (unsigned)c->uid);
+    snprintf(ids->gid, sizeof(ids->gid), "%u", (unsigned)c->gid);
+    ids->groups[0] = '\0';
+    for (int i = 0, o = 0; i < c->n_groups && o < (int)sizeof(ids->groups) - 12; i++)
+        o += snprintf(ids->groups + o, sizeof(ids->groups) - (size_t)o, "%s%u", i ? "," : "",
+                      (unsigned)c->groups[i]);
+    argv[(*k)++] = "--uid";
+    argv[(*k)++] = ids->uid;
+    argv[(*k)++] = "--gid";
+    argv[(*k)++] = ids->gid;
+    if (ids->groups[0]) {
+        argv[(*k)++] = "--groups";
+        argv[(*k)++] = ids->groups;
+    }
+    argv[(*k)++] = "--cwd";
+    argv[(*k)++] = c->workdir;
+}
+
 int container_start(struct container *c, const struct container_config *cfg, struct duet_err *err)
 {
     const struct workload_spec *w = cfg->spec;
     const struct container_runtime *rt = c->rt;
-    char merged[400], lower[400], opts[1400], p[400];
+    char merged[400], lower[400], layer_dir[400], opts[1400], p[400];
     snprintf(merged, sizeof(merged), "%s/rootfs", c->dir);
     snprintf(lower, sizeof(lower), "%s/lower", c->dir);
+    snprintf(layer_dir, sizeof(layer_dir), "%s/layer", c->dir);
     /* In a user namespace overlayfs keeps its metadata in user.* xattrs:
      * trusted.* belongs to the host's root. */
-    int n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work%s",
+    int n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/layer/upper,workdir=%s/layer/work%s",
                      c->userns ? lower : w->image.rootfs, c->dir, c->dir, c->userns ? ",userxattr" : "");
     if (n < 0 || (size_t)n >= sizeof(opts))
         return duet_err_set(err, ENAMETOOLONG, "container %s: paths too long for overlayfs", c->name);
 
     /* duet-init's command line and the workload's environment, built here
      * because the child may not allocate. */
-    char uidbuf[24], gidbuf[24], groupsbuf[32 * 11 + 1] = "";
-    snprintf(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
-    snprintf(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
-    for (int i = 0; i < c->n_groups; i++)
-        snprintf(groupsbuf + strlen(groupsbuf), sizeof(groupsbuf) - strlen(groupsbuf), "%s%u", i ? "," : "",
-                 (unsigned)c->groups[i]);
+    struct init_ids ids;
     size_t argc = 0;
     const char **argv = calloc(w->n_command + 14, sizeof(*argv));
     const char **envp = calloc(w->n_env + 4, sizeof(*envp));
@@ -770,14 +815,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         abort();
     argv[argc++] = "duet-init";
     /* argv: duet-init, 10 options and their values, "--", the command, NULL */
-    argv[argc++] = "--uid";
-    argv[argc++] = uidbuf;
-    argv[argc++] = "--gid";
-    argv[argc++] = gidbuf;
-    argv[argc++] = "--groups";
-    argv[argc++] = groupsbuf;
-    argv[argc++] = "--cwd";
-    argv[argc++] = c->workdir;
+    init_ids_append(c, &ids, argv, &argc);
     char logmax[24];
     snprintf(logmax, sizeof(logmax), "%llu", (unsigned long long)rt->log_max);
     argv[argc++] = "--log-max";
@@ -813,7 +851,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
     }
 
     int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, prev_log_fd = -1,
-        tree = -1, rc = -1;
+        tree = -1, layer = -1, rc = -1;
     pid_t pid = -1;
     int *vol_fds = calloc(w->n_volumes ? w->n_volumes : 1, sizeof(int));
     if (!vol_fds)
@@ -822,7 +860,12 @@ int container_start(struct container *c, const struct container_config *cfg, str
         vol_fds[i] = -1;
     if (open_volumes(c, w, vol_fds, err) < 0)
         goto out;
-    if (cfg->net && write_net_files(c, cfg->net, err) < 0)
+    snprintf(p, sizeof(p), "%s/disk.img", c->dir);
+    layer = container_layer_take(rt->layers, p, w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK,
+                                 c->userns ? rt->userns_base : 0, c->name, err);
+    if (layer < 0)
+        goto out;
+    if (cfg->net && write_net_files(c, layer, cfg->net, err) < 0)
         goto out;
     snprintf(p, sizeof(p), "%s/log", c->dir);
     /* Read too: duet-init copies it into log.1 when it rotates. */
@@ -845,6 +888,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .fail_at = cfg->fail_at,
         .userns = c->userns,
         .lower = lower,
+        .layer = layer_dir,
+        .layer_fd = layer,
         .plan = {.merged = merged, .overlay_opts = opts, .volumes = w->volumes, .volume_fds = vol_fds,
                  .n_volumes = w->n_volumes},
         .sync_fd = sync[0],
@@ -944,6 +989,8 @@ out:
     }
     if (tree >= 0)
         close(tree);
+    if (layer >= 0)
+        close(layer);
     if (log_fd >= 0)
         close(log_fd);
     if (exit_fd >= 0)
@@ -1126,6 +1173,25 @@ int container_stats(struct container *c, struct cgroup_stats *st, struct duet_er
     return cgroup_stats_read(&c->rt->cgroup, c->cgroup, st, err);
 }
 
+int container_disk_usage(const struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/disk.img", c->dir);
+    if (container_layer_usage(p, used, limit, err) < 0)
+        return duet_err_prefix(err, "container %s: its writable layer", c->name);
+    /* While it runs, its root (an overlay, whose statfs is its upper
+     * layer's) says what the layer holds now.  statfs opens nothing in
+     * the container; the pidfd proves the pid was still duet-init's. */
+    struct statfs sf;
+    snprintf(p, sizeof(p), "/proc/%d/root", (int)c->pid);
+    if (c->pidfd >= 0 && c->pid > 0 && statfs(p, &sf) == 0) {
+        struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) == 0)
+            *used = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+    }
+    return 0;
+}
+
 /* ---- exec ------------------------------------------------------------- */
 
 /* The workload's environment, kept by start in STATE/NAME/env, as an
@@ -1249,11 +1315,7 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
     _cleanup_free_ char *envdata = NULL;
     _cleanup_free_ char **envp = exec_env(c, &envdata);
     /* duet-init's arguments: built here, the helper must not allocate. */
-    char uid[16], gid[16], groups[32 * 11 + 1] = "";
-    snprintf(uid, sizeof(uid), "%u", (unsigned)c->uid);
-    snprintf(gid, sizeof(gid), "%u", (unsigned)c->gid);
-    for (int i = 0, o = 0; i < c->n_groups && o < (int)sizeof(groups) - 12; i++)
-        o += snprintf(groups + o, sizeof(groups) - (size_t)o, "%s%u", i ? "," : "", (unsigned)c->groups[i]);
+    struct init_ids ids;
     size_t argc = 0;
     while (argv[argc])
         argc++;
@@ -1263,16 +1325,7 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
     size_t k = 0;
     iargv[k++] = "duet-init";
     iargv[k++] = "--exec";
-    iargv[k++] = "--uid";
-    iargv[k++] = uid;
-    iargv[k++] = "--gid";
-    iargv[k++] = gid;
-    if (groups[0]) {
-        iargv[k++] = "--groups";
-        iargv[k++] = groups;
-    }
-    iargv[k++] = "--cwd";
-    iargv[k++] = c->workdir;
+    init_ids_append(c, &ids, iargv, &k);
     iargv[k++] = "--";
     for (size_t i = 0; i < argc; i++)
         iargv[k++] = argv[i];

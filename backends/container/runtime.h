@@ -1,7 +1,7 @@
 /*
  * runtime.h - duet's container runtime: one container's life.
  *
- *   container_prepare  state dir, overlay layers, log, cgroup with limits;
+ *   container_prepare  state dir, writable layer, log, cgroup with limits;
  *                      checks a user can get wrong (rootfs, command, user)
  *   container_start    clone into new namespaces, build the filesystem,
  *                      drop privileges, exec duet-init as pid 1
@@ -14,12 +14,14 @@
  * These calls block (start waits for the child's setup, stop for the grace
  * period); the driver (driver.c) runs them off the event loop.
  *
- * On disk, under STATE/NAME/: upper/ and work/ (the container's layer),
- * rootfs/ (the mount point, used only inside the container's mount
- * namespace, so nothing is ever mounted on the host), log (stdout and
- * stderr, at most rt->log_max), log.1 (the generation before), exit (written by duet-init), state (pid, start time, user,
- * groups, working dir: what recover and exec need), env (the workload's
- * environment, NUL-separated, for exec).
+ * On disk, under STATE/NAME/: disk.img (the container's writable layer,
+ * layer.h), layer/ and rootfs/ (where that layer and the overlay are
+ * mounted, only inside the container's mount namespace, so nothing is ever
+ * mounted on the host), log (stdout and stderr, at most rt->log_max),
+ * log.1 (the generation before), exit (written by duet-init), state (pid,
+ * start time, user, groups, working dir: what recover and exec need), env
+ * (the workload's environment, NUL-separated, for exec).  STATE/.layers
+ * keeps the formatted templates of writable layers, one per size.
  */
 #ifndef DUET_RUNTIME_H
 #define DUET_RUNTIME_H
@@ -29,6 +31,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "layer.h"
 #include "driver.h"
 #include "err.h"
 #include "manifest.h"
@@ -81,6 +84,7 @@ struct container_runtime {
     /* Host paths no volume may lead to without spec.hostAccess, beside
      * the system's (hostpath.h): the daemon's state and socket dirs. */
     char *protected_paths[4];
+    struct layer_pool *layers;      /* writable layers made ahead (layer.h) */
 };
 
 /* Adds path to rt's protected paths (copied; at most 3). */
@@ -137,6 +141,9 @@ int container_destroy(struct container *c, struct duet_err *err);
 void container_release(struct container *c);
 int container_recover(struct container_runtime *rt, const char *name, struct container **out, struct duet_err *err);
 int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err);
+/* What its writable layer holds (its filesystem's used blocks while it
+ * runs, else what the image takes on the host), and its bound. */
+int container_disk_usage(const struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err);
 /* A command started in a container: the helper outside it, our child. */
 struct container_exec_proc {
     pid_t pid;

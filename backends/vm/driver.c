@@ -338,6 +338,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     };
     char cmdline[4096], ipcfg[160] = "", mac[18];
     const char *kernel = w->image.kernel;
+    uint64_t disk_bytes = w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK;
     if (inst->has_net) {
         /* The address goes on the kernel command line in the form the
          * kernel's own ip= autoconfiguration, initramfs-tools, dracut and
@@ -375,8 +376,8 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         char disk[PATH_MAX], base_initrd[PATH_MAX];
         if (vm_kernel_uncompressed(p->cache_dir, kernel, inst->boot_kernel, sizeof(inst->boot_kernel), err) < 0)
             return duet_err_prefix(err, "%s", what);
-        if (vm_rootfs_disk(p->cache_dir, w->image.rootfs, what, disk, sizeof(disk), err) < 0 ||
-            vm_disk_overlay(disk, "raw", overlay, what, err) < 0 ||
+        if (vm_rootfs_disk(p->cache_dir, w->image.rootfs, disk_bytes, what, disk, sizeof(disk), err) < 0 ||
+            vm_disk_overlay(disk, "raw", overlay, disk_bytes, what, err) < 0 ||
             vm_guest_initramfs(p->cache_dir, kernel, p->vminit, what, base_initrd, sizeof(base_initrd), err) < 0 ||
             vm_workload_initrd(base_initrd, w, &user, initrd, err) < 0)
             return -1;
@@ -393,9 +394,19 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     } else {
         if (w->image.disk) {
             const char *fmt;
-            if (vm_disk_format(w->image.disk, &fmt, err) < 0)
+            uint64_t base_bytes;
+            if (vm_disk_format(w->image.disk, &fmt, &base_bytes, err) < 0)
                 return duet_err_prefix(err, "%s", what);
-            if (vm_disk_overlay(w->image.disk, fmt, overlay, what, err) < 0)
+            /* The guest's disk is resources.disk: grown from the image when
+             * that is smaller; an image larger than the bound could be
+             * filled past it, so it is refused. */
+            if (base_bytes > disk_bytes)
+                return duet_err_set(err, EFBIG,
+                                    "%s: image.disk %s is a %" PRIu64 " MiB disk and resources.disk allows %" PRIu64
+                                    " MiB; raise resources.disk to at least %" PRIu64 "Mi",
+                                    what, w->image.disk, base_bytes >> 20, disk_bytes >> 20,
+                                    (base_bytes + (1 << 20) - 1) >> 20);
+            if (vm_disk_overlay(w->image.disk, fmt, overlay, disk_bytes, what, err) < 0)
                 return -1;
             ds.disk = overlay;
         }
@@ -1327,6 +1338,15 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         for (int i = 0; i < n; i++)
             if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                 st->memory_bytes = ms[i].val << 10;
+        /* The overlay holds all the guest wrote; a VM without a disk
+         * writes only to its RAM. */
+        char overlay[PATH_MAX];
+        struct stat ost;
+        inst_path(inst, "disk.qcow2", overlay, sizeof(overlay));
+        if (stat(overlay, &ost) == 0) {
+            st->disk_bytes = (uint64_t)ost.st_blocks * 512;
+            st->disk_limit = inst->spec->resources.disk ? inst->spec->resources.disk : WL_DEFAULT_DISK;
+        }
     }
     if (d)
         virDomainFree(d);

@@ -24,69 +24,16 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fsutil.h"
 #include "grow.h"
 #include "strmap.h"
 
 extern char **environ;
 
-/* ---- tools ------------------------------------------------------------ */
-
-int vm_run_tool(char *const argv[], struct duet_err *err)
-{
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return duet_err_sys(err, "cannot run %s", argv[0]);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pfd[1]);
-    if (rc != 0) {
-        close(pfd[0]);
-        errno = rc;
-        return duet_err_sys(err, "cannot run %s (is it installed? make deps installs it)", argv[0]);
-    }
-    /* Keep the tool's last words: its error message is the useful part. */
-    char out[4096];
-    size_t n = 0;
-    for (;;) {
-        char chunk[1024];
-        ssize_t r = read(pfd[0], chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (n + (size_t)r >= sizeof(out)) {
-            size_t keep = sizeof(out) / 2;
-            memmove(out, out + n - (n > keep ? keep : n), n > keep ? keep : n);
-            n = n > keep ? keep : n;
-        }
-        memcpy(out + n, chunk, (size_t)r < sizeof(out) - n - 1 ? (size_t)r : sizeof(out) - n - 1);
-        n += (size_t)r < sizeof(out) - n - 1 ? (size_t)r : sizeof(out) - n - 1;
-    }
-    close(pfd[0]);
-    out[n] = '\0';
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-        return 0;
-    /* one line: newlines become "; " */
-    while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-        out[--n] = '\0';
-    for (char *p = out; *p; p++)
-        if (*p == '\n')
-            *p = ';';
-    return duet_err_set(err, EIO, "%s failed: %s", argv[0], n ? out : "no message");
-}
 
 /* ---- disks ------------------------------------------------------------ */
 
-int vm_disk_format(const char *path, const char **fmt, struct duet_err *err)
+int vm_disk_format(const char *path, const char **fmt, uint64_t *virtual_size, struct duet_err *err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -98,6 +45,7 @@ int vm_disk_format(const char *path, const char **fmt, struct duet_err *err)
     if (pread(fd, magic, 4, 0) != 4)
         return duet_err_set(err, EINVAL, "image.disk %s is too small to be a disk image", path);
     *fmt = memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw";
+    *virtual_size = (uint64_t)st.st_size;
     if (strcmp(*fmt, "qcow2") == 0) {
         /* A base with a backing file of its own would pull a file duet
          * never saw into the guest (header: backing file offset, big
@@ -113,19 +61,27 @@ int vm_disk_format(const char *path, const char **fmt, struct duet_err *err)
                                 "image.disk %s has a backing file of its own; flatten it first: qemu-img convert "
                                 "-O qcow2 %s flat.qcow2",
                                 path, path);
+        /* The virtual size: big endian, at byte 24. */
+        unsigned char sz[8];
+        if (pread(fd, sz, 8, 24) != 8)
+            return duet_err_set(err, EINVAL, "image.disk %s: truncated qcow2 header", path);
+        *virtual_size = 0;
+        for (int i = 0; i < 8; i++)
+            *virtual_size = *virtual_size << 8 | sz[i];
     }
     return 0;
 }
 
-int vm_disk_overlay(const char *base, const char *base_fmt, const char *overlay, const char *what,
+int vm_disk_overlay(const char *base, const char *base_fmt, const char *overlay, uint64_t size, const char *what,
                     struct duet_err *err)
 {
-    char real[PATH_MAX];
+    char real[PATH_MAX], bytes[32];
     if (!realpath(base, real))
         return duet_err_sys(err, "%s: image %s cannot be used", what, base);
+    snprintf(bytes, sizeof(bytes), "%" PRIu64, size);
     char *const argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", (char *)base_fmt, "-b", real,
-                          (char *)overlay, NULL};
-    if (vm_run_tool(argv, err) < 0)
+                          (char *)overlay, bytes, NULL};
+    if (duet_run_tool(argv, err) < 0)
         return duet_err_prefix(err, "%s: cannot create the disk overlay on %s", what, real);
     return 0;
 }
@@ -197,7 +153,7 @@ static int ensure_dir(const char *dir, struct duet_err *err)
     return 0;
 }
 
-int vm_rootfs_disk(const char *cache_dir, const char *rootfs, const char *what, char *out, size_t len,
+int vm_rootfs_disk(const char *cache_dir, const char *rootfs, uint64_t size, const char *what, char *out, size_t len,
                    struct duet_err *err)
 {
     if (rootfs_check_dir(rootfs, what, err) < 0)
@@ -207,20 +163,30 @@ int vm_rootfs_disk(const char *cache_dir, const char *rootfs, const char *what, 
         return duet_err_prefix(err, "%s", what);
     if (ensure_dir(cache_dir, err) < 0)
         return -1;
-    snprintf(out, len, "%s/rootfs-%016" PRIx64 ".ext4", cache_dir, key);
+    /* Room for the image's files, their metadata and some to write:
+     * below that the guest could not do much more than boot. */
+    uint64_t need = bytes / 4 * 5 + inodes * 256 + (UINT64_C(32) << 20);
+    if (size < need)
+        return duet_err_set(err, ENOSPC,
+                            "%s: image.rootfs %s needs a disk of at least %" PRIu64 " MiB and resources.disk gives it %" PRIu64
+                            " MiB; raise resources.disk to %" PRIu64 "Mi or more",
+                            what, rootfs, need >> 20, size >> 20, (need >> 20) + 1);
+    snprintf(out, len, "%s/rootfs-%016" PRIx64 "-%" PRIu64 ".ext4", cache_dir, key, size);
     if (access(out, R_OK) == 0)
         return 0;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out, (int)gettid());
-    /* Room for the image plus 256 MiB the workload may write; the file is
-     * sparse, so unused room costs nothing on the host. */
-    uint64_t kib = bytes / 1024 * 5 / 4 + 256 * 1024;
-    char size[32], inode_count[32];
-    snprintf(size, sizeof(size), "%" PRIu64 "k", kib);
-    snprintf(inode_count, sizeof(inode_count), "%" PRIu64, inodes * 2 + 16384);
+    /* resources.disk: what is not the image is the guest's to write.  The
+     * file is sparse, so unused room costs nothing on the host. */
+    char kib[32], inode_count[32];
+    snprintf(kib, sizeof(kib), "%" PRIu64 "k", size >> 10);
+    /* ext4's own ratio (an inode per 16 KiB) for the room, and never
+     * fewer than twice the image's. */
+    uint64_t n_inodes = size / 16384 > inodes * 2 + 16384 ? size / 16384 : inodes * 2 + 16384;
+    snprintf(inode_count, sizeof(inode_count), "%" PRIu64, n_inodes);
     char *const argv[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-N", inode_count,
-                          "-L", "duet-root", "-d", (char *)rootfs, tmp, size, NULL};
-    if (vm_run_tool(argv, err) < 0) {
+                          "-L", "duet-root", "-d", (char *)rootfs, tmp, kib, NULL};
+    if (duet_run_tool(argv, err) < 0) {
         unlink(tmp);
         return duet_err_prefix(err, "%s: cannot build a disk from image.rootfs %s", what, rootfs);
     }

@@ -24,16 +24,21 @@
 #include "manifest.h"
 #include "rootfs.h"
 
-/* "qcow2" or "raw", from the image's first bytes. */
-int vm_disk_format(const char *path, const char **fmt, struct duet_err *err);
+/* "qcow2" or "raw", from the image's first bytes, and the size of the
+ * disk a guest sees in it (a qcow2's virtual size, a raw file's length). */
+int vm_disk_format(const char *path, const char **fmt, uint64_t *virtual_size, struct duet_err *err);
 
-/* overlay: a new qcow2 whose backing file is base (absolute path). */
-int vm_disk_overlay(const char *base, const char *base_fmt, const char *overlay, const char *what,
+/* overlay: a new qcow2 of `size` bytes (at least base's virtual size)
+ * whose backing file is base (absolute path).  What a guest writes lands
+ * in the overlay, which cannot grow much past size (a qcow2's tables add
+ * about 0.1%): resources.disk bounds a VM through it. */
+int vm_disk_overlay(const char *base, const char *base_fmt, const char *overlay, uint64_t size, const char *what,
                     struct duet_err *err);
 
-/* An ext4 image of rootfs in cache_dir (built once per content), its path
- * in out. */
-int vm_rootfs_disk(const char *cache_dir, const char *rootfs, const char *what, char *out, size_t len,
+/* An ext4 image of rootfs, `size` bytes (sparse), in cache_dir (built once
+ * per content and size), its path in out.  Fails, naming the size needed,
+ * when the rootfs does not fit with room to spare. */
+int vm_rootfs_disk(const char *cache_dir, const char *rootfs, uint64_t size, const char *what, char *out, size_t len,
                    struct duet_err *err);
 
 /* The base initramfs for kernel: vminit as /init and the modules it needs,
@@ -55,8 +60,5 @@ int vm_kernel_modules_dir(const char *kernel, char *out, size_t len, struct duet
  * is always usable; errors only for an unreadable kernel. */
 int vm_kernel_uncompressed(const char *cache_dir, const char *kernel, char *out, size_t len, struct duet_err *err);
 
-/* Runs argv (no shell), waiting; on failure err holds the tool's own last
- * words.  Exposed for the tests' image builders. */
-int vm_run_tool(char *const argv[], struct duet_err *err);
 
 #endif

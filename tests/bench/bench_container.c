@@ -6,7 +6,7 @@
  * private memory of duet-init (what each running container costs beyond
  * its workload).
  *
- * duet's cycle is the whole life: prepare (state dir, overlay layers,
+ * duet's cycle is the whole life: prepare (state dir, writable layer,
  * cgroup with limits), start, wait for the exit status, destroy.  runc's is
  * `runc run` (create, start, wait, delete), which also makes and removes a
  * cgroup; runc mounts the bundle read-only rather than building an overlay.

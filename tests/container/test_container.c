@@ -4,6 +4,7 @@
  * busybox rootfs, with escape_probe inside, from Debian's busybox-static).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
+#include "layer.h"
 #include "runtime.h"
 #include "watch_report.h"
 
@@ -43,9 +46,16 @@ static void fixture_init(struct fixture *f)
     f->set = NULL;
 }
 
+static int loops_left_under(const char *dir, bool spares);
+
 static void fixture_fini(struct fixture *f)
 {
     container_runtime_fini(&f->rt);
+    cr_expect_eq(loops_left_under(f->state, true), 0, "the runtime's spare layers outlived it");
+    /* The formatted templates of writable layers, which a daemon keeps. */
+    char templates[128];
+    snprintf(templates, sizeof(templates), "%s/.layers", f->state);
+    duet_remove_tree(templates, NULL);
     char cg[128];
     snprintf(cg, sizeof(cg), "%s/%s", f->rt.cgroup.root, f->rt.cgroup.version == 1 ? "memory" : "");
     cr_expect_not(cgroup_exists(&f->rt.cgroup, f->rt.cgroup_parent), "the runtime's cgroup parent was removed");
@@ -142,6 +152,56 @@ static bool host_has_mount_under(const char *dir)
     if (m)
         fclose(m);
     return found;
+}
+
+/* Loop devices whose backing file is under dir: writable layers of
+ * containers that are gone should have released theirs.  The runtime's
+ * spare layers (STATE/.layers/spare-*) count only with spares. */
+static int loops_under(const char *dir, bool spares)
+{
+    int n = 0;
+    for (int i = 0; i < 512; i++) {
+        char p[96], back[512] = "";
+        snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
+        FILE *fp = fopen(p, "r");
+        if (!fp)
+            continue;
+        if (fgets(back, sizeof(back), fp) && strstr(back, dir) && (spares || !strstr(back, "/.layers/spare-")))
+            n++;
+        fclose(fp);
+    }
+    return n;
+}
+
+/* Waits (up to 2 s: the kernel lets go of an unmounted loop device on its
+ * own time) until no loop device is backed by a file under dir. */
+static int loops_left_under(const char *dir, bool spares)
+{
+    int n = loops_under(dir, spares);
+    for (int i = 0; i < 200 && n > 0; i++) {
+        usleep(10000);
+        n = loops_under(dir, spares);
+    }
+    return n;
+}
+
+/* The owner of path in the container's writable layer, read from the
+ * layer's image with debugfs after a sync: the layer is mounted in no
+ * namespace the host can reach.  -1 when the layer has no such file. */
+static long layer_file_uid(struct container *c, const char *path)
+{
+    sync();
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "debugfs -R 'stat /upper/%s' %s/disk.img 2>/dev/null", path, c->dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char line[512];
+    long uid = -1;
+    while (fgets(line, sizeof(line), p))
+        if (strncmp(line, "User:", 5) == 0)
+            uid = strtol(line + 5, NULL, 10);
+    pclose(p);
+    return uid;
 }
 
 TestSuite(container, .timeout = 60);
@@ -553,6 +613,8 @@ static void expect_clean_failures(struct fixture *f, const char *name, const cha
         cr_expect_not(cgroup_exists(&f->rt.cgroup, container_cgroup_name(&f->rt, name, cg, sizeof(cg))),
                       "step %s: cgroup left behind", container_step_name(step));
         cr_expect_not(host_has_mount_under(f->state), "step %s: a mount leaked to the host", container_step_name(step));
+        cr_expect_eq(loops_left_under(f->state, false), 0, "step %s: a loop device was left attached",
+                     container_step_name(step));
     }
 }
 
@@ -666,10 +728,9 @@ Test(container, userns_root_inside_is_unprivileged_outside)
     cr_expect(strstr(log, "0     100000      65536"), "%s", log);
     cr_expect(strstr(log, " 0        0 ") && strstr(log, "/bin/busybox"), "the image is root's inside: %s", log);
     free(log);
-    snprintf(p, sizeof(p), "%s/upper/etc/mine", c->dir);
+    cr_expect_eq(layer_file_uid(c, "etc/mine"), 100000,
+                 "the write went to the container's layer and belongs to the mapped root on the host");
     struct stat sb;
-    cr_assert_eq(stat(p, &sb), 0, "the write went to the container's layer");
-    cr_expect_eq(sb.st_uid, 100000, "and belongs to the mapped root on the host");
     cr_assert_eq(stat(c->dir, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0710, "only the mapped root's group may pass to the layers");
     cr_expect_eq(sb.st_gid, 100000);
@@ -825,8 +886,7 @@ static void network_case(struct fixture *f, const char *name)
         fclose(img);
     }
     cr_expect(!strstr(buf, "10.66.0.1"), "the image's resolv.conf was written: %s", buf);
-    snprintf(p, sizeof(p), "%s/upper/etc/resolv.conf", c->dir);
-    cr_expect_eq(access(p, F_OK), 0, "resolv.conf is not in the container's layer");
+    cr_expect_geq(layer_file_uid(c, "etc/resolv.conf"), 0, "resolv.conf is not in the container's layer");
     destroy(c);
     for (int i = 0; i < 200 && nl_link_get(&nl, "dv0a420005", &l, &err) == 0; i++)
         usleep(10000);
@@ -990,5 +1050,91 @@ Test(container, a_volume_swapped_to_the_host_is_refused)
     unlink(link);
     rmdir(data);
     rmdir(dir);
+    fixture_fini(&f);
+}
+
+/* A container that fills its disk gets ENOSPC at resources.disk, and the
+ * host holds no more than that for it.
+ * Without the bound, the same dd wrote its 200 MiB (and 2 GiB before). */
+Test(container, the_writable_layer_is_bounded_by_resources_disk)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "filler",
+                                         "  command: [/bin/sh, -c, 'dd if=/dev/zero of=/fill bs=1M count=200 2>&1; "
+                                         "echo dd=$?; sync; echo size=$(stat -c %s /fill); sleep 2; rm /fill; "
+                                         "sync; echo removed; sleep 30']\n"
+                                         "  resources: {disk: 64Mi}\n"));
+    wait_for_log(c, "size=");
+    char *log = read_log(c);
+    cr_expect(strstr(log, "No space left on device"), "the writer was stopped by the bound: %s", log);
+    cr_expect_not(strstr(log, "dd=0\n"), "dd wrote everything: %s", log);
+    const char *size = strstr(log, "size=");
+    cr_assert_not_null(size, "%s", log);
+    long long wrote = atoll(size + 5);
+    cr_expect(wrote > (32ll << 20) && wrote <= (64ll << 20), "the container wrote %lld bytes under a 64Mi bound", wrote);
+    free(log);
+    char img[512];
+    snprintf(img, sizeof(img), "%s/disk.img", c->dir);
+    uint64_t used = 0;
+    struct duet_err err = {0};
+    uint64_t limit = 0;
+    cr_assert_eq(container_layer_usage(img, &used, &limit, &err), 0, "%s", err.msg);
+    cr_expect_eq(limit, 64ull << 20);
+    cr_expect_leq(used, 64ull << 20, "the host holds %llu bytes for a 64Mi layer", (unsigned long long)used);
+    /* What the layer holds is what its filesystem says: full, then
+     * nearly empty once the file is gone; the image on the host keeps
+     * its high-water mark, within the bound. */
+    uint64_t held = 0, bound = 0;
+    cr_assert_eq(container_disk_usage(c, &held, &bound, &err), 0, "%s", err.msg);
+    cr_expect_eq(bound, 64ull << 20);
+    cr_expect_gt(held, 48ull << 20, "a full layer holds %llu bytes", (unsigned long long)held);
+    wait_for_log(c, "removed");
+    cr_assert_eq(container_disk_usage(c, &held, &bound, &err), 0, "%s", err.msg);
+    cr_expect_lt(held, 4ull << 20, "after rm the layer holds %llu bytes", (unsigned long long)held);
+    cr_assert_eq(container_layer_usage(img, &used, NULL, &err), 0, "%s", err.msg);
+    cr_expect_leq(used, 64ull << 20, "the host holds %llu bytes for a 64Mi layer", (unsigned long long)used);
+    cr_expect_eq(loops_under(f.state, false), 1, "one loop device while it runs");
+    cr_expect_not(host_has_mount_under(f.state), "the layer is mounted in the container's namespace only");
+    destroy(c);
+    cr_expect_eq(loops_left_under(f.state, false), 0, "the loop device outlived its container");
+    cr_expect_not(host_has_mount_under(f.state), "a mount leaked to the host");
+
+    /* The next 64Mi layer was made ahead: a spare, which the next start
+     * of that size takes (the same file becomes its disk.img). */
+    char spare[512] = "";
+    for (int i = 0; i < 300 && !spare[0]; i++) {
+        char dir[128];
+        snprintf(dir, sizeof(dir), "%s/.layers", f.state);
+        DIR *d = opendir(dir);
+        for (struct dirent *e; d && (e = readdir(d));)
+            if (strncmp(e->d_name, "spare-67108864-", 15) == 0)
+                snprintf(spare, sizeof(spare), "%s/%s", dir, e->d_name);
+        if (d)
+            closedir(d);
+        if (!spare[0])
+            usleep(10000);
+    }
+    cr_assert(spare[0], "no spare 64Mi layer was made");
+    struct stat sp, taken;
+    cr_assert_eq(stat(spare, &sp), 0);
+    c = start(&f, spec(&f, "second", "  command: [/bin/sleep, '30']\n  resources: {disk: 64Mi}\n"));
+    snprintf(img, sizeof(img), "%s/disk.img", c->dir);
+    cr_assert_eq(stat(img, &taken), 0);
+    cr_expect_eq(taken.st_ino, sp.st_ino, "the start made its own layer beside a ready spare");
+    cr_expect_neq(access(spare, F_OK), 0, "the spare is still in the pool after being taken");
+    destroy(c);
+
+    /* Without resources.disk: the default bound, 10 GiB. */
+    struct container_exit st;
+    log = run(&f, "roomy", "  command: [/bin/sh, -c, 'df -k / | tail -n 1']\n", &st);
+    unsigned long long total = 0;
+    char *line = strstr(log, "overlay");
+    cr_assert_not_null(line, "%s", log);
+    sscanf(line, "overlay %llu", &total);
+    cr_expect(total > (WL_DEFAULT_DISK >> 10) * 95 / 100 && total <= WL_DEFAULT_DISK >> 10,
+              "the default layer is %llu KiB: %s", total, log);
+    free(log);
+    cr_expect_eq(loops_left_under(f.state, false), 0, "the loop device outlived its container");
     fixture_fini(&f);
 }

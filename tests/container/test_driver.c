@@ -295,6 +295,9 @@ static void first_started(void *opaque, const struct duet_err *e)
     struct driver_stats st;
     cr_expect_eq(r->drv->stats(r->drv, r->inst, &st, &err), 0, "%s", err.msg);
     cr_expect_geq(st.pids, 1);
+    cr_expect_eq(st.disk_limit, WL_DEFAULT_DISK, "the writable layer's bound is resources.disk's default");
+    cr_expect(st.disk_bytes > 0 && st.disk_bytes < (64ull << 20), "the layer holds %llu bytes",
+              (unsigned long long)st.disk_bytes);
     int fd;
     cr_expect_eq(r->drv->logs(r->drv, r->inst, &fd, NULL, &err), 0, "%s", err.msg);
     close(fd);

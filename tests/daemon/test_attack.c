@@ -196,6 +196,44 @@ Test(attack, host_paths_are_refused_unless_said, .timeout = 90)
     dd_finish(&d);
 }
 
+/* A container that writes without end (the 2 GiB writer of the attack)
+ * stops at its resources.disk: the host keeps at most that for it, and
+ * describe shows how much of the bound is used.  With no bound the same
+ * writer filled what it was given. */
+Test(attack, a_container_that_fills_its_disk_stops_at_its_bound, .timeout = 90)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(&d, "fill.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: filler}\nspec:\n"
+                                "  placement: container\n  image: {rootfs: %s}\n"
+                                "  command: [/bin/sh, -c, 'dd if=/dev/zero of=/fill bs=1M count=2048; echo dd=$?; "
+                                "sync; sleep 60']\n"
+                                "  resources: {disk: 48Mi}\n",
+                                ROOTFS);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
+    free(out);
+    cr_assert(duet_logs_until(&d, "filler", "dd=", 30000), "the writer never finished");
+    cr_expect(duet_logs_until(&d, "filler", "No space left on device", 1000), "the writer was not stopped");
+    cr_expect_eq(dd_duet(&d, &out, "describe filler"), 0, "%s", out);
+    double used = -1, limit = -1;
+    const char *u = strstr(out, "disk ");
+    cr_assert_not_null(u, "%s", out);
+    cr_expect_eq(sscanf(u, "disk %lf MiB of %lf MiB", &used, &limit), 2, "%s", out);
+    cr_expect_eq(limit, 48.0, "%s", out);
+    cr_expect(used > 24.0 && used <= 48.0, "the layer holds %.1f MiB: %s", used, out);
+    free(out);
+    json_t *w = dd_workload(&d, "filler");
+    json_t *st = json_object_get(json_object_get(w, "instance"), "stats");
+    cr_expect_eq(json_integer_value(json_object_get(st, "disk_limit")), 48ll << 20);
+    cr_expect_leq(json_integer_value(json_object_get(st, "disk_bytes")), 48ll << 20);
+    json_decref(w);
+    cr_expect_eq(dd_duet(&d, &out, "delete filler --wait"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
+
 static int connect_to(struct dd *d)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

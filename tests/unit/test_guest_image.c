@@ -42,32 +42,36 @@ Test(guest_image, disk_formats_are_told_by_content_and_backed_qcow2_is_refused)
 
     snprintf(path, sizeof(path), "%s/raw.img", dir);
     write_file(path, "\0\0\0\0 a raw disk", 16);
-    cr_expect_eq(vm_disk_format(path, &fmt, &err), 0, "%s", err.msg);
+    uint64_t vsize = 0;
+    cr_expect_eq(vm_disk_format(path, &fmt, &vsize, &err), 0, "%s", err.msg);
     cr_expect_str_eq(fmt, "raw");
+    cr_expect_eq(vsize, 16, "a raw disk is its file's length");
 
     /* a qcow2 header (magic, version 3) without a backing file */
     unsigned char q[104] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+    q[24 + 2] = 0x02;   /* virtual size 2 TiB (2 << 40), big endian */
     snprintf(path, sizeof(path), "%s/plain.qcow2", dir);
     write_file(path, q, sizeof(q));
-    cr_expect_eq(vm_disk_format(path, &fmt, &err), 0, "%s", err.msg);
+    cr_expect_eq(vm_disk_format(path, &fmt, &vsize, &err), 0, "%s", err.msg);
     cr_expect_str_eq(fmt, "qcow2");
+    cr_expect_eq(vsize, 2ull << 40, "a qcow2's virtual size, from its header");
 
     /* ... and one naming a backing file (offset 0x68): it would pull a
      * host file duet never saw into the guest */
     q[15] = 0x68;
     snprintf(path, sizeof(path), "%s/backed.qcow2", dir);
     write_file(path, q, sizeof(q));
-    cr_expect_eq(vm_disk_format(path, &fmt, &err), -1);
+    cr_expect_eq(vm_disk_format(path, &fmt, &vsize, &err), -1);
     cr_expect(strstr(err.msg, "has a backing file of its own; flatten it first"), "%s", err.msg);
 
     snprintf(path, sizeof(path), "%s/tiny", dir);
     write_file(path, "QF", 2);
-    cr_expect_eq(vm_disk_format(path, &fmt, &err), -1);
+    cr_expect_eq(vm_disk_format(path, &fmt, &vsize, &err), -1);
     cr_expect(strstr(err.msg, "too small"), "%s", err.msg);
 
-    cr_expect_eq(vm_disk_format(dir, &fmt, &err), -1);
+    cr_expect_eq(vm_disk_format(dir, &fmt, &vsize, &err), -1);
     cr_expect(strstr(err.msg, "not a regular file"), "%s", err.msg);
-    cr_expect_eq(vm_disk_format("/nonexistent/disk", &fmt, &err), -1);
+    cr_expect_eq(vm_disk_format("/nonexistent/disk", &fmt, &vsize, &err), -1);
     cr_expect(strstr(err.msg, "image.disk /nonexistent/disk cannot be read"), "%s", err.msg);
     rm_tree(dir);
 }
@@ -88,19 +92,29 @@ Test(guest_image, rootfs_disks_are_cached_by_content, .timeout = 60)
     symlink("/etc/shadow", (snprintf(file, sizeof(file), "%s/escape", root), file));
     struct duet_err err = {0};
     char a[512], b[512], c[512];
-    cr_assert_eq(vm_rootfs_disk(cache, root, "test", a, sizeof(a), &err), 0, "%s", err.msg);
-    cr_assert_eq(vm_rootfs_disk(cache, root, "test", b, sizeof(b), &err), 0, "%s", err.msg);
+    cr_assert_eq(vm_rootfs_disk(cache, root, 64ull << 20, "test", a, sizeof(a), &err), 0, "%s", err.msg);
+    cr_assert_eq(vm_rootfs_disk(cache, root, 64ull << 20, "test", b, sizeof(b), &err), 0, "%s", err.msg);
     cr_expect_str_eq(a, b, "the same tree is built once");
     snprintf(file, sizeof(file), "%s/hello", root);
     write_file(file, "two", 3);
-    cr_assert_eq(vm_rootfs_disk(cache, root, "test", c, sizeof(c), &err), 0, "%s", err.msg);
+    cr_assert_eq(vm_rootfs_disk(cache, root, 64ull << 20, "test", c, sizeof(c), &err), 0, "%s", err.msg);
     cr_expect_str_neq(a, c, "an edited file makes a new disk");
     struct stat st;
     cr_expect_eq(stat(c, &st), 0);
-    cr_expect_eq(vm_rootfs_disk(cache, "/nonexistent/rootfs", "VM x", a, sizeof(a), &err), -1);
+    cr_expect_eq(vm_rootfs_disk(cache, "/nonexistent/rootfs", 64ull << 20, "VM x", a, sizeof(a), &err), -1);
     cr_expect(strstr(err.msg, "VM x: image.rootfs /nonexistent/rootfs cannot be used"), "%s", err.msg);
-    cr_expect_eq(vm_rootfs_disk(cache, file, "VM x", a, sizeof(a), &err), -1);
+    cr_expect_eq(vm_rootfs_disk(cache, file, 64ull << 20, "VM x", a, sizeof(a), &err), -1);
     cr_expect(strstr(err.msg, "is not a directory"), "%s", err.msg);
+    /* the disk is resources.disk, sparse; one too small for the tree is refused */
+    cr_expect_eq(stat(a, &st), 0);
+    cr_expect_eq(st.st_size, 64ll << 20, "the disk is the size asked for");
+    cr_expect_lt(st.st_blocks * 512, 16ll << 20, "and sparse");
+    cr_assert_eq(vm_rootfs_disk(cache, root, 128ull << 20, "test", b, sizeof(b), &err), 0, "%s", err.msg);
+    cr_expect_str_neq(a, b, "another size is another disk");
+    cr_expect_eq(vm_rootfs_disk(cache, root, 16ull << 20, "VM x", c, sizeof(c), &err), -1);
+    cr_expect(strstr(err.msg, "VM x: image.rootfs") && strstr(err.msg, "needs a disk of at least") &&
+                  strstr(err.msg, "raise resources.disk to"),
+              "%s", err.msg);
     rm_tree(dir);
 }
 

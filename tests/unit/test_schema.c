@@ -91,6 +91,9 @@ static const struct rule_case rule_cases[] = {
     {H I "  resources: {memory: 512M}\n", 9, 23, "not 512M or 512MB"},
     {H I "  resources: {memory: 1Ki}\n", 9, 23, "too small: give at least 4Mi"},
     {H I "  resources: {memory: 2Pi}\n", 9, 23, "is not a size"},
+    {H I "  resources: {disk: 1Mi}\n", 9, 21, "spec.resources.disk \"1Mi\" is too small: give at least 16Mi"},
+    {H I "  resources: {disk: 20G}\n", 9, 21, "not 512M or 512MB"},
+    {H I "  resources: {disk: [1]}\n", 9, 21, "a size such as 256Mi"},
     {H I "  resources: {pids: 0}\n", 9, 21, "between 1 and 4194304"},
     {H I "  resources: {pids: 99999999999999999999999}\n", 9, 21, "between 1 and 4194304"},
     {H I "  resources: {pids: 1.5}\n", 9, 21, "must be a whole number"},
@@ -173,7 +176,9 @@ Test(schema, valid_document_has_no_errors)
     cr_expect_eq(w->resources.memory, WL_DEFAULT_MEMORY);
     cr_expect_eq(w->resources.cpus, WL_DEFAULT_CPUS);
     cr_expect_eq(w->resources.pids, WL_DEFAULT_PIDS);
+    cr_expect_eq(w->resources.disk, WL_DEFAULT_DISK);
     cr_expect_not(w->resources.memory_set);
+    cr_expect_not(w->resources.disk_set);
     manifest_set_free(set);
 }
 
@@ -199,7 +204,7 @@ Test(schema, every_field_is_read)
         "  env: {KEY: value, EMPTY: }\n"
         "  workingDir: /srv//app/\n"
         "  user: \"1000:1000\"\n"
-        "  resources: {cpus: 0.5, memory: 256Mi, pids: 512}\n"
+        "  resources: {cpus: 0.5, memory: 256Mi, pids: 512, disk: 20Gi}\n"
         "  needs: {ownKernel: true, devices: [/dev/ttyUSB0, \"0000:01:00.0\"], startWithin: 2s}\n"
         "  restart: on-failure\n"
         "  healthcheck: {tcp: 5432, interval: 5s, timeout: 500ms, retries: 4}\n"
@@ -230,6 +235,8 @@ Test(schema, every_field_is_read)
     cr_expect_eq(w->resources.cpus, 0.5);
     cr_expect_eq(w->resources.memory, 256ull << 20);
     cr_expect_eq(w->resources.pids, 512);
+    cr_expect_eq(w->resources.disk, 20ull << 30);
+    cr_expect(w->resources.disk_set);
     cr_expect(w->needs.own_kernel);
     cr_expect_eq(w->needs.n_devices, 2);
     cr_expect_eq(w->needs.start_within_ms, 2000);

@@ -49,7 +49,7 @@ static const char every_field[] =
     "spec:\n  role: infrastructure\n  placement: vm\n  isolation: strong\n"
     "  image: {rootfs: /srv/r, kernel: /boot/k, initrd: /boot/i, cmdline: \"console=ttyS0 a=\\\"b\\\"\"}\n"
     "  command: [\"/bin/sh\", \"-c\", \"echo \\\"$X\\\" \\\\n\"]\n  env: {X: \"line1\\nline2\", EMPTY: \"\"}\n"
-    "  workingDir: /tmp\n  user: \"1000:1000\"\n  resources: {cpus: 0.1, memory: 300Mi, pids: 77}\n"
+    "  workingDir: /tmp\n  user: \"1000:1000\"\n  resources: {cpus: 0.1, memory: 300Mi, pids: 77, disk: 3Gi}\n"
     "  needs: {ownKernel: true, devices: [/dev/ttyUSB0], startWithin: 1500ms}\n  restart: on-failure\n"
     "  healthcheck: {exec: [/bin/true, x], interval: 2s, timeout: 1s, retries: 7}\n"
     "  ports: [{host: 8080, port: 80}, {port: 53, protocol: udp}]\n"
@@ -62,6 +62,7 @@ Test(specjson, every_field_round_trips)
     round_trip(s->workloads[0]);
     char *t = specjson_text(s->workloads[0]);
     cr_expect(strstr(t, "\"memory\":314572800"), "%s", t);
+    cr_expect(strstr(t, "\"disk\":3221225472"), "%s", t);
     cr_expect(strstr(t, "\"startWithin\":\"1500ms\""), "%s", t);
     cr_expect(strstr(t, "\"pids\":77"), "%s", t);
     free(t);

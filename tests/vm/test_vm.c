@@ -6,6 +6,7 @@
  */
 #include "vmtest.h"
 
+#include "fsutil.h"
 #include "guest_image.h"
 
 static const char *const ROOTFS_VM =
@@ -183,10 +184,11 @@ Test(vm, disk_image_boots_from_an_overlay_and_the_base_is_never_written, .timeou
     cr_assert_not_null(mkdtemp(dir));
     struct duet_err err = {0};
     char ext4[512], base[128], initrd0[512], initrd[128];
-    cr_assert_eq(vm_rootfs_disk(dir, getenv("DUET_ROOTFS"), "test", ext4, sizeof(ext4), &err), 0, "%s", err.msg);
+    cr_assert_eq(vm_rootfs_disk(dir, getenv("DUET_ROOTFS"), 256ull << 20, "test", ext4, sizeof(ext4), &err), 0, "%s",
+                 err.msg);
     snprintf(base, sizeof(base), "%s/base.qcow2", dir);
     char *const convert[] = {"qemu-img", "convert", "-O", "qcow2", ext4, base, NULL};
-    cr_assert_eq(vm_run_tool(convert, &err), 0, "%s", err.msg);
+    cr_assert_eq(duet_run_tool(convert, &err), 0, "%s", err.msg);
     cr_assert_eq(vm_guest_initramfs(dir, getenv("DUET_GUEST_KERNEL"), getenv("DUET_VMINIT"), "test", initrd0,
                                     sizeof(initrd0), &err),
                  0, "%s", err.msg);
@@ -196,7 +198,8 @@ Test(vm, disk_image_boots_from_an_overlay_and_the_base_is_never_written, .timeou
     snprintf(y, sizeof(y),
              "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: writer}\nspec:\n"
              "  image: {rootfs: %s}\n"
-             "  command: [/bin/sh, -c, 'echo scribbled > /scribble; sync; cat /scribble; exit 5']\n",
+             "  command: [/bin/sh, -c, 'echo scribbled > /scribble; sync; cat /scribble; "
+             "echo sectors=$(cat /sys/block/vda/size); exit 5']\n",
              getenv("DUET_ROOTFS"));
     manifest_set_load_buffer(s, "w.yaml", y, strlen(y));
     manifest_set_validate(s);
@@ -213,7 +216,7 @@ Test(vm, disk_image_boots_from_an_overlay_and_the_base_is_never_written, .timeou
     snprintf(yaml, sizeof(yaml),
              "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: disky}\nspec:\n"
              "  image:\n    disk: %s\n    kernel: @KERNEL@\n    initrd: %s\n    cmdline: console=ttyS0 quiet\n"
-             "  resources: {memory: 128Mi}\n",
+             "  resources: {memory: 128Mi, disk: 768Mi}\n",
              base, initrd);
     vt_load(&t, yaml);
     struct vt_exit x = {0};
@@ -222,6 +225,9 @@ Test(vm, disk_image_boots_from_an_overlay_and_the_base_is_never_written, .timeou
     cr_expect_eq(x.code, 5, "exit status from the guest (got %d, signal %d)", x.code, x.sig);
     char *log = vt_log(&t, inst);
     cr_expect(strstr(log, "scribbled"), "the guest wrote to its disk:\n%s", log);
+    /* resources.disk is the disk the guest sees, grown from the image's
+     * 256 MiB: 768 MiB is 1572864 sectors. */
+    cr_expect(strstr(log, "sectors=1572864"), "the guest's disk is resources.disk:\n%s", log);
     free(log);
     cr_expect_eq(file_hash(base), before, "the base image is unchanged");
     char overlay[PATH_MAX];
@@ -254,6 +260,48 @@ Test(vm, a_raw_disk_boots_by_bios_alone, .timeout = 300)
     cr_expect(strstr(log, "test-guest: hello"), "the guest the disk's boot loader started ran:\n%s", log);
     free(log);
     cr_expect_eq(file_hash(img), before, "the raw image was not written");
+    vt_destroy(&t, inst);
+    vt_teardown(&t);
+}
+
+/* A guest that prints without end: the daemon's check rotates its console
+ * (console.log into console.log.1) once it passes the cap, so the host
+ * keeps at most two generations of it, the newest lines last. */
+Test(vm, a_chatty_guest_console_is_capped, .timeout = 300)
+{
+    struct vt t;
+    vt_setup(&t, VM_ACCEL_TCG);
+    const uint64_t cap = 64 << 10;
+    vm_driver_set_console_max(t.drv, cap);
+    vt_load(&t, "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: chatty}\nspec:\n"
+                "  placement: vm\n  image: {rootfs: @ROOTFS@}\n  resources: {memory: 128Mi}\n"
+                "  command: [/bin/sh, -c, 'i=0; while [ $i -lt 6000 ]; do "
+                "echo \"line $i of a guest that will not stop talking\"; i=$((i+1)); done; echo finished']\n");
+    struct vt_exit x = {0};
+    struct driver_instance *inst = vt_boot(&t, "chatty", &x);
+    cr_assert(vt_wait_exit(&t, &x, 180000), "the guest ended");
+    cr_expect_eq(x.code, 0);
+    /* one more check after the last line */
+    bool never = false;
+    vt_run_until(&t, &never, 2500);
+    char cur[PATH_MAX], prev[PATH_MAX];
+    snprintf(cur, sizeof(cur), "%s/vm/instances/chatty/console.log", t.state);
+    snprintf(prev, sizeof(prev), "%s/vm/instances/chatty/console.log.1", t.state);
+    struct stat a, b;
+    cr_assert_eq(stat(cur, &a), 0);
+    cr_assert_eq(stat(prev, &b), 0, "the console was never rotated");
+    /* 6000 lines of about 48 bytes (CR LF on a serial tty): 290 KiB */
+    cr_expect_leq((uint64_t)a.st_size, cap, "console.log is %lld bytes", (long long)a.st_size);
+    cr_expect_gt(b.st_size, 0);
+    cr_expect_lt((uint64_t)(a.st_size + b.st_size), 200u << 10, "the oldest output was not let go: %lld + %lld bytes",
+                 (long long)a.st_size, (long long)b.st_size);
+    char *older = vt_slurp(prev), *newer = vt_slurp(cur);
+    cr_expect((strstr(older, "line 5999 of a guest") || strstr(newer, "line 5999 of a guest")) &&
+                  (strstr(older, "finished") || strstr(newer, "finished")),
+              "the newest lines are kept:\n%.400s", newer);
+    cr_expect_not(strstr(older, "line 10 of a guest"), "the oldest lines are gone");
+    free(older);
+    free(newer);
     vt_destroy(&t, inst);
     vt_teardown(&t);
 }

@@ -169,7 +169,12 @@ Test(vm_failures, refusals_name_the_problem_and_leave_nothing, .timeout = 300)
              "  resources: {memory: 16Mi}\n"
              "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: nobody}\nspec:\n"
              "  placement: vm\n  image: {rootfs: @ROOTFS@}\n  command: [/bin/true]\n  user: ghost\n"
-             "  resources: {memory: 128Mi}\n");
+             "  resources: {memory: 128Mi}\n"
+             "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: cramped}\nspec:\n"
+             "  placement: vm\n  image: {rootfs: @ROOTFS@}\n  command: [/bin/true]\n"
+             "  resources: {memory: 128Mi, disk: 16Mi}\n"
+             "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: bigdisk}\nspec:\n"
+             "  image: {disk: @IMAGES@/bootable.img}\n  resources: {memory: 128Mi, disk: 16Mi}\n");
     vt_load(&t, yaml);
     expect_create_fails(&t, "nofs", "image.rootfs /nonexistent/rootfs cannot be used");
     expect_create_fails(&t, "nocmd", "is not an executable file in the rootfs");
@@ -178,6 +183,9 @@ Test(vm_failures, refusals_name_the_problem_and_leave_nothing, .timeout = 300)
     expect_create_fails(&t, "nodisk", "image.disk /nonexistent/disk.qcow2 cannot be read");
     expect_create_fails(&t, "tiny", "below 64Mi");
     expect_create_fails(&t, "nobody", "user \"ghost\" is not in");
+    /* resources.disk below what the image itself takes cannot bound it */
+    expect_create_fails(&t, "cramped", "needs a disk of at least");
+    expect_create_fails(&t, "bigdisk", "resources.disk allows 16 MiB; raise resources.disk to at least");
     vt_teardown(&t);
 }
 
