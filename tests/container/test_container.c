@@ -19,6 +19,7 @@
 
 #include "fsutil.h"
 #include "layer.h"
+#include "leftovers.h"
 #include "runtime.h"
 #include "watch_report.h"
 
@@ -46,12 +47,10 @@ static void fixture_init(struct fixture *f)
     f->set = NULL;
 }
 
-static int loops_left_under(const char *dir, bool spares);
-
 static void fixture_fini(struct fixture *f)
 {
     container_runtime_fini(&f->rt);
-    cr_expect_eq(loops_left_under(f->state, true), 0, "the runtime's spare layers outlived it");
+    cr_expect_eq(loop_devices_under(f->state, true, 2000), 0, "the runtime's spare layers outlived it");
     /* The formatted templates of writable layers, which a daemon keeps. */
     char templates[128];
     snprintf(templates, sizeof(templates), "%s/.layers", f->state);
@@ -152,37 +151,6 @@ static bool host_has_mount_under(const char *dir)
     if (m)
         fclose(m);
     return found;
-}
-
-/* Loop devices whose backing file is under dir: writable layers of
- * containers that are gone should have released theirs.  The runtime's
- * spare layers (STATE/.layers/spare-*) count only with spares. */
-static int loops_under(const char *dir, bool spares)
-{
-    int n = 0;
-    for (int i = 0; i < 512; i++) {
-        char p[96], back[512] = "";
-        snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
-        FILE *fp = fopen(p, "r");
-        if (!fp)
-            continue;
-        if (fgets(back, sizeof(back), fp) && strstr(back, dir) && (spares || !strstr(back, "/.layers/spare-")))
-            n++;
-        fclose(fp);
-    }
-    return n;
-}
-
-/* Waits (up to 2 s: the kernel lets go of an unmounted loop device on its
- * own time) until no loop device is backed by a file under dir. */
-static int loops_left_under(const char *dir, bool spares)
-{
-    int n = loops_under(dir, spares);
-    for (int i = 0; i < 200 && n > 0; i++) {
-        usleep(10000);
-        n = loops_under(dir, spares);
-    }
-    return n;
 }
 
 /* The owner of path in the container's writable layer, read from the
@@ -613,7 +581,7 @@ static void expect_clean_failures(struct fixture *f, const char *name, const cha
         cr_expect_not(cgroup_exists(&f->rt.cgroup, container_cgroup_name(&f->rt, name, cg, sizeof(cg))),
                       "step %s: cgroup left behind", container_step_name(step));
         cr_expect_not(host_has_mount_under(f->state), "step %s: a mount leaked to the host", container_step_name(step));
-        cr_expect_eq(loops_left_under(f->state, false), 0, "step %s: a loop device was left attached",
+        cr_expect_eq(loop_devices_under(f->state, false, 2000), 0, "step %s: a loop device was left attached",
                      container_step_name(step));
     }
 }
@@ -1094,10 +1062,10 @@ Test(container, the_writable_layer_is_bounded_by_resources_disk)
     cr_expect_lt(held, 4ull << 20, "after rm the layer holds %llu bytes", (unsigned long long)held);
     cr_assert_eq(container_layer_usage(img, &used, NULL, &err), 0, "%s", err.msg);
     cr_expect_leq(used, 64ull << 20, "the host holds %llu bytes for a 64Mi layer", (unsigned long long)used);
-    cr_expect_eq(loops_under(f.state, false), 1, "one loop device while it runs");
+    cr_expect_eq(loop_devices_under(f.state, false, 0), 1, "one loop device while it runs");
     cr_expect_not(host_has_mount_under(f.state), "the layer is mounted in the container's namespace only");
     destroy(c);
-    cr_expect_eq(loops_left_under(f.state, false), 0, "the loop device outlived its container");
+    cr_expect_eq(loop_devices_under(f.state, false, 2000), 0, "the loop device outlived its container");
     cr_expect_not(host_has_mount_under(f.state), "a mount leaked to the host");
 
     /* The next 64Mi layer was made ahead: a spare, which the next start
@@ -1135,6 +1103,6 @@ Test(container, the_writable_layer_is_bounded_by_resources_disk)
     cr_expect(total > (WL_DEFAULT_DISK >> 10) * 95 / 100 && total <= WL_DEFAULT_DISK >> 10,
               "the default layer is %llu KiB: %s", total, log);
     free(log);
-    cr_expect_eq(loops_left_under(f.state, false), 0, "the loop device outlived its container");
+    cr_expect_eq(loop_devices_under(f.state, false, 2000), 0, "the loop device outlived its container");
     fixture_fini(&f);
 }

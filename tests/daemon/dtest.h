@@ -413,28 +413,6 @@ static inline void dd_check_network_gone(struct dd *d)
     cr_expect(!nft_table_exists(d->bridge), "table duet_%s is still there", d->bridge);
 }
 
-/* Loop devices backed by a file under dir (containers' writable layers),
- * after up to 5 s: the kernel lets an unmounted one go on its own time. */
-static inline int dd_loops_under(const char *dir)
-{
-    int n = 0;
-    uint64_t deadline = dd_now_ms() + 5000;
-    do {
-        n = 0;
-        for (int i = 0; i < 512; i++) {
-            char p[96], back[512] = "";
-            snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
-            FILE *fp = fopen(p, "r");
-            if (!fp)
-                continue;
-            if (fgets(back, sizeof(back), fp) && strstr(back, dir))
-                n++;
-            fclose(fp);
-        }
-    } while (n > 0 && dd_now_ms() < deadline && usleep(50000) == 0);
-    return n;
-}
-
 /* Deletes every workload, waits until they are gone, stops the daemon
  * and checks the host is clean; removes the directory. */
 static inline void dd_finish(struct dd *d)
@@ -476,7 +454,7 @@ static inline void dd_finish(struct dd *d)
     snprintf(p, sizeof(p), "%s/vm/instances", d->state);
     cr_expect_eq(dd_count_dirs(p), 0, "VM directories left in %s", p);
     cr_expect_eq(machine_cgroups_left(d->state), 0, "libvirt's machine cgroups left for %s", d->state);
-    cr_expect_eq(dd_loops_under(d->state), 0, "loop devices left for %s", d->state);
+    cr_expect_eq(loop_devices_under(d->state, true, 5000), 0, "loop devices left for %s", d->state);
     dd_check_network_gone(d);
     duet_remove_tree(d->dir, NULL);
 }

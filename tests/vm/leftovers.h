@@ -1,6 +1,7 @@
 /*
- * leftovers.h - what a VM may leave on the host (processes, libvirt's
- * machine cgroups), for the VM and daemon tests' "nothing left" checks.
+ * leftovers.h - what a workload may leave on the host (a VM's processes
+ * and libvirt's machine cgroups, a container layer's loop devices), for
+ * the tests' "nothing left" checks.
  */
 #ifndef DUET_TEST_LEFTOVERS_H
 #define DUET_TEST_LEFTOVERS_H
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* libvirt's machine cgroups left for this state dir's domains (named
  * qemu-...-duet-XXXXXXXX-NAME.libvirt-qemu, XXXXXXXX the state dir's hash
@@ -80,6 +82,32 @@ static inline int processes_matching(const char *const *needles)
     if (d)
         closedir(d);
     return n;
+}
+
+/* Loop devices whose backing file is under dir (containers' writable
+ * layers); the runtime's spare layers (STATE/.layers/spare-*) count only
+ * when `spares`.  The kernel lets go of an unmounted loop device on its own
+ * time: this waits up to wait_ms for the count to reach 0. */
+static inline int loop_devices_under(const char *dir, bool spares, int wait_ms)
+{
+    int n;
+    for (int waited = 0;; waited += 10) {
+        n = 0;
+        for (int i = 0; i < 512; i++) {
+            char p[96], back[512] = "";
+            snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
+            FILE *fp = fopen(p, "r");
+            if (!fp)
+                continue;
+            if (fgets(back, sizeof(back), fp) && strstr(back, dir) && (spares || !strstr(back, "/.layers/spare-")))
+                n++;
+            fclose(fp);
+        }
+        if (n == 0 || waited >= wait_ms)
+            return n;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 #endif
