@@ -914,11 +914,36 @@ struct exec_req {
     int out, err;
 };
 
-static json_t *read_all(int fd)
+/* A command's output buffer, which cannot hold more than EXEC_OUTPUT_MAX
+ * and a page: a memfd sized at that (its pages come only when written)
+ * and sealed against growing, so a command that prints without end (the
+ * container may have replaced the one asked for) gets EPERM past it
+ * instead of filling the host's memory.  The command writes through a
+ * copy of this fd, so the shared file offset says how much it wrote.  The
+ * page beyond the answer's 4 MiB is how a cut is told from output of
+ * exactly 4 MiB: the kernel fills a memfd a page at a time and stops a
+ * write at the first page that would not fit, so anything more than
+ * 4 MiB leaves the offset past it. */
+static int exec_buffer(const char *name)
 {
-    off_t n = lseek(fd, 0, SEEK_END);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    long page = sysconf(_SC_PAGESIZE);
+    if (ftruncate(fd, (off_t)EXEC_OUTPUT_MAX + (page > 0 ? page : 4096)) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static json_t *read_all(int fd, bool *cut)
+{
+    off_t n = lseek(fd, 0, SEEK_CUR);
     if (n < 0)
         n = 0;
+    *cut = (size_t)n > EXEC_OUTPUT_MAX;
     size_t len = (size_t)n > EXEC_OUTPUT_MAX ? EXEC_OUTPUT_MAX : (size_t)n;
     char *b = malloc(len + 1);
     if (!b)
@@ -934,8 +959,17 @@ static void exec_done(void *opaque, int status)
     struct exec_req *x = opaque;
     json_t *j = json_object();
     json_object_set_new(j, "exit_code", json_integer(status));
-    json_object_set_new(j, "stdout", read_all(x->out));
-    json_object_set_new(j, "stderr", read_all(x->err));
+    bool cut_out, cut_err;
+    json_object_set_new(j, "stdout", read_all(x->out, &cut_out));
+    json_object_set_new(j, "stderr", read_all(x->err, &cut_err));
+    if (cut_out || cut_err) {
+        json_t *cut = json_array();
+        if (cut_out)
+            json_array_append_new(cut, json_string("stdout"));
+        if (cut_err)
+            json_array_append_new(cut, json_string("stderr"));
+        json_object_set_new(j, "truncated", cut);
+    }
     if (status < 0)
         json_object_set_new(j, "error", json_string("the command could not be run in the container"));
     http_respond_json(x->c, 200, j);
@@ -983,8 +1017,8 @@ static void exec_cmd(struct daemon *d, struct http_conn *c, const char *name, co
         x->argv[i] = strdup(s ? s : "");
     }
     json_decref(body);
-    x->out = memfd_create("duet-exec-out", MFD_CLOEXEC);
-    x->err = memfd_create("duet-exec-err", MFD_CLOEXEC);
+    x->out = exec_buffer("duet-exec-out");
+    x->err = exec_buffer("duet-exec-err");
     x->w = w;
     wl_ref(w);
     x->c = c;

@@ -753,6 +753,11 @@ static int cmd_exec(int argc, char **argv)
         return rc;
     fputs(str(j, "stdout"), stdout);
     fputs(str(j, "stderr"), stderr);
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "truncated"), k, v)
+        fprintf(stderr, "duet: the command's %s was cut at 4 MiB (writing more failed inside the container)\n",
+                json_string_value(v));
     if (json_is_string(json_object_get(j, "error")))
         fprintf(stderr, "duet: %s\n", str(j, "error"));
     json_int_t code = json_integer_value(json_object_get(j, "exit_code"));

@@ -234,6 +234,37 @@ Test(attack, a_container_that_fills_its_disk_stops_at_its_bound, .timeout = 90)
     dd_finish(&d);
 }
 
+/* duet exec of a command that prints without end (the container may have
+ * replaced what was asked for with one): the daemon holds at most 4 MiB
+ * of it, the command gets EPERM past that and ends, and the CLI says the
+ * output was cut.  Before, the output grew in the daemon's memory for as
+ * long as the command ran. */
+Test(attack, an_exec_that_prints_without_end_is_cut, .timeout = 90)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(&d, "talk.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: talker}\nspec:\n"
+                                "  placement: container\n  image: {rootfs: %s}\n  command: [/bin/sleep, '600']\n",
+                                ROOTFS);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
+    free(out);
+    uint64_t t0 = dd_now_ms();
+    int rc = dd_duet(&d, &out, "exec talker -- /bin/yes");
+    cr_expect_eq(rc, 1, "yes ended on its write error (exit %d)", rc);
+    cr_expect_lt(dd_now_ms() - t0, 30000, "the exec did not end soon after its 4 MiB");
+    size_t len = strlen(out);
+    cr_expect_geq(len, 4u << 20, "the first 4 MiB came back (%zu bytes)", len);
+    cr_expect_lt(len, (4u << 20) + 4096, "no more than 4 MiB came back (%zu bytes)", len);
+    cr_expect(strstr(out, "duet: the command's stdout was cut at 4 MiB"), "the cut was not reported");
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "exec talker -- /bin/echo still fine"), 0, "%s", out);
+    cr_expect_str_eq(out, "still fine\n");
+    free(out);
+    dd_finish(&d);
+}
+
 static int connect_to(struct dd *d)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

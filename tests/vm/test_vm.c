@@ -266,7 +266,9 @@ Test(vm, a_raw_disk_boots_by_bios_alone, .timeout = 300)
 
 /* A guest that prints without end: the daemon's check rotates its console
  * (console.log into console.log.1) once it passes the cap, so the host
- * keeps at most two generations of it, the newest lines last. */
+ * keeps at most two generations of it, the newest lines last.  The check
+ * runs every second, so a generation may pass the cap by what the guest
+ * writes in a second: this one writes 300 lines (about 14 KiB) a second. */
 Test(vm, a_chatty_guest_console_is_capped, .timeout = 300)
 {
     struct vt t;
@@ -276,10 +278,11 @@ Test(vm, a_chatty_guest_console_is_capped, .timeout = 300)
     vt_load(&t, "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: chatty}\nspec:\n"
                 "  placement: vm\n  image: {rootfs: @ROOTFS@}\n  resources: {memory: 128Mi}\n"
                 "  command: [/bin/sh, -c, 'i=0; while [ $i -lt 6000 ]; do "
-                "echo \"line $i of a guest that will not stop talking\"; i=$((i+1)); done; echo finished']\n");
+                "echo \"line $i of a guest that will not stop talking\"; i=$((i+1)); "
+                "[ $((i % 300)) = 0 ] && sleep 1; done; echo finished']\n");
     struct vt_exit x = {0};
     struct driver_instance *inst = vt_boot(&t, "chatty", &x);
-    cr_assert(vt_wait_exit(&t, &x, 180000), "the guest ended");
+    cr_assert(vt_wait_exit(&t, &x, 240000), "the guest ended");
     cr_expect_eq(x.code, 0);
     /* one more check after the last line */
     bool never = false;
