@@ -163,27 +163,29 @@ int vm_rootfs_disk(const char *cache_dir, const char *rootfs, uint64_t size, con
         return duet_err_prefix(err, "%s", what);
     if (ensure_dir(cache_dir, err) < 0)
         return -1;
-    /* Room for the image's files, their metadata and some to write:
-     * below that the guest could not do much more than boot. */
+    /* The filesystem: the image's files and their metadata, and 256 MiB of
+     * room to write, never more than resources.disk (whose rest the guest
+     * sees as unused disk).  A filesystem sized to a large disk boots far
+     * slower under emulation (its guest kernel initialises the whole
+     * thing), and a rootfs VM's writes are its scratch space. */
     uint64_t need = bytes / 4 * 5 + inodes * 256 + (UINT64_C(32) << 20);
+    uint64_t fs = bytes / 4 * 5 + inodes * 256 + (UINT64_C(256) << 20);
+    if (fs > size)
+        fs = size;
     if (size < need)
         return duet_err_set(err, ENOSPC,
                             "%s: image.rootfs %s needs a disk of at least %" PRIu64 " MiB and resources.disk gives it %" PRIu64
                             " MiB; raise resources.disk to %" PRIu64 "Mi or more",
                             what, rootfs, need >> 20, size >> 20, (need >> 20) + 1);
-    snprintf(out, len, "%s/rootfs-%016" PRIx64 "-%" PRIu64 ".ext4", cache_dir, key, size);
+    snprintf(out, len, "%s/rootfs-%016" PRIx64 "-%" PRIu64 ".ext4", cache_dir, key, fs);
     if (access(out, R_OK) == 0)
         return 0;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out, (int)gettid());
-    /* resources.disk: what is not the image is the guest's to write.  The
-     * file is sparse, so unused room costs nothing on the host. */
+    /* The file is sparse, so unused room costs nothing on the host. */
     char kib[32], inode_count[32];
-    snprintf(kib, sizeof(kib), "%" PRIu64 "k", size >> 10);
-    /* ext4's own ratio (an inode per 16 KiB) for the room, and never
-     * fewer than twice the image's. */
-    uint64_t n_inodes = size / 16384 > inodes * 2 + 16384 ? size / 16384 : inodes * 2 + 16384;
-    snprintf(inode_count, sizeof(inode_count), "%" PRIu64, n_inodes);
+    snprintf(kib, sizeof(kib), "%" PRIu64 "k", fs >> 10);
+    snprintf(inode_count, sizeof(inode_count), "%" PRIu64, inodes * 2 + 16384);
     char *const argv[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-N", inode_count,
                           "-L", "duet-root", "-d", (char *)rootfs, tmp, kib, NULL};
     if (duet_run_tool(argv, err) < 0) {

@@ -35,9 +35,10 @@ int vm_disk_format(const char *path, const char **fmt, uint64_t *virtual_size, s
 int vm_disk_overlay(const char *base, const char *base_fmt, const char *overlay, uint64_t size, const char *what,
                     struct duet_err *err);
 
-/* An ext4 image of rootfs, `size` bytes (sparse), in cache_dir (built once
- * per content and size), its path in out.  Fails, naming the size needed,
- * when the rootfs does not fit with room to spare. */
+/* An ext4 image of rootfs with 256 MiB of room, at most `size` bytes
+ * (sparse), in cache_dir (built once per content and size), its path in
+ * out.  Fails, naming the size needed, when the rootfs does not fit in
+ * `size` with room to spare. */
 int vm_rootfs_disk(const char *cache_dir, const char *rootfs, uint64_t size, const char *what, char *out, size_t len,
                    struct duet_err *err);
 
