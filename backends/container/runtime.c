@@ -434,6 +434,8 @@ struct child_args {
     int layer_fd;               /* the writable layer, mounted detached */
     struct mounts_plan plan;
     int sync_fd, report_fd, log_fd, exit_fd, null_fd, prev_log_fd;
+    const int *keep;            /* the fds above that the child uses: it closes the rest first */
+    size_t n_keep;
     char *const *init_argv;
     char *const *envp;
     const struct driver_net *net;
@@ -534,6 +536,11 @@ static _Noreturn void child_main(const struct child_args *a)
      * parent's fds (the API socket among them) and its siblings' setup
      * pipes.  Cleared once the go came, so the workload outlives duetd. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* A copy of every fd of the caller came with the clone: a daemon's
+     * sockets (its API, its name server's port) must not live on in a
+     * child that is still dying after a kill -9 of the daemon, nor reach
+     * a container.  Close all but what setup uses, before anything slow. */
+    duet_close_fds_except(a->keep, a->n_keep);
     /* In a user namespace nothing can be built before the parent has
      * written the id maps and handed over the idmapped image. */
     if (a->userns) {
@@ -853,6 +860,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
     int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, prev_log_fd = -1,
         tree = -1, layer = -1, rc = -1;
     pid_t pid = -1;
+    int *keep = NULL;
+    size_t n_keep = 0;
     int *vol_fds = calloc(w->n_volumes ? w->n_volumes : 1, sizeof(int));
     if (!vol_fds)
         abort();
@@ -882,7 +891,18 @@ int container_start(struct container *c, const struct container_config *cfg, str
         duet_err_sys(err, "container %s: cannot open its files", c->name);
         goto out;
     }
+    /* What the child keeps (child_main closes everything else). */
+    keep = calloc(8 + w->n_volumes, sizeof(int));
+    if (!keep)
+        abort();
+    int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        keep[n_keep++] = fixed[i];
+    for (size_t i = 0; i < w->n_volumes; i++)
+        keep[n_keep++] = vol_fds[i];
     struct child_args args = {
+        .keep = keep,
+        .n_keep = n_keep,
         .rt = rt,
         .spec = w,
         .fail_at = cfg->fail_at,
@@ -1003,6 +1023,7 @@ out:
         if (vol_fds[i] >= 0)
             close(vol_fds[i]);
     free(vol_fds);
+    free(keep);
     for (size_t i = 0; i < w->n_env; i++)
         free(envbuf[i]);
     free(envbuf);
