@@ -30,6 +30,7 @@
 #include "bench_util.h"
 
 #include "fleet.h"
+#include "fsutil.h"
 #include "ipam.h"
 #include "netlink.h"
 #include "runtime.h"
@@ -194,6 +195,9 @@ int main(void)
     printf("  network: added per container start (median): %.2f ms   [bar: < 5 ms]\n", wn - won);
     container_runtime_fini(&rt);
     manifest_set_free(set);
+    char templates[128];
+    snprintf(templates, sizeof(templates), "%s/.layers", state);
+    duet_remove_tree(templates, NULL);
     rmdir(state);
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "rm -rf %s %s", bundle, runc_root);

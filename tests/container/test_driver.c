@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #include "container.h"
+#include "fsutil.h"
+#include "leftovers.h"
 #include "runtime.h"
 
 struct run {
@@ -66,7 +68,12 @@ static void teardown(struct run *r)
     container_driver_free(r->drv);
     cr_expect_eq(uv_loop_close(&r->loop), 0, "every handle was closed");
     manifest_set_free(r->set);
-    rmdir(r->state);
+    /* The runtime keeps its layer templates; its spares went with it. */
+    cr_expect_eq(loop_devices_under(r->state, true, 2000), 0, "the driver's layers outlived it");
+    char templates[128];
+    snprintf(templates, sizeof(templates), "%s/.layers", r->state);
+    duet_remove_tree(templates, NULL);
+    cr_expect_eq(rmdir(r->state), 0, "the driver left files in %s", r->state);
 }
 
 static void on_err(struct run *r, const char *step, const struct duet_err *e)
