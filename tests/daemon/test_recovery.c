@@ -46,8 +46,16 @@ static void expect_converged(struct dd *d)
     snprintf(p, sizeof(p), "%s/containers", d->state);
     cr_expect_eq(dd_count_dirs(p), FLEET, "container directories: not one per workload");
     cr_expect_eq(dd_count_dirs(d->cgdir), FLEET, "cgroups in %s: not one per workload", d->cgdir);
-    /* duet-init and sleep in each: two processes per container, no more */
-    cr_expect_eq(dd_count_procs(d->cgdir), 2 * FLEET, "processes in %s", d->cgdir);
+    /* duet-init and sleep in each: two processes per container, no more.
+     * A container is running once its duet-init is, which forks the
+     * workload a moment later: wait for the count to reach two per
+     * container, and fail at once if it ever passes that. */
+    int procs = dd_count_procs(d->cgdir);
+    for (uint64_t until = dd_now_ms() + 5000; procs < 2 * FLEET && dd_now_ms() < until; usleep(20000)) {
+        procs = dd_count_procs(d->cgdir);
+        cr_assert_leq(procs, 2 * FLEET, "more than two processes per container in %s: %d", d->cgdir, procs);
+    }
+    cr_expect_eq(procs, 2 * FLEET, "processes in %s: %d", d->cgdir, procs);
 }
 
 static void kill_during_apply(unsigned delay_ms)
