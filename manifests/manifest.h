@@ -206,6 +206,13 @@ struct workload_spec *manifest_set_find(const struct manifest_set *set, const ch
 /* The value of env variable key in w's spec.env, or NULL. */
 const char *wl_env_get(const struct workload_spec *w, const char *key);
 
+/* The bound on w's writable disk. Specs built in code (tests, `duet run`)
+ * may leave resources.disk zero; both backends must then use one default. */
+static inline uint64_t wl_disk_bytes(const struct workload_spec *w)
+{
+    return w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK;
+}
+
 const char *wl_role_name(enum wl_role r);
 const char *wl_placement_name(enum wl_placement p);
 const char *wl_isolation_name(enum wl_isolation i);

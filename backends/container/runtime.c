@@ -367,7 +367,7 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
         }
     }
     /* The layer itself is made (or a spare taken) at start. */
-    if (container_layer_pool_want(rt->layers, w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK, err) < 0) {
+    if (container_layer_pool_want(rt->layers, wl_disk_bytes(w), err) < 0) {
         duet_err_prefix(err, "container %s: its writable layer (resources.disk)", w->name);
         goto fail_dir;
     }
@@ -870,7 +870,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
     if (open_volumes(c, w, vol_fds, err) < 0)
         goto out;
     snprintf(p, sizeof(p), "%s/disk.img", c->dir);
-    layer = container_layer_take(rt->layers, p, w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK,
+    layer = container_layer_take(rt->layers, p, wl_disk_bytes(w),
                                  c->userns ? rt->userns_base : 0, c->name, err);
     if (layer < 0)
         goto out;

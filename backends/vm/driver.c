@@ -338,7 +338,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     };
     char cmdline[4096], ipcfg[160] = "", mac[18];
     const char *kernel = w->image.kernel;
-    uint64_t disk_bytes = w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK;
+    uint64_t disk_bytes = wl_disk_bytes(w);
     if (inst->has_net) {
         /* The address goes on the kernel command line in the form the
          * kernel's own ip= autoconfiguration, initramfs-tools, dracut and
@@ -1345,7 +1345,7 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         inst_path(inst, "disk.qcow2", overlay, sizeof(overlay));
         if (stat(overlay, &ost) == 0) {
             st->disk_bytes = (uint64_t)ost.st_blocks * 512;
-            st->disk_limit = inst->spec->resources.disk ? inst->spec->resources.disk : WL_DEFAULT_DISK;
+            st->disk_limit = wl_disk_bytes(inst->spec);
         }
     }
     if (d)
