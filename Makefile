@@ -21,7 +21,9 @@ DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcri
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
-INCLUDES  = -Itests/vm -Icommon -Inetwork -Imanifests -Ischeduler -Ibackends -Ibackends/container -Ibackends/vm -Iorchestrator
+# Every header is named by its path from the top ("backends/driver.h"), or
+# bare from a file of its own folder.
+INCLUDES  = -I.
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(SAN_CFLAGS) \
@@ -37,18 +39,17 @@ LDFLAGS   += -fsanitize=address,undefined
 endif
 
 LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/grow.c common/sysinfo.c \
-          manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c \
-          scheduler/host.c scheduler/placement.c \
+          manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
+          scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
           backends/driver.c backends/opqueue.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/driver.c \
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
-          orchestrator/hostprobe.c orchestrator/plan_output.c orchestrator/specjson.c orchestrator/store.c \
-          orchestrator/http.c orchestrator/client.c \
+          orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c
-CLI_SRC   = orchestrator/cli.c orchestrator/cli_daemon.c
-DUETD_SRC = orchestrator/daemon.c orchestrator/reconcile.c orchestrator/health.c orchestrator/api.c
+CLI_SRC   = cli/main.c cli/verbs.c
+DUETD_SRC = orchestrator/daemon.c orchestrator/reconcile.c orchestrator/health.c orchestrator/api/api.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
@@ -105,13 +106,13 @@ $(DUETD): $(call obj,$(DUETD_SRC)) $(LIB)
 # containers, where the sanitizer runtime has nothing to report to).
 $(INIT): backends/container/init_main.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -Os -static -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $<
 
 # /init of the initramfs a rootfs image boots with as a VM: static, it runs
 # inside guests.
 $(VMINIT): backends/vm/vminit_main.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -Os -static -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $<
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
 	@mkdir -p $(dir $@)

@@ -33,8 +33,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "err.h"
-#include "manifest.h"
+#include "common/err.h"
+#include "manifests/manifest.h"
+#include "network/attachment.h"
 
 struct uv_loop_s;
 
@@ -69,6 +70,7 @@ struct driver_caps {
      * daemon records measured values and passes them back in later plans. */
     uint64_t start_ms;             /* create to running */
     uint64_t memory_overhead;      /* bytes beyond the workload's own memory */
+    uint64_t memory_floor;         /* the least resources.memory a workload may have here */
     bool measured;                 /* false: the two figures above are estimates */
 };
 
@@ -108,23 +110,12 @@ struct driver_stats {
 #define DRIVER_EST_VM_START_TCG_MS 3000
 #define DRIVER_EST_VM_OVERHEAD_KVM (UINT64_C(48) << 20)
 #define DRIVER_EST_VM_OVERHEAD_TCG (UINT64_C(96) << 20)
+/* Below this a guest kernel and its init do not come up; a container's
+ * floor is the manifest's own (WL_MIN_MEMORY). */
+#define DRIVER_VM_MEMORY_FLOOR (UINT64_C(64) << 20)
 
 /* Opaque per-workload state, defined by each backend. */
 struct driver_instance;
-
-/* A workload's place on the fleet network, decided by the daemon (the
- * address from its IPAM, the bridge it owns).  Containers get a veth pair
- * (eth0 inside, the other end a port of the bridge); VMs a virtio NIC on
- * the bridge, the address given on the kernel command line as
- * ip=ADDR::GATEWAY:NETMASK:NAME:eth0:off:DNS.  Host byte order. */
-struct driver_net {
-    char bridge[16];
-    int bridge_index;
-    uint32_t addr, gateway, dns;   /* dns: the fleet's name server (the bridge's address) */
-    unsigned prefix;
-    uint8_t mac[6];
-    char host_if[16];              /* the host's end: veth (containers) or tap (VMs) */
-};
 
 /* The persistent identity of an instance: backend-defined text, at most
  * DRIVER_HANDLE_MAX bytes, stored by the daemon as is. */
@@ -157,7 +148,7 @@ struct driver {
      * overlay, domain definition) without running anything.  net: where
      * the workload joins the fleet network, or NULL for none (loopback
      * only); copied. */
-    int (*create)(struct driver *drv, const struct workload_spec *spec, const struct driver_net *net,
+    int (*create)(struct driver *drv, const struct workload_spec *spec, const struct net_attachment *net,
                   struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err);
     /* (loop) Run it.  `on_exit` fires once when the workload ends, on the
      * loop thread, without polling (pidfd, libvirt lifecycle events). */

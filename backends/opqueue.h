@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct opq_item;
 

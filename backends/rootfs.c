@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "common/cleanup.h"
 
 int rootfs_check_dir(const char *rootfs, const char *what, struct duet_err *err)
 {

@@ -1,5 +1,5 @@
 #include "diag.h"
-#include "grow.h"
+#include "common/grow.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "grow.h"
-#include "sysinfo.h"
+#include "common/cleanup.h"
+#include "common/grow.h"
+#include "common/sysinfo.h"
 #include "manifest.h"
 #include "schema.h"
 

@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include "common/arena.h"
 #include "diag.h"
-#include "strmap.h"
+#include "common/strmap.h"
 
 #define DUET_API_VERSION "duet/v1"
 

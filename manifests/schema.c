@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "grow.h"
+#include "common/grow.h"
 #include "hostpath.h"
 #include "manifest.h"
 #include "schema.h"

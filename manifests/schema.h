@@ -3,7 +3,7 @@
 #define DUET_SCHEMA_H
 
 #include "manifest.h"
-#include "units.h"
+#include "common/units.h"
 #include "ytree.h"
 
 /* Converts one document into part (specs, hosts, diagnostics).  Thread-safe

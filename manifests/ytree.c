@@ -11,8 +11,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "grow.h"
-#include "strmap.h"
+#include "common/grow.h"
+#include "common/strmap.h"
 
 struct frame {
     struct ynode *node;

@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "arena.h"
+#include "common/arena.h"
 #include "diag.h"
 
 #define YTREE_MAX_FILE (16u << 20)

@@ -14,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "clock.h"
+#include "common/cleanup.h"
+#include "common/clock.h"
 #include "dhcp.h"
 #include "dns.h"
-#include "grow.h"
+#include "common/grow.h"
 #include "nft.h"
 
 static bool bridge_name_ok(const char *s)
@@ -470,7 +470,7 @@ void fleet_net_unplug(struct fleet_net *fn, uint32_t addr)
         free(u);
 }
 
-void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct driver_net *out)
+void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct net_attachment *out)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->bridge, sizeof(out->bridge), "%s", fn->bridge);

@@ -25,10 +25,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "driver.h"
-#include "err.h"
+#include "common/err.h"
+#include "attachment.h"
 #include "ipam.h"
-#include "manifest.h"
+#include "manifests/manifest.h"
 #include "netlink.h"
 
 #define FLEET_DEFAULT_BRIDGE "duet0"
@@ -103,7 +103,7 @@ int fleet_net_alloc(struct fleet_net *fn, uint32_t *addr, struct duet_err *err);
 void fleet_net_release(struct fleet_net *fn, uint32_t addr);
 
 /* What a driver needs to attach a workload with address addr. */
-void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct driver_net *out);
+void fleet_net_attachment(const struct fleet_net *fn, uint32_t addr, struct net_attachment *out);
 /* The host end's name for addr ("dv" + its 8 hex digits): unique on the
  * host, since no two daemons share addresses. */
 void fleet_net_host_if(uint32_t addr, char out[16]);

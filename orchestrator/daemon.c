@@ -27,14 +27,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "container.h"
+#include "common/clock.h"
+#include "backends/container/container.h"
 #include "daemon.h"
-#include "units.h"
-#include "grow.h"
-#include "hostprobe.h"
-#include "specjson.h"
-#include "vm.h"
+#include "common/units.h"
+#include "common/grow.h"
+#include "scheduler/hostprobe.h"
+#include "manifests/specjson.h"
+#include "backends/vm/vm.h"
 
 /* ---- time ------------------------------------------------------------------ */
 

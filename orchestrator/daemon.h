@@ -26,13 +26,13 @@
 
 #include <uv.h>
 
-#include "driver.h"
-#include "fleet.h"
-#include "host.h"
-#include "http.h"
-#include "manifest.h"
+#include "backends/driver.h"
+#include "network/fleet.h"
+#include "scheduler/host.h"
+#include "orchestrator/api/http.h"
+#include "manifests/manifest.h"
 #include "store.h"
-#include "strmap.h"
+#include "common/strmap.h"
 
 #define DUETD_DEFAULT_SOCKET "/run/duet/duet.sock"
 #define DUETD_DEFAULT_STATE "/var/lib/duet"

@@ -394,7 +394,7 @@ static void do_create(struct wl *w)
     w->op_t0 = mono_ms();
     wl_save(w);   /* before acting: a crash from here on leaves a record */
     struct duet_err err = {0};
-    struct driver_net net, *netp = NULL;
+    struct net_attachment net, *netp = NULL;
     if (w->addr && w->d->net_open) {
         fleet_net_attachment(&w->d->net, w->addr, &net);
         netp = &net;

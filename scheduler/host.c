@@ -27,6 +27,7 @@ void host_info_from_spec(struct host_info *h, const struct host_spec *spec)
     vm->guest_kernel = spec->vm_guest_kernel;
     vm->start_ms = vm->kvm ? DRIVER_EST_VM_START_KVM_MS : DRIVER_EST_VM_START_TCG_MS;
     vm->memory_overhead = vm->kvm ? DRIVER_EST_VM_OVERHEAD_KVM : DRIVER_EST_VM_OVERHEAD_TCG;
+    vm->memory_floor = DRIVER_VM_MEMORY_FLOOR;
     snprintf(vm->description, sizeof(vm->description), "%s",
              !vm->available ? "unavailable" : vm->kvm ? "kvm" : "qemu (no kvm)");
     if (!vm->available)
@@ -37,6 +38,7 @@ void host_info_from_spec(struct host_info *h, const struct host_spec *spec)
     ct->available = spec->container_available;
     ct->start_ms = DRIVER_EST_CONTAINER_START_MS;
     ct->memory_overhead = DRIVER_EST_CONTAINER_OVERHEAD;
+    ct->memory_floor = WL_MIN_MEMORY;
     snprintf(ct->description, sizeof(ct->description), "%s", ct->available ? "namespaces" : "unavailable");
     if (!ct->available)
         snprintf(ct->unavailable_reason, sizeof(ct->unavailable_reason),

@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "driver.h"
-#include "manifest.h"
+#include "backends/driver.h"
+#include "manifests/manifest.h"
 
 /* Kept for the host itself when a Host document or probe gives no reserve:
  * 256 MiB, or an eighth of a small host's memory. */

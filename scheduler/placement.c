@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "units.h"
-#include "vm.h"
+#include "common/units.h"
 
 void placement_cost(const struct workload_spec *w, const struct host_info *h, enum backend_kind b, double *cpus,
                     uint64_t *memory)
@@ -76,9 +75,9 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     if (!w->image.disk && !w->image.kernel && !caps->guest_kernel)
         return "image has only a rootfs and this host has no guest kernel to boot it with (give image.kernel, "
                "or install one at /var/lib/duet/kernel/vmlinuz)";
-    if (w->resources.memory < VM_MEMORY_FLOOR)
+    if (w->resources.memory < caps->memory_floor)
         return arena_printf(a, "memory %s is below the VM floor of %s", fmt_size(pl, w->resources.memory),
-                            fmt_size(pl, VM_MEMORY_FLOOR));
+                            fmt_size(pl, caps->memory_floor));
     if (budget && caps->start_ms > budget)
         return arena_printf(a, "needs.startWithin %s is shorter than a VM's start here (%s %s, %s)",
                             fmt_ms(pl, budget), caps->measured ? "measured" : "estimated",

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include "common/arena.h"
 #include "host.h"
-#include "manifest.h"
+#include "manifests/manifest.h"
 
 #define PLACEMENT_MAX_REASONS 8
 

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "common/cleanup.h"
 
 static const struct cgroup_ops *ops(const struct cgroup_layout *l)
 {

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct cgroup_layout {
     int version;             /* 1 or 2 */

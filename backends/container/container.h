@@ -5,7 +5,7 @@
 #ifndef DUET_CONTAINER_H
 #define DUET_CONTAINER_H
 
-#include "driver.h"
+#include "backends/driver.h"
 
 /* The container backend's driver table.  init_path: the duet-init binary;
  * cgroup_root: NULL for /sys/fs/cgroup.  Freed with container_driver_free

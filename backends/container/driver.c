@@ -23,9 +23,9 @@
 #include <time.h>
 #include <uv.h>
 
-#include "clock.h"
+#include "common/clock.h"
 #include "container.h"
-#include "opqueue.h"
+#include "backends/opqueue.h"
 #include "runtime.h"
 
 struct exec_watch;
@@ -54,7 +54,7 @@ struct driver_instance {
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
-    struct driver_net net;
+    struct net_attachment net;
     bool has_net;
 };
 
@@ -428,7 +428,7 @@ static int ct_probe(struct driver *drv, struct driver_caps *caps, struct duet_er
     return container_backend_probe(root[0] ? root : "/sys/fs/cgroup", caps, err);
 }
 
-static int ct_create(struct driver *drv, const struct workload_spec *spec, const struct driver_net *net,
+static int ct_create(struct driver *drv, const struct workload_spec *spec, const struct net_attachment *net,
                      struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err)
 {
     struct driver_instance *inst = instance_new(drv, spec);

@@ -41,8 +41,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
 
 /* ext4 works in 4 KiB blocks here; the loop device is given the same
  * logical block size, which direct I/O on the image needs. */

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Creates path (mode 0600, must not exist) as a sparse copy of the
  * template for `bytes`, which is formatted into template_dir on first use. */

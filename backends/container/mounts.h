@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "manifest.h"
+#include "manifests/manifest.h"
 
 struct mounts_plan {
     const char *merged;          /* where the overlay is mounted (state dir) */

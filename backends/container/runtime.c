@@ -13,14 +13,14 @@
  * prepared before clone().  A setup failure travels back on a close-on-exec
  * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
  */
-#include "exit_status.h"
-#include "hostpath.h"
-#include "ifconf.h"
-#include "ipam.h"
+#include "backends/exit_status.h"
+#include "manifests/hostpath.h"
+#include "common/ifconf.h"
+#include "network/ipam.h"
 #include "layer.h"
-#include "netlink.h"
-#include "fsutil.h"
-#include "rootfs.h"
+#include "network/netlink.h"
+#include "common/fsutil.h"
+#include "backends/rootfs.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "caps.h"
-#include "cleanup.h"
+#include "common/cleanup.h"
 #include "mounts.h"
 
 
@@ -438,7 +438,7 @@ struct child_args {
     size_t n_keep;
     char *const *init_argv;
     char *const *envp;
-    const struct driver_net *net;
+    const struct net_attachment *net;
 };
 
 static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
@@ -509,7 +509,7 @@ static int attach_layer(int layer, const char *where, const char **what)
 
 /* eth0, the container's end of its veth pair, is in our namespace once
  * the parent's go came: give it the workload's address and route. */
-static int network_up(const struct driver_net *net, const char **what)
+static int network_up(const struct net_attachment *net, const char **what)
 {
     return ifconf_ipv4("eth0", net->addr, net->prefix, net->gateway, what);
 }
@@ -726,7 +726,7 @@ static int send_go(int sock, int tree)
 /* The files that point the workload at the fleet's name server, written
  * into the container's own layer (upper/etc), never into the image,
  * which other containers share. */
-static int write_net_files(const struct container *c, int layer, const struct driver_net *net, struct duet_err *err)
+static int write_net_files(const struct container *c, int layer, const struct net_attachment *net, struct duet_err *err)
 {
     char p[64], gw[16], addr[16], buf[512];
     /* The layer was made a moment ago by us: nothing in it is the
@@ -751,7 +751,7 @@ static int write_net_files(const struct container *c, int layer, const struct dr
 
 /* The host's end of the veth pair, a port of the bridge, and eth0 inside
  * the network namespace of pid, where the child configures it. */
-static int veth_create(const struct container *c, const struct driver_net *net, pid_t pid, struct duet_err *err)
+static int veth_create(const struct container *c, const struct net_attachment *net, pid_t pid, struct duet_err *err)
 {
     struct nl nl;
     if (nl_open(&nl, err) < 0)

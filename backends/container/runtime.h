@@ -32,9 +32,9 @@
 
 #include "cgroup.h"
 #include "layer.h"
-#include "driver.h"
-#include "err.h"
-#include "manifest.h"
+#include "backends/driver.h"
+#include "common/err.h"
+#include "manifests/manifest.h"
 #include "syscall_filter.h"
 
 /* Setup steps, in order.  Errors name the step; tests inject a failure at
@@ -102,7 +102,7 @@ void container_runtime_fini(struct container_runtime *rt);
 struct container_config {
     const struct workload_spec *spec;   /* name, image.rootfs, command, env, user, resources, volumes */
     enum container_step fail_at;        /* tests: fail at this step (EIO); STEP_NONE in production */
-    const struct driver_net *net;       /* the fleet network, or NULL: loopback only */
+    const struct net_attachment *net;       /* the fleet network, or NULL: loopback only */
 };
 
 struct container_exit {

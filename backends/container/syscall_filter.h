@@ -12,7 +12,7 @@
 #include <linux/filter.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct seccomp_prog {
     struct sock_filter *insns;   /* owned */

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define VM_METADATA_NS "https://duet.dev/xmlns/workload/1"
 #define VM_METADATA_PREFIX "duet"

@@ -50,16 +50,16 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "cleanup.h"
-#include "clock.h"
+#include "common/cleanup.h"
+#include "common/clock.h"
 #include "domain.h"
 #include "event_uv.h"
-#include "exit_status.h"
-#include "fsutil.h"
+#include "backends/exit_status.h"
+#include "common/fsutil.h"
 #include "guest_image.h"
-#include "ipam.h"
-#include "opqueue.h"
-#include "rootfs.h"
+#include "network/ipam.h"
+#include "backends/opqueue.h"
+#include "backends/rootfs.h"
 #include "vm.h"
 
 struct vm_priv {
@@ -105,7 +105,7 @@ struct driver_instance {
     driver_exit_cb on_exit;
     void *exit_opaque;
     struct driver_status status;
-    struct driver_net net;
+    struct net_attachment net;
     bool has_net;
 };
 
@@ -343,7 +343,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         /* The address goes on the kernel command line in the form the
          * kernel's own ip= autoconfiguration, initramfs-tools, dracut and
          * duet-vminit all read: client::gateway:netmask:hostname:device:off:dns */
-        const struct driver_net *n = &inst->net;
+        const struct net_attachment *n = &inst->net;
         char a[16], g[16], m[16], dns[16];
         struct ipam_subnet sn = {.prefix = n->prefix};
         ipam_format(n->addr, a);
@@ -1243,7 +1243,7 @@ static int vm_probe(struct driver *drv, struct driver_caps *caps, struct duet_er
                             err);
 }
 
-static int vm_create(struct driver *drv, const struct workload_spec *spec, const struct driver_net *net,
+static int vm_create(struct driver *drv, const struct workload_spec *spec, const struct net_attachment *net,
                      struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err)
 {
     if (!priv(drv)->open)

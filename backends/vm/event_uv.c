@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <libvirt/libvirt.h>
 
-#include "grow.h"
+#include "common/grow.h"
 
 struct watch {
     int id;

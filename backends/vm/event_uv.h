@@ -17,7 +17,7 @@
 
 #include <uv.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Registers the hooks for `loop`.  Call once, before opening any libvirt
  * connection; a second call is an error. */

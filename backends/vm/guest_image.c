@@ -23,10 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "grow.h"
-#include "strmap.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/grow.h"
+#include "common/strmap.h"
 
 extern char **environ;
 

@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "manifest.h"
-#include "rootfs.h"
+#include "common/err.h"
+#include "manifests/manifest.h"
+#include "backends/rootfs.h"
 
 /* "qcow2" or "raw", from the image's first bytes, and the size of the
  * disk a guest sees in it (a qcow2's virtual size, a raw file's length). */

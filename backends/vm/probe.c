@@ -20,7 +20,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "cleanup.h"
+#include "common/cleanup.h"
 #include "vm.h"
 
 
@@ -203,6 +203,7 @@ int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_ca
     caps->kvm = vm_kvm_usable();
     caps->start_ms = caps->kvm ? DRIVER_EST_VM_START_KVM_MS : DRIVER_EST_VM_START_TCG_MS;
     caps->memory_overhead = caps->kvm ? DRIVER_EST_VM_OVERHEAD_KVM : DRIVER_EST_VM_OVERHEAD_TCG;
+    caps->memory_floor = VM_MEMORY_FLOOR;
     caps->guest_kernel = vm_find_guest_kernel(guest_kernel, caps->guest_kernel_path, sizeof(caps->guest_kernel_path));
 
     struct libvirt_syms lv;

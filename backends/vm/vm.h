@@ -4,10 +4,10 @@
 #ifndef DUET_VM_H
 #define DUET_VM_H
 
-#include "driver.h"
+#include "backends/driver.h"
 
 #define VM_DEFAULT_URI "qemu:///system"
-#define VM_MEMORY_FLOOR (UINT64_C(64) << 20)
+#define VM_MEMORY_FLOOR DRIVER_VM_MEMORY_FLOOR
 /* accel=auto: how long a KVM guest may stay silent before it is judged hung
  * and restarted under emulation (driver.c). */
 #define VM_KVM_DEADLINE_MS 8000

@@ -28,7 +28,7 @@
  * Static, no allocation beyond the spec: it must work in any guest kernel
  * with nothing but a console.
  */
-#include "../../common/ifconf.h"
+#include "common/ifconf.h"
 
 #include <dirent.h>
 #include <sys/socket.h>

@@ -29,11 +29,11 @@
 #include "bench_runc.h"
 #include "bench_util.h"
 
-#include "fleet.h"
-#include "fsutil.h"
-#include "ipam.h"
-#include "netlink.h"
-#include "runtime.h"
+#include "network/fleet.h"
+#include "common/fsutil.h"
+#include "network/ipam.h"
+#include "network/netlink.h"
+#include "backends/container/runtime.h"
 
 #define RUNS 100
 
@@ -158,7 +158,7 @@ int main(void)
     double with_net[RUNS], without_net[RUNS];
     for (int i = 0; i < 2 * RUNS; i++) {
         bool net = i % 2 == 0;
-        struct driver_net dn = {.bridge_index = br.index, .addr = 0x0a630002 + (uint32_t)i, .gateway = 0x0a630001,
+        struct net_attachment dn = {.bridge_index = br.index, .addr = 0x0a630002 + (uint32_t)i, .gateway = 0x0a630001,
                                 .dns = 0x0a630001, .prefix = 16};
         snprintf(dn.bridge, sizeof(dn.bridge), "benchbr0");
         fleet_net_host_if(dn.addr, dn.host_if);

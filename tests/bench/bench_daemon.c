@@ -27,8 +27,8 @@
 
 #include "bench_runc.h"
 #include "bench_util.h"
-#include "client.h"
-#include "fsutil.h"
+#include "cli/client.h"
+#include "common/fsutil.h"
 
 #define RUNS 21
 #define FLEET 500

@@ -19,8 +19,8 @@
 #include "bench_util.h"
 #include <yaml.h>
 
-#include "manifest.h"
-#include "placement.h"
+#include "manifests/manifest.h"
+#include "scheduler/placement.h"
 
 #define FLEET 10000
 #define RUNS 9

@@ -34,11 +34,11 @@
 #include <uv.h>
 
 #include "bench_util.h"
-#include "domain.h"
-#include "guest_image.h"
-#include "manifest.h"
-#include "private_libvirtd.h"
-#include "vm.h"
+#include "backends/vm/domain.h"
+#include "backends/vm/guest_image.h"
+#include "manifests/manifest.h"
+#include "tests/vm/private_libvirtd.h"
+#include "backends/vm/vm.h"
 
 #define RUNS 7
 #define GUEST_MIB 128

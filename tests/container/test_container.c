@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fsutil.h"
-#include "layer.h"
-#include "leftovers.h"
-#include "runtime.h"
+#include "common/fsutil.h"
+#include "backends/container/layer.h"
+#include "tests/vm/leftovers.h"
+#include "backends/container/runtime.h"
 #include "watch_report.h"
 
 struct fixture {
@@ -765,11 +765,11 @@ Test(container, init_reaps_orphans)
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "fleet.h"
-#include "ipam.h"
-#include "netlink.h"
+#include "network/fleet.h"
+#include "network/ipam.h"
+#include "network/netlink.h"
 
-static int private_bridge(struct driver_net *dn, uint32_t addr)
+static int private_bridge(struct net_attachment *dn, uint32_t addr)
 {
     cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
     struct nl nl;
@@ -783,7 +783,7 @@ static int private_bridge(struct driver_net *dn, uint32_t addr)
     cr_assert_eq(nl_addr_add(&nl, br.index, 0x0a420001, 24, &err), 0, "%s", err.msg);
     cr_assert_eq(nl_link_set_up(&nl, br.index, &err), 0);
     nl_close(&nl);
-    *dn = (struct driver_net){.bridge_index = br.index, .addr = addr, .gateway = 0x0a420001, .dns = 0x0a420001,
+    *dn = (struct net_attachment){.bridge_index = br.index, .addr = addr, .gateway = 0x0a420001, .dns = 0x0a420001,
                               .prefix = 24};
     snprintf(dn->bridge, sizeof(dn->bridge), "ctbr0");
     fleet_net_host_if(addr, dn->host_if);
@@ -796,7 +796,7 @@ static int private_bridge(struct driver_net *dn, uint32_t addr)
  * gone with the container. */
 static void network_case(struct fixture *f, const char *name)
 {
-    struct driver_net dn;
+    struct net_attachment dn;
     int br = private_bridge(&dn, 0x0a420005);
     const struct workload_spec *w =
         spec(f, name, "  command: [/bin/sh, -c, 'cat /proc/net/route; cat /etc/resolv.conf /etc/hosts; "

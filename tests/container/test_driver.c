@@ -12,10 +12,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "container.h"
-#include "fsutil.h"
-#include "leftovers.h"
-#include "runtime.h"
+#include "backends/container/container.h"
+#include "common/fsutil.h"
+#include "tests/vm/leftovers.h"
+#include "backends/container/runtime.h"
 
 struct run {
     uv_loop_t loop;

@@ -25,13 +25,13 @@
 
 #include <jansson.h>
 
-#include "client.h"
-#include "leftovers.h"
-#include "fsutil.h"
-#include "fleet.h"
-#include "ipam.h"
-#include "netlink.h"
-#include "nft.h"
+#include "cli/client.h"
+#include "tests/vm/leftovers.h"
+#include "common/fsutil.h"
+#include "network/fleet.h"
+#include "network/ipam.h"
+#include "network/netlink.h"
+#include "network/nft.h"
 
 struct dd {
     char dir[64];

@@ -7,7 +7,7 @@
 #include <sys/un.h>
 
 #include "dtest.h"
-#include "../container/watch_report.h"
+#include "tests/container/watch_report.h"
 
 #define ROOTFS dd_env("DUET_ROOTFS")
 

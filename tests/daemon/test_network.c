@@ -12,7 +12,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "dns.h"
+#include "network/dns.h"
 #include <pthread.h>
 #include "dtest.h"
 

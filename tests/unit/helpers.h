@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "manifest.h"
+#include "manifests/manifest.h"
 
 /* A valid Workload document; tests append or replace lines. */
 #define WL_HEAD "apiVersion: duet/v1\nkind: Workload\nmetadata:\n  name: web\nspec:\n"

@@ -6,7 +6,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "backends/container/cgroup.h"
 
 Test(cgroup, detects_this_host)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain.h"
+#include "backends/vm/domain.h"
 
 static void quiet(void *opaque, virErrorPtr e)
 {

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "guest_image.h"
+#include "backends/vm/guest_image.h"
 
 static void write_file(const char *path, const void *data, size_t len)
 {

@@ -7,7 +7,7 @@
 #include <sys/resource.h>
 
 #include "helpers.h"
-#include "ytree.h"
+#include "manifests/ytree.h"
 
 static char *repeat(const char *unit, size_t times, const char *head, const char *tail)
 {

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "hostpath.h"
+#include "manifests/hostpath.h"
 
 static const char *const refused[] = {
     "/", "/etc", "/etc/", "//etc", "/etc/ssh", "/proc", "/proc/sys/kernel", "/dev", "/dev/sda", "/sys",

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonw.h"
+#include "common/jsonw.h"
 
 static char *render(void (*fn)(struct jsonw *), bool pretty)
 {

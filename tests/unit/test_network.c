@@ -16,11 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dhcp.h"
-#include "dns.h"
-#include "ipam.h"
-#include "netlink.h"
-#include "nft.h"
+#include "network/dhcp.h"
+#include "network/dns.h"
+#include "network/ipam.h"
+#include "network/netlink.h"
+#include "network/nft.h"
 
 /* ---- addresses ------------------------------------------------------------ */
 

@@ -6,8 +6,8 @@
 #include <stdio.h>
 
 #include "helpers.h"
-#include "placement.h"
-#include "vm.h"
+#include "scheduler/placement.h"
+#include "backends/vm/vm.h"
 
 /* A host with both backends, KVM, a guest kernel, 8 CPUs and 16 GiB. */
 static void host_full(struct host_info *h)
@@ -22,10 +22,12 @@ static void host_full(struct host_info *h)
     vm->available = vm->kvm = vm->guest_kernel = true;
     vm->start_ms = DRIVER_EST_VM_START_KVM_MS;
     vm->memory_overhead = DRIVER_EST_VM_OVERHEAD_KVM;
+    vm->memory_floor = DRIVER_VM_MEMORY_FLOOR;
     snprintf(vm->description, sizeof(vm->description), "kvm");
     ct->available = true;
     ct->start_ms = DRIVER_EST_CONTAINER_START_MS;
     ct->memory_overhead = DRIVER_EST_CONTAINER_OVERHEAD;
+    ct->memory_floor = WL_MIN_MEMORY;
 }
 
 enum host_variant { FULL, NO_VM, NO_CONTAINER, NO_KERNEL, TCG, SMALL, TINY_TCG };

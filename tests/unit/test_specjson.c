@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manifest.h"
-#include "specjson.h"
+#include "manifests/manifest.h"
+#include "manifests/specjson.h"
 
 static struct manifest_set *load(const char *name, const char *text)
 {

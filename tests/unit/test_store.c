@@ -11,8 +11,8 @@
 
 #include <sqlite3.h>
 
-#include "fsutil.h"
-#include "store.h"
+#include "common/fsutil.h"
+#include "orchestrator/store.h"
 
 struct seen {
     int rows;

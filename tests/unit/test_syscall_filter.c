@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "syscall_filter.h"
+#include "backends/container/syscall_filter.h"
 
 static bool allowed(const char *name)
 {

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "units.h"
+#include "common/units.h"
 
 Test(units, sizes_accepted)
 {

@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "domain.h"
-#include "manifest.h"
-#include "vm.h"
+#include "backends/vm/domain.h"
+#include "manifests/manifest.h"
+#include "backends/vm/vm.h"
 
 struct flag {
     bool done, failed;

@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "domain.h"
-#include "event_uv.h"
+#include "backends/vm/domain.h"
+#include "backends/vm/event_uv.h"
 
 struct seen {
     int started, stopped, ticks, freed, readable;

@@ -6,8 +6,8 @@
  */
 #include "vmtest.h"
 
-#include "fsutil.h"
-#include "guest_image.h"
+#include "common/fsutil.h"
+#include "backends/vm/guest_image.h"
 
 static const char *const ROOTFS_VM =
     "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: hello}\nspec:\n"

@@ -24,8 +24,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "manifest.h"
-#include "vm.h"
+#include "manifests/manifest.h"
+#include "backends/vm/vm.h"
 #include "leftovers.h"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -23,7 +23,7 @@
 
 #include <http_parser.h>
 
-#include "grow.h"
+#include "common/grow.h"
 #include "http.h"
 
 enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_DONE };

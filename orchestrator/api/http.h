@@ -34,7 +34,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define HTTP_MAX_HEAD (16u << 10)
 #define HTTP_MAX_BODY (16u << 20)

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "placement.h"
+#include "scheduler/placement.h"
 
 void plan_print_table(const struct plan *p, FILE *out);
 /* Returns 0, or -1 when out could not be written. */

@@ -1,10 +1,10 @@
 #include "plan_output.h"
-#include "hostpath.h"
+#include "manifests/hostpath.h"
 
 #include <string.h>
 
-#include "jsonw.h"
-#include "units.h"
+#include "common/jsonw.h"
+#include "common/units.h"
 
 static void backend_json(struct jsonw *j, const char *key, const struct driver_caps *c)
 {

@@ -1,5 +1,5 @@
 /*
- * cli_daemon.c - the duet verbs that talk to duetd: apply, get, describe,
+ * verbs.c - the duet verbs that talk to duetd: apply, get, describe,
  * logs, exec, delete, events, run.
  *
  * Each verb is one API call (docs/api.md) and a rendering of its answer.
@@ -20,10 +20,10 @@
 
 #include <jansson.h>
 
-#include "cli_daemon.h"
+#include "verbs.h"
 #include "client.h"
-#include "clock.h"
-#include "manifest.h"
+#include "common/clock.h"
+#include "manifests/manifest.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -949,7 +949,7 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- entry --------------------------------------------------------------------------------- */
 
-int cli_daemon_verb(const char *verb, int argc, char **argv)
+int cli_verbs_run(const char *verb, int argc, char **argv)
 {
     static const struct {
         const char *name;

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "container.h"
-#include "sysinfo.h"
-#include "vm.h"
+#include "common/cleanup.h"
+#include "backends/container/container.h"
+#include "common/sysinfo.h"
+#include "backends/vm/vm.h"
 
 static int read_memtotal(uint64_t *bytes, struct duet_err *err)
 {

@@ -13,7 +13,7 @@
 #include <http_parser.h>
 
 #include "client.h"
-#include "grow.h"
+#include "common/grow.h"
 
 #define CLIENT_DEFAULT_SOCKET "/run/duet/duet.sock"
 

@@ -1,5 +1,5 @@
 /*
- * cli.c - the `duet` command.
+ * main.c - the `duet` command.
  *
  * Exit codes (DESIGN.md): 0 success, 1 invalid input or refused request,
  * 2 usage error, 3 daemon unreachable.  Errors go to stderr, one line each.
@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_daemon.h"
-#include "hostprobe.h"
-#include "manifest.h"
-#include "placement.h"
+#include "verbs.h"
+#include "scheduler/hostprobe.h"
+#include "manifests/manifest.h"
+#include "scheduler/placement.h"
 #include "plan_output.h"
 
 #define EXIT_INVALID 1
@@ -236,7 +236,7 @@ int main(int argc, char **argv)
         return cmd_validate(argc - 1, argv + 1);
     if (strcmp(verb, "plan") == 0)
         return cmd_plan(argc - 1, argv + 1);
-    int rc = cli_daemon_verb(verb, argc - 1, argv + 1);
+    int rc = cli_verbs_run(verb, argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
     return usage_error(usage_main, "unknown command \"%s\"", verb);

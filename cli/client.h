@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* The socket: --socket, else $DUET_SOCKET, else /run/duet/duet.sock. */
 const char *client_socket_path(const char *given);

@@ -17,12 +17,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "container.h"
-#include "daemon.h"
-#include "hostpath.h"
-#include "placement.h"
-#include "specjson.h"
+#include "common/cleanup.h"
+#include "backends/container/container.h"
+#include "orchestrator/daemon.h"
+#include "manifests/hostpath.h"
+#include "scheduler/placement.h"
+#include "manifests/specjson.h"
 
 #ifndef DUET_VERSION
 #define DUET_VERSION "0.1.0"

@@ -5,7 +5,7 @@
 #ifndef DUET_HOSTPROBE_H
 #define DUET_HOSTPROBE_H
 
-#include "err.h"
+#include "common/err.h"
 #include "host.h"
 
 struct host_probe_opts {
