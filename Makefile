@@ -49,7 +49,10 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c
 CLI_SRC   = cli/main.c cli/verbs.c
-DUETD_SRC = orchestrator/daemon.c orchestrator/reconcile.c orchestrator/health.c orchestrator/api/api.c
+DUETD_SRC = orchestrator/main.c orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c \
+            orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c \
+            orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c orchestrator/api/logs.c \
+            orchestrator/api/events.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c

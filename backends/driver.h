@@ -124,13 +124,28 @@ struct driver_instance;
 typedef void (*driver_done_cb)(void *opaque, const struct duet_err *err);     /* err NULL on success */
 typedef void (*driver_exit_cb)(void *opaque, const struct driver_status *st);
 
-/* What a backend asks of the daemon (driver.flags). */
+/* What a backend can do and asks of the daemon (driver.flags).  The daemon
+ * reads these, never the backend's kind. */
 /* A start a daemon's end interrupted cannot be trusted to have finished
  * (a VM's QEMU may be half set up, or killed by a hypervisor that
  * reconnects later): the daemon destroys such an instance and starts the
  * workload again rather than re-attach to it.  A container's start is
  * whole once duet-init runs, so the container driver re-attaches. */
 #define DRIVER_RESTART_INTERRUPTED_START 0x1u
+/* exec runs a command inside the running workload (health checks, duet
+ * exec).  Without it an exec health check cannot be run. */
+#define DRIVER_CAN_EXEC 0x2u
+/* stats reads files and answers at once: safe to call on the loop (a
+ * hypervisor's figures may wait on its connection, which the loop must
+ * not). */
+#define DRIVER_STATS_AT_ONCE 0x4u
+/* netns gives the workload's own network namespace: a tcp health check
+ * connects to 127.0.0.1 inside it.  Without it the check connects to the
+ * workload's address on the fleet network. */
+#define DRIVER_HAS_NETNS 0x8u
+/* recover finds an instance by the workload alone when no handle was
+ * stored (a start cut short before its handle was written). */
+#define DRIVER_RECOVER_WITHOUT_HANDLE 0x10u
 
 struct driver {
     const char *name;              /* "container", "vm" */

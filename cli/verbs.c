@@ -401,6 +401,15 @@ static void row(json_t *w)
            str(w, "state"), strcmp(health, "none") == 0 ? "-" : health, restarts, a);
 }
 
+/* A daemon whose store refuses writes still answers reads; the user must
+ * know that what they see is not being acted on. */
+static void warn_degraded(json_t *j)
+{
+    const char *why = json_string_value(json_object_get(j, "degraded"));
+    if (why)
+        fprintf(stderr, "duet: warning: %s\n", why);
+}
+
 static int cmd_get(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
@@ -439,6 +448,7 @@ static int cmd_get(int argc, char **argv)
     json_t *j = call_json("GET", path, NULL, &rc);
     if (!j)
         return rc;
+    warn_degraded(j);
     if (strcmp(fmt, "json") == 0)
         print_json(j);
     else if (strcmp(fmt, "yaml") == 0)
@@ -497,6 +507,7 @@ static int cmd_describe(int argc, char **argv)
     json_t *j = call_json("GET", path, NULL, &rc);
     if (!j)
         return rc;
+    warn_degraded(j);
     char t[64];
     printf("Name:        %s\n", str(j, "name"));
     printf("Role:        %s\n", str(j, "role"));

@@ -1,22 +1,19 @@
 /*
- * daemon.h - duetd's one context and the workloads it keeps.
+ * daemon.h - duetd's one context and the work it does.
  *
  * Everything duetd knows lives in `struct daemon`, owned by main() and
  * touched only on the loop thread: the store, the two drivers, the host
- * the plans are made for, the workloads by name, the API server, the event
- * subscribers.
+ * the plans are made for, the workloads by name, the fleet network, the
+ * event sinks.  The API (orchestrator/api/) is one user of this header
+ * among others: it turns requests into the calls below and their results
+ * into answers, and follows events through a sink; nothing here knows of
+ * HTTP.
  *
- * A workload (`struct wl`) has a desired half (the applied spec, its
- * generation, where it was placed and why, whether it was deleted) and an
- * observed half (the instance on the host: which backend, which generation,
- * its handle, whether it runs; restarts, last exit, health).  reconcile.c
- * compares the two and takes the next step; nothing else starts, stops or
- * destroys anything.
- *
- * Specs live in the manifest_set they were parsed into; a set is shared by
- * every workload of one apply and freed with its last user (spec_group).
- * The instance on the host keeps the group of the spec it was created
- * from, so a replacement can still stop and destroy the old one.
+ * Modules: daemon.c (the context: open, shutdown, degraded state),
+ * workload.c (struct wl and its row), events.c (events and their sinks),
+ * apply.c (apply, run, delete), reconcile.c (the next step of each
+ * workload), health.c (health checks), net.c (the daemon's side of the
+ * fleet network), main.c (options and start-up).
  */
 #ifndef DUET_DAEMON_H
 #define DUET_DAEMON_H
@@ -27,12 +24,12 @@
 #include <uv.h>
 
 #include "backends/driver.h"
-#include "network/fleet.h"
-#include "scheduler/host.h"
-#include "orchestrator/api/http.h"
-#include "manifests/manifest.h"
-#include "store.h"
 #include "common/strmap.h"
+#include "manifests/manifest.h"
+#include "network/fleet.h"
+#include "orchestrator/store.h"
+#include "orchestrator/workload.h"
+#include "scheduler/host.h"
 
 #define DUETD_DEFAULT_SOCKET "/run/duet/duet.sock"
 #define DUETD_DEFAULT_STATE "/var/lib/duet"
@@ -43,134 +40,168 @@
 #define DUETD_STABLE_MS 10000      /* a run this long resets the back-off */
 #define DUETD_CRASHLOOP_AFTER 5    /* consecutive short runs that make a crash loop */
 #define DUETD_EVENTS_RECENT 20     /* events shown by describe */
+#define DUETD_STORE_RETRY_MS 1000  /* degraded: how often the store is tried again */
+#define DUETD_MESSAGE_MAX 2048     /* a refusal or the degraded state, for the user */
 
-struct spec_group {
-    struct manifest_set *set;
-    unsigned refs;
+/* A follower of events (the API's event stream, the log).  Sinks are
+ * called on the loop thread, after the event is in the store, in the
+ * order they were added; a sink may remove itself. */
+struct event_sink {
+    void (*emit)(struct event_sink *s, const struct store_event *e);
+    struct event_sink *next;
 };
-
-enum wl_phase {
-    PH_PENDING,                    /* waiting for its dependencies */
-    PH_CREATING,
-    PH_STARTING,
-    PH_RUNNING,
-    PH_STOPPING,
-    PH_DESTROYING,
-    PH_EXITED,                     /* ended, not to be restarted */
-    PH_BACKOFF,                    /* ended or failed; restarts when the delay is over */
-    PH_RECOVERING,                 /* re-attaching after a daemon restart */
-    PH_COUNT
-};
-
-enum wl_health {
-    HEALTH_NONE,                   /* no healthcheck: running is ready */
-    HEALTH_STARTING,               /* no result yet */
-    HEALTH_HEALTHY,
-    HEALTH_UNHEALTHY,
-    HEALTH_UNCHECKED,              /* the backend cannot run this check (see health.c) */
-};
-
-struct daemon;
-struct health_probe;
-
-struct wl {
-    struct daemon *d;
-    char *name;
-    unsigned refs;                 /* the map, operations and probes in flight */
-    bool closed;                   /* tick timer closed: freed when refs drop to 0 */
-
-    /* desired */
-    const struct workload_spec *spec;
-    struct spec_group *grp;
-    char *spec_json;
-    int64_t gen;
-    enum backend_kind backend;
-    char *placement_json;          /* {"backend", "reasons", "ruled_out"} */
-    bool deleted;
-    bool rm;                       /* duet run --rm: deleted when it ends */
-
-    /* observed */
-    struct driver_instance *inst;
-    const struct workload_spec *inst_spec;
-    struct spec_group *inst_grp;
-    enum backend_kind inst_backend;
-    int64_t inst_gen;
-    char handle[DRIVER_HANDLE_MAX];
-    bool inst_started, inst_running, stop_requested;
-    bool busy;                     /* a driver operation is in flight */
-    enum wl_phase phase;
-    int64_t restarts;
-    unsigned quick_failures;       /* consecutive runs shorter than DUETD_STABLE_MS */
-    bool crashloop;
-    int64_t last_exit, last_signal;
-    int64_t created_at, started_at, exited_at;
-    uint64_t backoff_until;        /* monotonic ms */
-    uint64_t op_t0;                /* monotonic ms, for measured start times */
-    char *message;                 /* why it is pending, or the last error */
-
-    enum wl_health health;
-    unsigned health_fails;
-    char *health_msg;
-    struct health_probe *probe;
-    uv_timer_t tick;               /* back-off delay or next health check */
-
-    struct http_conn *waiter;      /* duet run: answered when it ends */
-
-    uint32_t addr;                 /* on the fleet network (kept until deleted), 0: none */
-};
-
-struct event_sub;
 
 struct daemon {
     uv_loop_t *loop;
     char state_dir[4096];
     char socket_path[108];
-    gid_t socket_group;
     struct store *store;
     struct driver *drv[BACKEND_COUNT];
     bool drv_open[BACKEND_COUNT];
     struct host_info host;
     struct strmap wls;             /* name -> struct wl */
-    struct http_server http;
-    struct event_sub *subs;        /* event stream followers */
+    struct event_sink *sinks;
+    struct event_sink log_sink;    /* every event on stderr (the log file when daemonized) */
     uv_timer_t resync;
+    uv_timer_t soon;               /* every workload reconciled on the loop's next turn */
+    uv_timer_t store_retry;        /* degraded: the store is tried again */
     uv_signal_t sig_term, sig_int;
     uv_prepare_t stall_prepare;    /* measures how long callbacks hold the loop */
     uv_check_t stall_check;
     uint64_t stall_t0;
+    /* Called first by daemon_shutdown (main.c stops the API there). */
+    void (*on_shutdown)(void *opaque);
+    void *on_shutdown_opaque;
     int host_netns;                /* for TCP health checks in containers */
-    uint64_t backoff_base_ms;
+    uint64_t backoff_base_ms, backoff_max_ms;
+    uint64_t stable_ms;            /* a run this long resets the back-off */
     uint64_t stop_grace_ms;
     uint64_t started_at;
     bool shutting_down;
     unsigned run_seq;
-    int lock_fd;
+    /* Not "" while the store refuses writes: why, and the fix.  No step is
+     * taken on the host meanwhile (each must be written first), and the
+     * API refuses changes with this text. */
+    char degraded[DUETD_MESSAGE_MAX];
     struct fleet_net net;          /* bridge, addresses, table, names, published ports */
     bool net_open;
 };
 
 /* ---- daemon.c ---- */
+struct daemon_config {
+    const char *state_dir;         /* absolute, existing */
+    const char *socket_path;       /* kept out of volumes, with state_dir */
+    const char *libvirt_uri, *guest_kernel;
+    const char *init, *vminit;     /* duet-init, duet-vminit */
+    const char *bridge, *subnet;
+    uint64_t backoff_ms, grace_ms, log_max;
+};
+/* Opens the store, probes the host, opens the drivers and the network,
+ * and re-attaches to every instance the store names: after it, d knows
+ * the whole fleet and a request may act on it. */
+int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg, struct duet_err *err);
+/* The first part of daemon_open: the context and its store, no host, no
+ * drivers, no network.  A caller that brings its own (the reconciler's
+ * tests: a scripted driver) sets d->host, d->drv and d->drv_open, then
+ * calls daemon_load. */
+int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg, struct duet_err *err);
+/* Makes a workload of every row in the store and re-attaches to the
+ * instances they name (wl_recover). */
+int daemon_load(struct daemon *d, struct duet_err *err);
+/* Starts reconciling (timers and the first pass). */
+void daemon_start(struct daemon *d);
+/* Lets go of every instance without touching it: workloads run on. */
+void daemon_shutdown(struct daemon *d);
+/* After the loop ended: the drivers close, memory is returned. */
+void daemon_close(struct daemon *d);
+
 /* The next workload in d's map from *pos on (start at 0), or NULL at the
  * end; DAEMON_WL_FOREACH walks them all (break and continue work). */
 struct wl *daemon_wl_next(const struct daemon *d, size_t *pos);
 #define DAEMON_WL_FOREACH(d, w)                                                                                    \
     for (size_t w##_pos = 0; w##_pos != SIZE_MAX; w##_pos = SIZE_MAX)                                              \
         for (struct wl *w; (w = daemon_wl_next((d), &w##_pos));)
+struct wl *daemon_wl_find(const struct daemon *d, const char *name);
 uint64_t now_ms(void);             /* wall clock */
 uint64_t mono_ms(void);
-void spec_group_unref(struct spec_group *g);
-struct wl *wl_new(struct daemon *d, const char *name);
-void wl_ref(struct wl *w);
-void wl_unref(struct wl *w);
-void wl_set_message(struct wl *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Writes w's row (desired and observed) to the store. */
-void wl_save(struct wl *w);
-/* Records an event in the store and sends it to followers. */
+/* Every workload's next step, on the loop's next turn (after an apply,
+ * whose answer should not wait for hundreds of steps). */
+void daemon_reconcile_soon(struct daemon *d);
+/* The store refused a write: from now on the daemon is degraded (see
+ * struct daemon) until a retry writes every workload's row again. */
+void daemon_degrade(struct daemon *d, const char *what, const struct duet_err *err);
+/* The driver for backend k, or NULL when it did not open here. */
+struct driver *daemon_driver(const struct daemon *d, enum backend_kind k);
+
+/* ---- events.c ---- */
+/* Records an event in the store and sends it to every sink. */
 void daemon_event(struct daemon *d, const char *workload, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void daemon_shutdown(struct daemon *d);
+void daemon_event_sink_add(struct daemon *d, struct event_sink *s);
+void daemon_event_sink_remove(struct daemon *d, struct event_sink *s);
 
-/* ---- daemon.c: the fleet network ---- */
+/* ---- apply.c ---- */
+enum apply_status {
+    APPLY_OK,
+    APPLY_INVALID,                 /* lines: the manifests' errors */
+    APPLY_UNPLACEABLE,             /* unplaceable: what fits nowhere and why */
+    APPLY_PORTS_TAKEN,             /* lines: host ports held by others */
+    APPLY_CONFLICT,                /* error: a name taken (run) */
+    APPLY_UNAVAILABLE,             /* error: degraded, or the store refused the commit */
+};
+
+enum apply_action { APPLY_CREATE, APPLY_REPLACE, APPLY_UNCHANGED, APPLY_DELETE };
+const char *apply_action_name(enum apply_action a);
+
+struct apply_change {
+    char *name;
+    enum apply_action action;
+    char *placement_json;          /* NULL for a delete */
+};
+
+struct apply_unplaceable {
+    char *name, *reason;
+};
+
+/* What an apply (or run) did, or why it did nothing. */
+struct apply_result {
+    enum apply_status status;
+    char error[DUETD_MESSAGE_MAX];  /* one line for the user */
+    struct apply_change *changes;   /* APPLY_OK: in start order, deletes last */
+    size_t n_changes;
+    char **lines;                   /* APPLY_INVALID, APPLY_PORTS_TAKEN: FILE:LINE:COL: error: ... */
+    size_t n_lines;
+    struct apply_unplaceable *unplaceable;
+    size_t n_unplaceable;
+    char name[64];                  /* run: the workload's name */
+};
+void apply_result_free(struct apply_result *r);
+
+struct apply_opts {
+    bool prune;                    /* workloads not in the files are deleted (ad-hoc ones are kept) */
+    bool dry_run;                  /* checked and planned, nothing changed */
+};
+/* Applies the workloads of set (taken, freed here): checked against the
+ * fleet, planned, diffed, written to the store in one transaction, and
+ * only then changed in memory; reconciled on the loop's next turn.  Any
+ * refusal changes nothing. */
+void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply_opts *o, struct apply_result *res);
+/* Runs one ad-hoc workload from a set of one document (taken) whose name
+ * may be missing (one is made).  on_end (may be NULL) is told when it
+ * ends; rm: deleted then. */
+void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
+                struct apply_result *res);
+/* Marks a workload deleted; its instance is stopped and destroyed, then it
+ * is forgotten.  -1 with err (ENOENT, or EAGAIN when degraded). */
+int daemon_delete(struct daemon *d, const char *name, struct duet_err *err);
+/* A name for an ad-hoc workload, unused in d. */
+void daemon_run_name(struct daemon *d, char out[64]);
+
+/* ---- net.c: the daemon's side of the fleet network ---- */
+/* The network, with d's workloads as the name server's answers. */
+int daemon_net_open(struct daemon *d, const struct fleet_net_config *nc, struct duet_err *err);
+/* After loading: addresses and ports held again, leftovers removed. */
+int daemon_net_recover(struct daemon *d, struct duet_err *err);
 /* Gives w an address when its spec joins the network and it has none, or
  * takes it back when the spec says network: none; rewrites the table when
  * that changes what is published.  -1 with err when no address is left. */
@@ -181,29 +212,17 @@ void wl_net_release(struct wl *w);
 void daemon_net_sync(struct daemon *d);
 
 /* ---- reconcile.c ---- */
-const char *wl_phase_name(enum wl_phase p);
-const char *wl_health_name(enum wl_health h);
-/* The state a user sees: running, pending, crashloop, completed, failed, ... */
-const char *wl_state_name(const struct wl *w);
 /* Takes w's next step, if any. */
 void wl_reconcile(struct wl *w);
-/* Every workload (after a dependency became ready, on resync). */
+/* Every workload without an instance or an operation in flight (after a
+ * dependency became ready, after a workload ended). */
 void reconcile_all(struct daemon *d);
 /* Re-attaches to the instance a previous daemon left (at start-up). */
 void wl_recover(struct wl *w);
-bool wl_ready(const struct wl *w);
 
 /* ---- health.c ---- */
 void health_start(struct wl *w);   /* schedules checks while running */
 void health_stop(struct wl *w);
 void health_probe_cancel(struct wl *w);
-
-/* ---- api.c ---- */
-void api_handle(void *opaque, struct http_conn *c, const struct http_request *req);
-void api_event_publish(struct daemon *d, int64_t id, int64_t ts, const char *workload, const char *type,
-                       const char *message);
-void api_close_subscribers(struct daemon *d);
-/* The workload's row as the API shows it (get). */
-json_t *api_wl_json(const struct wl *w, bool detail);
 
 #endif

@@ -33,7 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "orchestrator/daemon.h"
 
 struct health_probe {
     struct wl *w;
@@ -177,15 +177,16 @@ static void run_check(uv_timer_t *t)
             report(p, false, err.msg);
         }
     } else {
-        /* A container: 127.0.0.1 in its own network namespace (a socket
-         * made there); a VM: its address on the fleet network, from here. */
-        bool vm = w->inst_backend == BACKEND_VM;
+        /* With a network namespace of its own (a container): 127.0.0.1
+         * there, through a socket made there; without (a VM): its address
+         * on the fleet network, from here. */
+        bool inside = drv->flags & DRIVER_HAS_NETNS;
         int fd = -1, netns = -1;
-        if (!vm && drv->netns(drv, w->inst, &netns, &err) == 0) {
+        if (inside && drv->netns(drv, w->inst, &netns, &err) == 0) {
             fd = socket_in(d, netns, &err);
             close(netns);
         }
-        if (!vm && fd < 0) {
+        if (inside && fd < 0) {
             report(p, false, err.msg);
             return;
         }
@@ -194,9 +195,9 @@ static void run_check(uv_timer_t *t)
         p->tcp_open = true;
         p->pending++;
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(w->spec->health.tcp),
-                                 .sin_addr.s_addr = htonl(vm ? w->addr : INADDR_LOOPBACK)};
+                                 .sin_addr.s_addr = htonl(inside ? INADDR_LOOPBACK : w->addr)};
         p->conn.data = p;
-        int rc = vm ? 0 : uv_tcp_open(&p->tcp, fd);
+        int rc = inside ? uv_tcp_open(&p->tcp, fd) : 0;
         if (rc < 0)
             close(fd);   /* not the handle's yet */
         else
@@ -223,14 +224,16 @@ void health_start(struct wl *w)
         w->health = HEALTH_NONE;
         return;
     }
-    if (w->inst_backend == BACKEND_VM && (w->spec->health.kind != WL_HEALTH_TCP || !w->addr)) {
+    const struct driver *drv = daemon_driver(w->d, w->inst_backend);
+    unsigned can = drv ? drv->flags : 0;
+    bool exec = w->spec->health.kind == WL_HEALTH_EXEC;
+    if ((exec && !(can & DRIVER_CAN_EXEC)) || (!exec && !(can & DRIVER_HAS_NETNS) && !w->addr)) {
         w->health = HEALTH_UNCHECKED;
         free(w->health_msg);
-        w->health_msg = strdup(w->spec->health.kind != WL_HEALTH_TCP
-                                   ? "a VM's exec check needs an agent inside the guest, which duet does not have: "
-                                     "running counts as ready (a tcp check works)"
-                                   : "a VM with network: none cannot be reached for its tcp check: running counts "
-                                     "as ready");
+        w->health_msg = strdup(exec ? "a VM's exec check needs an agent inside the guest, which duet does not have: "
+                                      "running counts as ready (a tcp check works)"
+                                    : "a VM with network: none cannot be reached for its tcp check: running counts "
+                                      "as ready");
         return;
     }
     w->health = HEALTH_STARTING;

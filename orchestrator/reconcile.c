@@ -20,64 +20,13 @@
 
 #include <unistd.h>
 
-#include "daemon.h"
-
-#define RUN_OUTPUT_MAX (1u << 20)
-
-static const char *const phase_names[PH_COUNT] = {
-    [PH_PENDING] = "pending",     [PH_CREATING] = "creating",     [PH_STARTING] = "starting",
-    [PH_RUNNING] = "running",     [PH_STOPPING] = "stopping",     [PH_DESTROYING] = "destroying",
-    [PH_EXITED] = "exited",       [PH_BACKOFF] = "backoff",       [PH_RECOVERING] = "recovering",
-};
-
-const char *wl_phase_name(enum wl_phase p)
-{
-    return p < PH_COUNT ? phase_names[p] : "unknown";
-}
-
-const char *wl_health_name(enum wl_health h)
-{
-    switch (h) {
-    case HEALTH_NONE: return "none";
-    case HEALTH_STARTING: return "starting";
-    case HEALTH_HEALTHY: return "healthy";
-    case HEALTH_UNHEALTHY: return "unhealthy";
-    case HEALTH_UNCHECKED: return "unchecked";
-    }
-    return "unknown";
-}
-
-const char *wl_state_name(const struct wl *w)
-{
-    if (w->deleted)
-        return "deleting";
-    switch (w->phase) {
-    case PH_EXITED:
-        return w->last_exit == 0 && w->last_signal == 0 && !w->message ? "completed" : "failed";
-    case PH_BACKOFF:
-        return w->crashloop ? "crashloop" : "restarting";
-    case PH_RUNNING:
-        return w->health == HEALTH_UNHEALTHY ? "unhealthy" : "running";
-    default:
-        return wl_phase_name(w->phase);
-    }
-}
-
-bool wl_ready(const struct wl *w)
-{
-    if (w->deleted || !w->inst || w->inst_gen != w->gen)
-        return false;
-    if (w->phase == PH_EXITED)
-        return w->last_exit == 0 && w->last_signal == 0;
-    return w->phase == PH_RUNNING && w->inst_running &&
-           (w->health == HEALTH_NONE || w->health == HEALTH_HEALTHY || w->health == HEALTH_UNCHECKED);
-}
+#include "orchestrator/daemon.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
 static struct driver *drv_of(struct wl *w, enum backend_kind k)
 {
-    return w->d->drv_open[k] ? w->d->drv[k] : NULL;
+    return daemon_driver(w->d, k);
 }
 
 static void inst_clear(struct wl *w)
@@ -98,38 +47,6 @@ static void save_handle(struct wl *w)
     char h[DRIVER_HANDLE_MAX];
     if (drv && w->inst && drv->handle(drv, w->inst, h, &err) == 0)
         snprintf(w->handle, sizeof(w->handle), "%s", h);
-}
-
-static void answer_waiter(struct wl *w)
-{
-    struct http_conn *c = w->waiter;
-    if (!c)
-        return;
-    w->waiter = NULL;
-    json_t *j = json_object();
-    json_object_set_new(j, "name", json_string(w->name));
-    json_object_set_new(j, "backend", json_string(backend_kind_name(w->backend)));
-    json_object_set_new(j, "state", json_string(wl_state_name(w)));
-    json_object_set_new(j, "exit_code", json_integer(w->last_exit));
-    json_object_set_new(j, "signal", json_integer(w->last_signal));
-    if (w->message)
-        json_object_set_new(j, "error", json_string(w->message));
-    /* Its output, read now: with --rm the instance goes right after. */
-    struct driver *drv = drv_of(w, w->inst_backend);
-    int fd = -1;
-    struct duet_err err = {0};
-    if (w->inst && drv && drv->logs(drv, w->inst, &fd, NULL, &err) == 0) {
-        char *buf = malloc(RUN_OUTPUT_MAX);
-        if (!buf)
-            abort();
-        ssize_t n = pread(fd, buf, RUN_OUTPUT_MAX, 0);
-        close(fd);
-        json_t *out = json_stringn(buf, n > 0 ? (size_t)n : 0);
-        json_object_set_new(j, "output", out ? out : json_string("(output is not UTF-8 text; see duet logs)"));
-        free(buf);
-    }
-    http_respond_json(c, 200, j);
-    http_conn_unref(c);
 }
 
 /* Learns from a measured start what later plans should assume. */
@@ -173,7 +90,7 @@ static void after_end(struct wl *w, bool failed_to_start)
 {
     struct daemon *d = w->d;
     uint64_t ran = w->exited_at > w->started_at ? (uint64_t)(w->exited_at - w->started_at) : 0;
-    if (failed_to_start || ran < DUETD_STABLE_MS)
+    if (failed_to_start || ran < d->stable_ms)
         w->quick_failures++;
     else
         w->quick_failures = 0;
@@ -185,16 +102,17 @@ static void after_end(struct wl *w, bool failed_to_start)
     }
     unsigned n = w->quick_failures ? w->quick_failures - 1 : 0;
     uint64_t delay = d->backoff_base_ms;
-    for (unsigned i = 0; i < n && delay < DUETD_BACKOFF_MAX_MS; i++)
+    for (unsigned i = 0; i < n && delay < d->backoff_max_ms; i++)
         delay *= 2;
-    if (delay > DUETD_BACKOFF_MAX_MS)
-        delay = DUETD_BACKOFF_MAX_MS;
+    if (delay > d->backoff_max_ms)
+        delay = d->backoff_max_ms;
     bool was_loop = w->crashloop;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     if (w->crashloop && !was_loop)
         daemon_event(d, w->name, "crashloop",
-                     "%u runs in a row ended within %ds: restarting with back-off up to %ds; see duet logs %s",
-                     w->quick_failures, DUETD_STABLE_MS / 1000, DUETD_BACKOFF_MAX_MS / 1000, w->name);
+                     "%u runs in a row ended within %llu ms: restarting with back-off up to %llu s; see duet logs %s",
+                     w->quick_failures, (unsigned long long)d->stable_ms,
+                     (unsigned long long)(d->backoff_max_ms / 1000), w->name);
     w->phase = PH_BACKOFF;
     w->backoff_until = mono_ms() + delay;
     daemon_event(d, w->name, "backoff", "restarting in %" PRIu64 " ms (restart policy %s)", delay,
@@ -220,7 +138,7 @@ static void launch_failed(struct wl *w, const char *what, const struct duet_err 
         w->stop_requested = true;
     }
     after_end(w, true);
-    answer_waiter(w);
+    wl_notify_end(w, false);
 }
 
 /* ---- driver callbacks ------------------------------------------------------ */
@@ -265,7 +183,7 @@ static void on_exit_cb(void *opaque, const struct driver_status *st)
         free(w->message);
         w->message = NULL;
         after_end(w, false);
-        answer_waiter(w);
+        wl_notify_end(w, false);
     }
     wl_save(w);
     wl_reconcile(w);
@@ -378,6 +296,7 @@ static void do_create(struct wl *w)
         wl_save(w);
         return;
     }
+    enum wl_phase before = w->phase;
     if (w->phase == PH_BACKOFF)
         w->restarts++;
     w->phase = PH_CREATING;
@@ -392,7 +311,16 @@ static void do_create(struct wl *w)
     w->health = HEALTH_NONE;
     w->health_fails = 0;
     w->op_t0 = mono_ms();
-    wl_save(w);   /* before acting: a crash from here on leaves a record */
+    if (wl_save(w) < 0) {
+        /* Not written, not taken: a crash must never leave an instance
+         * the store does not name.  The step is taken again once the
+         * store takes writes (daemon_degrade). */
+        inst_clear(w);
+        if (before == PH_BACKOFF)
+            w->restarts--;
+        w->phase = before;
+        return;
+    }
     struct duet_err err = {0};
     struct net_attachment net, *netp = NULL;
     if (w->addr && w->d->net_open) {
@@ -413,9 +341,13 @@ static void do_create(struct wl *w)
 static void do_start(struct wl *w)
 {
     struct driver *drv = drv_of(w, w->inst_backend);
+    enum wl_phase before = w->phase;
     w->phase = PH_STARTING;
     w->started_at = (int64_t)now_ms();
-    wl_save(w);
+    if (wl_save(w) < 0) {
+        w->phase = before;
+        return;
+    }
     struct duet_err err = {0};
     w->busy = true;
     wl_ref(w);
@@ -476,11 +408,15 @@ static void forget(struct wl *w)
 {
     struct daemon *d = w->d;
     struct duet_err err = {0};
-    if (store_delete(d->store, w->name, &err) < 0)
-        daemon_event(d, w->name, "failed", "%s", err.msg);
+    if (store_delete(d->store, w->name, &err) < 0) {
+        /* Kept until its row can go, or it would come back with the next
+         * daemon. */
+        daemon_degrade(d, w->name, &err);
+        return;
+    }
     daemon_event(d, w->name, "deleted", "workload removed");
     uv_timer_stop(&w->tick);
-    answer_waiter(w);
+    wl_notify_end(w, false);
     wl_net_release(w);
     strmap_del(&d->wls, w->name);
     w->deleted = true;
@@ -491,7 +427,7 @@ static const char *deps_missing(struct wl *w, char *buf, size_t len)
 {
     for (size_t i = 0; i < w->spec->n_depends_on; i++) {
         const char *dn = w->spec->depends_on[i].name;
-        struct wl *dw = strmap_get(&w->d->wls, dn);
+        struct wl *dw = daemon_wl_find(w->d, dn);
         if (!dw || dw->deleted) {
             snprintf(buf, len, "waiting for %s, which is not applied", dn);
             return buf;
@@ -523,7 +459,8 @@ static bool backoff_pending(struct wl *w)
 void wl_reconcile(struct wl *w)
 {
     struct daemon *d = w->d;
-    if (w->busy || d->shutting_down || w->phase == PH_RECOVERING)
+    /* Degraded: no step, since none could be written first. */
+    if (w->busy || d->shutting_down || w->phase == PH_RECOVERING || d->degraded[0])
         return;
     bool want = !w->deleted;
     bool current = w->inst && w->inst_gen == w->gen && w->inst_backend == w->backend;
@@ -587,7 +524,7 @@ void wl_recover(struct wl *w)
     /* A container's handle exists only once it started; one killed
      * between clone and the store's write is still found by its name. */
     const char *h = w->handle[0] ? w->handle : NULL;
-    bool try_recover = drv && (h || w->inst_backend == BACKEND_CONTAINER);
+    bool try_recover = drv && (h || (drv->flags & DRIVER_RECOVER_WITHOUT_HANDLE));
     bool interrupted_start = w->phase == PH_CREATING || w->phase == PH_STARTING;
     if (try_recover && drv->recover(drv, w->spec, h, &inst, on_exit_cb, w, &err) == 0) {
         w->inst = inst;

@@ -628,6 +628,7 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
     *drv = (struct driver){
         .name = "container",
         .kind = BACKEND_CONTAINER,
+        .flags = DRIVER_CAN_EXEC | DRIVER_STATS_AT_ONCE | DRIVER_HAS_NETNS | DRIVER_RECOVER_WITHOUT_HANDLE,
         .open = ct_open,
         .close = ct_close,
         .probe = ct_probe,

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,7 @@ struct dd {
     char cgdir[256];               /* the daemon's containers' cgroups */
     char bridge[16], subnet[24];   /* the daemon's own network: tests run side by side */
     char log_max[16];              /* --log-max, when set */
+    bool tmpfs;                    /* the state directory is a tmpfs of its own */
     pid_t pid;
 };
 
@@ -117,7 +119,29 @@ static inline void dd_init(struct dd *d)
     dd_init_with_log_max(d, NULL);
 }
 
+static inline void dd_prepare(struct dd *d, const char *log_max);
+
 static inline void dd_init_with_log_max(struct dd *d, const char *log_max)
+{
+    dd_prepare(d, log_max);
+    dd_start(d);
+}
+
+/* The state directory on a tmpfs of `size` bytes (mount's size=), which a
+ * test can fill to the last page. */
+static inline void dd_init_on_tmpfs(struct dd *d, const char *size)
+{
+    dd_prepare(d, NULL);
+    char opts[64];
+    snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+    cr_assert_eq(mkdir(d->state, 0700), 0);
+    cr_assert_eq(mount("duet-test", d->state, "tmpfs", MS_NOSUID | MS_NODEV, opts), 0, "mount tmpfs: %s",
+                 strerror(errno));
+    d->tmpfs = true;
+    dd_start(d);
+}
+
+static inline void dd_prepare(struct dd *d, const char *log_max)
 {
     memset(d, 0, sizeof(*d));
     if (log_max)
@@ -131,7 +155,6 @@ static inline void dd_init_with_log_max(struct dd *d, const char *log_max)
     unsigned id = (unsigned)getpid();
     snprintf(d->bridge, sizeof(d->bridge), "dt%u", id % 1000000);
     snprintf(d->subnet, sizeof(d->subnet), "10.%u.%u.0/24", 100 + (id >> 8) % 100, id & 255);
-    dd_start(d);
 }
 
 /* Under the sanitizers duetd reports into its log: any report fails the test. */
@@ -456,6 +479,8 @@ static inline void dd_finish(struct dd *d)
     cr_expect_eq(machine_cgroups_left(d->state), 0, "libvirt's machine cgroups left for %s", d->state);
     cr_expect_eq(loop_devices_under(d->state, true, 5000), 0, "loop devices left for %s", d->state);
     dd_check_network_gone(d);
+    if (d->tmpfs)
+        cr_expect_eq(umount2(d->state, MNT_DETACH), 0, "umount %s: %s", d->state, strerror(errno));
     duet_remove_tree(d->dir, NULL);
 }
 

@@ -64,7 +64,7 @@ Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
     cr_expect_str_eq(out, "job done\n");
     free(out);
     cr_expect_eq(dd_duet(&d, &out, "exec db -- /bin/true"), 1);
-    cr_expect(strstr(out, "is a VM"), "%s", out);
+    cr_expect(strstr(out, "runs as a vm, whose backend cannot run commands inside it"), "%s", out);
     free(out);
     /* The daemon goes and comes back: the guest is re-attached, not rebooted. */
     char *h = dd_handle(&d, "db");

@@ -1,0 +1,29 @@
+/*
+ * api.h - duetd's HTTP API on a Unix socket (docs/api.md).
+ *
+ * The API is the daemon's user, not a part of it: each route turns a
+ * request into a call of orchestrator/daemon.h and its result into an
+ * answer; event streams follow the daemon through an event sink.  A file
+ * per resource: workloads.c (list, describe, delete), apply.c (apply, run),
+ * logs.c (logs, exec), events.c (the event stream), routes.c (routing,
+ * info, the server's life).  http.c is the HTTP/1.1 server under them.
+ */
+#ifndef DUET_API_H
+#define DUET_API_H
+
+#include <sys/types.h>
+
+#include "common/err.h"
+
+struct api;
+struct daemon;
+
+struct api *api_new(struct daemon *d);
+/* Listens on path (mode 0660, group `group`); a client has deadline_ms to
+ * send its whole request. */
+int api_start(struct api *a, const char *path, gid_t group, unsigned deadline_ms, struct duet_err *err);
+/* Stops listening, ends every stream, closes every connection. */
+void api_stop(struct api *a);
+void api_free(struct api *a);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * internal.h - what the API's files share (see api.h).
+ *
+ * Handlers run on the loop thread and never block: what takes time (a
+ * workload's exit for `run`, an exec, a log follower) keeps a reference to
+ * the connection and answers later.  Every error is {"error": "..."} with
+ * a 4xx status for what the client can fix and 5xx for what it cannot.
+ */
+#ifndef DUET_API_INTERNAL_H
+#define DUET_API_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "orchestrator/api/api.h"
+#include "orchestrator/api/http.h"
+#include "orchestrator/daemon.h"
+
+struct event_sub;
+
+struct api {
+    struct daemon *d;
+    struct http_server http;
+    struct event_sub *subs;        /* event stream followers */
+    struct event_sink sink;        /* the daemon's events, to them */
+    bool sink_added;
+};
+
+/* JSON text from bytes that may not be UTF-8 (a log line): what is not is
+ * replaced byte by byte with U+FFFD. */
+json_t *api_json_text(const char *s, size_t n);
+/* The workload named, or NULL after a 404 answer. */
+struct wl *api_find(struct api *a, struct http_conn *c, const char *name);
+/* The workload's row as the API shows it (get; with detail, describe). */
+json_t *api_wl_json(const struct wl *w, bool detail);
+/* A store event as the API shows it. */
+json_t *api_event_json(const struct store_event *e);
+
+/* Routes, one file each. */
+void api_get_workloads(struct api *a, struct http_conn *c);
+void api_get_workload(struct api *a, struct http_conn *c, const char *name);
+void api_delete_workload(struct api *a, struct http_conn *c, const char *name);
+void api_apply(struct api *a, struct http_conn *c, const struct http_request *req);
+void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
+void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
+void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);
+void api_get_events(struct api *a, struct http_conn *c, const char *query);
+/* events.c: the sink that feeds followers; the end of every stream. */
+void api_events_init(struct api *a);
+void api_events_close(struct api *a);
+
+#endif
