@@ -88,6 +88,12 @@ struct driver_status {
     int term_signal;               /* EXITED: killing signal, or 0 */
     uint64_t started_at_ms;        /* wall clock, ms since the epoch */
     uint64_t exited_at_ms;
+    /* EXITED: what the status alone would hide.  oom: the kernel's OOM
+     * killer ended it at its memory limit (the container's cgroup, or the
+     * guest's own kernel).  reason: how it ended, in words, when the
+     * status is not the workload's own (a VM whose QEMU was killed). */
+    bool oom;
+    char reason[160];
 };
 
 struct driver_stats {

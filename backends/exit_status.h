@@ -13,6 +13,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* duet-vminit writes "oom N" before "signal 9" when the guest's kernel
+ * had killed for want of memory (N: its oom_kill count). */
+static inline bool exit_status_oom(const char *text)
+{
+    return strncmp(text, "oom ", 4) == 0 || strstr(text, "\noom ") != NULL;
+}
+
 /* The last status line in text: true with *code (or -1) and *sig (or 0). */
 static inline bool exit_status_parse(const char *text, int *code, int *sig)
 {

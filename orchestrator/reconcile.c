@@ -20,6 +20,7 @@
 
 #include <unistd.h>
 
+#include "common/units.h"
 #include "orchestrator/daemon.h"
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -175,13 +176,25 @@ static void on_exit_cb(void *opaque, const struct driver_status *st)
     w->last_exit = st->exit_code;
     w->last_signal = st->term_signal;
     w->exited_at = (int64_t)(st->exited_at_ms ? st->exited_at_ms : now_ms());
-    if (st->term_signal)
-        daemon_event(d, w->name, "exited", "killed by signal %d", st->term_signal);
-    else
-        daemon_event(d, w->name, "exited", "exit status %d", st->exit_code);
+    /* How it ended, in the words the user needs: an OOM kill names the
+     * limit it hit and the fix, not just signal 9. */
+    char why[256];
+    const struct workload_spec *spec = w->inst_spec ? w->inst_spec : w->spec;
+    if (st->oom) {
+        char lim[32];
+        snprintf(why, sizeof(why), "out of memory (limit %s): the kernel's OOM killer ended it; raise resources.memory",
+                 units_size_format(spec->resources.memory, lim, sizeof(lim)));
+    } else if (st->reason[0]) {
+        snprintf(why, sizeof(why), "%s", st->reason);
+    } else if (st->term_signal) {
+        snprintf(why, sizeof(why), "killed by signal %d", st->term_signal);
+    } else {
+        snprintf(why, sizeof(why), "exit status %d", st->exit_code);
+    }
+    daemon_event(d, w->name, "exited", "%s", why);
     if (!w->stop_requested) {
         free(w->message);
-        w->message = NULL;
+        w->message = st->oom || st->reason[0] ? strdup(why) : NULL;
         after_end(w, false);
         wl_notify_end(w, false);
     }

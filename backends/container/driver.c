@@ -14,6 +14,7 @@
  * pool thread.  A destroy ends it with the container.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,10 @@ static void report_exit(struct driver_instance *inst)
     inst->status.exit_code = ex.code;
     inst->status.term_signal = ex.signal;
     inst->status.exited_at_ms = clock_wall_ms();
+    /* A SIGKILL with the cgroup's OOM kill count up was the kernel's, at
+     * the memory limit: the cgroup is there until destroy. */
+    struct cgroup_stats cs;
+    inst->status.oom = ex.signal == SIGKILL && container_stats(inst->c, &cs, &err) == 0 && cs.oom_kills > 0;
     if (inst->on_exit)
         inst->on_exit(inst->exit_opaque, &inst->status);
 }

@@ -99,6 +99,10 @@ struct driver_instance {
     bool prints;                        /* its console shows progress early */
     bool exit_reported;
     bool stop_seen;                     /* a STOPPED event came while an op was pending */
+    bool shutdown_seen;                 /* libvirt said the guest shut down (before its STOPPED) */
+    int qemu_pid;                       /* its QEMU, from libvirt's pid file once running; 0: unknown */
+    bool qemu_reaped;                   /* this process reaped it: qemu_wstatus says how it ended */
+    int qemu_wstatus;
     int stop_detail;
     struct opq q;                       /* its operations, in order */
     bool released;                      /* forgotten while an operation ran: freed when it ends */
@@ -119,6 +123,7 @@ struct op {
     const char *handle;
     int rc;
     int dom_state;                      /* recover: what libvirt says */
+    bool powered_off;                   /* recover: the guest is known to have powered off */
     bool fell_back;                     /* start: KVM hung, restarted under emulation */
     int end_detail;                     /* stop: how the guest was seen to end, or -1 */
     struct duet_err err;
@@ -270,17 +275,45 @@ static void inst_path(const struct driver_instance *inst, const char *file, char
 
 /* "exit N" or "signal N", as duet's guest init writes it; false when the
  * guest never wrote one (a disk or kernel image with its own init). */
-static bool read_status(const struct driver_instance *inst, int *code, int *sig)
+static bool read_status_text(const struct driver_instance *inst, char *buf, size_t len)
 {
     char path[PATH_MAX];
     inst_path(inst, "status", path, sizeof(path));
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[4096];
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
     if (n <= 0)
         return false;
     buf[n] = '\0';
-    return exit_status_parse(buf, code, sig);
+    return true;
+}
+
+static bool read_status(const struct driver_instance *inst, int *code, int *sig)
+{
+    char buf[4096];
+    return read_status_text(inst, buf, sizeof(buf)) && exit_status_parse(buf, code, sig);
+}
+
+/* The guest's kernel killed for want of memory before the workload ended. */
+static bool status_says_oom(const struct driver_instance *inst)
+{
+    char buf[4096];
+    return read_status_text(inst, buf, sizeof(buf)) && exit_status_oom(buf);
+}
+
+/* Its QEMU's pid, from the pid file libvirt keeps while it runs. */
+static int qemu_pid_of(const struct driver_instance *inst)
+{
+    struct vm_priv *p = priv(inst->drv);
+    char path[PATH_MAX * 2];
+    if (p->embed)
+        snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
+    else
+        snprintf(path, sizeof(path), "/run/libvirt/qemu/%s.pid", inst->dom_name);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
+        return 0;
+    return pid;
 }
 
 static uint64_t mem_available(void)
@@ -825,8 +858,12 @@ static int do_recover(struct op *op)
              * on it, which a reconnecting libvirt may still report as
              * running.  duet's guest init wrote the workload's end on the
              * status port; a paused "shutting down" says the same. */
-            bool ended = read_status(inst, &code, &sig) ||
-                         (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_SHUTTING_DOWN) ||
+            /* Powered off for sure: QEMU waits paused in "shutting down",
+             * or a libvirt daemon, which ran all along, saw the guest's
+             * shutdown.  A QEMU merely gone is not that (see guest_ended). */
+            op->powered_off = (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_SHUTTING_DOWN) ||
+                              (!p->embed && st == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN);
+            bool ended = read_status(inst, &code, &sig) || op->powered_off ||
                          (p->embed && op->dom_state == VIR_DOMAIN_RUNNING && !embedded_qemu_alive(inst));
             if (ended) {
                 if (virDomainIsActive(d) == 1)
@@ -880,23 +917,53 @@ static void report_exit(struct driver_instance *inst, int code, int sig)
     inst->status.exit_code = code;
     inst->status.term_signal = sig;
     inst->status.exited_at_ms = clock_wall_ms();
+    inst->status.oom = sig == SIGKILL && status_says_oom(inst);
     if (inst->on_exit)
         inst->on_exit(inst->exit_opaque, &inst->status);
 }
 
-/* The guest ended: its status file says how, else libvirt's reason does. */
-static void guest_ended(struct driver_instance *inst, int detail)
+static void reap_qemus(struct vm_priv *p);
+
+/* libvirt says "failed" or "crashed": QEMU itself ended, not the guest.
+ * How, when this process reaped it (embedded mode); libvirt does not say. */
+static void qemu_ended(struct driver_instance *inst, int *code, int *sig)
+{
+    reap_qemus(priv(inst->drv));   /* the exit may be here before SIGCHLD's turn */
+    char *r = inst->status.reason;
+    size_t len = sizeof(inst->status.reason);
+    *code = -1;
+    *sig = 0;
+    if (!inst->qemu_reaped) {
+        snprintf(r, len, "its QEMU process ended without the guest powering off (killed, or crashed)");
+    } else if (WIFSIGNALED(inst->qemu_wstatus)) {
+        *sig = WTERMSIG(inst->qemu_wstatus);
+        snprintf(r, len, "its QEMU process was killed by signal %d (%s)%s", *sig, strsignal(*sig),
+                 *sig == SIGKILL ? ": by hand, or by the host's OOM killer" : "");
+    } else {
+        *code = WEXITSTATUS(inst->qemu_wstatus);
+        snprintf(r, len, "its QEMU process exited with status %d without the guest powering off", *code);
+    }
+}
+
+/* The guest ended: its status file says how, else libvirt's reason does.
+ * libvirt's "shutdown" is not proof that the guest powered off: a QEMU
+ * killed after libvirt re-attached to it was seen reported so.  The guest
+ * did power off when libvirt said "shutdown" first (a SHUTDOWN event), or
+ * when duet stopped it (shutdown_ok); otherwise QEMU went by itself. */
+static void guest_ended(struct driver_instance *inst, int detail, bool shutdown_ok)
 {
     int code = -1, sig = 0;
     if (!read_status(inst, &code, &sig)) {
         switch (detail) {
         case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
-            code = 0;                       /* the guest powered off by itself */
+            if (shutdown_ok || inst->shutdown_seen)
+                code = 0;                   /* the guest powered off */
+            else
+                qemu_ended(inst, &code, &sig);
             break;
         case VIR_DOMAIN_EVENT_STOPPED_CRASHED:
         case VIR_DOMAIN_EVENT_STOPPED_FAILED:
-            code = -1;
-            sig = SIGSEGV;                  /* reported as a crash */
+            qemu_ended(inst, &code, &sig);
             break;
         default:
             code = -1;
@@ -914,12 +981,17 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
         if (strcmp(i->uuid, uuid) != 0)
             continue;
         bool live = i->status.state == DRIVER_STATE_RUNNING || i->status.state == DRIVER_STATE_STOPPING;
+        if (event == VIR_DOMAIN_EVENT_SHUTDOWN) {
+            i->shutdown_seen = true;
+            return;
+        }
         if (event == VIR_DOMAIN_EVENT_CRASHED)
             detail = VIR_DOMAIN_EVENT_STOPPED_CRASHED;
         if (event != VIR_DOMAIN_EVENT_STOPPED && event != VIR_DOMAIN_EVENT_CRASHED)
             return;
         if (live) {
-            guest_ended(i, detail);
+            /* STOPPING: duet asked for the power-off. */
+            guest_ended(i, detail, i->status.state == DRIVER_STATE_STOPPING);
         } else if (i->q.busy) {
             /* Before start or recover has reported back (a guest that ends
              * at once; libvirt finding at reconnect that a QEMU died while
@@ -941,8 +1013,12 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
  * as the container runtime does for its children. */
 static void on_sigchld(uv_signal_t *h, int sig)
 {
-    (void)h;
     (void)sig;
+    reap_qemus(h->data);
+}
+
+static void reap_qemus(struct vm_priv *p)
+{
     pid_t self = getpid(), our_sid = getsid(0);
     _cleanup_closedir_ DIR *d = opendir("/proc");
     struct dirent *e;
@@ -961,9 +1037,16 @@ static void on_sigchld(uv_signal_t *h, int sig)
             continue;
         char state;
         int ppid, pgrp, sid;
+        int pid = atoi(e->d_name), wst;
         if (sscanf(close_paren + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) == 4 && state == 'Z' &&
-            ppid == self && sid != our_sid)
-            waitpid(atoi(e->d_name), NULL, WNOHANG);
+            ppid == self && sid != our_sid && waitpid(pid, &wst, WNOHANG) == pid) {
+            /* Kept for the guest's end, which libvirt reports as "failed" alone. */
+            for (struct driver_instance *i = p ? p->instances : NULL; i; i = i->next)
+                if (i->qemu_pid == pid) {
+                    i->qemu_reaped = true;
+                    i->qemu_wstatus = wst;
+                }
+        }
     }
 }
 
@@ -1017,6 +1100,8 @@ static void after_work(struct opq_item *it, int status)
             inst->status.state = DRIVER_STATE_RUNNING;
             inst->status.started_at_ms = clock_wall_ms();
             inst->exit_reported = false;
+            inst->qemu_pid = qemu_pid_of(inst);
+            inst->qemu_reaped = false;
             /* An exit that came before this callback (a guest faster than
              * the pool's reply) was kept aside: report it now. */
             if (op->fell_back) {
@@ -1026,7 +1111,7 @@ static void after_work(struct opq_item *it, int status)
                 if (read_status(inst, &code, &sig))
                     report_exit(inst, code, sig);
             } else if (inst->stop_seen) {
-                guest_ended(inst, inst->stop_detail);
+                guest_ended(inst, inst->stop_detail, false);
             }
         }
         break;
@@ -1038,7 +1123,7 @@ static void after_work(struct opq_item *it, int status)
          * reported and changes nothing. */
         if (op->rc == 0 && op->end_detail >= 0 &&
             (inst->status.state == DRIVER_STATE_RUNNING || inst->status.state == DRIVER_STATE_STOPPING))
-            guest_ended(inst, op->end_detail);
+            guest_ended(inst, op->end_detail, true);
         break;
     case OP_DESTROY:
         if (op->rc == 0)
@@ -1056,16 +1141,18 @@ static void after_work(struct opq_item *it, int status)
         } else if ((op->dom_state == VIR_DOMAIN_RUNNING || op->dom_state == VIR_DOMAIN_PAUSED) &&
                    !inst->stop_seen) {
             inst->status.state = DRIVER_STATE_RUNNING;
+            inst->qemu_pid = qemu_pid_of(inst);
         } else {
             /* It ended while no daemon ran. */
             inst->status.state = DRIVER_STATE_RUNNING;
             if (read_status(inst, &code, &sig))
                 report_exit(inst, code, sig);
             else if (inst->stop_seen)
-                guest_ended(inst, inst->stop_detail);
+                guest_ended(inst, inst->stop_detail, false);
             else
                 guest_ended(inst, op->dom_state == VIR_DOMAIN_CRASHED ? VIR_DOMAIN_EVENT_STOPPED_CRASHED
-                                                                      : VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN);
+                                                                      : VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN,
+                            op->powered_off);
         }
         break;
     }
@@ -1203,6 +1290,7 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     /* Embedded libvirt starts QEMU from this process; see on_sigchld. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     uv_signal_init(loop, &p->sigchld);
+    p->sigchld.data = p;
     uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
     uv_unref((uv_handle_t *)&p->sigchld);
     uv_timer_init(loop, &p->console_check);
@@ -1266,6 +1354,7 @@ static int vm_start(struct driver *drv, struct driver_instance *inst, driver_don
 {
     (void)drv;
     inst->stop_seen = false;
+    inst->shutdown_seen = false;
     inst->on_exit = on_exit;
     inst->exit_opaque = opaque;
     return queue(inst, op_new(OP_START, done, opaque), err);

@@ -144,6 +144,11 @@ static struct watch *apply(struct watch *w)
         if (rc < 0)
             return NULL;     /* an fd libuv cannot watch: libvirt's call already succeeded; nothing to do */
         w->h.poll.data = w;  /* same offset for both members */
+        /* libvirt's watches never keep the loop alive by themselves: the
+         * daemon's own handles say when it runs.  Otherwise a connection
+         * to a libvirt daemon (its socket, its keepalive timer) would keep
+         * duetd's loop running after shutdown, and duetd would never exit. */
+        uv_unref((uv_handle_t *)&w->h);
         w->live = true;
     }
     if (w->is_timer) {

@@ -76,6 +76,26 @@ static void say(const char *fmt, const char *arg)
     dprintf(2, "\n");
 }
 
+/* A SIGKILL may be the guest kernel's OOM killer at the guest's memory:
+ * its count says so, and the host reports "out of memory" then.  Read
+ * with a plain buffer: nothing here allocates. */
+static void note_oom(void)
+{
+    int fd = open("/proc/vmstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || status_fd < 0)
+        return;
+    static char buf[16384];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    const char *k = strstr(buf, "\noom_kill ");
+    long kills = k ? strtol(k + 10, NULL, 10) : 0;
+    if (kills > 0)
+        dprintf(status_fd, "oom %ld\n", kills);
+}
+
 /* The status line the host reads, then power off.  Nothing follows. */
 static void finish(const char *what, int n)
 {
@@ -432,6 +452,8 @@ int main(void)
         pid_t pid;
         while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
             if (pid == child) {
+                if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+                    note_oom();
                 if (WIFSIGNALED(st))
                     finish("signal", WTERMSIG(st));
                 finish("exit", WEXITSTATUS(st));

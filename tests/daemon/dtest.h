@@ -28,6 +28,7 @@
 
 #include "cli/client.h"
 #include "tests/vm/leftovers.h"
+#include "tests/vm/private_libvirtd.h"
 #include "common/fsutil.h"
 #include "network/fleet.h"
 #include "network/ipam.h"
@@ -42,6 +43,9 @@ struct dd {
     char bridge[16], subnet[24];   /* the daemon's own network: tests run side by side */
     char log_max[16];              /* --log-max, when set */
     bool tmpfs;                    /* the state directory is a tmpfs of its own */
+    char libvirt_uri[32];          /* --libvirt-uri, when set */
+    struct private_libvirtd lv;    /* its libvirtd, when the test started one */
+    bool lv_on;
     pid_t pid;
 };
 
@@ -92,11 +96,21 @@ static inline void dd_start(struct dd *d)
             dup2(dir, 251);
             close(dir);
         }
-        execl(duetd, "duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock, "--restart-backoff",
-              "100", "--stop-grace", "2000", "--request-timeout", "1500", "--bridge", d->bridge, "--subnet",
-              d->subnet, "--guest-kernel",
-              getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent",
-              d->log_max[0] ? "--log-max" : (char *)NULL, d->log_max, (char *)NULL);
+        const char *argv[32] = {"duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock,
+                                "--restart-backoff", "100", "--stop-grace", "2000", "--request-timeout", "1500",
+                                "--bridge", d->bridge, "--subnet", d->subnet, "--guest-kernel",
+                                getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent"};
+        int n = 18;
+        if (d->log_max[0]) {
+            argv[n++] = "--log-max";
+            argv[n++] = d->log_max;
+        }
+        if (d->libvirt_uri[0]) {
+            argv[n++] = "--libvirt-uri";
+            argv[n++] = d->libvirt_uri;
+        }
+        argv[n] = NULL;
+        execv(duetd, (char *const *)argv);
         _exit(127);
     }
     d->pid = pid;
@@ -125,6 +139,33 @@ static inline void dd_init_with_log_max(struct dd *d, const char *log_max)
 {
     dd_prepare(d, log_max);
     dd_start(d);
+}
+
+/* A daemon that runs VMs.  Under the sanitizers (DUET_VM_VIA_LIBVIRTD=1,
+ * set by make asan) its VMs go through a libvirtd of the test's own
+ * instead of libvirt's embedded driver: the embedded driver forks inside
+ * duetd (dmidecode, QEMU's capability probe, each QEMU) and the children
+ * allocate memory before they exec, which GCC 12's ASan allocator does
+ * not survive (it takes no lock around fork: a child can wait for ever on
+ * an allocator lock another thread held).  Glibc's allocator does, so the
+ * plain suite keeps the embedded driver, as users run it. */
+static inline void dd_init_vm(struct dd *d)
+{
+    dd_prepare(d, NULL);
+    const char *via = getenv("DUET_VM_VIA_LIBVIRTD");
+    if (via && strcmp(via, "1") == 0) {
+        char why[256];
+        cr_assert_eq(private_libvirtd_start(&d->lv, why, sizeof(why)), 0, "a libvirtd of the test's own: %s", why);
+        d->lv_on = true;
+        snprintf(d->libvirt_uri, sizeof(d->libvirt_uri), "qemu:///system");
+    }
+    dd_start(d);
+}
+
+/* Its VMs go through a libvirtd (dd_init_vm under the sanitizers). */
+static inline bool dd_libvirtd(const struct dd *d)
+{
+    return d->lv_on;
 }
 
 /* The state directory on a tmpfs of `size` bytes (mount's size=), which a
@@ -481,6 +522,8 @@ static inline void dd_finish(struct dd *d)
     dd_check_network_gone(d);
     if (d->tmpfs)
         cr_expect_eq(umount2(d->state, MNT_DETACH), 0, "umount %s: %s", d->state, strerror(errno));
+    if (d->lv_on)
+        private_libvirtd_stop(&d->lv);
     duet_remove_tree(d->dir, NULL);
 }
 

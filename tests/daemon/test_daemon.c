@@ -359,3 +359,31 @@ Test(daemon, cli_errors_and_exit_codes, .timeout = 60)
     free(out);
     dd_finish(&d);
 }
+
+/* The kernel's OOM killer at the container's limit is said as such, with
+ * the limit and the fix, in the events and in describe; on-failure counts
+ * it as the failure it is. */
+Test(daemon, an_oom_kill_names_the_limit, .timeout = 60)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(&d, "hog.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: hog}\nspec:\n"
+                                "  placement: container\n  image: {rootfs: %s}\n  command: [/bin/tail, /dev/zero]\n"
+                                "  restart: never\n  resources: {memory: 24Mi}\n",
+                                ROOTFS);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
+    free(out);
+    dd_wait_field(&d, "hog", "state", "failed", 30000);
+    char *msg = dd_field(&d, "hog", "message");
+    cr_expect(strstr(msg, "out of memory (limit 24 MiB)") && strstr(msg, "raise resources.memory"), "%s", msg);
+    free(msg);
+    char *ev = dd_events(&d, "hog");
+    cr_expect(strstr(ev, "out of memory (limit 24 MiB)"), "%s", ev);
+    free(ev);
+    cr_expect_eq(dd_duet(&d, &out, "describe hog"), 0);
+    cr_expect(strstr(out, "out of memory (limit 24 MiB)"), "%s", out);
+    free(out);
+    dd_finish(&d);
+}

@@ -402,7 +402,7 @@ static void loopback_stop(struct loopback_service *s)
 Test(network, a_vm_and_a_container_by_name, .timeout = 300)
 {
     struct dd d;
-    dd_init(&d);
+    dd_init_vm(&d);
     const char *img = dd_env("DUET_IMAGES"), *rootfs = dd_env("DUET_ROOTFS");
     uint16_t port = free_port();
     /* The guest routes 127.0.0.0/8 to the bridge and tries this, the
@@ -454,7 +454,7 @@ Test(network, a_vm_and_a_container_by_name, .timeout = 300)
 Test(network, a_disk_vm_gets_its_address_by_dhcp, .timeout = 300)
 {
     struct dd d;
-    dd_init(&d);
+    dd_init_vm(&d);
     const char *img = dd_env("DUET_IMAGES"), *rootfs = dd_env("DUET_ROOTFS");
     const char *m = dd_manifest(&d, "disk.yaml",
                                 "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: diskvm}\nspec:\n"

@@ -157,9 +157,16 @@ Test(recovery, kill9_during_a_stop_is_finished, .timeout = 120)
 
 /* QEMUs of this daemon's: guests, or with probes libvirt's capability
  * probes too. */
+/* The daemon's guests (by their domain names, which hold its state dir's
+ * hash, so a libvirt daemon's QEMUs count too), or with probes the
+ * capability probes its embedded libvirt started. */
 static int qemus(const char *state, bool probes)
 {
-    const char *const needles[] = {"qemu-system", state, probes ? NULL : "guest=", NULL};
+    char guest[48], prefix[32];
+    if (!duet_domain_prefix(state, prefix))
+        return 0;
+    snprintf(guest, sizeof(guest), "guest=%s", prefix);
+    const char *const needles[] = {"qemu-system", probes ? state : guest, NULL};
     return processes_matching(needles);
 }
 
@@ -169,7 +176,7 @@ static int qemus(const char *state, bool probes)
 Test(recovery, kill9_during_a_vm_start, .timeout = 300)
 {
     struct dd d;
-    dd_init(&d);
+    dd_init_vm(&d);
     const char *img = dd_env("DUET_IMAGES");
     const char *m = dd_manifest(
         &d, "vm.yaml",

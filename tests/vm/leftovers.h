@@ -20,16 +20,26 @@
 /* libvirt's machine cgroups left for this state dir's domains (named
  * qemu-...-duet-XXXXXXXX-NAME.libvirt-qemu, XXXXXXXX the state dir's hash
  * as the VM driver makes it), in any hierarchy. */
-static inline int machine_cgroups_left(const char *state)
+/* "duet-HASH": the prefix of every domain name a daemon on state uses;
+ * false when state does not exist. */
+static inline bool duet_domain_prefix(const char *state, char out[32])
 {
     char real[PATH_MAX];
     if (!realpath(state, real))
-        return 0;
+        return false;
     uint32_t h = 2166136261u;
     for (const char *q = real; *q; q++)
         h = (h ^ (unsigned char)*q) * 16777619u;
-    char owner[32];
-    snprintf(owner, sizeof(owner), "-duet-%08x-", h);
+    snprintf(out, 32, "duet-%08x-", h);
+    return true;
+}
+
+static inline int machine_cgroups_left(const char *state)
+{
+    char prefix[32], owner[40];
+    if (!duet_domain_prefix(state, prefix))
+        return 0;
+    snprintf(owner, sizeof(owner), "-%s", prefix);
     int n = 0;
     DIR *root = opendir("/sys/fs/cgroup");
     struct dirent *c;
