@@ -212,6 +212,23 @@ static int cmd_plan(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Global options go before the verb as well as after it, as in kubectl
+     * and docker: duet --socket PATH get.  Before the verb they stand for
+     * $DUET_SOCKET, which every verb reads; after it the verb parses them. */
+    while (argc >= 2 && strncmp(argv[1], "--socket", 8) == 0) {
+        const char *path = NULL;
+        int used = 1;
+        if (argv[1][8] == '=')
+            path = argv[1] + 9;
+        else if (argv[1][8] == '\0' && argc >= 3)
+            path = argv[2], used = 2;
+        if (!path || !*path)
+            return usage_error(usage_main, "%s", "--socket needs a path: duet --socket PATH COMMAND ...");
+        setenv("DUET_SOCKET", path, 1);
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;

@@ -242,7 +242,30 @@ static int validate_local(char **paths, size_t n)
     return rc;
 }
 
-/* Polls until every named workload is ready (or ended for good). */
+/* Why w will not become ready by waiting, or NULL: it failed, or it ended
+ * or could not be launched and waits to restart (a crash loop, a missing
+ * volume source, no address left).  As docker compose's --wait, the
+ * first such end fails the wait: waiting out the timeout tells nothing. */
+static const char *not_coming(json_t *w, char *buf, size_t len)
+{
+    const char *state = str(w, "state");
+    if (strcmp(state, "failed") && strcmp(state, "crashloop") && strcmp(state, "restarting"))
+        return NULL;
+    const char *msg = json_string_value(json_object_get(w, "message"));
+    json_t *ex = json_object_get(w, "last_exit");
+    if (msg)
+        snprintf(buf, len, "%s", msg);
+    else if (json_is_object(ex) && json_integer_value(json_object_get(ex, "signal")))
+        snprintf(buf, len, "killed by signal %lld", (long long)json_integer_value(json_object_get(ex, "signal")));
+    else if (json_is_object(ex))
+        snprintf(buf, len, "exit status %lld", (long long)json_integer_value(json_object_get(ex, "code")));
+    else
+        snprintf(buf, len, "%s", state);
+    return buf;
+}
+
+/* Polls until every named workload is ready (or completed); fails at the
+ * first that will not be. */
 static int wait_ready(json_t *names, uint64_t timeout_ms)
 {
     uint64_t deadline = clock_mono_ms() + timeout_ms;
@@ -251,32 +274,29 @@ static int wait_ready(json_t *names, uint64_t timeout_ms)
         json_t *j = call_json("GET", "/v1/workloads", NULL, &rc);
         if (!j)
             return rc;
-        size_t waiting = 0, failed = 0, i;
+        size_t waiting = 0, i;
         json_t *w;
-        const char *last = NULL;
+        char lastname[64] = "", why[1024];
         json_array_foreach(json_object_get(j, "workloads"), i, w) {
             const char *name = str(w, "name");
             bool wanted = false;
             size_t k;
             json_t *n;
             json_array_foreach(names, k, n) if (strcmp(json_string_value(n), name) == 0) wanted = true;
-            if (!wanted)
+            if (!wanted || json_is_true(json_object_get(w, "ready")) || strcmp(str(w, "state"), "completed") == 0)
                 continue;
-            const char *state = str(w, "state");
-            if (json_is_true(json_object_get(w, "ready")))
-                continue;
-            if (strcmp(state, "failed") == 0 || strcmp(state, "completed") == 0) {
-                failed += strcmp(state, "failed") == 0;
-                continue;
+            if (not_coming(w, why, sizeof(why))) {
+                fprintf(stderr, "duet: %s is %s: %s; see duet describe %s and duet logs %s\n", name,
+                        str(w, "state"), why, name, name);
+                json_decref(j);
+                return EXIT_REFUSED;
             }
             waiting++;
-            last = name;
+            snprintf(lastname, sizeof(lastname), "%s", name);
         }
-        char lastname[64];
-        snprintf(lastname, sizeof(lastname), "%s", last ? last : "");
         json_decref(j);
         if (!waiting)
-            return failed ? EXIT_REFUSED : 0;
+            return 0;
         if (clock_mono_ms() > deadline) {
             fprintf(stderr, "duet: %zu workload%s not ready after %llu s (%s among them); see duet describe\n",
                     waiting, waiting == 1 ? "" : "s", (unsigned long long)(timeout_ms / 1000), lastname);

@@ -455,8 +455,9 @@ static void check_cycles(struct manifest_set *set)
 static void check_ports(struct manifest_set *set)
 {
     /* 65536 ports x 2 protocols: a direct table beats hashing. */
-    const struct workload_spec **owner = calloc(2 * 65536, sizeof(*owner));
-    if (!owner)
+    const struct wl_port **owner = calloc(2 * 65536, sizeof(*owner));
+    const struct workload_spec **owner_wl = calloc(2 * 65536, sizeof(*owner_wl));
+    if (!owner || !owner_wl)
         abort();
     for (size_t i = 0; i < set->n_workloads; i++) {
         const struct workload_spec *w = set->workloads[i];
@@ -464,15 +465,26 @@ static void check_ports(struct manifest_set *set)
             const struct wl_port *p = &w->ports[j];
             size_t slot = (size_t)p->protocol * 65536 + p->host;
             if (!owner[slot]) {
-                owner[slot] = w;
-            } else if (owner[slot] != w) {
-                diag_add(&set->diags, p->pos.file, p->pos.line, p->pos.col,
-                         "host port %u/%s is already published by workload \"%s\"; pick another host port",
-                         p->host, p->protocol == WL_PROTO_TCP ? "tcp" : "udp", owner[slot]->name);
+                owner[slot] = p;
+                owner_wl[slot] = w;
+                continue;
             }
+            if (owner_wl[slot] == w)
+                continue;
+            /* Said where the user can change it: a context workload (the
+             * fleet already applied) is the holder, never the culprit. */
+            bool ctx = set->context_file && strcmp(p->pos.file, set->context_file) == 0;
+            const struct wl_port *at = ctx ? owner[slot] : p;
+            const struct workload_spec *holder = ctx ? w : owner_wl[slot];
+            bool holder_ctx = set->context_file && strcmp(holder->pos.file, set->context_file) == 0;
+            diag_add(&set->diags, at->pos.file, at->pos.line, at->pos.col,
+                     "host port %u/%s is already published by workload \"%s\"%s; pick another host port", p->host,
+                     p->protocol == WL_PROTO_TCP ? "tcp" : "udp", holder->name,
+                     holder_ctx ? " (applied earlier)" : "");
         }
     }
     free(owner);
+    free(owner_wl);
 }
 
 void manifest_set_validate(struct manifest_set *set)

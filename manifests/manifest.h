@@ -173,6 +173,11 @@ struct manifest_set {
     struct strmap by_name;         /* name -> first workload_spec with it */
     size_t n_files;
     size_t n_documents;
+    /* A file whose documents are context, not the user's to fix (duetd's
+     * apply loads the rest of the fleet as "(applied earlier)"): a
+     * conflict with one of them is reported at the user's side, naming
+     * the context's workload.  NULL: every file is the user's. */
+    const char *context_file;
 };
 
 struct manifest_set *manifest_set_new(void);

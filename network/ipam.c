@@ -204,3 +204,9 @@ void ipam_release(struct ipam *p, uint32_t addr)
     if (i < p->hint)
         p->hint = i;
 }
+
+uint32_t ipam_free_count(const struct ipam *p)
+{
+    uint32_t usable = p->size > 3 ? p->size - 3 : 0;
+    return p->used < usable ? usable - p->used : 0;
+}

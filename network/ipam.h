@@ -64,5 +64,8 @@ int ipam_take(struct ipam *p, uint32_t addr, struct duet_err *err);
 /* The lowest free address; ENOSPC when none is left. */
 int ipam_alloc(struct ipam *p, uint32_t *out, struct duet_err *err);
 void ipam_release(struct ipam *p, uint32_t addr);
+/* Addresses still free for workloads (the size less network, gateway and
+ * broadcast, less those taken). */
+uint32_t ipam_free_count(const struct ipam *p);
 
 #endif

@@ -265,6 +265,7 @@ static bool apply_checks(struct daemon *d, struct manifest_set *set, bool prune,
             continue;
         kept[n_kept++] = w->spec_json;
     }
+    set->context_file = APPLIED_EARLIER;
     if (manifest_set_ok(set) && n_kept)
         specjson_load(set, APPLIED_EARLIER, kept, n_kept);
     free(kept);
@@ -296,6 +297,39 @@ static bool apply_ports(struct daemon *d, const struct apply_change *ch, const s
         return true;
     r->status = APPLY_PORTS_TAKEN;
     snprintf(r->error, sizeof(r->error), "host ports are taken; nothing was changed");
+    return false;
+}
+
+/* Addresses, like CPUs and memory, are admitted before anything changes:
+ * every workload the apply brings onto the fleet network without an
+ * address must find one free (pruned workloads give theirs back), or
+ * the workloads past the last address would wait for one for ever. */
+static bool apply_addresses(struct daemon *d, struct apply_result *r, const struct placement *const *pls)
+{
+    if (!d->net_open)
+        return true;
+    size_t need = 0, freed = 0;
+    for (size_t k = 0; k < r->n_changes; k++) {
+        const struct apply_change *c = &r->changes[k];
+        struct wl *cur = daemon_wl_find(d, c->name);
+        if (c->action == APPLY_DELETE) {
+            freed += cur && cur->addr;
+            continue;
+        }
+        if (pls[k] && pls[k]->w->network == WL_NETWORK_FLEET && !(cur && cur->addr))
+            need++;
+    }
+    size_t free_now = ipam_free_count(&d->net.ipam);
+    if (need <= free_now + freed)
+        return true;
+    char sn[20];
+    ipam_format_subnet(&d->net.ipam.subnet, sn);
+    r->status = APPLY_UNPLACEABLE;
+    snprintf(r->error, sizeof(r->error),
+             "the fleet network %s has %zu free address%s and this apply needs %zu more; nothing was changed: start "
+             "duetd with a wider --subnet (a /24 holds 253 workloads, a /16 65533), or give some workloads "
+             "network: none",
+             sn, free_now + freed, free_now + freed == 1 ? "" : "es", need);
     return false;
 }
 
@@ -450,7 +484,7 @@ void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply
             if (!w->deleted && !w->rm && !strmap_get(&in_files, w->name))
                 change_add(r, w->name, APPLY_DELETE, NULL);
     }
-    if (!apply_ports(d, r->changes, pls, r->n_changes, r))
+    if (!apply_ports(d, r->changes, pls, r->n_changes, r) || !apply_addresses(d, r, pls))
         goto out;
     r->status = APPLY_OK;
     if (!o->dry_run && apply_commit(d, r, pls, jsons) == 0)

@@ -109,11 +109,19 @@ static void after_end(struct wl *w, bool failed_to_start)
         delay = d->backoff_max_ms;
     bool was_loop = w->crashloop;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
-    if (w->crashloop && !was_loop)
+    if (w->crashloop && !was_loop) {
+        /* Point at what exists: a run's output, or, when the launches
+         * themselves failed (nothing ran, so there is no log), the error. */
+        char where[DUET_ERR_MSG_MAX + 128];
+        if (failed_to_start && w->message)
+            snprintf(where, sizeof(where), "its launch failed: %s; see duet describe %s", w->message, w->name);
+        else
+            snprintf(where, sizeof(where), "see duet logs %s", w->name);
         daemon_event(d, w->name, "crashloop",
-                     "%u runs in a row ended within %llu ms: restarting with back-off up to %llu s; see duet logs %s",
+                     "%u runs in a row ended within %llu ms: restarting with back-off up to %llu s; %s",
                      w->quick_failures, (unsigned long long)d->stable_ms,
-                     (unsigned long long)(d->backoff_max_ms / 1000), w->name);
+                     (unsigned long long)(d->backoff_max_ms / 1000), where);
+    }
     w->phase = PH_BACKOFF;
     w->backoff_until = mono_ms() + delay;
     daemon_event(d, w->name, "backoff", "restarting in %" PRIu64 " ms (restart policy %s)", delay,
@@ -305,6 +313,18 @@ static void do_create(struct wl *w)
      * workload's, shown like a failed create. */
     struct duet_err nerr = {0};
     if (w->d->net_open && wl_net_prepare(w, &nerr) < 0) {
+        /* Admission counted the addresses of workloads being deleted as
+         * free (a prune): wait for them rather than fail. */
+        size_t leaving = 0;
+        DAEMON_WL_FOREACH(w->d, o)
+            leaving += o->deleted && o->addr;
+        if (nerr.code == ENOSPC && leaving) {
+            w->phase = PH_PENDING;
+            wl_set_message(w, "waiting for an address on the fleet network: %zu deleted workload%s still hold%s theirs",
+                           leaving, leaving == 1 ? "" : "s", leaving == 1 ? "s" : "");
+            wl_save(w);
+            return;
+        }
         launch_failed(w, "create", &nerr);
         wl_save(w);
         return;

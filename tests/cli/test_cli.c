@@ -151,6 +151,27 @@ Test(cli, daemon_unreachable_is_exit_3)
     run_free(&r);
 }
 
+/* Global options before the verb, as in kubectl and docker. */
+Test(cli, global_socket_before_the_verb)
+{
+    struct run r = RUN("--socket", "/nonexistent/before.sock", "get");
+    cr_expect_eq(r.status, 3, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "cannot connect to duetd at /nonexistent/before.sock"), "%s", r.err);
+    run_free(&r);
+    r = RUN("--socket=/nonexistent/eq.sock", "describe", "web");
+    cr_expect_eq(r.status, 3, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "/nonexistent/eq.sock"), "%s", r.err);
+    run_free(&r);
+    /* after the verb it wins, as the nearer one */
+    r = RUN("--socket", "/nonexistent/a.sock", "get", "--socket", "/nonexistent/b.sock");
+    cr_expect(strstr(r.err, "/nonexistent/b.sock"), "%s", r.err);
+    run_free(&r);
+    r = RUN("--socket");
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "--socket needs a path"), "%s", r.err);
+    run_free(&r);
+}
+
 Test(cli, validate_the_examples)
 {
     struct run r = RUN("validate", src("manifests/examples"), src("manifests/hosts/homelab.yaml"));

@@ -387,3 +387,23 @@ Test(daemon, an_oom_kill_names_the_limit, .timeout = 60)
     free(out);
     dd_finish(&d);
 }
+
+/* apply --wait on a workload that cannot start fails at its first failed
+ * launch, naming it and why, instead of waiting out the timeout. */
+Test(daemon, apply_wait_fails_at_once_on_a_workload_that_cannot_start, .timeout = 90)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(&d, "broken.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: broken}\nspec:\n"
+                                "  placement: container\n  image: {rootfs: %s}\n  command: [/bin/sleep, '3600']\n"
+                                "  volumes: [{source: /nonexistent/no-such-dir, target: /data}]\n",
+                                ROOTFS);
+    char *out;
+    uint64_t t0 = dd_now_ms();
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 120", m), 1, "%s", out);
+    cr_expect(dd_now_ms() - t0 < 30000, "the wait took %llu ms", (unsigned long long)(dd_now_ms() - t0));
+    cr_expect(strstr(out, "broken is restarting") && strstr(out, "no-such-dir"), "%s", out);
+    free(out);
+    dd_finish(&d);
+}

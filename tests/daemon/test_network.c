@@ -190,6 +190,18 @@ Test(network, containers_by_name_published_ports_and_isolation, .timeout = 240)
     cr_expect_eq(dd_duet(&d, &out, "get taker"), 1, "%s", out);
     free(out);
     close(busy);
+    /* a host port the fleet already publishes (web's): said at this
+     * file's port, naming web, not at a place in the applied fleet */
+    const char *m_second = dd_manifest(&d, "second.yaml",
+                                 "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: second}\nspec:\n"
+                                 "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n"
+                                 "  ports: [{host: %u, port: 80}]\n",
+                                 rootfs, port);
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", m_second), 1, "%s", out);
+    cr_expect(strstr(out, "second.yaml:7:") && strstr(out, "already published by workload \"web\" (applied earlier)"),
+              "%s", out);
+    cr_expect(!strstr(out, "(applied earlier):"), "the error points into the applied fleet: %s", out);
+    free(out);
     /* the live table: outbound NAT for the subnet, web's published port */
     char nft_cmd[128];
     snprintf(nft_cmd, sizeof(nft_cmd), "nft list table ip duet_%s 2>&1", d.bridge);
@@ -478,5 +490,53 @@ Test(network, a_disk_vm_gets_its_address_by_dhcp, .timeout = 300)
                  "no DHCP offer and ack");
     json_decref(info);
     free(addr);
+    dd_finish(&d);
+}
+
+/* Addresses are admitted like CPUs and memory: an apply that brings more
+ * workloads onto the fleet network than it has free addresses changes
+ * nothing and says how many are free, how many it needs, and the fix. */
+Test(network, an_apply_beyond_the_free_addresses_is_refused_whole, .timeout = 120)
+{
+    struct dd d;
+    dd_prepare(&d, NULL);
+    char *slash = strrchr(d.subnet, '/');
+    snprintf(slash, sizeof(d.subnet) - (size_t)(slash - d.subnet), "/29");   /* 5 workload addresses */
+    dd_start(&d);
+    const char *rootfs = dd_env("DUET_ROOTFS");
+    char six[8192] = "";
+    for (int i = 0; i < 6; i++) {
+        size_t n = strlen(six);
+        snprintf(six + n, sizeof(six) - n,
+                 "%sapiVersion: duet/v1\nkind: Workload\nmetadata: {name: w%d}\nspec:\n  image: {rootfs: %s}\n"
+                 "  command: [/bin/sleep, '3600']\n  resources: {memory: 16Mi}\n",
+                 i ? "---\n" : "", i, rootfs);
+    }
+    const char *m6 = dd_manifest(&d, "six.yaml", "%s", six);
+    char *out;
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", m6), 1, "%s", out);
+    cr_expect(strstr(out, "has 5 free addresses and this apply needs 6 more; nothing was changed") &&
+                  strstr(out, "--subnet"),
+              "%s", out);
+    free(out);
+    json_t *all = dd_get(&d, "/v1/workloads");
+    cr_expect_eq(json_array_size(json_object_get(all, "workloads")), 0, "the refused apply left workloads");
+    json_decref(all);
+    /* five fit; a sixth then does not, unless one is pruned for it */
+    char *cut = strstr(six, "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: w5}");
+    cr_assert(cut);
+    *cut = '\0';
+    const char *m5 = dd_manifest(&d, "five.yaml", "%s", six);
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m5), 0, "%s", out);
+    free(out);
+    const char *one = dd_manifest(&d, "one.yaml",
+                                  "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: extra}\nspec:\n"
+                                  "  image: {rootfs: %s}\n  command: [/bin/sleep, '3600']\n",
+                                  rootfs);
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", one), 1, "%s", out);
+    cr_expect(strstr(out, "has 0 free addresses and this apply needs 1 more"), "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s --prune --wait --timeout 60", one), 0, "%s", out);
+    free(out);
     dd_finish(&d);
 }

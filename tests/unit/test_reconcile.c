@@ -294,6 +294,22 @@ Test(reconcile, a_failed_create_or_start_counts_as_a_run_that_ended_at_once)
     rt_finish(&t);
 }
 
+Test(reconcile, a_crash_loop_of_failed_launches_points_at_the_error_not_at_logs)
+{
+    struct rt t;
+    rt_init(&t, 0);
+    t.f->fail_creates = 100;
+    apply1(&t, "app", "  restart: always\n");
+    cr_assert(RT_UNTIL(&t, 3000, is_state(&t, "app", "crashloop")), "app is %s", state_of(&t, "app"));
+    char *ev = events_of(&t, "app");
+    cr_expect(strstr(ev, "crashloop:5 runs in a row") &&
+                  strstr(ev, "its launch failed: the fake driver was told to fail this; see duet describe app"),
+              "%s", ev);
+    cr_expect(!strstr(ev, "see duet logs"), "no run, so no log to point at: %s", ev);
+    free(ev);
+    rt_finish(&t);
+}
+
 /* ---- replace, delete, slow stops, events out of order ------------------------------- */
 
 Test(reconcile, a_changed_spec_replaces_the_instance_stop_destroy_then_create)

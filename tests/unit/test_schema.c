@@ -309,6 +309,29 @@ Test(schema, host_ports_published_once_across_the_fleet)
     manifest_set_free(set);
 }
 
+/* A port the fleet already publishes (context documents, as duetd loads
+ * the rest of the fleet into an apply): said at the user's port, naming
+ * the workload that holds it, never at a place in the context. */
+Test(schema, a_port_held_by_the_applied_fleet_is_said_at_the_users_file)
+{
+    struct manifest_set *set = manifest_set_new();
+    const char *mine = WL_OK "  ports: [{host: 8080, port: 80}]\n";
+    manifest_set_load_buffer(set, "/srv/app.yaml", mine, strlen(mine));
+    set->context_file = "(applied earlier)";
+    const char *fleet = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: proxy}\n"
+                        "spec: {image: {rootfs: /srv/r}, command: [/x], ports: [{host: 8080, port: 8080}]}\n";
+    manifest_set_load_buffer(set, "(applied earlier)", fleet, strlen(fleet));
+    manifest_set_validate(set);
+    char buf[2048];
+    cr_assert_eq(diag_count(&set->diags), 1, "%s", diags_text(set, buf, sizeof(buf)));
+    const struct diag *d = &set->diags.v[0];
+    cr_expect_str_eq(d->file, "/srv/app.yaml");
+    cr_expect_eq(d->line, 9, "%u:%u %s", d->line, d->col, d->msg);
+    cr_expect(strstr(d->msg, "host port 8080/tcp is already published by workload \"proxy\" (applied earlier)"),
+              "%s", d->msg);
+    manifest_set_free(set);
+}
+
 static const char host_doc[] = "apiVersion: duet/v1\nkind: Host\nmetadata: {name: homelab}\nspec:\n";
 
 Test(schema, host_document)
