@@ -41,7 +41,7 @@ endif
 LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/grow.c common/sysinfo.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
           scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
-          backends/driver.c backends/opqueue.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
+          backends/driver.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/driver.c \
@@ -247,7 +247,11 @@ asan: deps
 	$(MAKE) BUILD=build/asan SAN=1 CFLAGS="-O1 -g" RSS_LIMIT_KIB=131072 check
 
 # Each benchmark exits 1 when outside its bars; all of them run regardless.
+# podman is a reference of the daemon benchmark, measured in the same run.
+BENCH_DEB_PACKAGES = podman
+
 bench: deps
+	@./scripts/deps.sh $(BENCH_DEB_PACKAGES)
 	$(MAKE) $(DUET) $(DUETD) $(INIT) $(ROOTFS) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(VM_IMAGES)
 	@rc=0; \
 	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN) || rc=1; \

@@ -903,12 +903,13 @@ static int cmd_run(int argc, char **argv)
                                          {"memory", required_argument, NULL, 'm'},
                                          {"disk-size", required_argument, NULL, 'z'},
                                          {"cpus", required_argument, NULL, 'c'},
+                                         {"network", required_argument, NULL, 'n'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     static const char usage[] =
         "usage: duet run [--placement auto|vm|container] [--rm] [--name NAME] [--memory SIZE] [--cpus N]\n"
-        "                [--disk-size SIZE] (--rootfs DIR | --disk IMAGE) [-- CMD [ARG...]]\n\n"
+        "                [--disk-size SIZE] [--network fleet|none] (--rootfs DIR | --disk IMAGE) [-- CMD [ARG...]]\n\n"
         "Run one workload now and wait for it to end, like docker run: prints its\n"
         "output and exits with its status.  --rm removes it once it ends.\n";
     json_t *spec = json_object(), *image = json_object(), *res = json_object();
@@ -934,6 +935,7 @@ static int cmd_run(int argc, char **argv)
         case 'm': json_object_set_new(res, "memory", json_string(optarg)); break;
         case 'z': json_object_set_new(res, "disk", json_string(optarg)); break;
         case 'c': json_object_set_new(res, "cpus", json_real(strtod(optarg, NULL))); break;
+        case 'n': json_object_set_new(spec, "network", json_string(optarg)); break;
         case 'S': sock = optarg; break;
         case 'h': fputs(usage, stdout); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return 0;
         default: fputs(usage, stderr); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return EXIT_USAGE;

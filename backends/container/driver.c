@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "container.h"
 #include "backends/opqueue.h"
+#include "backends/instance.h"
 #include "runtime.h"
 
 struct exec_watch;
@@ -44,30 +45,18 @@ struct ct_priv {
 };
 
 struct driver_instance {
-    struct driver *drv;
-    const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
+    struct inst_core core;              /* first: the life both drivers share (backends/instance.h) */
     struct container *c;
     uv_poll_t watch;
     bool watching;                      /* watch is open */
     bool watch_closing, free_pending;
-    struct opq q;                       /* its operations, in order */
-    bool released;                      /* forgotten while an operation ran: freed when it ends */
-    driver_exit_cb on_exit;
-    void *exit_opaque;
-    struct driver_status status;
-    struct net_attachment net;
-    bool has_net;
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED };
 
 struct op {
-    struct opq_item item;               /* first: an op is its queue item */
-    enum op_kind kind;
-    struct driver_instance *inst;
+    struct inst_op base;                /* first: kind, rc, err, the caller's callback */
     uint64_t grace_ms;
-    int rc;
-    struct duet_err err;
     /* exec */
     const char *const *argv;
     int out_fd, err_fd;
@@ -92,31 +81,36 @@ static struct ct_priv *priv(struct driver *drv)
     return drv->priv;
 }
 
-static void on_work(struct opq_item *it)
+static struct driver_instance *inst_of(struct op *op)
 {
-    struct op *op = (struct op *)it;
-    struct driver_instance *inst = op->inst;
-    struct container_config cfg = {.spec = inst->spec, .net = inst->has_net ? &inst->net : NULL};
-    switch (op->kind) {
+    return (struct driver_instance *)op->base.inst;
+}
+
+static void on_work(struct inst_op *b)
+{
+    struct op *op = (struct op *)b;
+    struct driver_instance *inst = inst_of(op);
+    struct container_config cfg = {.spec = inst->core.spec, .net = inst->core.has_net ? &inst->core.net : NULL};
+    switch (op->base.kind) {
     case OP_CREATE:
-        op->rc = container_prepare(&priv(inst->drv)->rt, &cfg, &inst->c, &op->err);
+        op->base.rc = container_prepare(&priv(inst->core.drv)->rt, &cfg, &inst->c, &op->base.err);
         break;
     case OP_START:
-        op->rc = container_start(inst->c, &cfg, &op->err);
+        op->base.rc = container_start(inst->c, &cfg, &op->base.err);
         break;
     case OP_STOP:
-        op->rc = container_stop(inst->c, (unsigned)op->grace_ms, &op->err);
+        op->base.rc = container_stop(inst->c, (unsigned)op->grace_ms, &op->base.err);
         break;
     case OP_DESTROY:
-        op->rc = inst->c ? container_destroy(inst->c, &op->err) : 0;
+        op->base.rc = inst->c ? container_destroy(inst->c, &op->base.err) : 0;
         inst->c = NULL;
         break;
     case OP_EXEC:
-        op->rc = container_exec_start(inst->c, op->argv, op->out_fd, op->err_fd, (int)op->timeout_ms, &op->proc,
-                                      &op->err);
+        op->base.rc = container_exec_start(inst->c, op->argv, op->out_fd, op->err_fd, (int)op->timeout_ms, &op->proc,
+                                      &op->base.err);
         break;
     case OP_RECOVERED:
-        op->rc = 0;
+        op->base.rc = 0;
         break;
     }
 }
@@ -129,16 +123,15 @@ static void report_exit(struct driver_instance *inst)
     struct duet_err err;
     if (container_wait(inst->c, 0, &ex, &err) != 1)
         return;
-    inst->status.state = DRIVER_STATE_EXITED;
-    inst->status.exit_code = ex.code;
-    inst->status.term_signal = ex.signal;
-    inst->status.exited_at_ms = clock_wall_ms();
+    inst->core.status.state = DRIVER_STATE_EXITED;
+    inst->core.status.exit_code = ex.code;
+    inst->core.status.term_signal = ex.signal;
+    inst->core.status.exited_at_ms = clock_wall_ms();
     /* A SIGKILL with the cgroup's OOM kill count up was the kernel's, at
      * the memory limit: the cgroup is there until destroy. */
     struct cgroup_stats cs;
-    inst->status.oom = ex.signal == SIGKILL && container_stats(inst->c, &cs, &err) == 0 && cs.oom_kills > 0;
-    if (inst->on_exit)
-        inst->on_exit(inst->exit_opaque, &inst->status);
+    inst->core.status.oom = ex.signal == SIGKILL && container_stats(inst->c, &cs, &err) == 0 && cs.oom_kills > 0;
+    inst_core_report_exit(&inst->core);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -153,7 +146,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
 
 static int watch_exit(struct driver_instance *inst, struct duet_err *err)
 {
-    int rc = uv_poll_init(priv(inst->drv)->loop, &inst->watch, inst->c->pidfd);
+    int rc = uv_poll_init(priv(inst->core.drv)->loop, &inst->watch, inst->c->pidfd);
     if (rc == 0)
         rc = uv_poll_start(&inst->watch, UV_READABLE, on_readable);
     if (rc < 0)
@@ -237,13 +230,13 @@ static void on_exec_timeout(uv_timer_t *t)
 /* The helper started: watch it on the loop from now on. */
 static void exec_watch_start(struct driver_instance *inst, struct op *op)
 {
-    struct ct_priv *p = priv(inst->drv);
+    struct ct_priv *p = priv(inst->core.drv);
     struct exec_watch *x = calloc(1, sizeof(*x));
     if (!x)
         abort();
     x->proc = op->proc;
     x->exited = op->exited;
-    x->opaque = op->item.opaque;
+    x->opaque = op->base.item.opaque;
     uv_timer_init(p->loop, &x->timer);
     x->timer.data = x;
     x->poll.data = x;
@@ -278,106 +271,89 @@ static void exec_watch_start(struct driver_instance *inst, struct op *op)
         uv_timer_start(&x->timer, on_exec_timeout, op->timeout_ms + 5000, 0);
 }
 
-static void after_work(struct opq_item *it, int status)
+/* What a completed operation means for the instance (instance.h decides
+ * the rest: released, cancelled, destroyed). */
+static bool on_finish(struct inst_op *b)
 {
-    struct op *op = (struct op *)it;
-    struct driver_instance *inst = op->inst;
-    if (inst->released) {
-        /* The daemon let go of it: no callback of its is wanted now. */
-        struct duet_err gone;
-        duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
-        if (op->kind == OP_EXEC && op->rc == 0) {
-            int st;
-            bool to;
-            container_exec_kill(&op->proc);
-            container_exec_reap(&op->proc, &st, &to);
-        }
-        free(op);
-        opq_drain(&inst->q, &gone);
-        unwatch(inst);
-        if (inst->c)
-            container_release(inst->c);
-        inst->c = NULL;
-        instance_free(inst);
-        return;
-    }
-    if (status == UV_ECANCELED && op->rc == 0) {
-        op->rc = -1;
-        duet_err_set(&op->err, ECANCELED, "operation cancelled");
-    }
-    switch (op->kind) {
+    struct op *op = (struct op *)b;
+    struct driver_instance *inst = inst_of(op);
+    switch (op->base.kind) {
     case OP_START:
-        if (op->rc == 0) {
-            inst->status.state = DRIVER_STATE_RUNNING;
-            inst->status.started_at_ms = clock_wall_ms();
-            if (watch_exit(inst, &op->err) < 0)
-                op->rc = -1;
+        if (op->base.rc == 0) {
+            inst->core.status.state = DRIVER_STATE_RUNNING;
+            inst->core.status.started_at_ms = clock_wall_ms();
+            if (watch_exit(inst, &op->base.err) < 0)
+                op->base.rc = -1;
         }
-        break;
+        return true;
     case OP_CREATE:
-        if (op->rc == 0)
-            inst->status.state = DRIVER_STATE_CREATED;
-        break;
+        if (op->base.rc == 0)
+            inst->core.status.state = DRIVER_STATE_CREATED;
+        return true;
     case OP_DESTROY:
-        inst->status.state = DRIVER_STATE_GONE;
-        break;
+        inst->core.status.state = DRIVER_STATE_GONE;
+        return true;
     case OP_EXEC:
-        if (op->rc == 0)
+        if (op->base.rc == 0)
             exec_watch_start(inst, op);
         else if (op->exited)
-            op->exited(op->item.opaque, -1);
-        free(op);
-        opq_next(&inst->q);
-        return;
+            op->exited(op->base.item.opaque, -1);
+        return false;
     case OP_RECOVERED:
         report_exit(inst);
-        free(op);
-        opq_next(&inst->q);
-        return;
+        return false;
     default:
-        break;
+        return true;
     }
-    if (op->item.done)
-        op->item.done(op->item.opaque, op->rc == 0 ? NULL : &op->err);
-    if (op->kind == OP_DESTROY) {
-        /* Nothing can run on a destroyed instance: fail what is queued. */
-        struct duet_err gone;
-        duet_err_set(&gone, ENOENT, "workload %s was destroyed", inst->spec->name);
-        opq_drain(&inst->q, &gone);
-        free(op);
-        instance_free(inst);
-        return;
-    }
-    free(op);
-    opq_next(&inst->q);
 }
 
-/* A queued op that could not be started fails through its own callback. */
-static void op_failed(struct opq_item *it, const struct duet_err *err)
+/* Released: the container goes on without us.  An exec that had started
+ * is ended, since nothing would reap its helper. */
+static void on_let_go(struct inst_core *c, struct inst_op *running)
 {
-    struct op *op = (struct op *)it;
-    if (op->kind == OP_EXEC && op->exited)
-        op->exited(op->item.opaque, -1);
-    else if (op->item.done)
-        op->item.done(op->item.opaque, err);
-    free(op);
+    struct driver_instance *inst = (struct driver_instance *)c;
+    struct op *op = (struct op *)running;
+    if (op && op->base.kind == OP_EXEC && op->base.rc == 0) {
+        int st;
+        bool to;
+        container_exec_kill(&op->proc);
+        container_exec_reap(&op->proc, &st, &to);
+    }
+    unwatch(inst);   /* before the release closes the pidfd */
+    if (inst->c)
+        container_release(inst->c);
+    inst->c = NULL;
 }
+
+/* A queued op that never ran fails through its own callback. */
+static void on_never_ran(struct inst_op *b, const struct duet_err *err)
+{
+    struct op *op = (struct op *)b;
+    if (op->base.kind == OP_EXEC && op->exited)
+        op->exited(op->base.item.opaque, -1);
+    else if (op->base.item.done)
+        op->base.item.done(op->base.item.opaque, err);
+}
+
+static void on_free(struct inst_core *c)
+{
+    instance_free((struct driver_instance *)c);
+}
+
+static const struct inst_core_ops ct_inst_ops = {
+    .work = on_work, .finish = on_finish, .let_go = on_let_go, .never_ran = on_never_ran, .free = on_free,
+};
 
 /* Runs op after what inst has queued; on failure op is freed. */
 static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
 {
-    op->inst = inst;
-    return opq_push(&inst->q, &op->item, err);
+    return inst_op_queue(&inst->core, &op->base, err);
 }
 
 static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
 {
-    struct op *op = calloc(1, sizeof(*op));
-    if (!op)
-        abort();
-    op->kind = kind;
-    op->item.done = done;
-    op->item.opaque = opaque;
+    struct op *op = inst_op_new(sizeof(struct op), kind, done, opaque);
+    op->base.destroys = kind == OP_DESTROY;
     return op;
 }
 
@@ -388,10 +364,7 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
     struct driver_instance *inst = calloc(1, sizeof(*inst));
     if (!inst)
         abort();
-    inst->drv = drv;
-    inst->spec = spec;
-    inst->q = (struct opq){.loop = priv(drv)->loop, .work = on_work, .after = after_work, .failed = op_failed};
-    inst->status.exit_code = -1;   /* no exit status yet */
+    inst_core_init(&inst->core, drv, priv(drv)->loop, spec, &ct_inst_ops);
     return inst;
 }
 
@@ -438,8 +411,8 @@ static int ct_create(struct driver *drv, const struct workload_spec *spec, const
 {
     struct driver_instance *inst = instance_new(drv, spec);
     if (net) {
-        inst->net = *net;
-        inst->has_net = true;
+        inst->core.net = *net;
+        inst->core.has_net = true;
     }
     if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
         free(inst);
@@ -454,9 +427,9 @@ static int ct_start(struct driver *drv, struct driver_instance *inst, driver_don
 {
     (void)drv;
     if (!inst->c)
-        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
-    inst->on_exit = on_exit;
-    inst->exit_opaque = opaque;
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->core.spec->name);
+    inst->core.on_exit = on_exit;
+    inst->core.exit_opaque = opaque;
     return queue(inst, op_new(OP_START, done, opaque), err);
 }
 
@@ -465,10 +438,10 @@ static int ct_stop(struct driver *drv, struct driver_instance *inst, uint64_t gr
 {
     (void)drv;
     if (!inst->c)
-        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->core.spec->name);
     struct op *op = op_new(OP_STOP, done, opaque);
     op->grace_ms = grace_ms;
-    inst->status.state = inst->status.state == DRIVER_STATE_RUNNING ? DRIVER_STATE_STOPPING : inst->status.state;
+    inst->core.status.state = inst->core.status.state == DRIVER_STATE_RUNNING ? DRIVER_STATE_STOPPING : inst->core.status.state;
     return queue(inst, op, err);
 }
 
@@ -483,17 +456,7 @@ static int ct_destroy(struct driver *drv, struct driver_instance *inst, driver_d
 static void ct_release(struct driver *drv, struct driver_instance *inst)
 {
     (void)drv;
-    if (inst->q.busy) {
-        /* The running operation still uses inst->c: let go when it ends. */
-        inst->released = true;
-        inst->on_exit = NULL;
-        return;
-    }
-    unwatch(inst);   /* before the release closes the pidfd */
-    if (inst->c)
-        container_release(inst->c);
-    inst->c = NULL;
-    instance_free(inst);
+    inst_core_release(&inst->core);
 }
 
 static int ct_inspect(struct driver *drv, struct driver_instance *inst, struct driver_status *st,
@@ -501,7 +464,7 @@ static int ct_inspect(struct driver *drv, struct driver_instance *inst, struct d
 {
     (void)drv;
     (void)err;
-    *st = inst->status;
+    *st = inst->core.status;
     return 0;
 }
 
@@ -509,7 +472,7 @@ static int ct_stats(struct driver *drv, struct driver_instance *inst, struct dri
 {
     (void)drv;
     if (!inst->c)
-        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->core.spec->name);
     struct cgroup_stats cs;
     if (container_stats(inst->c, &cs, err) < 0)
         return -1;
@@ -523,7 +486,7 @@ static int ct_handle(struct driver *drv, struct driver_instance *inst, char out[
 {
     (void)drv;
     if (!inst->c || inst->c->pid <= 0)
-        return duet_err_set(err, EINVAL, "workload %s has not started", inst->spec->name);
+        return duet_err_set(err, EINVAL, "workload %s has not started", inst->core.spec->name);
     snprintf(out, DRIVER_HANDLE_MAX, "%d %llu", (int)inst->c->pid, (unsigned long long)inst->c->starttime);
     return 0;
 }
@@ -532,8 +495,8 @@ static int ct_recover(struct driver *drv, const struct workload_spec *spec, cons
                       struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
 {
     struct driver_instance *inst = instance_new(drv, spec);
-    inst->on_exit = on_exit;
-    inst->exit_opaque = opaque;
+    inst->core.on_exit = on_exit;
+    inst->core.exit_opaque = opaque;
     if (container_recover(&priv(drv)->rt, spec->name, &inst->c, err) < 0) {
         free(inst);
         return -1;
@@ -549,7 +512,7 @@ static int ct_recover(struct driver *drv, const struct workload_spec *spec, cons
                             spec->name, handle);
     }
     if (inst->c->pidfd >= 0) {
-        inst->status.state = DRIVER_STATE_RUNNING;
+        inst->core.status.state = DRIVER_STATE_RUNNING;
         if (watch_exit(inst, err) < 0) {
             container_release(inst->c);
             free(inst);
@@ -573,7 +536,7 @@ static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, in
 {
     (void)drv;
     if (!inst->c)
-        return duet_err_set(err, EINVAL, "workload %s was not created", inst->spec->name);
+        return duet_err_set(err, EINVAL, "workload %s was not created", inst->core.spec->name);
     char p[400];
     if (prev) {
         snprintf(p, sizeof(p), "%s/log.1", inst->c->dir);
@@ -584,7 +547,7 @@ static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, in
         close(*prev);
         *prev = -1;
     }
-    return *fd < 0 ? duet_err_sys(err, "workload %s: cannot open its log %s", inst->spec->name, p) : 0;
+    return *fd < 0 ? duet_err_sys(err, "workload %s: cannot open its log %s", inst->core.spec->name, p) : 0;
 }
 
 static int ct_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
@@ -592,8 +555,8 @@ static int ct_exec(struct driver *drv, struct driver_instance *inst, const char 
                    struct duet_err *err)
 {
     (void)drv;
-    if (!inst->c || inst->status.state != DRIVER_STATE_RUNNING)
-        return duet_err_set(err, ESRCH, "workload %s is not running", inst->spec->name);
+    if (!inst->c || inst->core.status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, ESRCH, "workload %s is not running", inst->core.spec->name);
     struct op *op = op_new(OP_EXEC, NULL, opaque);
     op->argv = argv;
     op->out_fd = out_fd;
@@ -606,18 +569,18 @@ static int ct_exec(struct driver *drv, struct driver_instance *inst, const char 
 static int ct_netns(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
 {
     (void)drv;
-    if (!inst->c || inst->c->pidfd < 0 || inst->status.state != DRIVER_STATE_RUNNING)
-        return duet_err_set(err, ESRCH, "workload %s is not running", inst->spec->name);
+    if (!inst->c || inst->c->pidfd < 0 || inst->core.status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, ESRCH, "workload %s is not running", inst->core.spec->name);
     char p[64];
     snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)inst->c->pid);
     *fd = open(p, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
-        return duet_err_sys(err, "workload %s: cannot open %s", inst->spec->name, p);
+        return duet_err_sys(err, "workload %s: cannot open %s", inst->core.spec->name, p);
     /* Still alive after the open: the pid was not reused, the namespace is its own. */
     if (syscall(SYS_pidfd_send_signal, inst->c->pidfd, 0, NULL, 0) < 0) {
         close(*fd);
         *fd = -1;
-        return duet_err_set(err, ESRCH, "workload %s has exited", inst->spec->name);
+        return duet_err_set(err, ESRCH, "workload %s has exited", inst->core.spec->name);
     }
     return 0;
 }

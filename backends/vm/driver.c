@@ -58,6 +58,7 @@
 #include "common/fsutil.h"
 #include "guest_image.h"
 #include "network/ipam.h"
+#include "backends/instance.h"
 #include "backends/opqueue.h"
 #include "backends/rootfs.h"
 #include "vm.h"
@@ -87,8 +88,7 @@ struct vm_priv {
 };
 
 struct driver_instance {
-    struct driver *drv;
-    const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
+    struct inst_core core;              /* first: the life both drivers share (backends/instance.h) */
     struct driver_instance *next;
     char dom_name[160];
     char uuid[VIR_UUID_STRING_BUFLEN];
@@ -97,37 +97,30 @@ struct driver_instance {
     bool defined;
     bool kvm;                           /* defined as type kvm */
     bool prints;                        /* its console shows progress early */
-    bool exit_reported;
     bool stop_seen;                     /* a STOPPED event came while an op was pending */
     bool shutdown_seen;                 /* libvirt said the guest shut down (before its STOPPED) */
     int qemu_pid;                       /* its QEMU, from libvirt's pid file once running; 0: unknown */
     bool qemu_reaped;                   /* this process reaped it: qemu_wstatus says how it ended */
     int qemu_wstatus;
     int stop_detail;
-    struct opq q;                       /* its operations, in order */
-    bool released;                      /* forgotten while an operation ran: freed when it ends */
-    driver_exit_cb on_exit;
-    void *exit_opaque;
-    struct driver_status status;
-    struct net_attachment net;
-    bool has_net;
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER };
 
 struct op {
-    struct opq_item item;               /* first: an op is its queue item */
-    enum op_kind kind;
-    struct driver_instance *inst;
+    struct inst_op base;                /* first: kind, rc, err, the caller's callback */
     uint64_t grace_ms;
     const char *handle;
-    int rc;
     int dom_state;                      /* recover: what libvirt says */
     bool powered_off;                   /* recover: the guest is known to have powered off */
     bool fell_back;                     /* start: KVM hung, restarted under emulation */
     int end_detail;                     /* stop: how the guest was seen to end, or -1 */
-    struct duet_err err;
 };
+
+static struct driver_instance *inst_of(struct op *op)
+{
+    return (struct driver_instance *)op->base.inst;
+}
 
 static struct vm_priv *priv(struct driver *drv)
 {
@@ -303,7 +296,7 @@ static bool status_says_oom(const struct driver_instance *inst)
 /* Its QEMU's pid, from the pid file libvirt keeps while it runs. */
 static int qemu_pid_of(const struct driver_instance *inst)
 {
-    struct vm_priv *p = priv(inst->drv);
+    struct vm_priv *p = priv(inst->core.drv);
     char path[PATH_MAX * 2];
     if (p->embed)
         snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
@@ -332,7 +325,7 @@ static uint64_t mem_available(void)
 static bool guest_progressed(const struct driver_instance *inst)
 {
     char path[PATH_MAX];
-    inst_path(inst, inst->spec->image.rootfs ? "status" : "console.log", path, sizeof(path));
+    inst_path(inst, inst->core.spec->image.rootfs ? "status" : "console.log", path, sizeof(path));
     struct stat st;
     return stat(path, &st) == 0 && st.st_size > 0;
 }
@@ -350,8 +343,8 @@ static bool use_kvm(struct vm_priv *p)
 /* Builds the domain definition for inst (images prepared on the way). */
 static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct duet_err *err)
 {
-    struct vm_priv *p = priv(inst->drv);
-    const struct workload_spec *w = inst->spec;
+    struct vm_priv *p = priv(inst->core.drv);
+    const struct workload_spec *w = inst->core.spec;
     char what[96], console[PATH_MAX], status[PATH_MAX], overlay[PATH_MAX], initrd[PATH_MAX];
     snprintf(what, sizeof(what), "VM %s", w->name);
     inst_path(inst, "console.log", console, sizeof(console));
@@ -372,11 +365,11 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     char cmdline[4096], ipcfg[160] = "", mac[18];
     const char *kernel = w->image.kernel;
     uint64_t disk_bytes = wl_disk_bytes(w);
-    if (inst->has_net) {
+    if (inst->core.has_net) {
         /* The address goes on the kernel command line in the form the
          * kernel's own ip= autoconfiguration, initramfs-tools, dracut and
          * duet-vminit all read: client::gateway:netmask:hostname:device:off:dns */
-        const struct net_attachment *n = &inst->net;
+        const struct net_attachment *n = &inst->core.net;
         char a[16], g[16], m[16], dns[16];
         struct ipam_subnet sn = {.prefix = n->prefix};
         ipam_format(n->addr, a);
@@ -480,7 +473,7 @@ static int define(struct driver_instance *inst, virConnectPtr c, bool kvm, struc
         return -1;
     virDomainPtr d = virDomainDefineXML(c, xml);
     if (!d)
-        return lv_err(err, "VM %s: libvirt refused its definition", inst->spec->name);
+        return lv_err(err, "VM %s: libvirt refused its definition", inst->core.spec->name);
     virDomainGetUUIDString(d, inst->uuid);
     virDomainFree(d);
     inst->defined = true;
@@ -496,15 +489,15 @@ static int clear_stale(struct driver_instance *inst, virConnectPtr c, struct due
     if (!d)
         return 0;
     char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VM_METADATA_NS, 0);
-    bool ours = meta && strstr(meta, priv(inst->drv)->owner);
+    bool ours = meta && strstr(meta, priv(inst->core.drv)->owner);
     free(meta);
     int rc = 0;
     if (!ours) {
         rc = duet_err_set(err, EEXIST,
                           "VM %s: libvirt already has a domain named %s that duet did not make; rename or remove it",
-                          inst->spec->name, inst->dom_name);
+                          inst->core.spec->name, inst->dom_name);
     } else if (virDomainIsActive(d) == 1) {
-        rc = duet_err_set(err, EEXIST, "VM %s is already running (domain %s); destroy it first", inst->spec->name,
+        rc = duet_err_set(err, EEXIST, "VM %s is already running (domain %s); destroy it first", inst->core.spec->name,
                           inst->dom_name);
     } else {
         undefine(d);
@@ -515,8 +508,8 @@ static int clear_stale(struct driver_instance *inst, virConnectPtr c, struct due
 
 static int do_create(struct driver_instance *inst, struct duet_err *err)
 {
-    struct vm_priv *p = priv(inst->drv);
-    const struct workload_spec *w = inst->spec;
+    struct vm_priv *p = priv(inst->core.drv);
+    const struct workload_spec *w = inst->core.spec;
     uint64_t mem = w->resources.memory ? w->resources.memory : WL_DEFAULT_MEMORY;
     if (mem < VM_MEMORY_FLOOR)
         return duet_err_set(err, EINVAL, "VM %s: resources.memory is below 64Mi, too little for a guest kernel",
@@ -527,7 +520,7 @@ static int do_create(struct driver_instance *inst, struct duet_err *err)
                             "VM %s: resources.memory %" PRIu64 " MiB is more than this host has available (%" PRIu64
                             " MiB); lower it or stop other workloads",
                             w->name, mem >> 20, avail >> 20);
-    virConnectPtr c = conn_get(inst->drv, err);
+    virConnectPtr c = conn_get(inst->core.drv, err);
     if (!c)
         return duet_err_prefix(err, "VM %s", w->name);
     int rc = clear_stale(inst, c, err);
@@ -555,7 +548,7 @@ static int dom_start(struct driver_instance *inst, virConnectPtr c, struct duet_
 {
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
     if (!d)
-        return lv_err(err, "VM %s: its domain is gone", inst->spec->name);
+        return lv_err(err, "VM %s: its domain is gone", inst->core.spec->name);
     /* Created here, empty, so that a libvirtd running QEMU as another user
      * hands them to that user (its DAC driver relabels files that exist)
      * rather than QEMU failing to create them in a directory of root's. */
@@ -566,25 +559,25 @@ static int dom_start(struct driver_instance *inst, virConnectPtr c, struct duet_
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
             virDomainFree(d);
-            return duet_err_sys(err, "VM %s: cannot create %s", inst->spec->name, path);
+            return duet_err_sys(err, "VM %s: cannot create %s", inst->core.spec->name, path);
         }
         close(fd);
     }
     int rc = virDomainCreate(d);
     virDomainFree(d);
     if (rc < 0)
-        return lv_err(err, "VM %s: libvirt could not start it", inst->spec->name);
+        return lv_err(err, "VM %s: libvirt could not start it", inst->core.spec->name);
     return 0;
 }
 
 static int do_start(struct op *op)
 {
-    struct driver_instance *inst = op->inst;
-    struct vm_priv *p = priv(inst->drv);
-    virConnectPtr c = conn_get(inst->drv, &op->err);
+    struct driver_instance *inst = inst_of(op);
+    struct vm_priv *p = priv(inst->core.drv);
+    virConnectPtr c = conn_get(inst->core.drv, &op->base.err);
     if (!c)
         return -1;
-    int rc = dom_start(inst, c, &op->err);
+    int rc = dom_start(inst, c, &op->base.err);
     pthread_mutex_lock(&p->lock);
     bool judge = rc == 0 && inst->kvm && inst->prints && p->opt.accel == VM_ACCEL_AUTO && !p->kvm_confirmed;
     pthread_mutex_unlock(&p->lock);
@@ -608,9 +601,9 @@ static int do_start(struct op *op)
                 virDomainFree(d);
             }
             inst->defined = false;
-            rc = define(inst, c, false, &op->err);
+            rc = define(inst, c, false, &op->base.err);
             if (rc == 0)
-                rc = dom_start(inst, c, &op->err);
+                rc = dom_start(inst, c, &op->base.err);
             op->fell_back = true;
         }
     }
@@ -628,8 +621,8 @@ static int dom_state(virDomainPtr d)
 
 static int do_stop(struct op *op)
 {
-    struct driver_instance *inst = op->inst;
-    virConnectPtr c = conn_get(inst->drv, &op->err);
+    struct driver_instance *inst = inst_of(op);
+    virConnectPtr c = conn_get(inst->core.drv, &op->base.err);
     if (!c)
         return -1;
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
@@ -646,7 +639,7 @@ static int do_stop(struct op *op)
             op->end_detail = VIR_DOMAIN_EVENT_STOPPED_DESTROYED;
             if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1) {
                 op->end_detail = -1;
-                rc = lv_err(&op->err, "VM %s: libvirt could not stop it", inst->spec->name);
+                rc = lv_err(&op->base.err, "VM %s: libvirt could not stop it", inst->core.spec->name);
             }
         }
     }
@@ -767,7 +760,7 @@ static void kill_stray_probes(const char *embed_root)
  * daemon ran.  Its pid file and /proc say the truth now. */
 static bool embedded_qemu_alive(struct driver_instance *inst)
 {
-    struct vm_priv *p = priv(inst->drv);
+    struct vm_priv *p = priv(inst->core.drv);
     char path[PATH_MAX * 2];
     snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
     _cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -803,36 +796,36 @@ static void kill_stray_qemus(const char *dom_name)
 
 static int do_destroy(struct op *op)
 {
-    struct driver_instance *inst = op->inst;
+    struct driver_instance *inst = inst_of(op);
     int rc = 0;
     if (inst->defined || inst->uuid[0]) {
-        virConnectPtr c = conn_get(inst->drv, &op->err);
+        virConnectPtr c = conn_get(inst->core.drv, &op->base.err);
         if (!c)
             return -1;
         virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
         if (d) {
             if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
-                rc = lv_err(&op->err, "VM %s: libvirt could not stop it", inst->spec->name);
+                rc = lv_err(&op->base.err, "VM %s: libvirt could not stop it", inst->core.spec->name);
             if (rc == 0 && undefine(d) < 0)
-                rc = lv_err(&op->err, "VM %s: libvirt could not remove its definition", inst->spec->name);
+                rc = lv_err(&op->base.err, "VM %s: libvirt could not remove its definition", inst->core.spec->name);
             virDomainFree(d);
         }
         conn_put(c);
     }
-    if (rc == 0 && priv(inst->drv)->embed)
+    if (rc == 0 && priv(inst->core.drv)->embed)
         kill_stray_qemus(inst->dom_name);
     if (rc == 0)
         sweep_machine_cgroups(inst->dom_name);
     if (rc == 0)
-        rc = duet_remove_tree(inst->dir, &op->err);
+        rc = duet_remove_tree(inst->dir, &op->base.err);
     return rc;
 }
 
 static int do_recover(struct op *op)
 {
-    struct driver_instance *inst = op->inst;
-    struct vm_priv *p = priv(inst->drv);
-    virConnectPtr c = conn_get(inst->drv, &op->err);
+    struct driver_instance *inst = inst_of(op);
+    struct vm_priv *p = priv(inst->core.drv);
+    virConnectPtr c = conn_get(inst->core.drv, &op->base.err);
     if (!c)
         return -1;
     op->dom_state = -1;
@@ -841,13 +834,13 @@ static int do_recover(struct op *op)
     if (d) {
         char *meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VM_METADATA_NS, 0);
         char want_name[200], want_owner[64];
-        snprintf(want_name, sizeof(want_name), ">%s<", inst->spec->name);
+        snprintf(want_name, sizeof(want_name), ">%s<", inst->core.spec->name);
         snprintf(want_owner, sizeof(want_owner), ">%s<", p->owner);
         if (!meta || !strstr(meta, want_name) || !strstr(meta, want_owner)) {
-            rc = duet_err_set(&op->err, ESTALE,
+            rc = duet_err_set(&op->base.err, ESTALE,
                               "VM %s: domain %s is not this workload's (its metadata names another); not "
                               "re-attaching",
-                              inst->spec->name, op->handle);
+                              inst->core.spec->name, op->handle);
         } else {
             inst->defined = true;
             op->dom_state = dom_state(d);
@@ -876,32 +869,32 @@ static int do_recover(struct op *op)
     } else {
         int code, sig;
         if (!read_status(inst, &code, &sig))
-            rc = duet_err_set(&op->err, ENOENT,
+            rc = duet_err_set(&op->base.err, ENOENT,
                               "VM %s: libvirt at %s has no domain %s and it left no exit status; it is gone",
-                              inst->spec->name, p->uri, op->handle);
+                              inst->core.spec->name, p->uri, op->handle);
     }
     conn_put(c);
     return rc;
 }
 
-static void on_work(struct opq_item *it)
+static void on_work(struct inst_op *b)
 {
-    struct op *op = (struct op *)it;
-    switch (op->kind) {
+    struct op *op = (struct op *)b;
+    switch (op->base.kind) {
     case OP_CREATE:
-        op->rc = do_create(op->inst, &op->err);
+        op->base.rc = do_create(inst_of(op), &op->base.err);
         break;
     case OP_START:
-        op->rc = do_start(op);
+        op->base.rc = do_start(op);
         break;
     case OP_STOP:
-        op->rc = do_stop(op);
+        op->base.rc = do_stop(op);
         break;
     case OP_DESTROY:
-        op->rc = do_destroy(op);
+        op->base.rc = do_destroy(op);
         break;
     case OP_RECOVER:
-        op->rc = do_recover(op);
+        op->base.rc = do_recover(op);
         break;
     }
 }
@@ -910,16 +903,13 @@ static void on_work(struct opq_item *it)
 
 static void report_exit(struct driver_instance *inst, int code, int sig)
 {
-    if (inst->exit_reported)
+    if (inst->core.exit_reported)
         return;
-    inst->exit_reported = true;
-    inst->status.state = DRIVER_STATE_EXITED;
-    inst->status.exit_code = code;
-    inst->status.term_signal = sig;
-    inst->status.exited_at_ms = clock_wall_ms();
-    inst->status.oom = sig == SIGKILL && status_says_oom(inst);
-    if (inst->on_exit)
-        inst->on_exit(inst->exit_opaque, &inst->status);
+    inst->core.status.exit_code = code;
+    inst->core.status.term_signal = sig;
+    inst->core.status.exited_at_ms = clock_wall_ms();
+    inst->core.status.oom = sig == SIGKILL && status_says_oom(inst);
+    inst_core_report_exit(&inst->core);
 }
 
 static void reap_qemus(struct vm_priv *p);
@@ -928,9 +918,9 @@ static void reap_qemus(struct vm_priv *p);
  * How, when this process reaped it (embedded mode); libvirt does not say. */
 static void qemu_ended(struct driver_instance *inst, int *code, int *sig)
 {
-    reap_qemus(priv(inst->drv));   /* the exit may be here before SIGCHLD's turn */
-    char *r = inst->status.reason;
-    size_t len = sizeof(inst->status.reason);
+    reap_qemus(priv(inst->core.drv));   /* the exit may be here before SIGCHLD's turn */
+    char *r = inst->core.status.reason;
+    size_t len = sizeof(inst->core.status.reason);
     *code = -1;
     *sig = 0;
     if (!inst->qemu_reaped) {
@@ -980,7 +970,7 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
     for (struct driver_instance *i = p->instances; i; i = i->next) {
         if (strcmp(i->uuid, uuid) != 0)
             continue;
-        bool live = i->status.state == DRIVER_STATE_RUNNING || i->status.state == DRIVER_STATE_STOPPING;
+        bool live = i->core.status.state == DRIVER_STATE_RUNNING || i->core.status.state == DRIVER_STATE_STOPPING;
         if (event == VIR_DOMAIN_EVENT_SHUTDOWN) {
             i->shutdown_seen = true;
             return;
@@ -991,8 +981,8 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
             return;
         if (live) {
             /* STOPPING: duet asked for the power-off. */
-            guest_ended(i, detail, i->status.state == DRIVER_STATE_STOPPING);
-        } else if (i->q.busy) {
+            guest_ended(i, detail, i->core.status.state == DRIVER_STATE_STOPPING);
+        } else if (i->core.q.busy) {
             /* Before start or recover has reported back (a guest that ends
              * at once; libvirt finding at reconnect that a QEMU died while
              * no daemon ran): kept for when it does. */
@@ -1052,14 +1042,14 @@ static void reap_qemus(struct vm_priv *p)
 
 static void link_instance(struct driver_instance *inst)
 {
-    struct vm_priv *p = priv(inst->drv);
+    struct vm_priv *p = priv(inst->core.drv);
     inst->next = p->instances;
     p->instances = inst;
 }
 
 static void unlink_instance(struct driver_instance *inst)
 {
-    struct vm_priv *p = priv(inst->drv);
+    struct vm_priv *p = priv(inst->core.drv);
     for (struct driver_instance **pp = &p->instances; *pp; pp = &(*pp)->next)
         if (*pp == inst) {
             *pp = inst->next;
@@ -1073,33 +1063,22 @@ static void instance_free(struct driver_instance *inst)
     free(inst);
 }
 
-static void after_work(struct opq_item *it, int status)
+/* What a completed operation means for the instance (instance.h decides
+ * the rest: released, cancelled, destroyed). */
+static bool on_finish(struct inst_op *b)
 {
-    struct op *op = (struct op *)it;
-    struct driver_instance *inst = op->inst;
-    if (inst->released) {
-        /* The daemon let go of it: no callback of its is wanted now. */
-        struct duet_err gone;
-        duet_err_set(&gone, ECANCELED, "%s was released", inst->spec->name);
-        free(op);
-        opq_drain(&inst->q, &gone);
-        instance_free(inst);
-        return;
-    }
-    if (status == UV_ECANCELED && op->rc == 0) {
-        op->rc = -1;
-        duet_err_set(&op->err, ECANCELED, "operation cancelled");
-    }
-    switch (op->kind) {
+    struct op *op = (struct op *)b;
+    struct driver_instance *inst = inst_of(op);
+    switch (op->base.kind) {
     case OP_CREATE:
-        if (op->rc == 0)
-            inst->status.state = DRIVER_STATE_CREATED;
+        if (op->base.rc == 0)
+            inst->core.status.state = DRIVER_STATE_CREATED;
         break;
     case OP_START:
-        if (op->rc == 0) {
-            inst->status.state = DRIVER_STATE_RUNNING;
-            inst->status.started_at_ms = clock_wall_ms();
-            inst->exit_reported = false;
+        if (op->base.rc == 0) {
+            inst->core.status.state = DRIVER_STATE_RUNNING;
+            inst->core.status.started_at_ms = clock_wall_ms();
+            inst->core.exit_reported = false;
             inst->qemu_pid = qemu_pid_of(inst);
             inst->qemu_reaped = false;
             /* An exit that came before this callback (a guest faster than
@@ -1121,30 +1100,30 @@ static void after_work(struct opq_item *it, int status)
          * re-attached to the domain) was seen never to deliver, leaving
          * the workload "stopping" for ever.  A late event finds the exit
          * reported and changes nothing. */
-        if (op->rc == 0 && op->end_detail >= 0 &&
-            (inst->status.state == DRIVER_STATE_RUNNING || inst->status.state == DRIVER_STATE_STOPPING))
+        if (op->base.rc == 0 && op->end_detail >= 0 &&
+            (inst->core.status.state == DRIVER_STATE_RUNNING || inst->core.status.state == DRIVER_STATE_STOPPING))
             guest_ended(inst, op->end_detail, true);
         break;
     case OP_DESTROY:
-        if (op->rc == 0)
-            inst->status.state = DRIVER_STATE_GONE;
+        if (op->base.rc == 0)
+            inst->core.status.state = DRIVER_STATE_GONE;
         break;
     case OP_RECOVER: {
         int code = -1, sig = 0;
-        if (op->rc < 0) {
+        if (op->base.rc < 0) {
             /* Not there, or not ours: the workload is gone.  recover has no
              * done callback; on_exit says so, and inspect keeps it. */
-            inst->status.state = DRIVER_STATE_GONE;
-            inst->exit_reported = true;
-            if (inst->on_exit)
-                inst->on_exit(inst->exit_opaque, &inst->status);
+            inst->core.status.state = DRIVER_STATE_GONE;
+            inst->core.exit_reported = true;
+            if (inst->core.on_exit)
+                inst->core.on_exit(inst->core.exit_opaque, &inst->core.status);
         } else if ((op->dom_state == VIR_DOMAIN_RUNNING || op->dom_state == VIR_DOMAIN_PAUSED) &&
                    !inst->stop_seen) {
-            inst->status.state = DRIVER_STATE_RUNNING;
+            inst->core.status.state = DRIVER_STATE_RUNNING;
             inst->qemu_pid = qemu_pid_of(inst);
         } else {
             /* It ended while no daemon ran. */
-            inst->status.state = DRIVER_STATE_RUNNING;
+            inst->core.status.state = DRIVER_STATE_RUNNING;
             if (read_status(inst, &code, &sig))
                 report_exit(inst, code, sig);
             else if (inst->stop_seen)
@@ -1159,35 +1138,35 @@ static void after_work(struct opq_item *it, int status)
     default:
         break;
     }
-    if (op->item.done)
-        op->item.done(op->item.opaque, op->rc == 0 ? NULL : &op->err);
-    if (op->kind == OP_DESTROY && op->rc == 0) {
-        struct duet_err gone;
-        duet_err_set(&gone, ENOENT, "VM %s was destroyed", inst->spec->name);
-        opq_drain(&inst->q, &gone);
-        free(op);
-        instance_free(inst);
-        return;
-    }
-    free(op);
-    opq_next(&inst->q);
+    return true;
 }
+
+/* Released: the guest goes on; nothing of libvirt's is held per instance. */
+static void on_let_go(struct inst_core *c, struct inst_op *running)
+{
+    (void)c;
+    (void)running;
+}
+
+static void on_free(struct inst_core *c)
+{
+    instance_free((struct driver_instance *)c);
+}
+
+static const struct inst_core_ops vm_inst_ops = {
+    .work = on_work, .finish = on_finish, .let_go = on_let_go, .free = on_free,
+};
 
 /* Runs op after what inst has queued; on failure op is freed. */
 static int queue(struct driver_instance *inst, struct op *op, struct duet_err *err)
 {
-    op->inst = inst;
-    return opq_push(&inst->q, &op->item, err);
+    return inst_op_queue(&inst->core, &op->base, err);
 }
 
 static struct op *op_new(enum op_kind kind, driver_done_cb done, void *opaque)
 {
-    struct op *op = calloc(1, sizeof(*op));
-    if (!op)
-        abort();
-    op->kind = kind;
-    op->item.done = done;
-    op->item.opaque = opaque;
+    struct op *op = inst_op_new(sizeof(struct op), kind, done, opaque);
+    op->base.destroys = kind == OP_DESTROY;
     return op;
 }
 
@@ -1199,10 +1178,7 @@ static struct driver_instance *instance_new(struct driver *drv, const struct wor
     struct driver_instance *inst = calloc(1, sizeof(*inst));
     if (!inst)
         abort();
-    inst->drv = drv;
-    inst->spec = spec;
-    inst->q = (struct opq){.loop = p->loop, .work = on_work, .after = after_work};
-    inst->status.exit_code = -1;
+    inst_core_init(&inst->core, drv, p->loop, spec, &vm_inst_ops);
     snprintf(inst->dom_name, sizeof(inst->dom_name), "%s-%s", p->owner, spec->name);
     snprintf(inst->dir, sizeof(inst->dir), "%s/vm/instances/%s", p->state_dir, spec->name);
     link_instance(inst);
@@ -1224,7 +1200,7 @@ static void console_rotate(struct driver_instance *inst)
     inst_path(inst, "console.log.1", prev, sizeof(prev));
     _cleanup_close_ int in = open(path, O_RDWR | O_CLOEXEC);
     struct stat st;
-    if (in < 0 || fstat(in, &st) < 0 || (uint64_t)st.st_size <= priv(inst->drv)->console_max)
+    if (in < 0 || fstat(in, &st) < 0 || (uint64_t)st.st_size <= priv(inst->core.drv)->console_max)
         return;
     _cleanup_close_ int out = open(prev, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (out < 0)
@@ -1338,8 +1314,8 @@ static int vm_create(struct driver *drv, const struct workload_spec *spec, const
         return duet_err_set(err, EINVAL, "the VM driver is not open");
     struct driver_instance *inst = instance_new(drv, spec);
     if (net) {
-        inst->net = *net;
-        inst->has_net = true;
+        inst->core.net = *net;
+        inst->core.has_net = true;
     }
     if (queue(inst, op_new(OP_CREATE, done, opaque), err) < 0) {
         instance_free(inst);
@@ -1355,8 +1331,8 @@ static int vm_start(struct driver *drv, struct driver_instance *inst, driver_don
     (void)drv;
     inst->stop_seen = false;
     inst->shutdown_seen = false;
-    inst->on_exit = on_exit;
-    inst->exit_opaque = opaque;
+    inst->core.on_exit = on_exit;
+    inst->core.exit_opaque = opaque;
     return queue(inst, op_new(OP_START, done, opaque), err);
 }
 
@@ -1366,8 +1342,8 @@ static int vm_stop(struct driver *drv, struct driver_instance *inst, uint64_t gr
     (void)drv;
     struct op *op = op_new(OP_STOP, done, opaque);
     op->grace_ms = grace_ms;
-    if (inst->status.state == DRIVER_STATE_RUNNING)
-        inst->status.state = DRIVER_STATE_STOPPING;
+    if (inst->core.status.state == DRIVER_STATE_RUNNING)
+        inst->core.status.state = DRIVER_STATE_STOPPING;
     return queue(inst, op, err);
 }
 
@@ -1381,14 +1357,8 @@ static int vm_destroy(struct driver *drv, struct driver_instance *inst, driver_d
 static void vm_release(struct driver *drv, struct driver_instance *inst)
 {
     (void)drv;
-    if (!inst)
-        return;
-    if (inst->q.busy) {
-        inst->released = true;
-        inst->on_exit = NULL;
-        return;
-    }
-    instance_free(inst);
+    if (inst)
+        inst_core_release(&inst->core);
 }
 
 static int vm_inspect(struct driver *drv, struct driver_instance *inst, struct driver_status *st,
@@ -1396,7 +1366,7 @@ static int vm_inspect(struct driver *drv, struct driver_instance *inst, struct d
 {
     (void)drv;
     (void)err;
-    *st = inst->status;
+    *st = inst->core.status;
     return 0;
 }
 
@@ -1410,12 +1380,12 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         virConnectRef(c);
     pthread_mutex_unlock(&p->lock);
     if (!c)
-        return duet_err_set(err, ENOTCONN, "VM %s: not connected to libvirt yet", inst->spec->name);
+        return duet_err_set(err, ENOTCONN, "VM %s: not connected to libvirt yet", inst->core.spec->name);
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
     virDomainInfo info;
     int rc = 0;
     if (!d || virDomainGetInfo(d, &info) < 0) {
-        rc = lv_err(err, "VM %s: no statistics from libvirt", inst->spec->name);
+        rc = lv_err(err, "VM %s: no statistics from libvirt", inst->core.spec->name);
     } else {
         st->cpu_ns = info.cpuTime;
         st->memory_limit = (uint64_t)info.maxMem << 10;
@@ -1434,7 +1404,7 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         inst_path(inst, "disk.qcow2", overlay, sizeof(overlay));
         if (stat(overlay, &ost) == 0) {
             st->disk_bytes = (uint64_t)ost.st_blocks * 512;
-            st->disk_limit = wl_disk_bytes(inst->spec);
+            st->disk_limit = wl_disk_bytes(inst->core.spec);
         }
     }
     if (d)
@@ -1448,7 +1418,7 @@ static int vm_handle(struct driver *drv, struct driver_instance *inst, char out[
 {
     (void)drv;
     if (!inst->uuid[0])
-        return duet_err_set(err, EINVAL, "VM %s has not been created", inst->spec->name);
+        return duet_err_set(err, EINVAL, "VM %s has not been created", inst->core.spec->name);
     snprintf(out, DRIVER_HANDLE_MAX, "%s", inst->uuid);
     return 0;
 }
@@ -1462,8 +1432,8 @@ static int vm_recover(struct driver *drv, const struct workload_spec *spec, cons
         return duet_err_set(err, EINVAL, "VM %s: the stored handle \"%s\" is not a domain UUID", spec->name,
                             handle ? handle : "");
     struct driver_instance *inst = instance_new(drv, spec);
-    inst->on_exit = on_exit;
-    inst->exit_opaque = opaque;
+    inst->core.on_exit = on_exit;
+    inst->core.exit_opaque = opaque;
     snprintf(inst->uuid, sizeof(inst->uuid), "%s", handle);
     struct op *op = op_new(OP_RECOVER, NULL, NULL);
     op->handle = inst->uuid;
@@ -1489,7 +1459,7 @@ static int vm_logs(struct driver *drv, struct driver_instance *inst, int *fd, in
         close(*prev);
         *prev = -1;
     }
-    return *fd < 0 ? duet_err_sys(err, "VM %s: cannot open its console log %s", inst->spec->name, path) : 0;
+    return *fd < 0 ? duet_err_sys(err, "VM %s: cannot open its console log %s", inst->core.spec->name, path) : 0;
 }
 
 static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
@@ -1505,7 +1475,7 @@ static int vm_exec(struct driver *drv, struct driver_instance *inst, const char 
     (void)opaque;
     return duet_err_set(err, ENOTSUP,
                         "VM %s: exec runs commands in containers only; a VM's console log is `duet logs %s`",
-                        inst->spec->name, inst->spec->name);
+                        inst->core.spec->name, inst->core.spec->name);
 }
 
 void vm_driver_set_console_max(struct driver *drv, uint64_t bytes)
@@ -1528,7 +1498,7 @@ static int vm_netns(struct driver *drv, struct driver_instance *inst, int *fd, s
     (void)drv;
     *fd = -1;
     return duet_err_set(err, ENOTSUP, "VM %s: its network is inside the guest; duet cannot enter it",
-                        inst->spec->name);
+                        inst->core.spec->name);
 }
 
 struct driver *vm_driver_new(const struct vm_driver_options *opt)

@@ -137,27 +137,39 @@ static int f_probe(struct driver *drv, struct driver_caps *caps, struct duet_err
     return 0;
 }
 
-static int f_create(struct driver *drv, const struct workload_spec *spec, const struct net_attachment *net,
-                    struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err)
+/* A new instance of workload `name`, kept until the driver is freed. */
+static struct fake_inst *inst_new(struct fake_driver *f, const char *name)
 {
-    (void)net, (void)err;
-    struct fake_driver *f = F(drv);
     struct fake_inst *i = calloc(1, sizeof(*i));
     if (!i)
         abort();
     i->f = f;
     i->id = ++f->next_id;
-    snprintf(i->name, sizeof(i->name), "%s", spec->name);
+    snprintf(i->name, sizeof(i->name), "%s", name);
     i->next = f->insts;
     f->insts = i;
+    return i;
+}
+
+/* Arms x to fail when *budget says so (fail_creates, fail_starts). */
+static void maybe_fail(struct fake_defer *x, int *budget)
+{
+    if (*budget > 0) {
+        (*budget)--;
+        x->fail = true;
+    }
+}
+
+static int f_create(struct driver *drv, const struct workload_spec *spec, const struct net_attachment *net,
+                    struct driver_instance **out, driver_done_cb done, void *opaque, struct duet_err *err)
+{
+    (void)net, (void)err;
+    struct fake_driver *f = F(drv);
+    struct fake_inst *i = inst_new(f, spec->name);
     f->creates++;
     oplog(f, "create", i->name);
     *out = (struct driver_instance *)i;
-    struct fake_defer *x = defer(f, f->op_ms, done_ok, i, done, opaque);
-    if (f->fail_creates > 0) {
-        f->fail_creates--;
-        x->fail = true;
-    }
+    maybe_fail(defer(f, f->op_ms, done_ok, i, done, opaque), &f->fail_creates);
     return 0;
 }
 
@@ -186,11 +198,7 @@ static int f_start(struct driver *drv, struct driver_instance *inst, driver_done
     i->opaque = opaque;
     f->starts++;
     oplog(f, "start", i->name);
-    struct fake_defer *x = defer(f, f->op_ms, started, i, done, opaque);
-    if (f->fail_starts > 0) {
-        f->fail_starts--;
-        x->fail = true;
-    }
+    maybe_fail(defer(f, f->op_ms, started, i, done, opaque), &f->fail_starts);
     return 0;
 }
 
@@ -281,16 +289,9 @@ static int f_recover(struct driver *drv, const struct workload_spec *spec, const
     oplog(f, "recover", spec->name);
     if (f->recover_as == FAKE_RECOVER_GONE)
         return duet_err_set(err, ENOENT, "%s: no instance %s on the host", spec->name, handle ? handle : "by name");
-    struct fake_inst *i = calloc(1, sizeof(*i));
-    if (!i)
-        abort();
-    i->f = f;
-    i->id = ++f->next_id;
-    snprintf(i->name, sizeof(i->name), "%s", spec->name);
+    struct fake_inst *i = inst_new(f, spec->name);
     i->on_exit = on_exit;
     i->opaque = opaque;
-    i->next = f->insts;
-    f->insts = i;
     *out = (struct driver_instance *)i;
     if (f->recover_as == FAKE_RECOVER_RUNNING)
         i->running = true;
