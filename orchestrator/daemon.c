@@ -68,11 +68,17 @@ struct driver *daemon_driver(const struct daemon *d, enum backend_kind k)
     return d->drv_open[k] ? d->drv[k] : NULL;
 }
 
-static void on_soon(uv_timer_t *t)
+/* Every workload's next step (after an apply, on resync, once the store
+ * takes writes again). */
+static void reconcile_every(struct daemon *d)
 {
-    struct daemon *d = t->data;
     DAEMON_WL_FOREACH(d, w)
         wl_reconcile(w);
+}
+
+static void on_soon(uv_timer_t *t)
+{
+    reconcile_every(t->data);
 }
 
 void daemon_reconcile_soon(struct daemon *d)
@@ -105,8 +111,7 @@ static void on_store_retry(uv_timer_t *t)
     d->degraded[0] = '\0';
     daemon_event(d, NULL, "store", "the state store takes writes again: every workload's state is written; "
                                    "duetd goes on");
-    DAEMON_WL_FOREACH(d, w)
-        wl_reconcile(w);
+    reconcile_every(d);
 }
 
 void daemon_degrade(struct daemon *d, const char *what, const struct duet_err *err)
@@ -309,9 +314,7 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
 
 static void on_resync(uv_timer_t *t)
 {
-    struct daemon *d = t->data;
-    DAEMON_WL_FOREACH(d, w)
-        wl_reconcile(w);
+    reconcile_every(t->data);
 }
 
 /* Work on the loop must stay short; when it does not, the log says so

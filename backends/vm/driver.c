@@ -760,14 +760,8 @@ static void kill_stray_probes(const char *embed_root)
  * daemon ran.  Its pid file and /proc say the truth now. */
 static bool embedded_qemu_alive(struct driver_instance *inst)
 {
-    struct vm_priv *p = priv(inst->core.drv);
-    char path[PATH_MAX * 2];
-    snprintf(path, sizeof(path), "%s/run/qemu/%s.pid", p->embed_root, inst->dom_name);
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    int pid = 0;
-    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
-        return false;
-    return is_qemu_of(pid, inst->dom_name);
+    int pid = qemu_pid_of(inst);
+    return pid > 0 && is_qemu_of(pid, inst->dom_name);
 }
 
 /* A QEMU that a daemon killed during its start left behind: started by

@@ -7,35 +7,6 @@
  */
 #include "dtest.h"
 
-/* The pid of the one live process whose command line holds every needle. */
-static int pid_matching(const char *const *needles)
-{
-    int found = 0;
-    DIR *dir = opendir("/proc");
-    struct dirent *e;
-    while (dir && (e = readdir(dir))) {
-        char path[300], buf[65536];
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-        int fd = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-        ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (len <= 0)
-            continue;
-        for (ssize_t i = 0; i < len; i++)
-            buf[i] = buf[i] ? buf[i] : ' ';
-        buf[len] = '\0';
-        bool all = true;
-        for (const char *const *n = needles; *n && all; n++)
-            all = strstr(buf, *n) != NULL;
-        if (all)
-            found = atoi(e->d_name);
-    }
-    if (dir)
-        closedir(dir);
-    return found;
-}
-
 Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
 {
     struct dd d;
@@ -99,8 +70,8 @@ Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
      * guest (libvirt reports only "failed"). */
     char *h0 = dd_handle(&d, "db");
     const char *needles[] = {"qemu-system", h0, NULL};
-    int qpid = pid_matching(needles);
-    cr_assert_gt(qpid, 0, "no QEMU with -uuid %s", h0);
+    int qpid;
+    cr_assert_eq(processes_matching_pid(needles, &qpid), 1, "not one QEMU with -uuid %s", h0);
     cr_assert_eq(kill(qpid, SIGKILL), 0);
     free(h0);
     deadline = dd_now_ms() + 30000;

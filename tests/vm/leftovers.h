@@ -62,9 +62,18 @@ static inline int machine_cgroups_left(const char *state)
 
 /* Live processes whose command line holds every one of needles (a
  * NULL-terminated list); a zombie's is empty, so it is not counted. */
+static inline int processes_matching_pid(const char *const *needles, int *pid);
 static inline int processes_matching(const char *const *needles)
 {
+    return processes_matching_pid(needles, NULL);
+}
+
+/* The same; *pid (when not NULL) is one of those it counted, 0: none. */
+static inline int processes_matching_pid(const char *const *needles, int *pid)
+{
     int n = 0;
+    if (pid)
+        *pid = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d))) {
@@ -88,6 +97,8 @@ static inline int processes_matching(const char *const *needles)
         for (const char *const *w = needles; *w && all; w++)
             all = strstr(buf, *w) != NULL;
         n += all;
+        if (all && pid)
+            *pid = atoi(e->d_name);
     }
     if (d)
         closedir(d);
