@@ -38,7 +38,7 @@ SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/grow.c common/sysinfo.c \
+LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
           scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
           backends/driver.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \

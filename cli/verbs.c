@@ -23,6 +23,7 @@
 #include "verbs.h"
 #include "client.h"
 #include "common/clock.h"
+#include "common/jsonfmt.h"
 #include "manifests/manifest.h"
 
 #define EXIT_REFUSED 1
@@ -55,8 +56,9 @@ static int refused(int status, const char *body)
     return status >= 500 ? EXIT_REFUSED : EXIT_REFUSED;
 }
 
-/* GET/POST/DELETE with a JSON answer; NULL (and *rc set) on failure. */
-static json_t *call_json(const char *method, const char *path, const char *body, int *rc)
+/* GET/POST/DELETE; the answer's body (NUL-terminated, the caller frees
+ * it) when it is a success, else NULL with *rc set and the reason said. */
+static char *call_raw(const char *method, const char *path, const char *body, size_t *len, int *rc)
 {
     struct client_buf b = {0};
     struct duet_err err = {0};
@@ -73,13 +75,30 @@ static json_t *call_json(const char *method, const char *path, const char *body,
         free(b.data);
         return NULL;
     }
+    *len = b.len;
+    return b.data ? b.data : strdup("");
+}
+
+static json_t *parse_answer(const char *text, int *rc)
+{
     json_error_t jerr;
-    json_t *j = json_loads(b.data, 0, &jerr);
-    free(b.data);
+    json_t *j = json_loads(text, 0, &jerr);
     if (!j) {
         fprintf(stderr, "duet: duetd's answer is not JSON: %s\n", jerr.text);
         *rc = EXIT_REFUSED;
     }
+    return j;
+}
+
+/* GET/POST/DELETE with a JSON answer; NULL (and *rc set) on failure. */
+static json_t *call_json(const char *method, const char *path, const char *body, int *rc)
+{
+    size_t len;
+    char *text = call_raw(method, path, body, &len, rc);
+    if (!text)
+        return NULL;
+    json_t *j = parse_answer(text, rc);
+    free(text);
     return j;
 }
 
@@ -430,6 +449,40 @@ static void warn_degraded(json_t *j)
         fprintf(stderr, "duet: warning: %s\n", why);
 }
 
+/* GET path printed as JSON the way print_json would, without a tree: a
+ * fleet's list is the largest answer there is (see common/jsonfmt.h). */
+static int print_answer_json(const char *path, int *rc)
+{
+    size_t len;
+    char *text = call_raw("GET", path, NULL, &len, rc);
+    if (!text)
+        return -1;
+    char *out = NULL;
+    struct jsonfmt_key degraded = {.name = "degraded"};
+    long n = jsonfmt_indent(text, len, &degraded, &out);
+    if (n < 0) {
+        /* the parser says what is wrong with it */
+        json_t *j = parse_answer(text, rc);
+        free(text);
+        if (!j)
+            return -1;
+        warn_degraded(j);
+        print_json(j);
+        json_decref(j);
+        return 0;
+    }
+    if (degraded.value) {
+        json_t *why = json_loadb(degraded.value, degraded.len, JSON_DECODE_ANY, NULL);
+        if (json_is_string(why))
+            fprintf(stderr, "duet: warning: %s\n", json_string_value(why));
+        json_decref(why);
+    }
+    fwrite(out, 1, (size_t)n, stdout);
+    free(out);
+    free(text);
+    return 0;
+}
+
 static int cmd_get(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
@@ -465,13 +518,13 @@ static int cmd_get(int argc, char **argv)
     char path[128];
     snprintf(path, sizeof(path), name ? "/v1/workloads/%s" : "/v1/workloads", name);
     int rc = 0;
+    if (strcmp(fmt, "json") == 0)
+        return print_answer_json(path, &rc) < 0 ? rc : 0;
     json_t *j = call_json("GET", path, NULL, &rc);
     if (!j)
         return rc;
     warn_degraded(j);
-    if (strcmp(fmt, "json") == 0)
-        print_json(j);
-    else if (strcmp(fmt, "yaml") == 0)
+    if (strcmp(fmt, "yaml") == 0)
         yaml_print(stdout, j, 0, false);
     else {
         printf("%-20s %-15s %-10s %-11s %-10s %-9s %s\n", "NAME", "ROLE", "BACKEND", "STATE", "HEALTH", "RESTARTS",

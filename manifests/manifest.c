@@ -452,39 +452,67 @@ static void check_cycles(struct manifest_set *set)
     strmap_free(&index);
 }
 
+/* One published host port, in the order the set holds them: the first of
+ * a (protocol, port) is its owner, every later one from another workload
+ * a conflict. */
+struct port_use {
+    unsigned key;   /* protocol * 65536 + host port */
+    size_t seq;
+    const struct wl_port *port;
+    const struct workload_spec *wl;
+};
+
+static int port_use_cmp(const void *a, const void *b)
+{
+    const struct port_use *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sorted, not a table of every port: a run of one workload validates the
+ * whole fleet beside it, and zeroing 2 x 65536 slots per request cost more
+ * than the container it started. */
 static void check_ports(struct manifest_set *set)
 {
-    /* 65536 ports x 2 protocols: a direct table beats hashing. */
-    const struct wl_port **owner = calloc(2 * 65536, sizeof(*owner));
-    const struct workload_spec **owner_wl = calloc(2 * 65536, sizeof(*owner_wl));
-    if (!owner || !owner_wl)
+    size_t n = 0;
+    for (size_t i = 0; i < set->n_workloads; i++)
+        n += set->workloads[i]->n_ports;
+    if (n < 2)
+        return;
+    struct port_use *use = malloc(n * sizeof(*use));
+    if (!use)
         abort();
+    size_t k = 0;
     for (size_t i = 0; i < set->n_workloads; i++) {
         const struct workload_spec *w = set->workloads[i];
-        for (size_t j = 0; j < w->n_ports; j++) {
-            const struct wl_port *p = &w->ports[j];
-            size_t slot = (size_t)p->protocol * 65536 + p->host;
-            if (!owner[slot]) {
-                owner[slot] = p;
-                owner_wl[slot] = w;
-                continue;
-            }
-            if (owner_wl[slot] == w)
-                continue;
-            /* Said where the user can change it: a context workload (the
-             * fleet already applied) is the holder, never the culprit. */
-            bool ctx = set->context_file && strcmp(p->pos.file, set->context_file) == 0;
-            const struct wl_port *at = ctx ? owner[slot] : p;
-            const struct workload_spec *holder = ctx ? w : owner_wl[slot];
-            bool holder_ctx = set->context_file && strcmp(holder->pos.file, set->context_file) == 0;
-            diag_add(&set->diags, at->pos.file, at->pos.line, at->pos.col,
-                     "host port %u/%s is already published by workload \"%s\"%s; pick another host port", p->host,
-                     p->protocol == WL_PROTO_TCP ? "tcp" : "udp", holder->name,
-                     holder_ctx ? " (applied earlier)" : "");
-        }
+        for (size_t j = 0; j < w->n_ports; j++, k++)
+            use[k] = (struct port_use){.key = (unsigned)w->ports[j].protocol * 65536u + w->ports[j].host,
+                                       .seq = k,
+                                       .port = &w->ports[j],
+                                       .wl = w};
     }
-    free(owner);
-    free(owner_wl);
+    qsort(use, n, sizeof(*use), port_use_cmp);
+    for (size_t first = 0, i = 1; i < n; i++) {
+        if (use[i].key != use[first].key) {
+            first = i;
+            continue;
+        }
+        const struct wl_port *p = use[i].port;
+        const struct workload_spec *w = use[i].wl;
+        if (use[first].wl == w)
+            continue;
+        /* Said where the user can change it: a context workload (the
+         * fleet already applied) is the holder, never the culprit. */
+        bool ctx = set->context_file && strcmp(p->pos.file, set->context_file) == 0;
+        const struct wl_port *at = ctx ? use[first].port : p;
+        const struct workload_spec *holder = ctx ? w : use[first].wl;
+        bool holder_ctx = set->context_file && strcmp(holder->pos.file, set->context_file) == 0;
+        diag_add(&set->diags, at->pos.file, at->pos.line, at->pos.col,
+                 "host port %u/%s is already published by workload \"%s\"%s; pick another host port", p->host,
+                 p->protocol == WL_PROTO_TCP ? "tcp" : "udp", holder->name, holder_ctx ? " (applied earlier)" : "");
+    }
+    free(use);
 }
 
 void manifest_set_validate(struct manifest_set *set)

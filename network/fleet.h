@@ -32,7 +32,7 @@
 #include "netlink.h"
 
 #define FLEET_DEFAULT_BRIDGE "duet0"
-#define FLEET_DEFAULT_SUBNET "10.88.0.0/16"
+#define FLEET_DEFAULT_SUBNET "10.47.0.0/16"
 #define FLEET_DNS_TTL 5
 
 struct fleet_net_config {

@@ -63,6 +63,9 @@
 #include "backends/rootfs.h"
 #include "vm.h"
 
+/* How long SIGCHLDs gather before one scan for orphaned QEMUs. */
+#define VM_REAP_DELAY_MS 10
+
 struct vm_priv {
     struct vm_driver_options opt;
     char uri_opt[256], vminit[PATH_MAX], guest_kernel[PATH_MAX];
@@ -82,6 +85,8 @@ struct vm_priv {
 
     struct driver_instance *instances;  /* loop thread only */
     uv_signal_t sigchld;
+    uv_timer_t reap_timer;              /* one /proc scan for a burst of SIGCHLDs */
+    bool embed_used;                    /* the embedded driver ever ran: QEMUs may be orphans of ours */
     uv_timer_t console_check;           /* caps the consoles (VM_CONSOLE_MAX) */
     uint64_t console_max;
     bool reaping;
@@ -237,6 +242,7 @@ static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
                 return NULL;
             }
             p->embed = true;
+            __atomic_store_n(&p->embed_used, true, __ATOMIC_RELEASE);
         }
     }
     p->lifecycle_cb = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
@@ -995,10 +1001,24 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
  * daemonizing calls setsid); a QEMU libvirt runs as its direct child (the
  * capability probe) stays in our session and libvirt waits for it itself,
  * as the container runtime does for its children. */
+static void on_reap_timer(uv_timer_t *t)
+{
+    reap_qemus(t->data);
+}
+
+/* The scan reads every process's stat, so it is skipped where no QEMU of
+ * ours can exist (libvirtd's QEMUs are libvirtd's children; containers are
+ * reaped by their driver) and run once for a burst: 500 containers
+ * deleted at once would otherwise scan /proc 500 times over their 1,000
+ * processes.  libvirt waits for its QEMU to vanish, so a few milliseconds
+ * later is only that much later. */
 static void on_sigchld(uv_signal_t *h, int sig)
 {
     (void)sig;
-    reap_qemus(h->data);
+    struct vm_priv *p = h->data;
+    if (!__atomic_load_n(&p->embed_used, __ATOMIC_ACQUIRE) || uv_is_active((uv_handle_t *)&p->reap_timer))
+        return;
+    uv_timer_start(&p->reap_timer, on_reap_timer, VM_REAP_DELAY_MS, 0);
 }
 
 static void reap_qemus(struct vm_priv *p)
@@ -1263,6 +1283,9 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     p->sigchld.data = p;
     uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
     uv_unref((uv_handle_t *)&p->sigchld);
+    uv_timer_init(loop, &p->reap_timer);
+    p->reap_timer.data = p;
+    uv_unref((uv_handle_t *)&p->reap_timer);
     uv_timer_init(loop, &p->console_check);
     p->console_check.data = p;
     uv_timer_start(&p->console_check, on_console_check, VM_CONSOLE_CHECK_MS, VM_CONSOLE_CHECK_MS);
@@ -1287,6 +1310,7 @@ static void vm_close(struct driver *drv)
     pthread_mutex_unlock(&p->lock);
     if (p->reaping) {
         uv_close((uv_handle_t *)&p->sigchld, NULL);
+        uv_close((uv_handle_t *)&p->reap_timer, NULL);
         uv_close((uv_handle_t *)&p->console_check, NULL);
         p->reaping = false;
     }

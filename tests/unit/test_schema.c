@@ -309,6 +309,27 @@ Test(schema, host_ports_published_once_across_the_fleet)
     manifest_set_free(set);
 }
 
+/* The first to publish a port holds it, however many follow and in
+ * whatever order their ports are listed; a port is per protocol. */
+Test(schema, every_later_publisher_of_a_port_names_the_first)
+{
+    const char *yaml =
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: a}\n"
+        "spec: {image: {disk: /d}, ports: [{host: 65535, port: 1, protocol: udp}, {host: 9000, port: 1}]}\n---\n"
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: b}\n"
+        "spec: {image: {disk: /d}, ports: [{host: 1, port: 1}, {host: 9000, port: 2}, {host: 65535, port: 1}]}\n---\n"
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: c}\n"
+        "spec: {image: {disk: /d}, ports: [{host: 9000, port: 3}, {host: 1, port: 1, protocol: udp}]}\n";
+    struct manifest_set *set = load_yaml(yaml);
+    char buf[4096];
+    cr_assert_eq(diag_count(&set->diags), 2, "%s", diags_text(set, buf, sizeof(buf)));
+    for (size_t i = 0; i < 2; i++)
+        cr_expect(strstr(set->diags.v[i].msg, "host port 9000/tcp is already published by workload \"a\""), "%s",
+                  diags_text(set, buf, sizeof(buf)));
+    cr_expect_neq(set->diags.v[0].line, set->diags.v[1].line, "said at b's port and at c's");
+    manifest_set_free(set);
+}
+
 /* A port the fleet already publishes (context documents, as duetd loads
  * the rest of the fleet into an apply): said at the user's port, naming
  * the workload that holds it, never at a place in the context. */
