@@ -31,6 +31,12 @@ int cgroup_attach(const struct cgroup_layout *l, const char *name, pid_t pid, st
     return ops(l)->attach(l, name, pid, err);
 }
 
+int cgroup_cpu_quota_open(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,
+                          struct duet_err *err)
+{
+    return ops(l)->cpu_quota_open(l, name, cpus, val, len, err);
+}
+
 int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
                       struct duet_err *err)
 {
@@ -84,6 +90,16 @@ int cgroup_write_file(const char *dir, const char *file, const char *value, stru
     if (n < 0 || (size_t)n != len)
         return duet_err_sys(err, "cannot write \"%s\" to %s", value, path);
     return 0;
+}
+
+int cgroup_open_file(const char *dir, const char *file, struct duet_err *err)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return duet_err_sys(err, "cannot open %s", path);
+    return fd;
 }
 
 static int read_small(const char *dir, const char *file, char *buf, size_t len)

@@ -45,11 +45,19 @@ struct cgroup_stats {
 /* root is normally "/sys/fs/cgroup"; tests point it elsewhere. */
 int cgroup_layout_detect(const char *root, struct cgroup_layout *out, struct duet_err *err);
 
-/* Creates PARENT/NAME with the limits.  Fails with the reason (a limit the
+/* Creates PARENT/NAME with the limits but the CPU quota (see below).  Fails with the reason (a limit the
  * kernel refuses is named with the value it refused); a group that already
  * exists is an error and is left as it is. */
 int cgroup_create(const struct cgroup_layout *l, const char *name, const struct cgroup_limits *lim,
                   struct duet_err *err);
+/* The CPU quota is the last limit set, by the container's setup process
+ * just before the workload's first instruction: mounts, the seccomp
+ * filter and the exec of duet-init are duet's work, and under a quota of
+ * 0.01 CPUs they took a second.  Opens the file that holds the quota of
+ * PARENT/NAME for writing (O_CLOEXEC) and puts what to write into it for
+ * `cpus` in val; the fd, or -1. */
+int cgroup_cpu_quota_open(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,
+                          struct duet_err *err);
 /* Moves pid into duet/NAME (every hierarchy). */
 int cgroup_attach(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err);
 int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
@@ -70,6 +78,8 @@ struct cgroup_ops {
     int (*stats)(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st, struct duet_err *err);
     int (*destroy)(const struct cgroup_layout *l, const char *name, struct duet_err *err);
     bool (*exists)(const struct cgroup_layout *l, const char *name);
+    int (*cpu_quota_open)(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,
+                          struct duet_err *err);
 };
 
 extern const struct cgroup_ops cgroup_v1_ops;
@@ -82,6 +92,8 @@ bool cgroup_v2_offers(const char *dir, const char *controller);
  * the kernel's floor of 1 ms). */
 long long cgroup_cpu_quota_us(double cpus);
 int cgroup_write_file(const char *dir, const char *file, const char *value, struct duet_err *err);
+/* DIR/FILE opened for writing (O_CLOEXEC); -1 with the reason. */
+int cgroup_open_file(const char *dir, const char *file, struct duet_err *err);
 int cgroup_read_u64(const char *dir, const char *file, uint64_t *v);
 /* Value of "KEY N" in a flat-keyed file (memory.events, cpu.stat). */
 int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v);

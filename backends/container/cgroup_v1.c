@@ -90,11 +90,9 @@ static int v1_create(const struct cgroup_layout *l, const char *name, const stru
             goto fail;
     }
     if (lim->cpus > 0) {
+        /* the period now, the quota by cgroup_cpu_quota_open's caller */
         dir_of(l, "cpu", name, dir, sizeof(dir));
         if (cgroup_write_file(dir, "cpu.cfs_period_us", "100000", err) < 0)
-            goto fail;
-        snprintf(val, sizeof(val), "%lld", cgroup_cpu_quota_us(lim->cpus));
-        if (cgroup_write_file(dir, "cpu.cfs_quota_us", val, err) < 0)
             goto fail;
     }
     if (lim->pids) {
@@ -159,7 +157,17 @@ static void v1_remove_parent(const struct cgroup_layout *l, const char *parent)
     }
 }
 
+static int v1_cpu_quota_open(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,
+                             struct duet_err *err)
+{
+    char dir[512];
+    dir_of(l, "cpu", name, dir, sizeof(dir));
+    snprintf(val, len, "%lld", cgroup_cpu_quota_us(cpus));
+    return cgroup_open_file(dir, "cpu.cfs_quota_us", err);
+}
+
 const struct cgroup_ops cgroup_v1_ops = {
+    .cpu_quota_open = v1_cpu_quota_open,
     .remove_parent = v1_remove_parent,
     .create = v1_create, .attach = v1_attach, .stats = v1_stats, .destroy = v1_destroy, .exists = v1_exists,
 };

@@ -79,11 +79,7 @@ static int v2_create(const struct cgroup_layout *l, const char *name, const stru
         if (access(sw, F_OK) == 0 && cgroup_write_file(dir, "memory.swap.max", "0", err) < 0)
             goto fail;
     }
-    if (lim->cpus > 0) {
-        snprintf(val, sizeof(val), "%lld 100000", cgroup_cpu_quota_us(lim->cpus));
-        if (cgroup_write_file(dir, "cpu.max", val, err) < 0)
-            goto fail;
-    }
+    /* cpu.max: by cgroup_cpu_quota_open's caller */
     if (lim->pids) {
         snprintf(val, sizeof(val), "%llu", (unsigned long long)lim->pids);
         if (cgroup_write_file(dir, "pids.max", val, err) < 0)
@@ -136,7 +132,17 @@ static void v2_remove_parent(const struct cgroup_layout *l, const char *parent)
     rmdir(dir);
 }
 
+static int v2_cpu_quota_open(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,
+                             struct duet_err *err)
+{
+    char dir[512];
+    dir_of(l, name, dir, sizeof(dir));
+    snprintf(val, len, "%lld 100000", cgroup_cpu_quota_us(cpus));
+    return cgroup_open_file(dir, "cpu.max", err);
+}
+
 const struct cgroup_ops cgroup_v2_ops = {
+    .cpu_quota_open = v2_cpu_quota_open,
     .remove_parent = v2_remove_parent,
     .create = v2_create, .attach = v2_attach, .stats = v2_stats, .destroy = v2_destroy, .exists = v2_exists,
 };

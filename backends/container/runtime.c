@@ -439,6 +439,8 @@ struct child_args {
     char *const *init_argv;
     char *const *envp;
     const struct net_attachment *net;
+    int quota_fd;               /* the cgroup's CPU quota file, or -1 (cgroup_cpu_quota_open) */
+    const char *quota;          /* what to write into it */
 };
 
 static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
@@ -571,6 +573,14 @@ static _Noreturn void child_main(const struct child_args *a)
         CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
         CHECK(STEP_NETWORK, a->net ? network_up(a->net, &what) : 0);
     }
+    /* The CPU quota now, not when the cgroup was made: the setup above is
+     * duet's own work, and a container given 0.01 CPUs spent a second in
+     * it.  Before the cgroup namespace: a write from inside one to its
+     * own root's files is refused on cgroup v2. */
+    if (a->quota_fd >= 0)
+        CHECK(STEP_CGROUPNS, write(a->quota_fd, a->quota, strlen(a->quota)) != (ssize_t)strlen(a->quota)
+                                 ? (what = "setting the CPU quota (resources.cpus)", -1)
+                                 : 0);
     CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     prctl(PR_SET_PDEATHSIG, 0);
     close(rootfd);
@@ -858,7 +868,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
     }
 
     int sync[2] = {-1, -1}, report[2] = {-1, -1}, log_fd = -1, exit_fd = -1, null_fd = -1, prev_log_fd = -1,
-        tree = -1, layer = -1, rc = -1;
+        tree = -1, layer = -1, quota_fd = -1, rc = -1;
+    char quota[64] = "";
     pid_t pid = -1;
     int *keep = NULL;
     size_t n_keep = 0;
@@ -891,11 +902,16 @@ int container_start(struct container *c, const struct container_config *cfg, str
         duet_err_sys(err, "container %s: cannot open its files", c->name);
         goto out;
     }
+    if (w->resources.cpus > 0 &&
+        (quota_fd = cgroup_cpu_quota_open(&rt->cgroup, c->cgroup, w->resources.cpus, quota, sizeof(quota), err)) < 0) {
+        duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_CGROUP]);
+        goto out;
+    }
     /* What the child keeps (child_main closes everything else). */
-    keep = calloc(8 + w->n_volumes, sizeof(int));
+    keep = calloc(9 + w->n_volumes, sizeof(int));
     if (!keep)
         abort();
-    int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer};
+    int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer, quota_fd};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         keep[n_keep++] = fixed[i];
     for (size_t i = 0; i < w->n_volumes; i++)
@@ -921,6 +937,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .init_argv = (char *const *)argv,
         .envp = (char *const *)envp,
         .net = cfg->net,
+        .quota_fd = quota_fd,
+        .quota = quota,
     };
     if (cfg->fail_at == STEP_CLONE) {
         duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_CLONE]);
@@ -1011,6 +1029,8 @@ out:
         close(tree);
     if (layer >= 0)
         close(layer);
+    if (quota_fd >= 0)
+        close(quota_fd);
     if (log_fd >= 0)
         close(log_fd);
     if (exit_fd >= 0)
