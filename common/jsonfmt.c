@@ -114,6 +114,21 @@ static bool scalar_ok(const char *s, size_t n)
     return i == n;
 }
 
+/* A string or a scalar where a value goes: kept as it is, and noted when
+ * it is the value of the top-level member asked for. */
+static void value(struct fmt *f, const char *s, size_t n, bool *want, struct jsonfmt_key *key)
+{
+    if (f->ex == EX_VALUE_OR_CLOSE)
+        newline(f);
+    if (*want) {
+        key->value = s;
+        key->len = n;
+        *want = false;
+    }
+    put(f, s, n);
+    after_value(f);
+}
+
 static int run(struct fmt *f, const char *text, size_t len, struct jsonfmt_key *key)
 {
     bool want_value = false;   /* the top-level key just read is the one asked for */
@@ -177,19 +192,12 @@ static int run(struct fmt *f, const char *text, size_t len, struct jsonfmt_key *
                 want_value = key && f->depth == 1 && end - i - 2 == strlen(key->name) &&
                              memcmp(text + i + 1, key->name, end - i - 2) == 0;
                 f->ex = EX_COLON;
+                put(f, text + i, end - i);
             } else if (f->ex == EX_VALUE || f->ex == EX_VALUE_OR_CLOSE) {
-                if (f->ex == EX_VALUE_OR_CLOSE)
-                    newline(f);
-                if (want_value) {
-                    key->value = text + i;
-                    key->len = end - i;
-                    want_value = false;
-                }
-                after_value(f);
+                value(f, text + i, end - i, &want_value, key);
             } else {
                 return -1;
             }
-            put(f, text + i, end - i);
             i = end;
             continue;
         }
@@ -201,15 +209,7 @@ static int run(struct fmt *f, const char *text, size_t len, struct jsonfmt_key *
                 end++;
             if (!scalar_ok(text + i, end - i))
                 return -1;
-            if (f->ex == EX_VALUE_OR_CLOSE)
-                newline(f);
-            if (want_value) {
-                key->value = text + i;
-                key->len = end - i;
-                want_value = false;
-            }
-            put(f, text + i, end - i);
-            after_value(f);
+            value(f, text + i, end - i, &want_value, key);
             i = end;
             continue;
         }
