@@ -33,8 +33,9 @@ struct api {
 json_t *api_json_text(const char *s, size_t n);
 /* The workload named, or NULL after a 404 answer. */
 struct wl *api_find(struct api *a, struct http_conn *c, const char *name);
-/* The workload's row as the API shows it (get; with detail, describe). */
-json_t *api_wl_json(const struct wl *w, bool detail);
+/* One workload, whole: its summary (what GET /v1/workloads lists) and its
+ * spec, placement, health and instance. */
+json_t *api_wl_json(const struct wl *w);
 /* A store event as the API shows it. */
 json_t *api_event_json(const struct store_event *e);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonw.h"
 #include "manifests/hostpath.h"
 #include "orchestrator/api/internal.h"
 
@@ -37,63 +38,99 @@ json_t *api_json_text(const char *s, size_t n)
     return j;
 }
 
-static json_t *json_ms_or_null(int64_t ms)
+static void ms_or_null(struct jsonw *jw, const char *key, int64_t ms)
 {
-    return ms > 0 ? json_integer(ms) : json_null();
+    jsonw_key(jw, key);
+    if (ms > 0)
+        jsonw_int(jw, ms);
+    else
+        jsonw_null(jw);
 }
 
-json_t *api_wl_json(const struct wl *w, bool detail)
+static void string_or_null(struct jsonw *jw, const char *key, const char *s)
 {
-    json_t *j = json_object();
-    json_object_set_new(j, "name", json_string(w->name));
-    json_object_set_new(j, "role", json_string(wl_role_name(w->spec->role)));
-    json_object_set_new(j, "backend", json_string(backend_kind_name(w->backend)));
-    json_object_set_new(j, "state", json_string(wl_state_name(w)));
-    json_object_set_new(j, "phase", json_string(wl_phase_name(w->phase)));
-    json_object_set_new(j, "health", json_string(wl_health_name(w->health)));
-    json_object_set_new(j, "ready", json_boolean(wl_ready(w)));
-    json_object_set_new(j, "generation", json_integer(w->gen));
-    json_object_set_new(j, "restarts", json_integer(w->restarts));
-    json_object_set_new(j, "restart_policy", json_string(wl_restart_name(w->spec->restart)));
-    json_object_set_new(j, "created_at", json_ms_or_null(w->created_at));
-    json_object_set_new(j, "started_at", json_ms_or_null(w->started_at));
-    json_object_set_new(j, "exited_at", json_ms_or_null(w->exited_at));
+    jsonw_key(jw, key);
+    if (s)
+        jsonw_string(jw, s);
+    else
+        jsonw_null(jw);
+}
+
+/* A workload's summary, what `get` lists, written straight out: the list
+ * of a big fleet is the largest answer duetd gives, and building it as a
+ * tree first cost more than the rest of the request. */
+static void wl_summary_write(struct jsonw *jw, const struct wl *w)
+{
+    jsonw_object_begin(jw);
+    jsonw_kv_string(jw, "name", w->name);
+    jsonw_kv_string(jw, "role", wl_role_name(w->spec->role));
+    jsonw_kv_string(jw, "backend", backend_kind_name(w->backend));
+    jsonw_kv_string(jw, "state", wl_state_name(w));
+    jsonw_kv_string(jw, "phase", wl_phase_name(w->phase));
+    jsonw_kv_string(jw, "health", wl_health_name(w->health));
+    jsonw_kv_bool(jw, "ready", wl_ready(w));
+    jsonw_key(jw, "generation");
+    jsonw_int(jw, w->gen);
+    jsonw_key(jw, "restarts");
+    jsonw_int(jw, w->restarts);
+    jsonw_kv_string(jw, "restart_policy", wl_restart_name(w->spec->restart));
+    ms_or_null(jw, "created_at", w->created_at);
+    ms_or_null(jw, "started_at", w->started_at);
+    ms_or_null(jw, "exited_at", w->exited_at);
+    jsonw_key(jw, "last_exit");
     if (w->exited_at > 0) {
-        json_t *e = json_object();
-        json_object_set_new(e, "code", json_integer(w->last_exit));
-        json_object_set_new(e, "signal", json_integer(w->last_signal));
-        json_object_set_new(j, "last_exit", e);
+        jsonw_object_begin(jw);
+        jsonw_key(jw, "code");
+        jsonw_int(jw, w->last_exit);
+        jsonw_key(jw, "signal");
+        jsonw_int(jw, w->last_signal);
+        jsonw_object_end(jw);
     } else {
-        json_object_set_new(j, "last_exit", json_null());
+        jsonw_null(jw);
     }
-    json_object_set_new(j, "message", w->message ? json_string(w->message) : json_null());
+    string_or_null(jw, "message", w->message);
     /* The network: the address (kept until the workload is deleted) and
      * the host ports published to it. */
-    if (w->addr) {
-        char a[16];
+    char a[16];
+    if (w->addr)
         ipam_format(w->addr, a);
-        json_object_set_new(j, "address", json_string(a));
-    } else {
-        json_object_set_new(j, "address", json_null());
-    }
-    json_object_set_new(j, "network", json_string(wl_network_name(w->spec->network)));
-    json_t *ports = json_array();
+    string_or_null(jw, "address", w->addr ? a : NULL);
+    jsonw_kv_string(jw, "network", wl_network_name(w->spec->network));
+    jsonw_key(jw, "ports");
+    jsonw_array_begin(jw);
     for (size_t i = 0; i < w->spec->n_ports; i++) {
         const struct wl_port *p = &w->spec->ports[i];
-        json_t *x = json_object();
-        json_object_set_new(x, "host", json_integer(p->host));
-        json_object_set_new(x, "port", json_integer(p->port));
-        json_object_set_new(x, "protocol", json_string(p->protocol == WL_PROTO_UDP ? "udp" : "tcp"));
+        jsonw_object_begin(jw);
+        jsonw_kv_uint(jw, "host", p->host);
+        jsonw_kv_uint(jw, "port", p->port);
+        jsonw_kv_string(jw, "protocol", p->protocol == WL_PROTO_UDP ? "udp" : "tcp");
         const char *owner = w->d->net_open ? fleet_net_port_owner(&w->d->net, p->host, p->protocol) : NULL;
-        json_object_set_new(x, "published", json_boolean(owner && strcmp(owner, w->name) == 0 && w->addr));
-        json_array_append_new(ports, x);
+        jsonw_kv_bool(jw, "published", owner && strcmp(owner, w->name) == 0 && w->addr);
+        jsonw_object_end(jw);
     }
-    json_object_set_new(j, "ports", ports);
+    jsonw_array_end(jw);
     char warn[1024];
     if (hostpath_warning(w->spec, warn, sizeof(warn)))
-        json_object_set_new(j, "warning", json_string(warn));
-    if (!detail)
-        return j;
+        jsonw_kv_string(jw, "warning", warn);
+    jsonw_object_end(jw);
+}
+
+json_t *api_wl_json(const struct wl *w)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    if (!f)
+        abort();
+    struct jsonw jw;
+    jsonw_init(&jw, f, false);
+    wl_summary_write(&jw, w);
+    if (fclose(f) != 0)
+        abort();
+    json_t *j = json_loadb(text, n, 0, NULL);
+    free(text);
+    if (!j)
+        abort();   /* jsonw writes valid JSON whatever the strings hold */
     json_object_set_new(j, "spec", json_loads(w->spec_json, 0, NULL));
     json_object_set_new(j, "placement", json_loads(w->placement_json, 0, NULL));
     json_object_set_new(j, "health_message", w->health_msg ? json_string(w->health_msg) : json_null());
@@ -166,15 +203,29 @@ void api_get_workloads(struct api *a, struct http_conn *c)
     DAEMON_WL_FOREACH(d, w)
         v[n++] = w;
     qsort(v, n, sizeof(*v), by_name);
-    json_t *arr = json_array();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        abort();
+    struct jsonw jw;
+    jsonw_init(&jw, f, false);
+    jsonw_object_begin(&jw);
+    jsonw_key(&jw, "workloads");
+    jsonw_array_begin(&jw);
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, api_wl_json(v[i], false));
+        wl_summary_write(&jw, v[i]);
+    jsonw_array_end(&jw);
     free(v);
-    json_t *j = json_object();
-    json_object_set_new(j, "workloads", arr);
     if (d->degraded[0])
-        json_object_set_new(j, "degraded", json_string(d->degraded));
-    http_respond_json(c, 200, j);
+        jsonw_kv_string(&jw, "degraded", d->degraded);
+    jsonw_object_end(&jw);
+    /* A newline at the end, as http_respond_json writes. */
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        abort();
+    http_respond(c, 200, "application/json", text, len);
+    free(text);
 }
 
 void api_get_workload(struct api *a, struct http_conn *c, const char *name)
@@ -182,7 +233,7 @@ void api_get_workload(struct api *a, struct http_conn *c, const char *name)
     struct wl *w = api_find(a, c, name);
     if (!w)
         return;
-    json_t *j = api_wl_json(w, true);
+    json_t *j = api_wl_json(w);
     json_t *ev = json_array();
     struct duet_err err = {0};
     store_events(a->d->store, 0, w->name, DUETD_EVENTS_RECENT, add_event, ev, &err);
