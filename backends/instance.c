@@ -27,7 +27,8 @@ static void core_after(struct opq_item *it, int status)
     if (c->released) {
         /* The daemon let go of it: no callback of its is wanted now. */
         duet_err_set(&gone, ECANCELED, "%s was released", c->spec->name);
-        c->ops->let_go(c, op);
+        if (c->ops->let_go)
+            c->ops->let_go(c, op);
         free(op);
         core_free(c, &gone);
         return;
@@ -97,7 +98,8 @@ void inst_core_release(struct inst_core *c)
     }
     struct duet_err gone = {0};
     duet_err_set(&gone, ECANCELED, "%s was released", c->spec->name);
-    c->ops->let_go(c, NULL);
+    if (c->ops->let_go)
+        c->ops->let_go(c, NULL);
     core_free(c, &gone);
 }
 

@@ -50,7 +50,7 @@ struct inst_core_ops {
     bool (*finish)(struct inst_op *op);
     /* On the loop, after a release: let go of what the backend holds for
      * the instance without touching the workload; running is the
-     * operation that was in flight, or NULL. */
+     * operation that was in flight, or NULL.  NULL: nothing to let go of. */
     void (*let_go)(struct inst_core *c, struct inst_op *running);
     /* An operation that never ran (queued behind one that failed to be
      * submitted, or drained): tell its caller; NULL calls its done. */

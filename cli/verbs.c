@@ -442,11 +442,16 @@ static void row(json_t *w)
 
 /* A daemon whose store refuses writes still answers reads; the user must
  * know that what they see is not being acted on. */
+/* duetd's answer says it is degraded (the store refused a write): why. */
+static void warn_degraded_why(json_t *why)
+{
+    if (json_is_string(why))
+        fprintf(stderr, "duet: warning: %s\n", json_string_value(why));
+}
+
 static void warn_degraded(json_t *j)
 {
-    const char *why = json_string_value(json_object_get(j, "degraded"));
-    if (why)
-        fprintf(stderr, "duet: warning: %s\n", why);
+    warn_degraded_why(json_object_get(j, "degraded"));
 }
 
 /* GET path printed as JSON the way print_json would, without a tree: a
@@ -473,8 +478,7 @@ static int print_answer_json(const char *path, int *rc)
     }
     if (degraded.value) {
         json_t *why = json_loadb(degraded.value, degraded.len, JSON_DECODE_ANY, NULL);
-        if (json_is_string(why))
-            fprintf(stderr, "duet: warning: %s\n", json_string_value(why));
+        warn_degraded_why(why);
         json_decref(why);
     }
     fwrite(out, 1, (size_t)n, stdout);

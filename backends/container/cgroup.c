@@ -80,15 +80,13 @@ long long cgroup_cpu_quota_us(double cpus)
 
 int cgroup_write_file(const char *dir, const char *file, const char *value, struct duet_err *err)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = cgroup_open_file(dir, file, err);
     if (fd < 0)
-        return duet_err_sys(err, "cannot open %s", path);
+        return -1;
     size_t len = strlen(value);
     ssize_t n = write(fd, value, len);
     if (n < 0 || (size_t)n != len)
-        return duet_err_sys(err, "cannot write \"%s\" to %s", value, path);
+        return duet_err_sys(err, "cannot write \"%s\" to %s/%s", value, dir, file);
     return 0;
 }
 

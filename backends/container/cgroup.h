@@ -53,7 +53,7 @@ int cgroup_create(const struct cgroup_layout *l, const char *name, const struct 
 /* The CPU quota is the last limit set, by the container's setup process
  * just before the workload's first instruction: mounts, the seccomp
  * filter and the exec of duet-init are duet's work, and under a quota of
- * 0.01 CPUs they took a second.  Opens the file that holds the quota of
+ * 0.01 CPUs they took half a second.  Opens the file that holds the quota of
  * PARENT/NAME for writing (O_CLOEXEC) and puts what to write into it for
  * `cpus` in val; the fd, or -1. */
 int cgroup_cpu_quota_open(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,

@@ -123,7 +123,6 @@ static void report_exit(struct driver_instance *inst)
     struct duet_err err;
     if (container_wait(inst->c, 0, &ex, &err) != 1)
         return;
-    inst->core.status.state = DRIVER_STATE_EXITED;
     inst->core.status.exit_code = ex.code;
     inst->core.status.term_signal = ex.signal;
     inst->core.status.exited_at_ms = clock_wall_ms();

@@ -574,8 +574,8 @@ static _Noreturn void child_main(const struct child_args *a)
         CHECK(STEP_NETWORK, a->net ? network_up(a->net, &what) : 0);
     }
     /* The CPU quota now, not when the cgroup was made: the setup above is
-     * duet's own work, and a container given 0.01 CPUs spent a second in
-     * it.  Before the cgroup namespace: a write from inside one to its
+     * duet's own work, and a container given 0.01 CPUs spent half a
+     * second in it.  Before the cgroup namespace: a write from inside one to its
      * own root's files is refused on cgroup v2. */
     if (a->quota_fd >= 0)
         CHECK(STEP_CGROUPNS, write(a->quota_fd, a->quota, strlen(a->quota)) != (ssize_t)strlen(a->quota)
@@ -908,10 +908,10 @@ int container_start(struct container *c, const struct container_config *cfg, str
         goto out;
     }
     /* What the child keeps (child_main closes everything else). */
-    keep = calloc(9 + w->n_volumes, sizeof(int));
+    int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer, quota_fd};
+    keep = calloc(sizeof(fixed) / sizeof(fixed[0]) + w->n_volumes, sizeof(int));
     if (!keep)
         abort();
-    int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer, quota_fd};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         keep[n_keep++] = fixed[i];
     for (size_t i = 0; i < w->n_volumes; i++)

@@ -1155,12 +1155,6 @@ static bool on_finish(struct inst_op *b)
     return true;
 }
 
-/* Released: the guest goes on; nothing of libvirt's is held per instance. */
-static void on_let_go(struct inst_core *c, struct inst_op *running)
-{
-    (void)c;
-    (void)running;
-}
 
 static void on_free(struct inst_core *c)
 {
@@ -1168,7 +1162,8 @@ static void on_free(struct inst_core *c)
 }
 
 static const struct inst_core_ops vm_inst_ops = {
-    .work = on_work, .finish = on_finish, .let_go = on_let_go, .free = on_free,
+    /* no let_go: a released guest goes on, nothing of libvirt's is held per instance */
+    .work = on_work, .finish = on_finish, .free = on_free,
 };
 
 /* Runs op after what inst has queued; on failure op is freed. */

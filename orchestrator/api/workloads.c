@@ -56,6 +56,23 @@ static void string_or_null(struct jsonw *jw, const char *key, const char *s)
         jsonw_null(jw);
 }
 
+/* A compact JSON writer on a growing buffer, *text once text_writer_end
+ * has closed it. */
+static FILE *text_writer(struct jsonw *jw, char **text, size_t *len)
+{
+    FILE *f = open_memstream(text, len);
+    if (!f)
+        abort();
+    jsonw_init(jw, f, false);
+    return f;
+}
+
+static void text_writer_end(FILE *f)
+{
+    if (fclose(f) != 0)
+        abort();
+}
+
 /* A workload's summary, what `get` lists, written straight out: the list
  * of a big fleet is the largest answer duetd gives, and building it as a
  * tree first cost more than the rest of the request. */
@@ -119,14 +136,10 @@ json_t *api_wl_json(const struct wl *w)
 {
     char *text = NULL;
     size_t n = 0;
-    FILE *f = open_memstream(&text, &n);
-    if (!f)
-        abort();
     struct jsonw jw;
-    jsonw_init(&jw, f, false);
+    FILE *f = text_writer(&jw, &text, &n);
     wl_summary_write(&jw, w);
-    if (fclose(f) != 0)
-        abort();
+    text_writer_end(f);
     json_t *j = json_loadb(text, n, 0, NULL);
     free(text);
     if (!j)
@@ -205,11 +218,8 @@ void api_get_workloads(struct api *a, struct http_conn *c)
     qsort(v, n, sizeof(*v), by_name);
     char *text = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        abort();
     struct jsonw jw;
-    jsonw_init(&jw, f, false);
+    FILE *f = text_writer(&jw, &text, &len);
     jsonw_object_begin(&jw);
     jsonw_key(&jw, "workloads");
     jsonw_array_begin(&jw);
@@ -222,8 +232,7 @@ void api_get_workloads(struct api *a, struct http_conn *c)
     jsonw_object_end(&jw);
     /* A newline at the end, as http_respond_json writes. */
     fputc('\n', f);
-    if (fclose(f) != 0)
-        abort();
+    text_writer_end(f);
     http_respond(c, 200, "application/json", text, len);
     free(text);
 }
