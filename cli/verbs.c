@@ -454,6 +454,11 @@ static void warn_degraded(json_t *j)
     warn_degraded_why(json_object_get(j, "degraded"));
 }
 
+static void print_piece(void *opaque, const char *s, size_t n)
+{
+    fwrite(s, 1, n, opaque);
+}
+
 /* GET path printed as JSON the way print_json would, without a tree: a
  * fleet's list is the largest answer there is (see common/jsonfmt.h). */
 static int print_answer_json(const char *path, int *rc)
@@ -462,10 +467,8 @@ static int print_answer_json(const char *path, int *rc)
     char *text = call_raw("GET", path, NULL, &len, rc);
     if (!text)
         return -1;
-    char *out = NULL;
     struct jsonfmt_key degraded = {.name = "degraded"};
-    long n = jsonfmt_indent(text, len, &degraded, &out);
-    if (n < 0) {
+    if (jsonfmt_indent(text, len, &degraded, NULL, NULL) < 0) {
         /* the parser says what is wrong with it */
         json_t *j = parse_answer(text, rc);
         free(text);
@@ -481,8 +484,7 @@ static int print_answer_json(const char *path, int *rc)
         warn_degraded_why(why);
         json_decref(why);
     }
-    fwrite(out, 1, (size_t)n, stdout);
-    free(out);
+    jsonfmt_indent(text, len, NULL, print_piece, stdout);
     free(text);
     return 0;
 }

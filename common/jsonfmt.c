@@ -1,7 +1,8 @@
 /*
  * jsonfmt.c - re-indent JSON text without building a tree (see jsonfmt.h).
  *
- * One pass, one state: where we are (depth, inside a string, what the last
+ * Two passes over the text, one to check it and one to write it; each is
+ * one state: where we are (depth, inside a string, what the last
  * token was).  Scalars are copied as they are: a number is not reparsed,
  * so it prints exactly as duetd wrote it.  Structure is checked on the way
  * (a stack of open brackets, commas and colons where they belong), which
@@ -9,8 +10,6 @@
  * only as far as its characters go.
  */
 #include "common/jsonfmt.h"
-
-#include "common/grow.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,19 +21,41 @@
 /* What may come next. */
 enum expect { EX_VALUE, EX_KEY_OR_CLOSE, EX_KEY, EX_COLON, EX_COMMA_OR_CLOSE, EX_VALUE_OR_CLOSE, EX_END };
 
+/* Output goes out in pieces of this size: the whole indented document is
+ * never held, since memory first touched costs a page fault per 4 KiB,
+ * and faults are most of what a big answer would otherwise cost. */
+#define JSONFMT_CHUNK 16384
+
 struct fmt {
-    char *buf;
-    size_t n, cap;
     char stack[JSONFMT_MAX_DEPTH];   /* '{' or '[' */
     int depth;
     enum expect ex;
+    jsonfmt_emit_fn emit;            /* NULL: the checking pass, nothing written */
+    void *opaque;
+    size_t n;
+    char out[JSONFMT_CHUNK];
 };
+
+static void flush(struct fmt *f)
+{
+    if (f->n)
+        f->emit(f->opaque, f->out, f->n);
+    f->n = 0;
+}
 
 static void put(struct fmt *f, const char *s, size_t n)
 {
-    GROW(f->buf, f->cap, f->n + n + 1);
-    memcpy(f->buf + f->n, s, n);
-    f->n += n;
+    if (!f->emit)
+        return;
+    while (n) {
+        if (f->n == JSONFMT_CHUNK)
+            flush(f);
+        size_t k = JSONFMT_CHUNK - f->n < n ? JSONFMT_CHUNK - f->n : n;
+        memcpy(f->out + f->n, s, k);
+        f->n += k;
+        s += k;
+        n -= k;
+    }
 }
 
 static void putc_(struct fmt *f, char c)
@@ -44,10 +65,13 @@ static void putc_(struct fmt *f, char c)
 
 static void newline(struct fmt *f)
 {
-    GROW(f->buf, f->cap, f->n + 2 + 2 * (size_t)f->depth);
-    f->buf[f->n++] = '\n';
-    memset(f->buf + f->n, ' ', 2 * (size_t)f->depth);
-    f->n += 2 * (size_t)f->depth;
+    static const char spaces[] = "                                                                ";
+    putc_(f, '\n');
+    for (size_t left = 2 * (size_t)f->depth; left;) {
+        size_t k = left < sizeof(spaces) - 1 ? left : sizeof(spaces) - 1;
+        put(f, spaces, k);
+        left -= k;
+    }
 }
 
 /* After a value: a comma, a close, or the end of the document. */
@@ -218,30 +242,35 @@ static int run(struct fmt *f, const char *text, size_t len, struct jsonfmt_key *
     return f->ex == EX_END ? 0 : -1;
 }
 
-long jsonfmt_indent(const char *text, size_t len, struct jsonfmt_key *key, char **out)
+int jsonfmt_indent(const char *text, size_t len, struct jsonfmt_key *key, jsonfmt_emit_fn emit, void *opaque)
 {
-    *out = NULL;
     if (key) {
         key->value = NULL;
         key->len = 0;
     }
+    /* Checked whole before a byte is written: the promise that malformed
+     * text is never printed in part.  The second pass cannot fail. */
     struct fmt *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    /* indentation about doubles a compact document */
-    GROW(f->buf, f->cap, 2 * len + 64);
     f->ex = EX_VALUE;
     if (run(f, text, len, key) < 0) {
-        free(f->buf);
         free(f);
         if (key)
             key->value = NULL;
         return -1;
     }
+    if (!emit) {
+        free(f);
+        return 0;
+    }
+    f->ex = EX_VALUE;
+    f->depth = 0;
+    f->emit = emit;
+    f->opaque = opaque;
+    run(f, text, len, NULL);
     putc_(f, '\n');
-    f->buf[f->n] = '\0';
-    long n = (long)f->n;
-    *out = f->buf;
+    flush(f);
     free(f);
-    return n;
+    return 0;
 }

@@ -4,7 +4,7 @@
  * `duet get -o json` of a big fleet prints what duetd answered.  Parsing
  * that answer into jansson's tree only to print it again cost more than
  * the daemon took to answer (10 ms for 500 workloads here), so the text is
- * re-indented as it streams: the same output as jansson's JSON_INDENT(2)
+ * re-indented as it streams out: the same output as jansson's JSON_INDENT(2)
  * with the members in the order they came.
  *
  * The text is checked as it goes (strings closed, brackets balanced,
@@ -23,9 +23,14 @@ struct jsonfmt_key {
     size_t len;
 };
 
-/* Writes text, re-indented, to *out (malloc'ed, NUL-terminated, ending in
- * a newline) and returns its length; -1 if text is not well-formed
- * JSON.  key, if not NULL, is looked up among the top-level members. */
-long jsonfmt_indent(const char *text, size_t len, struct jsonfmt_key *key, char **out);
+/* Receives the output in order, a piece at a time. */
+typedef void (*jsonfmt_emit_fn)(void *opaque, const char *s, size_t n);
+
+/* Checks text whole, then writes it re-indented through emit, ending in a
+ * newline, and returns 0; returns -1, having emitted nothing, if text is
+ * not well-formed JSON.  key, if not NULL, is looked up among the
+ * top-level members (its value points into text).  emit NULL: only
+ * check, and find key. */
+int jsonfmt_indent(const char *text, size_t len, struct jsonfmt_key *key, jsonfmt_emit_fn emit, void *opaque);
 
 #endif

@@ -7,7 +7,9 @@
 #include "netlink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int nl_open(struct nl *nl, struct duet_err *err)
 {
@@ -365,6 +368,31 @@ int nl_addr_list(struct nl *nl, void (*cb)(void *opaque, const struct nl_addr *a
 
 /* ---- veth ------------------------------------------------------------- */
 
+/* The fleet's network is IPv4.  An interface left to IPv6's defaults makes
+ * itself a link-local address when it comes up, checks it with neighbour
+ * solicitations and asks for routers: multicast that the bridge floods to
+ * every port, each copy handled by a namespace's IPv6 stack, and on the
+ * host one fe80::/64 route per port, a list every IPv6 lookup walks.  With
+ * 500 containers that is 500 × 500 copies and a 500-long list, for
+ * addresses nothing uses.  So neither end of a veth has IPv6 (the
+ * container's end is turned off by its setup process, inside its
+ * namespace); loopback keeps ::1.  Written while the link is down, so it
+ * never has an address to take back.  A kernel without IPv6 has no such
+ * file, and nothing to turn off. */
+static int ipv6_off(const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT && access("/proc/sys/net/ipv6", F_OK) < 0 ? 0 : -1;
+    int rc = write(fd, "1", 1) == 1 ? 0 : -1;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
 int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_name, const uint8_t peer_mac[6],
                 pid_t peer_pid, struct duet_err *err)
 {
@@ -372,10 +400,8 @@ int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_na
         return duet_err_set(err, EINVAL, "veth %.20s/%.20s: invalid interface name", name, peer_name);
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct ifinfomsg *ifm;
+    /* A port of the bridge from the start, but down: see ipv6_off. */
     struct nlmsghdr *nlh = link_req(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifm);
-    /* Up and a port of the bridge from the start: one request, not three. */
-    ifm->ifi_flags = IFF_UP;
-    ifm->ifi_change = IFF_UP;
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
     mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)master);
     struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
@@ -396,5 +422,19 @@ int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_na
     if (transact(nl, nlh, NULL, NULL) < 0)
         return errno == EEXIST ? duet_err_set(err, EEXIST, "interface %s exists already", name)
                                : duet_err_sys(err, "cannot create veth %s", name);
+    if (ipv6_off(name) < 0) {
+        int rc = duet_err_sys(err, "veth %s: cannot turn IPv6 off on it", name);
+        nl_link_del(nl, name, NULL);
+        return rc;
+    }
+    nlh = link_req(buf, RTM_NEWLINK, 0, &ifm);
+    ifm->ifi_flags = IFF_UP;
+    ifm->ifi_change = IFF_UP;
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    if (transact(nl, nlh, NULL, NULL) < 0) {
+        int rc = duet_err_sys(err, "cannot bring up veth %s", name);
+        nl_link_del(nl, name, NULL);
+        return rc;
+    }
     return 0;
 }

@@ -65,7 +65,7 @@ struct nl_addr {
 int nl_addr_list(struct nl *nl, void (*cb)(void *opaque, const struct nl_addr *a), void *opaque,
                  struct duet_err *err);
 
-/* A veth pair: `name` here, up, a port of bridge `master`; its peer,
+/* A veth pair: `name` here, up, without IPv6, a port of bridge `master`; its peer,
  * called `peer_name` with MAC `peer_mac`, created directly in the network
  * namespace of process `peer_pid` (down: the process configures it). */
 int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_name, const uint8_t peer_mac[6],

@@ -511,9 +511,32 @@ static int attach_layer(int layer, const char *where, const char **what)
 
 /* eth0, the container's end of its veth pair, is in our namespace once
  * the parent's go came: give it the workload's address and route. */
-static int network_up(const struct net_attachment *net, const char **what)
+static int network_up(const struct net_attachment *net, int v6conf, const char **what)
 {
+    /* No IPv6 on eth0, written while it is still down (see ipv6_off in
+     * network/netlink.c); v6conf is -1 on a kernel without IPv6. */
+    if (v6conf >= 0) {
+        int fd = openat(v6conf, "eth0/disable_ipv6", O_WRONLY | O_CLOEXEC);
+        bool ok = fd >= 0 && write(fd, "1", 1) == 1;
+        if (fd >= 0)
+            close(fd);
+        close(v6conf);
+        if (!ok) {
+            *what = "turning IPv6 off on eth0";
+            return -1;
+        }
+    }
     return ifconf_ipv4("eth0", net->addr, net->prefix, net->gateway, what);
+}
+
+/* The IPv6 settings of our network namespace, opened while the host's
+ * /proc is still ours and writable: by the time eth0 has come (after the
+ * mounts, without a user namespace) /proc is the container's, and its
+ * /proc/sys is read-only.  What is under this directory is looked up in
+ * the namespace of whoever opens it, so eth0's settings are ours. */
+static int network_v6conf(void)
+{
+    return open("/proc/sys/net/ipv6/conf", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* A new network namespace starts with lo down; every runtime brings it up,
@@ -543,6 +566,7 @@ static _Noreturn void child_main(const struct child_args *a)
      * child that is still dying after a kill -9 of the daemon, nor reach
      * a container.  Close all but what setup uses, before anything slow. */
     duet_close_fds_except(a->keep, a->n_keep);
+    int v6conf = a->net ? network_v6conf() : -1;
     /* In a user namespace nothing can be built before the parent has
      * written the id maps and handed over the idmapped image. */
     if (a->userns) {
@@ -550,7 +574,7 @@ static _Noreturn void child_main(const struct child_args *a)
         /* We are still host uid 0, which the map leaves out: become the
          * namespace's root (host uid base) before creating anything. */
         CHECK(STEP_SYNC, (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) ? (what = "becoming root in the user namespace", -1) : 0);
-        CHECK(STEP_NETWORK, a->net ? network_up(a->net, &what) : 0);
+        CHECK(STEP_NETWORK, a->net ? network_up(a->net, v6conf, &what) : 0);
     }
     CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
     CHECK(STEP_HOSTNAME, loopback_up(&what));
@@ -571,7 +595,7 @@ static _Noreturn void child_main(const struct child_args *a)
      * the parent, then make that cgroup the root of our cgroup namespace. */
     if (!a->userns) {
         CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
-        CHECK(STEP_NETWORK, a->net ? network_up(a->net, &what) : 0);
+        CHECK(STEP_NETWORK, a->net ? network_up(a->net, v6conf, &what) : 0);
     }
     /* The CPU quota now, not when the cgroup was made: the setup above is
      * duet's own work, and a container given 0.01 CPUs spent half a

@@ -800,7 +800,9 @@ static void network_case(struct fixture *f, const char *name)
     int br = private_bridge(&dn, 0x0a420005);
     const struct workload_spec *w =
         spec(f, name, "  command: [/bin/sh, -c, 'cat /proc/net/route; cat /etc/resolv.conf /etc/hosts; "
-                      "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; echo ready; sleep 30']\n");
+                      "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; "
+                      "echo eth0-v6-off=$(cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6); ip -6 -o addr; "
+                      "echo ready; sleep 30']\n");
     struct container_config cfg = {.spec = w, .net = &dn};
     struct container *c;
     struct duet_err err = {0};
@@ -813,6 +815,11 @@ static void network_case(struct fixture *f, const char *name)
     cr_expect(strstr(log, "nameserver 10.66.0.1"), "%s", log);
     cr_expect(strstr(log, "10.66.0.5\t"), "its own name in /etc/hosts: %s", log);
     cr_expect(strstr(log, "eth0\t00000000\t0100420A"), "a default route via 10.66.0.1: %s", log);
+    /* the fleet's network is IPv4: no IPv6 on eth0 (no link-local address
+     * chattering to every port of the bridge), but ::1 on loopback */
+    cr_expect(strstr(log, "eth0-v6-off=1"), "%s", log);
+    cr_expect(strstr(log, "inet6 ::1/128"), "loopback lost ::1: %s", log);
+    cr_expect(!strstr(log, "fe80::"), "eth0 has a link-local IPv6 address: %s", log);
     free(log);
     struct nl nl;
     struct nl_link l;
@@ -820,6 +827,11 @@ static void network_case(struct fixture *f, const char *name)
     cr_assert_eq(nl_link_get(&nl, "dv0a420005", &l, &err), 0, "%s", err.msg);
     cr_expect_eq(l.master, br, "the host's end is a port of the bridge");
     cr_expect(l.up);
+    char v6[8] = "";
+    FILE *hv = fopen("/proc/sys/net/ipv6/conf/dv0a420005/disable_ipv6", "r");
+    cr_assert(hv, "no IPv6 settings for the host's end: %s", strerror(errno));
+    cr_expect(fgets(v6, sizeof(v6), hv) && v6[0] == '1', "IPv6 is on at the host's end: %s", v6);
+    fclose(hv);
     /* from inside to the bridge's address: a listener of the test's */
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a420001)};
