@@ -404,6 +404,13 @@ int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_na
     struct nlmsghdr *nlh = link_req(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifm);
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
     mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)master);
+    /* One queue each way, asked for, on both ends: a veth otherwise gets
+     * one per CPU and is cut down to one at once, and that cut waits out
+     * an RCU grace period while holding the kernel's network lock (rtnl),
+     * which every other container's veth, address and network namespace
+     * is waiting for.  Starting 500, that wait was the longest of all. */
+    mnl_attr_put_u32(nlh, IFLA_NUM_TX_QUEUES, 1);
+    mnl_attr_put_u32(nlh, IFLA_NUM_RX_QUEUES, 1);
     struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
     struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -415,6 +422,8 @@ int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_na
     nlh->nlmsg_len += MNL_ALIGN(sizeof(*pifm));
     mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name);
     mnl_attr_put(nlh, IFLA_ADDRESS, 6, peer_mac);
+    mnl_attr_put_u32(nlh, IFLA_NUM_TX_QUEUES, 1);
+    mnl_attr_put_u32(nlh, IFLA_NUM_RX_QUEUES, 1);
     mnl_attr_put_u32(nlh, IFLA_NET_NS_PID, (uint32_t)peer_pid);
     mnl_attr_nest_end(nlh, peer);
     mnl_attr_nest_end(nlh, data);

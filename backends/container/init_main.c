@@ -1,10 +1,14 @@
 /*
  * duet-init - pid 1 of every container.
  *
- *   duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]
+ *   duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR [--cpu-max V] -- COMMAND [ARG...]
  *
  * Started by the runtime with fd 0 on /dev/null, 1 and 2 on the container's
- * log, 3 on its exit file and 4 on the log's previous generation.  It starts COMMAND as UID:GID in DIR,
+ * log, 3 on its exit file and 4 on the log's previous generation; with
+ * --cpu-max, 5 on the container's CPU quota file (cgroup v2's cpu.max or
+ * v1's cpu.cfs_quota_us), into which it writes V and which it closes
+ * before COMMAND exists: the workload runs under its quota from its first
+ * instruction, and never holds the file.  It starts COMMAND as UID:GID in DIR,
  * forwards the signals a process manager sends (TERM, INT, HUP, QUIT, USR1,
  * USR2, WINCH) to it, reaps every orphan that lands on pid 1, and when
  * COMMAND ends writes "exit N" or "signal N" to the exit file before
@@ -56,6 +60,7 @@
 #define EXIT_FD 3
 #define LOG_FD 1
 #define PREV_LOG_FD 4
+#define CPU_MAX_FD 5
 
 static void die(const char *what, const char *arg)
 {
@@ -195,7 +200,7 @@ static bool log_pump(int pipe_fd, struct logcap *l)
 int main(int argc, char **argv)
 {
     unsigned long uid = 0, gid = 0;
-    const char *cwd = "/", *groups = NULL;
+    const char *cwd = "/", *groups = NULL, *cpu_max = NULL;
     bool exec_mode = false;
     struct logcap logcap = {0};
     int i = 1;
@@ -222,6 +227,8 @@ int main(int argc, char **argv)
             groups = argv[++i];
         else if (strcmp(argv[i], "--log-max") == 0)
             logcap.max = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--cpu-max") == 0)
+            cpu_max = argv[++i];
         else {
             fprintf(stderr, "duet-init: unknown option %s\n", argv[i]);
             return 127;
@@ -247,6 +254,12 @@ int main(int argc, char **argv)
     }
     fcntl(EXIT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(PREV_LOG_FD, F_SETFD, FD_CLOEXEC);
+    if (cpu_max) {
+        size_t n = strlen(cpu_max);
+        if (write(CPU_MAX_FD, cpu_max, n) != (ssize_t)n)
+            die("cannot set the CPU quota (resources.cpus)", cpu_max);
+        close(CPU_MAX_FD);
+    }
     /* The workload writes into a pipe this process empties into the log;
      * without a previous generation to rotate into, straight into the log. */
     int out[2] = {-1, -1};

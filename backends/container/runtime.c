@@ -439,8 +439,7 @@ struct child_args {
     char *const *init_argv;
     char *const *envp;
     const struct net_attachment *net;
-    int quota_fd;               /* the cgroup's CPU quota file, or -1 (cgroup_cpu_quota_open) */
-    const char *quota;          /* what to write into it */
+    int quota_fd;               /* the cgroup's CPU quota file, or -1 (cgroup_cpu_quota_open): duet-init's fd 5 */
 };
 
 static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
@@ -597,14 +596,6 @@ static _Noreturn void child_main(const struct child_args *a)
         CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
         CHECK(STEP_NETWORK, a->net ? network_up(a->net, v6conf, &what) : 0);
     }
-    /* The CPU quota now, not when the cgroup was made: the setup above is
-     * duet's own work, and a container given 0.01 CPUs spent half a
-     * second in it.  Before the cgroup namespace: a write from inside one to its
-     * own root's files is refused on cgroup v2. */
-    if (a->quota_fd >= 0)
-        CHECK(STEP_CGROUPNS, write(a->quota_fd, a->quota, strlen(a->quota)) != (ssize_t)strlen(a->quota)
-                                 ? (what = "setting the CPU quota (resources.cpus)", -1)
-                                 : 0);
     CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     prctl(PR_SET_PDEATHSIG, 0);
     close(rootfd);
@@ -613,21 +604,32 @@ static _Noreturn void child_main(const struct child_args *a)
      * prove the escape tests can see an escape, build a runtime like that. */
     if (a->rt->filter.len)
         CHECK(STEP_SECCOMP, container_seccomp_apply(&a->rt->filter));
-    /* fds for duet-init: 0 /dev/null, 1 and 2 the log, 3 the exit file;
-     * everything else closes on exec (the report pipe first of all). */
+    /* fds for duet-init: 0 /dev/null, 1 and 2 the log, 3 the exit file, 4
+     * the log's previous generation, 5 the CPU quota file if there is a
+     * quota; everything else closes on exec (the report pipe first of all).
+     *
+     * The quota is written by duet-init, just before it starts the
+     * workload, not here: everything until then is duet's own work (this
+     * setup, the exec, whose unmapping of this copy of the daemon is the
+     * dearest part), and a container given 0.01 CPUs spent 100 to 300 ms
+     * throttled in it, holding up the start it reports.  The file was
+     * opened by the parent, outside any cgroup namespace, so the write is
+     * allowed on cgroup v2 too (the kernel checks the opener's namespace). */
     int report = fcntl(a->report_fd, F_DUPFD_CLOEXEC, 10);
     int init_fd = fcntl(a->rt->init_fd, F_DUPFD_CLOEXEC, 10);
     int log_fd = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10), exit_fd = fcntl(a->exit_fd, F_DUPFD_CLOEXEC, 10);
     int null_fd = fcntl(a->null_fd, F_DUPFD_CLOEXEC, 10), prev_fd = fcntl(a->prev_log_fd, F_DUPFD_CLOEXEC, 10);
+    int quota_fd = a->quota_fd >= 0 ? fcntl(a->quota_fd, F_DUPFD_CLOEXEC, 10) : -1;
     struct child_args moved = *a;
     moved.report_fd = report;
     a = &moved;
     CHECK(STEP_EXEC, (report < 0 || init_fd < 0 || log_fd < 0 || exit_fd < 0 || null_fd < 0 || prev_fd < 0 ||
-                      dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0 ||
-                      dup2(prev_fd, 4) < 0)
+                      (a->quota_fd >= 0 && quota_fd < 0) || dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 ||
+                      dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0 || dup2(prev_fd, 4) < 0 ||
+                      (quota_fd >= 0 && dup2(quota_fd, 5) < 0))
                          ? (what = "arranging duet-init's file descriptors", -1)
                          : 0);
-    syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_close_range, quota_fd >= 0 ? 6 : 5, ~0U, CLOSE_RANGE_CLOEXEC);
     if (a->fail_at == STEP_EXEC) {
         errno = EIO;
         child_fail(a, STEP_EXEC, "injected failure");
@@ -849,18 +851,20 @@ int container_start(struct container *c, const struct container_config *cfg, str
      * because the child may not allocate. */
     struct init_ids ids;
     size_t argc = 0;
-    const char **argv = calloc(w->n_command + 14, sizeof(*argv));
+    const char **argv = calloc(w->n_command + 16, sizeof(*argv));
     const char **envp = calloc(w->n_env + 4, sizeof(*envp));
     char **envbuf = calloc(w->n_env + 4, sizeof(*envbuf));
     if (!argv || !envp || !envbuf)
         abort();
     argv[argc++] = "duet-init";
-    /* argv: duet-init, 10 options and their values, "--", the command, NULL */
+    /* argv: duet-init, 12 options and their values, "--", the command, NULL
+     * (--cpu-max is put in before "--" once the quota file is open) */
     init_ids_append(c, &ids, argv, &argc);
     char logmax[24];
     snprintf(logmax, sizeof(logmax), "%llu", (unsigned long long)rt->log_max);
     argv[argc++] = "--log-max";
     argv[argc++] = logmax;
+    size_t dashdash = argc;
     argv[argc++] = "--";
     for (size_t i = 0; i < w->n_command; i++)
         argv[argc++] = w->command[i];
@@ -926,10 +930,16 @@ int container_start(struct container *c, const struct container_config *cfg, str
         duet_err_sys(err, "container %s: cannot open its files", c->name);
         goto out;
     }
-    if (w->resources.cpus > 0 &&
-        (quota_fd = cgroup_cpu_quota_open(&rt->cgroup, c->cgroup, w->resources.cpus, quota, sizeof(quota), err)) < 0) {
-        duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_CGROUP]);
-        goto out;
+    if (w->resources.cpus > 0) {
+        if ((quota_fd = cgroup_cpu_quota_open(&rt->cgroup, c->cgroup, w->resources.cpus, quota, sizeof(quota), err)) < 0) {
+            duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_CGROUP]);
+            goto out;
+        }
+        /* duet-init sets it (see child_main) */
+        memmove(argv + dashdash + 2, argv + dashdash, (argc - dashdash + 1) * sizeof(*argv));
+        argv[dashdash] = "--cpu-max";
+        argv[dashdash + 1] = quota;
+        argc += 2;
     }
     /* What the child keeps (child_main closes everything else). */
     int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer, quota_fd};
@@ -962,7 +972,6 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .envp = (char *const *)envp,
         .net = cfg->net,
         .quota_fd = quota_fd,
-        .quota = quota,
     };
     if (cfg->fail_at == STEP_CLONE) {
         duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_CLONE]);

@@ -249,6 +249,45 @@ Test(container, limits_are_applied_in_the_cgroup)
         snprintf(path, sizeof(path), "%s/%s/limits", f.rt.cgroup.root, f.rt.cgroup_parent);
         cr_expect_eq(cgroup_read_u64(path, "pids.max", &v), 0);
         cr_expect_eq(v, 100);
+        char cpumax[300], got[64] = "";
+        snprintf(cpumax, sizeof(cpumax), "%s/cpu.max", path);
+        FILE *cm = fopen(cpumax, "r");
+        cr_assert(cm, "%s: %s", cpumax, strerror(errno));
+        cr_expect(fgets(got, sizeof(got), cm) && strncmp(got, "50000 ", 6) == 0, "cpu.max is %s", got);
+        fclose(cm);
+    }
+    destroy(c);
+    fixture_fini(&f);
+}
+
+/* duet-init sets the quota just before it starts the workload, through a
+ * file the runtime opened for it: the quota is there while the workload
+ * runs, and the workload never holds that file (root in a container
+ * could otherwise lift its own limit on cgroup v1). */
+Test(container, cpu_quota_file_is_not_the_workloads)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *c = start(&f, spec(&f, "quota", "  command: [/bin/sh, -c, 'ls /proc/$$/fd | tr \"\\n\" \" \"; echo; "
+                                                      "echo fds-listed; sleep 30']\n"
+                                                      "  resources: {cpus: 0.25}\n"));
+    wait_for_log(c, "fds-listed");
+    char *log = read_log(c);
+    cr_expect(strstr(log, "0 1 2 \n"), "the workload holds more than stdin, stdout, stderr: %s", log);
+    free(log);
+    char path[256];
+    uint64_t v;
+    if (f.rt.cgroup.version == 1) {
+        snprintf(path, sizeof(path), "%s/cpu/%s/quota", f.rt.cgroup.root, f.rt.cgroup_parent);
+        cr_expect_eq(cgroup_read_u64(path, "cpu.cfs_quota_us", &v), 0);
+        cr_expect_eq(v, 25000);
+    } else {
+        char cpumax[300], got[64] = "";
+        snprintf(cpumax, sizeof(cpumax), "%s/%s/quota/cpu.max", f.rt.cgroup.root, f.rt.cgroup_parent);
+        FILE *cm = fopen(cpumax, "r");
+        cr_assert(cm, "%s: %s", cpumax, strerror(errno));
+        cr_expect(fgets(got, sizeof(got), cm) && strncmp(got, "25000 ", 6) == 0, "cpu.max is %s", got);
+        fclose(cm);
     }
     destroy(c);
     fixture_fini(&f);
