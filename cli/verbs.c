@@ -288,41 +288,50 @@ static const char *not_coming(json_t *w, char *buf, size_t len)
 static int wait_ready(json_t *names, uint64_t timeout_ms)
 {
     uint64_t deadline = clock_mono_ms() + timeout_ms;
+    json_t *want = json_object();   /* the names, as a set */
+    size_t k;
+    json_t *n;
+    json_array_foreach(names, k, n) json_object_set(want, json_string_value(n), json_true());
+    int rc = 0;
     for (;;) {
-        int rc = 0;
         json_t *j = call_json("GET", "/v1/workloads", NULL, &rc);
         if (!j)
-            return rc;
+            break;
         size_t waiting = 0, i;
         json_t *w;
         char lastname[64] = "", why[1024];
+        bool refused = false;
         json_array_foreach(json_object_get(j, "workloads"), i, w) {
             const char *name = str(w, "name");
-            bool wanted = false;
-            size_t k;
-            json_t *n;
-            json_array_foreach(names, k, n) if (strcmp(json_string_value(n), name) == 0) wanted = true;
-            if (!wanted || json_is_true(json_object_get(w, "ready")) || strcmp(str(w, "state"), "completed") == 0)
+            if (!json_object_get(want, name) || json_is_true(json_object_get(w, "ready")) ||
+                strcmp(str(w, "state"), "completed") == 0)
                 continue;
             if (not_coming(w, why, sizeof(why))) {
                 fprintf(stderr, "duet: %s is %s: %s; see duet describe %s and duet logs %s\n", name,
                         str(w, "state"), why, name, name);
-                json_decref(j);
-                return EXIT_REFUSED;
+                refused = true;
+                break;
             }
             waiting++;
             snprintf(lastname, sizeof(lastname), "%s", name);
         }
         json_decref(j);
+        if (refused) {
+            rc = EXIT_REFUSED;
+            break;
+        }
         if (!waiting)
-            return 0;
+            break;
         if (clock_mono_ms() > deadline) {
             fprintf(stderr, "duet: %zu workload%s not ready after %llu s (%s among them); see duet describe\n",
                     waiting, waiting == 1 ? "" : "s", (unsigned long long)(timeout_ms / 1000), lastname);
-            return EXIT_REFUSED;
+            rc = EXIT_REFUSED;
+            break;
         }
         usleep(200000);
     }
+    json_decref(want);
+    return rc;
 }
 
 static int cmd_apply(int argc, char **argv)
@@ -925,26 +934,33 @@ static int cmd_delete(int argc, char **argv)
         json_decref(j);
     }
     if (wait) {
+        /* One look at the whole list per round, not one request per name:
+         * deleting 500 asked duetd 500 times every 100 ms while it worked. */
+        json_t *want = json_object();
+        json_array_foreach(names, i, n) json_object_set(want, json_string_value(n), json_true());
         for (;;) {
-            bool left = false;
-            json_array_foreach(names, i, n) {
-                char path[128];
-                snprintf(path, sizeof(path), "/v1/workloads/%s", json_string_value(n));
-                struct client_buf b = {0};
-                struct duet_err err = {0};
-                int status = client_call_buf(sock, "GET", path, NULL, 0, &b, CLIENT_TIMEOUT_MS, &err);
-                free(b.data);
-                if (status < 0) {
-                    json_decref(names);
-                    return unreachable(&err);
-                }
-                if (status == 200)
-                    left = true;
+            int r = 0;
+            json_t *j = call_json("GET", "/v1/workloads", NULL, &r);
+            if (!j) {
+                json_decref(want);
+                json_decref(names);
+                return r;
             }
+            bool left = false;
+            size_t k;
+            json_t *w;
+            json_array_foreach(json_object_get(j, "workloads"), k, w) {
+                if (json_object_get(want, str(w, "name"))) {
+                    left = true;
+                    break;
+                }
+            }
+            json_decref(j);
             if (!left)
                 break;
             usleep(100000);
         }
+        json_decref(want);
     }
     json_decref(names);
     return rc;

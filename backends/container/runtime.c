@@ -3,19 +3,21 @@
  * recover, stats, exec.  See runtime.h for the files it keeps.
  *
  * The start path is the delicate one.  The parent (possibly a daemon with
- * several threads) clones a child into new pid, mount, uts, ipc and net
- * namespaces.  The child builds its filesystem while the parent moves it
- * into its cgroup (on cgroup v1 a migration waits for an RCU grace period,
- * the slowest part of a start), then waits for the parent's go-ahead,
- * enters its cgroup namespace, drops privileges and execs duet-init.  Until
- * that exec it runs on a copy of the parent's memory and must not call
- * malloc: everything it needs (overlay options, the seccomp program, fds) is
- * prepared before clone().  A setup failure travels back on a close-on-exec
- * pipe as {step, errno, what}; end-of-file on that pipe means exec worked.
+ * several threads) has the spawner (spawner.h, a small single-threaded
+ * process) clone a child, as the parent's own, into new pid, mount, uts,
+ * ipc and net namespaces.  The child (container_setup_main) builds its
+ * filesystem while the parent moves it into its cgroup (on cgroup v1 a
+ * migration waits for an RCU grace period, the slowest part of a start),
+ * then waits for the parent's go-ahead, enters its cgroup namespace, drops
+ * privileges and execs duet-init.  Until that exec it runs on a copy of
+ * the spawner's memory and must not call malloc: everything it needs
+ * (overlay options, the seccomp program, fds) is prepared beforehand and
+ * carried in struct child_args (setup.h).  A setup failure travels back on
+ * a close-on-exec pipe as {step, errno, what}; end-of-file on that pipe
+ * means exec worked.
  */
 #include "backends/exit_status.h"
 #include "manifests/hostpath.h"
-#include "common/ifconf.h"
 #include "network/ipam.h"
 #include "layer.h"
 #include "network/netlink.h"
@@ -47,6 +49,8 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "setup.h"
+#include "spawner.h"
 #include "common/cleanup.h"
 #include "mounts.h"
 
@@ -113,6 +117,7 @@ int container_runtime_init(struct container_runtime *rt, const char *state_dir, 
     rt->layers = container_layer_pool_new(templates, err);
     if (!rt->layers)
         goto fail;
+    rt->spawner = container_spawner_new();
     return 0;
 fail:
     container_seccomp_free(&rt->filter);
@@ -157,6 +162,9 @@ void container_runtime_protect(struct container_runtime *rt, const char *path)
 
 void container_runtime_fini(struct container_runtime *rt)
 {
+    /* First: the spawner holds duet-init's fd and a copy of the filter. */
+    container_spawner_free(rt->spawner);
+    rt->spawner = NULL;
     for (size_t i = 0; i < sizeof(rt->protected_paths) / sizeof(rt->protected_paths[0]); i++) {
         free(rt->protected_paths[i]);
         rt->protected_paths[i] = NULL;
@@ -417,226 +425,6 @@ fail_dir:
 }
 
 /* ---- start ------------------------------------------------------------ */
-
-struct setup_report {
-    int step;
-    int err;
-    char what[200];
-};
-
-struct child_args {
-    const struct container_runtime *rt;
-    const struct workload_spec *spec;
-    enum container_step fail_at;
-    bool userns;
-    const char *lower;          /* userns: where the idmapped image goes */
-    const char *layer;          /* where the writable layer goes */
-    int layer_fd;               /* the writable layer, mounted detached */
-    struct mounts_plan plan;
-    int sync_fd, report_fd, log_fd, exit_fd, null_fd, prev_log_fd;
-    const int *keep;            /* the fds above that the child uses: it closes the rest first */
-    size_t n_keep;
-    char *const *init_argv;
-    char *const *envp;
-    const struct net_attachment *net;
-    int quota_fd;               /* the cgroup's CPU quota file, or -1 (cgroup_cpu_quota_open): duet-init's fd 5 */
-};
-
-static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
-{
-    struct setup_report r = {.step = step, .err = errno};
-    snprintf(r.what, sizeof(r.what), "%s", what ? what : step_names[step]);
-    ssize_t n = write(a->report_fd, &r, sizeof(r));
-    (void)n;
-    _exit(127);
-}
-
-/* Runs one setup step: the injected failure when asked, else expr; on
- * failure reports the step, errno and `what` (set by the step, or NULL for
- * the step's own name). */
-#define CHECK(step, expr)                              \
-    do {                                               \
-        if (a->fail_at == (step)) {                    \
-            errno = EIO;                               \
-            child_fail(a, (step), "injected failure"); \
-        }                                              \
-        what = NULL;                                   \
-        if ((expr) < 0)                                \
-            child_fail(a, (step), what);               \
-    } while (0)
-
-/* Waits for the parent's go-ahead: one byte, and with user namespaces the
- * idmapped image as a mount fd (SCM_RIGHTS).  No allocation. */
-static int wait_go(int fd, int *tree)
-{
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
-    ssize_t n;
-    do
-        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        if (n == 0)
-            errno = EPIPE;
-        return -1;
-    }
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    if (tree) {
-        if (!cm || cm->cmsg_type != SCM_RIGHTS) {
-            errno = EPROTO;
-            return -1;
-        }
-        memcpy(tree, CMSG_DATA(cm), sizeof(int));
-    }
-    return 0;
-}
-
-static int attach_lower(int tree, const char *where, const char **what)
-{
-    *what = "attaching the idmapped image";
-    return (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH);
-}
-
-static int attach_layer(int layer, const char *where, const char **what)
-{
-    *what = "attaching the writable layer";
-    return (int)syscall(SYS_move_mount, layer, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH);
-}
-
-/* eth0, the container's end of its veth pair, is in our namespace once
- * the parent's go came: give it the workload's address and route. */
-static int network_up(const struct net_attachment *net, int v6conf, const char **what)
-{
-    /* No IPv6 on eth0, written while it is still down (see ipv6_off in
-     * network/netlink.c); v6conf is -1 on a kernel without IPv6. */
-    if (v6conf >= 0) {
-        int fd = openat(v6conf, "eth0/disable_ipv6", O_WRONLY | O_CLOEXEC);
-        bool ok = fd >= 0 && write(fd, "1", 1) == 1;
-        if (fd >= 0)
-            close(fd);
-        close(v6conf);
-        if (!ok) {
-            *what = "turning IPv6 off on eth0";
-            return -1;
-        }
-    }
-    return ifconf_ipv4("eth0", net->addr, net->prefix, net->gateway, what);
-}
-
-/* The IPv6 settings of our network namespace, opened while the host's
- * /proc is still ours and writable: by the time eth0 has come (after the
- * mounts, without a user namespace) /proc is the container's, and its
- * /proc/sys is read-only.  What is under this directory is looked up in
- * the namespace of whoever opens it, so eth0's settings are ours. */
-static int network_v6conf(void)
-{
-    return open("/proc/sys/net/ipv6/conf", O_PATH | O_DIRECTORY | O_CLOEXEC);
-}
-
-/* A new network namespace starts with lo down; every runtime brings it up,
- * and workloads (and TCP health checks) expect 127.0.0.1 to work. */
-static int loopback_up(const char **what)
-{
-    if (ifconf_up("lo", what) < 0) {
-        *what = "bringing up the loopback interface";
-        return -1;
-    }
-    return 0;
-}
-
-/* Runs in the new namespaces, as pid 1; never returns. */
-static _Noreturn void child_main(const struct child_args *a)
-{
-    const struct workload_spec *w = a->spec;
-    const char *what = NULL;
-    int tree = -1;
-    /* Until the parent says go, its death must end this half-built
-     * container: otherwise it would wait for ever, holding copies of the
-     * parent's fds (the API socket among them) and its siblings' setup
-     * pipes.  Cleared once the go came, so the workload outlives duetd. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    /* A copy of every fd of the caller came with the clone: a daemon's
-     * sockets (its API, its name server's port) must not live on in a
-     * child that is still dying after a kill -9 of the daemon, nor reach
-     * a container.  Close all but what setup uses, before anything slow. */
-    duet_close_fds_except(a->keep, a->n_keep);
-    int v6conf = a->net ? network_v6conf() : -1;
-    /* In a user namespace nothing can be built before the parent has
-     * written the id maps and handed over the idmapped image. */
-    if (a->userns) {
-        CHECK(STEP_SYNC, wait_go(a->sync_fd, &tree));
-        /* We are still host uid 0, which the map leaves out: become the
-         * namespace's root (host uid base) before creating anything. */
-        CHECK(STEP_SYNC, (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) ? (what = "becoming root in the user namespace", -1) : 0);
-        CHECK(STEP_NETWORK, a->net ? network_up(a->net, v6conf, &what) : 0);
-    }
-    CHECK(STEP_HOSTNAME, sethostname(w->name, strlen(w->name)));
-    CHECK(STEP_HOSTNAME, loopback_up(&what));
-    CHECK(STEP_MOUNT_PRIVATE, mounts_make_private(&what));
-    CHECK(STEP_OVERLAY, attach_layer(a->layer_fd, a->layer, &what));
-    close(a->layer_fd);
-    if (a->userns) {
-        CHECK(STEP_OVERLAY, attach_lower(tree, a->lower, &what));
-        close(tree);
-    }
-    int rootfd = -1;
-    CHECK(STEP_OVERLAY, mounts_overlay(&a->plan, &rootfd, &what));
-    CHECK(STEP_PROC_DEV_SYS, mounts_proc_dev_sys(rootfd, &what));
-    CHECK(STEP_MASK, mounts_mask(rootfd, &what));
-    CHECK(STEP_VOLUMES, mounts_volumes(rootfd, &a->plan, &what));
-    CHECK(STEP_PIVOT, mounts_pivot(rootfd, &what));
-    /* Nothing of the workload runs before it is in its cgroup: wait for
-     * the parent, then make that cgroup the root of our cgroup namespace. */
-    if (!a->userns) {
-        CHECK(STEP_SYNC, wait_go(a->sync_fd, NULL));
-        CHECK(STEP_NETWORK, a->net ? network_up(a->net, v6conf, &what) : 0);
-    }
-    CHECK(STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
-    prctl(PR_SET_PDEATHSIG, 0);
-    close(rootfd);
-    CHECK(STEP_CAPS, container_caps_apply(a->rt->caps, a->rt->last_cap));
-    /* An empty program means no filter: only the tests' control runs, which
-     * prove the escape tests can see an escape, build a runtime like that. */
-    if (a->rt->filter.len)
-        CHECK(STEP_SECCOMP, container_seccomp_apply(&a->rt->filter));
-    /* fds for duet-init: 0 /dev/null, 1 and 2 the log, 3 the exit file, 4
-     * the log's previous generation, 5 the CPU quota file if there is a
-     * quota; everything else closes on exec (the report pipe first of all).
-     *
-     * The quota is written by duet-init, just before it starts the
-     * workload, not here: everything until then is duet's own work (this
-     * setup, the exec, whose unmapping of this copy of the daemon is the
-     * dearest part), and a container given 0.01 CPUs spent 100 to 300 ms
-     * throttled in it, holding up the start it reports.  The file was
-     * opened by the parent, outside any cgroup namespace, so the write is
-     * allowed on cgroup v2 too (the kernel checks the opener's namespace). */
-    int report = fcntl(a->report_fd, F_DUPFD_CLOEXEC, 10);
-    int init_fd = fcntl(a->rt->init_fd, F_DUPFD_CLOEXEC, 10);
-    int log_fd = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10), exit_fd = fcntl(a->exit_fd, F_DUPFD_CLOEXEC, 10);
-    int null_fd = fcntl(a->null_fd, F_DUPFD_CLOEXEC, 10), prev_fd = fcntl(a->prev_log_fd, F_DUPFD_CLOEXEC, 10);
-    int quota_fd = a->quota_fd >= 0 ? fcntl(a->quota_fd, F_DUPFD_CLOEXEC, 10) : -1;
-    struct child_args moved = *a;
-    moved.report_fd = report;
-    a = &moved;
-    CHECK(STEP_EXEC, (report < 0 || init_fd < 0 || log_fd < 0 || exit_fd < 0 || null_fd < 0 || prev_fd < 0 ||
-                      (a->quota_fd >= 0 && quota_fd < 0) || dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 ||
-                      dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0 || dup2(prev_fd, 4) < 0 ||
-                      (quota_fd >= 0 && dup2(quota_fd, 5) < 0))
-                         ? (what = "arranging duet-init's file descriptors", -1)
-                         : 0);
-    syscall(SYS_close_range, quota_fd >= 0 ? 6 : 5, ~0U, CLOSE_RANGE_CLOEXEC);
-    if (a->fail_at == STEP_EXEC) {
-        errno = EIO;
-        child_fail(a, STEP_EXEC, "injected failure");
-    }
-    syscall(SYS_execveat, init_fd, "", a->init_argv, a->envp, AT_EMPTY_PATH);
-    child_fail(a, STEP_EXEC, "executing duet-init");
-}
 
 /* Opens every volume's source here, on the host side, and mounts what was
  * opened (as a detached tree): the path is resolved once, so a link swapped in later (by
@@ -899,8 +687,6 @@ int container_start(struct container *c, const struct container_config *cfg, str
         tree = -1, layer = -1, quota_fd = -1, rc = -1;
     char quota[64] = "";
     pid_t pid = -1;
-    int *keep = NULL;
-    size_t n_keep = 0;
     int *vol_fds = calloc(w->n_volumes ? w->n_volumes : 1, sizeof(int));
     if (!vol_fds)
         abort();
@@ -935,26 +721,16 @@ int container_start(struct container *c, const struct container_config *cfg, str
             duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_CGROUP]);
             goto out;
         }
-        /* duet-init sets it (see child_main) */
+        /* duet-init sets it (see container_setup_main) */
         memmove(argv + dashdash + 2, argv + dashdash, (argc - dashdash + 1) * sizeof(*argv));
         argv[dashdash] = "--cpu-max";
         argv[dashdash + 1] = quota;
         argc += 2;
     }
-    /* What the child keeps (child_main closes everything else). */
-    int fixed[] = {sync[0], report[1], log_fd, exit_fd, null_fd, prev_log_fd, rt->init_fd, layer, quota_fd};
-    keep = calloc(sizeof(fixed) / sizeof(fixed[0]) + w->n_volumes, sizeof(int));
-    if (!keep)
-        abort();
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        keep[n_keep++] = fixed[i];
-    for (size_t i = 0; i < w->n_volumes; i++)
-        keep[n_keep++] = vol_fds[i];
+    /* The spawner gives the child the fds named here and no others. */
     struct child_args args = {
-        .keep = keep,
-        .n_keep = n_keep,
         .rt = rt,
-        .spec = w,
+        .hostname = w->name,
         .fail_at = cfg->fail_at,
         .userns = c->userns,
         .lower = lower,
@@ -977,14 +753,12 @@ int container_start(struct container *c, const struct container_config *cfg, str
         duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_CLONE]);
         goto out;
     }
-    /* Like fork: no new stack, the child continues on its copy of ours. */
-    pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                                        (c->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
-                         NULL, NULL, NULL, 0);
-    if (pid == 0)
-        child_main(&args);
+    /* Cloned by the spawner (spawner.h), as our child. */
+    pid = container_spawner_clone(rt->spawner, &args, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                                                          CLONE_NEWNET | (c->userns ? CLONE_NEWUSER : 0),
+                                  err);
     if (pid < 0) {
-        duet_err_sys(err, "container %s: %s", c->name, step_names[STEP_CLONE]);
+        duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_CLONE]);
         goto out;
     }
     close(sync[0]);
@@ -1076,7 +850,6 @@ out:
         if (vol_fds[i] >= 0)
             close(vol_fds[i]);
     free(vol_fds);
-    free(keep);
     for (size_t i = 0; i < w->n_env; i++)
         free(envbuf[i]);
     free(envbuf);

@@ -68,6 +68,8 @@ const char *container_step_name(enum container_step s);
 #define CONTAINER_LOG_MAX (UINT64_C(8) << 20)
 
 /* What the runtime shares between containers: built once. */
+struct container_spawner;
+
 struct container_runtime {
     char state_dir[256];            /* STATE: containers live in STATE/NAME */
     char cgroup_parent[32];         /* "duet-" + a hash of STATE: one per runtime */
@@ -85,6 +87,7 @@ struct container_runtime {
      * the system's (hostpath.h): the daemon's state and socket dirs. */
     char *protected_paths[4];
     struct layer_pool *layers;      /* writable layers made ahead (layer.h) */
+    struct container_spawner *spawner;   /* clones setup processes (spawner.h) */
 };
 
 /* Adds path to rt's protected paths (copied; at most 3). */

@@ -1,0 +1,71 @@
+/*
+ * spawner.h - the small process that clones every container's setup
+ * process.
+ *
+ * A clone copies its caller's address space.  Cloned from duetd, that is a
+ * large, multi-threaded one: the copy holds duetd's memory map locked
+ * while it is made (every other thread of duetd that faults waits), and
+ * afterwards each thread's first write to each of its pages faults again,
+ * with a TLB shootdown to the other CPUs.  Measured on a 2-CPU host, a
+ * caller with 16 threads took twice as long to start each container as a
+ * single-threaded one.  So the runtime forks a spawner once, at its first
+ * start: single-threaded, it never grows, and it clones with CLONE_PARENT,
+ * so each setup process is still the runtime's own child (its exit, its
+ * parent-death signal, waitpid).
+ *
+ * A request carries the child's arguments (setup.h) as bytes and its fds
+ * with SCM_RIGHTS; the answer is the child's pid.  One request at a time
+ * (a mutex): a clone takes the spawner about a millisecond.  A spawner
+ * that died is started again on the next request.
+ */
+#ifndef DUET_CONTAINER_SPAWNER_H
+#define DUET_CONTAINER_SPAWNER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "network/attachment.h"
+
+/* The wire form of a request (spawner.c says what follows the head). */
+#define SPAWN_MAGIC 0x6475736eu   /* "dusn" */
+#define SPAWN_FIXED_FDS 8         /* sync, report, log, exit, null, previous log, layer, quota (if any) */
+#define SPAWN_MAX_FDS 250         /* in one message: the kernel's SCM_MAX_FD is 253 */
+#define SPAWN_MAX_BYTES (64u << 20)
+
+struct spawn_head {
+    uint32_t magic;
+    uint32_t len;          /* bytes of strings after the head */
+    uint64_t flags;        /* namespaces to clone */
+    int32_t fail_at;
+    uint8_t userns, has_net, has_quota, pad;
+    uint32_t n_fds, n_volumes, n_argv, n_envp;
+    struct net_attachment net;
+};
+
+struct spawn_answer {
+    int32_t pid;           /* or -errno */
+};
+
+struct child_args;
+struct container_runtime;
+struct container_spawner;
+
+struct container_spawner *container_spawner_new(void);
+/* Ends the spawner (if it runs) and frees s. */
+void container_spawner_free(struct container_spawner *s);
+
+/* Clones a setup process running container_setup_main(a) with the
+ * namespaces in flags, as the caller's child; returns its pid, or -1.  The
+ * fds in a are copied: the caller still closes its own.  a->rt must be the
+ * runtime the spawner was first started for: the spawner keeps that
+ * runtime's caps, seccomp program and duet-init as they were then. */
+pid_t container_spawner_clone(struct container_spawner *s, const struct child_args *a, unsigned long flags,
+                              struct duet_err *err);
+
+/* For tests: the spawner's pid (-1 when none runs); and the socket of a
+ * spawner started afresh for rt (the socket stays s's). */
+pid_t container_spawner_pid(const struct container_spawner *s);
+int container_spawner_socket(struct container_spawner *s, const struct container_runtime *rt, struct duet_err *err);
+
+#endif
