@@ -304,10 +304,23 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         d->drv_open[k] = true;
     }
 
+    /* A state directory keeps the network it was started with: without
+     * --subnet or --bridge, the ones recorded (a store from before the
+     * default subnet changed keeps its 10.88.0.0/16); with them, the new
+     * ones once they are known to fit the workloads (daemon_net_recover). */
+    char subnet[64], bridge[64];
     struct fleet_net_config nc = {.bridge = cfg->bridge, .subnet = cfg->subnet, .owner = d->state_dir};
+    if (!nc.subnet && store_setting_get(d->store, "subnet", subnet, sizeof(subnet)))
+        nc.subnet = subnet;
+    if (!nc.bridge && store_setting_get(d->store, "bridge", bridge, sizeof(bridge)))
+        nc.bridge = bridge;
     if (daemon_net_open(d, &nc, err) < 0)
         return -1;
     if (daemon_load(d, err) < 0 || daemon_net_recover(d, err) < 0)
+        return -1;
+    char sn[20];
+    ipam_format_subnet(&d->net.ipam.subnet, sn);
+    if (store_setting_put(d->store, "subnet", sn, err) < 0 || store_setting_put(d->store, "bridge", d->net.bridge, err) < 0)
         return -1;
     return 0;
 }

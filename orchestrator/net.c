@@ -114,12 +114,20 @@ int daemon_net_recover(struct daemon *d, struct duet_err *err)
         if (w->addr && fleet_net_claim(&d->net, w->addr, &e) < 0) {
             char a[16];
             ipam_format(w->addr, a);
-            if (e.code == EDOM)
+            if (e.code == EDOM) {
+                char was[64];
+                if (store_setting_get(d->store, "subnet", was, sizeof(was)))
+                    return duet_err_set(err, EDOM,
+                                        "workload %s has address %s, outside the fleet's subnet %s: this state "
+                                        "directory was used with --subnet %s; start duetd with that one, or "
+                                        "without --subnet (or delete the workloads first)",
+                                        w->name, a, sn, was);
                 return duet_err_set(err, EDOM,
                                     "workload %s has address %s, outside the fleet's subnet %s: this state "
                                     "directory was used with another --subnet; start duetd with that one (or "
                                     "delete the workloads first)",
                                     w->name, a, sn);
+            }
             return duet_err_set(err, e.code, "workload %s: %s", w->name, e.msg);
         }
         if (w->deleted || !w->spec->n_ports)

@@ -23,6 +23,8 @@ enum {
     ST_EVENTS_WL,
     ST_MEASURE_GET,
     ST_MEASURE_PUT,
+    ST_SETTING_GET,
+    ST_SETTING_PUT,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -47,6 +49,8 @@ static const char *const sql_text[ST_COUNT] = {
                      " workload = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     [ST_MEASURE_GET] = "SELECT start_ms, overhead, samples FROM measurements WHERE backend = ?",
     [ST_MEASURE_PUT] = "INSERT OR REPLACE INTO measurements(backend, start_ms, overhead, samples) VALUES(?,?,?,?)",
+    [ST_SETTING_GET] = "SELECT value FROM settings WHERE key = ?",
+    [ST_SETTING_PUT] = "INSERT OR REPLACE INTO settings(key, value) VALUES(?,?)",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -65,7 +69,8 @@ static const char schema_sql[] =
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
     "CREATE TABLE IF NOT EXISTS measurements(backend TEXT PRIMARY KEY, start_ms INTEGER NOT NULL,"
-    " overhead INTEGER NOT NULL, samples INTEGER NOT NULL);";
+    " overhead INTEGER NOT NULL, samples INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -330,4 +335,29 @@ int store_measure_put(struct store *s, const char *backend, uint64_t start_ms, u
     sqlite3_bind_int64(st, 3, (int64_t)overhead);
     sqlite3_bind_int64(st, 4, (int64_t)samples);
     return run(s, ST_MEASURE_PUT, err, "cannot record a measurement");
+}
+
+int store_setting_get(struct store *s, const char *key, char *buf, size_t len)
+{
+    sqlite3_stmt *st = s->st[ST_SETTING_GET];
+    bind_text(st, 1, key);
+    int found = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        if (v && strlen((const char *)v) < len) {
+            snprintf(buf, len, "%s", (const char *)v);
+            found = 1;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return found;
+}
+
+int store_setting_put(struct store *s, const char *key, const char *value, struct duet_err *err)
+{
+    sqlite3_stmt *st = s->st[ST_SETTING_PUT];
+    bind_text(st, 1, key);
+    bind_text(st, 2, value);
+    return run(s, ST_SETTING_PUT, err, "cannot record a setting");
 }

@@ -82,4 +82,10 @@ int store_measure_get(struct store *s, const char *backend, uint64_t *start_ms, 
 int store_measure_put(struct store *s, const char *backend, uint64_t start_ms, uint64_t overhead, uint64_t samples,
                       struct duet_err *err);
 
+/* What the daemon was started with that its state depends on (the fleet's
+ * subnet and bridge): 1 with the value in buf, 0 when never recorded (or
+ * longer than len). */
+int store_setting_get(struct store *s, const char *key, char *buf, size_t len);
+int store_setting_put(struct store *s, const char *key, const char *value, struct duet_err *err);
+
 #endif

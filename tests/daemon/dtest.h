@@ -41,6 +41,7 @@ struct dd {
     char state[192];
     char cgdir[256];               /* the daemon's containers' cgroups */
     char bridge[16], subnet[24];   /* the daemon's own network: tests run side by side */
+    bool network_from_store;       /* start without --bridge and --subnet: the state directory's own */
     char log_max[16];              /* --log-max, when set */
     bool tmpfs;                    /* the state directory is a tmpfs of its own */
     char libvirt_uri[32];          /* --libvirt-uri, when set */
@@ -98,9 +99,15 @@ static inline void dd_start(struct dd *d)
         }
         const char *argv[32] = {"duetd", "--foreground", "--state-dir", d->state, "--socket", d->sock,
                                 "--restart-backoff", "100", "--stop-grace", "2000", "--request-timeout", "1500",
-                                "--bridge", d->bridge, "--subnet", d->subnet, "--guest-kernel",
+                                "--guest-kernel",
                                 getenv("DUET_GUEST_KERNEL") ? getenv("DUET_GUEST_KERNEL") : "/nonexistent"};
-        int n = 18;
+        int n = 14;
+        if (!d->network_from_store) {
+            argv[n++] = "--bridge";
+            argv[n++] = d->bridge;
+            argv[n++] = "--subnet";
+            argv[n++] = d->subnet;
+        }
         if (d->log_max[0]) {
             argv[n++] = "--log-max";
             argv[n++] = d->log_max;

@@ -361,6 +361,54 @@ Test(network, a_bridge_or_subnet_is_one_daemons, .timeout = 60)
     dd_finish(&d);
 }
 
+/* A state directory keeps the network it was started with: started again
+ * without --bridge and --subnet, duetd takes the recorded ones (not the
+ * defaults, which would strand every workload's address); started with
+ * another subnet while workloads hold addresses, it refuses and names the
+ * one to use. */
+Test(network, a_state_directory_keeps_its_network, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(&d, "one.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: keeper}\nspec:\n"
+                                "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n",
+                                dd_env("DUET_ROOTFS"));
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
+    free(out);
+    char *addr = dd_field(&d, "keeper", "address");
+    dd_stop(&d);
+
+    d.network_from_store = true;
+    dd_start(&d);
+    json_t *info = dd_get(&d, "/v1/info");
+    json_t *net = json_object_get(info, "network");
+    cr_expect_str_eq(json_string_value(json_object_get(net, "subnet")), d.subnet);
+    cr_expect_str_eq(json_string_value(json_object_get(net, "bridge")), d.bridge);
+    json_decref(info);
+    char *again = dd_field(&d, "keeper", "address");
+    cr_expect_str_eq(again, addr, "the workload's address changed");
+    free(again);
+    dd_stop(&d);
+
+    char duetd[512], cmd[1024], buf[4096];
+    snprintf(duetd, sizeof(duetd), "%s/duetd", dd_env("DUET_BUILD"));
+    snprintf(cmd, sizeof(cmd), "%s --foreground --state-dir %s --socket %s --bridge %s --subnet 10.250.78.0/24 2>&1",
+             duetd, d.state, d.sock, d.bridge);
+    FILE *p = popen(cmd, "r");
+    size_t got = fread(buf, 1, sizeof(buf) - 1, p);
+    buf[got] = '\0';
+    int st = pclose(p);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: status %d", cmd, st);
+    char want[64];
+    snprintf(want, sizeof(want), "--subnet %s", d.subnet);
+    cr_expect(strstr(buf, "keeper") && strstr(buf, want), "the refusal does not name %s: %s", want, buf);
+    free(addr);
+    dd_start(&d);
+    dd_finish(&d);
+}
+
 /* A listener on the host's 127.0.0.1 that answers a secret and counts who
  * reached it: what a workload must never reach. */
 struct loopback_service {
