@@ -326,6 +326,21 @@ static inline json_t *dd_workload(struct dd *d, const char *name)
 }
 
 /* The value of key in workload name ("" when absent). */
+/* Applies one sleeping container called name on the fleet network, and
+ * waits until it runs. */
+static inline void dd_apply_sleeper(struct dd *d, const char *name)
+{
+    char file[80];
+    snprintf(file, sizeof(file), "%s.yaml", name);
+    const char *m = dd_manifest(d, file,
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: %s}\nspec:\n"
+                                "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n",
+                                name, dd_env("DUET_ROOTFS"));
+    char *out;
+    cr_assert_eq(dd_duet(d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
+    free(out);
+}
+
 static inline char *dd_field(struct dd *d, const char *name, const char *key)
 {
     json_t *w = dd_workload(d, name);

@@ -277,13 +277,7 @@ Test(network, name_server_answers_and_survives_hostile_packets, .timeout = 120)
 {
     struct dd d;
     dd_init(&d);
-    const char *m = dd_manifest(&d, "one.yaml",
-                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: one}\nspec:\n"
-                                "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n",
-                                dd_env("DUET_ROOTFS"));
-    char *out;
-    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
-    free(out);
+    dd_apply_sleeper(&d, "one");
     char gw[16];
     gateway_of(&d, gw);
     /* garbage of every size, a response, a pointer loop, a huge label */
@@ -370,13 +364,7 @@ Test(network, a_state_directory_keeps_its_network, .timeout = 120)
 {
     struct dd d;
     dd_init(&d);
-    const char *m = dd_manifest(&d, "one.yaml",
-                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: keeper}\nspec:\n"
-                                "  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n",
-                                dd_env("DUET_ROOTFS"));
-    char *out;
-    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
-    free(out);
+    dd_apply_sleeper(&d, "keeper");
     char *addr = dd_field(&d, "keeper", "address");
     dd_stop(&d);
 
