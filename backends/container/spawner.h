@@ -16,7 +16,10 @@
  * A request carries the child's arguments (setup.h) as bytes and its fds
  * with SCM_RIGHTS; the answer is the child's pid.  One request at a time
  * (a mutex): a clone takes the spawner about a millisecond.  A spawner
- * that died is started again on the next request.
+ * found dead when a request is sent is started again; one that dies while
+ * it holds a request fails that start ("the container spawner went away"),
+ * since it may have cloned the child already, and the next start gets a
+ * new spawner.
  */
 #ifndef DUET_CONTAINER_SPAWNER_H
 #define DUET_CONTAINER_SPAWNER_H
