@@ -44,7 +44,7 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/driver.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
-          backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/setup.c backends/container/spawner.c backends/container/driver.c \
+          backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c
@@ -112,11 +112,14 @@ $(DUET): $(call obj,$(CLI_SRC)) $(LIB)
 $(DUETD): $(call obj,$(DUETD_SRC)) $(LIBD) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
 
-# pid 1 of every container: static, small, never sanitized (it runs inside
+# pid 1 of every container, and the spawner that clones their setup
+# processes (spawner.h): static, small, never sanitized (it runs inside
 # containers, where the sanitizer runtime has nothing to report to).
-$(INIT): backends/container/init_main.c
+INIT_SRC = backends/container/init_main.c backends/container/spawner_main.c backends/container/setup.c \
+           backends/container/mounts.c backends/container/caps.c common/fsutil.c common/err.c
+$(INIT): $(INIT_SRC) $(wildcard backends/container/*.h common/*.h network/*.h manifests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $(INIT_SRC)
 
 # /init of the initramfs a rootfs image boots with as a VM: static, it runs
 # inside guests.

@@ -29,6 +29,12 @@
  * before it exits.  When the command ends by itself its background
  * children are left to the container, as with any process it starts.
  *
+ *   duet-init --spawner
+ *
+ * is the container spawner (spawner.h), which the runtime starts once from
+ * the same sealed copy: it clones each container's setup process, which
+ * executes this binary again as the container's pid 1.
+ *
  * Logs: the workload's stdout and stderr are a pipe that this process
  * copies into the log (no process of duet's besides this one, and the copy
  * goes on while no daemon runs).  When the log reaches --log-max bytes it
@@ -56,6 +62,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "spawner.h"
 
 #define EXIT_FD 3
 #define LOG_FD 1
@@ -199,6 +207,8 @@ static bool log_pump(int pipe_fd, struct logcap *l)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--spawner") == 0)
+        return container_spawner_main();
     unsigned long uid = 0, gid = 0;
     const char *cwd = "/", *groups = NULL, *cpu_max = NULL;
     bool exec_mode = false;

@@ -81,6 +81,17 @@ const char *container_step_name(enum container_step s)
     return s < STEP_COUNT ? step_names[s] : "?";
 }
 
+/* The error of a failed setup step, from the setup process's report: it
+ * comes from inside the new namespaces, so its text is bounded here and
+ * its step checked; an empty `what` means the step's own name. */
+static void setup_report_err(const struct container *c, struct setup_report *r, struct duet_err *err)
+{
+    r->what[sizeof(r->what) - 1] = '\0';
+    const char *step = container_step_name((enum container_step)r->step);
+    errno = r->err;
+    duet_err_sys(err, "container %s: %s: %s", c->name, step, r->what[0] ? r->what : step);
+}
+
 /* ---- runtime --------------------------------------------------------- */
 
 int container_runtime_init(struct container_runtime *rt, const char *state_dir, const char *init_path,
@@ -778,10 +789,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         close(sync[1]);
         sync[1] = -1;
         if (read(report[0], &early, sizeof(early)) == (ssize_t)sizeof(early)) {
-            early.what[sizeof(early.what) - 1] = '\0';
-            errno = early.err;
-            duet_err_sys(err, "container %s: %s: %s", c->name, container_step_name((enum container_step)early.step),
-                         early.what);
+            setup_report_err(c, &early, err);
         } else {
             duet_err_prefix(err, "container %s: %s", c->name, step_names[STEP_ATTACH]);
         }
@@ -800,9 +808,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
         got = read(report[0], &r, sizeof(r));
     while (got < 0 && errno == EINTR);
     if (got == (ssize_t)sizeof(r)) {
-        r.what[sizeof(r.what) - 1] = '\0';
-        errno = r.err;
-        duet_err_sys(err, "container %s: %s: %s", c->name, container_step_name((enum container_step)r.step), r.what);
+        setup_report_err(c, &r, err);
         goto out_kill;
     }
     if (got != 0) {

@@ -31,7 +31,9 @@
 static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
 {
     struct setup_report r = {.step = step, .err = errno};
-    snprintf(r.what, sizeof(r.what), "%s", what ? what : container_step_name(step));
+    /* No `what`: the runtime names the step itself (container_step_name
+     * is the daemon's, not in this binary). */
+    snprintf(r.what, sizeof(r.what), "%s", what ? what : "");
     ssize_t n = write(a->report_fd, &r, sizeof(r));
     (void)n;
     _exit(127);

@@ -1,27 +1,20 @@
 /*
- * spawner.c - the process that clones containers' setup processes (see
- * spawner.h).
+ * spawner.c - the runtime's side of the container spawner (spawner.h):
+ * starting it, and sending it requests.  The spawner's own side is
+ * spawner_main.c, which runs inside duet-init's binary.
  *
- * The wire form of a request: a fixed head, then strings, NUL-terminated,
- * in this order: hostname, lower, layer, merged, overlay options, each
- * volume's target, duet-init's argv, the environment.  Its fds, in this
- * order: sync, report, log, exit, /dev/null, previous log, layer, CPU
- * quota (when there is one), each volume.  The answer: the pid, or -errno.
- *
- * The spawner may be forked from a multi-threaded process, so from the
- * fork on it only makes system calls: no malloc, no stdio, no locks.  Its
- * buffers are mapped per request.
+ * The wire form is described there.  Requests go one at a time under the
+ * spawner's mutex: each waits for its answer (the pid) before the next.
  */
 #include "spawner.h"
 
 #include <errno.h>
-#include <sched.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -31,16 +24,6 @@
 
 #include "common/fsutil.h"
 #include "setup.h"
-
-#define SPAWN_NAMESPACES (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER)
-
-struct container_spawner {
-    pthread_mutex_t lock;
-    pid_t pid;       /* the spawner, or -1 */
-    int sock;        /* our end */
-};
-
-/* ---- the spawner's side: system calls only ---------------------------- */
 
 static bool read_full(int fd, void *buf, size_t n)
 {
@@ -57,161 +40,26 @@ static bool read_full(int fd, void *buf, size_t n)
     return true;
 }
 
-/* The next NUL-terminated string of [*p, end), or NULL when there is none. */
-static const char *next_string(const char **p, const char *end)
+static bool write_full(int fd, const void *buf, size_t n)
 {
-    const char *s = *p;
-    const char *nul = s < end ? memchr(s, '\0', (size_t)(end - s)) : NULL;
-    if (!nul)
-        return NULL;
-    *p = nul + 1;
-    return s;
+    const char *p = buf;
+    while (n) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        p += k;
+        n -= (size_t)k;
+    }
+    return true;
 }
 
-static void close_all(const int *fds, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-}
-
-/* One request: read, checked, cloned; returns the pid or -errno.  *stop:
- * the stream is closed, or out of step after a request that could not be
- * read whole; the answer (if any) is the last. */
-static int serve_one(const struct container_runtime *rt, int sock, bool *stop)
-{
-    struct spawn_head h = {0};
-    int fds[SPAWN_MAX_FDS];
-    size_t n_fds = 0;
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    ssize_t got;
-    do
-        got = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-    while (got < 0 && errno == EINTR);
-    if (got <= 0) {
-        *stop = true;
-        return 0;
-    }
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < k && n_fds < SPAWN_MAX_FDS; i++)
-                memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        }
-    /* Until the whole request is read, a failure leaves the stream out
-     * of step: answered, then the spawner ends (the next request starts
-     * another). */
-    int rc = -EPROTO;
-    size_t extra = 0;
-    char *mem = MAP_FAILED;
-    *stop = true;
-    size_t first_volume = SPAWN_FIXED_FDS - 1 + (h.has_quota ? 1 : 0);
-    /* Each string takes a byte at least: the counts are bounded by len.
-     * Only namespaces are cloned, never shared memory or files. */
-    if ((size_t)got != sizeof(h) || h.magic != SPAWN_MAGIC || h.len > SPAWN_MAX_BYTES || (m.msg_flags & MSG_CTRUNC) ||
-        h.n_fds != n_fds || n_fds < first_volume || h.n_volumes != n_fds - first_volume || h.n_argv == 0 ||
-        (uint64_t)h.n_argv + h.n_envp + h.n_volumes + 5 > h.len || (h.flags & ~(uint64_t)SPAWN_NAMESPACES))
-        goto out;
-    /* strings, then the volumes' and the two vectors' arrays */
-    size_t strings = (h.len + 15) & ~(size_t)15;
-    extra = strings + h.n_volumes * sizeof(struct wl_volume) + (h.n_argv + h.n_envp + 2) * sizeof(char *) +
-            (n_fds + 1) * sizeof(int);
-    mem = mmap(NULL, extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) {
-        rc = -errno;
-        goto out;
-    }
-    if (!read_full(sock, mem, h.len))
-        goto out;
-    *stop = false;
-    const char *p = mem, *end = mem + h.len;
-    struct wl_volume *vols = (struct wl_volume *)(mem + strings);
-    char **argv = (char **)(vols + h.n_volumes);
-    char **envp = argv + h.n_argv + 1;
-    int *keep = (int *)(envp + h.n_envp + 1);
-    const char *hostname = next_string(&p, end), *lower = next_string(&p, end), *layer = next_string(&p, end),
-               *merged = next_string(&p, end), *opts = next_string(&p, end);
-    bool ok = opts != NULL;
-    for (uint32_t i = 0; ok && i < h.n_volumes; i++) {
-        vols[i] = (struct wl_volume){.target = next_string(&p, end)};
-        ok = vols[i].target != NULL;
-    }
-    for (uint32_t i = 0; ok && i < h.n_argv; i++)
-        ok = (argv[i] = (char *)next_string(&p, end)) != NULL;
-    argv[h.n_argv] = NULL;
-    for (uint32_t i = 0; ok && i < h.n_envp; i++)
-        ok = (envp[i] = (char *)next_string(&p, end)) != NULL;
-    envp[h.n_envp] = NULL;
-    if (!ok || p != end)
-        goto out;
-    memcpy(keep, fds, n_fds * sizeof(int));
-    keep[n_fds] = rt->init_fd;
-    struct child_args a = {
-        .rt = rt,
-        .hostname = hostname,
-        .fail_at = (enum container_step)h.fail_at,
-        .userns = h.userns,
-        .lower = lower,
-        .layer = layer,
-        .layer_fd = fds[6],
-        .plan = {.merged = merged, .overlay_opts = opts, .volumes = vols,
-                 .volume_fds = fds + first_volume, .n_volumes = h.n_volumes},
-        .sync_fd = fds[0],
-        .report_fd = fds[1],
-        .log_fd = fds[2],
-        .exit_fd = fds[3],
-        .null_fd = fds[4],
-        .prev_log_fd = fds[5],
-        .keep = keep,
-        .n_keep = n_fds + 1,
-        .init_argv = argv,
-        .envp = envp,
-        .net = h.has_net ? &h.net : NULL,
-        .quota_fd = h.has_quota ? fds[7] : -1,
-    };
-    /* Like fork: no new stack, the child goes on on its copy of ours. */
-    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)h.flags | CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
-    if (pid == 0)
-        container_setup_main(&a);
-    rc = pid < 0 ? -errno : pid;
-out:
-    if (mem != MAP_FAILED)
-        munmap(mem, extra);
-    close_all(fds, n_fds);
-    return rc;
-}
-
-static _Noreturn void spawner_main(const struct container_runtime *rt, int sock, pid_t parent)
-{
-    /* Gone with its creator; and the creator's handlers, mask and fds are
-     * not ours. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(0);
-    prctl(PR_SET_NAME, "duet-spawner", 0, 0, 0);
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &dfl, NULL);
-    struct sigaction ign = {.sa_handler = SIG_IGN};
-    sigaction(SIGPIPE, &ign, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int keep[] = {sock, rt->init_fd};
-    duet_close_fds_except(keep, 2);
-    for (;;) {
-        bool stop = false;
-        struct spawn_answer ans = {.pid = serve_one(rt, sock, &stop)};
-        if (ans.pid == 0 || write(sock, &ans, sizeof(ans)) != (ssize_t)sizeof(ans) || stop)
-            _exit(0);
-    }
-}
+struct container_spawner {
+    pthread_mutex_t lock;
+    pid_t pid;       /* the spawner, or -1 */
+    int sock;        /* our end */
+};
 
 /* ---- the runtime's side ----------------------------------------------- */
 
@@ -264,6 +112,23 @@ void container_spawner_free(struct container_spawner *s)
     free(s);
 }
 
+/* The child of fork, until the exec: system calls only (the runtime may
+ * have other threads).  The spawner's socket goes to fd 3 and duet-init
+ * to fd 4, by way of fds out of their way. */
+static _Noreturn void spawner_exec(int sock, int init_fd, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    int s = fcntl(sock, F_DUPFD, 10), i = fcntl(init_fd, F_DUPFD, 10);
+    if (s < 0 || i < 0 || dup2(s, SPAWN_SOCK_FD) < 0 || dup2(i, SPAWN_INIT_FD) < 0)
+        _exit(127);
+    static char *const argv[] = {"duet-spawner", "--spawner", NULL};
+    static char *const envp[] = {NULL};
+    syscall(SYS_execveat, SPAWN_INIT_FD, "", argv, envp, AT_EMPTY_PATH);
+    _exit(127);
+}
+
 static int spawner_start(struct container_spawner *s, const struct container_runtime *rt, struct duet_err *err)
 {
     int sv[2];
@@ -278,10 +143,18 @@ static int spawner_start(struct container_spawner *s, const struct container_run
         return rc;
     }
     if (pid == 0)
-        spawner_main(rt, sv[1], parent);
+        spawner_exec(sv[1], rt->init_fd, parent);
     close(sv[1]);
     s->pid = pid;
     s->sock = sv[0];
+    /* What every setup process applies, as the runtime has it now. */
+    struct spawn_hello hello = {.magic = SPAWN_HELLO_MAGIC, .last_cap = rt->last_cap, .caps = rt->caps,
+                                .filter_len = rt->filter.len};
+    if (!write_full(s->sock, &hello, sizeof(hello)) ||
+        !write_full(s->sock, rt->filter.insns, rt->filter.len * sizeof(rt->filter.insns[0]))) {
+        spawner_stop(s);
+        return duet_err_set(err, EPIPE, "the container spawner (duet-init --spawner) ended as it started");
+    }
     return 0;
 }
 
@@ -325,15 +198,7 @@ static int send_request(int sock, const struct spawn_head *h, const struct wire 
     while (sent < 0 && errno == EINTR);
     if (sent != (ssize_t)sizeof(*h))
         return -1;
-    for (size_t off = 0; off < w->len;) {
-        ssize_t k = send(sock, w->buf + off, w->len - off, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        off += (size_t)k;
-    }
-    return 0;
+    return write_full(sock, w->buf, w->len) ? 0 : -1;
 }
 
 pid_t container_spawner_clone(struct container_spawner *s, const struct child_args *a, unsigned long flags,

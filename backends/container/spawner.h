@@ -8,18 +8,22 @@
  * afterwards each thread's first write to each of its pages faults again,
  * with a TLB shootdown to the other CPUs.  Measured on a 2-CPU host, a
  * caller with 16 threads took twice as long to start each container as a
- * single-threaded one.  So the runtime forks a spawner once, at its first
- * start: single-threaded, it never grows, and it clones with CLONE_PARENT,
- * so each setup process is still the runtime's own child (its exit, its
- * parent-death signal, waitpid).
+ * single-threaded one.  And the setup process's exec of duet-init then
+ * unmaps that copy again, mapping by mapping.  So the runtime starts a
+ * spawner once, at its first start: `duet-init --spawner`, executed from
+ * the runtime's sealed copy of duet-init (a small static binary, single-
+ * threaded, that never grows).  It clones with CLONE_PARENT, so each setup
+ * process is still the runtime's own child (its exit, its parent-death
+ * signal, waitpid).
  *
- * A request carries the child's arguments (setup.h) as bytes and its fds
- * with SCM_RIGHTS; the answer is the child's pid.  One request at a time
- * (a mutex): a clone takes the spawner about a millisecond.  A spawner
- * found dead when a request is sent is started again; one that dies while
- * it holds a request fails that start ("the container spawner went away"),
- * since it may have cloned the child already, and the next start gets a
- * new spawner.
+ * The spawner starts with a hello (caps, last cap, the seccomp program:
+ * what every setup process applies).  A request carries the child's
+ * arguments (setup.h) as bytes and its fds with SCM_RIGHTS; the answer is
+ * the child's pid.  One request at a time (a mutex): a clone takes the
+ * spawner well under a millisecond.  A spawner found dead when a request
+ * is sent is started again; one that dies while it holds a request fails
+ * that start ("the container spawner went away"), since it may have
+ * cloned the child already, and the next start gets a new spawner.
  */
 #ifndef DUET_CONTAINER_SPAWNER_H
 #define DUET_CONTAINER_SPAWNER_H
@@ -46,6 +50,21 @@ struct spawn_head {
     struct net_attachment net;
 };
 
+/* The first message, before any request. */
+#define SPAWN_HELLO_MAGIC 0x6475736fu   /* "duso" */
+#define SPAWN_MAX_FILTER 4096           /* BPF_MAXINSNS */
+struct spawn_hello {
+    uint32_t magic;
+    int32_t last_cap;
+    uint64_t caps;
+    uint32_t filter_len;   /* instructions that follow */
+    uint32_t pad;
+};
+
+/* The spawner's fds as it is executed. */
+#define SPAWN_SOCK_FD 3
+#define SPAWN_INIT_FD 4
+
 struct spawn_answer {
     int32_t pid;           /* or -errno */
 };
@@ -65,6 +84,10 @@ void container_spawner_free(struct container_spawner *s);
  * runtime's caps, seccomp program and duet-init as they were then. */
 pid_t container_spawner_clone(struct container_spawner *s, const struct child_args *a, unsigned long flags,
                               struct duet_err *err);
+
+/* The spawner's own main (spawner_main.c, in duet-init's binary): serves
+ * requests on SPAWN_SOCK_FD until its end of file; returns the exit code. */
+int container_spawner_main(void);
 
 /* For tests: the spawner's pid (-1 when none runs); and the socket of a
  * spawner started afresh for rt (the socket stays s's). */

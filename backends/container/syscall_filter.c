@@ -185,10 +185,3 @@ void container_seccomp_free(struct seccomp_prog *p)
     p->len = 0;
 }
 
-int container_seccomp_apply(const struct seccomp_prog *p)
-{
-    struct sock_fprog prog = {.len = p->len, .filter = p->insns};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return -1;
-    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
-}

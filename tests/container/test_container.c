@@ -1265,6 +1265,41 @@ Test(container, spawner_killed_is_started_again)
     fixture_fini(&f);
 }
 
+/* The spawner is duet-init's static binary executed from the sealed copy,
+ * not a fork of this (large, multi-threaded) process: each of its clones
+ * copies a handful of mappings, and it holds its socket and duet-init
+ * only. */
+Test(container, spawner_is_a_small_process_of_its_own)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct container *a = start(&f, spec(&f, "sp-small", "  command: [/bin/sleep, '30']\n"));
+    pid_t sp = container_spawner_pid(f.rt.spawner);
+    cr_assert_gt(sp, 0, "no spawner after a start");
+    char p[64], buf[PATH_MAX] = "";
+    snprintf(p, sizeof(p), "/proc/%d/exe", (int)sp);
+    ssize_t n = readlink(p, buf, sizeof(buf) - 1);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_expect(strncmp(buf, "/memfd:duet-init", 16) == 0, "the spawner runs %s", buf);
+    snprintf(p, sizeof(p), "/proc/%d/maps", (int)sp);
+    FILE *mf = fopen(p, "r");
+    cr_assert(mf);
+    size_t lines = 0;
+    while (fgets(buf, sizeof(buf), mf))
+        lines++;
+    fclose(mf);
+    cr_expect_lt(lines, 20, "the spawner has %zu mappings", lines);
+    snprintf(p, sizeof(p), "/proc/%d/fd", (int)sp);
+    DIR *d = opendir(p);
+    cr_assert(d);
+    for (struct dirent *e; (e = readdir(d));)
+        cr_expect(e->d_name[0] == '.' || atoi(e->d_name) <= SPAWN_INIT_FD, "the spawner holds fd %s", e->d_name);
+    closedir(d);
+    destroy(a);
+    fixture_fini(&f);
+}
+
 /* Requests the runtime never sends: each is refused (-EPROTO, or the
  * stream closed) and nothing is cloned; a spawner that could not read the
  * request whole ends (it cannot know where the next one starts); and the
