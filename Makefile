@@ -16,7 +16,7 @@ CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
-               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev busybox-static runc curl \
+               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev busybox-static runc curl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables
 
@@ -30,6 +30,10 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(S
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
 LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3 2>/dev/null) -lhttp_parser -lmnl -lnftables -lm -pthread
+# The image store (images/): layers through libarchive, digests through
+# libcrypto.  Not on the duet command's link line: its start-up pays for
+# every library it loads, and it never unpacks an image itself.
+IMG_LIBS   = $(shell pkg-config --libs libarchive libcrypto 2>/dev/null)
 # The tests also drive libvirt's in-process test driver directly.
 TEST_LIBS  = $(shell pkg-config --libs criterion libvirt 2>/dev/null)
 
@@ -47,7 +51,8 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c \
-          network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c
+          network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
+          images/digest.c images/ref.c images/unpack.c images/config.c images/store.c
 CLI_SRC   = cli/main.c cli/verbs.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
@@ -110,7 +115,7 @@ $(DUET): $(call obj,$(CLI_SRC)) $(LIB)
 
 # duetd drives libvirt itself (the VM driver), so it links it.
 $(DUETD): $(call obj,$(DUETD_SRC)) $(LIBD) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
 
 # pid 1 of every container, and the spawner that clones their setup
 # processes (spawner.h): static, small, never sanitized (it runs inside
@@ -129,23 +134,23 @@ $(VMINIT): backends/vm/vminit_main.c
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIBD) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(TEST_LIBS)
 
 $(CLI_BIN): $(call obj,$(CLI_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(TEST_LIBS)
 
 $(CT_BIN): $(call obj,$(CT_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(TEST_LIBS)
 
 $(VM_BIN): $(call obj,$(VM_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(TEST_LIBS)
 
 $(DAEMON_BIN): $(call obj,$(DAEMON_TEST_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(TEST_LIBS)
 
 $(PROBE): tests/container/escape_probe.c
 	@mkdir -p $(dir $@)
@@ -186,19 +191,19 @@ images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BU
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
 $(BENCH_CT_BIN): $(call obj,$(BENCH_CT_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
 $(BENCH_VM_BIN): $(call obj,$(BENCH_VM_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
 
 $(BENCH_D_BIN): $(call obj,$(BENCH_D_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
 deps:
 	@./scripts/deps.sh $(DEB_PACKAGES)
