@@ -16,7 +16,7 @@ CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
-               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev busybox-static runc curl \
+               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev busybox-static umoci runc curl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables
 
@@ -56,10 +56,10 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
 CLI_SRC   = cli/main.c cli/verbs.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
-DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c \
+DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
                  orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
-            orchestrator/api/logs.c orchestrator/api/events.c
+            orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
@@ -160,6 +160,12 @@ $(PROBE): tests/container/escape_probe.c
 $(ROOTFS): tests/images/busybox-rootfs.sh $(PROBE)
 	tests/images/busybox-rootfs.sh $@ $(PROBE)
 
+# The same rootfs as an OCI image layout (two layers, a config): what the
+# tests and the demo run as image.oci.
+OCI_LAYOUT = $(BUILD)/images/busybox-oci
+$(OCI_LAYOUT): tests/images/oci-layout.sh $(ROOTFS)
+	tests/images/oci-layout.sh $@ $(ROOTFS)
+
 # Guest images for the example fleet's VMs: Debian's kernel (apt-get
 # download + dpkg -x, nothing installed) and the db guest's initramfs.
 $(BUILD)/images/kernel/vmlinuz: tests/images/guest-kernel.sh
@@ -187,7 +193,7 @@ $(BUILD)/images/net-bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/
 
 VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/net-initrd.cpio.gz $(BUILD)/images/net-bootable.img $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
 
-images: $(ROOTFS) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
+images: $(ROOTFS) $(OCI_LAYOUT) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
@@ -212,7 +218,7 @@ deps:
 # prints its summary line for each; any failure fails the target.
 TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
            DUET_VMINIT=$(abspath $(VMINIT)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
-           DUET_IMAGES=$(abspath $(BUILD)/images) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
+           DUET_IMAGES=$(abspath $(BUILD)/images) DUET_OCI=$(abspath $(OCI_LAYOUT)) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
            $(if $(filter 1,$(SAN)),DUET_VM_VIA_LIBVIRTD=1)
 
 # Under the sanitizers a report inside a test's worker process does not
@@ -224,7 +230,7 @@ else
 RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
 endif
 
-check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(VM_IMAGES)
+check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
 	@rm -f $(SAN_LOG)
 	$(call RUN_SUITE,$(UNIT_BIN))
 	$(call RUN_SUITE,$(CLI_BIN))

@@ -24,6 +24,7 @@
 #include "client.h"
 #include "common/clock.h"
 #include "common/jsonfmt.h"
+#include "images/ref.h"
 #include "manifests/manifest.h"
 
 #define EXIT_REFUSED 1
@@ -177,6 +178,15 @@ static int print_json(json_t *j)
     printf("%s\n", t);
     free(t);
     return 0;
+}
+
+/* -o json or -o yaml */
+static void print_doc(json_t *j, const char *output)
+{
+    if (strcmp(output, "json") == 0)
+        print_json(j);
+    else
+        yaml_print(stdout, j, 0, false);
 }
 
 /* ---- apply -------------------------------------------------------------------------- */
@@ -966,6 +976,172 @@ static int cmd_delete(int argc, char **argv)
     return rc;
 }
 
+/* ---- image ------------------------------------------------------------------------------- */
+
+/* A reference as duetd wants it: a layout's or archive's path made
+ * absolute from here (duetd has its own working directory). */
+static int image_ref_absolute(const char *in, char *out, size_t len)
+{
+    struct image_ref r;
+    struct duet_err err = {0};
+    if (image_ref_parse(in, &r, &err) < 0) {
+        fprintf(stderr, "duet: %s\n", err.msg);
+        return -1;
+    }
+    if (r.kind != IMAGE_REF_REGISTRY) {
+        char abs[PATH_MAX];
+        if (!realpath(r.path, abs)) {
+            fprintf(stderr, "duet: image %s: cannot find %s: %s\n", in, r.path, strerror(errno));
+            return -1;
+        }
+        snprintf(r.path, sizeof(r.path), "%s", abs);
+    }
+    image_ref_format(&r, out, len);
+    return 0;
+}
+
+static void size_text(char *buf, size_t len, double bytes)
+{
+    if (bytes >= 1 << 30)
+        snprintf(buf, len, "%.1f GiB", bytes / (1 << 30));
+    else if (bytes >= 1 << 20)
+        snprintf(buf, len, "%.1f MiB", bytes / (1 << 20));
+    else
+        snprintf(buf, len, "%.0f KiB", bytes / 1024);
+}
+
+/* ?ref=..., URL-encoded. */
+static void ref_query(const char *path, const char *ref, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(out, len, "%s?ref=", path);
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)ref; *p && o + 4 < len; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_.~/:@", *p))
+            out[o++] = (char)*p;
+        else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static int cmd_image(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] =
+        "usage: duet image ls [-o json]\n"
+        "       duet image pull REF\n"
+        "       duet image inspect REF|ID [-o json|yaml]\n"
+        "       duet image rm REF|ID\n"
+        "       duet image prune\n\n"
+        "The images in duetd's store.  REF is oci-layout:DIR[:TAG] (an OCI image\n"
+        "layout, as skopeo and umoci write) or docker-archive:FILE (docker save);\n"
+        "an image is pulled by apply when a workload needs it, or ahead with pull.\n"
+        "rm refuses an image a workload uses; prune removes every one none uses.\n";
+    const char *output = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': output = optarg; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (output && strcmp(output, "json") != 0 && strcmp(output, "yaml") != 0) {
+        fprintf(stderr, "duet: -o takes json or yaml\n");
+        return EXIT_USAGE;
+    }
+    const char *sub = optind < argc ? argv[optind] : NULL;
+    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    bool one = sub && (!strcmp(sub, "pull") || !strcmp(sub, "inspect") || !strcmp(sub, "rm"));
+    if (!sub || (one && (!arg || optind + 2 != argc)) || (!one && optind + 1 != argc)) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    char path[IMAGE_REF_MAX * 3 + 64];
+    json_t *j = NULL;
+    if (!strcmp(sub, "ls")) {
+        j = call_json("GET", "/v1/images", NULL, &rc);
+        if (!j)
+            return rc;
+        if (output) {
+            print_doc(j, output);
+            json_decref(j);
+            return 0;
+        }
+        printf("%-48s %-12s %6s %10s %8s %9s\n", "REFERENCE", "ID", "LAYERS", "SIZE", "CREATED", "WORKLOADS");
+        size_t i;
+        json_t *img;
+        json_array_foreach(json_object_get(j, "images"), i, img) {
+            char sz[32], created[32];
+            size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(img, "size")));
+            age(created, sizeof(created), json_object_get(img, "created"));
+            json_t *refs = json_object_get(img, "refs");
+            const char *ref = json_array_size(refs) ? json_string_value(json_array_get(refs, 0)) : "<none>";
+            printf("%-48s %-12.12s %6zu %10s %8s %9lld\n", ref, str(img, "id") + 7,
+                   json_array_size(json_object_get(img, "layers")), sz, created,
+                   (long long)json_integer_value(json_object_get(img, "workloads")));
+            for (size_t k = 1; k < json_array_size(refs); k++)
+                printf("  %s\n", json_string_value(json_array_get(refs, k)));
+        }
+    } else if (!strcmp(sub, "pull")) {
+        char ref[IMAGE_REF_MAX + PATH_MAX];
+        if (image_ref_absolute(arg, ref, sizeof(ref)) < 0)
+            return EXIT_REFUSED;
+        json_t *b = json_pack("{s:s}", "ref", ref);
+        char *body = json_dumps(b, JSON_COMPACT);
+        json_decref(b);
+        j = call_json("POST", "/v1/images/pull", body, &rc);
+        free(body);
+        if (!j)
+            return rc;
+        char sz[32];
+        size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(j, "size")));
+        printf("%s: %s, %zu layer%s, %s\n", ref, str(j, "id"), json_array_size(json_object_get(j, "layers")),
+               json_array_size(json_object_get(j, "layers")) == 1 ? "" : "s", sz);
+    } else if (!strcmp(sub, "inspect") || !strcmp(sub, "rm")) {
+        char ref[IMAGE_REF_MAX + PATH_MAX];
+        /* an id, or a reference whose path is made absolute */
+        if (strncmp(arg, "oci-layout:", 11) == 0 || strncmp(arg, "docker-archive:", 15) == 0) {
+            if (image_ref_absolute(arg, ref, sizeof(ref)) < 0)
+                return EXIT_REFUSED;
+        } else {
+            snprintf(ref, sizeof(ref), "%s", arg);
+        }
+        ref_query(!strcmp(sub, "rm") ? "/v1/images" : "/v1/images/inspect", ref, path, sizeof(path));
+        j = call_json(!strcmp(sub, "rm") ? "DELETE" : "GET", path, NULL, &rc);
+        if (!j)
+            return rc;
+        if (!strcmp(sub, "rm"))
+            printf("removed %s\n", str(j, "removed"));
+        else
+            print_doc(j, output ? output : "yaml");
+    } else if (!strcmp(sub, "prune")) {
+        j = call_json("POST", "/v1/images/prune", "{}", &rc);
+        if (!j)
+            return rc;
+        size_t i;
+        json_t *id;
+        json_array_foreach(json_object_get(j, "removed"), i, id)
+            printf("removed %s\n", json_string_value(id));
+        if (json_array_size(json_object_get(j, "removed")) == 0)
+            printf("no image is unused\n");
+    } else {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    json_decref(j);
+    return 0;
+}
+
 /* ---- run --------------------------------------------------------------------------------- */
 
 static int cmd_run(int argc, char **argv)
@@ -974,6 +1150,7 @@ static int cmd_run(int argc, char **argv)
                                          {"rm", no_argument, NULL, 'r'},
                                          {"rootfs", required_argument, NULL, 'R'},
                                          {"disk", required_argument, NULL, 'D'},
+                                         {"image", required_argument, NULL, 'I'},
                                          {"name", required_argument, NULL, 'N'},
                                          {"memory", required_argument, NULL, 'm'},
                                          {"disk-size", required_argument, NULL, 'z'},
@@ -984,9 +1161,12 @@ static int cmd_run(int argc, char **argv)
                                          {0}};
     static const char usage[] =
         "usage: duet run [--placement auto|vm|container] [--rm] [--name NAME] [--memory SIZE] [--cpus N]\n"
-        "                [--disk-size SIZE] [--network fleet|none] (--rootfs DIR | --disk IMAGE) [-- CMD [ARG...]]\n\n"
+        "                [--disk-size SIZE] [--network fleet|none] (--rootfs DIR | --disk IMAGE | --image REF)\n"
+        "                [-- CMD [ARG...]]\n\n"
         "Run one workload now and wait for it to end, like docker run: prints its\n"
-        "output and exits with its status.  --rm removes it once it ends.\n";
+        "output and exits with its status.  --rm removes it once it ends.  With\n"
+        "--image (an OCI image: oci-layout:DIR[:TAG] or docker-archive:FILE), CMD\n"
+        "replaces the image's Cmd and the image's Entrypoint stays, as docker run does.\n";
     json_t *spec = json_object(), *image = json_object(), *res = json_object();
     json_t *doc = json_object();
     bool rm = false;
@@ -1006,6 +1186,15 @@ static int cmd_run(int argc, char **argv)
             }
             json_object_set_new(image, ch == 'R' ? "rootfs" : "disk", json_string(abs));
             break;
+        case 'I': {
+            char ref[IMAGE_REF_MAX + PATH_MAX];
+            if (image_ref_absolute(optarg, ref, sizeof(ref)) < 0) {
+                json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
+                return EXIT_REFUSED;
+            }
+            json_object_set_new(image, "oci", json_string(ref));
+            break;
+        }
         case 'N': json_object_set_new(doc, "metadata", json_pack("{s:s}", "name", optarg)); break;
         case 'm': json_object_set_new(res, "memory", json_string(optarg)); break;
         case 'z': json_object_set_new(res, "disk", json_string(optarg)); break;
@@ -1017,7 +1206,7 @@ static int cmd_run(int argc, char **argv)
         }
     }
     if (json_object_size(image) == 0) {
-        fprintf(stderr, "duet: run needs --rootfs DIR or --disk IMAGE\n%s", usage);
+        fprintf(stderr, "duet: run needs --rootfs DIR, --disk IMAGE or --image REF\n%s", usage);
         json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
         return EXIT_USAGE;
     }
@@ -1027,7 +1216,8 @@ static int cmd_run(int argc, char **argv)
         json_t *cmd = json_array();
         for (int i = optind; i < argc; i++)
             json_array_append_new(cmd, json_string(argv[i]));
-        json_object_set_new(spec, "command", cmd);
+        /* docker run IMAGE CMD: CMD replaces the image's Cmd */
+        json_object_set_new(spec, json_object_get(image, "oci") ? "args" : "command", cmd);
     }
     json_object_set_new(spec, "image", image);
     json_object_set_new(spec, "restart", json_string("never"));
@@ -1049,7 +1239,7 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "duet: %s: %s\n", str(j, "name"), str(j, "error"));
     json_int_t sig = json_integer_value(json_object_get(j, "signal"));
     json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
-    if (json_is_string(json_object_get(j, "error")) && code <= 0)
+    if ((json_is_string(json_object_get(j, "error")) && code <= 0) || code < 0 || code > 255)
         code = 125;
     json_decref(j);
     return sig ? 128 + (int)sig : (int)code;
@@ -1063,7 +1253,8 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
-                 {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run}};
+                 {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
+                 {"image", cmd_image}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

@@ -80,15 +80,3 @@ int digest_of_fd(int fd, char out[DIGEST_STR], uint64_t *size, struct duet_err *
     digest_final(&d, out);
     return 0;
 }
-
-bool digest_valid(const char *s)
-{
-    if (!s || strncmp(s, "sha256:", 7) != 0)
-        return false;
-    for (size_t i = 0; i < DIGEST_HEX; i++) {
-        char c = s[7 + i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return s[7 + DIGEST_HEX] == '\0';
-}

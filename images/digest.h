@@ -34,8 +34,20 @@ void digest_of(const void *buf, size_t len, char out[DIGEST_STR]);
 /* The digest of the file open at fd, read from its start; -1 with err. */
 int digest_of_fd(int fd, char out[DIGEST_STR], uint64_t *size, struct duet_err *err);
 
-/* True for "sha256:" followed by exactly 64 lowercase hex digits. */
-bool digest_valid(const char *s);
+/* True for "sha256:" followed by exactly 64 lowercase hex digits.
+ * Inline: reference parsing (manifests, the duet command) needs it without
+ * libcrypto. */
+static inline bool digest_valid(const char *s)
+{
+    if (!s || s[0] != 's' || s[1] != 'h' || s[2] != 'a' || s[3] != '2' || s[4] != '5' || s[5] != '6' || s[6] != ':')
+        return false;
+    for (size_t i = 0; i < DIGEST_HEX; i++) {
+        char c = s[7 + i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return s[7 + DIGEST_HEX] == '\0';
+}
 
 /* The hex part of a valid digest (what names files in the store). */
 static inline const char *digest_hex(const char *digest)

@@ -3,7 +3,8 @@
  *
  *   oci-layout:DIR[:TAG]    an OCI image layout directory (skopeo, umoci,
  *                           buildah write them); TAG picks the manifest
- *                           annotated with that ref name, else the only one
+ *                           annotated with that ref name; without one, the
+ *                           only manifest, else the one tagged latest
  *   docker-archive:FILE     what `docker save` / `podman save` write
  *   [REGISTRY/]REPO[:TAG][@DIGEST]
  *                           a registry image; bare names are Docker Hub's

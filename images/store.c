@@ -42,7 +42,8 @@
 struct image_store {
     char dir[PATH_MAX - 128];
     struct image_store_opts o;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;          /* imports and removals */
+    pthread_mutex_t mount_lock;    /* roots: never held across an import, so a root is mounted while one runs */
 };
 
 struct desc {
@@ -186,6 +187,7 @@ struct image_store *image_store_open(const char *dir, const struct image_store_o
     if (!s->o.max_entries)
         s->o.max_entries = 2000000;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->mount_lock, NULL);
     static const char *const sub[] = {"", "/blobs", "/blobs/sha256", "/layers", "/images", "/roots"};
     for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
         char p[PATH_MAX];
@@ -216,6 +218,7 @@ void image_store_free(struct image_store *s)
     if (!s)
         return;
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->mount_lock);
     free(s);
 }
 
@@ -634,12 +637,19 @@ static int layout_pick(const struct source *src, const char *tag, struct desc *o
         if (tag && tag[0] ? (rn && !strcmp(rn, tag)) : json_array_size(mans) == 1)
             pick = m;
     }
+    /* no tag given and several manifests: "latest", as docker reads a bare name */
+    json_array_foreach(mans, i, m) {
+        const char *rn = json_string_value(json_object_get(json_object_get(m, "annotations"),
+                                                           "org.opencontainers.image.ref.name"));
+        if (!pick && !(tag && tag[0]) && rn && !strcmp(rn, "latest"))
+            pick = m;
+    }
     int rc;
     if (!pick && tag && tag[0])
         rc = duet_err_set(err, ENOENT, "image %s: no manifest tagged %s in index.json (tags: %s)", src->name, tag,
                           n_tags ? tags : "none");
     else if (!pick)
-        rc = duet_err_set(err, ENOENT, "image %s: index.json has %zu manifests; name one as oci-layout:DIR:TAG (tags: %s)",
+        rc = duet_err_set(err, ENOENT, "image %s: index.json has %zu manifests and none tagged latest; name one as oci-layout:DIR:TAG (tags: %s)",
                           src->name, json_array_size(mans), n_tags ? tags : "none");
     else
         rc = desc_parse(pick, "index.json's manifest entry", out, err);
@@ -937,7 +947,7 @@ int image_store_root(struct image_store *s, const struct image *img, char *out, 
     store_path(s, target, sizeof(target), "roots/%s", digest_hex(img->id));
     store_path(s, layers, sizeof(layers), "%s", "layers");
     snprintf(out, len, "%s", target);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->mount_lock);
     int rc = 0;
     if (mkdir(target, 0755) < 0 && errno != EEXIST)
         rc = duet_err_sys(err, "image %s: cannot create its root %s", img->id, target);
@@ -967,8 +977,28 @@ int image_store_root(struct image_store *s, const struct image *img, char *out, 
             }
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->mount_lock);
     return rc;
+}
+
+void image_store_unmount_all(struct image_store *s)
+{
+    char roots[PATH_MAX];
+    store_path(s, roots, sizeof(roots), "%s", "roots");
+    pthread_mutex_lock(&s->mount_lock);
+    DIR *d = opendir(roots);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[PATH_MAX + 300];
+        snprintf(p, sizeof(p), "%s/%s", roots, e->d_name);
+        if (is_mountpoint(p))
+            umount2(p, MNT_DETACH);
+        rmdir(p);
+    }
+    if (d)
+        closedir(d);
+    pthread_mutex_unlock(&s->mount_lock);
 }
 
 /* ---- removal ----------------------------------------------------------------- */
@@ -984,12 +1014,15 @@ int image_store_remove(struct image_store *s, const char *ref_or_id, struct duet
     pthread_mutex_lock(&s->lock);
     char p[PATH_MAX];
     store_path(s, p, sizeof(p), "roots/%s", digest_hex(img->id));
+    pthread_mutex_lock(&s->mount_lock);
     if (is_mountpoint(p) && umount2(p, MNT_DETACH) < 0) {
+        pthread_mutex_unlock(&s->mount_lock);
         pthread_mutex_unlock(&s->lock);
         image_free(img);
         return duet_err_sys(err, "cannot unmount the image's root %s", p);
     }
     rmdir(p);
+    pthread_mutex_unlock(&s->mount_lock);
     store_path(s, p, sizeof(p), "images/%s.json", digest_hex(img->id));
     int rc = 0;
     if (unlink(p) < 0)

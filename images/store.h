@@ -70,6 +70,10 @@ void image_list_free(struct image **l, size_t n);
 /* The image's root directory (mounting it when it is not), into out. */
 int image_store_root(struct image_store *s, const struct image *img, char *out, size_t len, struct duet_err *err);
 
+/* Unmounts every root (duetd's end): a running container keeps the root
+ * it was built on, and the next duetd mounts them again when asked. */
+void image_store_unmount_all(struct image_store *s);
+
 /* Removes an image and the layers no other image has.  Whether a workload
  * still uses it is the caller's to check. */
 int image_store_remove(struct image_store *s, const char *ref_or_id, struct duet_err *err);

@@ -218,8 +218,10 @@ static int unpack_entries(struct job *j, struct archive *in, struct archive *out
         char name[PATH_MAX];
         if (!raw || strlen(raw) >= sizeof(name) - 2)
             return duet_err_set(&j->err, ENAMETOOLONG, "an entry without a name, or with one too long");
+        /* A leading '/' means the layer's root, as tar reads it (umoci
+         * writes the root as "/"); ".." is refused wherever it is. */
         clean_name(raw, name, sizeof(name));
-        if (raw[0] == '/' || has_dotdot(name))
+        if (has_dotdot(name))
             return duet_err_set(&j->err, EPERM, "entry \"%s\" leads out of the layer", raw);
         if (!name[0]) {
             /* the layer's root ("./"): its owner and mode, nothing else */
@@ -244,7 +246,7 @@ static int unpack_entries(struct job *j, struct archive *in, struct archive *out
         if (hard) {
             char target[PATH_MAX];
             clean_name(hard, target, sizeof(target));
-            if (hard[0] == '/' || has_dotdot(target) || !target[0])
+            if (has_dotdot(target) || !target[0])
                 return duet_err_set(&j->err, EPERM, "entry \"%s\" is a hard link to \"%s\", outside the layer", name, hard);
             archive_entry_set_hardlink(e, target);
         }

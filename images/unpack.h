@@ -7,6 +7,7 @@
  * chroot into the layer's directory), so no entry can reach outside it
  * whatever libarchive's checks miss; and libarchive's own checks refuse
  * "..", absolute names and writing through a symlink.  Besides:
+ *   - names are the layer's: a leading '/' is its root, ".." is refused;
  *   - OCI whiteouts become overlayfs's: ".wh.NAME" a 0/0 character device
  *     NAME, ".wh..wh..opq" the opaque xattr on its directory (trusted.
  *     and user.overlay.opaque, for both kinds of overlay mount);

@@ -89,10 +89,18 @@ struct workload_spec {
          * directory of the manifest that names them. NULL when absent. */
         const char *rootfs, *disk, *kernel, *initrd;
         const char *cmdline;
+        /* An OCI image: its reference in canonical form (images/ref.h),
+         * a layout's or archive's path made absolute.  The daemon brings
+         * it into its image store and runs the workload from an effective
+         * spec with rootfs set to the image's root and the image config's
+         * defaults filled in (orchestrator/image.c). */
+        const char *oci;
     } image;
 
     const char **command;      /* NULL-terminated; NULL when absent */
     size_t n_command;
+    const char **args;         /* NULL-terminated; NULL when absent: with an OCI image it replaces Cmd */
+    size_t n_args;
     struct kv *env;
     size_t n_env;
     const char *working_dir;   /* NULL: "/" */

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "common/grow.h"
+#include "images/ref.h"
 #include "hostpath.h"
 #include "manifest.h"
 #include "schema.h"
@@ -663,11 +664,49 @@ const char *wl_isolation_name(enum wl_isolation i) { return isolation_names[i]; 
 const char *wl_restart_name(enum wl_restart r) { return restart_names[r]; }
 const char *wl_network_name(enum wl_network n) { return network_names[n]; }
 
+/* spec.image.oci: a reference (images/ref.h); a layout's or archive's
+ * path is resolved against the manifest's directory, like other paths. */
+static void conv_image_oci(struct conv *c, struct workload_spec *w, const struct ynode *k, const struct ynode *v,
+                           const struct ynode *img)
+{
+    if (!want_scalar(c, v, "spec.image.oci", "an image reference"))
+        return;
+    const char *text = arena_strndup(c->a, v->str, v->n);
+    struct image_ref r;
+    struct duet_err e = {0};
+    if (strlen(text) != v->n || image_ref_parse(text, &r, &e) < 0) {
+        cerr(c, v, "spec.image.oci: %s", e.msg[0] ? e.msg : "the reference holds a NUL byte");
+        return;
+    }
+    if (r.kind == IMAGE_REF_REGISTRY) {
+        char canon[IMAGE_REF_MAX + 64];
+        image_ref_format(&r, canon, sizeof(canon));
+        cerr(c, v, "spec.image.oci %s: pulling from a registry is not in this version of duet; copy the image into a "
+                   "layout first (skopeo copy docker://%s oci:DIR:TAG) and write oci-layout:DIR:TAG",
+             canon, canon);
+        return;
+    }
+    if (r.path[0] != '/') {
+        const char *abs = schema_path_normalize(c->a, arena_printf(c->a, "%s/%s", c->dir, r.path));
+        if (strlen(abs) >= sizeof(r.path)) {
+            cerr(c, v, "spec.image.oci: the path is too long");
+            return;
+        }
+        snprintf(r.path, sizeof(r.path), "%s", abs);
+    }
+    char canon[IMAGE_REF_MAX + PATH_MAX];
+    image_ref_format(&r, canon, sizeof(canon));
+    w->image.oci = arena_strdup(c->a, canon);
+    if (mget(img, "rootfs", NULL) || mget(img, "disk", NULL) || mget(img, "kernel", NULL))
+        cerr(c, k, "spec.image.oci is a whole image: give it alone, without rootfs, disk or kernel");
+}
+
 static void conv_image(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *img)
 {
-    static const char *const keys[] = {"rootfs", "disk", "kernel", "initrd", "cmdline", NULL};
+    static const char *const keys[] = {"rootfs", "disk", "kernel", "initrd", "cmdline", "oci", NULL};
     if (!img) {
-        cerr(c, key, "spec.image is required: give rootfs (a directory), disk (a bootable image) or kernel");
+        cerr(c, key, "spec.image is required: give rootfs (a directory), oci (an OCI image), disk (a bootable "
+                     "image) or kernel");
         return;
     }
     if (!want_map(c, img, "spec.image"))
@@ -693,8 +732,10 @@ static void conv_image(struct conv *c, struct workload_spec *w, const struct yno
                 cerr(c, v, "spec.image.cmdline contains control characters; write it on one line");
         }
     }
-    if (!mget(img, "rootfs", NULL) && !mget(img, "disk", NULL) && !mget(img, "kernel", NULL))
-        cerr(c, img, "spec.image needs at least one of rootfs, disk or kernel");
+    if ((v = mget(img, "oci", &k)))
+        conv_image_oci(c, w, k, v, img);
+    if (!mget(img, "rootfs", NULL) && !mget(img, "disk", NULL) && !mget(img, "kernel", NULL) && !mget(img, "oci", NULL))
+        cerr(c, img, "spec.image needs at least one of rootfs, oci, disk or kernel");
 }
 
 static void conv_resources(struct conv *c, struct workload_spec *w, const struct ynode *n)
@@ -904,7 +945,7 @@ static void conv_deps(struct conv *c, struct workload_spec *w, const struct ynod
 
 static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *s)
 {
-    static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "env",
+    static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "args", "env",
                                        "workingDir", "user", "resources", "needs", "restart", "dependsOn",
                                        "healthcheck", "ports", "volumes", "network", "hostAccess", NULL};
     if (!s) {
@@ -927,15 +968,20 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
         w->isolation = (enum wl_isolation)e;
     const struct ynode *ik = NULL, *img = mget(s, "image", &ik);
     conv_image(c, w, ik ? ik : key, img);
+    bool has_root = img && img->kind == YNODE_MAP && (mget(img, "rootfs", NULL) || mget(img, "oci", NULL));
     if ((v = mget(s, "command", &k))) {
         if (get_string_list(c, v, "spec.command", true, &w->command, &w->n_command) && img &&
-            img->kind == YNODE_MAP && !mget(img, "rootfs", NULL))
-            cerr(c, k, "spec.command runs a process from image.rootfs, and this image has none (a disk or "
-                       "kernel image boots its own init)");
+            img->kind == YNODE_MAP && !has_root)
+            cerr(c, k, "spec.command runs a process from image.rootfs or image.oci, and this image has neither (a "
+                       "disk or kernel image boots its own init)");
     } else if (img && img->kind == YNODE_MAP && mget(img, "rootfs", NULL)) {
         cerr(c, ik, "spec.command is required with image.rootfs: name the program to run, e.g. "
                     "[\"/bin/sh\", \"-c\", \"exec httpd -f\"]");
     }
+    if ((v = mget(s, "args", &k)) && get_string_list(c, v, "spec.args", false, &w->args, &w->n_args) && img &&
+        img->kind == YNODE_MAP && !has_root)
+        cerr(c, k, "spec.args are the arguments of a process from image.rootfs or image.oci, and this image has "
+                   "neither");
     if ((v = mget(s, "env", NULL)))
         get_string_map(c, v, "spec.env", env_name_valid,
                        "use letters, digits, '_', '.' and '-', starting with a letter or '_'", &w->env, &w->n_env);

@@ -63,10 +63,13 @@ json_t *specjson_from_workload(const struct workload_spec *w)
     set_str(img, "kernel", w->image.kernel);
     set_str(img, "initrd", w->image.initrd);
     set_str(img, "cmdline", w->image.cmdline);
+    set_str(img, "oci", w->image.oci);
     json_object_set_new(s, "image", img);
 
     if (w->command)
         json_object_set_new(s, "command", str_array(w->command, w->n_command));
+    if (w->args)
+        json_object_set_new(s, "args", str_array(w->args, w->n_args));
     if (w->n_env)
         json_object_set_new(s, "env", kv_object(w->env, w->n_env));
     set_str(s, "workingDir", w->working_dir);

@@ -316,6 +316,10 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         nc.bridge = bridge;
     if (daemon_net_open(d, &nc, err) < 0)
         return -1;
+    char images[4200];
+    snprintf(images, sizeof(images), "%s/images", d->state_dir);
+    if (!(d->images = image_store_open(images, NULL, err)))
+        return -1;
     if (daemon_load(d, err) < 0 || daemon_net_recover(d, err) < 0)
         return -1;
     char sn[20];
@@ -437,6 +441,9 @@ void daemon_close(struct daemon *d)
     if (d->drv[BACKEND_VM])
         vm_driver_free(d->drv[BACKEND_VM]);
     strmap_free(&d->wls);
+    if (d->images)
+        image_store_unmount_all(d->images);
+    image_store_free(d->images);
     store_close(d->store);
     if (d->host_netns >= 0)
         close(d->host_netns);

@@ -27,6 +27,7 @@
 #include "common/strmap.h"
 #include "manifests/manifest.h"
 #include "network/fleet.h"
+#include "images/store.h"
 #include "orchestrator/store.h"
 #include "orchestrator/workload.h"
 #include "scheduler/host.h"
@@ -50,6 +51,8 @@ struct event_sink {
     void (*emit)(struct event_sink *s, const struct store_event *e);
     struct event_sink *next;
 };
+
+struct import_job;
 
 struct daemon {
     uv_loop_t *loop;
@@ -85,6 +88,8 @@ struct daemon {
     char degraded[DUETD_MESSAGE_MAX];
     struct fleet_net net;          /* bridge, addresses, table, names, published ports */
     bool net_open;
+    struct image_store *images;    /* STATE/images (images/store.h) */
+    struct import_job *imports;    /* under way, one per reference (image.c) */
 };
 
 /* ---- daemon.c ---- */

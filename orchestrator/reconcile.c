@@ -22,6 +22,7 @@
 
 #include "common/units.h"
 #include "orchestrator/daemon.h"
+#include "orchestrator/image.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -309,6 +310,23 @@ static void do_create(struct wl *w)
         wl_save(w);
         return;
     }
+    /* What it runs from: an image not in the store yet is imported
+     * first (image.h), the workload pending meanwhile. */
+    const struct workload_spec *run = NULL;
+    struct duet_err ierr = {0};
+    int ir = wl_run_spec(w, &run, &ierr);
+    if (ir == 1) {
+        if (w->phase != PH_BACKOFF)
+            w->phase = PH_PENDING;
+        wl_set_message(w, "importing image %s", w->spec->image.oci);
+        wl_save(w);
+        return;
+    }
+    if (ir < 0) {
+        launch_failed(w, "create", &ierr);
+        wl_save(w);
+        return;
+    }
     /* The address first: a fleet without one left is an error of this
      * workload's, shown like a failed create. */
     struct duet_err nerr = {0};
@@ -335,7 +353,7 @@ static void do_create(struct wl *w)
     w->phase = PH_CREATING;
     w->inst_backend = w->backend;
     w->inst_gen = w->gen;
-    w->inst_spec = w->spec;
+    w->inst_spec = run;
     w->inst_grp = w->grp;
     w->grp->refs++;
     w->handle[0] = '\0';
@@ -362,7 +380,7 @@ static void do_create(struct wl *w)
     }
     w->busy = true;
     wl_ref(w);
-    if (drv->create(drv, w->spec, netp, &w->inst, on_created, w, &err) < 0) {
+    if (drv->create(drv, run, netp, &w->inst, on_created, w, &err) < 0) {
         w->busy = false;
         wl_unref(w);
         inst_clear(w);
@@ -559,9 +577,15 @@ void wl_recover(struct wl *w)
     const char *h = w->handle[0] ? w->handle : NULL;
     bool try_recover = drv && (h || (drv->flags & DRIVER_RECOVER_WITHOUT_HANDLE));
     bool interrupted_start = w->phase == PH_CREATING || w->phase == PH_STARTING;
-    if (try_recover && drv->recover(drv, w->spec, h, &inst, on_exit_cb, w, &err) == 0) {
+    /* The run spec the instance was made from: its image is in the store
+     * (an instance exists), so this imports nothing. */
+    const struct workload_spec *run = w->spec;
+    struct duet_err ierr = {0};
+    if (try_recover && wl_run_spec_stored(w, &run, &ierr) < 0)
+        run = w->spec;
+    if (try_recover && drv->recover(drv, run, h, &inst, on_exit_cb, w, &err) == 0) {
         w->inst = inst;
-        w->inst_spec = w->spec;
+        w->inst_spec = run;
         w->inst_grp = w->grp;
         w->grp->refs++;
         w->inst_started = true;

@@ -54,6 +54,7 @@ static void wl_free_closed(uv_handle_t *h)
     free(w->placement_json);
     free(w->message);
     free(w->health_msg);
+    free(w->image_err);
     free(w->name);
     free(w);
 }

@@ -72,6 +72,11 @@ struct wl {
     /* desired */
     const struct workload_spec *spec;
     struct spec_group *grp;
+    /* What the drivers are given (image.h): built from spec when it was
+     * run_spec_of, in grp; NULL until the first create needs it. */
+    const struct workload_spec *run_spec, *run_spec_of;
+    bool image_busy;               /* its image is being imported */
+    char *image_err;               /* the last import's failure, for the next create */
     char *spec_json;
     int64_t gen;
     enum backend_kind backend;

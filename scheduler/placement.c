@@ -55,9 +55,9 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
             return "needs.ownKernel: a container shares the host's kernel";
         if (w->needs.n_devices)
             return "needs.devices: host devices are passed through to VMs only";
-        if (!w->image.rootfs)
-            return w->image.disk ? "image has only a disk: a container needs image.rootfs"
-                                 : "image has no rootfs: a container needs image.rootfs";
+        if (!w->image.rootfs && !w->image.oci)
+            return w->image.disk ? "image has only a disk: a container needs image.rootfs or image.oci"
+                                 : "image has no rootfs: a container needs image.rootfs or image.oci";
         if (w->isolation == WL_ISOLATION_STRONG)
             return "isolation strong: a container shares the host's kernel";
         if (budget && caps->start_ms > budget)
@@ -73,8 +73,10 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     if (w->n_volumes)
         return "volumes are mounted into containers only: a VM cannot be given host directories yet";
     if (!w->image.disk && !w->image.kernel && !caps->guest_kernel)
-        return "image has only a rootfs and this host has no guest kernel to boot it with (give image.kernel, "
-               "or install one at /var/lib/duet/kernel/vmlinuz)";
+        return w->image.oci ? "an OCI image boots as a VM with duet's guest kernel, and this host has none (install "
+                              "one at /var/lib/duet/kernel/vmlinuz, or start duetd with --guest-kernel)"
+                            : "image has only a rootfs and this host has no guest kernel to boot it with (give "
+                              "image.kernel, or install one at /var/lib/duet/kernel/vmlinuz)";
     if (w->resources.memory < caps->memory_floor)
         return arena_printf(a, "memory %s is below the VM floor of %s", fmt_size(pl, w->resources.memory),
                             fmt_size(pl, caps->memory_floor));

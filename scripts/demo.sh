@@ -78,8 +78,11 @@ say "duet get"
 say "duet describe web"
 "$DUET" describe web | sed -n '1,/^Spec:/p' | head -n -1
 
-say "duet logs worker (a container's output)"
+say "duet logs worker (a container from an OCI image: its Env, WorkingDir and User)"
 "$DUET" logs --tail 3 worker
+
+say "duet image ls (imported by apply, shared by every workload that names it)"
+"$DUET" image ls
 
 say "duet logs dns (a VM's serial console: the guest kernel, then its workload)"
 "$DUET" logs dns | grep -m 3 -E "Linux version|duet-vminit|Run /init" || true

@@ -63,6 +63,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/dirs.h"
 #include "spawner.h"
 
 #define EXIT_FD 3
@@ -280,6 +281,9 @@ int main(int argc, char **argv)
         logcap.size = (unsigned long long)lst.st_size;
         fcntl(out[0], F_SETFL, O_NONBLOCK);
     }
+    /* A working directory the image lacks is made, as root, as docker
+     * run -w does (an image's WorkingDir often names one). */
+    duet_make_dirs(cwd);
     pid_t child = fork();
     if (child < 0)
         die("cannot fork", NULL);

@@ -22,38 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "common/fsutil.h"
 #include "setup.h"
-
-static bool read_full(int fd, void *buf, size_t n)
-{
-    char *p = buf;
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-static bool write_full(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return false;
-        p += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
 
 struct container_spawner {
     pthread_mutex_t lock;
@@ -150,8 +121,8 @@ static int spawner_start(struct container_spawner *s, const struct container_run
     /* What every setup process applies, as the runtime has it now. */
     struct spawn_hello hello = {.magic = SPAWN_HELLO_MAGIC, .last_cap = rt->last_cap, .caps = rt->caps,
                                 .filter_len = rt->filter.len};
-    if (!write_full(s->sock, &hello, sizeof(hello)) ||
-        !write_full(s->sock, rt->filter.insns, rt->filter.len * sizeof(rt->filter.insns[0]))) {
+    if (!duet_send_full(s->sock, &hello, sizeof(hello)) ||
+        !duet_send_full(s->sock, rt->filter.insns, rt->filter.len * sizeof(rt->filter.insns[0]))) {
         spawner_stop(s);
         return duet_err_set(err, EPIPE, "the container spawner (duet-init --spawner) ended as it started");
     }
@@ -198,7 +169,7 @@ static int send_request(int sock, const struct spawn_head *h, const struct wire 
     while (sent < 0 && errno == EINTR);
     if (sent != (ssize_t)sizeof(*h))
         return -1;
-    return write_full(sock, w->buf, w->len) ? 0 : -1;
+    return duet_send_full(sock, w->buf, w->len) ? 0 : -1;
 }
 
 pid_t container_spawner_clone(struct container_spawner *s, const struct child_args *a, unsigned long flags,
@@ -255,7 +226,7 @@ pid_t container_spawner_clone(struct container_spawner *s, const struct child_ar
             spawner_stop(s);
             continue;
         }
-        if (!read_full(s->sock, &ans, sizeof(ans))) {
+        if (!duet_read_full(s->sock, &ans, sizeof(ans))) {
             ans.pid = -EPIPE;
             spawner_stop(s);
         }

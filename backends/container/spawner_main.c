@@ -34,25 +34,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "common/fsutil.h"
 #include "setup.h"
 
 #define SPAWN_NAMESPACES (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER)
-
-static bool read_full(int fd, void *buf, size_t n)
-{
-    char *p = buf;
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
 
 /* The next NUL-terminated string of [*p, end), or NULL when there is none. */
 static const char *next_string(const char **p, const char *end)
@@ -123,7 +109,7 @@ static int serve_one(const struct container_runtime *rt, int sock, bool *stop)
         rc = -errno;
         goto out;
     }
-    if (!read_full(sock, mem, h.len))
+    if (!duet_read_full(sock, mem, h.len))
         goto out;
     *stop = false;
     const char *p = mem, *end = mem + h.len;
@@ -188,10 +174,10 @@ static bool read_hello(int sock, struct container_runtime *rt)
 {
     static struct sock_filter insns[SPAWN_MAX_FILTER];
     struct spawn_hello hello;
-    if (!read_full(sock, &hello, sizeof(hello)) || hello.magic != SPAWN_HELLO_MAGIC ||
+    if (!duet_read_full(sock, &hello, sizeof(hello)) || hello.magic != SPAWN_HELLO_MAGIC ||
         hello.filter_len > SPAWN_MAX_FILTER || hello.last_cap < 0 || hello.last_cap > 63)
         return false;
-    if (hello.filter_len && !read_full(sock, insns, hello.filter_len * sizeof(insns[0])))
+    if (hello.filter_len && !duet_read_full(sock, insns, hello.filter_len * sizeof(insns[0])))
         return false;
     rt->caps = hello.caps;
     rt->last_cap = hello.last_cap;

@@ -28,6 +28,7 @@
  * Static, no allocation beyond the spec: it must work in any guest kernel
  * with nothing but a console.
  */
+#include "common/dirs.h"
 #include "common/ifconf.h"
 
 #include <dirent.h>
@@ -335,6 +336,9 @@ static void run_child(struct spec *s, const sigset_t *old)
     setsid();
     if (s->hostname)
         sethostname(s->hostname, strlen(s->hostname));
+    /* A working directory the image lacks is made, as root, as docker
+     * run -w does (an image's WorkingDir often names one). */
+    duet_make_dirs(s->cwd);
     if (setgroups((size_t)s->n_groups, s->groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0)
         fail("cannot switch to the workload's user", NULL);
     if (chdir(s->cwd) < 0)

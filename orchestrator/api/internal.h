@@ -48,6 +48,8 @@ void api_run(struct api *a, struct http_conn *c, const struct http_request *req)
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);
 void api_get_events(struct api *a, struct http_conn *c, const char *query);
+/* images.c: /v1/images and below (sub: what follows "images"). */
+void api_images(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);
 /* events.c: the sink that feeds followers; the end of every stream. */
 void api_events_init(struct api *a);
 void api_events_close(struct api *a);

@@ -83,6 +83,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         return api_run(a, c, req);
     if (strcmp(p, "events") == 0 && get)
         return api_get_events(a, c, req->query);
+    if (strncmp(p, "images", 6) == 0 && (p[6] == '\0' || p[6] == '/'))
+        return api_images(a, c, req, p + 6);
     if (strncmp(p, "workloads/", 10) == 0) {
         const char *name = p + 10;
         const char *slash = strchr(name, '/');

@@ -108,3 +108,26 @@ Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
     free(h2);
     dd_finish(&d);
 }
+
+/* The OCI image the container tests run, booted as a VM: its disk built
+ * from the image's root (both layers, the whiteout applied), its config's
+ * Entrypoint, Cmd, Env, WorkingDir and User honoured by duet-vminit as by
+ * duet-init. */
+Test(fleet, an_oci_image_boots_as_a_vm_with_its_config, .timeout = 300)
+{
+    struct dd d;
+    dd_init_vm(&d);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "run --rm --placement vm --memory 256Mi --image oci-layout:%s", dd_env("DUET_OCI")),
+                 0, "%s", out);
+    cr_expect(strstr(out, "hello-from-oci from /srv as 1000"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out,
+                         "run --rm --placement vm --memory 256Mi --image oci-layout:%s -- "
+                         "'cat /srv/hello.txt; test -e /bin/vi || echo no-vi'",
+                         dd_env("DUET_OCI")),
+                 0, "%s", out);
+    cr_expect(strstr(out, "the second layer") && strstr(out, "no-vi"), "%s", out);
+    free(out);
+    dd_finish(&d);
+}

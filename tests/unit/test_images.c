@@ -199,6 +199,7 @@ Test(images, a_layer_unpacks_with_whiteouts_in_overlay_form)
             {"etc/.wh.motd", AE_IFREG, 0644, "", NULL},
             {"var/cache/.wh..wh..opq", AE_IFREG, 0644, "", NULL},
             {"etc/cap", AE_IFREG, 0644, "x", "trusted.overlay.opaque=y"},
+            {"/etc/absolute", AE_IFREG, 0644, "inside\n", NULL},
         };
         write_tar(t.tar, filters[k], e, sizeof(e) / sizeof(e[0]));
         char digest[DIGEST_STR];
@@ -209,6 +210,7 @@ Test(images, a_layer_unpacks_with_whiteouts_in_overlay_form)
         cr_assert_eq(unpack(&t, digest, &err), 0, "%s: %s", filters[k] ? filters[k] : "plain", err.msg);
         cr_expect_str_eq(slurp_at(t.into, "etc/hostname"), "box\n");
         cr_expect_str_eq(slurp_at(t.into, "etc/hosts2"), "box\n", "the hard link");
+        cr_expect_str_eq(slurp_at(t.into, "etc/absolute"), "inside\n", "a name with a leading / is the layer's");
         struct stat st;
         char p[256];
         snprintf(p, sizeof(p), "%s/bin/su", t.into);
@@ -238,7 +240,8 @@ Test(images, hostile_layers_are_refused_and_stay_inside)
     } cases[] = {
         {"dot-dot", "leads out", {{"../outside/pwned", AE_IFREG, 0644, "x", NULL}}, 1},
         {"deep dot-dot", "leads out", {{"a/../../outside/pwned", AE_IFREG, 0644, "x", NULL}}, 1},
-        {"absolute", "leads out", {{"/tmp/pwned", AE_IFREG, 0644, "x", NULL}}, 1},
+        {"absolute, then through it", "through a symlink",
+         {{"/abs2", AE_IFLNK, 0777, "/", NULL}, {"/abs2/pwned", AE_IFREG, 0644, "x", NULL}}, 2},
         {"through a symlink", "through a symlink", {{"link", AE_IFLNK, 0777, "../outside", NULL}, {"link/pwned", AE_IFREG, 0644, "x", NULL}}, 2},
         {"through an absolute symlink", "through a symlink", {{"abs", AE_IFLNK, 0777, "/", NULL}, {"abs/pwned", AE_IFREG, 0644, "x", NULL}}, 2},
         {"hard link out", "outside the layer", {{"h", 0, 0, "../outside/x", NULL}}, 1},

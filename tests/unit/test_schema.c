@@ -56,7 +56,7 @@ static const struct rule_case rule_cases[] = {
     {H "  role: [app]\n" I, 6, 9, "spec.role must be one of the listed words, not a list"},
     /* image */
     {H "  command: [\"/x\"]\n", 5, 1, "spec.image is required"},
-    {H "  image: {}\n", 6, 10, "needs at least one of rootfs, disk or kernel"},
+    {H "  image: {}\n", 6, 10, "needs at least one of rootfs, oci, disk or kernel"},
     {H "  image: /srv/rootfs\n", 6, 10, "spec.image must be a mapping"},
     {H "  image: {disk: /d, initrd: /i}\n", 6, 21, "initrd needs spec.image.kernel"},
     {H "  image: {disk: /d, cmdline: quiet}\n", 6, 21, "cmdline needs spec.image.kernel"},
@@ -65,7 +65,7 @@ static const struct rule_case rule_cases[] = {
     {H "  image: {kernel: /k, cmdline: \"quiet\\x1b[2J\"}\n", 6, 32, "control characters"},
     /* command */
     {H "  image: {rootfs: /r}\n", 6, 3, "spec.command is required with image.rootfs"},
-    {H "  image: {disk: /d}\n  command: [/bin/sh]\n", 7, 3, "this image has none"},
+    {H "  image: {disk: /d}\n  command: [/bin/sh]\n", 7, 3, "this image has neither"},
     {H "  image: {rootfs: /r}\n  command: []\n", 7, 12, "spec.command must not be empty"},
     {H "  image: {rootfs: /r}\n  command: /bin/sh -c x\n", 7, 12, "spec.command must be a list"},
     {H "  image: {rootfs: /r}\n  command: [/bin/sh, {a: b}]\n", 7, 22, "spec.command[1] must be a string"},
@@ -426,11 +426,47 @@ Test(schema, aliases_are_read_through)
                        "spec: {image: {disk: /d}, command: &c [/x]}\n";
     /* aliases are per document: *l in the second would be an error; here none are used across */
     struct manifest_set *set = load_yaml(yaml);
-    cr_expect(has_diag(set, 9, 27, "this image has none"));
+    cr_expect(has_diag(set, 9, 27, "this image has neither"));
     manifest_set_free(set);
     set = load_yaml(WL_HEAD "  image: &img {rootfs: /r}\n  command: &cmd [/bin/true]\n  env: {A: *cmd}\n");
     /* An alias shares its anchor's node: the error points at the anchored
      * value (line 7), and the path names where it was used. */
     cr_expect(has_diag(set, 7, 12, "spec.env.A must be a string, not a list"));
+    manifest_set_free(set);
+}
+
+/* spec.image.oci: a layout or archive, its path resolved against the
+ * manifest's directory; command optional, args kept apart from it. */
+Test(schema, an_oci_image_is_read_and_checked)
+{
+    char buf[2048];
+    struct manifest_set *set = load_yaml(WL_HEAD "  image: {oci: \"oci-layout:img/app:1.0\"}\n  args: [\"-v\"]\n");
+    cr_assert(manifest_set_ok(set), "%s", diags_text(set, buf, sizeof(buf)));
+    const struct workload_spec *w = set->workloads[0];
+    cr_expect_str_eq(w->image.oci, "oci-layout:/srv/manifests/img/app:1.0");
+    cr_expect_null(w->command, "command stays the image's");
+    cr_expect_eq(w->n_args, 1);
+    manifest_set_free(set);
+
+    set = load_yaml(WL_HEAD "  image: {oci: \"docker-archive:/tmp/app.tar\"}\n");
+    cr_assert(manifest_set_ok(set), "%s", diags_text(set, buf, sizeof(buf)));
+    cr_expect_str_eq(set->workloads[0]->image.oci, "docker-archive:/tmp/app.tar");
+    manifest_set_free(set);
+
+    set = load_yaml(WL_HEAD "  image: {oci: \"postgres:16\"}\n");
+    cr_expect(has_diag(set, 6, 0, "docker.io/library/postgres:16: pulling from a registry is not in this version"),
+              "%s", diags_text(set, buf, sizeof(buf)));
+    manifest_set_free(set);
+
+    set = load_yaml(WL_HEAD "  image: {oci: \"oci-layout:/x\", rootfs: /srv/rootfs}\n  command: [/bin/true]\n");
+    cr_expect(has_diag(set, 0, 0, "is a whole image"), "%s", diags_text(set, buf, sizeof(buf)));
+    manifest_set_free(set);
+
+    set = load_yaml(WL_HEAD "  image: {oci: \"Not A Ref\"}\n");
+    cr_expect(has_diag(set, 6, 0, "spec.image.oci:"), "%s", diags_text(set, buf, sizeof(buf)));
+    manifest_set_free(set);
+
+    set = load_yaml(WL_HEAD "  image: {disk: /srv/d.qcow2}\n  args: [x]\n");
+    cr_expect(has_diag(set, 0, 0, "spec.args are the arguments of a process"), "%s", diags_text(set, buf, sizeof(buf)));
     manifest_set_free(set);
 }

@@ -1,0 +1,261 @@
+/*
+ * image.c - run specs, and importing the images they need (see image.h).
+ */
+#include "orchestrator/image.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orchestrator/daemon.h"
+#include "orchestrator/workload.h"
+
+static bool text_ok(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
+            return false;
+    return n <= max;
+}
+
+/* An image's User: NAME, UID, NAME:GROUP or UID:GID, as spec.user. */
+static bool image_user_ok(const char *u)
+{
+    if (!u[0] || strlen(u) > 64)
+        return false;
+    for (const char *p = u; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-' || *p == '.' || *p == ':'))
+            return false;
+    return strchr(u, ':') == strrchr(u, ':') && u[0] != ':' && u[strlen(u) - 1] != ':';
+}
+
+static bool image_dir_ok(const char *d)
+{
+    if (d[0] != '/' || !text_ok(d, 4096))
+        return false;
+    for (const char *p = d; (p = strstr(p, "..")); p += 2)
+        if ((p == d || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+            return false;
+    return true;
+}
+
+/* x then y, each string copied into a: the image's config is freed once
+ * the run spec is built. */
+static const char **join(struct arena *a, const char *const *x, size_t nx, const char *const *y, size_t ny,
+                         size_t *n)
+{
+    const char **out = arena_alloc(a, (nx + ny + 1) * sizeof(*out));
+    for (size_t i = 0; i < nx; i++)
+        out[i] = arena_strdup(a, x[i]);
+    for (size_t i = 0; i < ny; i++)
+        out[nx + i] = arena_strdup(a, y[i]);
+    *n = nx + ny;
+    return out;
+}
+
+struct workload_spec *run_spec_build(struct arena *a, const struct workload_spec *s, const struct image *img,
+                                     const char *root, struct duet_err *err)
+{
+    struct workload_spec *r = arena_alloc(a, sizeof(*r));
+    *r = *s;
+    r->args = NULL;
+    r->n_args = 0;
+    if (!img) {
+        r->command = join(a, s->command, s->n_command, s->args, s->n_args, &r->n_command);
+        return r;
+    }
+    const struct image_config *c = &img->config;
+    r->image.rootfs = arena_strdup(a, root);
+    /* Kubernetes' reading: command replaces Entrypoint (and drops Cmd),
+     * args replace Cmd. */
+    const char *const *entry = s->command ? s->command : (const char *const *)c->entrypoint;
+    size_t n_entry = s->command ? s->n_command : c->n_entrypoint;
+    const char *const *cmd = s->args ? s->args : s->command ? NULL : (const char *const *)c->cmd;
+    size_t n_cmd = s->args ? s->n_args : s->command ? 0 : c->n_cmd;
+    r->command = join(a, entry, n_entry, cmd, n_cmd, &r->n_command);
+    if (r->n_command == 0 || !r->command[0][0]) {
+        duet_err_set(err, EINVAL, "image %s has no Entrypoint or Cmd to run: give spec.command", s->image.oci);
+        return NULL;
+    }
+    /* The image's Env first, each overridden by the spec's of that name. */
+    r->env = arena_alloc(a, (c->n_env + s->n_env + 1) * sizeof(*r->env));
+    r->n_env = 0;
+    for (size_t i = 0; i < c->n_env; i++) {
+        const char *eq = strchr(c->env[i], '=');
+        const char *key = arena_strndup(a, c->env[i], (size_t)(eq - c->env[i]));
+        if (!wl_env_get(s, key))
+            r->env[r->n_env++] = (struct kv){.key = key, .value = arena_strdup(a, eq + 1)};
+    }
+    for (size_t i = 0; i < s->n_env; i++)
+        r->env[r->n_env++] = s->env[i];
+    if (!s->user && c->user) {
+        if (!image_user_ok(c->user)) {
+            duet_err_set(err, EINVAL, "image %s: its User \"%.64s\" is not NAME, UID, NAME:GROUP or UID:GID; give "
+                         "spec.user",
+                         s->image.oci, c->user);
+            return NULL;
+        }
+        r->user = arena_strdup(a, c->user);
+    }
+    if (!s->working_dir && c->working_dir) {
+        if (!image_dir_ok(c->working_dir)) {
+            duet_err_set(err, EINVAL, "image %s: its WorkingDir \"%.64s\" is not an absolute path without \"..\"; "
+                         "give spec.workingDir",
+                         s->image.oci, c->working_dir);
+            return NULL;
+        }
+        r->working_dir = arena_strdup(a, c->working_dir);
+    }
+    return r;
+}
+
+/* ---- importing ------------------------------------------------------------------ */
+
+/* One import per reference at a time: every workload that needs the
+ * image while it is being imported waits for that one. */
+struct import_job {
+    uv_work_t req;
+    struct daemon *d;
+    struct import_job *next;       /* d->imports */
+    char *ref;
+    struct wl **waiters;           /* each with a reference */
+    size_t n_waiters;
+    struct image *img;
+    struct duet_err err;
+    int rc;
+};
+
+static void import_work(uv_work_t *req)
+{
+    struct import_job *j = req->data;
+    j->rc = image_store_import(j->d->images, j->ref, &j->img, &j->err);
+}
+
+static void import_done(uv_work_t *req, int status)
+{
+    struct import_job *j = req->data;
+    struct daemon *d = j->d;
+    for (struct import_job **p = &d->imports; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            break;
+        }
+    if (status == UV_ECANCELED && j->rc == 0 && !j->img) {
+        j->rc = -1;
+        duet_err_set(&j->err, ECANCELED, "image %s: the import was cancelled", j->ref);
+    }
+    for (size_t i = 0; i < j->n_waiters; i++) {
+        struct wl *w = j->waiters[i];
+        if (j->rc == 0)
+            daemon_event(d, w->name, "pulled", "image %s is in the store: %s, %zu layer%s, %.1f MiB unpacked", j->ref,
+                         j->img->id, j->img->n_layers, j->img->n_layers == 1 ? "" : "s",
+                         (double)j->img->size / (1 << 20));
+        else
+            daemon_event(d, w->name, "failed", "%s", j->err.msg);
+        w->image_busy = false;
+        if (j->rc < 0) {
+            free(w->image_err);
+            w->image_err = strdup(j->err.msg);
+        }
+        /* still the daemon's (not forgotten, nor the daemon closing) */
+        if (daemon_wl_find(d, w->name) == w)
+            wl_reconcile(w);
+        wl_unref(w);
+    }
+    image_free(j->img);
+    free(j->waiters);
+    free(j->ref);
+    free(j);
+}
+
+static void import_start(struct wl *w)
+{
+    struct daemon *d = w->d;
+    const char *ref = w->spec->image.oci;
+    struct import_job *j = d->imports;
+    while (j && strcmp(j->ref, ref) != 0)
+        j = j->next;
+    bool started = j != NULL;
+    if (!j) {
+        j = calloc(1, sizeof(*j));
+        if (!j || !(j->ref = strdup(ref)))
+            abort();
+        j->d = d;
+        j->req.data = j;
+        j->next = d->imports;
+        d->imports = j;
+    }
+    j->waiters = realloc(j->waiters, (j->n_waiters + 1) * sizeof(*j->waiters));
+    if (!j->waiters)
+        abort();
+    j->waiters[j->n_waiters++] = w;
+    w->image_busy = true;
+    wl_ref(w);
+    if (started) {
+        daemon_event(d, w->name, "pulling", "waiting for image %s, which is being imported", ref);
+        return;
+    }
+    daemon_event(d, w->name, "pulling", "image %s is not in the store: importing it", ref);
+    uv_queue_work(d->loop, &j->req, import_work, import_done);
+}
+
+static int run_spec_get(struct wl *w, bool may_import, const struct workload_spec **out, struct duet_err *err)
+{
+    const struct workload_spec *s = w->spec;
+    if (!s->image.oci && !s->args) {
+        *out = s;
+        return 0;
+    }
+    if (w->run_spec && w->run_spec_of == s) {
+        *out = w->run_spec;
+        return 0;
+    }
+    if (w->image_busy)
+        return 1;
+    if (w->image_err) {
+        duet_err_set(err, EIO, "%s", w->image_err);
+        free(w->image_err);
+        w->image_err = NULL;
+        return -1;
+    }
+    struct image *img = NULL;
+    char root[PATH_MAX] = "";
+    if (s->image.oci) {
+        if (!w->d->images)
+            return duet_err_set(err, ENOTSUP, "image %s: this duetd has no image store", s->image.oci);
+        int g = image_store_get(w->d->images, s->image.oci, &img, err);
+        if (g < 0)
+            return -1;
+        if (g == 1 && !may_import)
+            return duet_err_set(err, ENOENT, "image %s is not in the store", s->image.oci);
+        if (g == 1) {
+            import_start(w);
+            return 1;
+        }
+        if (image_store_root(w->d->images, img, root, sizeof(root), err) < 0) {
+            image_free(img);
+            return -1;
+        }
+    }
+    struct workload_spec *run = run_spec_build(&w->grp->set->arena, s, img, root, err);
+    image_free(img);
+    if (!run)
+        return -1;
+    w->run_spec = run;
+    w->run_spec_of = s;
+    *out = run;
+    return 0;
+}
+
+int wl_run_spec(struct wl *w, const struct workload_spec **out, struct duet_err *err)
+{
+    return run_spec_get(w, true, out, err);
+}
+
+int wl_run_spec_stored(struct wl *w, const struct workload_spec **out, struct duet_err *err)
+{
+    return run_spec_get(w, false, out, err);
+}

@@ -1,0 +1,158 @@
+/*
+ * test_images.c - OCI images through duetd: the layout `make images`
+ * builds from the busybox rootfs (two layers, a whiteout, a config with
+ * Entrypoint, Cmd, Env, User, WorkingDir), imported once for every
+ * workload that names it, run with its config's defaults, kept while a
+ * workload uses it, across a daemon's kill -9; and images that cannot be
+ * used, refused with their cause.
+ */
+#include "dtest.h"
+
+static const char *oci(void)
+{
+    static char ref[600];
+    snprintf(ref, sizeof(ref), "oci-layout:%s", dd_env("DUET_OCI"));
+    return ref;
+}
+
+static int count(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+Test(images, an_oci_image_runs_with_its_config_and_is_imported_once, .timeout = 180)
+{
+    struct dd d;
+    dd_init(&d);
+    /* Three workloads on one image, applied at once: one import. */
+    const char *m = dd_manifest(
+        &d, "oci.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: plain}\nspec:\n  image: {oci: \"%s\"}\n"
+        "  args: [\"echo \\\"$GREETING from $(pwd) as $(id -u)\\\"; sleep 3600\"]\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: tuned}\nspec:\n  image: {oci: \"%s\"}\n"
+        "  env: {GREETING: from-the-spec}\n  user: \"0\"\n  workingDir: /tmp\n"
+        "  args: [\"echo \\\"$GREETING from $(pwd) as $(id -u)\\\"; cat /srv/hello.txt; test -e /bin/vi || echo no-vi; sleep 3600\"]\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: own}\nspec:\n  image: {oci: \"%s\"}\n"
+        "  command: [/bin/sleep, \"3600\"]\n",
+        oci(), oci(), oci());
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 120", m), 0, "%s", out);
+    free(out);
+    cr_expect(duet_logs_until(&d, "plain", "hello-from-oci from /srv as 1000", 10000),
+              "the image's Entrypoint, Cmd (replaced by args), Env, WorkingDir and User");
+    cr_expect(duet_logs_until(&d, "tuned", "from-the-spec from /tmp as 0", 10000), "the spec's env, user and workingDir win");
+    cr_expect(duet_logs_until(&d, "tuned", "the second layer", 10000), "the upper layer's file");
+    cr_expect(duet_logs_until(&d, "tuned", "no-vi", 10000), "the upper layer's whiteout hides /bin/vi");
+    /* one import, the others waited for it */
+    char *all = NULL;
+    size_t pulling = 0, importing = 0;
+    static const char *const names[] = {"plain", "tuned", "own"};
+    for (int i = 0; i < 3; i++) {
+        char *ev = dd_events(&d, names[i]);
+        pulling += (size_t)count(ev, "\"pulled\"");
+        importing += (size_t)count(ev, "importing it");
+        free(ev);
+    }
+    free(all);
+    cr_expect_eq(pulling, 3, "each workload is told its image is there");
+    cr_expect_eq(importing, 1, "the image was imported %zu times", importing);
+
+    cr_assert_eq(dd_duet(&d, &out, "image ls"), 0, "%s", out);
+    cr_expect(strstr(out, dd_env("DUET_OCI")) && strstr(out, "         3"), "one image, three workloads: %s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image inspect %s -o json", oci()), 0, "%s", out);
+    cr_expect(strstr(out, "\"workingDir\": \"/srv\"") && strstr(out, "8080/tcp") && strstr(out, "own"), "%s", out);
+    free(out);
+    /* in use: refused, naming the users */
+    cr_expect_neq(dd_duet(&d, &out, "image rm %s", oci()), 0);
+    cr_expect(strstr(out, "used by") && strstr(out, "plain") && strstr(out, "tuned"), "%s", out);
+    free(out);
+
+    /* kill -9: the workloads keep running and are re-attached */
+    dd_kill9(&d);
+    dd_start(&d);
+    dd_wait_field(&d, "plain", "state", "running", 30000);
+    dd_wait_field(&d, "own", "state", "running", 30000);
+    cr_assert_eq(dd_duet(&d, &out, "exec tuned -- cat /srv/hello.txt"), 0, "%s", out);
+    cr_expect(strstr(out, "the second layer"), "%s", out);
+    free(out);
+
+    /* deleted: the image can go */
+    cr_assert_eq(dd_duet(&d, &out, "delete plain tuned own --wait"), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image rm %s", oci()), 0, "%s", out);
+    cr_expect(strstr(out, "removed sha256:"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image ls -o json"), 0, "%s", out);
+    cr_expect(strstr(out, "\"images\": []"), "%s", out);
+    free(out);
+    dd_finish(&d);
+}
+
+Test(images, duet_run_takes_an_image_and_prune_removes_what_is_unused, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "run --rm --image %s", oci()), 0, "%s", out);
+    cr_expect(strstr(out, "hello-from-oci from /srv as 1000"), "%s", out);
+    free(out);
+    /* CMD after -- replaces the image's Cmd; its Entrypoint (sh -c) stays */
+    cr_assert_eq(dd_duet(&d, &out, "run --rm --image %s:base -- 'test -e /srv/hello.txt || echo one-layer; exit 7'",
+                         oci()),
+                 7, "%s", out);
+    cr_expect(strstr(out, "one-layer"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image ls"), 0, "%s", out);
+    cr_expect(strstr(out, ":base"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image prune"), 0, "%s", out);
+    cr_expect_eq(count(out, "removed sha256:"), 2, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
+
+Test(images, images_that_cannot_be_used_are_refused_with_their_cause, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    char *out;
+    const char *m = dd_manifest(&d, "bad.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: reg}\nspec:\n"
+                                "  image: {oci: \"redis:7\"}\n"
+                                "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: both}\nspec:\n"
+                                "  image: {oci: \"%s\", rootfs: /tmp}\n  command: [/bin/true]\n",
+                                oci());
+    cr_expect_neq(dd_duet(&d, &out, "validate %s", m), 0);
+    cr_expect(strstr(out, "bad.yaml:5:") && strstr(out, "docker.io/library/redis:7") && strstr(out, "skopeo copy"),
+              "%s", out);
+    cr_expect(strstr(out, "is a whole image"), "%s", out);
+    free(out);
+    cr_expect_neq(dd_duet(&d, &out, "run --rm --image oci-layout:/nonexistent/layout"), 0);
+    cr_expect(strstr(out, "/nonexistent/layout"), "%s", out);
+    free(out);
+    /* a copy of the layout whose layer blobs are damaged after their
+     * digests were written down: refused, nothing kept */
+    char copy[300];
+    snprintf(copy, sizeof(copy), "%s/damaged", d.dir);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "cp -a %s %s && for b in %s/blobs/sha256/*; do "
+             "if [ \"$(head -c2 $b | od -An -tx1 | tr -d ' ')\" = 1f8b ]; then "
+             "printf X | dd of=$b bs=1 seek=100 conv=notrunc 2>/dev/null; fi; done",
+             dd_env("DUET_OCI"), copy, copy);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_neq(dd_duet(&d, &out, "run --rm --image oci-layout:%s", copy), 0);
+    cr_expect(strstr(out, "digest") || strstr(out, "not a readable layer") || strstr(out, "damaged"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image ls -o json"), 0, "%s", out);
+    cr_expect(strstr(out, "\"images\": []"), "a damaged image was kept: %s", out);
+    free(out);
+    char layers[300];
+    snprintf(layers, sizeof(layers), "%s/images/layers", d.state);
+    cr_expect_eq(dd_count_dirs(layers), 0, "a layer that failed its digest was kept");
+    dd_finish(&d);
+}
