@@ -16,7 +16,8 @@ CC      ?= cc
 
 # Build and test dependencies; runtime ones come with the backends that use them.
 DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcriterion-dev \
-               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev busybox-static umoci runc curl \
+               libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev libcurl4-openssl-dev busybox-static umoci runc curl \
+               docker-registry skopeo apache2-utils openssl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables
 
@@ -31,9 +32,9 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INCLUDES) $(CFLAGS) $(S
 # libvirt is loaded at run time by the VM probe (dlopen): only its headers are built against.
 LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3 2>/dev/null) -lhttp_parser -lmnl -lnftables -lm -pthread
 # The image store (images/): layers through libarchive, digests through
-# libcrypto.  Not on the duet command's link line: its start-up pays for
+# libcrypto, registries through libcurl.  Not on the duet command's link line: its start-up pays for
 # every library it loads, and it never unpacks an image itself.
-IMG_LIBS   = $(shell pkg-config --libs libarchive libcrypto 2>/dev/null)
+IMG_LIBS   = $(shell pkg-config --libs libarchive libcrypto libcurl 2>/dev/null)
 # The tests also drive libvirt's in-process test driver directly.
 TEST_LIBS  = $(shell pkg-config --libs criterion libvirt 2>/dev/null)
 
@@ -52,7 +53,7 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
-          images/digest.c images/ref.c images/unpack.c images/config.c images/store.c
+          images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c
 CLI_SRC   = cli/main.c cli/verbs.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.

@@ -188,6 +188,7 @@ struct image_store *image_store_open(const char *dir, const struct image_store_o
         s->o.max_entries = 2000000;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->mount_lock, NULL);
+    registry_global_init();
     static const char *const sub[] = {"", "/blobs", "/blobs/sha256", "/layers", "/images", "/roots"};
     for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
         char p[PATH_MAX];
@@ -530,6 +531,8 @@ static bool layer_media_type_ok(const char *mt)
 /* Where an import reads blobs from: a layout's blobs/ directory, or the
  * files of an unpacked docker archive (by digest, as listed). */
 struct source {
+    struct image_store *s;
+    struct registry *reg;            /* a registry's, or NULL */
     int dirfd;                       /* the layout, or the unpacked archive */
     const char *name;                /* for messages: the reference */
     /* docker-archive: digest -> file, from its manifest.json */
@@ -540,6 +543,19 @@ struct source {
 
 static int source_open_blob(const struct source *src, const struct desc *d, struct duet_err *err)
 {
+    if (src->reg) {
+        /* downloaded into a file of the store's own, verified as it comes */
+        char dir[PATH_MAX];
+        store_path(src->s, dir, sizeof(dir), "%s", "layers");
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return duet_err_sys(err, "image %s: cannot make room for blob %s in %s", src->name, d->digest, dir);
+        if (registry_blob(src->reg, d->digest, d->size, fd, err) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+            close(fd);
+            return -1;
+        }
+        return fd;
+    }
     char p[PATH_MAX];
     const char *path = NULL;
     for (size_t i = 0; i < src->n_arch && !path; i++)
@@ -790,7 +806,7 @@ static int import_archive(struct image_store *s, const struct image_ref *r, cons
     if (!mkdtemp(tmp))
         return duet_err_sys(err, "cannot create %s", tmp);
     int rc = -1, mfd = -1;
-    struct source src = {.dirfd = -1, .name = ref};
+    struct source src = {.s = s, .dirfd = -1, .name = ref};
     json_t *man = NULL, *om = NULL;
     char *mtext = NULL, *text = NULL;
     struct unpack_limits lim = {.max_bytes = s->o.max_bytes, .max_entries = 100000};
@@ -870,6 +886,61 @@ out:
     return rc;
 }
 
+/* A registry: the manifest by tag or digest (an index followed to this
+ * host's platform), each checked against the digest that names it. */
+static int import_registry(struct image_store *s, const struct image_ref *r, const char *ref, struct image **out,
+                           struct duet_err *err)
+{
+    struct registry *g = registry_new(r, &s->o.registry, err);
+    if (!g)
+        return -1;
+    struct source src = {.s = s, .reg = g, .dirfd = -1, .name = ref};
+    struct desc md = {0};
+    size_t len = 0;
+    int rc = -1;
+    char *text = registry_manifest(g, r->digest[0] ? r->digest : r->tag, INDEX_MAX, &len, md.media_type,
+                                   sizeof(md.media_type), err);
+    if (!text)
+        goto out;
+    digest_of(text, len, md.digest);
+    md.size = len;
+    if (r->digest[0] && strcmp(md.digest, r->digest) != 0) {
+        duet_err_set(err, EBADMSG, "image %s: the registry served a manifest hashing to %s, not the digest asked for",
+                     ref, md.digest);
+        goto out;
+    }
+    json_t *j = json_loadb(text, len, 0, NULL);
+    const char *mt = json_string_value(json_object_get(j, "mediaType"));
+    bool is_index = (mt && (!strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST))) ||
+                    !strcmp(md.media_type, MT_OCI_INDEX) || !strcmp(md.media_type, MT_DOCKER_LIST) ||
+                    (!json_object_get(j, "layers") && json_is_array(json_object_get(j, "manifests")));
+    if (is_index) {
+        struct desc pick;
+        int p = index_pick_platform(json_object_get(j, "manifests"), ref, &pick, err);
+        json_decref(j);
+        if (p < 0)
+            goto out;
+        free(text);
+        text = registry_manifest(g, pick.digest, INDEX_MAX, &len, md.media_type, sizeof(md.media_type), err);
+        if (!text)
+            goto out;
+        digest_of(text, len, md.digest);
+        md.size = len;
+        if (strcmp(md.digest, pick.digest) != 0) {
+            duet_err_set(err, EBADMSG, "image %s: the registry served a manifest hashing to %s for %s", ref, md.digest,
+                         pick.digest);
+            goto out;
+        }
+    } else {
+        json_decref(j);
+    }
+    rc = import_manifest(s, &src, &md, text, len, ref, out, err);
+out:
+    free(text);
+    registry_free(g);
+    return rc;
+}
+
 int image_store_import(struct image_store *s, const char *ref_text, struct image **out, struct duet_err *err)
 {
     *out = NULL;
@@ -878,17 +949,14 @@ int image_store_import(struct image_store *s, const char *ref_text, struct image
         return -1;
     char ref[IMAGE_REF_MAX + PATH_MAX];
     image_ref_format(&r, ref, sizeof(ref));
-    if (r.kind == IMAGE_REF_REGISTRY)
-        return duet_err_set(err, ENOTSUP, "image %s: pulling from a registry is not in this version of duet; copy "
-                            "the image to a layout first (skopeo copy docker://%s oci:DIR:TAG) and name it as "
-                            "oci-layout:DIR:TAG",
-                            ref, ref);
     pthread_mutex_lock(&s->lock);
     int rc;
-    if (r.kind == IMAGE_REF_DOCKER_ARCHIVE) {
+    if (r.kind == IMAGE_REF_REGISTRY) {
+        rc = import_registry(s, &r, ref, out, err);
+    } else if (r.kind == IMAGE_REF_DOCKER_ARCHIVE) {
         rc = import_archive(s, &r, ref, out, err);
     } else {
-        struct source src = {.dirfd = open(r.path, O_PATH | O_DIRECTORY | O_CLOEXEC), .name = ref};
+        struct source src = {.s = s, .dirfd = open(r.path, O_PATH | O_DIRECTORY | O_CLOEXEC), .name = ref};
         struct desc md;
         size_t mlen = 0;
         char *mtext = NULL;

@@ -28,12 +28,14 @@
 #include "common/err.h"
 #include "images/config.h"
 #include "images/digest.h"
+#include "images/registry.h"
 
 #define IMAGE_MAX_LAYERS 60   /* the relative lowerdir list of one overlay mount fits a page */
 
 struct image_store_opts {
     uint64_t max_bytes;     /* unpacked bytes of one image; 0: 16 GiB */
     uint64_t max_entries;   /* entries of one layer; 0: 2,000,000 */
+    struct registry_opts registry;   /* kept by reference: the caller's, for the store's life */
 };
 
 struct image {
@@ -53,9 +55,10 @@ struct image_store;
 struct image_store *image_store_open(const char *dir, const struct image_store_opts *o, struct duet_err *err);
 void image_store_free(struct image_store *s);
 
-/* Brings the image a reference names into the store (oci-layout: and
- * docker-archive: references) and returns it; an image already there is
- * returned at once, with the reference added. */
+/* Brings the image a reference names into the store (pulled from a
+ * registry, or read from an oci-layout: or docker-archive:) and returns
+ * it; the layers the store has already are not fetched again, and an
+ * image already there gets the reference added. */
 int image_store_import(struct image_store *s, const char *ref, struct image **out, struct duet_err *err);
 
 /* The image a reference (in any form image_ref_parse takes) or an id

@@ -678,15 +678,7 @@ static void conv_image_oci(struct conv *c, struct workload_spec *w, const struct
         cerr(c, v, "spec.image.oci: %s", e.msg[0] ? e.msg : "the reference holds a NUL byte");
         return;
     }
-    if (r.kind == IMAGE_REF_REGISTRY) {
-        char canon[IMAGE_REF_MAX + 64];
-        image_ref_format(&r, canon, sizeof(canon));
-        cerr(c, v, "spec.image.oci %s: pulling from a registry is not in this version of duet; copy the image into a "
-                   "layout first (skopeo copy docker://%s oci:DIR:TAG) and write oci-layout:DIR:TAG",
-             canon, canon);
-        return;
-    }
-    if (r.path[0] != '/') {
+    if (r.kind != IMAGE_REF_REGISTRY && r.path[0] != '/') {
         const char *abs = schema_path_normalize(c->a, arena_printf(c->a, "%s/%s", c->dir, r.path));
         if (strlen(abs) >= sizeof(r.path)) {
             cerr(c, v, "spec.image.oci: the path is too long");

@@ -100,6 +100,7 @@ struct daemon_config {
     const char *init, *vminit;     /* duet-init, duet-vminit */
     const char *bridge, *subnet;
     uint64_t backoff_ms, grace_ms, log_max;
+    struct registry_opts registry;  /* kept by reference for the daemon's life */
 };
 /* Opens the store, probes the host, opens the drivers and the network,
  * and re-attaches to every instance the store names: after it, d knows

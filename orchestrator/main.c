@@ -47,16 +47,36 @@ static const char usage[] =
     "                            directory's, else " FLEET_DEFAULT_SUBNET ")\n"
     "      --log-max SIZE        a workload's log (or VM console) is rotated at this; one generation is kept\n"
     "                            besides it (default 8Mi)\n"
+    "      --insecure-registry HOST:PORT  a registry that may be reached over plain HTTP when it speaks no TLS\n"
+    "                            (repeatable; localhost and 127.0.0.0/8 always may)\n"
+    "      --registry-ca FILE    CA certificates (PEM) trusted for registries besides the system's\n"
+    "      --registry-auth FILE  registry credentials in docker login's format (default /etc/duet/auth.json,\n"
+    "                            then ~/.docker/config.json)\n"
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
     "leaves every workload running; the next duetd re-attaches to them.\n";
 
+#define MAX_INSECURE 16
+
 struct options {
     const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet;
     bool foreground;
     uint64_t backoff_ms, grace_ms, request_ms, log_max;
+    const char *insecure[MAX_INSECURE];
+    size_t n_insecure;
+    char registry_ca[PATH_MAX], registry_auth[PATH_MAX];   /* absolute: duetd leaves its directory */
 };
+
+/* A file option made absolute now: the daemon changes directory. */
+static int abs_file(const char *opt, const char *arg, char out[PATH_MAX])
+{
+    if (!realpath(arg, out)) {
+        fprintf(stderr, "duetd: %s %s: %s\n", opt, arg, strerror(errno));
+        return 2;
+    }
+    return 0;
+}
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -186,6 +206,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"bridge", required_argument, NULL, 'B'},
         {"subnet", required_argument, NULL, 'S'},
         {"log-max", required_argument, NULL, 'L'},
+        {"insecure-registry", required_argument, NULL, 'I'},
+        {"registry-ca", required_argument, NULL, 'C'},
+        {"registry-auth", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -212,6 +235,21 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             break;
         }
+        case 'I':
+            if (o->n_insecure == MAX_INSECURE) {
+                fprintf(stderr, "duetd: at most %d --insecure-registry\n", MAX_INSECURE);
+                return 2;
+            }
+            o->insecure[o->n_insecure++] = optarg;
+            break;
+        case 'C':
+            if (abs_file("--registry-ca", optarg, o->registry_ca))
+                return 2;
+            break;
+        case 'A':
+            if (abs_file("--registry-auth", optarg, o->registry_auth))
+                return 2;
+            break;
         case 'h': fputs(usage, stdout); exit(0);
         default: fputs(usage, stderr); return 2;
         }
@@ -315,6 +353,9 @@ int main(int argc, char **argv)
         .state_dir = state_dir, .socket_path = o.socket, .libvirt_uri = o.libvirt_uri,
         .guest_kernel = o.guest_kernel, .init = init, .vminit = vminit, .bridge = o.bridge, .subnet = o.subnet,
         .backoff_ms = o.backoff_ms, .grace_ms = o.grace_ms, .log_max = o.log_max,
+        .registry = {.ca_file = o.registry_ca[0] ? o.registry_ca : NULL,
+                     .auth_file = o.registry_auth[0] ? o.registry_auth : NULL,
+                     .insecure = o.insecure, .n_insecure = o.n_insecure},
     };
     uv_loop_t *loop = uv_default_loop();
     if (daemon_open(&d, loop, &cfg, &err) < 0) {

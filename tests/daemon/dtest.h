@@ -47,6 +47,7 @@ struct dd {
     char libvirt_uri[32];          /* --libvirt-uri, when set */
     struct private_libvirtd lv;    /* its libvirtd, when the test started one */
     bool lv_on;
+    const char *extra[8];          /* more duetd options, NULL-terminated */
     pid_t pid;
 };
 
@@ -116,6 +117,8 @@ static inline void dd_start(struct dd *d)
             argv[n++] = "--libvirt-uri";
             argv[n++] = d->libvirt_uri;
         }
+        for (size_t i = 0; i < 8 && d->extra[i] && n < 31; i++)
+            argv[n++] = d->extra[i];
         argv[n] = NULL;
         execv(duetd, (char *const *)argv);
         _exit(127);
