@@ -271,6 +271,27 @@ Test(registry, a_plain_local_registry_and_only_the_missing_layer_is_fetched, .ti
     cr_expect_neq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/x/busybox:nope", r.port), 0);
     cr_expect(strstr(out, "no such image or tag"), "%s", out);
     free(out);
+    /* a registry that serves a layer that is not what its digest says (its
+     * storage damaged): refused, nothing kept, and fine again once the
+     * registry is */
+    reg_push(&r, "latest", "y/busybox:1");
+    cr_assert_eq(dd_duet(&d, &out, "image rm 127.0.0.1:%u/x/busybox:2", r.port), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image rm 127.0.0.1:%u/x/busybox:base", r.port), 0, "%s", out);
+    free(out);
+    sh("cd %s/data/docker/registry/v2/blobs/sha256 && for f in */*/data; do "
+       "if [ \"$(head -c2 $f | od -An -tx1 | tr -d ' ')\" = 1f8b ]; then cp $f $f.good; "
+       "printf X | dd of=$f bs=1 seek=200 conv=notrunc 2>/dev/null; fi; done",
+       r.dir);
+    cr_expect_neq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/y/busybox:1", r.port), 0);
+    cr_expect(strstr(out, "hashing to") || strstr(out, "digest") || strstr(out, "not a readable layer"), "%s", out);
+    free(out);
+    char layers[300];
+    snprintf(layers, sizeof(layers), "%s/images/layers", d.state);
+    cr_expect_eq(dd_count_dirs(layers), 0, "a layer that failed its digest was kept");
+    sh("cd %s/data/docker/registry/v2/blobs/sha256 && for f in */*/data.good; do mv $f ${f%%.good}; done", r.dir);
+    cr_assert_eq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/y/busybox:1", r.port), 0, "%s", out);
+    free(out);
     reg_stop(&r);
     cr_expect_neq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/x/busybox:2", r.port), 0, "%s", out);
     cr_expect(strstr(out, "Couldn't connect") || strstr(out, "Failed to connect"), "%s", out);
