@@ -70,6 +70,7 @@ BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
 BENCH_VM_SRC = tests/bench/bench_vm.c
 BENCH_D_SRC = tests/bench/bench_daemon.c
+BENCH_IMG_SRC = tests/bench/bench_images.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -90,6 +91,7 @@ BENCH_BIN = $(BUILD)/bench/plan
 BENCH_CT_BIN = $(BUILD)/bench/container
 BENCH_VM_BIN = $(BUILD)/bench/vm
 BENCH_D_BIN = $(BUILD)/bench/daemon
+BENCH_IMG_BIN = $(BUILD)/bench/images
 
 .PHONY: all deps test check asan bench demo install clean images
 
@@ -212,6 +214,10 @@ $(BENCH_D_BIN): $(call obj,$(BENCH_D_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
+$(BENCH_IMG_BIN): $(call obj,$(BENCH_IMG_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
+
 deps:
 	@./scripts/deps.sh $(DEB_PACKAGES)
 
@@ -270,12 +276,13 @@ BENCH_DEB_PACKAGES = podman
 
 bench: deps
 	@./scripts/deps.sh $(BENCH_DEB_PACKAGES)
-	$(MAKE) $(DUET) $(DUETD) $(INIT) $(ROOTFS) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(VM_IMAGES)
+	$(MAKE) $(DUET) $(DUETD) $(INIT) $(ROOTFS) $(OCI_LAYOUT) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(BENCH_IMG_BIN) $(VM_IMAGES)
 	@rc=0; \
 	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_CT_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_VM_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_D_BIN) || rc=1; \
+	$(TEST_ENV) $(BENCH_IMG_BIN) || rc=1; \
 	exit $$rc
 
 # The example fleet for real: duetd, VMs and containers, then torn down.

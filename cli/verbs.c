@@ -24,6 +24,7 @@
 #include "client.h"
 #include "common/clock.h"
 #include "common/jsonfmt.h"
+#include "common/urlenc.h"
 #include "images/ref.h"
 #include "manifests/manifest.h"
 
@@ -1010,21 +1011,12 @@ static void size_text(char *buf, size_t len, double bytes)
         snprintf(buf, len, "%.0f KiB", bytes / 1024);
 }
 
-/* ?ref=..., URL-encoded. */
+/* ?ref=..., URL-encoded ('/', ':' and '@' kept: they are plain in a query). */
 static void ref_query(const char *path, const char *ref, char *out, size_t len)
 {
     size_t o = (size_t)snprintf(out, len, "%s?ref=", path);
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)ref; *p && o + 4 < len; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_.~/:@", *p))
-            out[o++] = (char)*p;
-        else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
+    if (o < len)
+        duet_url_escape(ref, "/:@", out + o, len - o);
 }
 
 static int cmd_image(int argc, char **argv)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/urlenc.h"
 #include "images/digest.h"
 
 #define TOKEN_MAX (64u << 10)
@@ -253,22 +254,6 @@ static bool challenge_param(const char *ch, const char *key, char *out, size_t l
     return false;
 }
 
-static void url_escape(const char *in, char *out, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < len; p++) {
-        if (isalnum(*p) || strchr("-_.~", *p))
-            out[o++] = (char)*p;
-        else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
-}
-
 static void set_auth(struct registry *g, const char *fmt, const char *value)
 {
     if (g->auth) {
@@ -306,8 +291,8 @@ static int authenticate(struct registry *g, const char *challenge, struct duet_e
         return duet_err_set(err, EACCES, "image %s: %s sends for a token to %s, which is not https", g->name, g->host,
                             realm);
     char es[600], esc[1600], url[3000];
-    url_escape(service, es, sizeof(es));
-    url_escape(scope, esc, sizeof(esc));
+    duet_url_escape(service, NULL, es, sizeof(es));
+    duet_url_escape(scope, NULL, esc, sizeof(esc));
     snprintf(url, sizeof(url), "%s%cservice=%s&scope=%s", realm, strchr(realm, '?') ? '&' : '?', es, esc);
     struct answer a = {.fd = -1, .max = TOKEN_MAX};
     char *basic = NULL;
