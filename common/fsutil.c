@@ -139,3 +139,43 @@ int duet_run_tool(char *const argv[], struct duet_err *err)
             *p = ';';
     return duet_err_set(err, EIO, "%s failed: %s", argv[0], n ? out : "no message");
 }
+
+char *duet_read_fd(int fd, size_t max, size_t *len, const char *what, struct duet_err *err)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        abort();
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max + 1) {
+                free(buf);
+                duet_err_set(err, E2BIG, "%s is larger than %zu bytes", what, max);
+                return NULL;
+            }
+            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            buf = realloc(buf, cap + 1);
+            if (!buf)
+                abort();
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            duet_err_sys(err, "cannot read %s", what);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > max) {
+        free(buf);
+        duet_err_set(err, E2BIG, "%s is larger than %zu bytes", what, max);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}

@@ -24,6 +24,10 @@ int duet_sealed_copy(int src, const char *path, const char *name, struct duet_er
  * about to enter a container (async-signal-safe, no allocation). */
 void duet_close_fds_except(const int *keep, size_t n);
 
+/* All of fd from where it is, NUL-terminated, at most max bytes: more is
+ * an error (E2BIG), as is a failed read; what names it in err. */
+char *duet_read_fd(int fd, size_t max, size_t *len, const char *what, struct duet_err *err);
+
 /* Runs argv (no shell, found on PATH), waiting; on failure err holds the
  * tool's own last words. */
 int duet_run_tool(char *const argv[], struct duet_err *err);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/urlenc.h"
 #include "images/digest.h"
 
@@ -46,21 +47,18 @@ void registry_global_init(void)
 
 /* ---- credentials -------------------------------------------------------------- */
 
-static char *read_small(const char *path, size_t max)
+/* A file of at most max bytes, NUL-terminated, or NULL. */
+static char *read_small(const char *path, size_t max, struct duet_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        duet_err_sys(err, "cannot read %s", path);
         return NULL;
-    char *buf = malloc(max + 1);
-    if (!buf)
-        abort();
-    size_t n = 0;
-    ssize_t r;
-    while (n < max && (r = read(fd, buf + n, max - n)) > 0)
-        n += (size_t)r;
+    }
+    size_t len;
+    char *text = duet_read_fd(fd, max, &len, path, err);
     close(fd);
-    buf[n] = '\0';
-    return buf;
+    return text;
 }
 
 /* user:pass for the registry from a docker-style auth file, or NULL. */
@@ -73,7 +71,7 @@ static char *credentials(const struct registry *g, const char *file)
     for (size_t f = 0; f < 3; f++) {
         if (!files[f])
             continue;
-        char *text = read_small(files[f], 1 << 20);
+        char *text = read_small(files[f], 1 << 20, NULL);
         json_t *root = text ? json_loads(text, 0, NULL) : NULL;
         free(text);
         json_t *auths = json_object_get(root, "auths");
@@ -403,12 +401,12 @@ struct registry *registry_new(const struct image_ref *r, const struct registry_o
     for (size_t i = 0; o && i < o->n_insecure; i++)
         g->may_be_plain = g->may_be_plain || strcmp(o->insecure[i], g->host) == 0;
     if (o && o->ca_file) {
-        char *extra = read_small(o->ca_file, 1 << 20);
-        char *sys = read_small("/etc/ssl/certs/ca-certificates.crt", 4 << 20);
+        char *extra = read_small(o->ca_file, 1 << 20, err);
+        char *sys = read_small("/etc/ssl/certs/ca-certificates.crt", 4 << 20, NULL);
         if (!extra) {
             free(sys);
             free(g);
-            duet_err_sys(err, "cannot read the registry CA file %s", o->ca_file);
+            duet_err_prefix(err, "the registry CA file");
             return NULL;
         }
         if (asprintf(&g->ca, "%s\n%s", sys ? sys : "", extra) < 0)

@@ -86,47 +86,6 @@ static int write_atomic(const char *path, const void *buf, size_t len, struct du
     return 0;
 }
 
-/* Reads all of fd, at most max bytes (more is an error). */
-static char *read_bounded(int fd, size_t max, size_t *len, const char *what, struct duet_err *err)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf)
-        abort();
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max + 1) {
-                free(buf);
-                duet_err_set(err, E2BIG, "%s is larger than %zu bytes", what, max);
-                return NULL;
-            }
-            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-            buf = realloc(buf, cap + 1);
-            if (!buf)
-                abort();
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            free(buf);
-            duet_err_sys(err, "cannot read %s", what);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > max) {
-        free(buf);
-        duet_err_set(err, E2BIG, "%s is larger than %zu bytes", what, max);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* Opens path below dirfd, never leaving it (no "..", no absolute
  * symlink, no magic link): a layout directory is the user's input. */
 static int open_beneath(int dirfd, const char *path, int flags)
@@ -262,7 +221,7 @@ static char *blob_read_stored(struct image_store *s, const char *digest, size_t 
         duet_err_sys(err, "image store: blob %s", digest);
         return NULL;
     }
-    return read_bounded(fd, max, len, digest, err);
+    return duet_read_fd(fd, max, len, digest, err);
 }
 
 /* The record of an image, from images/HEX.json and its config blob. */
@@ -276,7 +235,7 @@ static struct image *record_load(struct image_store *s, const char *hex, struct 
         return NULL;
     }
     size_t len;
-    _cleanup_free_ char *text = read_bounded(fd, INDEX_MAX, &len, p, err);
+    _cleanup_free_ char *text = duet_read_fd(fd, INDEX_MAX, &len, p, err);
     if (!text)
         return NULL;
     json_t *root = json_loadb(text, len, 0, NULL);
@@ -583,7 +542,7 @@ static char *source_read_small(const struct source *src, const struct desc *d, s
     _cleanup_close_ int fd = source_open_blob(src, d, err);
     if (fd < 0)
         return NULL;
-    char *buf = read_bounded(fd, max, len, d->digest, err);
+    char *buf = duet_read_fd(fd, max, len, d->digest, err);
     if (!buf)
         return NULL;
     char got[DIGEST_STR];
@@ -621,7 +580,7 @@ static int layout_pick(const struct source *src, const char *tag, struct desc *o
 {
     _cleanup_close_ int lfd = open_beneath(src->dirfd, "oci-layout", O_RDONLY);
     size_t len;
-    _cleanup_free_ char *lay = lfd >= 0 ? read_bounded(lfd, 4096, &len, "oci-layout", err) : NULL;
+    _cleanup_free_ char *lay = lfd >= 0 ? duet_read_fd(lfd, 4096, &len, "oci-layout", err) : NULL;
     json_t *lj = lay ? json_loads(lay, 0, NULL) : NULL;
     bool layout_ok = json_is_string(json_object_get(lj, "imageLayoutVersion"));
     json_decref(lj);
@@ -632,7 +591,7 @@ static int layout_pick(const struct source *src, const char *tag, struct desc *o
     _cleanup_close_ int ifd = open_beneath(src->dirfd, "index.json", O_RDONLY);
     if (ifd < 0)
         return duet_err_sys(err, "image %s: index.json", src->name);
-    _cleanup_free_ char *text = read_bounded(ifd, INDEX_MAX, &len, "index.json", err);
+    _cleanup_free_ char *text = duet_read_fd(ifd, INDEX_MAX, &len, "index.json", err);
     if (!text)
         return -1;
     json_t *idx = json_loadb(text, len, 0, NULL);
@@ -817,7 +776,7 @@ static int import_archive(struct image_store *s, const struct image_ref *r, cons
     src.dirfd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
     mfd = src.dirfd >= 0 ? open_beneath(src.dirfd, "manifest.json", O_RDONLY) : -1;
     size_t len = 0;
-    text = mfd >= 0 ? read_bounded(mfd, INDEX_MAX, &len, "manifest.json", err) : NULL;
+    text = mfd >= 0 ? duet_read_fd(mfd, INDEX_MAX, &len, "manifest.json", err) : NULL;
     if (!text) {
         duet_err_set(err, EINVAL, "image %s: no manifest.json: not a docker archive (docker save writes one)", ref);
         goto out;

@@ -64,22 +64,25 @@ static json_t *image_json(const struct image *img, bool whole)
     return j;
 }
 
-/* The workloads whose spec (or running instance) names img, into buf. */
+static bool has_ref(const struct image *img, const char *ref)
+{
+    for (size_t i = 0; ref && i < img->n_refs; i++)
+        if (strcmp(img->refs[i], ref) == 0)
+            return true;
+    return false;
+}
+
+/* The workloads whose spec (or running instance) names img, into buf.
+ * Specs hold references in canonical form and a reference names one
+ * image of the store (the last one it came by), so img's own list of
+ * references answers without reading the store again per workload. */
 static size_t users_of(struct daemon *d, const struct image *img, char *buf, size_t len)
 {
     size_t n = 0, o = 0;
     buf[0] = '\0';
     DAEMON_WL_FOREACH(d, w) {
-        const char *refs[2] = {w->spec ? w->spec->image.oci : NULL, w->inst_spec ? w->inst_spec->image.oci : NULL};
-        bool uses = false;
-        for (int k = 0; k < 2 && !uses; k++) {
-            if (!refs[k])
-                continue;
-            struct image *mine = NULL;
-            if (image_store_get(d->images, refs[k], &mine, NULL) == 0)
-                uses = strcmp(mine->id, img->id) == 0;
-            image_free(mine);
-        }
+        bool uses = (w->spec && has_ref(img, w->spec->image.oci)) ||
+                    (w->inst_spec && has_ref(img, w->inst_spec->image.oci));
         if (uses) {
             n++;
             if (o + strlen(w->name) + 3 < len)
