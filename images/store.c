@@ -962,18 +962,24 @@ static bool is_mountpoint(const char *path)
     return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
 }
 
+void image_store_root_path(struct image_store *s, const struct image *img, char *out, size_t len)
+{
+    char p[PATH_MAX];
+    if (img->n_layers == 1)
+        store_path(s, p, sizeof(p), "layers/%s", digest_hex(img->layers[0]));
+    else
+        store_path(s, p, sizeof(p), "roots/%s", digest_hex(img->id));
+    snprintf(out, len, "%s", p);
+}
+
 int image_store_root(struct image_store *s, const struct image *img, char *out, size_t len, struct duet_err *err)
 {
-    if (img->n_layers == 1) {
-        char p[PATH_MAX];
-        store_path(s, p, sizeof(p), "layers/%s", digest_hex(img->layers[0]));
-        snprintf(out, len, "%s", p);
+    image_store_root_path(s, img, out, len);
+    if (img->n_layers == 1)
         return 0;
-    }
     char target[PATH_MAX], layers[PATH_MAX];
-    store_path(s, target, sizeof(target), "roots/%s", digest_hex(img->id));
+    snprintf(target, sizeof(target), "%s", out);
     store_path(s, layers, sizeof(layers), "%s", "layers");
-    snprintf(out, len, "%s", target);
     pthread_mutex_lock(&s->mount_lock);
     int rc = 0;
     if (mkdir(target, 0755) < 0 && errno != EEXIST)

@@ -70,6 +70,10 @@ int image_store_get(struct image_store *s, const char *ref_or_id, struct image *
 int image_store_list(struct image_store *s, struct image ***out, size_t *n, struct duet_err *err);
 void image_list_free(struct image **l, size_t n);
 
+/* Where the image's root is (mounted or not), into out: what a workload
+ * made from the image has as its image.rootfs. */
+void image_store_root_path(struct image_store *s, const struct image *img, char *out, size_t len);
+
 /* The image's root directory (mounting it when it is not), into out. */
 int image_store_root(struct image_store *s, const struct image *img, char *out, size_t len, struct duet_err *err);
 

@@ -11,6 +11,7 @@
  * one), URL-encoded in the query.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,17 +73,22 @@ static bool has_ref(const struct image *img, const char *ref)
     return false;
 }
 
-/* The workloads whose spec (or running instance) names img, into buf.
- * Specs hold references in canonical form and a reference names one
- * image of the store (the last one it came by), so img's own list of
- * references answers without reading the store again per workload. */
+/* The workloads whose spec names img or whose instance runs from it,
+ * into buf.  Specs hold references in canonical form and a reference
+ * names one image of the store (the last one it came by), so img's own
+ * list of references answers for specs.  An instance is judged by the
+ * root it was made from, not by its reference: a tag pulled again moves
+ * to the new image while the instance still runs on the old one. */
 static size_t users_of(struct daemon *d, const struct image *img, char *buf, size_t len)
 {
     size_t n = 0, o = 0;
+    char root[PATH_MAX];
+    image_store_root_path(d->images, img, root, sizeof(root));
     buf[0] = '\0';
     DAEMON_WL_FOREACH(d, w) {
         bool uses = (w->spec && has_ref(img, w->spec->image.oci)) ||
-                    (w->inst_spec && has_ref(img, w->inst_spec->image.oci));
+                    (w->inst_spec && w->inst_spec->image.oci && w->inst_spec->image.rootfs &&
+                     strcmp(w->inst_spec->image.rootfs, root) == 0);
         if (uses) {
             n++;
             if (o + strlen(w->name) + 3 < len)

@@ -325,3 +325,53 @@ Test(registry, a_bearer_token_is_fetched_from_the_realm, .timeout = 120)
     dd_finish(&d);
     reg_stop(&r);
 }
+
+/* A tag pushed again and pulled again names the new image; a workload
+ * still running on the old one keeps it: neither `image rm` of the old
+ * image's id nor `prune` takes its layers from under it.  Once the
+ * workload is gone, prune removes the old image. */
+Test(registry, a_moved_tag_leaves_a_running_workloads_image_in_place, .timeout = 120)
+{
+    struct dd d;
+    dd_prepare(&d, NULL);
+    struct reg r;
+    reg_start(&d, &r, false, false);
+    reg_push(&r, "base", "m/app:1");
+    dd_start(&d);
+    const char *m = dd_manifest(&d, "moved.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: onold}\nspec:\n"
+                                "  image: {oci: \"127.0.0.1:%u/m/app:1\"}\n  command: [/bin/sleep, \"3600\"]\n",
+                                r.port);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
+    free(out);
+    json_t *old = dd_get(&d, "/v1/images");
+    cr_assert_eq(json_array_size(json_object_get(old, "images")), 1);
+    char old_id[80];
+    snprintf(old_id, sizeof(old_id), "%s",
+             json_string_value(json_object_get(json_array_get(json_object_get(old, "images"), 0), "id")));
+    json_decref(old);
+    /* the tag moves to the two-layer image */
+    reg_push(&r, "latest", "m/app:1");
+    cr_assert_eq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/m/app:1", r.port), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image inspect %s -o json", old_id), 0, "%s", out);
+    cr_expect(strstr(out, "\"refs\": []") || strstr(out, "\"refs\":[]"), "the old image keeps the tag: %s", out);
+    free(out);
+    cr_expect_neq(dd_duet(&d, &out, "image rm %s", old_id), 0, "the running workload's image was removed");
+    cr_expect(strstr(out, "onold"), "the refusal names the workload: %s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image prune"), 0, "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "image inspect %s", old_id), 0, "prune removed the running workload's image");
+    free(out);
+    cr_expect(dd_field_is(&d, "onold", "state", "running"));
+    cr_assert_eq(dd_duet(&d, &out, "delete onold --wait"), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image prune"), 0, "%s", out);
+    free(out);
+    cr_expect_neq(dd_duet(&d, &out, "image inspect %s", old_id), 0, "prune kept an image nothing uses");
+    free(out);
+    dd_finish(&d);
+    reg_stop(&r);
+}
