@@ -19,7 +19,7 @@ DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcri
                libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev libcurl4-openssl-dev busybox-static umoci runc curl \
                docker-registry skopeo apache2-utils openssl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
-               e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables
+               e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables mmdebstrap fdisk
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
 # Every header is named by its path from the top ("backends/driver.h"), or
@@ -50,7 +50,7 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
-          backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/driver.c \
+          backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c
@@ -194,9 +194,18 @@ $(BUILD)/images/bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kern
 $(BUILD)/images/net-bootable.img: tests/images/bootable-disk.sh $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/net-initrd.cpio.gz
 	tests/images/bootable-disk.sh $@ $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/net-initrd.cpio.gz duet.peer=web:8080
 
-VM_IMAGES = $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/net-initrd.cpio.gz $(BUILD)/images/net-bootable.img $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
+# A Debian 12 cloud disk image with cloud-init (mmdebstrap from Debian's
+# packages, a few minutes), for the cloud-init tests.  One per checkout:
+# the sanitizer build shares it.
+CLOUD_GUEST = build/images/cloud-guest.qcow2
+$(CLOUD_GUEST): tests/images/cloud-guest.sh
+	@mkdir -p $(dir $@)
+	tests/images/cloud-guest.sh $@
 
-images: $(ROOTFS) $(OCI_LAYOUT) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz
+VM_IMAGES = $(CLOUD_GUEST) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/net-initrd.cpio.gz $(BUILD)/images/net-bootable.img $(BUILD)/images/kernel/vmlinuz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/bootable.img
+
+DEMO_IMAGES = $(ROOTFS) $(OCI_LAYOUT) $(BUILD)/images/vmlinuz $(BUILD)/images/db-initrd.cpio.gz $(BUILD)/images/test-initrd.cpio.gz $(BUILD)/images/kernel/vmlinuz
+images: $(DEMO_IMAGES) $(VM_IMAGES)
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
@@ -225,7 +234,7 @@ deps:
 # prints its summary line for each; any failure fails the target.
 TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
            DUET_VMINIT=$(abspath $(VMINIT)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
-           DUET_IMAGES=$(abspath $(BUILD)/images) DUET_OCI=$(abspath $(OCI_LAYOUT)) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
+           DUET_IMAGES=$(abspath $(BUILD)/images) DUET_OCI=$(abspath $(OCI_LAYOUT)) DUET_CLOUD_GUEST=$(abspath $(CLOUD_GUEST)) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
            $(if $(filter 1,$(SAN)),DUET_VM_VIA_LIBVIRTD=1)
 
 # Under the sanitizers a report inside a test's worker process does not
@@ -287,7 +296,7 @@ bench: deps
 
 # The example fleet for real: duetd, VMs and containers, then torn down.
 demo: deps
-	$(MAKE) all images $(BUILD)/images/kernel/vmlinuz
+	$(MAKE) all $(DEMO_IMAGES)
 	./scripts/demo.sh $(BUILD)
 
 # duetd finds duet-init and duet-vminit next to itself.

@@ -29,6 +29,25 @@ static inline bool duet_read_full(int fd, void *buf, size_t n)
     return true;
 }
 
+/* All n bytes to a file or pipe; or false with errno set. */
+static inline bool duet_write_full(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return false;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
 /* All n bytes to a socket, never raising SIGPIPE; or false. */
 static inline bool duet_send_full(int fd, const void *buf, size_t n)
 {

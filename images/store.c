@@ -448,7 +448,7 @@ static int layer_add(struct image_store *s, int fd, const struct desc *d, uint64
         return duet_err_sys(err, "cannot create %s", tmp);
     chmod(tmp, 0755);
     struct unpack_limits lim = {.max_bytes = s->o.max_bytes > *bytes ? s->o.max_bytes - *bytes : 0,
-                                .max_entries = s->o.max_entries};
+                                .image_max = s->o.max_bytes, .max_entries = s->o.max_entries};
     struct unpack_stats st = {0};
     if (image_layer_unpack(fd, d->digest, d->size, tmp, &lim, &st, err) < 0) {
         duet_err_prefix(err, "layer %s", d->digest);
@@ -768,7 +768,7 @@ static int import_archive(struct image_store *s, const struct image_ref *r, cons
     struct source src = {.s = s, .dirfd = -1, .name = ref};
     json_t *man = NULL, *om = NULL;
     char *mtext = NULL, *text = NULL;
-    struct unpack_limits lim = {.max_bytes = s->o.max_bytes, .max_entries = 100000};
+    struct unpack_limits lim = {.max_bytes = s->o.max_bytes, .image_max = s->o.max_bytes, .max_entries = 100000};
     if (image_layer_unpack(afd, NULL, 0, tmp, &lim, NULL, err) < 0) {
         duet_err_prefix(err, "image %s: not a docker archive", ref);
         goto out;

@@ -194,9 +194,10 @@ static int copy_data(struct archive *in, struct archive *out, struct job *j, con
             return duet_err_set(&j->err, EIO, "entry \"%s\": %s", name, archive_error_string(in));
         j->st.bytes += size;
         if (j->st.bytes > j->lim->max_bytes)
-            return duet_err_set(&j->err, EFBIG, "the layer unpacks to more than %llu MiB (the bound is duetd's "
-                                "--max-image-size)",
-                                (unsigned long long)(j->lim->max_bytes >> 20));
+            return duet_err_set(&j->err, EFBIG,
+                                "the image unpacks to more than %llu MiB, the bound duetd's --max-image-size sets; "
+                                "raise it if the image is one you trust",
+                                (unsigned long long)((j->lim->image_max ? j->lim->image_max : j->lim->max_bytes) >> 20));
         if (archive_write_data_block(out, buf, size, off) != ARCHIVE_OK)
             return duet_err_set(&j->err, EIO, "entry \"%s\": %s", name, archive_error_string(out));
     }

@@ -28,7 +28,8 @@
 #include "common/err.h"
 
 struct unpack_limits {
-    uint64_t max_bytes;     /* of file contents, unpacked */
+    uint64_t max_bytes;     /* of file contents, unpacked: what is left of the image's bound */
+    uint64_t image_max;     /* the image's bound itself (duetd --max-image-size), for the message */
     uint64_t max_entries;
 };
 

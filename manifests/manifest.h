@@ -38,6 +38,8 @@
 #define WL_MIN_DISK (UINT64_C(16) << 20)     /* a filesystem and a little room */
 #define WL_MAX_CPUS 1024.0
 #define WL_MAX_PIDS 4194304
+#define WL_MAX_USER_DATA (1u << 20)          /* spec.cloudInit.userData */
+#define WL_MAX_NETWORK_CONFIG (64u << 10)    /* spec.cloudInit.networkConfig */
 
 struct src_pos {
     const char *file;
@@ -96,6 +98,16 @@ struct workload_spec {
          * defaults filled in (orchestrator/image.c). */
         const char *oci;
     } image;
+
+    /* cloud-init's NoCloud seed for a VM booting its own disk image
+     * (backends/vm/cloudinit.h): the user data and network config exactly
+     * as given, a userDataFile's content read when the manifest is
+     * loaded.  Each NULL when absent; without spec.cloudInit a disk image
+     * still gets a seed with its name and the fleet address. */
+    struct {
+        const char *user_data;
+        const char *network_config;
+    } cloud_init;
 
     const char **command;      /* NULL-terminated; NULL when absent */
     size_t n_command;

@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -20,13 +21,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/grow.h"
+#include "common/utf8.h"
 #include "images/ref.h"
 #include "hostpath.h"
 #include "manifest.h"
 #include "schema.h"
-#include "hostpath.h"
 
 #define CONV_BUDGET 200000     /* node visits per document; a real one needs < 1000 */
 
@@ -730,6 +735,77 @@ static void conv_image(struct conv *c, struct workload_spec *w, const struct yno
         cerr(c, img, "spec.image needs at least one of rootfs, oci, disk or kernel");
 }
 
+/* A userDataFile's content: a regular file, bounded, UTF-8 text. */
+static const char *read_user_data_file(struct conv *c, const struct ynode *n, const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        cerr(c, n, "spec.cloudInit.userDataFile %s cannot be read: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cerr(c, n, "spec.cloudInit.userDataFile %s is not a regular file", path);
+        return NULL;
+    }
+    struct duet_err err = {0};
+    size_t len = 0;
+    _cleanup_free_ char *buf = duet_read_fd(fd, WL_MAX_USER_DATA, &len, path, &err);
+    if (!buf) {
+        cerr(c, n, "spec.cloudInit.userDataFile: %s%s", err.msg,
+             err.code == E2BIG ? " (user data is at most 1 MiB)" : "");
+        return NULL;
+    }
+    if (!duet_utf8_valid(buf, len)) {
+        cerr(c, n, "spec.cloudInit.userDataFile %s is not UTF-8 text (or holds a NUL byte); give cloud-config or a "
+                   "script as text, not compressed",
+             path);
+        return NULL;
+    }
+    return arena_strndup(c->a, buf, len);
+}
+
+/* spec.cloudInit: what a cloud disk image's cloud-init reads at first
+ * boot.  Only an image that boots its own init from its disk runs
+ * cloud-init; duet's own init (rootfs, oci) would never read it. */
+static void conv_cloud_init(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *n,
+                            const struct ynode *img)
+{
+    static const char *const keys[] = {"userData", "userDataFile", "networkConfig", NULL};
+    if (!want_map(c, n, "spec.cloudInit"))
+        return;
+    check_keys(c, n, "spec.cloudInit", keys);
+    if (img && img->kind == YNODE_MAP && !mget(img, "disk", NULL))
+        cerr(c, key, "spec.cloudInit is read by the cloud-init of a disk image at its first boot, and this workload "
+                     "has no image.disk; give image.disk (e.g. a debian-12-genericcloud qcow2), or drop cloudInit");
+    const struct ynode *v, *k, *fk;
+    const struct ynode *file = mget(n, "userDataFile", &fk);
+    if ((v = mget(n, "userData", &k))) {
+        if (file)
+            cerr(c, fk, "spec.cloudInit: give userData or userDataFile, not both");
+        else if (want_scalar(c, v, "spec.cloudInit.userData", "a string (cloud-config or a script), e.g. userData: |"))
+            w->cloud_init.user_data = arena_strndup(c->a, v->str, v->n);
+        if (v->kind == YNODE_SCALAR && v->n > WL_MAX_USER_DATA)
+            cerr(c, v, "spec.cloudInit.userData is %zu bytes; user data is at most 1 MiB", v->n);
+    } else if (file) {
+        const char *path;
+        if (get_host_path(c, file, "spec.cloudInit.userDataFile", &path)) {
+            check_host_path(c, w, file, "spec.cloudInit.userDataFile", path);
+            w->cloud_init.user_data = read_user_data_file(c, file, path);
+        }
+    }
+    if ((v = mget(n, "networkConfig", &k))) {
+        if (want_scalar(c, v, "spec.cloudInit.networkConfig",
+                        "a string (network-config version 1 or 2 as YAML), e.g. networkConfig: |"))
+            w->cloud_init.network_config = arena_strndup(c->a, v->str, v->n);
+        if (v->kind == YNODE_SCALAR && v->n > WL_MAX_NETWORK_CONFIG)
+            cerr(c, v, "spec.cloudInit.networkConfig is %zu bytes; it is at most 64 KiB", v->n);
+        if (w->network == WL_NETWORK_NONE)
+            cerr(c, k, "spec.cloudInit.networkConfig configures the VM's NIC, and with network: none it has none; "
+                       "remove one of them");
+    }
+}
+
 static void conv_resources(struct conv *c, struct workload_spec *w, const struct ynode *n)
 {
     static const char *const keys[] = {"cpus", "memory", "pids", "disk", NULL};
@@ -939,7 +1015,8 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
 {
     static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "args", "env",
                                        "workingDir", "user", "resources", "needs", "restart", "dependsOn",
-                                       "healthcheck", "ports", "volumes", "network", "hostAccess", NULL};
+                                       "healthcheck", "ports", "volumes", "network", "hostAccess", "cloudInit",
+                                       NULL};
     if (!s) {
         cerr(c, key, "spec is required (at least spec.image)");
         return;
@@ -1005,6 +1082,9 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
     }
     if ((v = mget(s, "volumes", NULL)))
         conv_volumes(c, w, v);
+    /* After network: a networkConfig needs a NIC. */
+    if ((v = mget(s, "cloudInit", &k)))
+        conv_cloud_init(c, w, k, v, img);
 }
 
 static void conv_metadata(struct conv *c, const struct ynode *root, const struct ynode *docpos,

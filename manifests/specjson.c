@@ -65,6 +65,14 @@ json_t *specjson_from_workload(const struct workload_spec *w)
     set_str(img, "cmdline", w->image.cmdline);
     set_str(img, "oci", w->image.oci);
     json_object_set_new(s, "image", img);
+    /* A userDataFile is kept as its content: a changed file is a changed
+     * spec, and the store's copy loads back without the file. */
+    if (w->cloud_init.user_data || w->cloud_init.network_config) {
+        json_t *ci = json_object();
+        set_str(ci, "userData", w->cloud_init.user_data);
+        set_str(ci, "networkConfig", w->cloud_init.network_config);
+        json_object_set_new(s, "cloudInit", ci);
+    }
 
     if (w->command)
         json_object_set_new(s, "command", str_array(w->command, w->n_command));

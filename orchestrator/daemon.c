@@ -318,7 +318,7 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return -1;
     char images[4200];
     snprintf(images, sizeof(images), "%s/images", d->state_dir);
-    struct image_store_opts io = {.registry = cfg->registry};
+    struct image_store_opts io = {.registry = cfg->registry, .max_bytes = cfg->max_image_size};
     if (!(d->images = image_store_open(images, &io, err)))
         return -1;
     if (daemon_load(d, err) < 0 || daemon_net_recover(d, err) < 0)

@@ -101,6 +101,7 @@ struct daemon_config {
     const char *bridge, *subnet;
     uint64_t backoff_ms, grace_ms, log_max;
     struct registry_opts registry;  /* kept by reference for the daemon's life */
+    uint64_t max_image_size;        /* unpacked bytes an import may add; 0: the store's default */
 };
 /* Opens the store, probes the host, opens the drivers and the network,
  * and re-attaches to every instance the store names: after it, d knows

@@ -52,6 +52,7 @@ static const char usage[] =
     "      --registry-ca FILE    CA certificates (PEM) trusted for registries besides the system's\n"
     "      --registry-auth FILE  registry credentials in docker login's format (default /etc/duet/auth.json,\n"
     "                            then ~/.docker/config.json)\n"
+    "      --max-image-size SIZE the most an image import may unpack (zip bombs end there; default 16Gi)\n"
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
@@ -62,7 +63,7 @@ static const char usage[] =
 struct options {
     const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet;
     bool foreground;
-    uint64_t backoff_ms, grace_ms, request_ms, log_max;
+    uint64_t backoff_ms, grace_ms, request_ms, log_max, max_image_size;
     const char *insecure[MAX_INSECURE];
     size_t n_insecure;
     char registry_ca[PATH_MAX], registry_auth[PATH_MAX];   /* absolute: duetd leaves its directory */
@@ -209,6 +210,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"insecure-registry", required_argument, NULL, 'I'},
         {"registry-ca", required_argument, NULL, 'C'},
         {"registry-auth", required_argument, NULL, 'A'},
+        {"max-image-size", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -242,6 +244,16 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             o->insecure[o->n_insecure++] = optarg;
             break;
+        case 'M': {
+            const char *why;
+            if (!units_size_parse(optarg, &o->max_image_size, &why) || o->max_image_size < (1u << 20)) {
+                fprintf(stderr,
+                        "duetd: --max-image-size %s is not a size of 1Mi or more (%s); e.g. --max-image-size 20Gi\n",
+                        optarg, why ? why : "too small");
+                return 2;
+            }
+            break;
+        }
         case 'C':
             if (abs_file("--registry-ca", optarg, o->registry_ca))
                 return 2;
@@ -356,6 +368,7 @@ int main(int argc, char **argv)
         .registry = {.ca_file = o.registry_ca[0] ? o.registry_ca : NULL,
                      .auth_file = o.registry_auth[0] ? o.registry_auth : NULL,
                      .insecure = o.insecure, .n_insecure = o.n_insecure},
+        .max_image_size = o.max_image_size,
     };
     uv_loop_t *loop = uv_default_loop();
     if (daemon_open(&d, loop, &cfg, &err) < 0) {

@@ -6,29 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of a valid UTF-8 sequence at s, 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
+#include "common/utf8.h"
 
 bool vm_xml_escape(const char *str, char *out, size_t len, size_t *written)
 {
@@ -57,7 +35,7 @@ bool vm_xml_escape(const char *str, char *out, size_t len, size_t *written)
          * character, not even escaped. */
         if (*s < 0x20 || *s == 0x7f)
             return false;
-        size_t n = utf8_seq(s);
+        size_t n = duet_utf8_seq(s, 4);   /* a NUL ends any sequence early */
         if (n == 0 || o + n >= len)
             return false;
         memcpy(out + o, s, n);
@@ -170,6 +148,12 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
         put(&x, "'/>\n");
         put_value(&x, "disk", "      <source file='", s->disk, "'/>\n");
         put(&x, "      <target dev='vda' bus='virtio'/>\n    </disk>\n");
+    }
+    if (s->cdrom) {
+        /* IDE: the one CD-ROM bus every machine type and firmware knows */
+        put(&x, "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n");
+        put_value(&x, "CD-ROM", "      <source file='", s->cdrom, "'/>\n");
+        put(&x, "      <target dev='hdc' bus='ide'/>\n      <readonly/>\n    </disk>\n");
     }
     if (s->console_log) {
         /* Appending: the daemon caps the file by truncating it. */

@@ -27,6 +27,7 @@ struct vm_domain_spec {
     const char *kernel, *initrd, *cmdline;   /* direct kernel boot, or NULL */
     const char *disk;            /* boot disk (the per-workload overlay), or NULL */
     const char *disk_format;     /* "qcow2" or "raw" */
+    const char *cdrom;           /* a read-only CD-ROM (the cloud-init seed), or NULL */
     const char *console_log;     /* serial console written to this file */
     const char *status_log;      /* a second serial port written to this file (duet's guest init
                                     reports the workload's exit status there), or NULL */

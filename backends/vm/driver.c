@@ -52,6 +52,7 @@
 
 #include "common/cleanup.h"
 #include "common/clock.h"
+#include "cloudinit.h"
 #include "domain.h"
 #include "event_uv.h"
 #include "backends/exit_status.h"
@@ -351,7 +352,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
 {
     struct vm_priv *p = priv(inst->core.drv);
     const struct workload_spec *w = inst->core.spec;
-    char what[96], console[PATH_MAX], status[PATH_MAX], overlay[PATH_MAX], initrd[PATH_MAX];
+    char what[96], console[PATH_MAX], status[PATH_MAX], overlay[PATH_MAX], initrd[PATH_MAX], seed[PATH_MAX];
     snprintf(what, sizeof(what), "VM %s", w->name);
     inst_path(inst, "console.log", console, sizeof(console));
     inst_path(inst, "status", status, sizeof(status));
@@ -369,6 +370,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         .disk_format = "qcow2",
     };
     char cmdline[4096], ipcfg[160] = "", mac[18];
+    struct vm_seed_net seed_net = {0};
     const char *kernel = w->image.kernel;
     uint64_t disk_bytes = wl_disk_bytes(w);
     if (inst->core.has_net) {
@@ -384,6 +386,11 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         ipam_format(n->dns, dns);
         snprintf(ipcfg, sizeof(ipcfg), " ip=%s::%s:%s:%s:eth0:off:%s", a, g, m, w->name, dns);
         ipam_format_mac(n->mac, mac);
+        memcpy(seed_net.addr, a, sizeof(a));
+        memcpy(seed_net.gateway, g, sizeof(g));
+        memcpy(seed_net.dns, dns, sizeof(dns));
+        memcpy(seed_net.mac, mac, sizeof(mac));
+        seed_net.prefix = n->prefix;
         ds.net_bridge = n->bridge;
         ds.net_mac = mac;
         ds.net_target = n->host_if;
@@ -441,6 +448,13 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
             if (vm_disk_overlay(w->image.disk, fmt, overlay, disk_bytes, what, err) < 0)
                 return -1;
             ds.disk = overlay;
+            /* A disk image boots its own init: the fleet address and the
+             * name reach it through cloud-init's NoCloud seed. */
+            inst_path(inst, "seed.iso", seed, sizeof(seed));
+            unlink(seed);   /* a redefinition writes it anew */
+            if (vm_seed_write(seed, w, inst->core.has_net ? &seed_net : NULL, time(NULL), err) < 0)
+                return -1;
+            ds.cdrom = seed;
         }
         if (kernel) {
             if (access(kernel, R_OK) < 0)

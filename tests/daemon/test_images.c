@@ -155,3 +155,34 @@ Test(images, images_that_cannot_be_used_are_refused_with_their_cause, .timeout =
     cr_expect_eq(dd_count_dirs(layers), 0, "a layer that failed its digest was kept");
     dd_finish(&d);
 }
+
+/* duetd --max-image-size bounds what one import may unpack: an image
+ * past it is refused with the option's name, and nothing of it is kept. */
+Test(images, an_image_past_max_image_size_is_refused, .timeout = 120)
+{
+    struct dd d;
+    dd_prepare(&d, NULL);
+    d.extra[0] = "--max-image-size";
+    d.extra[1] = "1Mi";   /* the busybox layer unpacks to about 2 MiB */
+    dd_start(&d);
+    char *out;
+    cr_expect_neq(dd_duet(&d, &out, "image pull %s", oci()), 0, "%s", out);
+    cr_expect(strstr(out, "more than 1 MiB") && strstr(out, "--max-image-size"), "%s", out);
+    free(out);
+    char layers[300];
+    snprintf(layers, sizeof(layers), "%s/images/layers", d.state);
+    cr_expect_eq(dd_count_dirs(layers), 0, "a layer past the bound was kept");
+    cr_assert_eq(dd_duet(&d, &out, "image ls -o json"), 0, "%s", out);
+    cr_expect(strstr(out, "\"images\": []"), "%s", out);
+    free(out);
+    dd_finish(&d);
+    /* a bound that is not a size, or too small to hold anything */
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "%s/duetd --max-image-size 100Ki --foreground 2>&1", dd_env("DUET_BUILD"));
+    FILE *p = popen(cmd, "r");
+    char buf[512] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+    buf[n] = '\0';
+    cr_expect_eq(WEXITSTATUS(pclose(p)), 2);
+    cr_expect(strstr(buf, "--max-image-size 100Ki is not a size of 1Mi or more"), "%s", buf);
+}

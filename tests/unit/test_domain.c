@@ -83,6 +83,17 @@ Test(domain, disk_boot)
     char *desc = define_and_describe(xml);
     cr_expect(strstr(desc, "<source file='/var/lib/duet/vms/db/disk.qcow2'"), "%s", desc);
     cr_expect(strstr(desc, "<boot dev='hd'/>"), "%s", desc);
+    cr_expect_eq(count(desc, "device='cdrom'"), 0, "a CD-ROM nobody asked for: %s", desc);
+    free(desc);
+    free(xml);
+    /* the cloud-init seed: a read-only CD-ROM, its path a value */
+    s.cdrom = "/var/lib/duet/vms/db/seed'.iso'/><disk type='file' device='disk'><source file='/dev/sda'/>";
+    cr_assert_eq(vm_domain_xml(&s, &xml, &err), 0, "%s", err.msg);
+    desc = define_and_describe(xml);
+    cr_expect_eq(count(desc, "device='cdrom'"), 1, "%s", desc);
+    cr_expect_eq(count(desc, "<disk"), 2, "an injected disk became a device:\n%s", desc);
+    cr_expect(strstr(desc, "<readonly/>"), "%s", desc);
+    cr_expect(strstr(desc, "seed&apos;.iso&apos;/&gt;&lt;disk"), "%s", desc);
     free(desc);
     free(xml);
 }

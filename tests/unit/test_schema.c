@@ -3,6 +3,8 @@
  * the error it must produce and the line and column it must point at.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -469,4 +471,95 @@ Test(schema, an_oci_image_is_read_and_checked)
     set = load_yaml(WL_HEAD "  image: {disk: /srv/d.qcow2}\n  args: [x]\n");
     cr_expect(has_diag(set, 0, 0, "spec.args are the arguments of a process"), "%s", diags_text(set, buf, sizeof(buf)));
     manifest_set_free(set);
+}
+
+/* A userDataFile in a fresh directory under /tmp; its path into path. */
+static void user_data_file(char *path, size_t len, const void *data, size_t n)
+{
+    char dir[] = "/tmp/duet-ud-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, len, "%s/user-data", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void user_data_file_remove(const char *path)
+{
+    unlink(path);
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    rmdir(dir);
+}
+
+Test(schema, cloud_init_is_read_and_checked)
+{
+    char buf[4096];
+    struct manifest_set *set = load_yaml(WL_HEAD "  image: {disk: debian.qcow2}\n  cloudInit:\n    userData: |\n"
+                                                 "      #cloud-config\n      runcmd: [[touch, /x]]\n"
+                                                 "    networkConfig: \"version: 2\\n\"\n");
+    cr_assert(manifest_set_ok(set), "%s", diags_text(set, buf, sizeof(buf)));
+    const struct workload_spec *w = set->workloads[0];
+    cr_expect_str_eq(w->cloud_init.user_data, "#cloud-config\nruncmd: [[touch, /x]]\n");
+    cr_expect_str_eq(w->cloud_init.network_config, "version: 2\n");
+    manifest_set_free(set);
+
+    /* a file's content is taken byte for byte, when the manifest is loaded */
+    char path[256], yaml[1024];
+    static const char content[] = "#!/bin/sh\necho \"h\xc3\xa9llo: {not yaml\" > /x\n";
+    user_data_file(path, sizeof(path), content, strlen(content));
+    snprintf(yaml, sizeof(yaml), WL_HEAD "  image: {disk: /d.qcow2}\n  cloudInit: {userDataFile: %s}\n", path);
+    set = load_yaml(yaml);
+    cr_assert(manifest_set_ok(set), "%s", diags_text(set, buf, sizeof(buf)));
+    cr_expect_str_eq(set->workloads[0]->cloud_init.user_data, content);
+    cr_expect_null(set->workloads[0]->cloud_init.network_config);
+    manifest_set_free(set);
+    user_data_file_remove(path);
+
+    /* not text: compressed, a NUL byte, not UTF-8 */
+    static const char gz[] = "\x1f\x8b\x08\x00\x00\x00";
+    user_data_file(path, sizeof(path), gz, sizeof(gz) - 1);
+    snprintf(yaml, sizeof(yaml), WL_HEAD "  image: {disk: /d.qcow2}\n  cloudInit: {userDataFile: %s}\n", path);
+    set = load_yaml(yaml);
+    cr_expect(has_diag(set, 7, 0, "is not UTF-8 text"), "%s", diags_text(set, buf, sizeof(buf)));
+    manifest_set_free(set);
+    user_data_file_remove(path);
+
+    /* over 1 MiB */
+    char *big = malloc((1 << 20) + 2);
+    memset(big, 'a', (1 << 20) + 1);
+    user_data_file(path, sizeof(path), big, (1 << 20) + 1);
+    free(big);
+    snprintf(yaml, sizeof(yaml), WL_HEAD "  image: {disk: /d.qcow2}\n  cloudInit: {userDataFile: %s}\n", path);
+    set = load_yaml(yaml);
+    cr_expect(has_diag(set, 7, 0, "at most 1 MiB"), "%s", diags_text(set, buf, sizeof(buf)));
+    manifest_set_free(set);
+    user_data_file_remove(path);
+
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        /* duet's own init never runs cloud-init */
+        {WL_HEAD "  image: {rootfs: /srv/r}\n  command: [/bin/true]\n  cloudInit: {userData: x}\n",
+         "has no image.disk"},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {userData: x, userDataFile: /tmp/y}\n", "not both"},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {userDataFile: /nonexistent/ud}\n", "cannot be read"},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {userDataFile: /tmp}\n", "not a regular file"},
+        /* the host's secrets are not handed to a guest without saying so */
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {userDataFile: /etc/shadow}\n", "is or holds the host's /etc"},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {userData: [a]}\n", "spec.cloudInit.userData must be a string"},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {networkConfig: {version: 2}}\n", "networkConfig: |"},
+        {WL_HEAD "  image: {disk: /d}\n  network: none\n  cloudInit: {networkConfig: \"version: 2\"}\n",
+         "with network: none it has none"},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: {userdata: x}\n", "did you mean \"userData\""},
+        {WL_HEAD "  image: {disk: /d}\n  cloudInit: x\n", "spec.cloudInit must be a mapping"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        set = load_yaml(bad[i].yaml);
+        cr_expect(has_diag(set, 0, 0, bad[i].want), "case %zu: want \"%s\", got: %s", i, bad[i].want,
+                  diags_text(set, buf, sizeof(buf)));
+        manifest_set_free(set);
+    }
 }

@@ -55,6 +55,24 @@ static const char every_field[] =
     "  ports: [{host: 8080, port: 80}, {port: 53, protocol: udp}]\n"
     "  volumes: [{source: /srv/a, target: /a, readOnly: true}, {source: /srv/b, target: /b}]\n";
 
+/* A cloud image's: user data and network config with every character
+ * JSON and YAML care about, kept byte for byte. */
+static const char cloud_fields[] =
+    "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: cloud}\nspec:\n  image: {disk: /srv/d.qcow2}\n"
+    "  cloudInit:\n    userData: |\n      #cloud-config\n      runcmd: [\"echo \\\"a: b\\\" \\\\ \\t\"]\n"
+    "      # \xc3\xa9t\xc3\xa9\n    networkConfig: \"version: 2\\nethernets: {}\\n\"\n";
+
+Test(specjson, cloud_init_round_trips)
+{
+    struct manifest_set *s = load("cloud.yaml", cloud_fields);
+    cr_assert(manifest_set_ok(s), "%s", s->diags.n ? s->diags.v[0].msg : "");
+    round_trip(s->workloads[0]);
+    cr_expect_str_eq(s->workloads[0]->cloud_init.network_config, "version: 2\nethernets: {}\n");
+    cr_expect(strstr(s->workloads[0]->cloud_init.user_data, "\\\"a: b\\\""), "%s",
+              s->workloads[0]->cloud_init.user_data);
+    manifest_set_free(s);
+}
+
 Test(specjson, every_field_round_trips)
 {
     struct manifest_set *s = load("full.yaml", every_field);

@@ -1,0 +1,60 @@
+/*
+ * test_cloudinit.c - a real cloud image set up by its own cloud-init.
+ *
+ * The guest is the Debian 12 cloud disk image `make images` builds
+ * (tests/images/cloud-guest.sh: Debian's kernel, systemd and cloud-init,
+ * no user, no network configuration), booted under emulation from its own
+ * disk.  Everything it knows comes from duet's NoCloud seed: its name
+ * (meta-data), its fleet address (network-config), and the user data,
+ * which writes a file and starts a service.  A container then reaches
+ * that service by the VM's name on the fleet network.  One boot for the
+ * whole file: under emulation it takes about a minute.
+ */
+#include "dtest.h"
+
+Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600)
+{
+    struct dd d;
+    dd_init_vm(&d);
+    const char *m = dd_manifest(
+        &d, "cloud.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: cloudy}\nspec:\n  role: infrastructure\n"
+        "  image: {disk: %s}\n  resources: {memory: 512Mi, disk: 2Gi}\n  healthcheck: {tcp: 8080, interval: 2s}\n"
+        "  cloudInit:\n"
+        "    userData: |\n"
+        "      #cloud-config\n"
+        "      write_files:\n"
+        "        - path: /srv/www/hello.txt\n"
+        "          content: \"hello from cloud-init\\n\"\n"
+        "        - path: /etc/systemd/system/hello.service\n"
+        "          content: |\n"
+        "            [Unit]\n"
+        "            Description=the test's service\n"
+        "            [Service]\n"
+        "            ExecStartPre=/bin/sh -c 'hostname > /srv/www/name.txt'\n"
+        "            ExecStart=/usr/bin/python3 -m http.server 8080 --directory /srv/www\n"
+        "            [Install]\n"
+        "            WantedBy=multi-user.target\n"
+        "      runcmd:\n"
+        "        - [systemctl, daemon-reload]\n"
+        "        - [systemctl, enable, --now, hello.service]\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: reader}\nspec:\n  image: {rootfs: %s}\n"
+        "  command: [/bin/sh, -c, \"wget -qO- http://cloudy:8080/hello.txt && wget -qO- http://cloudy:8080/name.txt\"]\n"
+        "  resources: {memory: 16Mi}\n  restart: never\n  dependsOn: [cloudy]\n",
+        dd_env("DUET_CLOUD_GUEST"), dd_env("DUET_ROOTFS"));
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 500", m), 0, "%s", out);
+    free(out);
+    dd_wait_field(&d, "reader", "state", "completed", 30000);
+    cr_assert_eq(dd_duet(&d, &out, "logs reader"), 0);
+    /* the user data's file and service; the hostname from meta-data */
+    cr_expect_str_eq(out, "hello from cloud-init\ncloudy\n");
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "logs cloudy"), 0);
+    cr_expect(strstr(out, "DataSourceNoCloud"), "cloud-init did not read duet's seed: %s", out);
+    free(out);
+    cr_expect(dd_field_is(&d, "cloudy", "health", "healthy"));
+    cr_assert_eq(dd_duet(&d, &out, "delete -f %s --wait", m), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
