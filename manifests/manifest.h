@@ -117,6 +117,10 @@ struct workload_spec {
     size_t n_env;
     const char *working_dir;   /* NULL: "/" */
     const char *user;          /* NULL: root */
+    /* The signal a graceful stop sends the command; 0: SIGTERM.  Not a
+     * manifest field: an OCI image's StopSignal, set in the spec the
+     * workload runs from (orchestrator/image.c). */
+    int stop_signal;
 
     struct {
         double cpus;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/signame.h"
 #include "orchestrator/daemon.h"
 #include "orchestrator/workload.h"
 
@@ -108,6 +109,15 @@ struct workload_spec *run_spec_build(struct arena *a, const struct workload_spec
             return NULL;
         }
         r->working_dir = arena_strdup(a, c->working_dir);
+    }
+    if (c->stop_signal) {
+        /* Docker refuses to run an image whose StopSignal names no
+         * signal; so does duet, rather than stop it some other way. */
+        if (!(r->stop_signal = duet_signal_parse(c->stop_signal))) {
+            duet_err_set(err, EINVAL, "image %s: its StopSignal \"%.32s\" is not a signal (e.g. SIGQUIT or 3)",
+                         s->image.oci, c->stop_signal);
+            return NULL;
+        }
     }
     return r;
 }

@@ -1,7 +1,8 @@
 /*
  * duet-init - pid 1 of every container.
  *
- *   duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR [--cpu-max V] -- COMMAND [ARG...]
+ *   duet-init --uid UID --gid GID [--groups G1,G2...] --cwd DIR [--cpu-max V] [--stop-signal N]
+ *             -- COMMAND [ARG...]
  *
  * Started by the runtime with fd 0 on /dev/null, 1 and 2 on the container's
  * log, 3 on its exit file and 4 on the log's previous generation; with
@@ -10,7 +11,8 @@
  * before COMMAND exists: the workload runs under its quota from its first
  * instruction, and never holds the file.  It starts COMMAND as UID:GID in DIR,
  * forwards the signals a process manager sends (TERM, INT, HUP, QUIT, USR1,
- * USR2, WINCH) to it, reaps every orphan that lands on pid 1, and when
+ * USR2, WINCH) to it (TERM as signal N with --stop-signal: the image's
+ * StopSignal), reaps every orphan that lands on pid 1, and when
  * COMMAND ends writes "exit N" or "signal N" to the exit file before
  * exiting itself, which ends the container.  The file is how the daemon
  * learns the status even if it was not running at the time.
@@ -212,6 +214,7 @@ int main(int argc, char **argv)
         return container_spawner_main();
     unsigned long uid = 0, gid = 0;
     const char *cwd = "/", *groups = NULL, *cpu_max = NULL;
+    int stop_signal = 0;
     bool exec_mode = false;
     struct logcap logcap = {0};
     int i = 1;
@@ -240,6 +243,8 @@ int main(int argc, char **argv)
             logcap.max = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--cpu-max") == 0)
             cpu_max = argv[++i];
+        else if (strcmp(argv[i], "--stop-signal") == 0)
+            stop_signal = atoi(argv[++i]);
         else {
             fprintf(stderr, "duet-init: unknown option %s\n", argv[i]);
             return 127;
@@ -329,6 +334,8 @@ int main(int argc, char **argv)
                     status = st;
                     done = true;
                 }
+        } else if (sig == SIGTERM && stop_signal > 0) {
+            kill(child, stop_signal);   /* a graceful stop, in the image's own signal */
         } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGUSR1 ||
                    sig == SIGUSR2 || sig == SIGWINCH || sig == SIGCONT) {
             kill(child, sig);

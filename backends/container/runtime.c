@@ -650,19 +650,25 @@ int container_start(struct container *c, const struct container_config *cfg, str
      * because the child may not allocate. */
     struct init_ids ids;
     size_t argc = 0;
-    const char **argv = calloc(w->n_command + 16, sizeof(*argv));
+    const char **argv = calloc(w->n_command + 20, sizeof(*argv));
     const char **envp = calloc(w->n_env + 4, sizeof(*envp));
     char **envbuf = calloc(w->n_env + 4, sizeof(*envbuf));
     if (!argv || !envp || !envbuf)
         abort();
     argv[argc++] = "duet-init";
-    /* argv: duet-init, 12 options and their values, "--", the command, NULL
+    /* argv: duet-init, 14 options and their values, "--", the command, NULL
      * (--cpu-max is put in before "--" once the quota file is open) */
     init_ids_append(c, &ids, argv, &argc);
     char logmax[24];
     snprintf(logmax, sizeof(logmax), "%llu", (unsigned long long)rt->log_max);
     argv[argc++] = "--log-max";
     argv[argc++] = logmax;
+    char stopsig[16];
+    if (w->stop_signal && w->stop_signal != SIGTERM) {
+        snprintf(stopsig, sizeof(stopsig), "%d", w->stop_signal);
+        argv[argc++] = "--stop-signal";
+        argv[argc++] = stopsig;
+    }
     size_t dashdash = argc;
     argv[argc++] = "--";
     for (size_t i = 0; i < w->n_command; i++)

@@ -518,6 +518,8 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
     kv(s, "cwd", w->working_dir ? w->working_dir : "/");
     kv(s, "hostname", w->name);
     kv(s, "root", "/dev/vda");
+    if (w->stop_signal)
+        fprintf(s, "stopsignal%c%d%c", 0, w->stop_signal, 0);
     fprintf(s, "uid%c%" PRIu32 "%c", 0, user->uid, 0);
     fprintf(s, "gid%c%" PRIu32 "%c", 0, user->gid, 0);
     for (int i = 0; i < user->n_groups; i++)

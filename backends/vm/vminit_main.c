@@ -14,7 +14,8 @@
  *   3. run the manifest's command with its env, working directory, user,
  *      group and supplementary groups, stdout and stderr on the console
  *      (the first serial port, which is the workload's log);
- *   4. on the ACPI power button (duet's graceful stop) send SIGTERM to it;
+ *   4. on the ACPI power button (duet's graceful stop) send it SIGTERM, or
+ *      the image's StopSignal;
  *   5. when it ends, write "exit N" or "signal N" to the second serial port
  *      (a file on the host: how the exit status gets out), and power off.
  *
@@ -66,6 +67,7 @@ struct spec {
     gid_t gid;
     gid_t groups[MAX_GROUPS];
     int n_groups;
+    int stop_signal;      /* what the power button sends the workload */
 };
 
 static int status_fd = -1;
@@ -147,6 +149,7 @@ static void parse_spec(struct spec *s, char *buf, size_t len)
 {
     s->cwd = "/";
     s->root = "/dev/vda";
+    s->stop_signal = SIGTERM;
     char *p = buf, *end = buf + len;
     while (p < end) {
         char *key = p;
@@ -171,6 +174,8 @@ static void parse_spec(struct spec *s, char *buf, size_t len)
             s->gid = (gid_t)strtoul(val, NULL, 10);
         else if (!strcmp(key, "group") && s->n_groups < MAX_GROUPS)
             s->groups[s->n_groups++] = (gid_t)strtoul(val, NULL, 10);
+        else if (!strcmp(key, "stopsignal") && atoi(val) > 0 && atoi(val) < NSIG)
+            s->stop_signal = atoi(val);
     }
 }
 
@@ -441,7 +446,7 @@ int main(void)
         for (int i = 1; i <= n_inputs; i++)
             if ((pfd[i].revents & POLLIN) && power_pressed(pfd[i].fd)) {
                 say("power button: stopping the workload%s", NULL);
-                kill(child, SIGTERM);
+                kill(child, s.stop_signal);
             }
         if (!(pfd[0].revents & POLLIN))
             continue;

@@ -131,3 +131,41 @@ Test(fleet, an_oci_image_boots_as_a_vm_with_its_config, .timeout = 300)
     free(out);
     dd_finish(&d);
 }
+
+/* An image's StopSignal is what a graceful stop sends its command, as a
+ * container and as a VM: the image tagged "stop" says SIGUSR1, and the
+ * command tells the two apart by its exit status.  The stop is the one a
+ * changed spec brings (the old instance is stopped, a new one made). */
+Test(fleet, an_images_stop_signal_stops_it_as_a_container_and_as_a_vm, .timeout = 300)
+{
+    struct dd d;
+    dd_init_vm(&d);
+    static const char *const body =
+        "  args: [\"trap 'echo got-usr1; exit 7' USR1; trap 'echo got-term; exit 8' TERM; echo ready; "
+        "while :; do sleep 1; done\"]\n  env: {ROUND: \"%d\"}\n";
+    char fmt[1024];
+    snprintf(fmt, sizeof(fmt),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: sigc}\nspec:\n  placement: container\n"
+             "  image: {oci: \"oci-layout:%%s:stop\"}\n%s"
+             "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: sigv}\nspec:\n  placement: vm\n"
+             "  resources: {memory: 256Mi}\n  image: {oci: \"oci-layout:%%s:stop\"}\n%s",
+             body, body);
+    char *out;
+    for (int round = 1; round <= 2; round++) {
+        const char *m = dd_manifest(&d, "stop.yaml", fmt, dd_env("DUET_OCI"), round, dd_env("DUET_OCI"), round);
+        cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
+        free(out);
+        cr_assert(duet_logs_until(&d, "sigc", "ready", 20000));
+        cr_assert(duet_logs_until(&d, "sigv", "ready", 60000));
+    }
+    static const char *const names[] = {"sigc", "sigv"};
+    for (int i = 0; i < 2; i++) {
+        char *ev = dd_events(&d, names[i]);
+        cr_expect(strstr(ev, "exit status 7"), "%s was not stopped by its image's SIGUSR1: %s", names[i], ev);
+        cr_expect(!strstr(ev, "exit status 8"), "%s was stopped by SIGTERM: %s", names[i], ev);
+        free(ev);
+    }
+    cr_assert_eq(dd_duet(&d, &out, "delete sigc sigv --wait"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+}

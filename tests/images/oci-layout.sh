@@ -5,7 +5,8 @@
 # layers, its whiteouts and its config are all exercised.  The config:
 # Entrypoint /bin/sh -c, Cmd printing where and as whom it runs, Env
 # GREETING=hello-from-oci, WorkingDir /srv, User 1000:1000, port 8080.
-# Tagged "base" (one layer) and "latest" (two).
+# Tagged "base" (one layer) and "latest" (two); "stop" is latest with
+# StopSignal SIGUSR1.
 # Usage: oci-layout.sh DIR ROOTFS
 set -eu
 dir=$1
@@ -30,6 +31,7 @@ mkdir -p "$bundle/rootfs/srv"
 echo "the second layer" > "$bundle/rootfs/srv/hello.txt"
 rm -f "$bundle/rootfs/bin/vi"
 umoci repack --image "$tmp:latest" "$bundle"
+umoci config --image "$tmp:latest" --tag stop --config.stopsignal SIGUSR1
 umoci gc --layout "$tmp"
 rm -rf "$dir"
 mv "$tmp" "$dir"

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/arena.h"
 #include "common/fsutil.h"
+#include "common/signame.h"
 #include "images/digest.h"
 #include "images/ref.h"
 #include "images/store.h"
 #include "images/unpack.h"
+#include "orchestrator/image.h"
 
 /* ---- references ------------------------------------------------------------- */
 
@@ -622,4 +626,42 @@ Test(images, a_hostile_config_is_refused)
     static const char nul[] = "{\"config\":{\"User\":\"ro\\u0000ot\"}}";
     cr_expect_eq(image_config_parse(nul, strlen(nul), &c, &err), -1);
     cr_expect(strstr(err.msg, "NUL"), "%s", err.msg);
+}
+
+/* ---- StopSignal ---------------------------------------------------------------- */
+
+Test(images, a_stop_signal_is_read_as_docker_reads_it)
+{
+    const struct {
+        const char *in;
+        int sig;
+    } ok[] = {
+        {"SIGQUIT", SIGQUIT}, {"QUIT", SIGQUIT}, {"sigint", SIGINT}, {"3", 3}, {"SIGRTMIN", SIGRTMIN},
+        {"SIGRTMIN+3", SIGRTMIN + 3}, {"RTMAX-1", SIGRTMAX - 1}, {"SIGWINCH", SIGWINCH}, {"SIGKILL", SIGKILL},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        cr_expect_eq(duet_signal_parse(ok[i].in), ok[i].sig, "%s", ok[i].in);
+    static const char *const bad[] = {"", "SIG", "0", "65", "-1", "3x", "SIGFOO", "SIGRTMIN+99", "SIGRTMAX+1",
+                                      "SIGRTMIN-1", "RTMIN+", "SIGQUIT ", "99999999999999999999", "SIGTERMINATE"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_eq(duet_signal_parse(bad[i]), 0, "\"%s\" was read as a signal", bad[i]);
+
+    /* in a run spec: the number, or the image refused with its cause */
+    struct arena a;
+    arena_init(&a);
+    struct workload_spec s = {.name = "w", .image.oci = "oci-layout:/x"};
+    struct image img = {0};
+    struct duet_err err = {0};
+    static const char cfg[] = "{\"config\":{\"Cmd\":[\"/bin/true\"],\"StopSignal\":\"SIGQUIT\"}}";
+    cr_assert_eq(image_config_parse(cfg, strlen(cfg), &img.config, &err), 0, "%s", err.msg);
+    struct workload_spec *r = run_spec_build(&a, &s, &img, "/root", &err);
+    cr_assert_not_null(r, "%s", err.msg);
+    cr_expect_eq(r->stop_signal, SIGQUIT);
+    image_config_free(&img.config);
+    static const char badcfg[] = "{\"config\":{\"Cmd\":[\"/bin/true\"],\"StopSignal\":\"SIGNOPE\"}}";
+    cr_assert_eq(image_config_parse(badcfg, strlen(badcfg), &img.config, &err), 0, "%s", err.msg);
+    cr_expect_null(run_spec_build(&a, &s, &img, "/root", &err));
+    cr_expect(strstr(err.msg, "StopSignal \"SIGNOPE\" is not a signal"), "%s", err.msg);
+    image_config_free(&img.config);
+    arena_release(&a);
 }
