@@ -15,6 +15,7 @@
 #include "scheduler/hostprobe.h"
 #include "manifests/manifest.h"
 #include "scheduler/placement.h"
+#include "cli/client.h"
 #include "plan_output.h"
 
 #define EXIT_INVALID 1
@@ -193,14 +194,18 @@ static int cmd_plan(int argc, char **argv)
     /* A plan of thousands of workloads is megabytes of output. */
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+    /* What duetd's image store says of the OCI images, if a daemon runs. */
+    struct plan_images imgs = {0};
+    plan_images_lookup(set, client_socket_path(NULL), &imgs);
     if (json) {
-        if (plan_print_json(plan, stdout) < 0) {
+        if (plan_print_json(plan, &imgs, stdout) < 0) {
             fprintf(stderr, "duet: cannot write the plan to standard output\n");
             rc = EXIT_INVALID;
         }
     } else {
-        plan_print_table(plan, stdout);
+        plan_print_table(plan, &imgs, stdout);
     }
+    plan_images_free(&imgs);
     if (plan->n_unplaceable) {
         fprintf(stderr, "duet: %zu workload%s cannot be placed on %s (reasons above)\n", plan->n_unplaceable,
                 plan->n_unplaceable == 1 ? "" : "s", host.name);

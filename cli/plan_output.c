@@ -69,7 +69,38 @@ static void ruled_out_json(struct jsonw *j, const struct placement *pl)
     jsonw_object_end(j);
 }
 
-int plan_print_json(const struct plan *p, FILE *out)
+static void images_json(struct jsonw *j, const struct plan_images *imgs)
+{
+    jsonw_key(j, "images");
+    jsonw_array_begin(j);
+    for (size_t i = 0; imgs && i < imgs->n; i++) {
+        const struct plan_image *pi = &imgs->v[i];
+        jsonw_object_begin(j);
+        jsonw_kv_string(j, "name", pi->w->name);
+        jsonw_kv_string(j, "ref", pi->w->image.oci);
+        jsonw_key(j, "in_store");
+        if (pi->state == PLAN_IMAGE_UNKNOWN)
+            jsonw_null(j);
+        else
+            jsonw_bool(j, pi->state == PLAN_IMAGE_STORED);
+        if (pi->state == PLAN_IMAGE_STORED) {
+            jsonw_kv_string(j, "id", pi->id);
+            jsonw_kv_uint(j, "layers", pi->n_layers);
+            jsonw_kv_uint(j, "size", pi->size);
+            jsonw_key(j, "command");
+            jsonw_array_begin(j);
+            for (size_t k = 0; k < pi->n_command; k++)
+                jsonw_string(j, pi->command[k]);
+            jsonw_array_end(j);
+        }
+        if (pi->why[0])
+            jsonw_kv_string(j, "reason", pi->why);
+        jsonw_object_end(j);
+    }
+    jsonw_array_end(j);
+}
+
+int plan_print_json(const struct plan *p, const struct plan_images *imgs, FILE *out)
 {
     struct jsonw j;
     jsonw_init(&j, out, true);
@@ -124,6 +155,7 @@ int plan_print_json(const struct plan *p, FILE *out)
         jsonw_object_end(&j);
     }
     jsonw_array_end(&j);
+    images_json(&j, imgs);
     jsonw_object_end(&j);
     return fflush(out) == 0 && !ferror(out) ? 0 : -1;
 }
@@ -133,7 +165,7 @@ static const char *sz(uint64_t b, char *buf)
     return units_size_format(b, buf, 32);
 }
 
-void plan_print_table(const struct plan *p, FILE *out)
+void plan_print_table(const struct plan *p, const struct plan_images *imgs, FILE *out)
 {
     const struct host_info *h = p->host;
     char a[32], b[32], c[32];
@@ -181,6 +213,24 @@ void plan_print_table(const struct plan *p, FILE *out)
         char warn[1024];
         if (hostpath_warning(pl->w, warn, sizeof(warn)))
             fprintf(out, "    ! warning: hostAccess: %s\n", warn);
+    }
+    if (imgs && imgs->n) {
+        fprintf(out, "\nImages:\n");
+        for (size_t i = 0; i < imgs->n; i++) {
+            const struct plan_image *pi = &imgs->v[i];
+            fprintf(out, "  %s: %s\n", pi->w->name, pi->w->image.oci);
+            if (pi->state == PLAN_IMAGE_MISSING) {
+                fprintf(out, "    - not in duetd's store: apply pulls it first\n");
+            } else if (pi->state == PLAN_IMAGE_UNKNOWN) {
+                fprintf(out, "    - %s\n", pi->why);
+            } else {
+                char cmd[512];
+                plan_image_command_text(pi, cmd, sizeof(cmd));
+                fprintf(out, "    - in duetd's store: %.19s, %zu layer%s, %s\n", pi->id, pi->n_layers,
+                        pi->n_layers == 1 ? "" : "s", sz(pi->size, a));
+                fprintf(out, "    - runs: %s\n", cmd[0] ? cmd : "(nothing: the image has no Entrypoint or Cmd; give command)");
+            }
+        }
     }
     if (p->n_unplaceable) {
         fprintf(out, "\nUnplaceable:\n");

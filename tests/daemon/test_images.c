@@ -186,3 +186,46 @@ Test(images, an_image_past_max_image_size_is_refused, .timeout = 120)
     cr_expect_eq(WEXITSTATUS(pclose(p)), 2);
     cr_expect(strstr(buf, "--max-image-size 100Ki is not a size of 1Mi or more"), "%s", buf);
 }
+
+/* duet plan asks the daemon's store: what an image already there will run
+ * (its config under the spec's command and args), and which images apply
+ * will have to pull first; without a daemon it says it cannot tell. */
+Test(images, plan_reads_the_store_and_says_what_would_be_pulled, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(&d, "plan.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: stored}\nspec:\n"
+                                "  image: {oci: \"%s\"}\n  args: [\"echo it's here\"]\n"
+                                "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: missing}\nspec:\n"
+                                "  image: {oci: \"%s:base\"}\n",
+                                oci(), oci());
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "image pull %s", oci()), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "plan -f %s", m), 0, "%s", out);
+    cr_expect(strstr(out, "in duetd's store: sha256:"), "%s", out);
+    cr_expect(strstr(out, "runs: /bin/sh -c 'echo it'\\''s here'"), "the image's Entrypoint, then args: %s", out);
+    cr_expect(strstr(out, "missing: oci-layout:") && strstr(out, "not in duetd's store: apply pulls it first"), "%s",
+              out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "plan -f %s -o json", m), 0, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "%s", out);
+    json_t *imgs = json_object_get(j, "images");
+    cr_assert_eq(json_array_size(imgs), 2, "%s", out);
+    json_t *a = json_array_get(imgs, 0), *b = json_array_get(imgs, 1);
+    cr_expect(json_is_true(json_object_get(a, "in_store")));
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(a, "command"), 2)), "echo it's here");
+    cr_expect(json_is_false(json_object_get(b, "in_store")));
+    json_decref(j);
+    free(out);
+    /* planning pulls nothing */
+    cr_assert_eq(dd_duet(&d, &out, "image ls"), 0);
+    cr_expect(!strstr(out, ":base"), "plan pulled an image: %s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "--socket %s/nobody.sock plan -f %s", d.dir, m), 0, "%s", out);
+    cr_expect(strstr(out, "no duetd answers on"), "%s", out);
+    free(out);
+    dd_finish(&d);
+}

@@ -1,0 +1,51 @@
+/*
+ * plan_images.h - what `duet plan` says of each workload's OCI image.
+ *
+ * Placement never depends on an image's content, so the plan is made
+ * without it; but whether `apply` will have to pull first, and what the
+ * workload will run once the image's config fills in command and args,
+ * are what a user checks before applying.  Both come from duetd's image
+ * store, asked over its socket; without a daemon the plan says it cannot
+ * tell.
+ */
+#ifndef DUET_PLAN_IMAGES_H
+#define DUET_PLAN_IMAGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifests/manifest.h"
+
+enum plan_image_state {
+    PLAN_IMAGE_UNKNOWN,    /* no daemon answered, or it could not say: why */
+    PLAN_IMAGE_STORED,     /* in the store: id, layers, size, command */
+    PLAN_IMAGE_MISSING,    /* not in the store: apply pulls it first */
+};
+
+struct plan_image {
+    const struct workload_spec *w;
+    enum plan_image_state state;
+    char id[80];
+    size_t n_layers;
+    uint64_t size;
+    char **command;        /* what runs: the spec's command and args over the image's Entrypoint and Cmd */
+    size_t n_command;
+    char why[256];
+    struct json_t *config;   /* the image's config as duetd gave it (STORED) */
+};
+
+struct plan_images {
+    struct plan_image *v;
+    size_t n;
+};
+
+/* One entry per workload of set with image.oci (one request per distinct
+ * reference) from the daemon at socket. */
+void plan_images_lookup(const struct manifest_set *set, const char *socket, struct plan_images *out);
+void plan_images_free(struct plan_images *pi);
+
+/* The command as one line for a table, arguments with spaces or quotes
+ * in single quotes, cut short at len. */
+void plan_image_command_text(const struct plan_image *pi, char *buf, size_t len);
+
+#endif
