@@ -1011,6 +1011,106 @@ static void size_text(char *buf, size_t len, double bytes)
         snprintf(buf, len, "%.0f KiB", bytes / 1024);
 }
 
+/* A pull's answer, a JSON line at a time (docs/api.md): progress drawn as
+ * a bar when stdout is a terminal, the last line kept. */
+struct pull_view {
+    char line[8192];
+    size_t n;
+    bool tty, drawn, overflow;
+    json_t *last;
+    uint64_t t0;
+};
+
+static void pull_bar(struct pull_view *v, json_t *p)
+{
+    double done = (double)json_integer_value(json_object_get(p, "bytes_done")),
+           total = (double)json_integer_value(json_object_get(p, "bytes_total"));
+    json_int_t ld = json_integer_value(json_object_get(p, "layers_done")),
+               lt = json_integer_value(json_object_get(p, "layers_total"));
+    if (!v->tty || lt == 0)
+        return;
+    int width = 30, fill = total > 0 ? (int)(width * done / total) : 0;
+    char bar[64], a[32], b[32], rate[48] = "";
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[width] = '\0';
+    size_text(a, sizeof(a), done);
+    size_text(b, sizeof(b), total);
+    double s = (double)(clock_mono_ms() - v->t0) / 1000.0;
+    if (s >= 0.5) {
+        char r[32];
+        size_text(r, sizeof(r), done / s);
+        snprintf(rate, sizeof(rate), "  %s/s", r);
+    }
+    printf("\r[%s] layer %lld/%lld  %s / %s%s\033[K", bar, (long long)(ld < lt ? ld + 1 : lt), (long long)lt, a, b,
+           rate);
+    fflush(stdout);
+    v->drawn = true;
+}
+
+static int pull_chunk(void *opaque, const char *data, size_t len)
+{
+    struct pull_view *v = opaque;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n') {
+            if (v->n + 1 < sizeof(v->line))
+                v->line[v->n++] = data[i];
+            else
+                v->overflow = true;
+            continue;
+        }
+        v->line[v->n] = '\0';
+        json_t *j = v->overflow ? NULL : json_loads(v->line, 0, NULL);
+        v->n = 0;
+        v->overflow = false;
+        json_t *p = json_object_get(j, "progress");
+        if (p) {
+            pull_bar(v, p);
+            json_decref(j);
+        } else if (j) {
+            json_decref(v->last);
+            v->last = j;
+        }
+    }
+    return 0;
+}
+
+/* POST /v1/images/pull?progress=1: the stream also keeps a long pull from
+ * looking like a daemon that stopped answering. */
+static json_t *pull_streamed(const char *body, int *rc)
+{
+    struct pull_view v = {.tty = isatty(STDOUT_FILENO), .t0 = clock_mono_ms()};
+    struct client_buf eb = {0};
+    struct duet_err err = {0};
+    int status = client_call(sock, "POST", "/v1/images/pull?progress=1", body, strlen(body), pull_chunk, &v, &eb,
+                             CLIENT_TIMEOUT_MS, &err);
+    if (v.drawn) {
+        printf("\r\033[K");
+        fflush(stdout);
+    }
+    if (status < 0) {
+        json_decref(v.last);
+        free(eb.data);
+        *rc = unreachable(&err);
+        return NULL;
+    }
+    if (status >= 300) {
+        json_decref(v.last);
+        *rc = refused(status, eb.data);
+        free(eb.data);
+        return NULL;
+    }
+    free(eb.data);
+    json_t *img = json_incref(json_object_get(v.last, "image"));
+    if (!img) {
+        const char *e = json_string_value(json_object_get(v.last, "error"));
+        fprintf(stderr, "duet: %s\n", e ? e : "the pull ended without an answer");
+        *rc = EXIT_REFUSED;
+    }
+    json_decref(v.last);
+    return img;
+}
+
 /* ?ref=..., URL-encoded ('/', ':' and '@' kept: they are plain in a query). */
 static void ref_query(const char *path, const char *ref, char *out, size_t len)
 {
@@ -1091,7 +1191,7 @@ static int cmd_image(int argc, char **argv)
         json_t *b = json_pack("{s:s}", "ref", ref);
         char *body = json_dumps(b, JSON_COMPACT);
         json_decref(b);
-        j = call_json("POST", "/v1/images/pull", body, &rc);
+        j = pull_streamed(body, &rc);
         free(body);
         if (!j)
             return rc;

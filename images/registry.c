@@ -112,6 +112,8 @@ struct answer {
     struct digest_ctx *hash;
     uint64_t limit;                  /* of a blob: its size */
     bool too_big, write_failed;
+    void (*on_bytes)(void *opaque, uint64_t bytes);
+    void *bytes_opaque;
     /* headers of the last response (after redirects) */
     char www_auth[1024];
     char content_type[128];
@@ -137,6 +139,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque)
             }
             off += (size_t)w;
         }
+        if (a->on_bytes)
+            a->on_bytes(a->bytes_opaque, a->hash->bytes);
         return n;
     }
     if (a->len + n > a->max) {
@@ -178,6 +182,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
     return n;
 }
 
+#define REGISTRY_STALL_S 30
+
 /* One GET; the HTTP status, or -1 with err (the registry not reached). */
 static long get(struct registry *g, const char *url, const char *accept, const char *auth, struct answer *a,
                 struct duet_err *err)
@@ -200,8 +206,10 @@ static long get(struct registry *g, const char *url, const char *accept, const c
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, strcmp(g->scheme, "http") == 0 ? "http,https" : "https");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+    /* no byte for that long ends the transfer: a stalled registry must not
+     * hold an import (and the workloads waiting for it) forever */
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)REGISTRY_STALL_S);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -223,6 +231,9 @@ static long get(struct registry *g, const char *url, const char *accept, const c
         status = -2;
     else if (rc == CURLE_WRITE_ERROR && a->write_failed)
         status = -3;
+    else if (rc == CURLE_OPERATION_TIMEDOUT && !strncmp(cerr, "Operation too slow", 18))
+        duet_err_set(err, ETIMEDOUT, "image %s: %s sent nothing for %d s: the registry stalled; try again later",
+                     g->name, g->host, REGISTRY_STALL_S);
     else if (rc != CURLE_OK) {
         duet_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EHOSTUNREACH, "image %s: %s: %s", g->name,
                      g->host, cerr[0] ? cerr : curl_easy_strerror(rc));
@@ -478,11 +489,12 @@ static void reset_fd(struct answer *a)
     a->too_big = false;
 }
 
-int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd, struct duet_err *err)
+int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd,
+                  void (*on_bytes)(void *opaque, uint64_t bytes), void *opaque, struct duet_err *err)
 {
     struct digest_ctx h;
     digest_init(&h);
-    struct answer a = {.fd = fd, .hash = &h, .limit = size};
+    struct answer a = {.fd = fd, .hash = &h, .limit = size, .on_bytes = on_bytes, .bytes_opaque = opaque};
     char path[100];
     snprintf(path, sizeof(path), "blobs/%s", digest);
     long st = api_get(g, path, NULL, &a, reset_fd, err);
@@ -493,7 +505,14 @@ int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd,
                                 g->name, digest, (unsigned long long)size);
         if (st == -3)
             return duet_err_sys(err, "image %s: cannot store blob %s", g->name, digest);
-        return st == -1 ? -1 : status_err(g, st, "that blob", err);
+        if (st == -1) {
+            /* the transfer broke off: say which blob, once */
+            char cause[DUET_ERR_MSG_MAX];
+            size_t pre = 6 + strlen(g->name) + 2;   /* "image NAME: " */
+            snprintf(cause, sizeof(cause), "%s", !strncmp(err->msg, "image ", 6) && strlen(err->msg) > pre ? err->msg + pre : err->msg);
+            return duet_err_set(err, err->code, "image %s: blob %s: %s", g->name, digest, cause);
+        }
+        return status_err(g, st, "that blob", err);
     }
     uint64_t got = h.bytes;
     char d[DIGEST_STR];

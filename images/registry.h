@@ -40,8 +40,10 @@ char *registry_manifest(struct registry *g, const char *ref, size_t max, size_t 
                         struct duet_err *err);
 
 /* The blob with that digest and size, written to fd as it streams and
- * verified: -1 with err when it is not what the digest says. */
-int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd, struct duet_err *err);
+ * verified: -1 with err when it is not what the digest says.  on_bytes
+ * (may be NULL) hears the bytes received so far as they come. */
+int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd,
+                  void (*on_bytes)(void *opaque, uint64_t bytes), void *opaque, struct duet_err *err);
 
 /* Once per process, before any thread uses a registry (libcurl's global
  * state). */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "images/ref.h"
 #include "images/unpack.h"
@@ -494,13 +495,42 @@ struct source {
     struct registry *reg;            /* a registry's, or NULL */
     int dirfd;                       /* the layout, or the unpacked archive */
     const char *name;                /* for messages: the reference */
+    struct progress *prog;           /* NULL: nobody listens */
     /* docker-archive: digest -> file, from its manifest.json */
     char (*arch_digest)[DIGEST_STR];
     char **arch_path;
     size_t n_arch;
 };
 
-static int source_open_blob(const struct source *src, const struct desc *d, struct duet_err *err)
+/* An import's progress, told to its listener (store.h). */
+struct progress {
+    const struct image_progress_cb *cb;
+    struct image_progress p;
+    uint64_t base;                   /* bytes of the layers done */
+    uint64_t last_ms;
+};
+
+static void progress_say(struct progress *pr, bool force)
+{
+    if (!pr || !pr->cb || !pr->cb->fn)
+        return;
+    uint64_t now = clock_mono_ms();
+    if (!force && now - pr->last_ms < 100)
+        return;
+    pr->last_ms = now;
+    pr->cb->fn(pr->cb->opaque, &pr->p);
+}
+
+static void progress_bytes(void *opaque, uint64_t bytes)
+{
+    struct progress *pr = opaque;
+    pr->p.bytes_done = pr->base + bytes;
+    progress_say(pr, false);
+}
+
+/* pr: a layer's download counts towards the import's progress (NULL: a
+ * config or manifest, which does not). */
+static int source_open_blob(const struct source *src, const struct desc *d, struct progress *pr, struct duet_err *err)
 {
     if (src->reg) {
         /* downloaded into a file of the store's own, verified as it comes */
@@ -509,7 +539,8 @@ static int source_open_blob(const struct source *src, const struct desc *d, stru
         int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (fd < 0)
             return duet_err_sys(err, "image %s: cannot make room for blob %s in %s", src->name, d->digest, dir);
-        if (registry_blob(src->reg, d->digest, d->size, fd, err) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+        if (registry_blob(src->reg, d->digest, d->size, fd, pr ? progress_bytes : NULL, pr, err) < 0 ||
+            lseek(fd, 0, SEEK_SET) < 0) {
             close(fd);
             return -1;
         }
@@ -539,7 +570,7 @@ static char *source_read_small(const struct source *src, const struct desc *d, s
                      (unsigned long long)d->size, max);
         return NULL;
     }
-    _cleanup_close_ int fd = source_open_blob(src, d, err);
+    _cleanup_close_ int fd = source_open_blob(src, d, NULL, err);
     if (fd < 0)
         return NULL;
     char *buf = duet_read_fd(fd, max, len, d->digest, err);
@@ -701,6 +732,16 @@ static int import_manifest(struct image_store *s, const struct source *src, cons
     img->layers = calloc(img->n_layers + 1, sizeof(*img->layers));
     if (!img->layers)
         abort();
+    /* what this import brings: the layers the store lacks */
+    struct progress *pr = src->prog;
+    for (size_t i = 0; pr && i < img->n_layers; i++) {
+        struct desc ld;
+        if (desc_parse(json_array_get(layers, i), "a layer", &ld, NULL) == 0 && !layer_present(s, ld.digest)) {
+            pr->p.layers_total++;
+            pr->p.bytes_total += ld.size;
+        }
+    }
+    progress_say(pr, true);
     for (size_t i = 0; i < img->n_layers; i++) {
         struct desc ld;
         char what[64];
@@ -716,10 +757,18 @@ static int import_manifest(struct image_store *s, const struct source *src, cons
         snprintf(img->layers[i], DIGEST_STR, "%s", ld.digest);
         if (layer_present(s, ld.digest))
             continue;
-        _cleanup_close_ int fd = source_open_blob(src, &ld, err);
-        if (fd < 0 || layer_add(s, fd, &ld, &img->size, err) < 0) {
+        _cleanup_close_ int fd = source_open_blob(src, &ld, pr, err);
+        if (fd < 0)
+            goto out;   /* its errors name the image */
+        if (layer_add(s, fd, &ld, &img->size, err) < 0) {
             duet_err_prefix(err, "image %s", src->name);
             goto out;
+        }
+        if (pr) {
+            pr->p.layers_done++;
+            pr->base += ld.size;
+            pr->p.bytes_done = pr->base;
+            progress_say(pr, true);
         }
     }
     if (blob_keep(s, cd.digest, ctext, clen, err) < 0 || blob_keep(s, md->digest, mtext, mlen, err) < 0)
@@ -754,8 +803,8 @@ out:
 /* A docker archive, unpacked whole into a directory of the store's, is
  * read by its manifest.json: a config file and layer files (plain or
  * compressed tars), which become an OCI manifest of the store's. */
-static int import_archive(struct image_store *s, const struct image_ref *r, const char *ref, struct image **out,
-                          struct duet_err *err)
+static int import_archive(struct image_store *s, const struct image_ref *r, const char *ref, struct progress *prog,
+                          struct image **out, struct duet_err *err)
 {
     _cleanup_close_ int afd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (afd < 0)
@@ -765,7 +814,7 @@ static int import_archive(struct image_store *s, const struct image_ref *r, cons
     if (!mkdtemp(tmp))
         return duet_err_sys(err, "cannot create %s", tmp);
     int rc = -1, mfd = -1;
-    struct source src = {.s = s, .dirfd = -1, .name = ref};
+    struct source src = {.s = s, .dirfd = -1, .name = ref, .prog = prog};
     json_t *man = NULL, *om = NULL;
     char *mtext = NULL, *text = NULL;
     struct unpack_limits lim = {.max_bytes = s->o.max_bytes, .image_max = s->o.max_bytes, .max_entries = 100000};
@@ -847,13 +896,13 @@ out:
 
 /* A registry: the manifest by tag or digest (an index followed to this
  * host's platform), each checked against the digest that names it. */
-static int import_registry(struct image_store *s, const struct image_ref *r, const char *ref, struct image **out,
-                           struct duet_err *err)
+static int import_registry(struct image_store *s, const struct image_ref *r, const char *ref, struct progress *prog,
+                           struct image **out, struct duet_err *err)
 {
     struct registry *g = registry_new(r, &s->o.registry, err);
     if (!g)
         return -1;
-    struct source src = {.s = s, .reg = g, .dirfd = -1, .name = ref};
+    struct source src = {.s = s, .reg = g, .dirfd = -1, .name = ref, .prog = prog};
     struct desc md = {0};
     size_t len = 0;
     int rc = -1;
@@ -902,7 +951,14 @@ out:
 
 int image_store_import(struct image_store *s, const char *ref_text, struct image **out, struct duet_err *err)
 {
+    return image_store_pull(s, ref_text, NULL, out, err);
+}
+
+int image_store_pull(struct image_store *s, const char *ref_text, const struct image_progress_cb *cb, struct image **out,
+                     struct duet_err *err)
+{
     *out = NULL;
+    struct progress prog = {.cb = cb}, *pr = cb ? &prog : NULL;
     struct image_ref r;
     if (image_ref_parse(ref_text, &r, err) < 0)
         return -1;
@@ -911,11 +967,11 @@ int image_store_import(struct image_store *s, const char *ref_text, struct image
     pthread_mutex_lock(&s->lock);
     int rc;
     if (r.kind == IMAGE_REF_REGISTRY) {
-        rc = import_registry(s, &r, ref, out, err);
+        rc = import_registry(s, &r, ref, pr, out, err);
     } else if (r.kind == IMAGE_REF_DOCKER_ARCHIVE) {
-        rc = import_archive(s, &r, ref, out, err);
+        rc = import_archive(s, &r, ref, pr, out, err);
     } else {
-        struct source src = {.s = s, .dirfd = open(r.path, O_PATH | O_DIRECTORY | O_CLOEXEC), .name = ref};
+        struct source src = {.s = s, .dirfd = open(r.path, O_PATH | O_DIRECTORY | O_CLOEXEC), .name = ref, .prog = pr};
         struct desc md;
         size_t mlen = 0;
         char *mtext = NULL;

@@ -61,6 +61,24 @@ void image_store_free(struct image_store *s);
  * image already there gets the reference added. */
 int image_store_import(struct image_store *s, const char *ref, struct image **out, struct duet_err *err);
 
+/* How far an import is: the layers it brings (not those the store has
+ * already) and their blobs' bytes. */
+struct image_progress {
+    unsigned layers_done, layers_total;
+    uint64_t bytes_done, bytes_total;
+};
+
+/* Heard on the importing thread: at the start, every 100 ms or so while
+ * bytes come, and at each layer's end.  Keep it short. */
+struct image_progress_cb {
+    void (*fn)(void *opaque, const struct image_progress *p);
+    void *opaque;
+};
+
+/* image_store_import, telling cb (may be NULL) how far it is. */
+int image_store_pull(struct image_store *s, const char *ref, const struct image_progress_cb *cb, struct image **out,
+                     struct duet_err *err);
+
 /* The image a reference (in any form image_ref_parse takes) or an id
  * (sha256:HEX, or a prefix of HEX of 12 or more) names: 0 and *out, 1 when
  * there is none, -1 on error. */

@@ -426,6 +426,23 @@ static int apply_commit(struct daemon *d, struct apply_result *r, const struct p
     }
     daemon_event(d, NULL, "applied", "%zu created, %zu replaced, %zu deleted, %zu unchanged", counts[APPLY_CREATE],
                  counts[APPLY_REPLACE], counts[APPLY_DELETE], counts[APPLY_UNCHANGED]);
+    /* An image that could not be pulled is tried again now, not at the
+     * end of its back-off: applying again is how a user says the registry
+     * or the credentials are fixed. */
+    for (size_t k = 0; k < n; k++) {
+        struct wl *w = r->changes[k].action == APPLY_UNCHANGED ? daemon_wl_find(d, r->changes[k].name) : NULL;
+        if (!w || !w->pull_failed || w->inst || w->phase != PH_BACKOFF)
+            continue;
+        uv_timer_stop(&w->tick);
+        w->backoff_until = 0;
+        w->quick_failures = 0;
+        w->crashloop = false;
+        w->phase = PH_PENDING;
+        free(w->message);
+        w->message = NULL;
+        daemon_event(d, w->name, "retrying", "applied again: pulling image %s again", w->spec->image.oci);
+        wl_reconcile(w);
+    }
     if (counts[APPLY_CREATE] + counts[APPLY_REPLACE])
         daemon_net_sync(d);
     return 0;

@@ -4,10 +4,12 @@
 #include "orchestrator/image.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/signame.h"
 #include "orchestrator/daemon.h"
 #include "orchestrator/workload.h"
@@ -122,6 +124,65 @@ struct workload_spec *run_spec_build(struct arena *a, const struct workload_spec
     return r;
 }
 
+/* ---- progress ------------------------------------------------------------------- */
+
+static void progress_heard(void *opaque, const struct image_progress *p)
+{
+    struct import_progress *ip = opaque;
+    pthread_mutex_lock(&ip->lock);
+    ip->latest = *p;
+    pthread_mutex_unlock(&ip->lock);
+    uv_async_send(&ip->async);   /* several sends before the loop runs are one wake-up */
+}
+
+static void progress_wake(uv_async_t *a)
+{
+    struct import_progress *ip = a->data;
+    pthread_mutex_lock(&ip->lock);
+    struct image_progress p = ip->latest;
+    pthread_mutex_unlock(&ip->lock);
+    ip->on_update(ip, &p);
+}
+
+int import_progress_start(struct import_progress *ip, uv_loop_t *loop,
+                          void (*on_update)(struct import_progress *ip, const struct image_progress *p))
+{
+    memset(ip, 0, sizeof(*ip));
+    pthread_mutex_init(&ip->lock, NULL);
+    ip->on_update = on_update;
+    ip->cb = (struct image_progress_cb){.fn = progress_heard, .opaque = ip};
+    ip->started_ms = clock_mono_ms();
+    ip->async.data = ip;
+    return uv_async_init(loop, &ip->async, progress_wake);
+}
+
+static void progress_closed(uv_handle_t *h)
+{
+    struct import_progress *ip = h->data;
+    pthread_mutex_destroy(&ip->lock);
+    ip->done(ip);
+}
+
+void import_progress_close(struct import_progress *ip, void (*done)(struct import_progress *ip))
+{
+    ip->done = done;
+    uv_close((uv_handle_t *)&ip->async, progress_closed);
+}
+
+void import_progress_text(const struct import_progress *ip, const struct image_progress *p, char *buf, size_t len)
+{
+    if (!p->layers_total) {
+        snprintf(buf, len, "every layer is in the store already");
+        return;
+    }
+    uint64_t ms = clock_mono_ms() - ip->started_ms;
+    double mib = 1024.0 * 1024.0;
+    int n = snprintf(buf, len, "layer %u of %u, %.1f of %.1f MiB", p->layers_done + (p->layers_done < p->layers_total),
+                     p->layers_total, (double)p->bytes_done / mib, (double)p->bytes_total / mib);
+    if (ms >= 500 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, ", %.1f MiB/s", (double)p->bytes_done / mib / ((double)ms / 1000.0));
+}
+
 /* ---- importing ------------------------------------------------------------------ */
 
 /* One import per reference at a time: every workload that needs the
@@ -136,12 +197,39 @@ struct import_job {
     struct image *img;
     struct duet_err err;
     int rc;
+    struct import_progress progress;   /* "pulling" events, at most one a second per waiter */
+    uint64_t last_event_ms;
+    unsigned last_layers;
 };
+
+static void import_job_free(struct import_progress *ip)
+{
+    struct import_job *j = (struct import_job *)((char *)ip - offsetof(struct import_job, progress));
+    free(j->waiters);
+    free(j->ref);
+    free(j);
+}
+
+static void import_job_progress(struct import_progress *ip, const struct image_progress *p)
+{
+    struct import_job *j = (struct import_job *)((char *)ip - offsetof(struct import_job, progress));
+    uint64_t now = clock_mono_ms();
+    if (now - j->last_event_ms < 1000 && p->layers_done == j->last_layers)
+        return;
+    if (!p->layers_total || p->layers_done == p->layers_total)
+        return;   /* "pulled" says the end */
+    j->last_event_ms = now;
+    j->last_layers = p->layers_done;
+    char text[160];
+    import_progress_text(ip, p, text, sizeof(text));
+    for (size_t i = 0; i < j->n_waiters; i++)
+        daemon_event(j->d, j->waiters[i]->name, "pulling", "image %s: %s", j->ref, text);
+}
 
 static void import_work(uv_work_t *req)
 {
     struct import_job *j = req->data;
-    j->rc = image_store_import(j->d->images, j->ref, &j->img, &j->err);
+    j->rc = image_store_pull(j->d->images, j->ref, &j->progress.cb, &j->img, &j->err);
 }
 
 static void import_done(uv_work_t *req, int status)
@@ -176,9 +264,7 @@ static void import_done(uv_work_t *req, int status)
         wl_unref(w);
     }
     image_free(j->img);
-    free(j->waiters);
-    free(j->ref);
-    free(j);
+    import_progress_close(&j->progress, import_job_free);
 }
 
 static void import_start(struct wl *w)
@@ -195,6 +281,8 @@ static void import_start(struct wl *w)
             abort();
         j->d = d;
         j->req.data = j;
+        if (import_progress_start(&j->progress, d->loop, import_job_progress) != 0)
+            abort();
         j->next = d->imports;
         d->imports = j;
     }

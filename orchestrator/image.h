@@ -18,6 +18,10 @@
 #ifndef DUET_ORCHESTRATOR_IMAGE_H
 #define DUET_ORCHESTRATOR_IMAGE_H
 
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+
 #include "common/err.h"
 #include "manifests/manifest.h"
 #include "images/store.h"
@@ -36,5 +40,26 @@ int wl_run_spec_stored(struct wl *w, const struct workload_spec **out, struct du
  * allocated in a; NULL with err when the image's defaults cannot be used. */
 struct workload_spec *run_spec_build(struct arena *a, const struct workload_spec *s, const struct image *img,
                                      const char *root, struct duet_err *err);
+
+/* An import's progress carried from the importing thread to the loop:
+ * the store calls cb on the pool's thread, which keeps the latest figures
+ * and wakes the loop; on_update then runs on the loop with them (several
+ * reports between two wake-ups are one update).  The owner embeds it and
+ * frees itself from the close callback. */
+struct import_progress {
+    uv_async_t async;
+    pthread_mutex_t lock;
+    struct image_progress latest;                 /* under lock */
+    struct image_progress_cb cb;                  /* give this to image_store_pull */
+    void (*on_update)(struct import_progress *ip, const struct image_progress *p);
+    void (*done)(struct import_progress *ip);
+    uint64_t started_ms;
+};
+int import_progress_start(struct import_progress *ip, uv_loop_t *loop,
+                          void (*on_update)(struct import_progress *ip, const struct image_progress *p));
+/* Closes the wake-up handle: done(ip) runs once libuv has let go of it. */
+void import_progress_close(struct import_progress *ip, void (*done)(struct import_progress *ip));
+/* "layer 2 of 5, 34.1 of 103.2 MiB, 12.3 MiB/s" (or "nothing to fetch"). */
+void import_progress_text(const struct import_progress *ip, const struct image_progress *p, char *buf, size_t len);
 
 #endif

@@ -316,12 +316,14 @@ static void do_create(struct wl *w)
     struct duet_err ierr = {0};
     int ir = wl_run_spec(w, &run, &ierr);
     if (ir == 1) {
-        if (w->phase != PH_BACKOFF)
-            w->phase = PH_PENDING;
+        /* waiting for the import, whether first or after a back-off: not
+         * "restarting", which --wait takes for a failure */
+        w->phase = PH_PENDING;
         wl_set_message(w, "importing image %s", w->spec->image.oci);
         wl_save(w);
         return;
     }
+    w->pull_failed = ir < 0 && w->spec->image.oci;
     if (ir < 0) {
         launch_failed(w, "create", &ierr);
         wl_save(w);

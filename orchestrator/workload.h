@@ -77,6 +77,7 @@ struct wl {
     const struct workload_spec *run_spec, *run_spec_of;
     bool image_busy;               /* its image is being imported */
     char *image_err;               /* the last import's failure, for the next create */
+    bool pull_failed;              /* its last create failed on its image: apply tries again at once */
     char *spec_json;
     int64_t gen;
     enum backend_kind backend;

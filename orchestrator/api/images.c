@@ -3,7 +3,8 @@
  *
  *   GET    /v1/images                 every image, newest first
  *   GET    /v1/images/inspect?ref=R   one image, its config whole
- *   POST   /v1/images/pull {"ref"}    brings it into the store (on the pool)
+ *   POST   /v1/images/pull {"ref"}    brings it into the store (on the pool);
+ *                                     ?progress=1: JSON lines as it goes
  *   DELETE /v1/images?ref=R           removes it, unless a workload uses it
  *   POST   /v1/images/prune           removes every image no workload uses
  *
@@ -12,13 +13,16 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "images/ref.h"
 #include "images/store.h"
 #include "orchestrator/api/internal.h"
+#include "orchestrator/image.h"
 #include "orchestrator/workload.h"
 
 static json_t *list_json(char **l, size_t n)
@@ -215,7 +219,11 @@ static void images_prune(struct api *a, struct http_conn *c)
     http_respond_json(c, 200, j);
 }
 
-/* A pull runs on the pool; the connection waits for it. */
+/* A pull runs on the pool; the connection waits for it.  With
+ * ?progress=1 the answer is a stream of JSON lines, {"progress": {...}}
+ * while it goes (at most five a second) and {"image": {...}} or
+ * {"error": "...", "status": N} at its end, so that `duet image pull`
+ * can draw a bar. */
 struct pull {
     uv_work_t work;
     struct api *a;
@@ -224,12 +232,51 @@ struct pull {
     struct image *img;
     struct duet_err err;
     int rc;
+    bool stream;
+    struct import_progress progress;
+    uint64_t last_line_ms, last_event_ms;
 };
+
+static void pull_free(struct import_progress *ip)
+{
+    free((struct pull *)((char *)ip - offsetof(struct pull, progress)));
+}
+
+static void stream_json(struct http_conn *c, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        return;
+    size_t n = strlen(text);
+    text[n] = '\n';   /* json_dumps leaves the NUL: the line is n + 1 bytes */
+    if (!http_conn_closed(c))
+        http_stream_write(c, text, n + 1);
+    free(text);
+}
+
+static void pull_progress(struct import_progress *ip, const struct image_progress *pg)
+{
+    struct pull *p = (struct pull *)((char *)ip - offsetof(struct pull, progress));
+    uint64_t now = clock_mono_ms();
+    if (p->stream && now - p->last_line_ms >= 200) {
+        p->last_line_ms = now;
+        stream_json(p->c, json_pack("{s:{s:I,s:I,s:I,s:I}}", "progress", "layers_done", (json_int_t)pg->layers_done,
+                                    "layers_total", (json_int_t)pg->layers_total, "bytes_done",
+                                    (json_int_t)pg->bytes_done, "bytes_total", (json_int_t)pg->bytes_total));
+    }
+    if (now - p->last_event_ms >= 1000 && pg->layers_total && pg->layers_done < pg->layers_total) {
+        p->last_event_ms = now;
+        char text[160];
+        import_progress_text(ip, pg, text, sizeof(text));
+        daemon_event(p->a->d, NULL, "pulling", "image %s: %s", p->ref, text);
+    }
+}
 
 static void pull_work(uv_work_t *w)
 {
     struct pull *p = w->data;
-    p->rc = image_store_import(p->a->d->images, p->ref, &p->img, &p->err);
+    p->rc = image_store_pull(p->a->d->images, p->ref, &p->progress.cb, &p->img, &p->err);
 }
 
 static void pull_done(uv_work_t *w, int status)
@@ -243,16 +290,25 @@ static void pull_done(uv_work_t *w, int status)
         daemon_event(p->a->d, NULL, "pulled", "image %s is in the store: %s, %zu layer%s, %.1f MiB unpacked", p->ref,
                      p->img->id, p->img->n_layers, p->img->n_layers == 1 ? "" : "s",
                      (double)p->img->size / (1 << 20));
-        http_respond_json(p->c, 200, image_json(p->img, false));
+        if (p->stream)
+            stream_json(p->c, json_pack("{s:o}", "image", image_json(p->img, false)));
+        else
+            http_respond_json(p->c, 200, image_json(p->img, false));
     } else {
         /* What the user can fix (a reference, a file, a damaged image) is
          * theirs; the rest (the store's disk) is ours. */
         int e = p->err.code;
-        http_respond_error(p->c, e == EIO || e == ENOSPC || e == EROFS ? 500 : 422, "%s", p->err.msg);
+        int code = e == EIO || e == ENOSPC || e == EROFS ? 500 : 422;
+        if (p->stream)
+            stream_json(p->c, json_pack("{s:s,s:i}", "error", p->err.msg, "status", code));
+        else
+            http_respond_error(p->c, code, "%s", p->err.msg);
     }
+    if (p->stream && !http_conn_closed(p->c))
+        http_stream_end(p->c);
     http_conn_unref(p->c);
     image_free(p->img);
-    free(p);
+    import_progress_close(&p->progress, pull_free);
 }
 
 static void images_pull(struct api *a, struct http_conn *c, const struct http_request *req)
@@ -279,11 +335,17 @@ static void images_pull(struct api *a, struct http_conn *c, const struct http_re
     struct pull *p = calloc(1, sizeof(*p));
     if (!p)
         abort();
+    if (import_progress_start(&p->progress, a->d->loop, pull_progress) != 0)
+        abort();
     p->a = a;
     p->c = c;
     snprintf(p->ref, sizeof(p->ref), "%s", ref);
     json_decref(body);
     p->work.data = p;
+    char flag[8];
+    p->stream = http_query_get(req->query, "progress", flag, sizeof(flag)) && !strcmp(flag, "1");
+    if (p->stream)
+        http_stream_begin(c, 200, "application/x-ndjson");
     http_conn_ref(c);
     uv_queue_work(a->d->loop, &p->work, pull_work, pull_done);
 }

@@ -196,7 +196,7 @@ Test(cloudinit, names_and_labels_outside_the_sets_are_refused)
     cr_expect_eq(iso_write(fd, "cidata", twice, 2, 0, &err), -1);
     cr_expect(strstr(err.msg, "twice"), "%s", err.msg);
     struct iso_file many[ISO_MAX_FILES + 1];
-    char names[ISO_MAX_FILES + 1][8];
+    char names[ISO_MAX_FILES + 1][16];
     for (int i = 0; i <= ISO_MAX_FILES; i++) {
         snprintf(names[i], sizeof(names[i]), "f%d", i);
         many[i] = (struct iso_file){names[i], "", 0};
