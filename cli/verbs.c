@@ -304,13 +304,16 @@ static int wait_ready(json_t *names, uint64_t timeout_ms)
     json_t *n;
     json_array_foreach(names, k, n) json_object_set(want, json_string_value(n), json_true());
     int rc = 0;
+    /* On a terminal, one line says what is being waited for (an image's
+     * pull shows its progress there); a pipe gets none of it. */
+    bool tty = isatty(STDOUT_FILENO), drawn = false;
     for (;;) {
         json_t *j = call_json("GET", "/v1/workloads", NULL, &rc);
         if (!j)
             break;
         size_t waiting = 0, i;
         json_t *w;
-        char lastname[64] = "", why[1024];
+        char lastname[64] = "", why[1024], status[160] = "";
         bool refused = false;
         json_array_foreach(json_object_get(j, "workloads"), i, w) {
             const char *name = str(w, "name");
@@ -325,8 +328,26 @@ static int wait_ready(json_t *names, uint64_t timeout_ms)
             }
             waiting++;
             snprintf(lastname, sizeof(lastname), "%s", name);
+            if (!status[0]) {
+                const char *msg = json_string_value(json_object_get(w, "message"));
+                snprintf(status, sizeof(status), "%s: %s", name, msg ? msg : str(w, "state"));
+            }
         }
         json_decref(j);
+        if (tty && waiting && !refused) {
+            /* control characters of a message (a workload's own words) never reach the terminal */
+            for (char *p = status; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                    *p = '?';
+            printf("\r\033[Kwaiting for %zu: %.100s", waiting, status);
+            fflush(stdout);
+            drawn = true;
+        }
+        if (drawn && (refused || !waiting || clock_mono_ms() > deadline)) {
+            printf("\r\033[K");
+            fflush(stdout);
+            drawn = false;
+        }
         if (refused) {
             rc = EXIT_REFUSED;
             break;

@@ -25,6 +25,7 @@
 #include "manifests/hostpath.h"
 #include "manifests/specjson.h"
 #include "orchestrator/daemon.h"
+#include "orchestrator/image.h"
 #include "scheduler/placement.h"
 
 /* The file name under which the rest of the fleet takes part in an apply's
@@ -423,6 +424,8 @@ static int apply_commit(struct daemon *d, struct apply_result *r, const struct p
         if (c->action != APPLY_DELETE && c->action != APPLY_UNCHANGED && d->net_open &&
             fleet_net_ports_set(&d->net, w->name, w->spec->ports, w->spec->n_ports, &perr) < 0)
             daemon_event(d, w->name, "failed", "publishing its ports: %s", perr.msg);
+        if (c->action == APPLY_CREATE || c->action == APPLY_REPLACE)
+            wl_image_prefetch(w);
     }
     daemon_event(d, NULL, "applied", "%zu created, %zu replaced, %zu deleted, %zu unchanged", counts[APPLY_CREATE],
                  counts[APPLY_REPLACE], counts[APPLY_DELETE], counts[APPLY_UNCHANGED]);

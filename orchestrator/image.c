@@ -222,8 +222,13 @@ static void import_job_progress(struct import_progress *ip, const struct image_p
     j->last_layers = p->layers_done;
     char text[160];
     import_progress_text(ip, p, text, sizeof(text));
-    for (size_t i = 0; i < j->n_waiters; i++)
-        daemon_event(j->d, j->waiters[i]->name, "pulling", "image %s: %s", j->ref, text);
+    for (size_t i = 0; i < j->n_waiters; i++) {
+        struct wl *w = j->waiters[i];
+        daemon_event(j->d, w->name, "pulling", "image %s: %s", j->ref, text);
+        /* what get, describe and apply --wait show while it waits */
+        if (w->phase == PH_PENDING)
+            wl_set_message(w, "importing image %s: %s", j->ref, text);
+    }
 }
 
 static void import_work(uv_work_t *req)
@@ -254,7 +259,8 @@ static void import_done(uv_work_t *req, int status)
         else
             daemon_event(d, w->name, "failed", "%s", j->err.msg);
         w->image_busy = false;
-        if (j->rc < 0) {
+        /* an import for a spec since replaced tells the new one nothing */
+        if (j->rc < 0 && w->spec->image.oci && !strcmp(w->spec->image.oci, j->ref)) {
             free(w->image_err);
             w->image_err = strdup(j->err.msg);
         }
@@ -346,6 +352,17 @@ static int run_spec_get(struct wl *w, bool may_import, const struct workload_spe
     w->run_spec_of = s;
     *out = run;
     return 0;
+}
+
+void wl_image_prefetch(struct wl *w)
+{
+    const char *ref = w->spec ? w->spec->image.oci : NULL;
+    if (!ref || !w->d->images || w->image_busy)
+        return;
+    struct image *img = NULL;
+    if (image_store_get(w->d->images, ref, &img, NULL) == 1)
+        import_start(w);
+    image_free(img);
 }
 
 int wl_run_spec(struct wl *w, const struct workload_spec **out, struct duet_err *err)

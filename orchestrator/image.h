@@ -36,6 +36,11 @@ int wl_run_spec(struct wl *w, const struct workload_spec **out, struct duet_err 
  * re-attaching to an instance, which was made from a stored image). */
 int wl_run_spec_stored(struct wl *w, const struct workload_spec **out, struct duet_err *err);
 
+/* Starts importing w's image now if the store lacks it (apply calls it
+ * for every workload it creates or replaces: images are fetched while
+ * what they wait for starts, not after). */
+void wl_image_prefetch(struct wl *w);
+
 /* The run spec of s from img, whose root is root (NULL img: args only);
  * allocated in a; NULL with err when the image's defaults cannot be used. */
 struct workload_spec *run_spec_build(struct arena *a, const struct workload_spec *s, const struct image *img,

@@ -229,3 +229,37 @@ Test(images, plan_reads_the_store_and_says_what_would_be_pulled, .timeout = 120)
     free(out);
     dd_finish(&d);
 }
+
+/* apply fetches the images of everything it creates at once: a workload
+ * held back by its dependencies has its image in the store before they
+ * are ready, not after. */
+Test(images, apply_pulls_before_dependencies_are_ready, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(
+        &d, "gated.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: gate}\nspec:\n  image: {rootfs: %s}\n"
+        "  command: [/bin/sleep, \"3600\"]\n  healthcheck: {exec: [/bin/test, -e, /never], interval: 1s}\n"
+        "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: held}\nspec:\n  image: {oci: \"%s:base\"}\n"
+        "  command: [/bin/sleep, \"3600\"]\n  dependsOn: [gate]\n",
+        dd_env("DUET_ROOTFS"), oci());
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
+    free(out);
+    uint64_t deadline = dd_now_ms() + 30000;
+    bool pulled = false;
+    while (!pulled && dd_now_ms() < deadline) {
+        dd_duet(&d, &out, "image ls");
+        pulled = strstr(out, ":base") != NULL;
+        free(out);
+        if (!pulled)
+            usleep(200000);
+    }
+    cr_expect(pulled, "the held workload's image was not pulled while it waited");
+    cr_expect(dd_field_is(&d, "held", "state", "pending"), "held started before gate was healthy");
+    char *ev = dd_events(&d, "held");
+    cr_expect(strstr(ev, "\"pulled\""), "%s", ev);
+    free(ev);
+    dd_finish(&d);
+}

@@ -419,8 +419,20 @@ Test(registry_faults, a_slow_pull_shows_its_progress, .timeout = 120)
                                 "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: slowpoke}\nspec:\n"
                                 "  image: {oci: \"127.0.0.1:%u/f/app:latest\"}\n  command: [/bin/sleep, \"3600\"]\n",
                                 r.port);
-    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", sm), 0, "%s", out);
-    free(out);
+    /* on a terminal, apply --wait says what it waits for: the pull, as it goes */
+    snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s script -qec '%s apply -f %s --wait --timeout 60' /dev/null", d.sock,
+             dd_env("DUET_BIN"), sm);
+    p = popen(cmd, "r");
+    tty = NULL;
+    tlen = 0;
+    m = open_memstream(&tty, &tlen);
+    while ((n = fread(line, 1, sizeof(line), p)) > 0)
+        fwrite(line, 1, n, m);
+    fclose(m);
+    cr_expect_eq(pclose(p), 0, "%s", tty);
+    cr_expect(strstr(tty, "waiting for 1: slowpoke: importing image 127.0.0.1:") && strstr(tty, "layer 1 of 2"),
+              "no pull progress while apply waits: %s", tty);
+    free(tty);
     ev = dd_events(&d, "slowpoke");
     cr_expect(strstr(ev, "layer 1 of 2") && strstr(ev, "MiB"), "%s", ev);
     free(ev);
