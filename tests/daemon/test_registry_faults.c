@@ -439,3 +439,32 @@ Test(registry_faults, a_slow_pull_shows_its_progress, .timeout = 120)
     dd_finish(&d);
     fakereg_stop(&r);
 }
+
+/* Two pulls of one image at once, one by `duet image pull` and one by an
+ * apply: each layer is downloaded once. */
+Test(registry_faults, two_pulls_at_once_download_each_layer_once, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    struct fakereg r;
+    fakereg_start(&r);
+    atomic_store(&r.fault, FAULT_SLOW_LAYER);   /* long enough for the two to meet */
+    const char *m = dd_manifest(&d, "twice.yaml",
+                                "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: one}\nspec:\n"
+                                "  image: {oci: \"127.0.0.1:%u/f/app:latest\"}\n  command: [/bin/sleep, \"3600\"]\n"
+                                "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: two}\nspec:\n"
+                                "  image: {oci: \"127.0.0.1:%u/f/app:latest\"}\n  command: [/bin/sleep, \"3600\"]\n",
+                                r.port, r.port);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s %s image pull 127.0.0.1:%u/f/app:latest >/dev/null 2>&1", d.sock,
+             dd_env("DUET_BIN"), r.port);
+    FILE *p = popen(cmd, "r");
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
+    free(out);
+    cr_expect_eq(pclose(p), 0);
+    cr_expect_eq(atomic_load(&r.layer_gets), 2, "%d downloads of an image of 2 layers",
+                 atomic_load(&r.layer_gets));
+    dd_finish(&d);
+    fakereg_stop(&r);
+}
