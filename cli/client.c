@@ -16,6 +16,7 @@
 #include <http_parser.h>
 
 #include "client.h"
+#include "common/fdio.h"
 #include "common/grow.h"
 
 #define CLIENT_DEFAULT_SOCKET "/run/duet/duet.sock"
@@ -88,21 +89,6 @@ static int on_complete(http_parser *p)
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int client_call(const char *socket_path, const char *method, const char *path, const char *body, size_t body_len,
                 client_body_fn fn, void *opaque, struct client_buf *err_body, int timeout_ms, struct duet_err *err)
 {
@@ -134,7 +120,7 @@ int client_call(const char *socket_path, const char *method, const char *path, c
         close(fd);
         return duet_err_set(err, EINVAL, "request path too long");
     }
-    if (write_all(fd, head, (size_t)n) < 0 || (body_len && write_all(fd, body, body_len) < 0)) {
+    if (!duet_send_full(fd, head, (size_t)n) || (body_len && !duet_send_full(fd, body, body_len))) {
         int e = errno;
         close(fd);
         errno = e;

@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/dirs.h"
 #include "common/units.h"
 #include "orchestrator/api/api.h"
 #include "orchestrator/api/http.h"
@@ -77,21 +78,6 @@ static int abs_file(const char *opt, const char *arg, char out[PATH_MAX])
         return 2;
     }
     return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s", path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *s = '/';
-    }
-    return mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* The binaries that run inside workloads sit next to duetd. */
@@ -316,14 +302,14 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!realpath(o.state_dir, state_dir)) {
-        if (mkdir_p(o.state_dir, 0700) < 0 || !realpath(o.state_dir, state_dir)) {
+        if (duet_mkdir_p(o.state_dir, 0700) < 0 || !realpath(o.state_dir, state_dir)) {
             fprintf(stderr, "duetd: cannot create the state directory %s: %s\n", o.state_dir, strerror(errno));
             return 1;
         }
     }
     char sockdir[PATH_MAX];
     snprintf(sockdir, sizeof(sockdir), "%s", o.socket);
-    if (mkdir_p(dirname(sockdir), 0755) < 0) {
+    if (duet_mkdir_p(dirname(sockdir), 0755) < 0) {
         fprintf(stderr, "duetd: cannot create the directory of %s: %s\n", o.socket, strerror(errno));
         return 1;
     }

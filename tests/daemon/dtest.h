@@ -77,8 +77,94 @@ static inline bool dd_answers(struct dd *d)
 }
 
 /* Starts duetd on d (made by dd_init) with the options tests use. */
+/* A test that fails an assertion leaves its function at once, before its
+ * dd_finish: what it started would outlive it (a duetd, its workloads, a
+ * libvirtd) and disturb the tests after it.  The worker process runs this
+ * on its way out instead: every workload deleted, the daemon stopped, the
+ * tmpfs unmounted; the directory is kept, with the daemon's log.  It works
+ * on copies: the test's own struct dd is on a stack frame that is gone by
+ * then. */
+#define DD_LIVE_MAX 4
+static struct {
+    const struct dd *owner;
+    struct dd copy;
+} dd_live[DD_LIVE_MAX];
+
+/* d as it is now (started, stopped), or forgotten (finished). */
+static inline void dd_live_set(const struct dd *d, bool on)
+{
+    int free_slot = -1;
+    for (int i = 0; i < DD_LIVE_MAX; i++) {
+        if (dd_live[i].owner == d) {
+            if (on)
+                dd_live[i].copy = *d;
+            else
+                dd_live[i].owner = NULL;
+            return;
+        }
+        if (!dd_live[i].owner && free_slot < 0)
+            free_slot = i;
+    }
+    if (on && free_slot >= 0) {
+        dd_live[free_slot].owner = d;
+        dd_live[free_slot].copy = *d;
+    }
+}
+
+static void dd_cleanup_at_exit(void)
+{
+    for (int i = 0; i < DD_LIVE_MAX; i++) {
+        if (!dd_live[i].owner)
+            continue;
+        dd_live[i].owner = NULL;
+        struct dd *d = &dd_live[i].copy;
+        if (d->pid > 0) {
+            struct client_buf b = {0};
+            struct duet_err err = {0};
+            if (client_call_buf(d->sock, "GET", "/v1/workloads", NULL, 0, &b, 10000, &err) == 200) {
+                json_t *all = json_loads(b.data, 0, NULL);
+                size_t k;
+                json_t *w;
+                json_array_foreach(json_object_get(all, "workloads"), k, w) {
+                    char path[128];
+                    struct client_buf x = {0};
+                    snprintf(path, sizeof(path), "/v1/workloads/%s", json_string_value(json_object_get(w, "name")));
+                    client_call_buf(d->sock, "DELETE", path, NULL, 0, &x, 10000, &err);
+                    free(x.data);
+                }
+                json_decref(all);
+                for (int t = 0; t < 600; t++) {
+                    struct client_buf l = {0};
+                    client_call_buf(d->sock, "GET", "/v1/workloads", NULL, 0, &l, 10000, &err);
+                    json_t *left = l.data ? json_loads(l.data, 0, NULL) : NULL;
+                    size_t n = json_array_size(json_object_get(left, "workloads"));
+                    json_decref(left);
+                    free(l.data);
+                    if (n == 0)
+                        break;
+                    usleep(50000);
+                }
+            }
+            free(b.data);
+            kill(d->pid, SIGTERM);
+            waitpid(d->pid, NULL, 0);
+            d->pid = -1;
+        }
+        if (d->tmpfs)
+            umount2(d->state, MNT_DETACH);
+        if (d->lv_on)
+            private_libvirtd_stop(&d->lv);
+        fprintf(stderr, "dtest: cleaned up after a failed test; its log is in %s\n", d->dir);
+    }
+}
+
 static inline void dd_start(struct dd *d)
 {
+    static bool registered;
+    if (!registered) {
+        registered = true;
+        atexit(dd_cleanup_at_exit);
+    }
     char duetd[512];
     snprintf(duetd, sizeof(duetd), "%s/duetd", dd_env("DUET_BUILD"));
     pid_t pid = fork();
@@ -131,6 +217,7 @@ static inline void dd_start(struct dd *d)
         cr_assert(dd_now_ms() < deadline, "duetd did not answer within 20 s");
         usleep(20000);
     }
+    dd_live_set(d, true);
     json_t *info = dd_get(d, "/v1/info");
     snprintf(d->cgdir, sizeof(d->cgdir), "%s", json_string_value(json_object_get(info, "cgroup_dir")));
     json_decref(info);
@@ -230,6 +317,7 @@ static inline void dd_stop(struct dd *d)
     cr_assert_eq(waitpid(d->pid, &st, 0), d->pid);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "duetd ended with status %d; see %s/duetd.log", st, d->dir);
     d->pid = -1;
+    dd_live_set(d, true);
     dd_check_log(d);
 }
 
@@ -238,6 +326,7 @@ static inline void dd_kill9(struct dd *d)
     kill(d->pid, SIGKILL);
     waitpid(d->pid, NULL, 0);
     d->pid = -1;
+    dd_live_set(d, true);
 }
 
 /* Runs the duet CLI with d's socket; stdout+stderr into *out (may be NULL). */
@@ -549,6 +638,7 @@ static inline void dd_finish(struct dd *d)
         cr_expect_eq(umount2(d->state, MNT_DETACH), 0, "umount %s: %s", d->state, strerror(errno));
     if (d->lv_on)
         private_libvirtd_stop(&d->lv);
+    dd_live_set(d, false);
     duet_remove_tree(d->dir, NULL);
 }
 
