@@ -343,6 +343,30 @@ Test(registry_faults, a_full_disk_during_a_pull, .timeout = 120)
     fakereg_stop(&r);
 }
 
+/* What `duet ARGS` prints with a terminal for its stdout (script(1)
+ * gives it one); its exit status into *status. */
+static char *on_a_terminal(struct dd *d, int *status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static char *on_a_terminal(struct dd *d, int *status, const char *fmt, ...)
+{
+    char args[1024], cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s script -qec '%s %s' /dev/null", d->sock, dd_env("DUET_BIN"), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char *out = NULL, chunk[4096];
+    size_t len = 0, n;
+    FILE *m = open_memstream(&out, &len);
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return out;
+}
+
 /* A pull that takes a while shows how far it is: JSON lines of progress
  * on the API (growing, the last one the image), "pulling" events, and a
  * bar from `duet image pull` on a terminal (none when stdout is not one). */
@@ -392,17 +416,9 @@ Test(registry_faults, a_slow_pull_shows_its_progress, .timeout = 120)
     cr_assert_eq(dd_duet(&d, &out, "image rm 127.0.0.1:%u/f/app:latest", r.port), 0, "%s", out);
     free(out);
     /* on a terminal: the bar, then the result line */
-    snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s script -qec '%s image pull 127.0.0.1:%u/f/app:latest' /dev/null",
-             d.sock, dd_env("DUET_BIN"), r.port);
-    p = popen(cmd, "r");
-    char *tty = NULL;
-    size_t tlen = 0;
-    FILE *m = open_memstream(&tty, &tlen);
-    size_t n;
-    while ((n = fread(line, 1, sizeof(line), p)) > 0)
-        fwrite(line, 1, n, m);
-    fclose(m);
-    cr_expect_eq(pclose(p), 0, "%s", tty);
+    int st;
+    char *tty = on_a_terminal(&d, &st, "image pull 127.0.0.1:%u/f/app:latest", r.port);
+    cr_expect_eq(st, 0, "%s", tty);
     cr_expect(strstr(tty, "\r[=") && strstr(tty, "layer 1/2"), "no progress bar on a terminal: %s", tty);
     cr_expect(strstr(tty, "f/app:latest: sha256:"), "%s", tty);
     free(tty);
@@ -420,16 +436,8 @@ Test(registry_faults, a_slow_pull_shows_its_progress, .timeout = 120)
                                 "  image: {oci: \"127.0.0.1:%u/f/app:latest\"}\n  command: [/bin/sleep, \"3600\"]\n",
                                 r.port);
     /* on a terminal, apply --wait says what it waits for: the pull, as it goes */
-    snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s script -qec '%s apply -f %s --wait --timeout 60' /dev/null", d.sock,
-             dd_env("DUET_BIN"), sm);
-    p = popen(cmd, "r");
-    tty = NULL;
-    tlen = 0;
-    m = open_memstream(&tty, &tlen);
-    while ((n = fread(line, 1, sizeof(line), p)) > 0)
-        fwrite(line, 1, n, m);
-    fclose(m);
-    cr_expect_eq(pclose(p), 0, "%s", tty);
+    tty = on_a_terminal(&d, &st, "apply -f %s --wait --timeout 60", sm);
+    cr_expect_eq(st, 0, "%s", tty);
     cr_expect(strstr(tty, "waiting for 1: slowpoke: importing image 127.0.0.1:") && strstr(tty, "layer 1 of 2"),
               "no pull progress while apply waits: %s", tty);
     free(tty);
