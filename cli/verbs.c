@@ -1147,11 +1147,11 @@ static int cmd_image(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     static const char usage[] =
-        "usage: duet image ls [-o json]\n"
-        "       duet image pull REF\n"
+        "usage: duet image ls [-o json|yaml]\n"
+        "       duet image pull REF [-o json|yaml]\n"
         "       duet image inspect REF|ID [-o json|yaml]\n"
-        "       duet image rm REF|ID\n"
-        "       duet image prune\n\n"
+        "       duet image rm REF|ID [-o json|yaml]\n"
+        "       duet image prune [-o json|yaml]\n\n"
         "The images in duetd's store.  REF is oci-layout:DIR[:TAG] (an OCI image\n"
         "layout, as skopeo and umoci write) or docker-archive:FILE (docker save);\n"
         "an image is pulled by apply when a workload needs it, or ahead with pull.\n"
@@ -1216,6 +1216,11 @@ static int cmd_image(int argc, char **argv)
         free(body);
         if (!j)
             return rc;
+        if (output) {
+            print_doc(j, output);
+            json_decref(j);
+            return 0;
+        }
         char sz[32];
         size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(j, "size")));
         printf("%s: %s, %zu layer%s, %s\n", ref, str(j, "id"), json_array_size(json_object_get(j, "layers")),
@@ -1233,7 +1238,7 @@ static int cmd_image(int argc, char **argv)
         j = call_json(!strcmp(sub, "rm") ? "DELETE" : "GET", path, NULL, &rc);
         if (!j)
             return rc;
-        if (!strcmp(sub, "rm"))
+        if (!strcmp(sub, "rm") && !output)
             printf("removed %s\n", str(j, "removed"));
         else
             print_doc(j, output ? output : "yaml");
@@ -1241,6 +1246,11 @@ static int cmd_image(int argc, char **argv)
         j = call_json("POST", "/v1/images/prune", "{}", &rc);
         if (!j)
             return rc;
+        if (output) {
+            print_doc(j, output);
+            json_decref(j);
+            return 0;
+        }
         size_t i;
         json_t *id;
         json_array_foreach(json_object_get(j, "removed"), i, id)

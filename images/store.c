@@ -601,7 +601,25 @@ static int index_pick_platform(json_t *manifests, const char *name, struct desc 
         if (os && a && !strcmp(os, "linux") && !strcmp(a, arch))
             return desc_parse(m, "an index entry", out, err);
     }
-    return duet_err_set(err, ENOENT, "image %s has no linux/%s manifest in its index", name, arch);
+    /* what it has instead, so the user sees whether a tag for this
+     * platform may exist (the names are the registry's: shown bounded,
+     * without control characters) */
+    char has[200] = "";
+    size_t o = 0;
+    json_array_foreach(manifests, i, m) {
+        json_t *pf = json_object_get(m, "platform");
+        const char *os = json_string_value(json_object_get(pf, "os")),
+                   *a = json_string_value(json_object_get(pf, "architecture"));
+        if (!os || !a || o + 40 >= sizeof(has))
+            continue;
+        int n = snprintf(has + o, sizeof(has) - o, "%s%.16s/%.16s", o ? ", " : "", os, a);
+        for (int k = 0; k < n; k++)
+            if ((unsigned char)has[o + (size_t)k] < 0x20 || has[o + (size_t)k] == 0x7f)
+                has[o + (size_t)k] = '?';
+        o += (size_t)n;
+    }
+    return duet_err_set(err, ENOENT, "image %s has no linux/%s image in its index (it has %s)", name, arch,
+                        has[0] ? has : "no platform named");
 }
 
 /* The manifest a layout's index.json names: by the tag's annotation, or

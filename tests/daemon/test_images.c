@@ -263,3 +263,34 @@ Test(images, apply_pulls_before_dependencies_are_ready, .timeout = 120)
     free(ev);
     dd_finish(&d);
 }
+
+/* -o json for every image command, as for ls and inspect. */
+Test(images, every_image_command_answers_in_json, .timeout = 60)
+{
+    struct dd d;
+    dd_init(&d);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "image pull %s -o json", oci()), 0, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "not JSON: %s", out);
+    cr_expect(!strncmp(json_string_value(json_object_get(j, "id")), "sha256:", 7), "%s", out);
+    cr_expect_eq(json_array_size(json_object_get(j, "layers")), 2);
+    char id[80];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image pull %s:base -o yaml", oci()), 0, "%s", out);
+    cr_expect(strstr(out, "id: ") && strstr(out, "layers:"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image rm %s -o json", id), 0, "%s", out);
+    j = json_loads(out, 0, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "removed")), id, "%s", out);
+    json_decref(j);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "image prune -o json"), 0, "%s", out);
+    j = json_loads(out, 0, NULL);
+    cr_expect_eq(json_array_size(json_object_get(j, "removed")), 1, "%s", out);
+    json_decref(j);
+    free(out);
+    dd_finish(&d);
+}

@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 
 #include "dtest.h"
+#include "images/digest.h"
 
 enum fault { FAULT_NONE, FAULT_429, FAULT_500, FAULT_STALL, FAULT_CUT_LAYER, FAULT_SLOW_LAYER };
 
@@ -473,6 +474,63 @@ Test(registry_faults, two_pulls_at_once_download_each_layer_once, .timeout = 120
     cr_expect_eq(pclose(p), 0);
     cr_expect_eq(atomic_load(&r.layer_gets), 2, "%d downloads of an image of 2 layers",
                  atomic_load(&r.layer_gets));
+    dd_finish(&d);
+    fakereg_stop(&r);
+}
+
+/* A blob of the test's own into a copy of the layout; its digest. */
+static void layout_put(const char *layout, const char *text, char digest[DIGEST_STR])
+{
+    digest_of(text, strlen(text), digest);
+    char p[700];
+    snprintf(p, sizeof(p), "%s/blobs/sha256/%s", layout, digest_hex(digest));
+    FILE *f = fopen(p, "we");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A manifest list (an image index) with an image per platform: this
+ * host's is picked; a list without it is refused naming what it has. */
+Test(registry_faults, a_multi_platform_index_gives_this_hosts_image, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    struct fakereg r;
+    fakereg_start(&r);
+    char layout[300], cmd[800];
+    snprintf(layout, sizeof(layout), "%s/layout", d.dir);
+    snprintf(cmd, sizeof(cmd), "cp -a %s %s", dd_env("DUET_OCI"), layout);
+    cr_assert_eq(system(cmd), 0);
+    r.layout = layout;
+    /* the two tagged manifests of the layout, as two platforms' */
+    char base[80], latest[80], mt[100];
+    cr_assert(tag_digest(&r, "base", base, mt) && tag_digest(&r, "latest", latest, mt));
+    size_t bl = 0, ll = 0;
+    free(blob(&r, base, &bl));
+    free(blob(&r, latest, &ll));
+    char idx[2048], both[DIGEST_STR], arm_only[DIGEST_STR];
+    snprintf(idx, sizeof(idx),
+             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":["
+             "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":%zu,"
+             "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
+             "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":%zu,"
+             "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}",
+             base, bl, latest, ll);
+    layout_put(layout, idx, both);
+    snprintf(idx, sizeof(idx),
+             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":["
+             "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":%zu,"
+             "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\"}}]}",
+             base, bl);
+    layout_put(layout, idx, arm_only);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/f/app@%s", r.port, both), 0, "%s", out);
+    cr_expect(strstr(out, latest), "the amd64 image was not the one picked: %s (want %s)", out, latest);
+    free(out);
+    cr_expect_neq(dd_duet(&d, &out, "image pull 127.0.0.1:%u/f/app@%s", r.port, arm_only), 0);
+    cr_expect(strstr(out, "linux/amd64") && strstr(out, "arm64"), "%s", out);
+    free(out);
     dd_finish(&d);
     fakereg_stop(&r);
 }

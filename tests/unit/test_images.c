@@ -265,6 +265,42 @@ Test(images, hostile_layers_are_refused_and_stay_inside)
     }
 }
 
+/* A layer of 100,000 files (a node_modules, a Python site-packages) is
+ * no bomb: it unpacks whole under the store's default bounds. */
+Test(images, a_layer_of_100000_files_unpacks, .timeout = 120)
+{
+    struct lt t;
+    lt_init(&t);
+    enum { N = 100000 };
+    struct ent *many = calloc(N + 100, sizeof(*many));
+    char (*names)[24] = calloc(N + 100, sizeof(*names));
+    size_t n = 0;
+    for (int d = 0; d < 100; d++) {   /* 100 directories of 1,000 files */
+        snprintf(names[n], sizeof(names[n]), "d%02d", d);
+        many[n] = (struct ent){names[n], AE_IFDIR, 0755, NULL, NULL};
+        n++;
+        for (int i = 0; i < N / 100; i++, n++) {
+            snprintf(names[n], sizeof(names[n]), "d%02d/f%04d", d, i);
+            many[n] = (struct ent){names[n], AE_IFREG, 0644, "x", NULL};
+        }
+    }
+    write_tar(t.tar, "gzip", many, n);
+    int fd = open(t.tar, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    struct unpack_limits lim = {.max_bytes = 16ull << 30, .max_entries = 2000000};
+    struct unpack_stats st = {0};
+    struct duet_err err = {0};
+    cr_assert_eq(image_layer_unpack(fd, NULL, 0, t.into, &lim, &st, &err), 0, "%s", err.msg);
+    close(fd);
+    cr_expect_eq(st.entries, n);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/d99/f0999", t.into);
+    cr_expect_eq(access(p, F_OK), 0, "the last file is missing");
+    free(many);
+    free(names);
+    lt_fini(&t);
+}
+
 Test(images, a_layer_past_its_bounds_or_its_digest_is_refused)
 {
     struct lt t;
