@@ -600,6 +600,14 @@ static void time_of(char *buf, size_t len, json_t *ms)
     strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* A string of an image's author: control characters (a terminal's
+ * escape sequences) shown as '?'. */
+static void put_clean(const char *s)
+{
+    for (; s && *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
 static int cmd_describe(int argc, char **argv)
 {
     static const struct option opts[] = {{"socket", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'}, {0}};
@@ -673,6 +681,34 @@ static int cmd_describe(int argc, char **argv)
                                                (long long)json_integer_value(json_object_get(v, "port")), str(v, "protocol"),
                                                json_is_true(json_object_get(v, "published")) ? "" : " (not published)");
         printf("\n");
+    }
+    json_t *img = json_object_get(j, "image");
+    if (json_is_object(img)) {
+        const char *id = json_string_value(json_object_get(img, "id"));
+        printf("Image:       %s (%s)\n", str(img, "ref"), id ? id : "not in the store yet");
+        json_t *cmd = json_object_get(img, "command");
+        if (json_array_size(cmd)) {
+            printf("  runs:     ");
+            json_array_foreach(cmd, i, v) {
+                putchar(' ');
+                put_clean(json_string_value(v));
+            }
+            printf("\n");
+        }
+        json_t *exp = json_object_get(img, "exposed_ports");
+        if (json_array_size(exp)) {
+            printf("  exposes:  ");
+            json_array_foreach(exp, i, v) {
+                putchar(' ');
+                put_clean(json_string_value(v));
+            }
+            printf(" (published only by ports)\n");
+        }
+        if (json_is_string(json_object_get(img, "stop_signal"))) {
+            printf("  stops with: ");
+            put_clean(str(img, "stop_signal"));
+            printf("\n");
+        }
     }
     json_t *inst = json_object_get(j, "instance");
     if (json_is_object(inst)) {

@@ -7,6 +7,7 @@
 
 #include "common/jsonw.h"
 #include "manifests/hostpath.h"
+#include "images/store.h"
 #include "orchestrator/api/internal.h"
 
 json_t *api_json_text(const char *s, size_t n)
@@ -237,12 +238,47 @@ void api_get_workloads(struct api *a, struct http_conn *c)
     free(text);
 }
 
+static json_t *strings_json(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, api_json_text(v[i], strlen(v[i])));
+    return a;
+}
+
+/* An OCI workload's image as describe shows it: the image in the store
+ * for its reference (or null: not pulled yet), what the workload runs
+ * from it, what the image exposes (published only by ports) and the
+ * signal a stop sends. */
+static json_t *image_json(struct wl *w)
+{
+    const char *ref = w->spec->image.oci;
+    json_t *j = json_object();
+    json_object_set_new(j, "ref", json_string(ref));
+    struct image *img = NULL;
+    if (w->d->images && image_store_get(w->d->images, ref, &img, NULL) == 0) {
+        json_object_set_new(j, "id", json_string(img->id));
+        json_object_set_new(j, "exposed_ports", strings_json(img->config.exposed_ports, img->config.n_exposed_ports));
+        if (img->config.stop_signal)
+            json_object_set_new(j, "stop_signal", api_json_text(img->config.stop_signal, strlen(img->config.stop_signal)));
+    } else {
+        json_object_set_new(j, "id", json_null());
+    }
+    image_free(img);
+    const struct workload_spec *run = w->inst_spec ? w->inst_spec : w->run_spec_of == w->spec ? w->run_spec : NULL;
+    if (run)
+        json_object_set_new(j, "command", strings_json((char *const *)run->command, run->n_command));
+    return j;
+}
+
 void api_get_workload(struct api *a, struct http_conn *c, const char *name)
 {
     struct wl *w = api_find(a, c, name);
     if (!w)
         return;
     json_t *j = api_wl_json(w);
+    if (w->spec && w->spec->image.oci)
+        json_object_set_new(j, "image", image_json(w));
     json_t *ev = json_array();
     struct duet_err err = {0};
     store_events(a->d->store, 0, w->name, DUETD_EVENTS_RECENT, add_event, ev, &err);

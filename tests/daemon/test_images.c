@@ -46,6 +46,12 @@ Test(images, an_oci_image_runs_with_its_config_and_is_imported_once, .timeout = 
     cr_expect(duet_logs_until(&d, "tuned", "from-the-spec from /tmp as 0", 10000), "the spec's env, user and workingDir win");
     cr_expect(duet_logs_until(&d, "tuned", "the second layer", 10000), "the upper layer's file");
     cr_expect(duet_logs_until(&d, "tuned", "no-vi", 10000), "the upper layer's whiteout hides /bin/vi");
+    /* describe says which image, what runs from it, what it exposes */
+    cr_assert_eq(dd_duet(&d, &out, "describe own"), 0);
+    cr_expect(strstr(out, "Image:       oci-layout:") && strstr(out, "(sha256:"), "%s", out);
+    cr_expect(strstr(out, "runs:      /bin/sleep 3600"), "%s", out);
+    cr_expect(strstr(out, "exposes:   8080/tcp (published only by ports)"), "%s", out);
+    free(out);
     /* one import, the others waited for it */
     char *all = NULL;
     size_t pulling = 0, importing = 0;
