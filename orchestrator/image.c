@@ -260,7 +260,7 @@ static void import_done(uv_work_t *req, int status)
             daemon_event(d, w->name, "failed", "%s", j->err.msg);
         w->image_busy = false;
         /* an import for a spec since replaced tells the new one nothing */
-        if (j->rc < 0 && w->spec->image.oci && !strcmp(w->spec->image.oci, j->ref)) {
+        if (j->rc < 0 && w->spec && w->spec->image.oci && !strcmp(w->spec->image.oci, j->ref)) {
             free(w->image_err);
             w->image_err = strdup(j->err.msg);
         }
