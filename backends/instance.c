@@ -4,6 +4,7 @@
 #include "backends/instance.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ static void core_after(struct opq_item *it, int status)
     struct duet_err gone = {0};
     if (c->released) {
         /* The daemon let go of it: no callback of its is wanted now. */
-        duet_err_set(&gone, ECANCELED, "%s was released", c->spec->name);
+        duet_err_set(&gone, ECANCELED, "%s was released", c->name);
         if (c->ops->let_go)
             c->ops->let_go(c, op);
         free(op);
@@ -42,7 +43,7 @@ static void core_after(struct opq_item *it, int status)
         op->item.done(op->item.opaque, op->rc == 0 ? NULL : &op->err);
     if (op->destroys) {
         /* Nothing can run on a destroyed instance: what is queued fails. */
-        duet_err_set(&gone, ENOENT, "workload %s was destroyed", c->spec->name);
+        duet_err_set(&gone, ENOENT, "workload %s was destroyed", c->name);
         free(op);
         core_free(c, &gone);
         return;
@@ -66,6 +67,7 @@ void inst_core_init(struct inst_core *c, struct driver *drv, struct uv_loop_s *l
 {
     c->drv = drv;
     c->spec = spec;
+    snprintf(c->name, sizeof(c->name), "%s", spec->name);
     c->ops = ops;
     c->q = (struct opq){.loop = loop, .work = core_work, .after = core_after, .failed = core_never_ran};
     c->status.exit_code = -1;   /* no exit status yet */
@@ -97,7 +99,7 @@ void inst_core_release(struct inst_core *c)
         return;
     }
     struct duet_err gone = {0};
-    duet_err_set(&gone, ECANCELED, "%s was released", c->spec->name);
+    duet_err_set(&gone, ECANCELED, "%s was released", c->name);
     if (c->ops->let_go)
         c->ops->let_go(c, NULL);
     core_free(c, &gone);

@@ -61,7 +61,10 @@ struct inst_core_ops {
 
 struct inst_core {
     struct driver *drv;
-    const struct workload_spec *spec;   /* borrowed: the caller keeps it alive */
+    const struct workload_spec *spec;   /* borrowed: the caller keeps it alive until a destroy's
+                                           callback or a release, after which the core reads
+                                           nothing of it */
+    char name[64];                      /* the workload's, for messages after that */
     const struct inst_core_ops *ops;
     struct opq q;                       /* its operations, in order */
     bool released;                      /* let go while an operation ran: freed when it ends */

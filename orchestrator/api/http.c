@@ -38,6 +38,7 @@ struct http_conn {
     int open_handles;
     int refs;
     bool closing, closed;
+    bool deadline_grace;           /* the deadline passed once: one more turn to read */
     http_close_fn on_close;
     void *close_opaque;
 
@@ -486,6 +487,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void on_deadline(uv_timer_t *t)
 {
     struct http_conn *c = t->data;
+    /* Timers run before the loop reads: a request that arrived in time
+     * while the loop was busy is still unread here.  One more turn lets
+     * it be read (and the deadline stopped) before it is refused (1 ms:
+     * a timer of 0 set in a timer's callback would run in this same turn). */
+    if (c->state == CS_READING && !c->deadline_grace) {
+        c->deadline_grace = true;
+        uv_timer_start(&c->timer, on_deadline, 1, 0);
+        return;
+    }
     if (c->state == CS_READING) {
         uv_read_stop((uv_stream_t *)&c->pipe);
         http_respond_error(c, 408, "request not complete within %u ms", c->srv->deadline_ms);
@@ -570,6 +580,10 @@ static void on_connection(uv_stream_t *server, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->state = CS_READING;
+    /* The deadline counts from now, not from the start of this turn of
+     * the loop (libuv's cached time), which a slow callback before this
+     * one may have left far behind. */
+    uv_update_time(s->loop);
     uv_timer_start(&c->timer, on_deadline, s->deadline_ms, 0);
     uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
 }
