@@ -273,7 +273,7 @@ Test(images, a_layer_of_100000_files_unpacks, .timeout = 120)
     lt_init(&t);
     enum { N = 100000 };
     struct ent *many = calloc(N + 100, sizeof(*many));
-    char (*names)[24] = calloc(N + 100, sizeof(*names));
+    char (*names)[32] = calloc(N + 100, sizeof(*names));
     size_t n = 0;
     for (int d = 0; d < 100; d++) {   /* 100 directories of 1,000 files */
         snprintf(names[n], sizeof(names[n]), "d%02d", d);
