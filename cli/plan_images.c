@@ -10,6 +10,7 @@
 
 #include "cli/client.h"
 #include "common/urlenc.h"
+#include "common/utf8.h"
 
 /* A JSON array of strings, copied; NULL when it is not one. */
 static char **strings(json_t *a, size_t *n)
@@ -159,8 +160,7 @@ void plan_image_command_text(const struct plan_image *pi, char *buf, size_t len)
             } else {
                 /* an image's strings are the image author's: no escape
                  * sequence of theirs reaches the user's terminal */
-                unsigned char ch = (unsigned char)*p;
-                buf[o++] = ch == '\n' || ch == '\t' ? ' ' : ch < 0x20 || ch == 0x7f ? '?' : *p;
+                buf[o++] = *p == '\n' || *p == '\t' ? ' ' : duet_char_shown(*p);
             }
         }
         if (quote && !cut)

@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/jsonfmt.h"
 #include "common/urlenc.h"
+#include "common/utf8.h"
 #include "images/ref.h"
 #include "manifests/manifest.h"
 
@@ -336,9 +337,7 @@ static int wait_ready(json_t *names, uint64_t timeout_ms)
         json_decref(j);
         if (tty && waiting && !refused) {
             /* control characters of a message (a workload's own words) never reach the terminal */
-            for (char *p = status; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                    *p = '?';
+            duet_text_mask(status);
             printf("\r\033[Kwaiting for %zu: %.100s", waiting, status);
             fflush(stdout);
             drawn = true;
@@ -605,7 +604,7 @@ static void time_of(char *buf, size_t len, json_t *ms)
 static void put_clean(const char *s)
 {
     for (; s && *s; s++)
-        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+        putchar(duet_char_shown(*s));
 }
 
 static int cmd_describe(int argc, char **argv)

@@ -2,6 +2,8 @@
  * utf8.h - strict UTF-8: no overlong forms, no surrogates, nothing past
  * U+10FFFF.  Header-only: the manifest parser, the domain XML writer and
  * anything else that must refuse what JSON or XML cannot carry share it.
+ * Also: text of someone else's (an image's, a registry's, a workload's)
+ * with its control characters masked before it reaches a terminal.
  */
 #ifndef DUET_UTF8_H
 #define DUET_UTF8_H
@@ -44,6 +46,20 @@ static inline bool duet_utf8_valid(const char *s, size_t n)
         i += k;
     }
     return true;
+}
+
+/* c as it may be shown on a terminal: a control character (the start of
+ * an escape sequence) becomes '?'. */
+static inline char duet_char_shown(char c)
+{
+    return (unsigned char)c < 0x20 || c == 0x7f ? '?' : c;
+}
+
+/* The same over all of s, in place. */
+static inline void duet_text_mask(char *s)
+{
+    for (; *s; s++)
+        *s = duet_char_shown(*s);
 }
 
 #endif

@@ -114,6 +114,7 @@ struct answer {
     bool too_big, write_failed;
     void (*on_bytes)(void *opaque, uint64_t bytes);
     void *bytes_opaque;
+    const char *what;                /* what is fetched, for a transfer's errors ("blob D"), or NULL */
     /* headers of the last response (after redirects) */
     char www_auth[1024];
     char content_type[128];
@@ -232,11 +233,11 @@ static long get(struct registry *g, const char *url, const char *accept, const c
     else if (rc == CURLE_WRITE_ERROR && a->write_failed)
         status = -3;
     else if (rc == CURLE_OPERATION_TIMEDOUT && !strncmp(cerr, "Operation too slow", 18))
-        duet_err_set(err, ETIMEDOUT, "image %s: %s sent nothing for %d s: the registry stalled; try again later",
-                     g->name, g->host, REGISTRY_STALL_S);
+        duet_err_set(err, ETIMEDOUT, "image %s: %s%s%s sent nothing for %d s: the registry stalled; try again later",
+                     g->name, a->what ? a->what : "", a->what ? ": " : "", g->host, REGISTRY_STALL_S);
     else if (rc != CURLE_OK) {
-        duet_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EHOSTUNREACH, "image %s: %s: %s", g->name,
-                     g->host, cerr[0] ? cerr : curl_easy_strerror(rc));
+        duet_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EHOSTUNREACH, "image %s: %s%s%s: %s", g->name,
+                     a->what ? a->what : "", a->what ? ": " : "", g->host, cerr[0] ? cerr : curl_easy_strerror(rc));
         err->code = rc == CURLE_SSL_CONNECT_ERROR ? EPROTO : err->code;
     }
     curl_slist_free_all(h);
@@ -494,7 +495,9 @@ int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd,
 {
     struct digest_ctx h;
     digest_init(&h);
-    struct answer a = {.fd = fd, .hash = &h, .limit = size, .on_bytes = on_bytes, .bytes_opaque = opaque};
+    char what[DIGEST_STR + 8];
+    snprintf(what, sizeof(what), "blob %s", digest);
+    struct answer a = {.fd = fd, .hash = &h, .limit = size, .on_bytes = on_bytes, .bytes_opaque = opaque, .what = what};
     char path[100];
     snprintf(path, sizeof(path), "blobs/%s", digest);
     long st = api_get(g, path, NULL, &a, reset_fd, err);
@@ -505,14 +508,7 @@ int registry_blob(struct registry *g, const char *digest, uint64_t size, int fd,
                                 g->name, digest, (unsigned long long)size);
         if (st == -3)
             return duet_err_sys(err, "image %s: cannot store blob %s", g->name, digest);
-        if (st == -1) {
-            /* the transfer broke off: say which blob, once */
-            char cause[DUET_ERR_MSG_MAX];
-            size_t pre = 6 + strlen(g->name) + 2;   /* "image NAME: " */
-            snprintf(cause, sizeof(cause), "%s", !strncmp(err->msg, "image ", 6) && strlen(err->msg) > pre ? err->msg + pre : err->msg);
-            return duet_err_set(err, err->code, "image %s: blob %s: %s", g->name, digest, cause);
-        }
-        return status_err(g, st, "that blob", err);
+        return st == -1 ? -1 : status_err(g, st, "that blob", err);   /* -1: get() named the blob */
     }
     uint64_t got = h.bytes;
     char d[DIGEST_STR];

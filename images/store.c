@@ -31,6 +31,7 @@
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
+#include "common/utf8.h"
 #include "images/ref.h"
 #include "images/unpack.h"
 
@@ -613,9 +614,7 @@ static int index_pick_platform(json_t *manifests, const char *name, struct desc 
         if (!os || !a || o + 40 >= sizeof(has))
             continue;
         int n = snprintf(has + o, sizeof(has) - o, "%s%.16s/%.16s", o ? ", " : "", os, a);
-        for (int k = 0; k < n; k++)
-            if ((unsigned char)has[o + (size_t)k] < 0x20 || has[o + (size_t)k] == 0x7f)
-                has[o + (size_t)k] = '?';
+        duet_text_mask(has + o);
         o += (size_t)n;
     }
     return duet_err_set(err, ENOENT, "image %s has no linux/%s image in its index (it has %s)", name, arch,
