@@ -46,7 +46,7 @@ endif
 LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
           scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
-          backends/driver.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
+          backends/driver.c backends/kept.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \

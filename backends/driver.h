@@ -152,6 +152,16 @@ typedef void (*driver_exit_cb)(void *opaque, const struct driver_status *st);
 /* recover finds an instance by the workload alone when no handle was
  * stored (a start cut short before its handle was written). */
 #define DRIVER_RECOVER_WITHOUT_HANDLE 0x10u
+/* The workload's disk outlives its instances (a VM's): a create finds
+ * the disk the last instance wrote and boots it, whatever the spec's
+ * image says, until purge(DRIVER_KEPT_DISK) removes it.  Deciding when
+ * a changed image may reset it is the daemon's (docs/storage.md). */
+#define DRIVER_KEEPS_DISK 0x20u
+
+/* What purge removes of what a backend keeps for a workload beyond its
+ * instances. */
+#define DRIVER_KEPT_DISK 0x1u       /* a VM's disk */
+#define DRIVER_KEPT_LOGS 0x2u       /* the log of the last instance destroyed */
 
 struct driver {
     const char *name;              /* "container", "vm" */
@@ -220,6 +230,18 @@ struct driver {
     int (*exec)(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                 int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                 struct duet_err *err);
+
+    /* (any) A readable fd on the log of the workload's last destroyed
+     * instance (destroy keeps it), and when prev is not NULL one on its
+     * previous generation (-1: none).  ENOENT when there is none. */
+    int (*logs_previous)(struct driver *drv, const char *name, int *fd, int *prev, struct duet_err *err);
+
+    /* (loop) Removes what this backend keeps for the workload `name`
+     * beyond its instances (what: DRIVER_KEPT_*), on the pool; no instance
+     * of it may exist meanwhile.  Removing what is not there succeeds, so
+     * a purge cut short by the daemon's end is simply asked again. */
+    int (*purge)(struct driver *drv, const char *name, unsigned what, driver_done_cb done, void *opaque,
+                 struct duet_err *err);
 
     /* (any) An fd on the running workload's network namespace, for health
      * checks that connect from inside it (containers).  The caller owns

@@ -197,6 +197,7 @@ static int cmd_plan(int argc, char **argv)
     /* What duetd's image store says of the OCI images, if a daemon runs. */
     struct plan_images imgs = {0};
     plan_images_lookup(set, client_socket_path(NULL), &imgs);
+    plan_disks_lookup(plan, client_socket_path(NULL), &imgs);
     if (json) {
         if (plan_print_json(plan, &imgs, stdout) < 0) {
             fprintf(stderr, "duet: cannot write the plan to standard output\n");

@@ -2,6 +2,7 @@
  * plan_images.c - see plan_images.h.
  */
 #include "plan_images.h"
+#include "scheduler/placement.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -119,8 +120,56 @@ void plan_images_lookup(const struct manifest_set *set, const char *socket, stru
     }
 }
 
+void plan_disks_lookup(const struct plan *plan, const char *socket, struct plan_images *out)
+{
+    out->n_disks = 0;
+    bool any_vm = false;
+    for (size_t i = 0; i < plan->n; i++)
+        any_vm |= plan->items[i].placed && plan->items[i].backend == BACKEND_VM;
+    if (!any_vm)
+        return;
+    struct client_buf buf = {0};
+    struct duet_err err = {0};
+    int st = client_call_buf(socket, "GET", "/v1/workloads", NULL, 0, &buf, 5000, &err);
+    json_t *j = st == 200 && buf.data ? json_loads(buf.data, 0, NULL) : NULL;
+    free(buf.data);
+    json_t *wls = json_object_get(j, "workloads");
+    out->disks = calloc(plan->n + 1, sizeof(*out->disks));
+    if (!out->disks)
+        abort();
+    size_t i;
+    json_t *x;
+    json_array_foreach(wls, i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        const char *kept = json_string_value(json_object_get(json_object_get(x, "disk"), "source"));
+        if (!name || !kept)
+            continue;
+        for (size_t k = 0; k < plan->n; k++) {
+            const struct placement *pl = &plan->items[k];
+            char now[4096 + 64];
+            if (!pl->placed || pl->backend != BACKEND_VM || strcmp(pl->w->name, name) != 0 ||
+                pl->w->image.keep_disk || (wl_disk_source(pl->w, now, sizeof(now)) && strcmp(now, kept) == 0))
+                continue;
+            struct plan_disk *pd = &out->disks[out->n_disks++];
+            pd->w = pl->w;
+            pd->kept = strdup(kept);
+            pd->now = strdup(now[0] ? now : "no disk");
+            if (!pd->kept || !pd->now)
+                abort();
+        }
+    }
+    json_decref(j);
+}
+
 void plan_images_free(struct plan_images *pi)
 {
+    for (size_t i = 0; i < pi->n_disks; i++) {
+        free(pi->disks[i].kept);
+        free(pi->disks[i].now);
+    }
+    free(pi->disks);
+    pi->disks = NULL;
+    pi->n_disks = 0;
     for (size_t i = 0; i < pi->n; i++) {
         for (size_t k = 0; k < pi->v[i].n_command; k++)
             free(pi->v[i].command[k]);

@@ -34,14 +34,28 @@ struct plan_image {
     struct json_t *config;   /* the image's config as duetd gave it (STORED) */
 };
 
+/* A VM whose kept disk (docs/storage.md) the apply would reset. */
+struct plan_disk {
+    const struct workload_spec *w;
+    char *kept;            /* what the disk was made from, as duetd says */
+    char *now;             /* what the spec makes it from */
+};
+
 struct plan_images {
     struct plan_image *v;
     size_t n;
+    struct plan_disk *disks;
+    size_t n_disks;
 };
 
 /* One entry per workload of set with image.oci (one request per distinct
  * reference) from the daemon at socket. */
 void plan_images_lookup(const struct manifest_set *set, const char *socket, struct plan_images *out);
+/* The VMs of plan whose disk duetd keeps made from another image or size
+ * than their spec says, and which do not say image.keepDisk: apply will
+ * refuse them without --recreate.  One request; none without a daemon. */
+struct plan;
+void plan_disks_lookup(const struct plan *plan, const char *socket, struct plan_images *out);
 void plan_images_free(struct plan_images *pi);
 
 /* The command as one line for a table, arguments with spaces or quotes

@@ -1,4 +1,5 @@
 #include "plan_output.h"
+#include "common/utf8.h"
 #include "manifests/hostpath.h"
 
 #include <string.h>
@@ -100,6 +101,20 @@ static void images_json(struct jsonw *j, const struct plan_images *imgs)
     jsonw_array_end(j);
 }
 
+static void disks_json(struct jsonw *j, const struct plan_images *imgs)
+{
+    jsonw_key(j, "disks_reset");
+    jsonw_array_begin(j);
+    for (size_t i = 0; imgs && i < imgs->n_disks; i++) {
+        jsonw_object_begin(j);
+        jsonw_kv_string(j, "name", imgs->disks[i].w->name);
+        jsonw_kv_string(j, "kept", imgs->disks[i].kept);
+        jsonw_kv_string(j, "spec", imgs->disks[i].now);
+        jsonw_object_end(j);
+    }
+    jsonw_array_end(j);
+}
+
 int plan_print_json(const struct plan *p, const struct plan_images *imgs, FILE *out)
 {
     struct jsonw j;
@@ -156,6 +171,7 @@ int plan_print_json(const struct plan *p, const struct plan_images *imgs, FILE *
     }
     jsonw_array_end(&j);
     images_json(&j, imgs);
+    disks_json(&j, imgs);
     jsonw_object_end(&j);
     return fflush(out) == 0 && !ferror(out) ? 0 : -1;
 }
@@ -230,6 +246,18 @@ void plan_print_table(const struct plan *p, const struct plan_images *imgs, FILE
                         pi->n_layers == 1 ? "" : "s", sz(pi->size, a));
                 fprintf(out, "    - runs: %s\n", cmd[0] ? cmd : "(nothing: the image has no Entrypoint or Cmd; give command)");
             }
+        }
+    }
+    if (imgs && imgs->n_disks) {
+        fprintf(out, "\nDisks that apply would reset (refused without --recreate NAME or image.keepDisk):\n");
+        for (size_t i = 0; i < imgs->n_disks; i++) {
+            char kept[1024], now[1024];
+            snprintf(kept, sizeof(kept), "%s", imgs->disks[i].kept);
+            snprintf(now, sizeof(now), "%s", imgs->disks[i].now);
+            duet_text_mask(kept);
+            duet_text_mask(now);
+            fprintf(out, "  %s: its disk was made from %s; the spec now says %s\n", imgs->disks[i].w->name, kept,
+                    now);
         }
     }
     if (p->n_unplaceable) {

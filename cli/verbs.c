@@ -370,6 +370,7 @@ static int cmd_apply(int argc, char **argv)
     static const struct option opts[] = {{"filename", required_argument, NULL, 'f'},
                                          {"prune", no_argument, NULL, 'p'},
                                          {"dry-run", no_argument, NULL, 'n'},
+                                         {"recreate", required_argument, NULL, 'r'},
                                          {"wait", no_argument, NULL, 'w'},
                                          {"timeout", required_argument, NULL, 't'},
                                          {"output", required_argument, NULL, 'o'},
@@ -377,7 +378,8 @@ static int cmd_apply(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     static const char usage[] =
-        "usage: duet apply -f FILE|DIR [-f ...] [--prune] [--dry-run] [--wait [--timeout SECONDS]] [-o json]\n"
+        "usage: duet apply -f FILE|DIR [-f ...] [--prune] [--dry-run] [--recreate NAME ...]\n"
+        "                  [--wait [--timeout SECONDS]] [-o json]\n"
         "\n"
         "Make the fleet what the manifests say: create new workloads, replace changed\n"
         "ones (stop old, start new), leave the rest alone.  All or nothing: a manifest\n"
@@ -386,12 +388,15 @@ static int cmd_apply(int argc, char **argv)
         "  -f, --filename PATH   manifest file or directory (repeatable)\n"
         "      --prune           also delete workloads that are not in the files\n"
         "      --dry-run         show what would change, change nothing\n"
+        "      --recreate NAME   replace NAME even if unchanged, a VM with a fresh disk made\n"
+        "                        from its image (what its guest wrote is lost); repeatable\n"
         "      --wait            return when every applied workload is ready (healthy or done)\n"
         "      --timeout SECONDS with --wait (default 300)\n"
         "  -o, --output json     the change list as JSON\n"
         "      --socket PATH     duetd's socket (default $DUET_SOCKET or /run/duet/duet.sock)\n";
     char **paths = calloc((size_t)argc + 1, sizeof(*paths));
     size_t n = 0;
+    json_t *recreate = json_array();
     bool prune = false, dry = false, wait = false, json = false;
     unsigned long timeout = 300;
     int ch;
@@ -401,17 +406,27 @@ static int cmd_apply(int argc, char **argv)
         case 'f': paths[n++] = optarg; break;
         case 'p': prune = true; break;
         case 'n': dry = true; break;
+        case 'r':
+            if (!manifest_name_valid(optarg, strlen(optarg))) {
+                fprintf(stderr, "duet: --recreate %.80s: not a workload name\n", optarg);
+                free(paths);
+                json_decref(recreate);
+                return EXIT_USAGE;
+            }
+            json_array_append_new(recreate, json_string(optarg));
+            break;
         case 'w': wait = true; break;
         case 't': timeout = strtoul(optarg, NULL, 10); break;
         case 'o': json = strcmp(optarg, "json") == 0; break;
         case 'S': sock = optarg; break;
-        case 'h': fputs(usage, stdout); free(paths); return 0;
-        default: fputs(usage, stderr); free(paths); return EXIT_USAGE;
+        case 'h': fputs(usage, stdout); free(paths); json_decref(recreate); return 0;
+        default: fputs(usage, stderr); free(paths); json_decref(recreate); return EXIT_USAGE;
         }
     }
     if (!n || optind < argc) {
         fprintf(stderr, "duet: apply needs manifests: -f FILE|DIR\n%s", usage);
         free(paths);
+        json_decref(recreate);
         return EXIT_USAGE;
     }
     int rc = validate_local(paths, n);
@@ -422,12 +437,14 @@ static int cmd_apply(int argc, char **argv)
     free(paths);
     if (rc) {
         json_decref(files);
+        json_decref(recreate);
         return rc;
     }
     json_t *req = json_object();
     json_object_set_new(req, "files", files);
     json_object_set_new(req, "prune", json_boolean(prune));
     json_object_set_new(req, "dryRun", json_boolean(dry));
+    json_object_set_new(req, "recreate", recreate);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     json_t *j = call_json("POST", "/v1/apply", body, &rc);
@@ -669,6 +686,15 @@ static int cmd_describe(int argc, char **argv)
         printf("Message:     %s\n", str(j, "message"));
     if (json_is_string(json_object_get(j, "warning")))
         printf("Warning:     hostAccess: %s\n", str(j, "warning"));
+    json_t *disk = json_object_get(j, "disk");
+    if (json_is_object(disk)) {
+        char shown[1024];
+        snprintf(shown, sizeof(shown), "%s", str(disk, "source"));
+        duet_text_mask(shown);
+        printf("Disk:        kept until the workload is deleted, made from %s%s\n", shown,
+               json_is_true(json_object_get(disk, "reset")) ? " (reset before the next start: apply --recreate)"
+                                                            : "");
+    }
     if (json_is_string(json_object_get(j, "address")))
         printf("Address:     %s (reached by name as %s)\n", str(j, "address"), str(j, "name"));
     else
@@ -765,20 +791,24 @@ static int cmd_logs(int argc, char **argv)
 {
     static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
                                          {"tail", required_argument, NULL, 'n'},
+                                         {"previous", no_argument, NULL, 'p'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    static const char usage[] = "usage: duet logs [-f] [--tail N] NAME\n\n"
+    static const char usage[] = "usage: duet logs [-f | -p] [--tail N] NAME\n\n"
                                 "A container's stdout and stderr, a VM's serial console.\n"
-                                "  -f, --follow   keep printing as it grows, until the instance ends\n"
-                                "      --tail N   only the last N lines\n";
-    bool follow = false;
+                                "  -f, --follow     keep printing as it grows, until the instance ends\n"
+                                "  -p, --previous   the output of the instance before this one (the last\n"
+                                "                   that ended and was replaced: a restart, a new spec)\n"
+                                "      --tail N     only the last N lines\n";
+    bool follow = false, previous = false;
     const char *tail = NULL;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "fn:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "fpn:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'f': follow = true; break;
+        case 'p': previous = true; break;
         case 'n': tail = optarg; break;
         case 'S': sock = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -789,6 +819,10 @@ static int cmd_logs(int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (follow && previous) {
+        fputs("duet: --previous shows an instance that has ended: there is nothing to follow; drop -f\n", stderr);
+        return EXIT_USAGE;
+    }
     const char *name = argv[optind];
     if (!manifest_name_valid(name, strlen(name))) {
         fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
@@ -796,10 +830,11 @@ static int cmd_logs(int argc, char **argv)
     }
     char path[192];
     if (tail)
-        snprintf(path, sizeof(path), "/v1/workloads/%s/logs?follow=%d&tail=%ld", name, follow ? 1 : 0,
-                 strtol(tail, NULL, 10));
+        snprintf(path, sizeof(path), "/v1/workloads/%s/logs?follow=%d&previous=%d&tail=%ld", name, follow ? 1 : 0,
+                 previous ? 1 : 0, strtol(tail, NULL, 10));
     else
-        snprintf(path, sizeof(path), "/v1/workloads/%s/logs?follow=%d", name, follow ? 1 : 0);
+        snprintf(path, sizeof(path), "/v1/workloads/%s/logs?follow=%d&previous=%d", name, follow ? 1 : 0,
+                 previous ? 1 : 0);
     return stream(path, to_stdout, NULL);
 }
 

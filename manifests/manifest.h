@@ -97,6 +97,10 @@ struct workload_spec {
          * spec with rootfs set to the image's root and the image config's
          * defaults filled in (orchestrator/image.c). */
         const char *oci;
+        /* A VM's disk outlives its instances (docs/storage.md): with
+         * keep_disk it is kept even when the image changes, which then
+         * reaches only a VM made with a fresh disk (apply --recreate). */
+        bool keep_disk;
     } image;
 
     /* cloud-init's NoCloud seed for a VM booting its own disk image
@@ -241,6 +245,12 @@ static inline uint64_t wl_disk_bytes(const struct workload_spec *w)
 {
     return w->resources.disk ? w->resources.disk : WL_DEFAULT_DISK;
 }
+
+/* What a VM's kept disk is made from, in words that change exactly when
+ * the disk would have to be made anew (docs/storage.md): the image (an
+ * OCI reference as written, a rootfs directory, a disk image) and the
+ * disk's size.  false when w boots no disk of its own (kernel + initrd). */
+bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len);
 
 const char *wl_role_name(enum wl_role r);
 const char *wl_placement_name(enum wl_placement p);

@@ -27,6 +27,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/grow.h"
+#include "common/units.h"
 #include "common/utf8.h"
 #include "images/ref.h"
 #include "hostpath.h"
@@ -664,6 +665,20 @@ const char *wl_env_get(const struct workload_spec *w, const char *key)
             return w->env[i].value;
     return NULL;
 }
+bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len)
+{
+    const char *kind = w->image.oci ? "oci" : w->image.rootfs ? "rootfs" : w->image.disk ? "disk" : NULL;
+    const char *what = w->image.oci ? w->image.oci : w->image.rootfs ? w->image.rootfs : w->image.disk;
+    if (!kind) {
+        if (len)
+            buf[0] = '\0';
+        return false;
+    }
+    char size[32];
+    snprintf(buf, len, "%s %s, %s", kind, what, units_size_format(wl_disk_bytes(w), size, sizeof(size)));
+    return true;
+}
+
 const char *wl_placement_name(enum wl_placement p) { return placement_names[p]; }
 const char *wl_isolation_name(enum wl_isolation i) { return isolation_names[i]; }
 const char *wl_restart_name(enum wl_restart r) { return restart_names[r]; }
@@ -700,7 +715,7 @@ static void conv_image_oci(struct conv *c, struct workload_spec *w, const struct
 
 static void conv_image(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *img)
 {
-    static const char *const keys[] = {"rootfs", "disk", "kernel", "initrd", "cmdline", "oci", NULL};
+    static const char *const keys[] = {"rootfs", "disk", "kernel", "initrd", "cmdline", "oci", "keepDisk", NULL};
     if (!img) {
         cerr(c, key, "spec.image is required: give rootfs (a directory), oci (an OCI image), disk (a bootable "
                      "image) or kernel");
@@ -731,6 +746,10 @@ static void conv_image(struct conv *c, struct workload_spec *w, const struct yno
     }
     if ((v = mget(img, "oci", &k)))
         conv_image_oci(c, w, k, v, img);
+    if ((v = mget(img, "keepDisk", &k)) && get_bool(c, v, "spec.image.keepDisk", &w->image.keep_disk) &&
+        w->image.keep_disk && !mget(img, "rootfs", NULL) && !mget(img, "disk", NULL) && !mget(img, "oci", NULL))
+        cerr(c, k, "spec.image.keepDisk keeps a VM's disk, and a VM booted from image.kernel and image.initrd "
+                   "has none; remove keepDisk");
     if (!mget(img, "rootfs", NULL) && !mget(img, "disk", NULL) && !mget(img, "kernel", NULL) && !mget(img, "oci", NULL))
         cerr(c, img, "spec.image needs at least one of rootfs, oci, disk or kernel");
 }

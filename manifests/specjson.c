@@ -64,6 +64,8 @@ json_t *specjson_from_workload(const struct workload_spec *w)
     set_str(img, "initrd", w->image.initrd);
     set_str(img, "cmdline", w->image.cmdline);
     set_str(img, "oci", w->image.oci);
+    if (w->image.keep_disk)
+        json_object_set_new(img, "keepDisk", json_true());
     json_object_set_new(s, "image", img);
     /* A userDataFile is kept as its content: a changed file is a changed
      * spec, and the store's copy loads back without the file. */

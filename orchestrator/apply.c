@@ -133,7 +133,7 @@ struct wl_undo {
     enum backend_kind backend;
     enum wl_phase phase;
     unsigned quick_failures;
-    bool deleted, rm, crashloop;
+    bool deleted, rm, crashloop, disk_reset;
 };
 
 static void undo_save(struct wl_undo *u, struct wl *w, bool created)
@@ -142,7 +142,7 @@ static void undo_save(struct wl_undo *u, struct wl *w, bool created)
         .w = w, .created = created, .grp = w->grp, .spec = w->spec, .spec_json = w->spec_json,
         .placement_json = w->placement_json, .message = w->message, .gen = w->gen, .restarts = w->restarts,
         .backend = w->backend, .phase = w->phase, .quick_failures = w->quick_failures, .deleted = w->deleted,
-        .rm = w->rm, .crashloop = w->crashloop,
+        .rm = w->rm, .crashloop = w->crashloop, .disk_reset = w->disk_reset,
     };
 }
 
@@ -160,6 +160,7 @@ static void wl_assign(struct wl *w, struct wl_undo *u, bool created, struct spec
     w->backend = pl->backend;
     w->placement_json = placement_json_text(pl);
     w->deleted = false;
+    w->purged = false;
     w->restarts = 0;
     w->quick_failures = 0;
     w->crashloop = false;
@@ -203,6 +204,7 @@ static void undo_restore(struct wl_undo *u)
     w->deleted = u->deleted;
     w->rm = u->rm;
     w->crashloop = u->crashloop;
+    w->disk_reset = u->disk_reset;
     if (u->created) {
         strmap_del(&w->d->wls, w->name);
         wl_unref(w);
@@ -334,6 +336,74 @@ static bool apply_addresses(struct daemon *d, struct apply_result *r, const stru
     return false;
 }
 
+static bool recreate_named(const struct apply_opts *o, const char *name)
+{
+    for (size_t i = 0; i < o->n_recreate; i++)
+        if (strcmp(o->recreate[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* A VM's disk lives as long as its workload (docs/storage.md): a change
+ * that would make it anew (another image, another size) is refused unless
+ * the user said so, by --recreate NAME (a fresh disk) or image.keepDisk
+ * (the old one).  --recreate makes its workloads a change even when their
+ * spec is not. */
+static bool apply_disks(struct daemon *d, const struct apply_opts *o, const struct placement *const *pls,
+                        struct apply_result *r)
+{
+    for (size_t i = 0; i < o->n_recreate; i++) {
+        size_t k = 0;
+        while (k < r->n_changes && (r->changes[k].action == APPLY_DELETE || strcmp(r->changes[k].name, o->recreate[i])))
+            k++;
+        if (k < r->n_changes)
+            continue;
+        char msg[160];
+        snprintf(msg, sizeof(msg), "--recreate %.63s: no workload of that name is in the files applied",
+                 o->recreate[i]);
+        result_line(r, "apply", 0, 0, msg);
+    }
+    for (size_t k = 0; k < r->n_changes; k++) {
+        struct apply_change *c = &r->changes[k];
+        if (c->action == APPLY_DELETE || !pls[k])
+            continue;
+        if (recreate_named(o, c->name)) {
+            if (c->action == APPLY_UNCHANGED)
+                c->action = APPLY_REPLACE;
+            continue;
+        }
+        const struct workload_spec *w = pls[k]->w;
+        struct wl *cur = daemon_wl_find(d, c->name);
+        struct driver *drv = daemon_driver(d, pls[k]->backend);
+        char src[4096 + 64];
+        if (!cur || !cur->disk || !drv || !(drv->flags & DRIVER_KEEPS_DISK) || w->image.keep_disk ||
+            (wl_disk_source(w, src, sizeof(src)) && strcmp(src, cur->disk) == 0))
+            continue;
+        char *msg = NULL;
+        int n;
+        if (src[0])
+            n = asprintf(&msg,
+                     "%s: its VM's disk, which holds what the guest wrote, was made from %s and the spec now says "
+                     "%s: the disk would be reset; apply with --recreate %s to reset it, or set "
+                     "spec.image.keepDisk: true to keep the old disk",
+                     c->name, cur->disk, src, c->name);
+        else
+            n = asprintf(&msg,
+                     "%s: its VM's disk, made from %s, would be dropped (the spec now boots no disk); apply "
+                     "with --recreate %s to drop it",
+                     c->name, cur->disk, c->name);
+        if (n < 0)
+            abort();
+        result_line(r, w->pos.file, w->name_pos.line, w->name_pos.col, msg);
+        free(msg);
+    }
+    if (!r->n_lines)
+        return true;
+    r->status = APPLY_DISK_RESET;
+    snprintf(r->error, sizeof(r->error), "the apply would reset the disks of VMs; nothing was changed");
+    return false;
+}
+
 static void change_add(struct apply_result *r, const char *name, enum apply_action a, const struct placement *pl)
 {
     r->changes[r->n_changes++] = (struct apply_change){
@@ -342,8 +412,8 @@ static void change_add(struct apply_result *r, const char *name, enum apply_acti
 
 /* Writes the changes and makes them: -1 (nothing changed, r filled) when
  * the store refuses the transaction. */
-static int apply_commit(struct daemon *d, struct apply_result *r, const struct placement *const *pls,
-                        char **jsons)
+static int apply_commit(struct daemon *d, const struct apply_opts *o, struct apply_result *r,
+                        const struct placement *const *pls, char **jsons)
 {
     size_t n = r->n_changes;
     /* The changed specs are loaded once more on their own, so the set kept
@@ -390,6 +460,8 @@ static int apply_commit(struct daemon *d, struct apply_result *r, const struct p
                 abort();   /* every changed text was loaded above */
             wl_assign(w, &undo[n_undo++], created, g, spec, steal_ptr(&jsons[k]), pls[k]);
             w->rm = false;
+            if (recreate_named(o, c->name))
+                w->disk_reset = true;
         }
         struct store_row row;
         wl_row(w, &row);
@@ -504,10 +576,11 @@ void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply
             if (!w->deleted && !w->rm && !strmap_get(&in_files, w->name))
                 change_add(r, w->name, APPLY_DELETE, NULL);
     }
-    if (!apply_ports(d, r->changes, pls, r->n_changes, r) || !apply_addresses(d, r, pls))
+    if (!apply_disks(d, o, pls, r) || !apply_ports(d, r->changes, pls, r->n_changes, r) ||
+        !apply_addresses(d, r, pls))
         goto out;
     r->status = APPLY_OK;
-    if (!o->dry_run && apply_commit(d, r, pls, jsons) == 0)
+    if (!o->dry_run && apply_commit(d, o, r, pls, jsons) == 0)
         daemon_reconcile_soon(d);
 out:
     if (jsons)

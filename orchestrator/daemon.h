@@ -155,6 +155,7 @@ enum apply_status {
     APPLY_PORTS_TAKEN,             /* lines: host ports held by others */
     APPLY_CONFLICT,                /* error: a name taken (run) */
     APPLY_UNAVAILABLE,             /* error: degraded, or the store refused the commit */
+    APPLY_DISK_RESET,              /* lines: VMs whose kept disk the apply would reset without --recreate */
 };
 
 enum apply_action { APPLY_CREATE, APPLY_REPLACE, APPLY_UNCHANGED, APPLY_DELETE };
@@ -187,6 +188,10 @@ void apply_result_free(struct apply_result *r);
 struct apply_opts {
     bool prune;                    /* workloads not in the files are deleted (ad-hoc ones are kept) */
     bool dry_run;                  /* checked and planned, nothing changed */
+    /* apply --recreate: these workloads get a fresh instance (replaced
+     * even when unchanged) and a VM a fresh disk. */
+    char *const *recreate;
+    size_t n_recreate;
 };
 /* Applies the workloads of set (taken, freed here): checked against the
  * fleet, planned, diffed, written to the store in one transaction, and

@@ -299,6 +299,91 @@ static void on_destroyed(void *opaque, const struct duet_err *err)
     wl_unref(w);
 }
 
+/* What a backend keeps beyond its instances goes (backends/kept.h):
+ * before a create, a disk apply --recreate asked to reset; after the last
+ * destroy of a deleted workload, everything.  One purge per open backend,
+ * at once, the workload busy until the last ends. */
+static void on_purged(void *opaque, const struct duet_err *err)
+{
+    struct wl *w = opaque;
+    struct daemon *d = w->d;
+    if (err && !d->shutting_down)
+        daemon_event(d, w->name, "failed", "removing what was kept for it: %s", err->msg);
+    if (err)
+        w->purge_failed = true;
+    if (--w->purging) {
+        wl_unref(w);
+        return;
+    }
+    w->busy = false;
+    if (!d->shutting_down) {
+        if (w->purge_for_delete) {
+            /* Deletion goes on even when a file could not go: the event
+             * names it, and a workload stuck in deletion helps nobody.
+             * One applied again meanwhile is not deleted, but its disk
+             * is gone all the same. */
+            w->purged = w->deleted;
+            if (!w->purge_failed) {
+                free(w->disk);
+                w->disk = NULL;
+                w->disk_reset = false;
+            }
+        } else if (w->purge_failed) {
+            struct duet_err e = {0};
+            duet_err_set(&e, EIO, "its disk could not be reset (see the events); it stays as it was");
+            launch_failed(w, "create", &e);
+        } else {
+            daemon_event(d, w->name, "disk", "its disk was reset (apply --recreate): the next VM starts from %s",
+                         w->spec->image.oci      ? w->spec->image.oci
+                         : w->spec->image.rootfs ? w->spec->image.rootfs
+                         : w->spec->image.disk   ? w->spec->image.disk
+                                                 : "its image");
+            free(w->disk);
+            w->disk = NULL;
+            w->disk_reset = false;
+        }
+        w->purge_failed = false;
+        wl_save(w);
+        wl_reconcile(w);
+    }
+    wl_unref(w);
+}
+
+/* Purges `what` of w on every open backend with something to purge;
+ * false when none was asked (nothing to wait for). */
+static bool do_purge(struct wl *w, unsigned what)
+{
+    w->busy = true;
+    w->purging = 1;   /* held until every backend was asked */
+    w->purge_for_delete = (what & DRIVER_KEPT_LOGS) != 0;
+    wl_ref(w);
+    for (int b = 0; b < BACKEND_COUNT; b++) {
+        struct driver *drv = drv_of(w, (enum backend_kind)b);
+        unsigned mine = what & ((drv && (drv->flags & DRIVER_KEEPS_DISK)) ? ~0u : ~DRIVER_KEPT_DISK);
+        if (!drv || !drv->purge || !mine)
+            continue;
+        struct duet_err err = {0};
+        w->purging++;
+        wl_ref(w);
+        if (drv->purge(drv, w->name, mine, on_purged, w, &err) < 0) {
+            w->purging--;
+            wl_unref(w);
+            daemon_event(w->d, w->name, "failed", "removing what was kept for it: %s", err.msg);
+            w->purge_failed = true;
+        }
+    }
+    bool asked = w->purging > 1;
+    if (!asked) {
+        w->purging = 0;
+        w->busy = false;
+        w->purge_failed = false;
+        wl_unref(w);
+        return false;
+    }
+    on_purged(w, NULL);   /* lets go of the hold; the backends' ends follow */
+    return true;
+}
+
 /* ---- steps ------------------------------------------------------------------- */
 
 static void do_create(struct wl *w)
@@ -307,6 +392,30 @@ static void do_create(struct wl *w)
     if (!drv) {
         wl_set_message(w, "the %s backend is not available on this host", backend_kind_name(w->backend));
         w->phase = PH_PENDING;
+        wl_save(w);
+        return;
+    }
+    /* A reset disk goes before anything is made (written first: the flag
+     * is in the store since the apply, and stays until the disk is gone). */
+    if (w->disk_reset) {
+        if (do_purge(w, DRIVER_KEPT_DISK))
+            return;
+        free(w->disk);
+        w->disk = NULL;
+        w->disk_reset = false;
+    }
+    /* A kept disk is booted, never one made from a different image
+     * without the user's word (apply refuses that; this catches a
+     * placement that changed by itself). */
+    char src[4096 + 64];
+    bool keeps = (drv->flags & DRIVER_KEEPS_DISK) && wl_disk_source(w->spec, src, sizeof(src));
+    if (keeps && w->disk && strcmp(w->disk, src) != 0 && !w->spec->image.keep_disk) {
+        struct duet_err e = {0};
+        duet_err_set(&e, ESTALE,
+                     "its kept disk was made from %s and its spec now says %s: apply with --recreate %s to reset "
+                     "the disk, or set spec.image.keepDisk: true to keep it",
+                     w->disk, src, w->name);
+        launch_failed(w, "create", &e);
         wl_save(w);
         return;
     }
@@ -364,6 +473,12 @@ static void do_create(struct wl *w)
     w->health = HEALTH_NONE;
     w->health_fails = 0;
     w->op_t0 = mono_ms();
+    bool disk_new = keeps && !w->disk;
+    if (disk_new) {
+        w->disk = strdup(src);
+        if (!w->disk)
+            abort();
+    }
     if (wl_save(w) < 0) {
         /* Not written, not taken: a crash must never leave an instance
          * the store does not name.  The step is taken again once the
@@ -372,8 +487,15 @@ static void do_create(struct wl *w)
         if (before == PH_BACKOFF)
             w->restarts--;
         w->phase = before;
+        if (disk_new) {
+            free(w->disk);
+            w->disk = NULL;
+        }
         return;
     }
+    if (keeps && strcmp(w->disk, src) != 0)
+        daemon_event(w->d, w->name, "disk",
+                     "keeps its disk made from %s (image.keepDisk), though its spec now says %s", w->disk, src);
     struct duet_err err = {0};
     struct net_attachment net, *netp = NULL;
     if (w->addr && w->d->net_open) {
@@ -532,6 +654,8 @@ void wl_reconcile(struct wl *w)
         return;
     }
     if (!want) {
+        if (!w->purged && do_purge(w, DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS))
+            return;
         forget(w);
         return;
     }

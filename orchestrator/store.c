@@ -34,12 +34,12 @@ enum {
 static const char *const sql_text[ST_COUNT] = {
     [ST_PUT] = "INSERT OR REPLACE INTO workloads(name, generation, spec, backend, placement, deleted, phase,"
                " inst_backend, inst_generation, handle, restarts, last_exit, last_signal, exited_at, started_at,"
-               " created_at, message, rm, quick_failures, backoff_until, address)"
-               " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               " created_at, message, rm, quick_failures, backoff_until, address, disk, disk_reset)"
+               " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_DELETE] = "DELETE FROM workloads WHERE name = ?",
     [ST_LOAD] = "SELECT name, generation, spec, backend, placement, deleted, phase, inst_backend, inst_generation,"
                 " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures,"
-                " backoff_until, address"
+                " backoff_until, address, disk, disk_reset"
                 " FROM workloads ORDER BY name",
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
@@ -64,7 +64,7 @@ static const char schema_sql[] =
     " last_signal INTEGER NOT NULL, exited_at INTEGER NOT NULL, started_at INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL, message TEXT, rm INTEGER NOT NULL DEFAULT 0,"
     " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,"
-    " address INTEGER NOT NULL DEFAULT 0);"
+    " address INTEGER NOT NULL DEFAULT 0, disk TEXT, disk_reset INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
@@ -93,6 +93,8 @@ static int add_columns(struct store *s, char **msg)
         {"quick_failures", "INTEGER NOT NULL DEFAULT 0"},
         {"backoff_until", "INTEGER NOT NULL DEFAULT 0"},
         {"address", "INTEGER NOT NULL DEFAULT 0"},
+        {"disk", "TEXT"},
+        {"disk_reset", "INTEGER NOT NULL DEFAULT 0"},
     };
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
         sqlite3_stmt *st;
@@ -216,6 +218,8 @@ int store_put(struct store *s, const struct store_row *r, struct duet_err *err)
     sqlite3_bind_int64(st, 19, r->quick_failures);
     sqlite3_bind_int64(st, 20, r->backoff_until);
     sqlite3_bind_int64(st, 21, r->address);
+    bind_text(st, 22, r->disk);
+    sqlite3_bind_int(st, 23, r->disk_reset);
     return run(s, ST_PUT, err, "cannot write a workload");
 }
 
@@ -258,6 +262,8 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
             .quick_failures = sqlite3_column_int64(st, 18),
             .backoff_until = sqlite3_column_int64(st, 19),
             .address = sqlite3_column_int64(st, 20),
+            .disk = col_text(st, 21),
+            .disk_reset = sqlite3_column_int(st, 22) != 0,
         };
         cb(opaque, &r);
     }

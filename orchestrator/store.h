@@ -46,6 +46,10 @@ struct store_row {
     int64_t quick_failures;        /* consecutive short runs: the back-off and crash loop go on after a restart */
     int64_t backoff_until;         /* wall clock, ms: when a waiting restart is due, 0: none */
     int64_t address;               /* the workload's IPv4 address on the fleet network (IPAM), 0: none */
+    /* The VM disk a backend keeps for the workload (DRIVER_KEEPS_DISK):
+     * what it was made from (wl_disk_source), NULL: none kept. */
+    const char *disk;
+    bool disk_reset;               /* apply --recreate: the kept disk goes before the next create */
 };
 
 struct store_event {

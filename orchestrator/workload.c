@@ -53,6 +53,7 @@ static void wl_free_closed(uv_handle_t *h)
     free(w->spec_json);
     free(w->placement_json);
     free(w->message);
+    free(w->disk);
     free(w->health_msg);
     free(w->image_err);
     free(w->name);
@@ -114,6 +115,8 @@ void wl_row(const struct wl *w, struct store_row *r)
         .rm = w->rm,
         .quick_failures = w->quick_failures,
         .address = w->addr,
+        .disk = w->disk,
+        .disk_reset = w->disk_reset,
     };
     /* The store keeps the wall clock: the monotonic one starts again with the host. */
     uint64_t mono = mono_ms();
@@ -166,6 +169,8 @@ struct wl *wl_load(struct daemon *d, const struct store_row *r)
     w->rm = r->rm;
     w->quick_failures = (unsigned)r->quick_failures;
     w->addr = (uint32_t)r->address;
+    w->disk = r->disk ? strdup(r->disk) : NULL;
+    w->disk_reset = r->disk_reset;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     /* A restart delay still running when the last daemon stopped goes on. */
     uint64_t wall = now_ms();

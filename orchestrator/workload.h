@@ -114,6 +114,18 @@ struct wl {
     void *on_end_opaque;
 
     uint32_t addr;                 /* on the fleet network (kept until deleted), 0: none */
+
+    /* What a backend keeps beyond its instances (backends/kept.h).  disk:
+     * what the kept VM disk was made from (wl_disk_source), NULL: none;
+     * written before the create that makes it.  disk_reset: apply
+     * --recreate asked for a fresh disk, which the next create gets.
+     * purged: the kept things of a deleted workload are gone, it can be
+     * forgotten (not stored: a purge cut short is asked again). */
+    char *disk;
+    bool disk_reset;
+    bool purged;
+    unsigned purging;              /* purges in flight */
+    bool purge_failed, purge_for_delete;
 };
 
 void spec_group_unref(struct spec_group *g);

@@ -60,6 +60,8 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
                                  : "image has no rootfs: a container needs image.rootfs or image.oci";
         if (w->isolation == WL_ISOLATION_STRONG)
             return "isolation strong: a container shares the host's kernel";
+        if (w->image.keep_disk)
+            return "image.keepDisk keeps a VM's disk: a container has none (its data belongs in volumes)";
         if (budget && caps->start_ms > budget)
             return arena_printf(a, "needs.startWithin %s is shorter than a container's start (%s %s)",
                                 fmt_ms(pl, budget), caps->measured ? "measured" : "estimated",

@@ -28,6 +28,7 @@
 #include "container.h"
 #include "backends/opqueue.h"
 #include "backends/instance.h"
+#include "backends/kept.h"
 #include "runtime.h"
 
 struct exec_watch;
@@ -549,6 +550,25 @@ static int ct_logs(struct driver *drv, struct driver_instance *inst, int *fd, in
     return *fd < 0 ? duet_err_sys(err, "workload %s: cannot open its log %s", inst->core.spec->name, p) : 0;
 }
 
+static int ct_logs_previous(struct driver *drv, const char *name, int *fd, int *prev, struct duet_err *err)
+{
+    struct ct_priv *p = priv(drv);
+    char kept[300], what[96];
+    snprintf(what, sizeof(what), "workload %.64s", name);
+    return kept_logs_open(container_kept_dir(&p->rt, kept, sizeof(kept)), name, what, fd, prev, err);
+}
+
+/* A container keeps no disk: its writable layer lives for its instance. */
+static int ct_purge(struct driver *drv, const char *name, unsigned what, driver_done_cb done, void *opaque,
+                    struct duet_err *err)
+{
+    struct ct_priv *p = priv(drv);
+    if (!p->open)
+        return duet_err_set(err, EINVAL, "the container driver is not open");
+    char kept[300];
+    return kept_purge(p->loop, container_kept_dir(&p->rt, kept, sizeof(kept)), name, what, NULL, done, opaque, err);
+}
+
 static int ct_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                    int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                    struct duet_err *err)
@@ -609,6 +629,8 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
         .handle = ct_handle,
         .recover = ct_recover,
         .logs = ct_logs,
+        .logs_previous = ct_logs_previous,
+        .purge = ct_purge,
         .exec = ct_exec,
         .netns = ct_netns,
         .priv = p,

@@ -22,6 +22,7 @@
 #include "layer.h"
 #include "network/netlink.h"
 #include "common/fsutil.h"
+#include "backends/kept.h"
 #include "backends/rootfs.h"
 #include "runtime.h"
 
@@ -242,6 +243,12 @@ static int resolve_user(struct container *c, const char *rootfs, const char *use
     for (int i = 0; i < u.n_groups; i++)
         c->groups[i] = u.groups[i];
     return 0;
+}
+
+const char *container_kept_dir(const struct container_runtime *rt, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/.kept", rt->state_dir);
+    return buf;
 }
 
 const char *container_log_path(const struct container *c, char *buf, size_t len)
@@ -960,6 +967,12 @@ int container_destroy(struct container *c, struct duet_err *err)
         waitpid(c->pid, NULL, 0);
     if (cgroup_destroy(&c->rt->cgroup, c->cgroup, err) < 0)
         rc = -1;
+    /* Nothing writes the log now: it outlives the container as the
+     * last instance's (duet logs --previous). */
+    char kept[300], log[400], log1[400];
+    snprintf(log1, sizeof(log1), "%s/log.1", c->dir);
+    kept_logs_save(container_kept_dir(c->rt, kept, sizeof(kept)), c->name, container_log_path(c, log, sizeof(log)),
+                   log1);
     if (duet_remove_tree(c->dir, rc < 0 ? NULL : err) < 0)
         rc = -1;
     free(c);

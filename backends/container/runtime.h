@@ -171,6 +171,10 @@ int container_exec(struct container *c, const char *const *argv, int out_fd, int
                    int *status, struct duet_err *err);
 /* "PARENT/NAME": the container's cgroup, relative to each hierarchy. */
 const char *container_cgroup_name(const struct container_runtime *rt, const char *name, char *buf, size_t len);
+/* Where the runtime keeps what outlives a container (backends/kept.h):
+ * STATE/.kept, beside the containers, whose names never start with a dot. */
+const char *container_kept_dir(const struct container_runtime *rt, char *buf, size_t len);
+
 /* Path of the container's log file. */
 const char *container_log_path(const struct container *c, char *buf, size_t len);
 

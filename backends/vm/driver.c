@@ -60,6 +60,7 @@
 #include "guest_image.h"
 #include "network/ipam.h"
 #include "backends/instance.h"
+#include "backends/kept.h"
 #include "backends/opqueue.h"
 #include "backends/rootfs.h"
 #include "vm.h"
@@ -74,6 +75,7 @@ struct vm_priv {
     bool open;
     char state_dir[PATH_MAX - 64];
     char cache_dir[PATH_MAX];
+    char kept_dir[PATH_MAX];            /* STATE/vm/kept: disks and last logs (backends/kept.h) */
     char embed_root[PATH_MAX];
     char owner[32];                     /* duet-XXXXXXXX: this state dir's domains */
 
@@ -273,6 +275,99 @@ static void inst_path(const struct driver_instance *inst, const char *file, char
     snprintf(out, len, "%s/%s", inst->dir, file);
 }
 
+/* ---- the kept disk ------------------------------------------------------
+ *
+ * A VM's disk outlives its instances (DRIVER_KEEPS_DISK): KEPT/NAME/disk.qcow2,
+ * an overlay made by the first create over the image's disk and booted by
+ * every create after, until purge.  Beside it, disk.base records what it
+ * was made over: the backing file's path, size and change time.  A qcow2
+ * over a backing file that changed reads a mix of the two, so a disk whose
+ * backing file is gone or changed is refused, not booted.  The record is
+ * written before the disk is renamed into place: a disk without a record
+ * is what a crash left half made, and is made again. */
+#define KEPT_DISK "disk.qcow2"
+#define KEPT_DISK_BASE "disk.base"
+static const char *const kept_disk_files[] = {KEPT_DISK, KEPT_DISK_BASE, KEPT_DISK ".tmp", KEPT_DISK_BASE ".tmp",
+                                              NULL};
+
+static int kept_file(const struct driver_instance *inst, const char *file, char *out, size_t len,
+                     struct duet_err *err)
+{
+    return kept_path(((struct vm_priv *)inst->core.drv->priv)->kept_dir, inst->core.spec->name, file, out, len, err);
+}
+
+/* 1 with the kept disk's path in disk when there is one to boot, 0 when
+ * the next create makes one. */
+static int kept_disk_find(struct driver_instance *inst, const char *what, char *disk, size_t len,
+                          struct duet_err *err)
+{
+    char rec[PATH_MAX];
+    if (kept_file(inst, KEPT_DISK, disk, len, err) < 0 || kept_file(inst, KEPT_DISK_BASE, rec, sizeof(rec), err) < 0)
+        return -1;
+    _cleanup_fclose_ FILE *f = fopen(rec, "re");
+    if (!f || access(disk, F_OK) < 0) {
+        unlink(disk);
+        unlink(rec);
+        return 0;
+    }
+    char base[PATH_MAX + 2];
+    long long size, sec, nsec;
+    if (!fgets(base, sizeof(base), f) || !strchr(base, '\n') ||
+        fscanf(f, "%lld %lld %lld", &size, &sec, &nsec) != 3)
+        return duet_err_set(err, EINVAL,
+                            "%s: the record of its kept disk %s cannot be read; move the disk away, or apply with "
+                            "--recreate %s to start from a fresh disk",
+                            what, rec, inst->core.spec->name);
+    *strchr(base, '\n') = '\0';
+    struct stat st;
+    if (stat(base, &st) < 0)
+        return duet_err_sys(err,
+                            "%s: its kept disk %s is an overlay of %s, which cannot be read; put it back, or apply "
+                            "with --recreate %s to start from a fresh disk",
+                            what, disk, base, inst->core.spec->name);
+    if ((long long)st.st_size != size || (long long)st.st_mtim.tv_sec != sec || (long long)st.st_mtim.tv_nsec != nsec)
+        return duet_err_set(err, ESTALE,
+                            "%s: its kept disk %s is an overlay of %s, which has changed since the disk was made "
+                            "(a disk over a changed image reads garbage); put the old file back, or apply with "
+                            "--recreate %s to start from a fresh disk (a new image belongs under a new name)",
+                            what, disk, base, inst->core.spec->name);
+    return 1;
+}
+
+/* Makes the kept disk: an overlay of base of `size` bytes, recorded. */
+static int kept_disk_make(struct driver_instance *inst, const char *base, const char *fmt, uint64_t size,
+                          const char *what, char *disk, size_t len, struct duet_err *err)
+{
+    struct vm_priv *p = priv(inst->core.drv);
+    char real[PATH_MAX], rec[PATH_MAX], tmp[PATH_MAX + 8], rtmp[PATH_MAX + 8];
+    struct stat st;
+    if (kept_file(inst, KEPT_DISK, disk, len, err) < 0 || kept_file(inst, KEPT_DISK_BASE, rec, sizeof(rec), err) < 0)
+        return -1;
+    if (!realpath(base, real) || stat(real, &st) < 0)
+        return duet_err_sys(err, "%s: image %s cannot be used", what, base);
+    if (kept_dir_make(p->kept_dir, inst->core.spec->name, err) < 0)
+        return duet_err_prefix(err, "%s", what);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", disk);
+    snprintf(rtmp, sizeof(rtmp), "%s.tmp", rec);
+    unlink(tmp);
+    if (vm_disk_overlay(real, fmt, tmp, size, what, err) < 0)
+        return -1;
+    /* What the guest writes is for QEMU alone (a system libvirtd hands
+     * the file to its QEMU's user when it starts one). */
+    chmod(tmp, 0600);
+    _cleanup_fclose_ FILE *f = fopen(rtmp, "we");
+    if (!f || fprintf(f, "%s\n%lld %lld %lld\n", real, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                      (long long)st.st_mtim.tv_nsec) < 0 ||
+        fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(rtmp, rec) < 0 || rename(tmp, disk) < 0) {
+        int rc = duet_err_sys(err, "%s: cannot write its disk %s", what, disk);
+        unlink(tmp);
+        unlink(rtmp);
+        unlink(rec);
+        return rc;
+    }
+    return 0;
+}
+
 /* "exit N" or "signal N", as duet's guest init writes it; false when the
  * guest never wrote one (a disk or kernel image with its own init). */
 static bool read_status_text(const struct driver_instance *inst, char *buf, size_t len)
@@ -356,7 +451,6 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     snprintf(what, sizeof(what), "VM %s", w->name);
     inst_path(inst, "console.log", console, sizeof(console));
     inst_path(inst, "status", status, sizeof(status));
-    inst_path(inst, "disk.qcow2", overlay, sizeof(overlay));
     inst_path(inst, "initrd", initrd, sizeof(initrd));
     struct vm_domain_spec ds = {
         .name = inst->dom_name,
@@ -415,8 +509,11 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         char disk[PATH_MAX], base_initrd[PATH_MAX];
         if (vm_kernel_uncompressed(p->cache_dir, kernel, inst->boot_kernel, sizeof(inst->boot_kernel), err) < 0)
             return duet_err_prefix(err, "%s", what);
-        if (vm_rootfs_disk(p->cache_dir, w->image.rootfs, disk_bytes, what, disk, sizeof(disk), err) < 0 ||
-            vm_disk_overlay(disk, "raw", overlay, disk_bytes, what, err) < 0 ||
+        /* A kept disk is booted as it is: the rootfs is not even read. */
+        int kept = kept_disk_find(inst, what, overlay, sizeof(overlay), err);
+        if (kept < 0 ||
+            (!kept && (vm_rootfs_disk(p->cache_dir, w->image.rootfs, disk_bytes, what, disk, sizeof(disk), err) < 0 ||
+                       kept_disk_make(inst, disk, "raw", disk_bytes, what, overlay, sizeof(overlay), err) < 0)) ||
             vm_guest_initramfs(p->cache_dir, kernel, p->vminit, what, base_initrd, sizeof(base_initrd), err) < 0 ||
             vm_workload_initrd(base_initrd, w, &user, initrd, err) < 0)
             return -1;
@@ -431,21 +528,24 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         ds.status_log = status;
         inst->prints = true;
     } else {
+        int kept = w->image.disk ? kept_disk_find(inst, what, overlay, sizeof(overlay), err) : 0;
+        if (kept < 0)
+            return -1;
         if (w->image.disk) {
-            const char *fmt;
-            uint64_t base_bytes;
-            if (vm_disk_format(w->image.disk, &fmt, &base_bytes, err) < 0)
+            const char *fmt = "qcow2";
+            uint64_t base_bytes = 0;
+            if (!kept && vm_disk_format(w->image.disk, &fmt, &base_bytes, err) < 0)
                 return duet_err_prefix(err, "%s", what);
             /* The guest's disk is resources.disk: grown from the image when
              * that is smaller; an image larger than the bound could be
              * filled past it, so it is refused. */
-            if (base_bytes > disk_bytes)
+            if (!kept && base_bytes > disk_bytes)
                 return duet_err_set(err, EFBIG,
                                     "%s: image.disk %s is a %" PRIu64 " MiB disk and resources.disk allows %" PRIu64
                                     " MiB; raise resources.disk to at least %" PRIu64 "Mi",
                                     what, w->image.disk, base_bytes >> 20, disk_bytes >> 20,
                                     (base_bytes + (1 << 20) - 1) >> 20);
-            if (vm_disk_overlay(w->image.disk, fmt, overlay, disk_bytes, what, err) < 0)
+            if (!kept && kept_disk_make(inst, w->image.disk, fmt, disk_bytes, what, overlay, sizeof(overlay), err) < 0)
                 return -1;
             ds.disk = overlay;
             /* A disk image boots its own init: the fleet address and the
@@ -702,7 +802,7 @@ static void rmdir_tree(const char *dir, int depth)
 
 static void sweep_machine_cgroups(const char *dom_name)
 {
-    char suffix[160];
+    char suffix[192];   /* a dom_name of 160 and its suffix */
     snprintf(suffix, sizeof(suffix), "-%s.libvirt-qemu", dom_name);
     size_t sl = strlen(suffix);
     _cleanup_closedir_ DIR *root = opendir("/sys/fs/cgroup");
@@ -830,8 +930,14 @@ static int do_destroy(struct op *op)
         kill_stray_qemus(inst->dom_name);
     if (rc == 0)
         sweep_machine_cgroups(inst->dom_name);
-    if (rc == 0)
+    if (rc == 0) {
+        /* What the guest printed outlives it (duet logs --previous). */
+        char log[PATH_MAX], log1[PATH_MAX];
+        inst_path(inst, "console.log", log, sizeof(log));
+        inst_path(inst, "console.log.1", log1, sizeof(log1));
+        kept_logs_save(priv(inst->core.drv)->kept_dir, inst->core.spec->name, log, log1);
         rc = duet_remove_tree(inst->dir, &op->base.err);
+    }
     return rc;
 }
 
@@ -1264,6 +1370,9 @@ static int vm_open(struct driver *drv, struct uv_loop_s *loop, const char *state
     if (mkdir(vmdir, 0711) < 0 && errno != EEXIST)
         return duet_err_sys(err, "cannot create %s", vmdir);
     snprintf(p->cache_dir, sizeof(p->cache_dir), "%s/vm/cache", p->state_dir);
+    snprintf(p->kept_dir, sizeof(p->kept_dir), "%s/vm/kept", p->state_dir);
+    if (mkdir(p->kept_dir, 0711) < 0 && errno != EEXIST)
+        return duet_err_sys(err, "cannot create %s", p->kept_dir);
     snprintf(p->embed_root, sizeof(p->embed_root), "%s/vm/libvirt", p->state_dir);
     uint32_t h = 2166136261u;
     for (const char *s = p->state_dir; *s; s++)
@@ -1424,12 +1533,12 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         for (int i = 0; i < n; i++)
             if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                 st->memory_bytes = ms[i].val << 10;
-        /* The overlay holds all the guest wrote; a VM without a disk
+        /* The kept disk holds all the guest wrote; a VM without a disk
          * writes only to its RAM. */
         char overlay[PATH_MAX];
         struct stat ost;
-        inst_path(inst, "disk.qcow2", overlay, sizeof(overlay));
-        if (stat(overlay, &ost) == 0) {
+        struct duet_err ignored;
+        if (kept_file(inst, KEPT_DISK, overlay, sizeof(overlay), &ignored) == 0 && stat(overlay, &ost) == 0) {
             st->disk_bytes = (uint64_t)ost.st_blocks * 512;
             st->disk_limit = wl_disk_bytes(inst->core.spec);
         }
@@ -1487,6 +1596,22 @@ static int vm_logs(struct driver *drv, struct driver_instance *inst, int *fd, in
         *prev = -1;
     }
     return *fd < 0 ? duet_err_sys(err, "VM %s: cannot open its console log %s", inst->core.spec->name, path) : 0;
+}
+
+static int vm_logs_previous(struct driver *drv, const char *name, int *fd, int *prev, struct duet_err *err)
+{
+    char what[96];
+    snprintf(what, sizeof(what), "VM %.64s", name);
+    return kept_logs_open(priv(drv)->kept_dir, name, what, fd, prev, err);
+}
+
+static int vm_purge(struct driver *drv, const char *name, unsigned what, driver_done_cb done, void *opaque,
+                    struct duet_err *err)
+{
+    struct vm_priv *p = priv(drv);
+    if (!p->open)
+        return duet_err_set(err, EINVAL, "the VM driver is not open");
+    return kept_purge(p->loop, p->kept_dir, name, what, kept_disk_files, done, opaque, err);
 }
 
 static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
@@ -1561,8 +1686,10 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .stats = vm_stats,
         .handle = vm_handle,
         .recover = vm_recover,
-        .flags = DRIVER_RESTART_INTERRUPTED_START,
+        .flags = DRIVER_RESTART_INTERRUPTED_START | DRIVER_KEEPS_DISK,
         .logs = vm_logs,
+        .logs_previous = vm_logs_previous,
+        .purge = vm_purge,
         .exec = vm_exec,
         .netns = vm_netns,
         .priv = p,

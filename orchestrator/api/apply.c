@@ -34,7 +34,11 @@ static void respond_refusal(struct http_conn *c, const struct apply_result *r)
         }
         json_object_set_new(j, "unplaceable", u);
     }
-    http_respond_json(c, r->status == APPLY_UNAVAILABLE ? 503 : r->status == APPLY_CONFLICT ? 409 : 422, j);
+    http_respond_json(c,
+                      r->status == APPLY_UNAVAILABLE                                  ? 503
+                      : r->status == APPLY_CONFLICT || r->status == APPLY_DISK_RESET ? 409
+                                                                                       : 422,
+                      j);
 }
 
 /* apply, in two halves.  The files are parsed on the thread pool: a large
@@ -50,8 +54,18 @@ struct apply_parse {
     size_t body_len;
     char error[400];               /* a 400 to answer, or "" */
     bool prune, dry_run;
+    char **recreate;               /* NULL-terminated */
+    size_t n_recreate;
     struct manifest_set *set;
 };
+
+static void apply_parse_free(struct apply_parse *ap)
+{
+    for (size_t i = 0; i < ap->n_recreate; i++)
+        free(ap->recreate[i]);
+    free(ap->recreate);
+    free(ap);
+}
 
 static void apply_parse_work(uv_work_t *work)
 {
@@ -67,6 +81,26 @@ static void apply_parse_work(uv_work_t *work)
     }
     ap->prune = json_is_true(json_object_get(body, "prune"));
     ap->dry_run = json_is_true(json_object_get(body, "dryRun"));
+    json_t *rec = json_object_get(body, "recreate");
+    if (rec && (!json_is_array(rec) || json_array_size(rec) > 4096)) {
+        json_decref(body);
+        snprintf(ap->error, sizeof(ap->error), "recreate is a list of workload names");
+        return;
+    }
+    ap->recreate = calloc(json_array_size(rec) + 1, sizeof(*ap->recreate));
+    if (!ap->recreate)
+        abort();
+    size_t ri;
+    json_t *rv;
+    json_array_foreach(rec, ri, rv) {
+        const char *name = json_string_value(rv);
+        if (!name || !manifest_name_valid(name, json_string_length(rv))) {
+            json_decref(body);
+            snprintf(ap->error, sizeof(ap->error), "recreate[%zu] is not a workload name", ri);
+            return;
+        }
+        ap->recreate[ap->n_recreate++] = strdup(name);
+    }
     ap->set = manifest_set_new();
     size_t i;
     json_t *f;
@@ -94,7 +128,8 @@ static void apply_parsed(uv_work_t *work, int status)
         http_respond_error(ap->c, 400, "%s", ap->error);
     } else {
         struct apply_result r;
-        struct apply_opts o = {.prune = ap->prune, .dry_run = ap->dry_run};
+        struct apply_opts o = {
+            .prune = ap->prune, .dry_run = ap->dry_run, .recreate = ap->recreate, .n_recreate = ap->n_recreate};
         daemon_apply(ap->a->d, ap->set, &o, &r);
         if (r.status != APPLY_OK) {
             respond_refusal(ap->c, &r);
@@ -118,7 +153,7 @@ static void apply_parsed(uv_work_t *work, int status)
         apply_result_free(&r);
     }
     http_conn_unref(ap->c);
-    free(ap);
+    apply_parse_free(ap);
 }
 
 void api_apply(struct api *a, struct http_conn *c, const struct http_request *req)

@@ -163,24 +163,60 @@ void api_get_logs(struct api *a, struct http_conn *c, const char *name, const ch
     struct wl *w = api_find(a, c, name);
     if (!w)
         return;
-    if (!w->inst) {
-        http_respond_error(c, 409, "%s has no instance on the host now (%s); its logs start when it does", name,
-                           wl_state_name(w));
-        return;
-    }
-    struct driver *drv = daemon_driver(d, w->inst_backend);
-    int fd, prev_fd = -1;
-    struct duet_err err = {0};
-    if (!drv) {
-        http_respond_error(c, 503, "the %s backend is not open in this duetd", backend_kind_name(w->inst_backend));
-        return;
-    }
-    if (drv->logs(drv, w->inst, &fd, &prev_fd, &err) < 0) {
-        http_respond_error(c, 500, "%s", err.msg);
-        return;
-    }
     char v[32];
-    bool follow = http_query_get(query, "follow", v, sizeof(v)) && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+    bool previous = http_query_get(query, "previous", v, sizeof(v)) && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+    int fd = -1, prev_fd = -1;
+    struct duet_err err = {0};
+    if (previous) {
+        /* The last instance destroyed, whichever backend ran it: the
+         * newer of the backends' kept logs. */
+        struct timespec newest = {0};
+        for (int b = 0; b < BACKEND_COUNT; b++) {
+            struct driver *drv = daemon_driver(d, (enum backend_kind)b);
+            int f1, p1;
+            struct stat st;
+            if (!drv || !drv->logs_previous || drv->logs_previous(drv, name, &f1, &p1, &err) < 0)
+                continue;
+            if (fstat(f1, &st) == 0 && (fd < 0 || st.st_mtim.tv_sec > newest.tv_sec ||
+                                        (st.st_mtim.tv_sec == newest.tv_sec && st.st_mtim.tv_nsec > newest.tv_nsec))) {
+                if (fd >= 0)
+                    close(fd);
+                if (prev_fd >= 0)
+                    close(prev_fd);
+                fd = f1;
+                prev_fd = p1;
+                newest = st.st_mtim;
+            } else {
+                close(f1);
+                if (p1 >= 0)
+                    close(p1);
+            }
+        }
+        if (fd < 0) {
+            http_respond_error(c, 404, "%s has no previous instance's log: none of its instances has ended and been "
+                                       "replaced yet (duet logs %s shows the current one)",
+                               name, name);
+            return;
+        }
+    } else {
+        if (!w->inst) {
+            http_respond_error(c, 409, "%s has no instance on the host now (%s); its logs start when it does", name,
+                               wl_state_name(w));
+            return;
+        }
+        struct driver *drv = daemon_driver(d, w->inst_backend);
+        if (!drv) {
+            http_respond_error(c, 503, "the %s backend is not open in this duetd", backend_kind_name(w->inst_backend));
+            return;
+        }
+        if (drv->logs(drv, w->inst, &fd, &prev_fd, &err) < 0) {
+            http_respond_error(c, 500, "%s", err.msg);
+            return;
+        }
+    }
+    /* The previous instance has ended: there is nothing to follow. */
+    bool follow = !previous && http_query_get(query, "follow", v, sizeof(v)) && strcmp(v, "0") != 0 &&
+                  strcmp(v, "false") != 0;
     off_t cut = 0;
     if (http_query_get(query, "tail", v, sizeof(v))) {
         bool found;

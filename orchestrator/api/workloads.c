@@ -107,6 +107,16 @@ static void wl_summary_write(struct jsonw *jw, const struct wl *w)
         jsonw_null(jw);
     }
     string_or_null(jw, "message", w->message);
+    /* The VM disk kept for it (docs/storage.md): what it was made from. */
+    jsonw_key(jw, "disk");
+    if (w->disk) {
+        jsonw_object_begin(jw);
+        jsonw_kv_string(jw, "source", w->disk);
+        jsonw_kv_bool(jw, "reset", w->disk_reset);
+        jsonw_object_end(jw);
+    } else {
+        jsonw_null(jw);
+    }
     /* The network: the address (kept until the workload is deleted) and
      * the host ports published to it. */
     char a[16];

@@ -631,6 +631,11 @@ static inline void dd_finish(struct dd *d)
     cr_expect_eq(dd_count_dirs(p), 0, "container directories left in %s", p);
     snprintf(p, sizeof(p), "%s/vm/instances", d->state);
     cr_expect_eq(dd_count_dirs(p), 0, "VM directories left in %s", p);
+    /* What deleted workloads kept (a VM's disk, a last log) went with them. */
+    snprintf(p, sizeof(p), "%s/containers/.kept", d->state);
+    cr_expect_eq(dd_count_dirs(p), 0, "what deleted containers kept is left in %s", p);
+    snprintf(p, sizeof(p), "%s/vm/kept", d->state);
+    cr_expect_eq(dd_count_dirs(p), 0, "what deleted VMs kept is left in %s", p);
     cr_expect_eq(machine_cgroups_left(d->state), 0, "libvirt's machine cgroups left for %s", d->state);
     cr_expect_eq(loop_devices_under(d->state, true, 5000), 0, "loop devices left for %s", d->state);
     dd_check_network_gone(d);

@@ -7,8 +7,11 @@
  * disk.  Everything it knows comes from duet's NoCloud seed: its name
  * (meta-data), its fleet address (network-config), and the user data,
  * which writes a file and starts a service.  A container then reaches
- * that service by the VM's name on the fleet network.  One boot for the
- * whole file: under emulation it takes about a minute.
+ * that service by the VM's name on the fleet network.  Then the VM is
+ * replaced (more memory) and boots again from the disk it wrote: its
+ * bootcmd, which runs at every boot, has counted two boots, and the
+ * service cloud-init enabled once is up again.  Two boots for the whole
+ * file: under emulation each takes about a minute.
  */
 #include "dtest.h"
 
@@ -16,13 +19,14 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
 {
     struct dd d;
     dd_init_vm(&d);
-    const char *m = dd_manifest(
-        &d, "cloud.yaml",
+    static const char *const fmt =
         "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: cloudy}\nspec:\n  role: infrastructure\n"
-        "  image: {disk: %s}\n  resources: {memory: 512Mi, disk: 2Gi}\n  healthcheck: {tcp: 8080, interval: 2s}\n"
+        "  image: {disk: %s}\n  resources: {memory: %s, disk: 2Gi}\n  healthcheck: {tcp: 8080, interval: 2s}\n"
         "  cloudInit:\n"
         "    userData: |\n"
         "      #cloud-config\n"
+        "      bootcmd:\n"
+        "        - [sh, -c, \"mkdir -p /srv/www && echo boot >> /srv/www/boots.txt\"]\n"
         "      write_files:\n"
         "        - path: /srv/www/hello.txt\n"
         "          content: \"hello from cloud-init\\n\"\n"
@@ -38,10 +42,13 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
         "      runcmd:\n"
         "        - [systemctl, daemon-reload]\n"
         "        - [systemctl, enable, --now, hello.service]\n"
+        /* on the disk before the test replaces the VM, whose stop may
+         * come to a forced end (the test's grace is 2 s) */
+        "        - [sync]\n"
         "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: reader}\nspec:\n  image: {rootfs: %s}\n"
         "  command: [/bin/sh, -c, \"wget -qO- http://cloudy:8080/hello.txt && wget -qO- http://cloudy:8080/name.txt\"]\n"
-        "  resources: {memory: 16Mi}\n  restart: never\n  dependsOn: [cloudy]\n",
-        dd_env("DUET_CLOUD_GUEST"), dd_env("DUET_ROOTFS"));
+        "  resources: {memory: 16Mi}\n  restart: never\n  dependsOn: [cloudy]\n";
+    const char *m = dd_manifest(&d, "cloud.yaml", fmt, dd_env("DUET_CLOUD_GUEST"), "512Mi", dd_env("DUET_ROOTFS"));
     char *out;
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 500", m), 0, "%s", out);
     free(out);
@@ -54,6 +61,30 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
     cr_expect(strstr(out, "DataSourceNoCloud"), "cloud-init did not read duet's seed: %s", out);
     free(out);
     cr_expect(dd_field_is(&d, "cloudy", "health", "healthy"));
+
+    /* Replaced: the new instance boots the disk the first one wrote. */
+    m = dd_manifest(&d, "cloud.yaml", fmt, dd_env("DUET_CLOUD_GUEST"), "640Mi", dd_env("DUET_ROOTFS"));
+    const char *m2 = dd_manifest(
+        &d, "reader2.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: reader2}\nspec:\n  image: {rootfs: %s}\n"
+        "  command: [/bin/sh, -c, \"wget -qO- http://cloudy:8080/boots.txt\"]\n"
+        "  resources: {memory: 16Mi}\n  restart: never\n",
+        dd_env("DUET_ROOTFS"));
+    char *h1 = dd_handle(&d, "cloudy");
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 500", m), 0, "%s", out);
+    free(out);
+    char *h2 = dd_handle(&d, "cloudy");
+    cr_expect(strcmp(h1, h2) != 0, "cloudy was not replaced");
+    free(h1);
+    free(h2);
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 500", m2), 0, "%s", out);
+    free(out);
+    dd_wait_field(&d, "reader2", "state", "completed", 30000);
+    cr_assert_eq(dd_duet(&d, &out, "logs reader2"), 0);
+    cr_expect_str_eq(out, "boot\nboot\n", "the replaced VM did not boot the disk its first instance wrote");
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "delete reader2 --wait"), 0, "%s", out);
+    free(out);
     cr_assert_eq(dd_duet(&d, &out, "delete -f %s --wait", m), 0, "%s", out);
     free(out);
     dd_finish(&d);

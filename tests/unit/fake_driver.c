@@ -327,6 +327,22 @@ static int f_exec(struct driver *drv, struct driver_instance *inst, const char *
     return 0;
 }
 
+static void purge_done(struct fake_defer *x)
+{
+    x->done(x->opaque, NULL);
+}
+
+/* "purge-disk web", "purge-all web" (disk and logs), "purge-logs web". */
+static int f_purge(struct driver *drv, const char *name, unsigned what, driver_done_cb done, void *opaque,
+                   struct duet_err *err)
+{
+    (void)err;
+    struct fake_driver *f = F(drv);
+    oplog(f, what == DRIVER_KEPT_DISK ? "purge-disk" : what == DRIVER_KEPT_LOGS ? "purge-logs" : "purge-all", name);
+    defer(f, f->op_ms, purge_done, NULL, done, opaque);
+    return 0;
+}
+
 static int f_netns(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
 {
     (void)drv, (void)inst, (void)fd;
@@ -345,7 +361,7 @@ struct fake_driver *fake_driver_new(uv_loop_t *loop, enum backend_kind kind, uns
         .name = "fake", .kind = kind, .flags = flags, .open = f_open, .close = f_close, .probe = f_probe,
         .create = f_create, .start = f_start, .stop = f_stop, .destroy = f_destroy, .release = f_release,
         .inspect = f_inspect, .stats = f_stats, .handle = f_handle, .recover = f_recover, .logs = f_logs,
-        .exec = f_exec, .netns = f_netns, .priv = f,
+        .exec = f_exec, .netns = f_netns, .purge = f_purge, .priv = f,
     };
     return f;
 }

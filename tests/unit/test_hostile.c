@@ -8,6 +8,7 @@
 
 #include "helpers.h"
 #include "manifests/ytree.h"
+#include "backends/kept.h"
 
 static char *repeat(const char *unit, size_t times, const char *head, const char *tail)
 {
@@ -247,4 +248,23 @@ Test(hostile, random_mutations_of_a_real_manifest, .timeout = 60)
         manifest_set_free(set);
     }
     free(buf);
+}
+
+/* What a backend keeps is under KEPT/NAME: a name that is not a workload
+ * name never becomes a path (a "..", a "/", a dot file, 300 bytes). */
+Test(hostile, kept_paths_take_only_workload_names)
+{
+    static const char *const bad[] = {"", ".", "..", "../x", "a/b", "/etc", ".kept", "a\nb", "A", "-a", NULL};
+    char out[4096];
+    struct duet_err err = {0};
+    for (size_t i = 0; bad[i]; i++)
+        cr_expect_eq(kept_path("/var/lib/duet/vm/kept", bad[i], "disk.qcow2", out, sizeof(out), &err), -1,
+                     "\"%s\" made %s", bad[i], out);
+    char longname[301];
+    memset(longname, 'a', 300);
+    longname[300] = '\0';
+    cr_expect_eq(kept_path("/k", longname, NULL, out, sizeof(out), &err), -1, "a 300-byte name was taken");
+    cr_expect_eq(kept_path("/k", "db-1", "log", out, 8, &err), -1, "a cut path was taken");
+    cr_assert_eq(kept_path("/k", "db-1", "log", out, sizeof(out), &err), 0, "%s", err.msg);
+    cr_expect_str_eq(out, "/k/db-1/log");
 }

@@ -513,3 +513,100 @@ Test(reconcile, recovery_finishes_a_delete_the_killed_daemon_began)
     cr_expect_eq(t.d.wls.len, 0);
     rt_finish(&t);
 }
+
+/* ---- a kept disk (DRIVER_KEEPS_DISK) ---------------------------------------- */
+
+static enum apply_status apply_with(struct rt *t, const char *name, const char *extra, char *const *recreate,
+                                    size_t n_recreate, char *line, size_t len)
+{
+    char *y = doc(name, extra);
+    struct manifest_set *set = manifest_set_new();
+    manifest_set_load_buffer(set, "/srv/t.yaml", y, strlen(y));
+    free(y);
+    struct apply_opts o = {.recreate = recreate, .n_recreate = n_recreate};
+    struct apply_result r;
+    daemon_apply(&t->d, set, &o, &r);
+    snprintf(line, len, "%s", r.n_lines ? r.lines[0] : r.error);
+    enum apply_status st = r.status;
+    apply_result_free(&r);
+    return st;
+}
+
+/* The disk a backend keeps goes only when the user says: a changed spec
+ * that keeps the image keeps it, a changed size is refused until
+ * --recreate, which purges it between the old instance's destroy and the
+ * new one's create; the record survives a daemon restart; a delete
+ * purges everything. */
+Test(reconcile, a_kept_disk_is_reset_only_when_asked_and_purged_with_the_workload)
+{
+    struct rt t;
+    rt_init(&t, DRIVER_KEEPS_DISK);
+    char line[DUETD_MESSAGE_MAX];
+    apply1(&t, "app", NULL);
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    cr_assert(W(&t, "app")->disk);
+    cr_expect_str_eq(W(&t, "app")->disk, "rootfs /srv/rootfs, 10 GiB");
+    apply1(&t, "app", "  env: {V: \"2\"}\n");
+    cr_assert(RT_UNTIL(&t, 2000, W(&t, "app")->inst_gen == 2 && is_state(&t, "app", "running")));
+    cr_expect_eq(fake_count(t.f, "purge-disk app"), 0, "%s", t.f->oplog);
+
+    static const char bigger[] = "  env: {V: \"2\"}\n  resources: {memory: 16Mi, disk: 2Gi}\n";
+    cr_expect_eq(apply_with(&t, "app", bigger, NULL, 0, line, sizeof(line)), APPLY_DISK_RESET);
+    cr_expect(strstr(line, "/srv/t.yaml:3:") && strstr(line, "was made from rootfs /srv/rootfs, 10 GiB") &&
+                  strstr(line, "now says rootfs /srv/rootfs, 2 GiB") && strstr(line, "--recreate app"),
+              "%s", line);
+    cr_expect_eq(W(&t, "app")->gen, 2, "a refused apply changed the workload");
+    char *none[] = {"other"};
+    cr_expect_eq(apply_with(&t, "app", bigger, none, 1, line, sizeof(line)), APPLY_DISK_RESET);
+    cr_expect(strstr(line, "--recreate other: no workload of that name"), "%s", line);
+
+    char *app[] = {"app"};
+    cr_assert_eq(apply_with(&t, "app", bigger, app, 1, line, sizeof(line)), APPLY_OK, "%s", line);
+    cr_assert(RT_UNTIL(&t, 2000, W(&t, "app")->inst_gen == 3 && is_state(&t, "app", "running")));
+    cr_expect_eq(fake_count(t.f, "purge-disk app"), 1, "%s", t.f->oplog);
+    long purge = fake_pos(t.f, "purge-disk app");
+    cr_expect(purge > fake_pos(t.f, "destroy app") && strstr(t.f->oplog + purge, "create app"),
+              "not purged between the destroy and the create: %s", t.f->oplog);
+    cr_expect_str_eq(W(&t, "app")->disk, "rootfs /srv/rootfs, 2 GiB");
+    cr_expect(!W(&t, "app")->disk_reset);
+    char *ev = events_of(&t, "app");
+    cr_expect(strstr(ev, "its disk was reset (apply --recreate)"), "%s", ev);
+    free(ev);
+
+    /* What the disk was made from is in the store. */
+    rt_restart_after(&t, DRIVER_KEEPS_DISK, FAKE_RECOVER_RUNNING, 0);
+    rt_run(&t, 20);
+    cr_assert(W(&t, "app") && W(&t, "app")->disk);
+    cr_expect_str_eq(W(&t, "app")->disk, "rootfs /srv/rootfs, 2 GiB");
+    cr_expect_eq(apply_with(&t, "app", "  env: {V: \"3\"}\n", NULL, 0, line, sizeof(line)), APPLY_DISK_RESET,
+                 "a smaller disk was not refused after a restart");
+
+    struct duet_err err = {0};
+    cr_assert_eq(daemon_delete(&t.d, "app", &err), 0, "%s", err.msg);
+    cr_assert(RT_UNTIL(&t, 2000, W(&t, "app") == NULL));
+    long all = fake_pos(t.f, "purge-all app");
+    cr_expect(all >= 0 && all > fake_pos(t.f, "destroy app"), "not purged after the last destroy: %s", t.f->oplog);
+    rt_finish(&t);
+}
+
+/* A reset asked for survives the daemon's end before it was done: the
+ * flag is written with the apply, and the next daemon purges first. */
+Test(reconcile, a_reset_asked_before_a_daemon_restart_is_done_by_the_next)
+{
+    struct rt t;
+    rt_init(&t, DRIVER_KEEPS_DISK);
+    char line[DUETD_MESSAGE_MAX];
+    apply1(&t, "app", NULL);
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    char *app[] = {"app"};
+    t.f->stop_ms = 200;   /* the daemon ends before the old instance does */
+    cr_assert_eq(apply_with(&t, "app", NULL, app, 1, line, sizeof(line)), APPLY_OK, "%s", line);
+    rt_run(&t, 20);
+    cr_expect_eq(fake_count(t.f, "purge-disk app"), 0, "%s", t.f->oplog);
+    rt_restart_after(&t, DRIVER_KEEPS_DISK, FAKE_RECOVER_GONE, 0);
+    cr_assert(W(&t, "app")->disk_reset, "the reset was not in the store");
+    cr_assert(RT_UNTIL(&t, 2000, W(&t, "app")->inst_gen == 2 && is_state(&t, "app", "running")));
+    cr_expect_eq(fake_count(t.f, "purge-disk app"), 1, "%s", t.f->oplog);
+    cr_expect(!W(&t, "app")->disk_reset);
+    rt_finish(&t);
+}

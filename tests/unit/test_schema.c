@@ -62,6 +62,9 @@ static const struct rule_case rule_cases[] = {
     {H "  image: /srv/rootfs\n", 6, 10, "spec.image must be a mapping"},
     {H "  image: {disk: /d, initrd: /i}\n", 6, 21, "initrd needs spec.image.kernel"},
     {H "  image: {disk: /d, cmdline: quiet}\n", 6, 21, "cmdline needs spec.image.kernel"},
+    {H "  image: {disk: /d, keepDisk: yes}\n", 6, 31, "spec.image.keepDisk must be true or false"},
+    {H "  image: {kernel: /k, initrd: /i, keepDisk: true}\n", 6, 35,
+     "keepDisk keeps a VM's disk, and a VM booted from image.kernel and image.initrd has none"},
     {H "  image: {rootfs: /r, root: /x}\n  command: [/bin/true]\n", 6, 23, "did you mean \"rootfs\""},
     {H "  image: {rootfs: \"/r\\nx\"}\n  command: [/bin/true]\n", 6, 19, "control characters"},
     {H "  image: {kernel: /k, cmdline: \"quiet\\x1b[2J\"}\n", 6, 32, "control characters"},
@@ -202,6 +205,7 @@ Test(schema, every_field_is_read)
         "    kernel: ./k/../vmlinuz\n"
         "    initrd: /boot/initrd.img\n"
         "    cmdline: \"console=ttyS0 quiet\"\n"
+        "    keepDisk: true\n"
         "  command: [\"/bin/sh\", \"-c\", \"exec httpd -f -p 8080\"]\n"
         "  env: {KEY: value, EMPTY: }\n"
         "  workingDir: /srv//app/\n"
@@ -226,6 +230,7 @@ Test(schema, every_field_is_read)
     cr_expect_str_eq(w->image.kernel, "/srv/manifests/vmlinuz");
     cr_expect_str_eq(w->image.disk, "/srv/images/debian.qcow2");
     cr_expect_str_eq(w->image.cmdline, "console=ttyS0 quiet");
+    cr_expect(w->image.keep_disk);
     cr_expect_eq(w->n_command, 3);
     cr_expect_str_eq(w->command[2], "exec httpd -f -p 8080");
     cr_expect_null(w->command[3]);
@@ -254,6 +259,36 @@ Test(schema, every_field_is_read)
     cr_expect_eq(w->n_volumes, 2);
     cr_expect(w->volumes[0].read_only);
     cr_expect_str_eq(w->volumes[1].source, "/srv/manifests/data2");
+    manifest_set_free(set);
+}
+
+/* What a kept disk is made from: the image as written and the size,
+ * nothing else (an env or a memory change keeps the disk). */
+Test(schema, a_disk_source_names_the_image_and_the_size)
+{
+    char a[512], b[512];
+    struct manifest_set *set = load_yaml(WL_HEAD "  image: {rootfs: /srv/r}\n  command: [/x]\n  resources: {disk: 2Gi}\n"
+                                                 "---\n" "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: b}\n"
+                                                 "spec:\n  image: {rootfs: /srv/r}\n  command: [/y]\n  env: {A: b}\n"
+                                                 "  resources: {disk: 2Gi, memory: 1Gi}\n"
+                                                 "---\n" "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: c}\n"
+                                                 "spec:\n  image: {kernel: /k, initrd: /i}\n"
+                                                 "---\n" "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: d}\n"
+                                                 "spec:\n  image: {disk: /srv/d.qcow2, kernel: /k}\n"
+                                                 "---\n" "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: e}\n"
+                                                 "spec:\n  image: {oci: \"docker.io/library/nginx:1.27\"}\n");
+    char buf[2048];
+    cr_assert(manifest_set_ok(set), "%s", diags_text(set, buf, sizeof(buf)));
+    cr_assert(wl_disk_source(set->workloads[0], a, sizeof(a)));
+    cr_assert(wl_disk_source(set->workloads[1], b, sizeof(b)));
+    cr_expect_str_eq(a, "rootfs /srv/r, 2 GiB");
+    cr_expect_str_eq(a, b);
+    cr_expect_not(wl_disk_source(set->workloads[2], a, sizeof(a)));
+    cr_expect_str_eq(a, "");
+    cr_expect(wl_disk_source(set->workloads[3], a, sizeof(a)));
+    cr_expect_str_eq(a, "disk /srv/d.qcow2, 10 GiB");
+    cr_expect(wl_disk_source(set->workloads[4], a, sizeof(a)));
+    cr_expect_str_eq(a, "oci docker.io/library/nginx:1.27, 10 GiB");
     manifest_set_free(set);
 }
 

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "backends/vm/domain.h"
+#include "common/fsutil.h"
 #include "manifests/manifest.h"
 #include "backends/vm/vm.h"
 
@@ -114,6 +115,9 @@ static void fixture_close(struct fixture *f)
     cr_expect_eq(rmdir(path), 0, "no instance directory left");
     snprintf(path, sizeof(path), "%s/vm/libvirt.log", f->state);
     unlink(path);   /* libvirt's own log, where the driver sends it */
+    /* What a workload keeps: the tests that destroy leave a last log. */
+    snprintf(path, sizeof(path), "%s/vm/kept", f->state);
+    duet_remove_tree(path, NULL);
     snprintf(path, sizeof(path), "%s/vm", f->state);
     cr_expect_eq(rmdir(path), 0, "nothing else left in %s", path);
     cr_expect_eq(rmdir(f->state), 0);
@@ -193,6 +197,21 @@ Test(vm_driver, lifecycle_through_the_test_driver, .timeout = 20)
     virDomainFree(dom);
     cr_expect_null(virDomainLookupByUUIDString(conn, handle), "destroy removed the definition");
     virConnectClose(conn);
+    /* Its console outlives it (duet logs --previous) until purged. */
+    int lfd = -1, lprev = -1;
+    cr_expect_eq(f.drv->logs_previous(f.drv, "web", &lfd, &lprev, &err), 0, "%s", err.msg);
+    if (lfd >= 0)
+        close(lfd);
+    if (lprev >= 0)
+        close(lprev);
+    struct flag pu = {0};
+    cr_assert_eq(f.drv->purge(f.drv, "web", DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS, done_cb, &pu, &err), 0, "%s",
+                 err.msg);
+    cr_assert(run_until(&f.loop, &pu.done));
+    cr_expect(!pu.failed, "%s", pu.err);
+    cr_expect_eq(f.drv->logs_previous(f.drv, "web", &lfd, &lprev, &err), -1, "purged, yet a log is kept");
+    cr_expect_eq(err.code, ENOENT);
+    cr_expect_eq(f.drv->purge(f.drv, "../web", DRIVER_KEPT_LOGS, done_cb, &pu, &err), -1);
     fixture_close(&f);
 }
 
