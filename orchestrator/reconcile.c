@@ -323,21 +323,18 @@ static void on_purged(void *opaque, const struct duet_err *err)
              * One applied again meanwhile is not deleted, but its disk
              * is gone all the same. */
             w->purged = w->deleted;
-            if (!w->purge_failed) {
-                free(w->disk);
-                w->disk = NULL;
-                w->disk_reset = false;
-            }
         } else if (w->purge_failed) {
             struct duet_err e = {0};
             duet_err_set(&e, EIO, "its disk could not be reset (see the events); it stays as it was");
             launch_failed(w, "create", &e);
-        } else {
+        } else if (w->disk) {
             daemon_event(d, w->name, "disk", "its disk was reset (apply --recreate): the next VM starts from %s",
                          w->spec->image.oci      ? w->spec->image.oci
                          : w->spec->image.rootfs ? w->spec->image.rootfs
                          : w->spec->image.disk   ? w->spec->image.disk
                                                  : "its image");
+        }
+        if (!w->purge_failed) {
             free(w->disk);
             w->disk = NULL;
             w->disk_reset = false;

@@ -235,6 +235,11 @@ static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
                 return NULL;
             }
             snprintf(p->uri, sizeof(p->uri), "qemu:///embed?root=%s", p->embed_root);
+            /* Reaping starts before the open: the embedded driver probes
+             * QEMU while it opens, the probes are reparented here (a
+             * subreaper), and libvirt waits for each it killed to be gone,
+             * which a zombie never is. */
+            __atomic_store_n(&p->embed_used, true, __ATOMIC_RELEASE);
             c = virConnectOpen(p->uri);
             if (!c) {
                 lv_err(err, "neither libvirtd nor the embedded driver (%s) answers", p->uri);
@@ -245,7 +250,6 @@ static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
                 return NULL;
             }
             p->embed = true;
-            __atomic_store_n(&p->embed_used, true, __ATOMIC_RELEASE);
         }
     }
     p->lifecycle_cb = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,

@@ -224,7 +224,7 @@ static int bench_kept_disk(uv_loop_t *loop, const char *dir, const char *kernel,
         fprintf(stderr, "bench vm: run through make bench (DUET_ROOTFS, DUET_VMINIT)\n");
         return 2;
     }
-    char sub[PATH_MAX];
+    char sub[256];
     snprintf(sub, sizeof(sub), "%s/kept", dir);
     mkdir(sub, 0711);
     struct vm_driver_options o = {
@@ -289,8 +289,6 @@ int main(void)
         return 2;
     }
     kernel = fast;
-    /* QEMUs that libvirtd daemonizes are reparented here, and reaped. */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct private_libvirtd lvd;
     char why[256];
     if (private_libvirtd_start(&lvd, why, sizeof(why)) < 0) {

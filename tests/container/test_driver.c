@@ -73,6 +73,9 @@ static void teardown(struct run *r)
     char templates[128];
     snprintf(templates, sizeof(templates), "%s/.layers", r->state);
     duet_remove_tree(templates, NULL);
+    /* and what it keeps of destroyed containers until a purge */
+    snprintf(templates, sizeof(templates), "%s/.kept", r->state);
+    duet_remove_tree(templates, NULL);
     cr_expect_eq(rmdir(r->state), 0, "the driver left files in %s", r->state);
 }
 
@@ -133,6 +136,22 @@ Test(driver, create_start_exit_destroy_in_order)
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_str_eq(r.log, "created started exited destroyed ");
     cr_expect_eq(r.exit_code, 3);
+    /* Its log outlives it (duet logs --previous), until purged. */
+    int fd = -1, prev = -1;
+    cr_expect_eq(r.drv->logs_previous(r.drv, "drv", &fd, &prev, &err), 0, "%s", err.msg);
+    if (fd >= 0)
+        close(fd);
+    if (prev >= 0)
+        close(prev);
+    r.log[0] = '\0';
+    cr_assert_eq(r.drv->purge(r.drv, "drv", DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS, destroyed, &r, &err), 0, "%s",
+                 err.msg);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    cr_expect_str_eq(r.log, "destroyed ", "the purge did not end");
+    cr_expect_eq(r.drv->logs_previous(r.drv, "drv", &fd, &prev, &err), -1, "purged, yet a log is kept");
+    char kept[128];
+    snprintf(kept, sizeof(kept), "%s/.kept/drv", r.state);
+    cr_expect_eq(access(kept, F_OK), -1, "%s is left after the purge", kept);
     teardown(&r);
 }
 

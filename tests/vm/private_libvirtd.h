@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,7 +30,17 @@ struct private_libvirtd {
     char root[64];
     char pidfile[128];
     pid_t pid;
+    pid_t reaper;                  /* the child that libvirtd and its QEMUs are reparented to */
 };
+
+static inline void private_libvirtd_reaper_stop(struct private_libvirtd *d)
+{
+    if (d->reaper > 0) {
+        kill(d->reaper, SIGKILL);
+        waitpid(d->reaper, NULL, 0);
+        d->reaper = 0;
+    }
+}
 
 static inline void plv_sleep_ms(int ms)
 {
@@ -81,23 +92,52 @@ static inline int private_libvirtd_start_as(struct private_libvirtd *d, bool qem
         fclose(f);
     }
     snprintf(d->pidfile, sizeof(d->pidfile), "%s/libvirtd.pid", d->root);
-    pid_t child = fork();
-    if (child < 0) {
+    /* libvirtd and every QEMU it daemonizes (the capability probes too)
+     * are reparented to a reaper of their own, a child of this process
+     * that reaps them as they end: libvirt waits for a QEMU it killed to be
+     * gone, and a zombie left to a caller that does not reap (or reaps
+     * only its own) would hold it for each probe. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        snprintf(why, len, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t reaper = fork();
+    if (reaper < 0) {
         snprintf(why, len, "fork: %s", strerror(errno));
         return -1;
     }
-    if (child == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execlp("libvirtd", "libvirtd", "--daemon", "--pid-file", d->pidfile, (char *)NULL);
-        _exit(127);
+    if (reaper == 0) {
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(pfd[0]);
+        pid_t child = fork();
+        if (child == 0) {
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            execlp("libvirtd", "libvirtd", "--daemon", "--pid-file", d->pidfile, (char *)NULL);
+            _exit(127);
+        }
+        int cst = -1;
+        if (child > 0)
+            waitpid(child, &cst, 0);
+        if (write(pfd[1], &cst, sizeof(cst)) != (ssize_t)sizeof(cst))
+            _exit(1);
+        close(pfd[1]);
+        for (;;)
+            if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+                plv_sleep_ms(100);
     }
-    int st;
-    waitpid(child, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    close(pfd[1]);
+    d->reaper = reaper;
+    int st = -1;
+    ssize_t got = read(pfd[0], &st, sizeof(st));
+    close(pfd[0]);
+    if (got != (ssize_t)sizeof(st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         snprintf(why, len, "libvirtd --daemon failed (status %d); is libvirt-daemon installed?", st);
+        private_libvirtd_reaper_stop(d);
         return -1;
     }
     for (int i = 0; i < 300; i++) {
@@ -136,6 +176,7 @@ static inline void private_libvirtd_stop(struct private_libvirtd *d)
         waitpid(d->pid, NULL, WNOHANG);
         d->pid = 0;
     }
+    private_libvirtd_reaper_stop(d);
 }
 
 #endif

@@ -231,12 +231,19 @@ Test(vm, disk_image_boots_from_an_overlay_and_the_base_is_never_written, .timeou
     free(log);
     cr_expect_eq(file_hash(base), before, "the base image is unchanged");
     char overlay[PATH_MAX];
-    snprintf(overlay, sizeof(overlay), "%s/vm/instances/disky/disk.qcow2", t.state);
+    snprintf(overlay, sizeof(overlay), "%s/vm/kept/disky/disk.qcow2", t.state);
     struct stat st;
     cr_expect_eq(stat(overlay, &st), 0);
     cr_expect_gt(st.st_size, 200 * 1024, "the overlay took the writes (%lld bytes)", (long long)st.st_size);
+    /* The disk outlives the instance (docs/storage.md) until a purge. */
     vt_destroy(&t, inst);
-    cr_expect_neq(stat(overlay, &st), 0, "destroy removed the overlay");
+    cr_expect_eq(stat(overlay, &st), 0, "destroy removed the disk");
+    struct vt_wait pw = {0};
+    struct duet_err perr = {0};
+    cr_assert_eq(t.drv->purge(t.drv, "disky", DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS, vt_done, &pw, &perr), 0, "%s",
+                 perr.msg);
+    cr_assert(vt_run_until(&t, &pw.done, 30000), "the purge ended");
+    cr_expect_neq(stat(overlay, &st), 0, "the purge left the disk");
     vt_teardown(&t);
     nftw(dir, vt_rm, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -11,8 +11,6 @@
 
 Test(vm_libvirtd, rootfs_vm_through_libvirtd_with_qemu_as_its_own_user, .timeout = 300)
 {
-    /* libvirtd daemonizes into this process's tree; its QEMUs come here too. */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct private_libvirtd lvd;
     char why[256];
     cr_assert_eq(private_libvirtd_start_as(&lvd, false, why, sizeof(why)), 0, "%s", why);
