@@ -178,7 +178,28 @@ void api_apply(struct api *a, struct http_conn *c, const struct http_request *re
 
 /* ---- run ---------------------------------------------------------------------------- */
 
-/* The workload ended: the answer is its state, exit and output. */
+/* An answer held until a --rm workload is gone. */
+struct run_answer {
+    struct http_conn *c;
+    json_t *j;
+};
+
+/* A --rm workload was forgotten (or the daemon stops first). */
+static void run_gone(void *opaque, struct wl *w, bool cancelled)
+{
+    (void)w;
+    struct run_answer *ra = opaque;
+    if (!cancelled)
+        http_respond_json(ra->c, 200, ra->j);
+    else
+        json_decref(ra->j);
+    http_conn_unref(ra->c);
+    free(ra);
+}
+
+/* The workload ended: the answer is its state, exit and output.  With
+ * --rm it is sent once the workload is gone, as docker run --rm returns
+ * once the container is removed: what it used (its image) is free then. */
 static void run_ended(void *opaque, struct wl *w, bool cancelled)
 {
     struct http_conn *c = opaque;
@@ -207,6 +228,16 @@ static void run_ended(void *opaque, struct wl *w, bool cancelled)
         json_t *out = json_stringn(buf, n > 0 ? (size_t)n : 0);
         json_object_set_new(j, "output", out ? out : json_string("(output is not UTF-8 text; see duet logs)"));
         free(buf);
+    }
+    if (w->rm && w->deleted) {
+        struct run_answer *ra = calloc(1, sizeof(*ra));
+        if (!ra)
+            abort();
+        ra->c = c;
+        ra->j = j;
+        w->on_end = run_gone;   /* told again by forget(), or cancelled at shutdown */
+        w->on_end_opaque = ra;
+        return;
     }
     http_respond_json(c, 200, j);
     http_conn_unref(c);
