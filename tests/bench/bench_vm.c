@@ -217,25 +217,14 @@ static double start_once(uv_loop_t *loop, struct driver *drv, const struct workl
     return ms;
 }
 
-static int bench_kept_disk(uv_loop_t *loop, const char *dir, const char *kernel, double *kept, double *fresh)
+static int bench_kept_disk(uv_loop_t *loop, struct driver *drv, const char *dir, double *kept, double *fresh)
 {
-    const char *rootfs = getenv("DUET_ROOTFS"), *vminit = getenv("DUET_VMINIT");
-    if (!rootfs || !vminit) {
-        fprintf(stderr, "bench vm: run through make bench (DUET_ROOTFS, DUET_VMINIT)\n");
+    const char *rootfs = getenv("DUET_ROOTFS");
+    if (!rootfs) {
+        fprintf(stderr, "bench vm: run through make bench (DUET_ROOTFS)\n");
         return 2;
     }
-    char sub[256];
-    snprintf(sub, sizeof(sub), "%s/kept", dir);
-    mkdir(sub, 0711);
-    struct vm_driver_options o = {
-        .uri = "qemu:///system", .accel = VM_ACCEL_TCG, .vminit = vminit, .guest_kernel = kernel};
-    struct driver *drv = vm_driver_new(&o);
     struct duet_err err = {0};
-    if (drv->open(drv, loop, sub, &err) < 0) {
-        fprintf(stderr, "bench vm: %s\n", err.msg);
-        vm_driver_free(drv);
-        return 2;
-    }
     char yaml[2 * PATH_MAX];
     snprintf(yaml, sizeof(yaml),
              "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: disk}\nspec:\n  image: {rootfs: %s}\n"
@@ -246,7 +235,7 @@ static int bench_kept_disk(uv_loop_t *loop, const char *dir, const char *kernel,
     manifest_set_validate(set);
     const struct workload_spec *w = manifest_set_find(set, "disk");
     char console[PATH_MAX];
-    snprintf(console, sizeof(console), "%s/vm/instances/disk/console.log", sub);
+    snprintf(console, sizeof(console), "%s/vm/instances/disk/console.log", dir);
     int rc = w ? 0 : 2;
     /* Run 0 builds the cached ext4 image of the rootfs: not counted. */
     for (int i = 0; i <= RUNS && rc == 0; i++) {
@@ -264,8 +253,9 @@ static int bench_kept_disk(uv_loop_t *loop, const char *dir, const char *kernel,
             fprintf(stderr, "  run %d: fresh disk %.0f ms, kept disk %.0f ms%s\n", i, fresh[i], kept[i],
                     i ? "" : " (warm-up)");
     }
-    vm_driver_free(drv);
-    uv_run(loop, UV_RUN_NOWAIT);
+    struct dflag p = {0};
+    if (drv->purge(drv, "disk", DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS, on_done, &p, &err) == 0)
+        run_until(loop, &p.done, NULL, 60000);
     manifest_set_free(set);
     return rc;
 }
@@ -311,7 +301,10 @@ int main(void)
 
     uv_loop_t loop;
     uv_loop_init(&loop);
-    struct vm_driver_options o = {.uri = "qemu:///system", .accel = VM_ACCEL_TCG, .vminit = "/nonexistent"};
+    /* duet-vminit and the guest kernel: for the rootfs VM of the kept-disk part. */
+    const char *vminit = getenv("DUET_VMINIT");
+    struct vm_driver_options o = {.uri = "qemu:///system", .accel = VM_ACCEL_TCG,
+                                  .vminit = vminit ? vminit : "/nonexistent", .guest_kernel = getenv("DUET_GUEST_KERNEL")};
     struct driver *drv = vm_driver_new(&o);
     struct duet_err err = {0};
     if (drv->open(drv, &loop, dir, &err) < 0) {
@@ -418,7 +411,7 @@ int main(void)
     uint64_t self_rss = status_kib(getpid(), "VmRSS:");
     double kept[RUNS + 1], fresh[RUNS + 1];
     if (rc == 0)
-        rc = bench_kept_disk(&loop, dir, getenv("DUET_GUEST_KERNEL"), kept, fresh);
+        rc = bench_kept_disk(&loop, drv, dir, kept, fresh);
     vm_driver_free(drv);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
