@@ -148,7 +148,7 @@ void plan_disks_lookup(const struct plan *plan, const char *socket, struct plan_
             const struct placement *pl = &plan->items[k];
             char now[4096 + 64];
             if (!pl->placed || pl->backend != BACKEND_VM || strcmp(pl->w->name, name) != 0 ||
-                pl->w->image.keep_disk || (wl_disk_source(pl->w, now, sizeof(now)) && strcmp(now, kept) == 0))
+                !wl_disk_resets(pl->w, kept, now, sizeof(now)))
                 continue;
             struct plan_disk *pd = &out->disks[out->n_disks++];
             pd->w = pl->w;

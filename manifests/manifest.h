@@ -251,6 +251,11 @@ static inline uint64_t wl_disk_bytes(const struct workload_spec *w)
  * OCI reference as written, a rootfs directory, a disk image) and the
  * disk's size.  false when w boots no disk of its own (kernel + initrd). */
 bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len);
+/* Would w, booted as a VM, need a disk other than the one kept for it,
+ * made from `kept` (its wl_disk_source; NULL: none kept)?  Not when
+ * image.keepDisk says to keep it.  now: what w makes its disk from ("" when
+ * it boots none). */
+bool wl_disk_resets(const struct workload_spec *w, const char *kept, char *now, size_t len);
 
 const char *wl_role_name(enum wl_role r);
 const char *wl_placement_name(enum wl_placement p);

@@ -679,6 +679,12 @@ bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len)
     return true;
 }
 
+bool wl_disk_resets(const struct workload_spec *w, const char *kept, char *now, size_t len)
+{
+    bool has = wl_disk_source(w, now, len);
+    return kept && !w->image.keep_disk && !(has && strcmp(now, kept) == 0);
+}
+
 const char *wl_placement_name(enum wl_placement p) { return placement_names[p]; }
 const char *wl_isolation_name(enum wl_isolation i) { return isolation_names[i]; }
 const char *wl_restart_name(enum wl_restart r) { return restart_names[r]; }

@@ -376,8 +376,7 @@ static bool apply_disks(struct daemon *d, const struct apply_opts *o, const stru
         struct wl *cur = daemon_wl_find(d, c->name);
         struct driver *drv = daemon_driver(d, pls[k]->backend);
         char src[4096 + 64];
-        if (!cur || !cur->disk || !drv || !(drv->flags & DRIVER_KEEPS_DISK) || w->image.keep_disk ||
-            (wl_disk_source(w, src, sizeof(src)) && strcmp(src, cur->disk) == 0))
+        if (!cur || !drv || !(drv->flags & DRIVER_KEEPS_DISK) || !wl_disk_resets(w, cur->disk, src, sizeof(src)))
             continue;
         char *msg = NULL;
         int n;

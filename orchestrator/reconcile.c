@@ -406,7 +406,7 @@ static void do_create(struct wl *w)
      * placement that changed by itself). */
     char src[4096 + 64];
     bool keeps = (drv->flags & DRIVER_KEEPS_DISK) && wl_disk_source(w->spec, src, sizeof(src));
-    if (keeps && w->disk && strcmp(w->disk, src) != 0 && !w->spec->image.keep_disk) {
+    if (keeps && wl_disk_resets(w->spec, w->disk, src, sizeof(src))) {
         struct duet_err e = {0};
         duet_err_set(&e, ESTALE,
                      "its kept disk was made from %s and its spec now says %s: apply with --recreate %s to reset "

@@ -532,10 +532,10 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         ds.status_log = status;
         inst->prints = true;
     } else {
-        int kept = w->image.disk ? kept_disk_find(inst, what, overlay, sizeof(overlay), err) : 0;
-        if (kept < 0)
-            return -1;
         if (w->image.disk) {
+            int kept = kept_disk_find(inst, what, overlay, sizeof(overlay), err);
+            if (kept < 0)
+                return -1;
             const char *fmt = "qcow2";
             uint64_t base_bytes = 0;
             if (!kept && vm_disk_format(w->image.disk, &fmt, &base_bytes, err) < 0)
