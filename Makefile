@@ -50,7 +50,7 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
-          backends/vm/probe.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
+          backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c cli/plan_images.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c
@@ -80,6 +80,7 @@ DUET      = $(BUILD)/duet
 DUETD     = $(BUILD)/duetd
 INIT      = $(BUILD)/duet-init
 VMINIT    = $(BUILD)/duet-vminit
+VIRTIOFSD = $(BUILD)/duet-virtiofsd
 UNIT_BIN  = $(BUILD)/tests/unit
 CLI_BIN   = $(BUILD)/tests/cli
 CT_BIN    = $(BUILD)/tests/container
@@ -95,7 +96,7 @@ BENCH_IMG_BIN = $(BUILD)/bench/images
 
 .PHONY: all deps test check asan bench demo install clean images
 
-all: $(DUET) $(DUETD) $(INIT) $(VMINIT)
+all: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD)
 
 # V=1 shows the full command lines.
 Q = $(if $(V),,@)
@@ -134,6 +135,13 @@ $(INIT): $(INIT_SRC) $(wildcard backends/container/*.h common/*.h network/*.h ma
 $(VMINIT): backends/vm/vminit_main.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $<
+
+# The virtiofsd libvirt starts for a VM's volume (backends/vm/virtiofs.h);
+# called by its -ro name, the volume is read-only on the host's side.
+$(VIRTIOFSD): backends/vm/virtiofsd_main.c backends/vm/virtiofs.c backends/vm/virtiofs.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -O2 -o $@ backends/vm/virtiofsd_main.c backends/vm/virtiofs.c
+	ln -sf duet-virtiofsd $@-ro
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIBD) $(LIB)
 	@mkdir -p $(dir $@)
@@ -233,7 +241,7 @@ deps:
 # The suite: unit tests, then tests that run the built binary.  Criterion
 # prints its summary line for each; any failure fails the target.
 TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
-           DUET_VMINIT=$(abspath $(VMINIT)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
+           DUET_VMINIT=$(abspath $(VMINIT)) DUET_VIRTIOFSD=$(abspath $(VIRTIOFSD)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
            DUET_IMAGES=$(abspath $(BUILD)/images) DUET_OCI=$(abspath $(OCI_LAYOUT)) DUET_CLOUD_GUEST=$(abspath $(CLOUD_GUEST)) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
            $(if $(filter 1,$(SAN)),DUET_VM_VIA_LIBVIRTD=1)
 
@@ -246,7 +254,7 @@ else
 RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
 endif
 
-check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
+check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
 	@rm -f $(SAN_LOG)
 	$(call RUN_SUITE,$(UNIT_BIN))
 	$(call RUN_SUITE,$(CLI_BIN))
@@ -299,10 +307,11 @@ demo: deps
 	$(MAKE) all $(DEMO_IMAGES)
 	./scripts/demo.sh $(BUILD)
 
-# duetd finds duet-init and duet-vminit next to itself.
-install: $(DUET) $(DUETD) $(INIT) $(VMINIT)
+# duetd finds duet-init, duet-vminit and duet-virtiofsd next to itself.
+install: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD)
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(DUET) $(DUETD) $(INIT) $(VMINIT) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(DESTDIR)$(PREFIX)/bin/
+	ln -sf duet-virtiofsd $(DESTDIR)$(PREFIX)/bin/duet-virtiofsd-ro
 
 clean:
 	rm -rf build

@@ -60,6 +60,8 @@ struct driver_caps {
     bool guest_kernel;             /* a kernel exists to boot rootfs images as VMs */
     char guest_kernel_path[256];
     char uri[128];                 /* libvirt URI that answered */
+    bool virtiofs;                 /* a virtiofsd to share volumes with guests */
+    bool guest_virtiofs;           /* the guest kernel above can mount them */
 
     /* container */
     int cgroup_version;            /* 1 or 2 */

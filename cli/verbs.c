@@ -695,6 +695,19 @@ static int cmd_describe(int argc, char **argv)
                json_is_true(json_object_get(disk, "reset")) ? " (reset before the next start: apply --recreate)"
                                                             : "");
     }
+    json_t *vols = json_object_get(j, "volumes");
+    json_array_foreach(vols, i, v) {
+        char src[1024], dst[1024];
+        snprintf(src, sizeof(src), "%s", str(v, "source"));
+        snprintf(dst, sizeof(dst), "%s", str(v, "target"));
+        duet_text_mask(src);
+        duet_text_mask(dst);
+        printf("%s %s -> %s%s", i ? "            " : "Volumes:    ", src, dst,
+               json_is_true(json_object_get(v, "read_only")) ? " (read-only)" : "");
+        if (json_is_string(json_object_get(v, "tag")))
+            printf(", virtiofs tag %s", str(v, "tag"));
+        printf("\n");
+    }
     if (json_is_string(json_object_get(j, "address")))
         printf("Address:     %s (reached by name as %s)\n", str(j, "address"), str(j, "name"));
     else

@@ -275,10 +275,13 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (realpath(sockdir, sockreal))
         container_driver_protect_path(d->drv[BACKEND_CONTAINER], sockreal);
     const struct driver_caps *vmc = &d->host.backend[BACKEND_VM];
-    struct vm_driver_options vo = {.uri = cfg->libvirt_uri, .vminit = cfg->vminit,
+    struct vm_driver_options vo = {.uri = cfg->libvirt_uri, .vminit = cfg->vminit, .virtiofsd = cfg->virtiofsd,
                                    .guest_kernel = vmc->guest_kernel ? vmc->guest_kernel_path : cfg->guest_kernel,
                                    .accel = VM_ACCEL_AUTO};
     d->drv[BACKEND_VM] = vm_driver_new(&vo);
+    vm_driver_protect_path(d->drv[BACKEND_VM], d->state_dir);
+    if (realpath(sockdir, sockreal))
+        vm_driver_protect_path(d->drv[BACKEND_VM], sockreal);
     if (cfg->log_max) {
         container_driver_set_log_max(d->drv[BACKEND_CONTAINER], cfg->log_max);
         vm_driver_set_console_max(d->drv[BACKEND_VM], cfg->log_max);

@@ -98,6 +98,7 @@ struct daemon_config {
     const char *socket_path;       /* kept out of volumes, with state_dir */
     const char *libvirt_uri, *guest_kernel;
     const char *init, *vminit;     /* duet-init, duet-vminit */
+    const char *virtiofsd;         /* duet-virtiofsd */
     const char *bridge, *subnet;
     uint64_t backoff_ms, grace_ms, log_max;
     struct registry_opts registry;  /* kept by reference for the daemon's life */

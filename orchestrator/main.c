@@ -344,12 +344,13 @@ int main(int argc, char **argv)
     setenv("UV_THREADPOOL_SIZE", "16", 0);
     signal(SIGPIPE, SIG_IGN);
 
-    char init[PATH_MAX], vminit[PATH_MAX];
+    char init[PATH_MAX], vminit[PATH_MAX], virtiofsd[PATH_MAX];
     sibling("duet-init", "DUET_INIT", init, sizeof(init));
     sibling("duet-vminit", "DUET_VMINIT", vminit, sizeof(vminit));
+    sibling("duet-virtiofsd", "DUET_VIRTIOFSD", virtiofsd, sizeof(virtiofsd));
     struct daemon_config cfg = {
         .state_dir = state_dir, .socket_path = o.socket, .libvirt_uri = o.libvirt_uri,
-        .guest_kernel = o.guest_kernel, .init = init, .vminit = vminit, .bridge = o.bridge, .subnet = o.subnet,
+        .guest_kernel = o.guest_kernel, .init = init, .vminit = vminit, .virtiofsd = virtiofsd, .bridge = o.bridge, .subnet = o.subnet,
         .backoff_ms = o.backoff_ms, .grace_ms = o.grace_ms, .log_max = o.log_max,
         .registry = {.ca_file = o.registry_ca[0] ? o.registry_ca : NULL,
                      .auth_file = o.registry_auth[0] ? o.registry_auth : NULL,

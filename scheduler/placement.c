@@ -70,10 +70,14 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     }
     if (!caps->available)
         return arena_printf(a, "the VM backend is unavailable on this host: %s", caps->unavailable_reason);
-    /* Never accepted and dropped: a VM that ran without them would write
-     * the user's data into its own disk. */
-    if (w->n_volumes)
-        return "volumes are mounted into containers only: a VM cannot be given host directories yet";
+    /* Never accepted and dropped: a VM that ran without its volumes would
+     * write the user's data into its own disk. */
+    if (w->n_volumes && !caps->virtiofs)
+        return "volumes reach a VM through virtiofs and this host has no virtiofsd (apt-get install "
+               "qemu-system-common)";
+    if (w->n_volumes && !w->image.disk && !w->image.kernel && caps->guest_kernel && !caps->guest_virtiofs)
+        return arena_printf(a, "volumes reach a VM through virtiofs and the guest kernel %s has no virtiofs module",
+                            caps->guest_kernel_path);
     if (!w->image.disk && !w->image.kernel && !caps->guest_kernel)
         return w->image.oci ? "an OCI image boots as a VM with duet's guest kernel, and this host has none (install "
                               "one at /var/lib/duet/kernel/vmlinuz, or start duetd with --guest-kernel)"

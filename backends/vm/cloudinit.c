@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "iso9660.h"
+#include "virtiofs.h"
 
 void vm_seed_files_free(struct vm_seed_files *f)
 {
@@ -27,13 +28,53 @@ void vm_seed_files_free(struct vm_seed_files *f)
     memset(f, 0, sizeof(*f));
 }
 
+/* s as a YAML double-quoted scalar: a target is the user's path. */
+static void yaml_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* meta-data: the instance, the name, and the volumes a disk image's own
+ * init can mount (cloud-init shows them to user-data templates as
+ * ds.meta_data.duet_volumes): tag, target, readOnly each. */
+static char *meta_data(const struct workload_spec *w)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "instance-id: \"duet-%s\"\nlocal-hostname: \"%s\"\n", w->name, w->name);
+    if (w->n_volumes)
+        fprintf(f, "duet_volumes:\n");
+    for (size_t i = 0; i < w->n_volumes; i++) {
+        fprintf(f, "  - tag: \"" VM_VIRTIOFS_TAG_PREFIX "%zu\"\n    target: ", i);
+        yaml_quoted(f, w->volumes[i].target);
+        fprintf(f, "\n    readOnly: %s\n", w->volumes[i].read_only ? "true" : "false");
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 int vm_seed_files_make(const struct workload_spec *w, const struct vm_seed_net *net, struct vm_seed_files *out,
                        struct duet_err *err)
 {
     memset(out, 0, sizeof(*out));
     int rc = 0;
-    if (asprintf(&out->meta_data, "instance-id: \"duet-%s\"\nlocal-hostname: \"%s\"\n", w->name, w->name) < 0)
-        out->meta_data = NULL, rc = -1;
+    if (!(out->meta_data = meta_data(w)))
+        rc = -1;
     const char *ud = w->cloud_init.user_data ? w->cloud_init.user_data : "#cloud-config\n{}\n";
     if (rc == 0 && !(out->user_data = strdup(ud)))
         rc = -1;

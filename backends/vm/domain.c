@@ -117,6 +117,10 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
     put(&x, num);
     snprintf(num, sizeof(num), "  <vcpu>%u</vcpu>\n", s->vcpus);
     put(&x, num);
+    /* virtiofsd reads and writes the guest's buffers in place: the guest's
+     * memory must be a file both processes map. */
+    if (s->n_fs)
+        put(&x, "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n");
     put(&x, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
     if (s->kernel) {
         put_value(&x, "kernel", "    <kernel>", s->kernel, "</kernel>\n");
@@ -172,6 +176,14 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
         if (s->net_target)
             put_value(&x, "tap name", "      <target dev='", s->net_target, "'/>\n");
         put(&x, "      <model type='virtio'/>\n    </interface>\n");
+    }
+    for (size_t i = 0; i < s->n_fs; i++) {
+        const struct vm_domain_fs *f = &s->fs[i];
+        put(&x, "    <filesystem type='mount' accessmode='passthrough'>\n      <driver type='virtiofs'/>\n");
+        put_value(&x, "virtiofsd path", "      <binary path='", f->binary, "'/>\n");
+        put_value(&x, "volume source", "      <source dir='", f->source, "'/>\n");
+        put_value(&x, "volume tag", "      <target dir='", f->tag, "'/>\n");
+        put(&x, "    </filesystem>\n");
     }
     put(&x, "    <memballoon model='none'/>\n");
     put(&x, "  </devices>\n</domain>\n");

@@ -11,12 +11,20 @@
 #define DUET_VM_DOMAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
 
 #define VM_METADATA_NS "https://duet.dev/xmlns/workload/1"
 #define VM_METADATA_PREFIX "duet"
+
+/* A host directory shared into the guest (virtiofs). */
+struct vm_domain_fs {
+    const char *source;          /* the host directory, resolved */
+    const char *tag;             /* what the guest mounts it by */
+    const char *binary;          /* the virtiofsd libvirt starts for it */
+};
 
 struct vm_domain_spec {
     const char *name;            /* libvirt domain name */
@@ -36,6 +44,8 @@ struct vm_domain_spec {
     const char *net_bridge;      /* a virtio NIC on this bridge, or NULL for none */
     const char *net_mac;         /*   its MAC, "xx:xx:xx:xx:xx:xx" */
     const char *net_target;      /*   the host's tap device's name */
+    const struct vm_domain_fs *fs;   /* shared directories; the guest's memory is then */
+    size_t n_fs;                     /* shared memory, which vhost-user needs */
 };
 
 /* The domain XML in *out (malloc'd; the caller frees it). */

@@ -63,6 +63,8 @@
 #include "backends/kept.h"
 #include "backends/opqueue.h"
 #include "backends/rootfs.h"
+#include "manifests/hostpath.h"
+#include "virtiofs.h"
 #include "vm.h"
 
 /* How long SIGCHLDs gather before one scan for orphaned QEMUs. */
@@ -71,6 +73,8 @@
 struct vm_priv {
     struct vm_driver_options opt;
     char uri_opt[256], vminit[PATH_MAX], guest_kernel[PATH_MAX];
+    char virtiofsd[PATH_MAX - 8], virtiofsd_ro[PATH_MAX];   /* duet-virtiofsd and its -ro name */
+    char *protect[VM_PROTECT_MAX + 1];  /* no volume leads here (NULL-terminated) */
     uv_loop_t *loop;
     bool open;
     char state_dir[PATH_MAX - 64];
@@ -446,6 +450,74 @@ static bool use_kvm(struct vm_priv *p)
     return kvm;
 }
 
+/* Volumes reach the guest through virtiofs (virtiofs.h).  Each source is
+ * resolved and checked here as a container's is (hostpath.h: not the
+ * host's own tree, not the daemon's, unless hostAccess); libvirt gets the
+ * resolved path, and duet-virtiofsd refuses it if a symlink has been put
+ * on it since.  *out: one entry per volume (malloc'd, strings inside). */
+struct vm_vol {
+    struct vm_domain_fs fs;
+    char source[PATH_MAX], tag[24];
+};
+
+static int volumes_prepare(struct vm_priv *p, const struct workload_spec *w, const char *what, struct vm_vol **out,
+                           struct duet_err *err)
+{
+    *out = NULL;
+    if (!w->n_volumes)
+        return 0;
+    char real[PATH_MAX];
+    if (!vm_virtiofsd_find(real, sizeof(real)))
+        return duet_err_set(err, ENOTSUP,
+                            "%s: volumes reach a VM through virtiofs and this host has no virtiofsd; install it "
+                            "with: apt-get install qemu-system-common (or place the workload as a container)",
+                            what);
+    if (!p->virtiofsd[0] || access(p->virtiofsd, X_OK) < 0)
+        return duet_err_set(err, ENOENT,
+                            "%s: duet-virtiofsd, which shares a volume with a VM, is not beside duetd (%s); "
+                            "reinstall duet (make install)",
+                            what, p->virtiofsd[0] ? p->virtiofsd : "not found");
+    struct vm_vol *v = calloc(w->n_volumes, sizeof(*v));
+    if (!v)
+        return duet_err_set(err, ENOMEM, "%s: no memory for its volumes", what);
+    for (size_t i = 0; i < w->n_volumes; i++) {
+        const struct wl_volume *vol = &w->volumes[i];
+        struct stat st;
+        if (!realpath(vol->source, v[i].source) || stat(v[i].source, &st) < 0) {
+            duet_err_sys(err, "%s: volume source %s (for %s) cannot be used; create it or fix the path", what,
+                         vol->source, vol->target);
+            free(v);
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            free(v);
+            return duet_err_set(err, ENOTDIR,
+                                "%s: volume source %s (for %s) is not a directory: virtiofs shares directories "
+                                "with a VM; give the directory that holds it, or place the workload as a container",
+                                what, vol->source, vol->target);
+        }
+        const char *hit = hostpath_protected_resolved(v[i].source, (const char *const *)p->protect);
+        const char *const mine[] = {p->state_dir, NULL};   /* the guests' disks and logs */
+        if (!hit)
+            hit = hostpath_protected_resolved(v[i].source, mine);
+        if (hit && !w->host_access) {
+            duet_err_set(err, EPERM,
+                         "%s: volume source %s leads to %s, which is or holds the host's %s: a workload given it "
+                         "can change the host; name a directory of its own, or set spec.hostAccess: true to give "
+                         "it the host knowingly",
+                         what, vol->source, v[i].source, hit);
+            free(v);
+            return -1;
+        }
+        snprintf(v[i].tag, sizeof(v[i].tag), VM_VIRTIOFS_TAG_PREFIX "%zu", i);
+        v[i].fs.source = v[i].source;
+        v[i].fs.tag = v[i].tag;
+        v[i].fs.binary = vol->read_only ? p->virtiofsd_ro : p->virtiofsd;
+    }
+    *out = v;
+    return 0;
+}
+
 /* Builds the domain definition for inst (images prepared on the way). */
 static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct duet_err *err)
 {
@@ -469,6 +541,16 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
     };
     char cmdline[4096], ipcfg[160] = "", mac[18];
     struct vm_seed_net seed_net = {0};
+    _cleanup_free_ struct vm_vol *vols = NULL;
+    if (volumes_prepare(p, w, what, &vols, err) < 0)
+        return -1;
+    _cleanup_free_ struct vm_domain_fs *fs = w->n_volumes ? calloc(w->n_volumes, sizeof(*fs)) : NULL;
+    if (w->n_volumes && !fs)
+        return duet_err_set(err, ENOMEM, "%s: no memory for its volumes", what);
+    for (size_t i = 0; i < w->n_volumes; i++)
+        fs[i] = vols[i].fs;
+    ds.fs = fs;
+    ds.n_fs = w->n_volumes;
     const char *kernel = w->image.kernel;
     uint64_t disk_bytes = wl_disk_bytes(w);
     if (inst->core.has_net) {
@@ -503,6 +585,12 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
                                 what);
         if (rootfs_check_dir(w->image.rootfs, what, err) < 0)
             return -1;
+        if (w->n_volumes && !vm_kernel_has_module(kernel, "virtiofs"))
+            return duet_err_set(err, ENOTSUP,
+                                "%s: volumes reach a VM through virtiofs and the guest kernel %s has no virtiofs "
+                                "module; give a kernel that has it (Debian's does) or place the workload as a "
+                                "container",
+                                what, kernel);
         struct rootfs_user user;
         if (rootfs_user_resolve(w->image.rootfs, w->user, what, &user, err) < 0)
             return -1;
@@ -1117,11 +1205,12 @@ static void on_lifecycle_event(struct driver *drv, const char *uuid, int event, 
     }
 }
 
-/* Embedded mode: libvirt starts QEMU (and its capability probes) from
- * this process, daemonized, so with this process a child subreaper they
- * are reparented to it.  libvirt waits for a QEMU it stopped to vanish, and
- * a zombie has not: reap them as soon as they end.  Only orphans are taken:
- * zombies named qemu-system-* in another session than ours (libvirt's
+/* Embedded mode: libvirt starts QEMU, its capability probes and a VM's
+ * virtiofsds from this process, daemonized, so with this process a child
+ * subreaper they are reparented to it.  libvirt waits for a QEMU it
+ * stopped to vanish, and a zombie has not: reap them as soon as they end.
+ * Only orphans are taken: zombies named qemu-system-* (or virtiofsd) in
+ * another session than ours (libvirt's
  * daemonizing calls setsid); a QEMU libvirt runs as its direct child (the
  * capability probe) stays in our session and libvirt waits for it itself,
  * as the container runtime does for its children. */
@@ -1161,7 +1250,12 @@ static void reap_qemus(struct vm_priv *p)
             continue;
         buf[n] = '\0';
         char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
-        if (!open_paren || !close_paren || strncmp(open_paren + 1, "qemu-system", 11) != 0)
+        /* QEMU, and the virtiofsds libvirt starts beside it for volumes
+         * (ours, duet-virtiofsd, becomes virtiofsd once it has checked
+         * the directory, and stays duet-virtiofsd when it refuses it). */
+        if (!open_paren || !close_paren ||
+            (strncmp(open_paren + 1, "qemu-system", 11) != 0 && strncmp(open_paren + 1, "virtiofsd)", 10) != 0 &&
+             strncmp(open_paren + 1, "duet-virtiofsd", 14) != 0))
             continue;
         char state;
         int ppid, pgrp, sid;
@@ -1668,11 +1762,13 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         p->opt.kvm_deadline_ms = VM_KVM_DEADLINE_MS;
     snprintf(p->uri_opt, sizeof(p->uri_opt), "%s", opt->uri ? opt->uri : "");
     snprintf(p->vminit, sizeof(p->vminit), "%s", opt->vminit ? opt->vminit : "");
+    snprintf(p->virtiofsd, sizeof(p->virtiofsd), "%s", opt->virtiofsd ? opt->virtiofsd : "");
+    snprintf(p->virtiofsd_ro, sizeof(p->virtiofsd_ro), "%s" VM_VIRTIOFSD_RO_SUFFIX, p->virtiofsd);
     if (opt->guest_kernel)
         snprintf(p->guest_kernel, sizeof(p->guest_kernel), "%s", opt->guest_kernel);
     else if (!vm_find_guest_kernel(NULL, p->guest_kernel, sizeof(p->guest_kernel)))
         p->guest_kernel[0] = '\0';
-    p->opt.uri = p->opt.vminit = p->opt.guest_kernel = NULL;
+    p->opt.uri = p->opt.vminit = p->opt.guest_kernel = p->opt.virtiofsd = NULL;
     pthread_mutex_init(&p->lock, NULL);
     p->lifecycle_cb = -1;
     *drv = (struct driver){
@@ -1710,6 +1806,20 @@ void vm_driver_free(struct driver *drv)
     while (p->instances)
         vm_release(drv, p->instances);
     pthread_mutex_destroy(&p->lock);
+    for (size_t i = 0; p->protect[i]; i++)
+        free(p->protect[i]);
     free(p);
     free(drv);
+}
+
+void vm_driver_protect_path(struct driver *drv, const char *path)
+{
+    struct vm_priv *p = priv(drv);
+    for (size_t i = 0; i < VM_PROTECT_MAX; i++)
+        if (!p->protect[i]) {
+            p->protect[i] = strdup(path);
+            if (!p->protect[i])
+                abort();
+            return;
+        }
 }

@@ -27,6 +27,7 @@
 #include "common/fsutil.h"
 #include "common/grow.h"
 #include "common/strmap.h"
+#include "virtiofs.h"
 
 extern char **environ;
 
@@ -406,6 +407,18 @@ static int modset_scan(struct modset *m, struct duet_err *err)
     return 0;
 }
 
+bool vm_kernel_has_module(const char *kernel, const char *name)
+{
+    struct modset m = {0};
+    strmap_init(&m.files);
+    strmap_init(&m.done);
+    struct duet_err err;
+    bool ok = vm_kernel_modules_dir(kernel, m.dir, sizeof(m.dir), &err) == 0 && modset_scan(&m, &err) == 0 &&
+              mod_add(&m, name, 0, &err) == 0;
+    modset_free(&m);
+    return ok;
+}
+
 int vm_guest_initramfs(const char *cache_dir, const char *kernel, const char *vminit, const char *what, char *out,
                        size_t len, struct duet_err *err)
 {
@@ -418,8 +431,10 @@ int vm_guest_initramfs(const char *cache_dir, const char *kernel, const char *vm
     if (!realpath(kernel, real))
         return duet_err_sys(err, "%s: kernel %s cannot be used", what, kernel);
     uint64_t key = fnv(FNV_INIT, real, strlen(real));
-    uint64_t fields[] = {(uint64_t)kst.st_size, (uint64_t)kst.st_mtim.tv_sec, (uint64_t)ist.st_size,
-                         (uint64_t)ist.st_mtim.tv_sec, (uint64_t)ist.st_mtim.tv_nsec};
+    /* The last field is the module list's version: a list that grows
+     * (virtiofs) must not find an initramfs built without it. */
+    uint64_t fields[] = {(uint64_t)kst.st_size,    (uint64_t)kst.st_mtim.tv_sec,  (uint64_t)ist.st_size,
+                         (uint64_t)ist.st_mtim.tv_sec, (uint64_t)ist.st_mtim.tv_nsec, 2};
     key = fnv(key, fields, sizeof(fields));
     if (ensure_dir(cache_dir, err) < 0)
         return -1;
@@ -438,7 +453,7 @@ int vm_guest_initramfs(const char *cache_dir, const char *kernel, const char *vm
      * graceful stop) is worth having but a kernel without it still runs
      * the workload, stopped by force after the grace period. */
     static const char *const needed[] = {"virtio_pci", "virtio_blk", "crc32c_generic", "ext4"};
-    static const char *const wanted[] = {"button", "evdev", "virtio_net"};
+    static const char *const wanted[] = {"button", "evdev", "virtio_net", "virtiofs"};
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
         if (mod_add(&m, needed[i], 0, err) < 0) {
             modset_free(&m);
@@ -520,6 +535,10 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
     kv(s, "root", "/dev/vda");
     if (w->stop_signal)
         fprintf(s, "stopsignal%c%d%c", 0, w->stop_signal, 0);
+    /* Volume i is the virtiofs tag duet<i> (virtiofs.h): "TAG,ro|rw,TARGET" */
+    for (size_t i = 0; i < w->n_volumes; i++)
+        fprintf(s, "fs%c" VM_VIRTIOFS_TAG_PREFIX "%zu,%s,%s%c", 0, i, w->volumes[i].read_only ? "ro" : "rw",
+                w->volumes[i].target, 0);
     fprintf(s, "uid%c%" PRIu32 "%c", 0, user->uid, 0);
     fprintf(s, "gid%c%" PRIu32 "%c", 0, user->gid, 0);
     for (int i = 0; i < user->n_groups; i++)

@@ -21,6 +21,8 @@
 #include <libvirt/virterror.h>
 
 #include "common/cleanup.h"
+#include "guest_image.h"
+#include "virtiofs.h"
 #include "vm.h"
 
 
@@ -205,6 +207,9 @@ int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_ca
     caps->memory_overhead = caps->kvm ? DRIVER_EST_VM_OVERHEAD_KVM : DRIVER_EST_VM_OVERHEAD_TCG;
     caps->memory_floor = VM_MEMORY_FLOOR;
     caps->guest_kernel = vm_find_guest_kernel(guest_kernel, caps->guest_kernel_path, sizeof(caps->guest_kernel_path));
+    char vfsd[PATH_MAX];
+    caps->virtiofs = vm_virtiofsd_find(vfsd, sizeof(vfsd));
+    caps->guest_virtiofs = caps->guest_kernel && vm_kernel_has_module(caps->guest_kernel_path, "virtiofs");
 
     struct libvirt_syms lv;
     char dlwhy[256];

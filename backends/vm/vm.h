@@ -22,6 +22,7 @@ struct vm_driver_options {
     const char *uri;               /* NULL: qemu:///system if its daemon answers, else embedded */
     bool embedded;                 /* always libvirt's embedded driver (uri ignored) */
     const char *vminit;            /* the duet-vminit binary (rootfs images) */
+    const char *virtiofsd;         /* the duet-virtiofsd binary (volumes; virtiofs.h) */
     const char *guest_kernel;      /* NULL: search the usual places */
     enum vm_accel accel;
     uint64_t kvm_deadline_ms;      /* 0: VM_KVM_DEADLINE_MS */
@@ -36,6 +37,10 @@ const char *vm_driver_uri(struct driver *drv);
 /* A guest's console is capped at this (then rotated into console.log.1);
  * before open. */
 void vm_driver_set_console_max(struct driver *drv, uint64_t bytes);
+/* No volume may lead to path or into it (the daemon's state and socket);
+ * before open.  Up to VM_PROTECT_MAX paths. */
+#define VM_PROTECT_MAX 4
+void vm_driver_protect_path(struct driver *drv, const char *path);
 /* Would the next VM be a KVM guest? */
 bool vm_driver_uses_kvm(struct driver *drv);
 

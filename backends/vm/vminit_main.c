@@ -10,7 +10,8 @@
  *   1b. with ip= on the kernel command line (the fleet network), give eth0
  *      that address and route, and after the switch below point
  *      /etc/resolv.conf at the fleet's name server;
- *   2. mount the root disk (the spec's "root", ext4), move into it;
+ *   2. mount the root disk (the spec's "root", ext4), move into it, and
+ *      mount the volumes (virtiofs, by tag) at their targets;
  *   3. run the manifest's command with its env, working directory, user,
  *      group and supplementary groups, stdout and stderr on the console
  *      (the first serial port, which is the workload's log);
@@ -24,7 +25,8 @@
  *
  * The spec is /duet/spec, NUL-separated "key", "value" pairs, written by
  * the host (guest_image.c): arg (repeated, in order), env (KEY=VALUE,
- * repeated), cwd, uid, gid, group (repeated), hostname, root.
+ * repeated), cwd, uid, gid, group (repeated), hostname, root, fs
+ * (repeated: "TAG,ro|rw,TARGET").
  *
  * Static, no allocation beyond the spec: it must work in any guest kernel
  * with nothing but a console.
@@ -57,6 +59,7 @@
 #define MAX_ENV 1024
 #define MAX_GROUPS 32
 #define MAX_INPUTS 16
+#define MAX_FS 64
 
 struct spec {
     char *argv[MAX_ARGS + 1];
@@ -68,6 +71,8 @@ struct spec {
     gid_t groups[MAX_GROUPS];
     int n_groups;
     int stop_signal;      /* what the power button sends the workload */
+    char *fs[MAX_FS];     /* volumes: "TAG,ro|rw,TARGET" */
+    int n_fs;
 };
 
 static int status_fd = -1;
@@ -174,6 +179,8 @@ static void parse_spec(struct spec *s, char *buf, size_t len)
             s->gid = (gid_t)strtoul(val, NULL, 10);
         else if (!strcmp(key, "group") && s->n_groups < MAX_GROUPS)
             s->groups[s->n_groups++] = (gid_t)strtoul(val, NULL, 10);
+        else if (!strcmp(key, "fs") && s->n_fs < MAX_FS)
+            s->fs[s->n_fs++] = val;
         else if (!strcmp(key, "stopsignal") && atoi(val) > 0 && atoi(val) < NSIG)
             s->stop_signal = atoi(val);
     }
@@ -197,6 +204,26 @@ static void load_modules(void)
         unlink(path);   /* the initramfs stays in RAM: give it back */
     }
     free(list);
+}
+
+/* A volume that cannot be mounted stops the workload before it runs: it
+ * would otherwise write into its own disk what belongs in the volume. */
+static void mount_volumes(const struct spec *s)
+{
+    for (int i = 0; i < s->n_fs; i++) {
+        char *tag = s->fs[i], *mode = strchr(tag, ',');
+        char *target = mode ? strchr(mode + 1, ',') : NULL;
+        if (!mode || !target) {
+            errno = EINVAL;
+            fail("a volume in the spec is malformed", tag);
+        }
+        *mode++ = '\0';
+        *target++ = '\0';
+        duet_make_dirs(target);
+        unsigned long flags = MS_NOATIME | (strcmp(mode, "ro") == 0 ? MS_RDONLY : 0);
+        if (mount(tag, target, "virtiofs", flags, NULL) < 0)
+            fail("cannot mount the volume (virtiofs) on", target);
+    }
 }
 
 static void wait_for(const char *dev)
@@ -420,6 +447,7 @@ int main(void)
     mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    mount_volumes(&s);
     if (ipc.set)
         write_resolv_conf(&ipc);
 

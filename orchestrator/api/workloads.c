@@ -7,6 +7,7 @@
 
 #include "common/jsonw.h"
 #include "manifests/hostpath.h"
+#include "backends/vm/virtiofs.h"
 #include "images/store.h"
 #include "orchestrator/api/internal.h"
 
@@ -117,6 +118,22 @@ static void wl_summary_write(struct jsonw *jw, const struct wl *w)
     } else {
         jsonw_null(jw);
     }
+    /* Volumes, and for a VM the virtiofs tag each is shared under
+     * (docs/storage.md): a disk image's own init mounts it by that. */
+    jsonw_key(jw, "volumes");
+    jsonw_array_begin(jw);
+    for (size_t i = 0; i < w->spec->n_volumes; i++) {
+        const struct wl_volume *v = &w->spec->volumes[i];
+        jsonw_object_begin(jw);
+        jsonw_kv_string(jw, "source", v->source);
+        jsonw_kv_string(jw, "target", v->target);
+        jsonw_kv_bool(jw, "read_only", v->read_only);
+        char tag[32];
+        snprintf(tag, sizeof(tag), VM_VIRTIOFS_TAG_PREFIX "%zu", i);
+        string_or_null(jw, "tag", w->backend == BACKEND_VM ? tag : NULL);
+        jsonw_object_end(jw);
+    }
+    jsonw_array_end(jw);
     /* The network: the address (kept until the workload is deleted) and
      * the host ports published to it. */
     char a[16];

@@ -433,6 +433,23 @@ static inline void dd_apply_sleeper(struct dd *d, const char *name)
     free(out);
 }
 
+/* A file's contents (malloc'd), or NULL when it cannot be read. */
+static inline char *dd_slurp(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&buf, &len);
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        fputc(c, o);
+    fclose(f);
+    fclose(o);
+    return buf;
+}
+
 static inline char *dd_field(struct dd *d, const char *name, const char *key)
 {
     json_t *w = dd_workload(d, name);

@@ -10,7 +10,9 @@
  * that service by the VM's name on the fleet network.  Then the VM is
  * replaced (more memory) and boots again from the disk it wrote: its
  * bootcmd, which runs at every boot, has counted two boots, and the
- * service cloud-init enabled once is up again.  Two boots for the whole
+ * service cloud-init enabled once is up again.  A host directory is its
+ * volume, which the guest mounts by the virtiofs tag duet gives it; what
+ * it writes there at each boot is on the host.  Two boots for the whole
  * file: under emulation each takes about a minute.
  */
 #include "dtest.h"
@@ -22,11 +24,14 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
     static const char *const fmt =
         "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: cloudy}\nspec:\n  role: infrastructure\n"
         "  image: {disk: %s}\n  resources: {memory: %s, disk: 2Gi}\n  healthcheck: {tcp: 8080, interval: 2s}\n"
+        "  volumes: [{source: %s, target: /srv/shared}]\n"
         "  cloudInit:\n"
         "    userData: |\n"
         "      #cloud-config\n"
         "      bootcmd:\n"
         "        - [sh, -c, \"mkdir -p /srv/www && echo boot >> /srv/www/boots.txt\"]\n"
+        "        - [sh, -c, \"mkdir -p /srv/shared && mount -t virtiofs duet0 /srv/shared && "
+        "hostname >> /srv/shared/boots.txt\"]\n"
         "      write_files:\n"
         "        - path: /srv/www/hello.txt\n"
         "          content: \"hello from cloud-init\\n\"\n"
@@ -48,7 +53,11 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
         "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: reader}\nspec:\n  image: {rootfs: %s}\n"
         "  command: [/bin/sh, -c, \"wget -qO- http://cloudy:8080/hello.txt && wget -qO- http://cloudy:8080/name.txt\"]\n"
         "  resources: {memory: 16Mi}\n  restart: never\n  dependsOn: [cloudy]\n";
-    const char *m = dd_manifest(&d, "cloud.yaml", fmt, dd_env("DUET_CLOUD_GUEST"), "512Mi", dd_env("DUET_ROOTFS"));
+    char shared[64] = "/tmp/duet-shared-XXXXXX", boots[128];
+    cr_assert_not_null(mkdtemp(shared));
+    snprintf(boots, sizeof(boots), "%s/boots.txt", shared);
+    const char *m =
+        dd_manifest(&d, "cloud.yaml", fmt, dd_env("DUET_CLOUD_GUEST"), "512Mi", shared, dd_env("DUET_ROOTFS"));
     char *out;
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 500", m), 0, "%s", out);
     free(out);
@@ -61,9 +70,15 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
     cr_expect(strstr(out, "DataSourceNoCloud"), "cloud-init did not read duet's seed: %s", out);
     free(out);
     cr_expect(dd_field_is(&d, "cloudy", "health", "healthy"));
+    char *vol = dd_slurp(boots);
+    cr_expect_str_eq(vol ? vol : "", "cloudy\n", "the guest's write in its volume is on the host");
+    free(vol);
+    cr_assert_eq(dd_duet(&d, &out, "describe cloudy"), 0);
+    cr_expect(strstr(out, "/srv/shared, virtiofs tag duet0"), "describe names the tag: %s", out);
+    free(out);
 
     /* Replaced: the new instance boots the disk the first one wrote. */
-    m = dd_manifest(&d, "cloud.yaml", fmt, dd_env("DUET_CLOUD_GUEST"), "640Mi", dd_env("DUET_ROOTFS"));
+    m = dd_manifest(&d, "cloud.yaml", fmt, dd_env("DUET_CLOUD_GUEST"), "640Mi", shared, dd_env("DUET_ROOTFS"));
     const char *m2 = dd_manifest(
         &d, "reader2.yaml",
         "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: reader2}\nspec:\n  image: {rootfs: %s}\n"
@@ -83,9 +98,14 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
     cr_assert_eq(dd_duet(&d, &out, "logs reader2"), 0);
     cr_expect_str_eq(out, "boot\nboot\n", "the replaced VM did not boot the disk its first instance wrote");
     free(out);
+    vol = dd_slurp(boots);
+    cr_expect_str_eq(vol ? vol : "", "cloudy\ncloudy\n", "the second instance mounted the same volume");
+    free(vol);
     cr_assert_eq(dd_duet(&d, &out, "delete reader2 --wait"), 0, "%s", out);
     free(out);
     cr_assert_eq(dd_duet(&d, &out, "delete -f %s --wait", m), 0, "%s", out);
     free(out);
     dd_finish(&d);
+    unlink(boots);
+    cr_expect_eq(rmdir(shared), 0, "the volume holds only what the guest wrote");
 }

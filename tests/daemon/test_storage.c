@@ -1,6 +1,7 @@
 /*
  * test_storage.c - data that outlives an instance: a VM's kept disk, the
- * previous instance's log.
+ * previous instance's log, a volume that follows its workload from a
+ * container into a VM and back.
  *
  * The VM is the busybox rootfs booted under emulation.  Its command
  * writes /marker on its first run and fails; every later run prints what
@@ -193,4 +194,55 @@ Test(storage, logs_previous_shows_the_instance_before, .timeout = 120)
     cr_expect(strstr(out, "fresh has no previous instance's log"), "%s", out);
     free(out);
     dd_finish(&d);
+}
+
+/* One host directory, one workload, moved container -> VM -> container:
+ * each instance reads what the one before it wrote (in the VM through
+ * virtiofs), and the old instance is gone before the new one mounts it. */
+static const char *mover(struct dd *d, const char *placement, const char *vol)
+{
+    return dd_manifest(d, "mover.yaml",
+                       "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: mover}\nspec:\n  placement: %s\n"
+                       "  image: {rootfs: %s}\n  resources: {memory: 128Mi}\n  restart: never\n"
+                       "  env: {PLACED: %s}\n  volumes: [{source: %s, target: /data}]\n"
+                       "  command: [/bin/sh, -c, \"echo saw $(cat /data/log 2>/dev/null | tr '\\\\n' ' ')as $PLACED; "
+                       "echo $PLACED >> /data/log\"]\n",
+                       placement, dd_env("DUET_ROOTFS"), placement, vol);
+}
+
+static void move_to(struct dd *d, const char *placement, const char *vol, const char *want_log)
+{
+    char *out;
+    cr_assert_eq(dd_duet(d, &out, "apply -f %s", mover(d, placement, vol)), 0, "%s", out);
+    free(out);
+    uint64_t deadline = dd_now_ms() + 180000;
+    while (!(dd_field_is(d, "mover", "backend", placement) && dd_field_is(d, "mover", "state", "completed")))
+        cr_assert(dd_now_ms() < deadline && usleep(200000) == 0, "mover did not complete as a %s", placement);
+    cr_assert_eq(dd_duet(d, &out, "logs mover"), 0);
+    cr_expect(strstr(out, want_log), "as a %s it saw: %s", placement, out);
+    free(out);
+}
+
+Test(storage, a_volume_keeps_its_data_when_the_workload_moves_between_backends, .timeout = 400)
+{
+    struct dd d;
+    dd_init_vm(&d);
+    char vol[64] = "/tmp/duet-mover-XXXXXX", log[96];
+    cr_assert_not_null(mkdtemp(vol));
+    snprintf(log, sizeof(log), "%s/log", vol);
+    move_to(&d, "container", vol, "saw as container");
+    move_to(&d, "vm", vol, "saw container as vm");
+    move_to(&d, "container", vol, "saw container vm as container");
+    char *text = dd_slurp(log);
+    cr_expect_str_eq(text ? text : "", "container\nvm\ncontainer\n");
+    free(text);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "delete mover --wait"), 0, "%s", out);
+    free(out);
+    dd_finish(&d);
+    text = dd_slurp(log);
+    cr_expect_not_null(text, "deleting the workload leaves the host's directory alone");
+    free(text);
+    unlink(log);
+    rmdir(vol);
 }

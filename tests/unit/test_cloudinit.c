@@ -239,6 +239,20 @@ Test(cloudinit, a_seed_names_the_workload_and_its_address)
     cr_expect_str_eq(f.network_config, "version: 1\nconfig: []\n", "the user's network config replaces duet's");
     vm_seed_files_free(&f);
 
+    /* volumes: their virtiofs tags, for the guest's own init to mount */
+    struct manifest_set *vset = load_yaml(WL_HEAD "  image: {disk: /srv/debian.qcow2}\n"
+                                                  "  volumes:\n    - {source: /srv/a, target: /var/lib/data}\n"
+                                                  "    - {source: /srv/b, target: '/x\"\\ninjected: true\\', readOnly: true}\n");
+    cr_assert(manifest_set_ok(vset), "%s", diags_text(vset, buf, sizeof(buf)));
+    cr_assert_eq(vm_seed_files_make(vset->workloads[0], NULL, &f, &err), 0);
+    /* the target's quote and backslashes stay inside its one value */
+    cr_expect_str_eq(f.meta_data,
+                     "instance-id: \"duet-web\"\nlocal-hostname: \"web\"\nduet_volumes:\n"
+                     "  - tag: \"duet0\"\n    target: \"/var/lib/data\"\n    readOnly: false\n"
+                     "  - tag: \"duet1\"\n    target: \"/x\\\"\\\\ninjected: true\\\\\"\n    readOnly: true\n");
+    vm_seed_files_free(&f);
+    manifest_set_free(vset);
+
     /* the whole seed on a disc, and never over an existing file */
     struct iso_dir d;
     iso_dir_new(&d);

@@ -147,3 +147,38 @@ Test(domain, refuses_what_xml_cannot_carry)
     cr_expect_eq(vm_domain_xml(&s, &xml, &err), -1);
     cr_expect(strstr(err.msg, "not qcow2 or raw"), "%s", err.msg);
 }
+
+Test(domain, volumes_are_virtiofs_filesystems_on_shared_memory)
+{
+    struct vm_domain_spec s = base();
+    const struct vm_domain_fs fs[] = {
+        {.source = "/srv/data", .tag = "duet0", .binary = "/usr/bin/duet-virtiofsd"},
+        /* a hostile directory name stays the value of one source */
+        {.source = "/srv/x'/></filesystem><filesystem type='mount'><driver type='virtiofs'/><source dir='/",
+         .tag = "duet1", .binary = "/usr/bin/duet-virtiofsd-ro"},
+    };
+    char *xml;
+    struct duet_err err = {0};
+    cr_assert_eq(vm_domain_xml(&s, &xml, &err), 0, "%s", err.msg);
+    cr_expect_not(strstr(xml, "memoryBacking"), "no shared memory without volumes: %s", xml);
+    free(xml);
+    s.fs = fs;
+    s.n_fs = 2;
+    cr_assert_eq(vm_domain_xml(&s, &xml, &err), 0, "%s", err.msg);
+    char *desc = define_and_describe(xml);
+    cr_expect(strstr(desc, "<source type='memfd'/>") && strstr(desc, "<access mode='shared'/>"),
+              "vhost-user needs the guest's memory shared: %s", desc);
+    cr_expect_eq(count(desc, "<filesystem"), 2, "one filesystem per volume:\n%s", desc);
+    cr_expect_eq(count(desc, "<driver type='virtiofs'"), 2, "%s", desc);
+    cr_expect(strstr(desc, "<binary path='/usr/bin/duet-virtiofsd'/>"), "%s", desc);
+    cr_expect(strstr(desc, "<binary path='/usr/bin/duet-virtiofsd-ro'/>"), "%s", desc);
+    cr_expect(strstr(desc, "<source dir='/srv/data'/>") && strstr(desc, "<target dir='duet0'/>"), "%s", desc);
+    cr_expect(strstr(desc, "<source dir='/srv/x&apos;/&gt;&lt;/filesystem&gt;"), "the name is text: %s", desc);
+    free(desc);
+    free(xml);
+    const struct vm_domain_fs bad[] = {{.source = "/srv/a\x01b", .tag = "duet0", .binary = "/b"}};
+    s.fs = bad;
+    s.n_fs = 1;
+    cr_expect_eq(vm_domain_xml(&s, &xml, &err), -1, "a control character cannot be carried");
+    cr_expect(strstr(err.msg, "volume source"), "%s", err.msg);
+}

@@ -19,7 +19,8 @@ static void host_full(struct host_info *h)
     h->overcommit_cpu = 1;
     h->overcommit_memory = 1;
     struct driver_caps *vm = &h->backend[BACKEND_VM], *ct = &h->backend[BACKEND_CONTAINER];
-    vm->available = vm->kvm = vm->guest_kernel = true;
+    vm->available = vm->kvm = vm->guest_kernel = vm->virtiofs = vm->guest_virtiofs = true;
+    snprintf(vm->guest_kernel_path, sizeof(vm->guest_kernel_path), "/boot/vmlinuz-6.1.0-test");
     vm->start_ms = DRIVER_EST_VM_START_KVM_MS;
     vm->memory_overhead = DRIVER_EST_VM_OVERHEAD_KVM;
     vm->memory_floor = DRIVER_VM_MEMORY_FLOOR;
@@ -30,7 +31,7 @@ static void host_full(struct host_info *h)
     ct->memory_floor = WL_MIN_MEMORY;
 }
 
-enum host_variant { FULL, NO_VM, NO_CONTAINER, NO_KERNEL, TCG, SMALL, TINY_TCG };
+enum host_variant { FULL, NO_VM, NO_CONTAINER, NO_KERNEL, TCG, SMALL, TINY_TCG, NO_VIRTIOFSD, KERNEL_NO_VIRTIOFS };
 
 static void host_make(struct host_info *h, enum host_variant v)
 {
@@ -45,6 +46,8 @@ static void host_make(struct host_info *h, enum host_variant v)
         snprintf(h->backend[BACKEND_CONTAINER].unavailable_reason, DUET_ERR_MSG_MAX, "no overlay filesystem");
         break;
     case NO_KERNEL: h->backend[BACKEND_VM].guest_kernel = false; break;
+    case NO_VIRTIOFSD: h->backend[BACKEND_VM].virtiofs = false; break;
+    case KERNEL_NO_VIRTIOFS: h->backend[BACKEND_VM].guest_virtiofs = false; break;
     case TCG:
         h->backend[BACKEND_VM].kvm = false;
         h->backend[BACKEND_VM].start_ms = DRIVER_EST_VM_START_TCG_MS;
@@ -109,6 +112,19 @@ static const struct pcase pcases[] = {
     /* A VM's overhead tips it over where the container still fits. */
     {SMALL, WL("  role: infrastructure\n  resources: {memory: 1000Mi}\n" ROOTFS), BACKEND_CONTAINER,
      "as a vm it needs 1.02 GiB, 1 GiB is left"},
+    /* Volumes: a VM gets them through virtiofs, or is ruled out saying why. */
+#define VOL "  volumes: [{source: /srv/v, target: /data}]\n"
+    {FULL, WL("  role: infrastructure\n" VOL ROOTFS), BACKEND_VM, "role infrastructure prefers vm"},
+    {FULL, WL("  placement: vm\n  image: {disk: /d.qcow2}\n" VOL), BACKEND_VM, "placement vm set in the manifest"},
+    {NO_VIRTIOFSD, WL("  role: infrastructure\n" VOL ROOTFS), BACKEND_CONTAINER,
+     "volumes reach a VM through virtiofs and this host has no virtiofsd (apt-get install qemu-system-common)"},
+    {NO_VIRTIOFSD, WL("  placement: vm\n  image: {disk: /d.qcow2}\n" VOL), UNPLACEABLE,
+     "placement vm cannot be honoured: volumes reach a VM through virtiofs and this host has no virtiofsd"},
+    {KERNEL_NO_VIRTIOFS, WL("  placement: vm\n" VOL ROOTFS), UNPLACEABLE,
+     "the guest kernel /boot/vmlinuz-6.1.0-test has no virtiofs module"},
+    /* a disk image boots its own kernel: duet's guest kernel is beside the point */
+    {KERNEL_NO_VIRTIOFS, WL("  placement: vm\n  image: {disk: /d.qcow2}\n" VOL), BACKEND_VM, "placement vm set"},
+    {NO_VIRTIOFSD, WL("  role: infrastructure\n" ROOTFS), BACKEND_VM, "role infrastructure prefers vm"},
     /* Scoring: small memory and a tight start budget do not outweigh the role... */
     {TCG, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 5s}\n" ROOTFS), BACKEND_VM,
      "score: vm 10, container 9"},

@@ -151,10 +151,12 @@ static inline void vt_open(struct vt *t, const char *state, enum vm_accel accel)
     struct vm_driver_options o = {
         .embedded = true,
         .vminit = getenv("DUET_VMINIT"),
+        .virtiofsd = getenv("DUET_VIRTIOFSD"),
         .guest_kernel = getenv("DUET_GUEST_KERNEL"),
         .accel = accel,
     };
     cr_assert_not_null(o.vminit, "DUET_VMINIT names duet-vminit (make check sets it)");
+    cr_assert_not_null(o.virtiofsd, "DUET_VIRTIOFSD names duet-virtiofsd (make check sets it)");
     cr_assert_not_null(o.guest_kernel, "DUET_GUEST_KERNEL names the guest kernel (make check sets it)");
     t->drv = vm_driver_new(&o);
     struct duet_err err = {0};
