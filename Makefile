@@ -43,7 +43,7 @@ SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
+LIB_SRC = common/err.c common/fsutil.c common/loopdev.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
           scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
           backends/driver.c backends/kept.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
@@ -53,14 +53,15 @@ LIB_SRC = common/err.c common/fsutil.c common/arena.c common/units.c common/strm
           backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c cli/plan_images.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
-          images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c
+          images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
+          storage/volume.c
 CLI_SRC   = cli/main.c cli/verbs.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
-                 orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c
+                 orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c orchestrator/volume.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
-            orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c
+            orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
@@ -71,6 +72,7 @@ BENCH_CT_SRC = tests/bench/bench_container.c
 BENCH_VM_SRC = tests/bench/bench_vm.c
 BENCH_D_SRC = tests/bench/bench_daemon.c
 BENCH_IMG_SRC = tests/bench/bench_images.c
+BENCH_VOL_SRC = tests/bench/bench_volume.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -93,6 +95,7 @@ BENCH_CT_BIN = $(BUILD)/bench/container
 BENCH_VM_BIN = $(BUILD)/bench/vm
 BENCH_D_BIN = $(BUILD)/bench/daemon
 BENCH_IMG_BIN = $(BUILD)/bench/images
+BENCH_VOL_BIN = $(BUILD)/bench/volume
 
 .PHONY: all deps test check asan bench demo install clean images
 
@@ -231,6 +234,10 @@ $(BENCH_D_BIN): $(call obj,$(BENCH_D_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
+$(BENCH_VOL_BIN): $(call obj,$(BENCH_VOL_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
 $(BENCH_IMG_BIN): $(call obj,$(BENCH_IMG_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
@@ -293,13 +300,14 @@ BENCH_DEB_PACKAGES = podman
 
 bench: deps
 	@./scripts/deps.sh $(BENCH_DEB_PACKAGES)
-	$(MAKE) $(DUET) $(DUETD) $(INIT) $(ROOTFS) $(OCI_LAYOUT) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(BENCH_IMG_BIN) $(VM_IMAGES)
+	$(MAKE) $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(ROOTFS) $(OCI_LAYOUT) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(BENCH_IMG_BIN) $(BENCH_VOL_BIN) $(VM_IMAGES)
 	@rc=0; \
 	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_CT_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_VM_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_D_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_IMG_BIN) || rc=1; \
+	$(TEST_ENV) $(BENCH_VOL_BIN) || rc=1; \
 	exit $$rc
 
 # The example fleet for real: duetd, VMs and containers, then torn down.

@@ -44,6 +44,7 @@ static const char usage_main[] =
     "  events [-f]                   the event stream\n"
     "  run (--rootfs DIR|--disk IMG|--image REF) [--rm] [-- CMD...]   one workload now, like docker run\n"
     "  image ls|pull|inspect|rm|prune   the OCI images in duetd's store\n"
+    "  volume ls|inspect|rm          the named volumes duetd keeps\n"
     "\n"
     "Run 'duet COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon unreachable.\n";

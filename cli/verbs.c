@@ -107,6 +107,16 @@ static json_t *call_json(const char *method, const char *path, const char *body,
 
 /* ---- output helpers ----------------------------------------------------------- */
 
+static void size_text(char *buf, size_t len, double bytes)
+{
+    if (bytes >= 1 << 30)
+        snprintf(buf, len, "%.1f GiB", bytes / (1 << 30));
+    else if (bytes >= 1 << 20)
+        snprintf(buf, len, "%.1f MiB", bytes / (1 << 20));
+    else
+        snprintf(buf, len, "%.0f KiB", bytes / 1024);
+}
+
 static void age(char *buf, size_t len, json_t *ms)
 {
     if (!json_is_integer(ms)) {
@@ -698,7 +708,14 @@ static int cmd_describe(int argc, char **argv)
     json_t *vols = json_object_get(j, "volumes");
     json_array_foreach(vols, i, v) {
         char src[1024], dst[1024];
-        snprintf(src, sizeof(src), "%s", str(v, "source"));
+        if (json_is_string(json_object_get(v, "name")) && json_is_integer(json_object_get(v, "size"))) {
+            char sz[32];
+            size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(v, "size")));
+            snprintf(src, sizeof(src), "volume %s (%s)", str(v, "name"), sz);
+        } else if (json_is_string(json_object_get(v, "name")))
+            snprintf(src, sizeof(src), "volume %s", str(v, "name"));
+        else
+            snprintf(src, sizeof(src), "%s", str(v, "source"));
         snprintf(dst, sizeof(dst), "%s", str(v, "target"));
         duet_text_mask(src);
         duet_text_mask(dst);
@@ -985,20 +1002,24 @@ static int cmd_delete(int argc, char **argv)
 {
     static const struct option opts[] = {{"filename", required_argument, NULL, 'f'},
                                          {"wait", no_argument, NULL, 'w'},
+                                         {"volumes", no_argument, NULL, 'V'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    static const char usage[] = "usage: duet delete NAME... | -f FILE|DIR [--wait]\n\n"
+    static const char usage[] = "usage: duet delete NAME... | -f FILE|DIR [--wait] [--volumes]\n\n"
                                 "Stop and remove workloads (the files name them with -f).\n"
-                                "  --wait   return once they are gone from the host\n";
+                                "  --wait      return once they are gone from the host\n"
+                                "  --volumes   remove their named volumes too (those no other workload names);\n"
+                                "              without it a named volume outlives its workloads\n";
     struct manifest_set *set = manifest_set_new();
-    bool from_files = false, wait = false;
+    bool from_files = false, wait = false, volumes = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'f': manifest_set_load_path(set, optarg); from_files = true; break;
         case 'w': wait = true; break;
+        case 'V': volumes = true; break;
         case 'S': sock = optarg; break;
         case 'h': fputs(usage, stdout); manifest_set_free(set); return 0;
         default: fputs(usage, stderr); manifest_set_free(set); return EXIT_USAGE;
@@ -1034,7 +1055,7 @@ static int cmd_delete(int argc, char **argv)
             continue;
         }
         char path[128];
-        snprintf(path, sizeof(path), "/v1/workloads/%s", name);
+        snprintf(path, sizeof(path), "/v1/workloads/%s%s", name, volumes ? "?volumes=1" : "");
         int r = 0;
         json_t *j = call_json("DELETE", path, NULL, &r);
         if (!j) {
@@ -1103,16 +1124,6 @@ static int image_ref_absolute(const char *in, char *out, size_t len)
     }
     image_ref_format(&r, out, len);
     return 0;
-}
-
-static void size_text(char *buf, size_t len, double bytes)
-{
-    if (bytes >= 1 << 30)
-        snprintf(buf, len, "%.1f GiB", bytes / (1 << 30));
-    else if (bytes >= 1 << 20)
-        snprintf(buf, len, "%.1f MiB", bytes / (1 << 20));
-    else
-        snprintf(buf, len, "%.0f KiB", bytes / 1024);
 }
 
 /* A pull's answer, a JSON line at a time (docs/api.md): progress drawn as
@@ -1223,12 +1234,46 @@ static void ref_query(const char *path, const char *ref, char *out, size_t len)
         duet_url_escape(ref, "/:@", out + o, len - o);
 }
 
-static int cmd_image(int argc, char **argv)
+/* The options `image` and `volume` share (-o json|yaml, --socket), then
+ * SUB and its one argument: a sub-command named in with_arg takes exactly
+ * one, the others none.  0 with *sub, *arg and *output set; else the exit
+ * status to return (usage printed). */
+static int subcommand_args(int argc, char **argv, const char *usage, const char *const *with_arg, const char **sub,
+                           const char **arg, const char **output)
 {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
+    *output = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': *output = optarg; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return -1;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (*output && strcmp(*output, "json") != 0 && strcmp(*output, "yaml") != 0) {
+        fprintf(stderr, "duet: -o takes json or yaml\n");
+        return EXIT_USAGE;
+    }
+    *sub = optind < argc ? argv[optind] : NULL;
+    *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    bool one = false;
+    for (size_t i = 0; *sub && with_arg[i]; i++)
+        one |= strcmp(*sub, with_arg[i]) == 0;
+    if (!*sub || (one && (!*arg || optind + 2 != argc)) || (!one && optind + 1 != argc)) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int cmd_image(int argc, char **argv)
+{
     static const char usage[] =
         "usage: duet image ls [-o json|yaml]\n"
         "       duet image pull REF [-o json|yaml]\n"
@@ -1239,28 +1284,11 @@ static int cmd_image(int argc, char **argv)
         "layout, as skopeo and umoci write) or docker-archive:FILE (docker save);\n"
         "an image is pulled by apply when a workload needs it, or ahead with pull.\n"
         "rm refuses an image a workload uses; prune removes every one none uses.\n";
-    const char *output = NULL;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'o': output = optarg; break;
-        case 'S': sock = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return EXIT_USAGE;
-        }
-    }
-    if (output && strcmp(output, "json") != 0 && strcmp(output, "yaml") != 0) {
-        fprintf(stderr, "duet: -o takes json or yaml\n");
-        return EXIT_USAGE;
-    }
-    const char *sub = optind < argc ? argv[optind] : NULL;
-    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-    bool one = sub && (!strcmp(sub, "pull") || !strcmp(sub, "inspect") || !strcmp(sub, "rm"));
-    if (!sub || (one && (!arg || optind + 2 != argc)) || (!one && optind + 1 != argc)) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
+    const char *sub, *arg, *output;
+    static const char *const with_arg[] = {"pull", "inspect", "rm", NULL};
+    int pr = subcommand_args(argc, argv, usage, with_arg, &sub, &arg, &output);
+    if (pr)
+        return pr < 0 ? 0 : pr;
     int rc = 0;
     char path[IMAGE_REF_MAX * 3 + 64];
     json_t *j = NULL;
@@ -1453,6 +1481,73 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- entry --------------------------------------------------------------------------------- */
 
+/* ---- volume ------------------------------------------------------------------------------ */
+
+static int cmd_volume(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: duet volume ls [-o json|yaml]\n"
+        "       duet volume inspect NAME [-o json|yaml]\n"
+        "       duet volume rm NAME\n\n"
+        "The named volumes duetd keeps (spec.volumes[].name): made when a workload first\n"
+        "needs one, kept when workloads are deleted (unless delete --volumes).\n"
+        "rm refuses a volume a workload names.\n";
+    const char *sub, *arg, *output;
+    static const char *const with_arg[] = {"inspect", "rm", NULL};
+    int pr = subcommand_args(argc, argv, usage, with_arg, &sub, &arg, &output);
+    if (pr)
+        return pr < 0 ? 0 : pr;
+    if (strcmp(sub, "ls") != 0 && !arg) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (arg && !manifest_name_valid(arg, strlen(arg))) {
+        fprintf(stderr, "duet: \"%s\" is not a volume name\n", arg);
+        return EXIT_REFUSED;
+    }
+    int rc = 0;
+    char path[128];
+    if (!strcmp(sub, "ls")) {
+        json_t *j = call_json("GET", "/v1/volumes", NULL, &rc);
+        if (!j)
+            return rc;
+        if (output) {
+            print_doc(j, output);
+            json_decref(j);
+            return 0;
+        }
+        printf("%-32s %10s %10s %8s  %s\n", "NAME", "SIZE", "USED", "CREATED", "WORKLOADS");
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "volumes"), i, v) {
+            char sz[32] = "-", used[32] = "-", created[32], users[512] = "";
+            if (json_is_integer(json_object_get(v, "size")))
+                size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(v, "size")));
+            if (json_is_integer(json_object_get(v, "used")))
+                size_text(used, sizeof(used), (double)json_integer_value(json_object_get(v, "used")));
+            age(created, sizeof(created), json_object_get(v, "created_at"));
+            size_t k, o = 0;
+            json_t *u;
+            json_array_foreach(json_object_get(v, "users"), k, u) if (o < sizeof(users))
+                o += (size_t)snprintf(users + o, sizeof(users) - o, "%s%s%s", k ? "," : "", str(u, "workload"),
+                                      json_is_true(json_object_get(u, "read_only")) ? "(ro)" : "");
+            printf("%-32s %10s %10s %8s  %s\n", str(v, "name"), sz, used, created, o ? users : "-");
+        }
+        json_decref(j);
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/v1/volumes/%s", arg);
+    json_t *j = call_json(!strcmp(sub, "rm") ? "DELETE" : "GET", path, NULL, &rc);
+    if (!j)
+        return rc;
+    if (!strcmp(sub, "rm") && !output)
+        printf("removed %s\n", str(j, "removed"));
+    else
+        print_doc(j, output ? output : "yaml");
+    json_decref(j);
+    return 0;
+}
+
 int cli_verbs_run(const char *verb, int argc, char **argv)
 {
     static const struct {
@@ -1460,7 +1555,7 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
         int (*fn)(int, char **);
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
-                 {"image", cmd_image}};
+                 {"image", cmd_image},   {"volume", cmd_volume}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

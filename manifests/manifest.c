@@ -346,6 +346,36 @@ static void check_names(struct manifest_set *set)
     }
 }
 
+/* A named volume's users agree on its size and on who writes it.  Pairs
+ * are compared only among workloads with named volumes (few). */
+static void check_volumes(struct manifest_set *set)
+{
+    struct workload_spec **users = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < set->n_workloads; i++) {
+        struct workload_spec *w = set->workloads[i];
+        bool named = false;
+        for (size_t v = 0; v < w->n_volumes; v++)
+            named |= w->volumes[v].name != NULL;
+        if (!named)
+            continue;
+        char why[512];
+        for (size_t j = 0; j < n; j++)
+            if (wl_volumes_conflict(users[j], w, why, sizeof(why))) {
+                /* said where the user can change it, as for ports */
+                bool ctx = set->context_file && strcmp(w->name_pos.file, set->context_file) == 0;
+                const struct workload_spec *at = ctx ? users[j] : w;
+                diag_add(&set->diags, at->name_pos.file, at->name_pos.line, at->name_pos.col, "%s", why);
+                break;
+            }
+        users = realloc(users, (n + 1) * sizeof(*users));
+        if (!users)
+            abort();
+        users[n++] = w;
+    }
+    free(users);
+}
+
 static void check_deps_exist(struct manifest_set *set)
 {
     const char **names = NULL;
@@ -519,6 +549,7 @@ void manifest_set_validate(struct manifest_set *set)
 {
     check_names(set);
     check_deps_exist(set);
+    check_volumes(set);
     check_cycles(set);
     check_ports(set);
     if (set->n_documents == 0 && diag_count(&set->diags) == 0)

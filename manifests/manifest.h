@@ -65,7 +65,14 @@ struct wl_port {
 };
 
 struct wl_volume {
-    const char *source;        /* absolute, normalised */
+    /* A host directory (source, absolute, normalised), or a named volume
+     * duet keeps (name; docs/storage.md), whose source the daemon fills
+     * in with the volume's directory when it runs the workload (managed:
+     * a path duet made, which may lie in its state directory). */
+    const char *source;
+    const char *name;          /* NULL: a host directory */
+    uint64_t size;             /* a named volume's bound, bytes; 0: none */
+    bool managed;
     const char *target;        /* absolute, normalised, never "/" nor containing ".." */
     bool read_only;
 };
@@ -256,6 +263,12 @@ bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len);
  * image.keepDisk says to keep it.  now: what w makes its disk from ("" when
  * it boots none). */
 bool wl_disk_resets(const struct workload_spec *w, const char *kept, char *now, size_t len);
+
+/* Do a and b (two workloads) use one named volume in ways that cannot
+ * stand together: with two sizes (one that gives none takes the volume as
+ * it is), or both writing it (docs/storage.md: a volume is written by one
+ * workload at a time)?  The reason, naming both, in buf, or NULL. */
+const char *wl_volumes_conflict(const struct workload_spec *a, const struct workload_spec *b, char *buf, size_t len);
 
 const char *wl_role_name(enum wl_role r);
 const char *wl_placement_name(enum wl_placement p);

@@ -679,6 +679,36 @@ bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len)
     return true;
 }
 
+const char *wl_volumes_conflict(const struct workload_spec *a, const struct workload_spec *b, char *buf, size_t len)
+{
+    char sa[32], sb[32];
+    for (size_t i = 0; i < a->n_volumes; i++) {
+        const struct wl_volume *va = &a->volumes[i];
+        for (size_t j = 0; va->name && j < b->n_volumes; j++) {
+            const struct wl_volume *vb = &b->volumes[j];
+            if (!vb->name || strcmp(va->name, vb->name) != 0)
+                continue;
+            /* no size: whatever size the volume has */
+            if (va->size && vb->size && va->size != vb->size) {
+                snprintf(buf, len,
+                         "volume %s is %s in workload %s and %s in workload %s: a volume has one size; give "
+                         "both the same",
+                         va->name, units_size_format(va->size, sa, sizeof(sa)), a->name,
+                         units_size_format(vb->size, sb, sizeof(sb)), b->name);
+                return buf;
+            }
+            if (!va->read_only && !vb->read_only) {
+                snprintf(buf, len,
+                         "volume %s is written by workload %s and by workload %s: a volume is written by one "
+                         "workload at a time; mount it readOnly: true in the other",
+                         va->name, a->name, b->name);
+                return buf;
+            }
+        }
+    }
+    return NULL;
+}
+
 bool wl_disk_resets(const struct workload_spec *w, const char *kept, char *now, size_t len)
 {
     bool has = wl_disk_source(w, now, len);
@@ -975,7 +1005,7 @@ static void conv_ports(struct conv *c, struct workload_spec *w, const struct yno
 
 static void conv_volumes(struct conv *c, struct workload_spec *w, const struct ynode *n)
 {
-    static const char *const keys[] = {"source", "target", "readOnly", NULL};
+    static const char *const keys[] = {"source", "name", "size", "target", "readOnly", NULL};
     if (!want_seq(c, n, "spec.volumes"))
         return;
     w->volumes = arena_alloc(c->a, (n->n ? n->n : 1) * sizeof(*w->volumes));
@@ -989,12 +1019,42 @@ static void conv_volumes(struct conv *c, struct workload_spec *w, const struct y
         struct wl_volume vol = {0};
         bool ok = true;
         snprintf(pp, sizeof(pp), "%s.source", p);
-        if ((v = mget(it, "source", NULL))) {
-            ok = get_host_path(c, v, pp, &vol.source) && ok;
+        const struct ynode *sn = mget(it, "source", NULL), *nn = mget(it, "name", NULL), *zn = mget(it, "size", NULL);
+        if (sn && nn) {
+            ok = false, cerr(c, nn, "%s gives both source and name: a volume is a host directory (source) or a "
+                                    "volume duet keeps (name), not both", p);
+        } else if (sn) {
+            ok = get_host_path(c, sn, pp, &vol.source) && ok;
             if (vol.source)
-                check_host_path(c, w, v, pp, vol.source);
-        } else
-            ok = false, cerr(c, it, "%s needs source: the host directory or file to mount", p);
+                check_host_path(c, w, sn, pp, vol.source);
+        } else if (nn) {
+            snprintf(pp, sizeof(pp), "%s.name", p);
+            char buf[160];
+            if (!want_scalar(c, nn, pp, "a volume name"))
+                ok = false;
+            else if (!manifest_name_valid(nn->str, nn->n))
+                ok = false, cerr(c, nn,
+                                 "%s \"%s\" is not a valid volume name: use 1 to 63 lower-case letters, digits and "
+                                 "'-', starting and ending with a letter or digit (e.g. pgdata)",
+                                 pp, q(nn, buf, sizeof(buf)));
+            else
+                vol.name = arena_strndup(c->a, nn->str, nn->n);
+        } else {
+            ok = false, cerr(c, it, "%s needs source (a host directory to mount) or name (a volume duet keeps, "
+                                    "e.g. name: pgdata)", p);
+        }
+        if (zn) {
+            snprintf(pp, sizeof(pp), "%s.size", p);
+            char buf[160];
+            if (!nn)
+                ok = false, cerr(c, zn, "%s bounds a named volume; a host directory (source) has the room of its "
+                                        "filesystem: give the volume a name instead, or drop size", pp);
+            else if (!get_size(c, zn, pp, &vol.size))
+                ok = false;
+            else if (vol.size < WL_MIN_DISK)
+                ok = false, cerr(c, zn, "%s \"%s\" is too small for a volume: give at least 16Mi", pp,
+                                 q(zn, buf, sizeof(buf)));
+        }
         snprintf(pp, sizeof(pp), "%s.target", p);
         const struct ynode *tn = mget(it, "target", NULL);
         if (tn)

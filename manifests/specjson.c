@@ -147,7 +147,12 @@ json_t *specjson_from_workload(const struct workload_spec *w)
         json_t *vols = json_array();
         for (size_t i = 0; i < w->n_volumes; i++) {
             json_t *v = json_object();
-            json_object_set_new(v, "source", json_string(w->volumes[i].source));
+            if (w->volumes[i].name)
+                json_object_set_new(v, "name", json_string(w->volumes[i].name));
+            else
+                json_object_set_new(v, "source", json_string(w->volumes[i].source));
+            if (w->volumes[i].size)
+                json_object_set_new(v, "size", json_integer((json_int_t)w->volumes[i].size));
             json_object_set_new(v, "target", json_string(w->volumes[i].target));
             json_object_set_new(v, "readOnly", json_boolean(w->volumes[i].read_only));
             json_array_append_new(vols, v);

@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <jansson.h>
 
 #include "common/cleanup.h"
+#include "common/units.h"
 #include "manifests/hostpath.h"
 #include "manifests/specjson.h"
 #include "orchestrator/daemon.h"
@@ -133,7 +135,7 @@ struct wl_undo {
     enum backend_kind backend;
     enum wl_phase phase;
     unsigned quick_failures;
-    bool deleted, rm, crashloop, disk_reset;
+    bool deleted, rm, crashloop, disk_reset, delete_volumes;
 };
 
 static void undo_save(struct wl_undo *u, struct wl *w, bool created)
@@ -143,6 +145,7 @@ static void undo_save(struct wl_undo *u, struct wl *w, bool created)
         .placement_json = w->placement_json, .message = w->message, .gen = w->gen, .restarts = w->restarts,
         .backend = w->backend, .phase = w->phase, .quick_failures = w->quick_failures, .deleted = w->deleted,
         .rm = w->rm, .crashloop = w->crashloop, .disk_reset = w->disk_reset,
+        .delete_volumes = w->delete_volumes,
     };
 }
 
@@ -160,6 +163,7 @@ static void wl_assign(struct wl *w, struct wl_undo *u, bool created, struct spec
     w->backend = pl->backend;
     w->placement_json = placement_json_text(pl);
     w->deleted = false;
+    w->delete_volumes = false;
     w->purged = false;
     w->restarts = 0;
     w->quick_failures = 0;
@@ -205,6 +209,7 @@ static void undo_restore(struct wl_undo *u)
     w->rm = u->rm;
     w->crashloop = u->crashloop;
     w->disk_reset = u->disk_reset;
+    w->delete_volumes = u->delete_volumes;
     if (u->created) {
         strmap_del(&w->d->wls, w->name);
         wl_unref(w);
@@ -230,7 +235,8 @@ static void check_daemon_paths(struct daemon *d, struct manifest_set *set, const
         if (w->image.rootfs)
             paths[n++] = w->image.rootfs;
         for (size_t i = 0; i < w->n_volumes && n < 64; i++)
-            paths[n++] = w->volumes[i].source;
+            if (w->volumes[i].source)
+                paths[n++] = w->volumes[i].source;
         for (size_t i = 0; i < n; i++) {
             char resolved[4096];
             const char *hit = hostpath_protected(paths[i], mine, resolved, sizeof(resolved));
@@ -239,6 +245,33 @@ static void check_daemon_paths(struct daemon *d, struct manifest_set *set, const
                          "%s: %s leads to %s, which is or holds duetd's %s: a workload given it could change "
                          "the daemon's state; name a directory of its own, or set spec.hostAccess: true",
                          w->name, paths[i], resolved, hit);
+        }
+    }
+}
+
+/* A named volume's size must fit the disk that holds the state directory
+ * (a bigger image could never be filled, and would claim to be what it
+ * cannot be); what is free now is the volume's own business, as for any
+ * sparse file. */
+static void check_volume_sizes(struct daemon *d, struct manifest_set *set, const struct strmap *in_files)
+{
+    struct statvfs vfs;
+    if (statvfs(d->state_dir, &vfs) < 0)
+        return;
+    uint64_t disk = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    for (size_t k = 0; k < set->n_workloads; k++) {
+        const struct workload_spec *w = set->workloads[k];
+        if (strmap_get(in_files, w->name) != w)
+            continue;
+        for (size_t i = 0; i < w->n_volumes; i++) {
+            const struct wl_volume *v = &w->volumes[i];
+            char a[32], b[32];
+            if (v->name && v->size > disk)
+                diag_add(&set->diags, w->pos.file, w->name_pos.line, w->name_pos.col,
+                         "%s: volume %s of size %s is more than the whole disk that holds %s (%s); give a smaller "
+                         "size",
+                         w->name, v->name, units_size_format(v->size, a, sizeof(a)), d->state_dir,
+                         units_size_format(disk, b, sizeof(b)));
         }
     }
 }
@@ -276,6 +309,8 @@ static bool apply_checks(struct daemon *d, struct manifest_set *set, bool prune,
         manifest_set_validate(set);
     if (manifest_set_ok(set))
         check_daemon_paths(d, set, in_files);
+    if (manifest_set_ok(set))
+        check_volume_sizes(d, set, in_files);
     if (manifest_set_ok(set))
         return true;
     result_diags(r, &set->diags, "the manifests have errors; nothing was changed");
@@ -695,20 +730,23 @@ void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn o
 
 /* ---- delete ------------------------------------------------------------------------ */
 
-int daemon_delete(struct daemon *d, const char *name, struct duet_err *err)
+int daemon_delete(struct daemon *d, const char *name, bool volumes, struct duet_err *err)
 {
     struct wl *w = daemon_wl_find(d, name);
     if (!w)
         return duet_err_set(err, ENOENT, "no workload named \"%.63s\"; duet get lists them", name);
-    if (!w->deleted) {
+    if (!w->deleted || (volumes && !w->delete_volumes)) {
         if (d->degraded[0])
             return duet_err_set(err, EAGAIN, "%s", d->degraded);
+        bool was = w->deleted, was_vol = w->delete_volumes;
         w->deleted = true;
+        w->delete_volumes |= volumes;
         if (wl_save(w) < 0) {
-            w->deleted = false;
+            w->deleted = was;
+            w->delete_volumes = was_vol;
             return duet_err_set(err, EAGAIN, "%s", d->degraded);
         }
-        daemon_event(d, w->name, "delete", "deletion requested");
+        daemon_event(d, w->name, "delete", "deletion requested%s", volumes ? ", with its volumes" : "");
     }
     wl_reconcile(w);
     return 0;

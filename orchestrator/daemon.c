@@ -223,6 +223,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     d->loop = loop;
     d->host_netns = -1;
     snprintf(d->state_dir, sizeof(d->state_dir), "%s", cfg->state_dir);
+    snprintf(d->volume_root, sizeof(d->volume_root), "%s/volumes", cfg->state_dir);
+    pthread_mutex_init(&d->volume_lock, NULL);
     snprintf(d->socket_path, sizeof(d->socket_path), "%s", cfg->socket_path);
     d->backoff_base_ms = cfg->backoff_ms ? cfg->backoff_ms : DUETD_BACKOFF_BASE_MS;
     d->backoff_max_ms = DUETD_BACKOFF_MAX_MS;
@@ -451,4 +453,5 @@ void daemon_close(struct daemon *d)
     store_close(d->store);
     if (d->host_netns >= 0)
         close(d->host_netns);
+    pthread_mutex_destroy(&d->volume_lock);
 }

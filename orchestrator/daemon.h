@@ -18,6 +18,7 @@
 #ifndef DUET_DAEMON_H
 #define DUET_DAEMON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -90,7 +91,26 @@ struct daemon {
     bool net_open;
     struct image_store *images;    /* STATE/images (images/store.h) */
     struct import_job *imports;    /* under way, one per reference (image.c) */
+    char volume_root[4200];        /* STATE/volumes: named volumes (storage/volume.h) */
+    pthread_mutex_t volume_lock;   /* one volume operation at a time, on the workers */
 };
+
+/* ---- volume.c ---- */
+/* Are w's named volumes made and mounted for run (its run spec)?  0: yes;
+ * 1: not yet, a worker is preparing them and w is reconciled when it is
+ * done; 2: a volume it writes is still written by another workload's
+ * instance (err says which); -1: it failed (err). */
+int wl_volumes_ready(struct wl *w, const struct workload_spec *run, struct duet_err *err);
+/* delete --volumes: removes w's named volumes that no other workload
+ * names, on workers, w busy meanwhile; false when there are none (w can be
+ * forgotten now). */
+bool wl_volumes_remove(struct wl *w);
+/* Removes volume `name` on a worker; done(opaque, err or NULL) on the loop. */
+typedef void (*volume_done_cb)(void *opaque, const struct duet_err *err);
+void daemon_volume_remove(struct daemon *d, const char *name, volume_done_cb done, void *opaque);
+/* The workloads (not forgotten) whose spec names volume `name`: the first
+ * in *first (may be NULL), the count returned. */
+size_t daemon_volume_users(struct daemon *d, const char *name, const char **first);
 
 /* ---- daemon.c ---- */
 struct daemon_config {
@@ -205,8 +225,10 @@ void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply
 void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
                 struct apply_result *res);
 /* Marks a workload deleted; its instance is stopped and destroyed, then it
- * is forgotten.  -1 with err (ENOENT, or EAGAIN when degraded). */
-int daemon_delete(struct daemon *d, const char *name, struct duet_err *err);
+ * is forgotten.  volumes: its named volumes that no other workload names
+ * go too (delete --volumes).  -1 with err (ENOENT, or EAGAIN when
+ * degraded). */
+int daemon_delete(struct daemon *d, const char *name, bool volumes, struct duet_err *err);
 /* A name for an ad-hoc workload, unused in d. */
 void daemon_run_name(struct daemon *d, char out[64]);
 

@@ -13,6 +13,7 @@
 #include "common/signame.h"
 #include "orchestrator/daemon.h"
 #include "orchestrator/workload.h"
+#include "storage/volume.h"
 
 static bool text_ok(const char *s, size_t max)
 {
@@ -306,10 +307,35 @@ static void import_start(struct wl *w)
     uv_queue_work(d->loop, &j->req, import_work, import_done);
 }
 
+static bool has_named_volumes(const struct workload_spec *s)
+{
+    for (size_t i = 0; i < s->n_volumes; i++)
+        if (s->volumes[i].name)
+            return true;
+    return false;
+}
+
+/* A named volume's source is its directory under STATE/volumes, a path
+ * duet made (managed: the drivers let it lie in the state directory). */
+static void run_spec_volumes(struct arena *a, struct workload_spec *r, const char *volume_root)
+{
+    struct wl_volume *v = arena_alloc(a, r->n_volumes * sizeof(*v));
+    for (size_t i = 0; i < r->n_volumes; i++) {
+        v[i] = r->volumes[i];
+        if (!v[i].name)
+            continue;
+        char path[PATH_MAX];
+        volume_data_path(volume_root, v[i].name, path, sizeof(path));
+        v[i].source = arena_strdup(a, path);
+        v[i].managed = true;
+    }
+    r->volumes = v;
+}
+
 static int run_spec_get(struct wl *w, bool may_import, const struct workload_spec **out, struct duet_err *err)
 {
     const struct workload_spec *s = w->spec;
-    if (!s->image.oci && !s->args) {
+    if (!s->image.oci && !s->args && !has_named_volumes(s)) {
         *out = s;
         return 0;
     }
@@ -348,6 +374,8 @@ static int run_spec_get(struct wl *w, bool may_import, const struct workload_spe
     image_free(img);
     if (!run)
         return -1;
+    if (has_named_volumes(s))
+        run_spec_volumes(&w->grp->set->arena, run, w->d->volume_root);
     w->run_spec = run;
     w->run_spec_of = s;
     *out = run;

@@ -435,6 +435,21 @@ static void do_create(struct wl *w)
         wl_save(w);
         return;
     }
+    /* Its named volumes, made and mounted on a worker first. */
+    int vr = wl_volumes_ready(w, run, &ierr);
+    if (vr == 1 || vr == 2) {
+        if (w->phase != PH_PENDING || !w->message || strcmp(w->message, vr == 1 ? "preparing its volumes" : ierr.msg)) {
+            w->phase = PH_PENDING;
+            wl_set_message(w, "%s", vr == 1 ? "preparing its volumes" : ierr.msg);
+            wl_save(w);
+        }
+        return;
+    }
+    if (vr < 0) {
+        launch_failed(w, "create", &ierr);
+        wl_save(w);
+        return;
+    }
     /* The address first: a fleet without one left is an error of this
      * workload's, shown like a failed create. */
     struct duet_err nerr = {0};
@@ -652,6 +667,8 @@ void wl_reconcile(struct wl *w)
     }
     if (!want) {
         if (!w->purged && do_purge(w, DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS))
+            return;
+        if (w->delete_volumes && wl_volumes_remove(w))
             return;
         forget(w);
         return;

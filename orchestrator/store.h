@@ -50,6 +50,7 @@ struct store_row {
      * what it was made from (wl_disk_source), NULL: none kept. */
     const char *disk;
     bool disk_reset;               /* apply --recreate: the kept disk goes before the next create */
+    bool delete_volumes;           /* delete --volumes: its named volumes go with it */
 };
 
 struct store_event {

@@ -56,6 +56,7 @@ static void wl_free_closed(uv_handle_t *h)
     free(w->disk);
     free(w->health_msg);
     free(w->image_err);
+    free(w->vol_err);
     free(w->name);
     free(w);
 }
@@ -117,6 +118,7 @@ void wl_row(const struct wl *w, struct store_row *r)
         .address = w->addr,
         .disk = w->disk,
         .disk_reset = w->disk_reset,
+        .delete_volumes = w->delete_volumes,
     };
     /* The store keeps the wall clock: the monotonic one starts again with the host. */
     uint64_t mono = mono_ms();
@@ -171,6 +173,7 @@ struct wl *wl_load(struct daemon *d, const struct store_row *r)
     w->addr = (uint32_t)r->address;
     w->disk = r->disk ? strdup(r->disk) : NULL;
     w->disk_reset = r->disk_reset;
+    w->delete_volumes = r->delete_volumes;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     /* A restart delay still running when the last daemon stopped goes on. */
     uint64_t wall = now_ms();

@@ -77,6 +77,9 @@ struct wl {
     const struct workload_spec *run_spec, *run_spec_of;
     bool image_busy;               /* its image is being imported */
     char *image_err;               /* the last import's failure, for the next create */
+    bool vol_busy;                 /* its named volumes are being prepared (volume.c) */
+    char *vol_err;                 /* the last preparation's failure, for the next create */
+    const struct workload_spec *vol_ready_of;   /* the spec its volumes were last prepared for */
     bool pull_failed;              /* its last create failed on its image: apply tries again at once */
     char *spec_json;
     int64_t gen;
@@ -123,6 +126,10 @@ struct wl {
      * forgotten (not stored: a purge cut short is asked again). */
     char *disk;
     bool disk_reset;
+    /* delete --volumes (written with the deletion): its named volumes
+     * that no other workload names go before it is forgotten. */
+    bool delete_volumes;
+    bool volumes_removing;
     bool purged;
     unsigned purging;              /* purges in flight */
     bool purge_failed, purge_for_delete;

@@ -43,6 +43,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/loopdev.h"
 
 /* ext4 works in 4 KiB blocks here; the loop device is given the same
  * logical block size, which direct I/O on the image needs. */
@@ -191,46 +192,15 @@ int container_layer_create(const char *template_dir, const char *path, uint64_t 
     return 0;
 }
 
-/* Binds the image open at img to a free loop device; returns the device's
- * fd.  Another process may take the device we were offered before we
- * configure it (EBUSY): then ask again. */
+/* The image open at img on a free loop device; returns the device's fd. */
 static int loop_attach(int img, const char *name, struct duet_err *err)
 {
-    _cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-    if (ctl < 0)
-        return duet_err_sys(err, "container %s: its writable layer needs a loop device, and /dev/loop-control "
-                                 "cannot be opened; load the module: modprobe loop",
-                            name);
-    for (int attempt = 0; attempt < 64; attempt++) {
-        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
-        if (n < 0)
-            return duet_err_sys(err, "container %s: no free loop device for its writable layer", name);
-        char dev[32];
-        snprintf(dev, sizeof(dev), "/dev/loop%d", n);
-        int fd = open(dev, O_RDWR | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ENOENT)
-                continue;   /* udev has not made the node yet */
-            return duet_err_sys(err, "container %s: cannot open %s", name, dev);
-        }
-        struct loop_config cfg = {
-            .fd = (uint32_t)img,
-            .block_size = LAYER_BLOCK,
-            /* Direct I/O: the image's pages are not cached a second
-             * time under the filesystem's own. */
-            .info = {.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO},
-        };
-        snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "duet-layer:%s", name);
-        if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0)
-            return fd;
-        int e = errno;
-        close(fd);
-        if (e != EBUSY) {
-            errno = e;
-            return duet_err_sys(err, "container %s: cannot attach its writable layer to %s", name, dev);
-        }
-    }
-    return duet_err_set(err, EBUSY, "container %s: every free loop device was taken before it could be used", name);
+    char what[160], label[LO_NAME_SIZE];
+    snprintf(what, sizeof(what), "container %s's writable layer", name);
+    snprintf(label, sizeof(label), "duet-layer:%s", name);
+    /* Direct I/O: the image's pages are not cached a second time under
+     * the filesystem's own. */
+    return duet_loop_attach(img, LAYER_BLOCK, LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO, label, what, err);
 }
 
 /* The kernel's own words on a failed fsconfig, read from the context. */

@@ -463,7 +463,10 @@ static int open_volumes(const struct container *c, const struct workload_spec *w
         if (n <= 0)
             return duet_err_sys(err, "container %s: cannot tell where volume source %s leads", c->name, v->source);
         resolved[n] = '\0';
-        const char *hit = hostpath_protected_resolved(resolved, (const char *const *)c->rt->protected_paths);
+        /* A named volume's directory is the daemon's own (managed): it
+         * lies in the daemon's state directory by design. */
+        const char *hit = v->managed ? NULL
+                                     : hostpath_protected_resolved(resolved, (const char *const *)c->rt->protected_paths);
         /* The runtime's own state (the containers' layers) is protected too. */
         const char *const mine[] = {c->rt->state_dir, NULL};
         if (!hit)

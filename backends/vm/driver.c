@@ -457,7 +457,7 @@ static bool use_kvm(struct vm_priv *p)
  * on it since.  *out: one entry per volume (malloc'd, strings inside). */
 struct vm_vol {
     struct vm_domain_fs fs;
-    char source[PATH_MAX], tag[24];
+    char source[PATH_MAX], tag[32];
 };
 
 static int volumes_prepare(struct vm_priv *p, const struct workload_spec *w, const char *what, struct vm_vol **out,
@@ -496,9 +496,11 @@ static int volumes_prepare(struct vm_priv *p, const struct workload_spec *w, con
                                 "with a VM; give the directory that holds it, or place the workload as a container",
                                 what, vol->source, vol->target);
         }
-        const char *hit = hostpath_protected_resolved(v[i].source, (const char *const *)p->protect);
+        /* A named volume's directory is the daemon's own (managed): it
+         * lies in the daemon's state directory by design. */
+        const char *hit = vol->managed ? NULL : hostpath_protected_resolved(v[i].source, (const char *const *)p->protect);
         const char *const mine[] = {p->state_dir, NULL};   /* the guests' disks and logs */
-        if (!hit)
+        if (!hit && !vol->managed)
             hit = hostpath_protected_resolved(v[i].source, mine);
         if (hit && !w->host_access) {
             duet_err_set(err, EPERM,

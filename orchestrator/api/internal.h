@@ -42,7 +42,8 @@ json_t *api_event_json(const struct store_event *e);
 /* Routes, one file each. */
 void api_get_workloads(struct api *a, struct http_conn *c);
 void api_get_workload(struct api *a, struct http_conn *c, const char *name);
-void api_delete_workload(struct api *a, struct http_conn *c, const char *name);
+void api_delete_workload(struct api *a, struct http_conn *c, const char *name, const char *query);
+void api_volumes(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);
 void api_apply(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);

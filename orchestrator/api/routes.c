@@ -85,6 +85,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         return api_get_events(a, c, req->query);
     if (strncmp(p, "images", 6) == 0 && (p[6] == '\0' || p[6] == '/'))
         return api_images(a, c, req, p + 6);
+    if (strncmp(p, "volumes", 7) == 0 && (p[7] == '\0' || p[7] == '/'))
+        return api_volumes(a, c, req, p + 7);
     if (strncmp(p, "workloads/", 10) == 0) {
         const char *name = p + 10;
         const char *slash = strchr(name, '/');
@@ -99,7 +101,7 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         if (!slash && get)
             return api_get_workload(a, c, nm);
         if (!slash && del)
-            return api_delete_workload(a, c, nm);
+            return api_delete_workload(a, c, nm, req->query);
         if (slash && strcmp(slash, "/logs") == 0 && get)
             return api_get_logs(a, c, nm, req->query);
         if (slash && strcmp(slash, "/exec") == 0 && post)

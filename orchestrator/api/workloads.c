@@ -9,6 +9,7 @@
 #include "manifests/hostpath.h"
 #include "backends/vm/virtiofs.h"
 #include "images/store.h"
+#include "storage/volume.h"
 #include "orchestrator/api/internal.h"
 
 json_t *api_json_text(const char *s, size_t n)
@@ -125,7 +126,16 @@ static void wl_summary_write(struct jsonw *jw, const struct wl *w)
     for (size_t i = 0; i < w->spec->n_volumes; i++) {
         const struct wl_volume *v = &w->spec->volumes[i];
         jsonw_object_begin(jw);
-        jsonw_kv_string(jw, "source", v->source);
+        char path[4400];
+        if (v->name)
+            volume_data_path(w->d->volume_root, v->name, path, sizeof(path));
+        jsonw_kv_string(jw, "source", v->name ? path : v->source);
+        string_or_null(jw, "name", v->name);
+        jsonw_key(jw, "size");
+        if (v->size)
+            jsonw_uint(jw, v->size);
+        else
+            jsonw_null(jw);
         jsonw_kv_string(jw, "target", v->target);
         jsonw_kv_bool(jw, "read_only", v->read_only);
         char tag[32];
@@ -315,10 +325,12 @@ void api_get_workload(struct api *a, struct http_conn *c, const char *name)
     http_respond_json(c, 200, j);
 }
 
-void api_delete_workload(struct api *a, struct http_conn *c, const char *name)
+void api_delete_workload(struct api *a, struct http_conn *c, const char *name, const char *query)
 {
     struct duet_err err = {0};
-    if (daemon_delete(a->d, name, &err) < 0) {
+    char flag[8] = "";
+    bool volumes = http_query_get(query, "volumes", flag, sizeof(flag)) && strcmp(flag, "1") == 0;
+    if (daemon_delete(a->d, name, volumes, &err) < 0) {
         http_respond_error(c, err.code == ENOENT ? 404 : 503, "%s", err.msg);
         return;
     }

@@ -641,6 +641,19 @@ static inline void dd_finish(struct dd *d)
             break;
         usleep(50000);
     }
+    /* Named volumes outlive their workloads: removed here, so no mount
+     * nor loop device is left (checked below). */
+    json_t *vols = dd_get(d, "/v1/volumes");
+    json_array_foreach(json_object_get(vols, "volumes"), i, w) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/volumes/%s", json_string_value(json_object_get(w, "name")));
+        struct client_buf b = {0};
+        struct duet_err err = {0};
+        int status = client_call_buf(d->sock, "DELETE", path, NULL, 0, &b, 30000, &err);
+        cr_expect_eq(status, 200, "DELETE %s: %d %s %s", path, status, b.data ? b.data : "", err.msg);
+        free(b.data);
+    }
+    json_decref(vols);
     dd_stop(d);
     cr_expect_eq(dd_count_procs(d->cgdir), 0, "processes left in %s", d->cgdir);
     char p[256];

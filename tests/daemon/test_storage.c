@@ -196,24 +196,25 @@ Test(storage, logs_previous_shows_the_instance_before, .timeout = 120)
     dd_finish(&d);
 }
 
-/* One host directory, one workload, moved container -> VM -> container:
+/* One named volume, one workload, moved container -> VM -> container:
  * each instance reads what the one before it wrote (in the VM through
- * virtiofs), and the old instance is gone before the new one mounts it. */
-static const char *mover(struct dd *d, const char *placement, const char *vol)
+ * virtiofs), the old instance gone before the new one mounts it.  The
+ * volume outlives the workload until it is removed. */
+static const char *mover(struct dd *d, const char *placement)
 {
     return dd_manifest(d, "mover.yaml",
                        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: mover}\nspec:\n  placement: %s\n"
                        "  image: {rootfs: %s}\n  resources: {memory: 128Mi}\n  restart: never\n"
-                       "  env: {PLACED: %s}\n  volumes: [{source: %s, target: /data}]\n"
+                       "  env: {PLACED: %s}\n  volumes: [{name: moving, size: 32Mi, target: /data}]\n"
                        "  command: [/bin/sh, -c, \"echo saw $(cat /data/log 2>/dev/null | tr '\\\\n' ' ')as $PLACED; "
                        "echo $PLACED >> /data/log\"]\n",
-                       placement, dd_env("DUET_ROOTFS"), placement, vol);
+                       placement, dd_env("DUET_ROOTFS"), placement);
 }
 
-static void move_to(struct dd *d, const char *placement, const char *vol, const char *want_log)
+static void move_to(struct dd *d, const char *placement, const char *want_log)
 {
     char *out;
-    cr_assert_eq(dd_duet(d, &out, "apply -f %s", mover(d, placement, vol)), 0, "%s", out);
+    cr_assert_eq(dd_duet(d, &out, "apply -f %s", mover(d, placement)), 0, "%s", out);
     free(out);
     uint64_t deadline = dd_now_ms() + 180000;
     while (!(dd_field_is(d, "mover", "backend", placement) && dd_field_is(d, "mover", "state", "completed")))
@@ -223,26 +224,99 @@ static void move_to(struct dd *d, const char *placement, const char *vol, const 
     free(out);
 }
 
-Test(storage, a_volume_keeps_its_data_when_the_workload_moves_between_backends, .timeout = 400)
+Test(storage, a_named_volume_keeps_its_data_when_the_workload_moves_between_backends, .timeout = 400)
 {
     struct dd d;
     dd_init_vm(&d);
-    char vol[64] = "/tmp/duet-mover-XXXXXX", log[96];
-    cr_assert_not_null(mkdtemp(vol));
-    snprintf(log, sizeof(log), "%s/log", vol);
-    move_to(&d, "container", vol, "saw as container");
-    move_to(&d, "vm", vol, "saw container as vm");
-    move_to(&d, "container", vol, "saw container vm as container");
+    move_to(&d, "container", "saw as container");
+    move_to(&d, "vm", "saw container as vm");
+    move_to(&d, "container", "saw container vm as container");
+    char log[256], *out;
+    snprintf(log, sizeof(log), "%s/volumes/moving/data/log", d.state);
     char *text = dd_slurp(log);
     cr_expect_str_eq(text ? text : "", "container\nvm\ncontainer\n");
     free(text);
-    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "volume ls"), 0, "%s", out);
+    cr_expect(strstr(out, "moving") && strstr(out, "32.0 MiB") && strstr(out, "mover"), "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "volume rm moving"), 1, "a volume a workload names stays: %s", out);
+    cr_expect(strstr(out, "volume moving is in use by workload mover"), "%s", out);
+    free(out);
+    /* deleted without --volumes: the volume and its data stay */
     cr_assert_eq(dd_duet(&d, &out, "delete mover --wait"), 0, "%s", out);
     free(out);
-    dd_finish(&d);
     text = dd_slurp(log);
-    cr_expect_not_null(text, "deleting the workload leaves the host's directory alone");
+    cr_expect_str_eq(text ? text : "", "container\nvm\ncontainer\n", "the volume outlived its workload");
     free(text);
-    unlink(log);
-    rmdir(vol);
+    cr_assert_eq(dd_duet(&d, &out, "volume inspect moving -o json"), 0, "%s", out);
+    cr_expect(strstr(out, "\"users\": []") || strstr(out, "\"users\":[]"), "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "volume rm moving"), 0, "%s", out);
+    free(out);
+    cr_expect_neq(access(log, F_OK), 0, "removed with its data");
+    cr_expect_eq(dd_duet(&d, &out, "volume inspect moving"), 1, "%s", out);
+    free(out);
+    dd_finish(&d);
+}
+
+/* A volume one workload writes and another reads; delete --volumes takes
+ * it only with the last workload that names it.  An apply that would make
+ * two writers, or a volume bigger than the disk, is refused. */
+Test(storage, a_shared_volume_goes_with_the_last_workload_deleted_with_volumes, .timeout = 120)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *m = dd_manifest(
+        &d, "shared.yaml",
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: writer}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  command: [/bin/sh, -c, \"echo written > /v/file; sleep 3600\"]\n"
+        "  volumes: [{name: shared, target: /v}]\n---\n"
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: reader}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  dependsOn: [writer]\n"
+        "  command: [/bin/sh, -c, \"sleep 1; cat /v/file; touch /v/mine || echo read-only; sleep 3600\"]\n"
+        "  volumes: [{name: shared, target: /v, readOnly: true}]\n",
+        dd_env("DUET_ROOTFS"), dd_env("DUET_ROOTFS"));
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
+    free(out);
+    cr_assert(duet_logs_until(&d, "reader", "read-only", 20000), "the reader read the writer's file and could not write");
+    char *log = NULL;
+    cr_assert_eq(dd_duet(&d, &log, "logs reader"), 0);
+    cr_expect(strstr(log, "written"), "%s", log);
+    free(log);
+
+    const char *two = dd_manifest(&d, "two.yaml",
+                                  "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: second}\nspec:\n"
+                                  "  image: {rootfs: %s}\n  command: [/bin/true]\n"
+                                  "  volumes: [{name: shared, target: /v}]\n",
+                                  dd_env("DUET_ROOTFS"));
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", two), 1, "%s", out);
+    cr_expect(strstr(out, "volume shared is written by workload second and by workload writer"), "%s", out);
+    free(out);
+    const char *huge = dd_manifest(&d, "huge.yaml",
+                                   "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: huge}\nspec:\n"
+                                   "  image: {rootfs: %s}\n  command: [/bin/true]\n"
+                                   "  volumes: [{name: huge, size: 1000Ti, target: /v}]\n",
+                                   dd_env("DUET_ROOTFS"));
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", huge), 1, "%s", out);
+    cr_expect(strstr(out, "volume huge of size 1000 TiB is more than the whole disk"), "%s", out);
+    free(out);
+
+    cr_assert_eq(dd_duet(&d, &out, "delete writer --volumes --wait"), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "volume ls"), 0);
+    cr_expect(strstr(out, "shared") && strstr(out, "reader(ro)"), "kept for the reader: %s", out);
+    free(out);
+    char *ev = dd_events(&d, "writer");
+    cr_expect(strstr(ev, "volume shared is kept: workload reader names it too"), "%s", ev);
+    free(ev);
+    cr_assert_eq(dd_duet(&d, &out, "delete reader --volumes --wait"), 0, "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "volume ls -o json"), 0);
+    cr_expect_not(strstr(out, "shared"), "gone with the last workload: %s", out);
+    free(out);
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s/volumes/shared", d.state);
+    cr_expect_neq(access(dir, F_OK), 0);
+    dd_finish(&d);
 }

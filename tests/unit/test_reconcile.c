@@ -341,15 +341,15 @@ Test(reconcile, delete_during_a_slow_stop_stops_once_destroys_once_and_forgets)
     cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
     t.f->stop_ms = 200;
     struct duet_err err = {0};
-    cr_assert_eq(daemon_delete(&t.d, "app", &err), 0, "%s", err.msg);
+    cr_assert_eq(daemon_delete(&t.d, "app", false, &err), 0, "%s", err.msg);
     rt_run(&t, 50);
     cr_expect_str_eq(state_of(&t, "app"), "deleting");
-    cr_assert_eq(daemon_delete(&t.d, "app", &err), 0, "a second delete: %s", err.msg);
+    cr_assert_eq(daemon_delete(&t.d, "app", false, &err), 0, "a second delete: %s", err.msg);
     cr_assert(RT_UNTIL(&t, 2000, W(&t, "app") == NULL), "app is still %s", state_of(&t, "app"));
     cr_expect_eq(t.f->stops, 1);
     cr_expect_eq(t.f->destroys, 1);
     cr_expect_eq(t.f->creates, 1, "restart: always restarted a deleted workload: %s", t.f->oplog);
-    cr_expect_eq(daemon_delete(&t.d, "app", &err), -1);
+    cr_expect_eq(daemon_delete(&t.d, "app", false, &err), -1);
     cr_expect(strstr(err.msg, "no workload named"), "%s", err.msg);
     rt_finish(&t);
 }
@@ -582,7 +582,7 @@ Test(reconcile, a_kept_disk_is_reset_only_when_asked_and_purged_with_the_workloa
                  "a smaller disk was not refused after a restart");
 
     struct duet_err err = {0};
-    cr_assert_eq(daemon_delete(&t.d, "app", &err), 0, "%s", err.msg);
+    cr_assert_eq(daemon_delete(&t.d, "app", false, &err), 0, "%s", err.msg);
     cr_assert(RT_UNTIL(&t, 2000, W(&t, "app") == NULL));
     long all = fake_pos(t.f, "purge-all app");
     cr_expect(all >= 0 && all > fake_pos(t.f, "destroy app"), "not purged after the last destroy: %s", t.f->oplog);

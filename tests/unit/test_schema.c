@@ -145,6 +145,23 @@ static const struct rule_case rule_cases[] = {
     {H I "  volumes: [{source: /a}]\n", 9, 13, "needs target"},
     {H I "  volumes: [{source: /a, target: /d}, {source: /b, target: /d/}]\n", 9, 60, "second volume on /d"},
     {H I "  volumes: [{source: /a, target: /d, readOnly: no}]\n", 9, 48, "must be true or false"},
+    /* named volumes: a name is one path component of duet's choosing */
+    {H I "  volumes: [{name: a/b, target: /d}]\n", 9, 20, "\"a/b\" is not a valid volume name"},
+    {H I "  volumes: [{name: .., target: /d}]\n", 9, 20, "\"..\" is not a valid volume name"},
+    {H I "  volumes: [{name: ../../etc, target: /d}]\n", 9, 20, "is not a valid volume name"},
+    {H I "  volumes: [{name: PgData, target: /d}]\n", 9, 20, "is not a valid volume name"},
+    {H I "  volumes: [{name: \"\", target: /d}]\n", 9, 20, "is not a valid volume name"},
+    {H I "  volumes: [{name: "
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, target: /d}]\n",
+     9, 20, "is not a valid volume name: use 1 to 63"},
+    {H I "  volumes: [{name: pg, size: 0, target: /d}]\n", 9, 30, "size"},
+    {H I "  volumes: [{name: pg, size: 1Mi, target: /d}]\n", 9, 30, "too small for a volume: give at least 16Mi"},
+    {H I "  volumes: [{name: pg, size: lots, target: /d}]\n", 9, 30, "is not a size"},
+    {H I "  volumes: [{source: /a, size: 1Gi, target: /d}]\n", 9, 32, "bounds a named volume"},
+    {H I "  volumes: [{source: /a, name: pg, target: /d}]\n", 9, 32, "gives both source and name"},
+    {H I "  volumes: [{name: [pg], target: /d}]\n", 9, 20, "volume name"},
     /* YAML-level */
     {H I "  role: app\n  role: app\n", 10, 3, "duplicate key \"role\""},
     {H I "  <<: {role: app}\n", 9, 3, "merge keys (<<) are not supported"},
@@ -387,6 +404,52 @@ Test(schema, a_port_held_by_the_applied_fleet_is_said_at_the_users_file)
     cr_expect_eq(d->line, 9, "%u:%u %s", d->line, d->col, d->msg);
     cr_expect(strstr(d->msg, "host port 8080/tcp is already published by workload \"proxy\" (applied earlier)"),
               "%s", d->msg);
+    manifest_set_free(set);
+}
+
+/* A named volume's users agree on its size, and one of them writes it. */
+Test(schema, a_named_volume_has_one_size_and_one_writer)
+{
+    const char *two = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: db}\n"
+                      "spec: {image: {disk: /d}, volumes: [{name: pg, size: 1Gi, target: /var/lib/pg}]}\n---\n"
+                      "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: backup}\n"
+                      "spec: {image: {disk: /d}, volumes: [{name: pg, %s target: /pg}]}\n";
+    static const struct {
+        const char *extra, *want;
+    } cases[] = {
+        {"", "volume pg is written by workload db and by workload backup: a volume is written by one workload at "
+             "a time; mount it readOnly: true in the other"},
+        {"size: 2Gi,", "volume pg is 1 GiB in workload db and 2 GiB in workload backup: a volume has one size"},
+        {"readOnly: true,", NULL},
+        {"readOnly: true, size: 1Gi,", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[1024], buf[2048];
+        snprintf(yaml, sizeof(yaml), two, cases[i].extra);
+        struct manifest_set *set = load_yaml(yaml);
+        if (!cases[i].want) {
+            cr_expect(manifest_set_ok(set), "case %zu: %s", i, diags_text(set, buf, sizeof(buf)));
+        } else {
+            cr_expect_eq(diag_count(&set->diags), 1, "case %zu: %s", i, diags_text(set, buf, sizeof(buf)));
+            cr_expect(has_diag(set, 8, 18, cases[i].want), "case %zu: said at backup's name: %s", i,
+                      diags_text(set, buf, sizeof(buf)));
+        }
+        manifest_set_free(set);
+    }
+    /* against the fleet already applied: said at the user's workload */
+    struct manifest_set *set = manifest_set_new();
+    const char *mine = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: new}\n"
+                       "spec: {image: {disk: /d}, volumes: [{name: pg, target: /pg}]}\n";
+    const char *fleet = "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: db}\n"
+                        "spec: {image: {disk: /d}, volumes: [{name: pg, target: /var/lib/pg}]}\n";
+    set->context_file = "(applied earlier)";
+    manifest_set_load_buffer(set, "(applied earlier)", fleet, strlen(fleet));
+    manifest_set_load_buffer(set, "/srv/new.yaml", mine, strlen(mine));
+    manifest_set_validate(set);
+    char buf[2048];
+    cr_assert_eq(diag_count(&set->diags), 1, "%s", diags_text(set, buf, sizeof(buf)));
+    cr_expect_str_eq(set->diags.v[0].file, "/srv/new.yaml");
+    cr_expect(strstr(set->diags.v[0].msg, "written by workload db and by workload new"), "%s", set->diags.v[0].msg);
     manifest_set_free(set);
 }
 

@@ -53,7 +53,8 @@ static const char every_field[] =
     "  needs: {ownKernel: true, devices: [/dev/ttyUSB0], startWithin: 1500ms}\n  restart: on-failure\n"
     "  healthcheck: {exec: [/bin/true, x], interval: 2s, timeout: 1s, retries: 7}\n"
     "  ports: [{host: 8080, port: 80}, {port: 53, protocol: udp}]\n"
-    "  volumes: [{source: /srv/a, target: /a, readOnly: true}, {source: /srv/b, target: /b}]\n";
+    "  volumes: [{source: /srv/a, target: /a, readOnly: true}, {source: /srv/b, target: /b},\n"
+    "            {name: pgdata, size: 1Gi, target: /pg}, {name: cache, target: /c, readOnly: true}]\n";
 
 /* A cloud image's: user data and network config with every character
  * JSON and YAML care about, kept byte for byte. */
@@ -83,6 +84,7 @@ Test(specjson, every_field_round_trips)
     cr_expect(strstr(t, "\"disk\":3221225472"), "%s", t);
     cr_expect(strstr(t, "\"startWithin\":\"1500ms\""), "%s", t);
     cr_expect(strstr(t, "\"pids\":77"), "%s", t);
+    cr_expect(strstr(t, "{\"name\":\"pgdata\",\"size\":1073741824,\"target\":\"/pg\""), "%s", t);
     free(t);
     manifest_set_free(s);
 }
