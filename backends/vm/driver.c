@@ -498,10 +498,13 @@ static int volumes_prepare(struct vm_priv *p, const struct workload_spec *w, con
         }
         /* A named volume's directory is the daemon's own (managed): it
          * lies in the daemon's state directory by design. */
-        const char *hit = vol->managed ? NULL : hostpath_protected_resolved(v[i].source, (const char *const *)p->protect);
-        const char *const mine[] = {p->state_dir, NULL};   /* the guests' disks and logs */
-        if (!hit && !vol->managed)
-            hit = hostpath_protected_resolved(v[i].source, mine);
+        const char *hit = NULL;
+        if (!vol->managed) {
+            const char *const mine[] = {p->state_dir, NULL};   /* the guests' disks and logs */
+            hit = hostpath_protected_resolved(v[i].source, (const char *const *)p->protect);
+            if (!hit)
+                hit = hostpath_protected_resolved(v[i].source, mine);
+        }
         if (hit && !w->host_access) {
             duet_err_set(err, EPERM,
                          "%s: volume source %s leads to %s, which is or holds the host's %s: a workload given it "
@@ -587,7 +590,7 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
                                 what);
         if (rootfs_check_dir(w->image.rootfs, what, err) < 0)
             return -1;
-        if (w->n_volumes && !vm_kernel_has_module(kernel, "virtiofs"))
+        if (w->n_volumes && !vm_kernel_has_virtiofs(kernel))
             return duet_err_set(err, ENOTSUP,
                                 "%s: volumes reach a VM through virtiofs and the guest kernel %s has no virtiofs "
                                 "module; give a kernel that has it (Debian's does) or place the workload as a "

@@ -53,9 +53,8 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
 
 /* The modules directory of kernel (lib/modules/VERSION beside its boot/
  * directory, else the host's), or an error naming where it looked. */
-/* Can kernel load module name (built in, or a module in its tree with all
- * it depends on)? */
-bool vm_kernel_has_module(const char *kernel, const char *name);
+/* Can kernel mount virtiofs (built in, or its module in its tree)? */
+bool vm_kernel_has_virtiofs(const char *kernel);
 int vm_kernel_modules_dir(const char *kernel, char *out, size_t len, struct duet_err *err);
 
 /* Boots in half the time under emulation: the uncompressed ELF kernel

@@ -209,7 +209,7 @@ int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_ca
     caps->guest_kernel = vm_find_guest_kernel(guest_kernel, caps->guest_kernel_path, sizeof(caps->guest_kernel_path));
     char vfsd[PATH_MAX];
     caps->virtiofs = vm_virtiofsd_find(vfsd, sizeof(vfsd));
-    caps->guest_virtiofs = caps->guest_kernel && vm_kernel_has_module(caps->guest_kernel_path, "virtiofs");
+    caps->guest_virtiofs = caps->guest_kernel && vm_kernel_has_virtiofs(caps->guest_kernel_path);
 
     struct libvirt_syms lv;
     char dlwhy[256];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backends/vm/guest_image.h"
+#include "common/dirs.h"
 
 static void write_file(const char *path, const void *data, size_t len)
 {
@@ -144,5 +145,32 @@ Test(guest_image, kernels_and_their_modules)
     cr_expect(strstr(out, "/lib/modules/"), "%s", out);
     cr_expect_eq(vm_kernel_uncompressed(dir, k, out, sizeof(out), &err), 0, "%s", err.msg);
     cr_expect(strstr(out, "/vmlinux-"), "Debian's xz bzImage unpacks to an ELF with a PVH entry: %s", out);
+    cr_expect(vm_kernel_has_virtiofs(k), "Debian's kernel can mount volumes (virtiofs)");
+    rm_tree(dir);
+}
+
+/* Whether a guest kernel can mount volumes: its virtiofs module where
+ * kernel trees keep it, or built in; a kernel without either cannot. */
+Test(guest_image, a_kernel_without_virtiofs_is_told_apart)
+{
+    char dir[] = "/tmp/duet-gi-XXXXXX", path[160];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/boot", dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/lib/modules/0.0.1-duet/kernel/fs/fuse", dir);
+    cr_assert_eq(duet_mkdir_p(path, 0755), 0);
+    char kernel[96];
+    snprintf(kernel, sizeof(kernel), "%s/boot/vmlinuz-0.0.1-duet", dir);
+    write_file(kernel, "not really", 10);
+    cr_expect_not(vm_kernel_has_virtiofs(kernel), "no module, not built in");
+    snprintf(path, sizeof(path), "%s/lib/modules/0.0.1-duet/modules.builtin", dir);
+    const char *builtin = "kernel/fs/ext4/ext4.ko\nkernel/fs/fuse/virtiofs.ko\n";
+    write_file(path, builtin, strlen(builtin));
+    cr_expect(vm_kernel_has_virtiofs(kernel), "built in");
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lib/modules/0.0.1-duet/kernel/fs/fuse/virtiofs.ko", dir);
+    write_file(path, "\x7f" "ELF", 4);
+    cr_expect(vm_kernel_has_virtiofs(kernel), "a module");
+    cr_expect_not(vm_kernel_has_virtiofs("/nonexistent/vmlinuz-9.9.9"));
     rm_tree(dir);
 }
