@@ -244,6 +244,13 @@ struct driver {
      * a purge cut short by the daemon's end is simply asked again. */
     int (*purge)(struct driver *drv, const char *name, unsigned what, driver_done_cb done, void *opaque,
                  struct duet_err *err);
+    /* (worker) A snapshot of what this backend keeps for the workload
+     * `name` (DRIVER_KEPT_DISK: a VM's disk): copied into dir (restore
+     * false; *copied: how many files, 0 when none is kept), or put back
+     * from dir (restore true).  No instance of it may exist meanwhile;
+     * blocks.  NULL where a backend keeps no disk. */
+    int (*kept_copy)(struct driver *drv, const char *name, const char *dir, bool restore, size_t *copied,
+                     struct duet_err *err);
 
     /* (any) An fd on the running workload's network namespace, for health
      * checks that connect from inside it (containers).  The caller owns

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backends/kept.h"
+#include "common/fsutil.h"
 #include "manifests/manifest.h"
 
 #define KEPT_LOG "log"
@@ -146,6 +147,47 @@ int kept_purge(uv_loop_t *loop, const char *kept_dir, const char *name, unsigned
     if (rc < 0) {
         free(pu);
         return duet_err_set(err, -rc, "cannot queue the removal of what is kept for %s: %s", name, uv_strerror(rc));
+    }
+    return 0;
+}
+
+int kept_copy(const char *kept_dir, const char *name, const char *const *files, size_t n_files, const char *dir,
+              bool restore, size_t *copied, struct duet_err *err)
+{
+    *copied = 0;
+    char what[96];
+    snprintf(what, sizeof(what), "workload %s", name);
+    if (restore && kept_dir_make(kept_dir, name, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n_files; i++) {
+        char kept[PATH_MAX], snap[PATH_MAX], tmp[PATH_MAX + 32];
+        if (kept_path(kept_dir, name, files[i], kept, sizeof(kept), err) < 0)
+            return -1;
+        int n = snprintf(snap, sizeof(snap), "%s/%s", dir, files[i]);
+        if (n < 0 || (size_t)n >= sizeof(snap))
+            return duet_err_set(err, ENAMETOOLONG, "%s: the snapshot's path is too long", what);
+        if (!restore) {
+            if (access(kept, F_OK) < 0)
+                continue;
+            if (duet_copy_file(kept, snap, what, err) < 0)
+                return -1;
+            (*copied)++;
+            continue;
+        }
+        if (access(snap, F_OK) < 0) {
+            if (unlink(kept) < 0 && errno != ENOENT)
+                return duet_err_sys(err, "%s: cannot remove %s", what, kept);
+            continue;
+        }
+        snprintf(tmp, sizeof(tmp), "%s.restore", kept);
+        unlink(tmp);
+        if (duet_copy_file(snap, tmp, what, err) < 0)
+            return -1;
+        if (rename(tmp, kept) < 0) {
+            unlink(tmp);
+            return duet_err_sys(err, "%s: cannot put %s in place", what, kept);
+        }
+        (*copied)++;
     }
     return 0;
 }

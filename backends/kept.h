@@ -14,6 +14,7 @@
 #ifndef DUET_KEPT_H
 #define DUET_KEPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <uv.h>
@@ -46,5 +47,13 @@ int kept_logs_open(const char *kept_dir, const char *name, const char *what, int
  * is empty. */
 int kept_purge(uv_loop_t *loop, const char *kept_dir, const char *name, unsigned what,
                const char *const *disk_files, driver_done_cb done, void *opaque, struct duet_err *err);
+
+/* driver.kept_copy, on the caller's thread: KEPT/NAME's files named in
+ * `files` (the first `n_files` of them) copied into dir (save: those that
+ * exist, *copied how many), or put back from dir (restore: each copied
+ * beside its place and renamed over it, in the order given; a file the
+ * snapshot lacks is removed).  No instance of the workload may exist. */
+int kept_copy(const char *kept_dir, const char *name, const char *const *files, size_t n_files, const char *dir,
+              bool restore, size_t *copied, struct duet_err *err);
 
 #endif

@@ -45,6 +45,7 @@ static const char usage_main[] =
     "  run (--rootfs DIR|--disk IMG|--image REF) [--rm] [-- CMD...]   one workload now, like docker run\n"
     "  image ls|pull|inspect|rm|prune   the OCI images in duetd's store\n"
     "  volume ls|inspect|rm          the named volumes duetd keeps\n"
+    "  snapshot create|ls|restore|rm NAME [SNAP]   snapshots of a workload's disk and volumes\n"
     "\n"
     "Run 'duet COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon unreachable.\n";

@@ -65,8 +65,11 @@ static char *call_raw(const char *method, const char *path, const char *body, si
 {
     struct client_buf b = {0};
     struct duet_err err = {0};
-    /* run answers when its workload ends, however long that takes */
-    int timeout = strcmp(path, "/v1/run") == 0 ? 0 : CLIENT_TIMEOUT_MS;
+    /* run answers when its workload ends, a snapshot when it is copied,
+     * however long that takes */
+    int timeout = strcmp(path, "/v1/run") == 0 || (strstr(path, "/snapshots") && strcmp(method, "POST") == 0)
+                      ? 0
+                      : CLIENT_TIMEOUT_MS;
     int status = client_call_buf(sock, method, path, body, body ? strlen(body) : 0, &b, timeout, &err);
     if (status < 0) {
         *rc = unreachable(&err);
@@ -1234,12 +1237,18 @@ static void ref_query(const char *path, const char *ref, char *out, size_t len)
         duet_url_escape(ref, "/:@", out + o, len - o);
 }
 
-/* The options `image` and `volume` share (-o json|yaml, --socket), then
- * SUB and its one argument: a sub-command named in with_arg takes exactly
- * one, the others none.  0 with *sub, *arg and *output set; else the exit
- * status to return (usage printed). */
-static int subcommand_args(int argc, char **argv, const char *usage, const char *const *with_arg, const char **sub,
-                           const char **arg, const char **output)
+/* A sub-command and how many arguments it takes. */
+struct subcommand {
+    const char *name;
+    int min, max;
+};
+
+/* The options `image`, `volume` and `snapshot` share (-o json|yaml,
+ * --socket), then SUB, one of subs, and its arguments into args[0..1]
+ * (NULL where not given).  0 with *sub set; else the exit status to
+ * return (usage printed; -1 for --help, which is a success). */
+static int subcommand_args(int argc, char **argv, const char *usage, const struct subcommand *subs,
+                           const char **sub, const char **args, const char **output)
 {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"socket", required_argument, NULL, 'S'},
@@ -1261,15 +1270,14 @@ static int subcommand_args(int argc, char **argv, const char *usage, const char 
         return EXIT_USAGE;
     }
     *sub = optind < argc ? argv[optind] : NULL;
-    *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-    bool one = false;
-    for (size_t i = 0; *sub && with_arg[i]; i++)
-        one |= strcmp(*sub, with_arg[i]) == 0;
-    if (!*sub || (one && (!*arg || optind + 2 != argc)) || (!one && optind + 1 != argc)) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
-    return 0;
+    int n = argc - optind - 1;
+    args[0] = n > 0 ? argv[optind + 1] : NULL;
+    args[1] = n > 1 ? argv[optind + 2] : NULL;
+    for (size_t i = 0; *sub && subs[i].name; i++)
+        if (!strcmp(*sub, subs[i].name) && n >= subs[i].min && n <= subs[i].max)
+            return 0;
+    fputs(usage, stderr);
+    return EXIT_USAGE;
 }
 
 static int cmd_image(int argc, char **argv)
@@ -1284,11 +1292,13 @@ static int cmd_image(int argc, char **argv)
         "layout, as skopeo and umoci write) or docker-archive:FILE (docker save);\n"
         "an image is pulled by apply when a workload needs it, or ahead with pull.\n"
         "rm refuses an image a workload uses; prune removes every one none uses.\n";
-    const char *sub, *arg, *output;
-    static const char *const with_arg[] = {"pull", "inspect", "rm", NULL};
-    int pr = subcommand_args(argc, argv, usage, with_arg, &sub, &arg, &output);
+    static const struct subcommand subs[] = {{"ls", 0, 0},      {"pull", 1, 1}, {"inspect", 1, 1},
+                                             {"rm", 1, 1},      {"prune", 0, 0}, {0}};
+    const char *sub, *args[2], *output;
+    int pr = subcommand_args(argc, argv, usage, subs, &sub, args, &output);
     if (pr)
         return pr < 0 ? 0 : pr;
+    const char *arg = args[0];
     int rc = 0;
     char path[IMAGE_REF_MAX * 3 + 64];
     json_t *j = NULL;
@@ -1492,15 +1502,12 @@ static int cmd_volume(int argc, char **argv)
         "The named volumes duetd keeps (spec.volumes[].name): made when a workload first\n"
         "needs one, kept when workloads are deleted (unless delete --volumes).\n"
         "rm refuses a volume a workload names.\n";
-    const char *sub, *arg, *output;
-    static const char *const with_arg[] = {"inspect", "rm", NULL};
-    int pr = subcommand_args(argc, argv, usage, with_arg, &sub, &arg, &output);
+    static const struct subcommand subs[] = {{"ls", 0, 0}, {"inspect", 1, 1}, {"rm", 1, 1}, {0}};
+    const char *sub, *args[2], *output;
+    int pr = subcommand_args(argc, argv, usage, subs, &sub, args, &output);
     if (pr)
         return pr < 0 ? 0 : pr;
-    if (strcmp(sub, "ls") != 0 && !arg) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
+    const char *arg = args[0];
     if (arg && !manifest_name_valid(arg, strlen(arg))) {
         fprintf(stderr, "duet: \"%s\" is not a volume name\n", arg);
         return EXIT_REFUSED;
@@ -1548,6 +1555,117 @@ static int cmd_volume(int argc, char **argv)
     return 0;
 }
 
+/* ---- snapshot ---------------------------------------------------------------------------- */
+
+/* What a snapshot holds, in a line: "disk (rootfs /srv/pg, 1 GiB), volume pgdata". */
+static void snapshot_holds(json_t *s, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    if (json_is_string(json_object_get(s, "disk")))
+        o += (size_t)snprintf(buf + o, len - o, "VM disk (%s)", str(s, "disk"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(s, "volumes"), i, v) if (o < len)
+        o += (size_t)snprintf(buf + o, len - o, "%svolume %s", o ? ", " : "", str(v, "name"));
+    duet_text_mask(buf);
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: duet snapshot create NAME [SNAP] [-o json|yaml]\n"
+        "       duet snapshot ls NAME [-o json|yaml]\n"
+        "       duet snapshot restore NAME SNAP [-o json|yaml]\n"
+        "       duet snapshot rm NAME SNAP\n\n"
+        "Snapshots of a workload's data: its VM's disk and the named volumes it writes.\n"
+        "create and restore stop the workload (a VM's guest is shut down), copy, and start\n"
+        "it again; SNAP defaults to the time (s20261201-134502).  Snapshots go with the\n"
+        "workload when it is deleted.\n";
+    static const struct subcommand subs[] = {{"create", 1, 2}, {"ls", 1, 1}, {"restore", 2, 2}, {"rm", 2, 2}, {0}};
+    const char *sub, *args[2], *output;
+    int pr = subcommand_args(argc, argv, usage, subs, &sub, args, &output);
+    if (pr)
+        return pr < 0 ? 0 : pr;
+    const char *name = args[0], *snap = args[1];
+    if (!manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    if (snap && !manifest_name_valid(snap, strlen(snap))) {
+        fprintf(stderr,
+                "duet: \"%s\" is not a snapshot name: use 1 to 63 lower-case letters, digits and '-', starting and "
+                "ending with a letter or digit\n",
+                snap);
+        return EXIT_REFUSED;
+    }
+    int rc = 0;
+    char path[256], holds[1024];
+    json_t *j;
+    if (!strcmp(sub, "ls")) {
+        snprintf(path, sizeof(path), "/v1/workloads/%s/snapshots", name);
+        if (!(j = call_json("GET", path, NULL, &rc)))
+            return rc;
+        if (output) {
+            print_doc(j, output);
+            json_decref(j);
+            return 0;
+        }
+        printf("%-32s %8s %10s  %s\n", "SNAPSHOT", "CREATED", "SIZE", "HOLDS");
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(j, "snapshots"), i, s) {
+            char created[32], sz[32];
+            age(created, sizeof(created), json_object_get(s, "created_at"));
+            size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(s, "bytes")));
+            snapshot_holds(s, holds, sizeof(holds));
+            printf("%-32s %8s %10s  %s\n", str(s, "name"), created, sz, holds);
+        }
+        json_decref(j);
+        return 0;
+    }
+    if (!strcmp(sub, "rm")) {
+        snprintf(path, sizeof(path), "/v1/workloads/%s/snapshots/%s", name, snap);
+        if (!(j = call_json("DELETE", path, NULL, &rc)))
+            return rc;
+        printf("removed snapshot %s of %s\n", snap, name);
+        json_decref(j);
+        return 0;
+    }
+    bool restore = !strcmp(sub, "restore");
+    char body[128] = "{}";
+    if (restore)
+        snprintf(path, sizeof(path), "/v1/workloads/%s/snapshots/%s/restore", name, snap);
+    else {
+        snprintf(path, sizeof(path), "/v1/workloads/%s/snapshots", name);
+        if (snap)
+            snprintf(body, sizeof(body), "{\"name\": \"%s\"}", snap);
+    }
+    if (!(j = call_json("POST", path, body, &rc)))
+        return rc;
+    if (output) {
+        print_doc(j, output);
+        json_decref(j);
+        return 0;
+    }
+    snapshot_holds(j, holds, sizeof(holds));
+    json_int_t stopped = json_integer_value(json_object_get(j, "stopped_ms"));
+    char sz[32];
+    size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(j, "bytes")));
+    if (restore)
+        printf("restored %s from snapshot %s\n", name, str(j, "name"));
+    else
+        printf("snapshot %s of %s: %s\n", str(j, "name"), name, sz);
+    printf("  holds %s\n", holds[0] ? holds : "nothing");
+    if (stopped)
+        printf("  consistent: %s was stopped for %.1f s%s and started again\n", name, (double)stopped / 1000,
+               restore ? " while its data was put back" : " while it was copied");
+    else
+        printf("  consistent: %s was not running\n", name);
+    json_decref(j);
+    return 0;
+}
+
 int cli_verbs_run(const char *verb, int argc, char **argv)
 {
     static const struct {
@@ -1555,7 +1673,7 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
         int (*fn)(int, char **);
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
-                 {"image", cmd_image},   {"volume", cmd_volume}};
+                 {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

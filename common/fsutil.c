@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <ftw.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -178,4 +180,84 @@ char *duet_read_fd(int fd, size_t max, size_t *len, const char *what, struct due
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* Copies [off, end) of src into dst at the same offsets. */
+static int copy_range(int src, int dst, off_t off, off_t end)
+{
+    off_t in = off, out = off;
+    while (in < end) {
+        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)(end - in), 0);
+        if (n > 0)
+            continue;
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
+            return -1;
+        /* A filesystem copy_file_range cannot serve: by hand. */
+        char buf[65536];
+        while (in < end) {
+            size_t want = (size_t)(end - in) < sizeof(buf) ? (size_t)(end - in) : sizeof(buf);
+            ssize_t r = pread(src, buf, want, in);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return r < 0 ? -1 : 0;
+            if (pwrite(dst, buf, (size_t)r, in) != r)
+                return -1;
+            in += r;
+        }
+    }
+    return 0;
+}
+
+int duet_copy_sparse(int src, int dst, off_t size)
+{
+    if (ioctl(dst, FICLONE, src) == 0)
+        return 0;
+    if (ftruncate(dst, size) < 0)
+        return -1;
+    off_t off = 0;
+    while (off < size) {
+        off_t data = lseek(src, off, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO ? 0 : -1;
+        off_t hole = lseek(src, data, SEEK_HOLE);
+        if (hole < 0)
+            return -1;
+        if (copy_range(src, dst, data, hole) < 0)
+            return -1;
+        off = hole;
+    }
+    return 0;
+}
+
+int duet_copy_file(const char *src, const char *dst, const char *what, struct duet_err *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0)
+        return duet_err_sys(err, "%s: cannot read %s", what, src);
+    struct stat st;
+    int out = -1;
+    if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(in);
+        return duet_err_set(err, EINVAL, "%s: %s is not a regular file", what, src);
+    }
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (out < 0) {
+        close(in);
+        return duet_err_sys(err, "%s: cannot create %s", what, dst);
+    }
+    int rc = duet_copy_sparse(in, out, st.st_size) < 0 || fsync(out) < 0 ? -1 : 0;
+    int e = errno;
+    close(in);
+    close(out);
+    if (rc < 0) {
+        unlink(dst);
+        errno = e;
+        return duet_err_sys(err, "%s: cannot copy %s to %s", what, src, dst);
+    }
+    return 0;
 }

@@ -5,6 +5,7 @@
 #define DUET_FSUTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -31,5 +32,14 @@ char *duet_read_fd(int fd, size_t max, size_t *len, const char *what, struct due
 /* Runs argv (no shell, found on PATH), waiting; on failure err holds the
  * tool's own last words. */
 int duet_run_tool(char *const argv[], struct duet_err *err);
+
+/* dst (empty, open for writing) becomes a copy of src's first size bytes
+ * that is sparse where src is: a reflink where the filesystem has them,
+ * else the data extents one by one.  -1 with errno. */
+int duet_copy_sparse(int src, int dst, off_t size);
+
+/* Copies the file src to dst (made anew, mode 0600, never over a file
+ * that exists) sparse, and syncs it; what names it in errors. */
+int duet_copy_file(const char *src, const char *dst, const char *what, struct duet_err *err);
 
 #endif

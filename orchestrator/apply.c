@@ -165,6 +165,7 @@ static void wl_assign(struct wl *w, struct wl_undo *u, bool created, struct spec
     w->deleted = false;
     w->delete_volumes = false;
     w->purged = false;
+    w->snaps_removed = false;
     w->restarts = 0;
     w->quick_failures = 0;
     w->crashloop = false;

@@ -381,6 +381,7 @@ void daemon_start(struct daemon *d)
     uv_unref((uv_handle_t *)&d->stall_check);
     uv_timer_start(&d->resync, on_resync, DUETD_RESYNC_MS, DUETD_RESYNC_MS);
     daemon_event(d, NULL, "started", "duetd %d on %s, state in %s", (int)getpid(), d->socket_path, d->state_dir);
+    daemon_snapshots_resume(d);
     reconcile_all(d);
     on_resync(&d->resync);
 }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "backends/driver.h"
@@ -111,6 +112,27 @@ void daemon_volume_remove(struct daemon *d, const char *name, volume_done_cb don
 /* The workloads (not forgotten) whose spec names volume `name`: the first
  * in *first (may be NULL), the count returned. */
 size_t daemon_volume_users(struct daemon *d, const char *name, const char **first);
+
+/* ---- snapshot.c ---- */
+/* Takes (restore false) or restores snapshot `snap` of workload `name`:
+ * the workload is stopped first and started again after, as a new
+ * instance (docs/storage.md).  done(opaque, err or NULL, the snapshot's
+ * description or NULL) on the loop when it is over; -1 with err when it
+ * cannot begin (ENOENT, EEXIST, EBUSY, ESTALE, ENODATA, EAGAIN). */
+typedef void (*snapshot_done_cb)(void *opaque, const struct duet_err *err, json_t *meta);
+int daemon_snapshot(struct daemon *d, const char *name, const char *snap, bool restore, snapshot_done_cb done,
+                    void *opaque, struct duet_err *err);
+/* At start: a restore the last daemon began and did not finish is done
+ * again before the workload runs. */
+void daemon_snapshots_resume(struct daemon *d);
+/* Removes snapshot `snap` of workload `name` (NULL: every one) on a
+ * worker; done on the loop. */
+typedef void (*snapshot_rm_cb)(void *opaque, const struct duet_err *err);
+void daemon_snapshot_remove(struct daemon *d, const char *name, const char *snap, snapshot_rm_cb done, void *opaque);
+
+/* A deleted workload's snapshots go before it is forgotten: started on
+ * a worker (w busy meanwhile), or false when it has none. */
+bool wl_snapshots_remove(struct wl *w);
 
 /* ---- daemon.c ---- */
 struct daemon_config {

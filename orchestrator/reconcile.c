@@ -553,7 +553,8 @@ static void do_stop(struct wl *w)
     w->stop_requested = true;
     health_stop(w);
     wl_save(w);
-    daemon_event(w->d, w->name, "stopping", "%s", w->deleted ? "deleted" : "replaced by a new generation");
+    daemon_event(w->d, w->name, "stopping", "%s",
+                 w->deleted ? "deleted" : w->hold ? w->hold_why : "replaced by a new generation");
     struct duet_err err = {0};
     w->busy = true;
     wl_ref(w);
@@ -571,8 +572,9 @@ static void do_destroy(struct wl *w)
     struct driver *drv = drv_of(w, w->inst_backend);
     enum wl_phase before = w->phase;
     /* A destroy that precedes a restart keeps the back-off state (and the
-     * restart count it leads to). */
-    if (before != PH_BACKOFF)
+     * restart count it leads to); one of an instance that had ended for
+     * good (a snapshot's hold) keeps the workload ended. */
+    if (before != PH_BACKOFF && before != PH_EXITED)
         w->phase = PH_DESTROYING;
     health_stop(w);
     wl_save(w);
@@ -655,8 +657,8 @@ void wl_reconcile(struct wl *w)
     /* 1. An instance that must go: deleted, replaced, or ended and due for
      *    a restart (a fresh instance replaces it). */
     bool restart_due = w->inst && w->phase == PH_BACKOFF && !backoff_pending(w);
-    if (w->inst && (!want || !current || restart_due || (w->stop_requested && !w->inst_running &&
-                                                          w->phase != PH_EXITED && w->phase != PH_BACKOFF))) {
+    if (w->inst && (!want || !current || restart_due || w->hold ||
+                    (w->stop_requested && !w->inst_running && w->phase != PH_EXITED && w->phase != PH_BACKOFF))) {
         if (w->inst_running && !w->stop_requested)
             do_stop(w);
         else if (w->inst_running)
@@ -665,10 +667,21 @@ void wl_reconcile(struct wl *w)
             do_destroy(w);
         return;
     }
+    /* Held (a snapshot): nothing on the host now; nothing made until the
+     * hold is let go, not even a deletion's purge. */
+    if (w->hold) {
+        void (*ready)(struct wl *) = w->hold_ready;
+        w->hold_ready = NULL;
+        if (ready)
+            ready(w);
+        return;
+    }
     if (!want) {
         if (!w->purged && do_purge(w, DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS))
             return;
         if (w->delete_volumes && wl_volumes_remove(w))
+            return;
+        if (!w->snaps_removed && wl_snapshots_remove(w))
             return;
         forget(w);
         return;

@@ -34,12 +34,12 @@ enum {
 static const char *const sql_text[ST_COUNT] = {
     [ST_PUT] = "INSERT OR REPLACE INTO workloads(name, generation, spec, backend, placement, deleted, phase,"
                " inst_backend, inst_generation, handle, restarts, last_exit, last_signal, exited_at, started_at,"
-               " created_at, message, rm, quick_failures, backoff_until, address, disk, disk_reset, delete_volumes)"
-               " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               " created_at, message, rm, quick_failures, backoff_until, address, disk, disk_reset, delete_volumes,"
+               " restore_from) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_DELETE] = "DELETE FROM workloads WHERE name = ?",
     [ST_LOAD] = "SELECT name, generation, spec, backend, placement, deleted, phase, inst_backend, inst_generation,"
                 " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures,"
-                " backoff_until, address, disk, disk_reset, delete_volumes"
+                " backoff_until, address, disk, disk_reset, delete_volumes, restore_from"
                 " FROM workloads ORDER BY name",
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
@@ -65,7 +65,7 @@ static const char schema_sql[] =
     " created_at INTEGER NOT NULL, message TEXT, rm INTEGER NOT NULL DEFAULT 0,"
     " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,"
     " address INTEGER NOT NULL DEFAULT 0, disk TEXT, disk_reset INTEGER NOT NULL DEFAULT 0,"
-    " delete_volumes INTEGER NOT NULL DEFAULT 0);"
+    " delete_volumes INTEGER NOT NULL DEFAULT 0, restore_from TEXT);"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
@@ -97,6 +97,7 @@ static int add_columns(struct store *s, char **msg)
         {"disk", "TEXT"},
         {"disk_reset", "INTEGER NOT NULL DEFAULT 0"},
         {"delete_volumes", "INTEGER NOT NULL DEFAULT 0"},
+        {"restore_from", "TEXT"},
     };
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
         sqlite3_stmt *st;
@@ -223,6 +224,7 @@ int store_put(struct store *s, const struct store_row *r, struct duet_err *err)
     bind_text(st, 22, r->disk);
     sqlite3_bind_int(st, 23, r->disk_reset);
     sqlite3_bind_int(st, 24, r->delete_volumes);
+    bind_text(st, 25, r->restore_from);
     return run(s, ST_PUT, err, "cannot write a workload");
 }
 
@@ -268,6 +270,7 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
             .disk = col_text(st, 21),
             .disk_reset = sqlite3_column_int(st, 22) != 0,
             .delete_volumes = sqlite3_column_int(st, 23) != 0,
+            .restore_from = col_text(st, 24),
         };
         cb(opaque, &r);
     }

@@ -51,6 +51,7 @@ struct store_row {
     const char *disk;
     bool disk_reset;               /* apply --recreate: the kept disk goes before the next create */
     bool delete_volumes;           /* delete --volumes: its named volumes go with it */
+    const char *restore_from;      /* a snapshot restore begun and not finished, NULL: none */
 };
 
 struct store_event {

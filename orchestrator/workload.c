@@ -57,6 +57,7 @@ static void wl_free_closed(uv_handle_t *h)
     free(w->health_msg);
     free(w->image_err);
     free(w->vol_err);
+    free(w->restore_from);
     free(w->name);
     free(w);
 }
@@ -119,6 +120,7 @@ void wl_row(const struct wl *w, struct store_row *r)
         .disk = w->disk,
         .disk_reset = w->disk_reset,
         .delete_volumes = w->delete_volumes,
+        .restore_from = w->restore_from,
     };
     /* The store keeps the wall clock: the monotonic one starts again with the host. */
     uint64_t mono = mono_ms();
@@ -174,6 +176,8 @@ struct wl *wl_load(struct daemon *d, const struct store_row *r)
     w->disk = r->disk ? strdup(r->disk) : NULL;
     w->disk_reset = r->disk_reset;
     w->delete_volumes = r->delete_volumes;
+    free(w->restore_from);
+    w->restore_from = r->restore_from ? strdup(r->restore_from) : NULL;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     /* A restart delay still running when the last daemon stopped goes on. */
     uint64_t wall = now_ms();

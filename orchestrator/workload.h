@@ -130,6 +130,17 @@ struct wl {
      * that no other workload names go before it is forgotten. */
     bool delete_volumes;
     bool volumes_removing;
+    /* A snapshot's hold (snapshot.c): while set the workload has no
+     * instance (the reconciler stops and destroys it and makes none);
+     * hold_ready is called once, when there is none. */
+    bool hold;
+    const char *hold_why;          /* for the stop's event: "for a snapshot" */
+    void (*hold_ready)(struct wl *w);
+    void *hold_opaque;             /* snapshot.c's job */
+    /* A restore begun (written first): the next daemon finishes it if
+     * this one is cut short. */
+    char *restore_from;
+    bool snaps_removed;            /* deleted: its snapshots are gone */
     bool purged;
     unsigned purging;              /* purges in flight */
     bool purge_failed, purge_for_delete;

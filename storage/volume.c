@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -258,6 +260,76 @@ int volume_remove(const char *root, const char *name, struct duet_err *err)
     if (duet_remove_tree(dir, err) < 0)
         return duet_err_prefix(err, "volume %s", name);
     return 0;
+}
+
+int volume_save(const char *root, const char *name, const char *dir, struct duet_err *err)
+{
+    char vdir[PATH_MAX], data[PATH_MAX], img[PATH_MAX], to[PATH_MAX + 16];
+    if (vol_find(root, name, vdir, data, NULL, err) < 0)
+        return -1;
+    if (mkdir(dir, 0700) < 0)
+        return duet_err_sys(err, "volume %s: cannot create %s", name, dir);
+    if (!is_sized(root, name, NULL)) {
+        snprintf(to, sizeof(to), "%s/data", dir);
+        char *const argv[] = {"cp", "-a", "--sparse=always", "--reflink=auto", "--", data, to, NULL};
+        if (duet_run_tool(argv, err) < 0)
+            return duet_err_prefix(err, "volume %s: copying its data", name);
+        return 0;
+    }
+    vol_path(root, name, "disk.ext4", img, sizeof(img));
+    snprintf(to, sizeof(to), "%s/disk.ext4", dir);
+    /* Frozen: every write so far is in the image, none comes meanwhile. */
+    _cleanup_close_ int fd = data_mounted(root, name) ? open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (fd >= 0 && ioctl(fd, FIFREEZE, 0) < 0)
+        return duet_err_sys(err, "volume %s: cannot freeze its filesystem to copy it", name);
+    int rc = duet_copy_file(img, to, name, err);
+    if (fd >= 0 && ioctl(fd, FITHAW, 0) < 0 && rc == 0)
+        rc = duet_err_sys(err, "volume %s: cannot thaw its filesystem", name);
+    return rc;
+}
+
+int volume_restore(const char *root, const char *name, const char *dir, struct duet_err *err)
+{
+    char vdir[PATH_MAX], data[PATH_MAX], from[PATH_MAX + 16], tmp[PATH_MAX + 16], old[PATH_MAX + 16];
+    if (vol_find(root, name, vdir, data, NULL, err) < 0)
+        return -1;
+    snprintf(from, sizeof(from), "%s/disk.ext4", dir);
+    if (access(from, F_OK) == 0) {
+        char img[PATH_MAX];
+        vol_path(root, name, "disk.ext4", img, sizeof(img));
+        snprintf(tmp, sizeof(tmp), "%s.restore", img);
+        unlink(tmp);
+        if (duet_copy_file(from, tmp, name, err) < 0)
+            return -1;
+        for (int i = 0; i < 16 && data_mounted(root, name); i++)
+            if (umount2(data, UMOUNT_NOFOLLOW) < 0) {
+                unlink(tmp);
+                return duet_err_sys(err, "volume %s: cannot unmount %s to restore it", name, data);
+            }
+        if (rename(tmp, img) < 0) {
+            unlink(tmp);
+            return duet_err_sys(err, "volume %s: cannot put its image back", name);
+        }
+        if (mkdir(data, 0755) < 0 && errno != EEXIST)
+            return duet_err_sys(err, "volume %s: cannot create %s", name, data);
+        return image_mount(root, name, false, err);
+    }
+    /* A tree: copied beside the data, then swapped in by two renames; a
+     * crash between them leaves data.old, which the restore asked again
+     * removes. */
+    snprintf(from, sizeof(from), "%s/data", dir);
+    snprintf(tmp, sizeof(tmp), "%s.restore", data);
+    snprintf(old, sizeof(old), "%s.old", data);
+    if (duet_remove_tree(tmp, err) < 0 || duet_remove_tree(old, err) < 0)
+        return duet_err_prefix(err, "volume %s", name);
+    char *const argv[] = {"cp", "-a", "--sparse=always", "--reflink=auto", "--", from, tmp, NULL};
+    if (duet_run_tool(argv, err) < 0) {
+        duet_remove_tree(tmp, NULL);
+        return duet_err_prefix(err, "volume %s: copying its snapshot back", name);
+    }
+    if ((rename(data, old) < 0 && errno != ENOENT) || rename(tmp, data) < 0)
+        return duet_err_sys(err, "volume %s: cannot put its data back", name);
+    return duet_remove_tree(old, err) < 0 ? duet_err_prefix(err, "volume %s", name) : 0;
 }
 
 int volume_inspect(const char *root, const char *name, struct volume_info *out, struct duet_err *err)

@@ -118,60 +118,6 @@ static int template_ensure(const char *dir, uint64_t bytes, char *path, size_t l
     return 0;
 }
 
-/* Copies [off, end) of src into dst at the same offsets. */
-static int copy_range(int src, int dst, off_t off, off_t end)
-{
-    off_t in = off, out = off;
-    while (in < end) {
-        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)(end - in), 0);
-        if (n > 0)
-            continue;
-        if (n == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
-            return -1;
-        /* A filesystem copy_file_range cannot serve: by hand. */
-        char buf[65536];
-        while (in < end) {
-            size_t want = (size_t)(end - in) < sizeof(buf) ? (size_t)(end - in) : sizeof(buf);
-            ssize_t r = pread(src, buf, want, in);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                return r < 0 ? -1 : 0;
-            if (pwrite(dst, buf, (size_t)r, in) != r)
-                return -1;
-            in += r;
-        }
-    }
-    return 0;
-}
-
-/* dst becomes a copy of src that is sparse where src is: a reflink where
- * the filesystem has them, else the data extents one by one. */
-static int copy_sparse(int src, int dst, off_t size)
-{
-    if (ioctl(dst, FICLONE, src) == 0)
-        return 0;
-    if (ftruncate(dst, size) < 0)
-        return -1;
-    off_t off = 0;
-    while (off < size) {
-        off_t data = lseek(src, off, SEEK_DATA);
-        if (data < 0)
-            return errno == ENXIO ? 0 : -1;
-        off_t hole = lseek(src, data, SEEK_HOLE);
-        if (hole < 0)
-            return -1;
-        if (copy_range(src, dst, data, hole) < 0)
-            return -1;
-        off = hole;
-    }
-    return 0;
-}
-
 int container_layer_create(const char *template_dir, const char *path, uint64_t bytes, struct duet_err *err)
 {
     char tpl[PATH_MAX];
@@ -183,7 +129,7 @@ int container_layer_create(const char *template_dir, const char *path, uint64_t 
     _cleanup_close_ int dst = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (dst < 0)
         return duet_err_sys(err, "cannot create %s", path);
-    if (copy_sparse(src, dst, (off_t)bytes) < 0) {
+    if (duet_copy_sparse(src, dst, (off_t)bytes) < 0) {
         int e = errno;
         unlink(path);
         errno = e;

@@ -1717,6 +1717,17 @@ static int vm_purge(struct driver *drv, const char *name, unsigned what, driver_
     return kept_purge(p->loop, p->kept_dir, name, what, kept_disk_files, done, opaque, err);
 }
 
+static int vm_kept_copy(struct driver *drv, const char *name, const char *dir, bool restore, size_t *copied,
+                        struct duet_err *err)
+{
+    struct vm_priv *p = priv(drv);
+    if (!p->open)
+        return duet_err_set(err, EINVAL, "the VM driver is not open");
+    /* The record before the disk, as a kept disk is made (above). */
+    static const char *const order[] = {KEPT_DISK_BASE, KEPT_DISK};
+    return kept_copy(p->kept_dir, name, order, 2, dir, restore, copied, err);
+}
+
 static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                    int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                    struct duet_err *err)
@@ -1795,6 +1806,7 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .logs = vm_logs,
         .logs_previous = vm_logs_previous,
         .purge = vm_purge,
+        .kept_copy = vm_kept_copy,
         .exec = vm_exec,
         .netns = vm_netns,
         .priv = p,

@@ -44,6 +44,8 @@ void api_get_workloads(struct api *a, struct http_conn *c);
 void api_get_workload(struct api *a, struct http_conn *c, const char *name);
 void api_delete_workload(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_volumes(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);
+void api_snapshots(struct api *a, struct http_conn *c, const struct http_request *req, const char *name,
+                   const char *sub);
 void api_apply(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);

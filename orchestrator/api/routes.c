@@ -106,6 +106,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
             return api_get_logs(a, c, nm, req->query);
         if (slash && strcmp(slash, "/exec") == 0 && post)
             return api_exec(a, c, nm, req);
+        if (slash && strncmp(slash, "/snapshots", 10) == 0 && (slash[10] == '\0' || slash[10] == '/'))
+            return api_snapshots(a, c, req, nm, slash + 10);
     }
     http_respond_error(c, 404, "no route for %s /v1/%.200s (see docs/api.md)", req->method, p);
 }

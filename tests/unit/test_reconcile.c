@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 #include "fake_driver.h"
 #include "manifests/specjson.h"
 #include "orchestrator/daemon.h"
+#include "storage/snapshot.h"
+#include "storage/volume.h"
 
 struct rt {
     uv_loop_t loop;
@@ -333,6 +336,68 @@ Test(reconcile, a_changed_spec_replaces_the_instance_stop_destroy_then_create)
     rt_finish(&t);
 }
 
+/* A hold (a snapshot's): the instance is stopped and destroyed, none is
+ * made while it lasts, the hold's callback comes once with nothing on the
+ * host; let go, the workload runs again as a new instance, no restart
+ * counted.  One that had ended stays ended. */
+static int held_calls;
+static bool held_with_instance;
+
+static void on_held(struct wl *w)
+{
+    held_calls++;
+    held_with_instance = w->inst != NULL;
+}
+
+static void hold(struct wl *w)
+{
+    w->hold = true;
+    w->hold_why = "for a test";
+    w->hold_ready = on_held;
+    wl_reconcile(w);
+}
+
+Test(reconcile, a_hold_leaves_nothing_on_the_host_until_it_is_let_go)
+{
+    struct rt t;
+    rt_init(&t, 0);
+    char *a = doc("app", NULL), *b = doc("once", "  restart: never\n"), *all = NULL;
+    cr_assert(asprintf(&all, "%s---\n%s", a, b) > 0);
+    apply_text(&t, all);
+    free(a), free(b), free(all);
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running") && is_state(&t, "once", "running")));
+    cr_assert(fake_exit(t.f, "once", 0, 0));
+    cr_expect_str_eq(state_of(&t, "once"), "completed");
+
+    held_calls = 0;
+    hold(W(&t, "app"));
+    cr_assert(RT_UNTIL(&t, 2000, held_calls == 1), "the hold took effect: %s", t.f->oplog);
+    cr_expect_not(held_with_instance);
+    long stop = fake_pos(t.f, "stop app"), destroy = fake_pos(t.f, "destroy app");
+    cr_expect(stop >= 0 && destroy > stop, "%s", t.f->oplog);
+    rt_run(&t, 100);
+    cr_expect_eq(fake_count(t.f, "create app"), 1, "nothing made while held: %s", t.f->oplog);
+    cr_expect_eq(held_calls, 1);
+    char *ev = events_of(&t, "app");
+    cr_expect(strstr(ev, "stopping:for a test"), "%s", ev);
+    free(ev);
+    W(&t, "app")->hold = false;
+    wl_reconcile(W(&t, "app"));
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    cr_expect_eq(fake_count(t.f, "create app"), 2);
+    cr_expect_eq(W(&t, "app")->restarts, 0, "not a restart");
+
+    hold(W(&t, "once"));
+    cr_assert(RT_UNTIL(&t, 2000, held_calls == 2));
+    cr_expect_eq(fake_count(t.f, "destroy once"), 1);
+    W(&t, "once")->hold = false;
+    wl_reconcile(W(&t, "once"));
+    rt_run(&t, 100);
+    cr_expect_str_eq(state_of(&t, "once"), "completed", "an ended workload stays ended");
+    cr_expect_eq(fake_count(t.f, "create once"), 1);
+    rt_finish(&t);
+}
+
 Test(reconcile, delete_during_a_slow_stop_stops_once_destroys_once_and_forgets)
 {
     struct rt t;
@@ -607,5 +672,58 @@ Test(reconcile, a_reset_asked_before_a_daemon_restart_is_done_by_the_next)
     cr_assert(RT_UNTIL(&t, 2000, W(&t, "app")->inst_gen == 2 && is_state(&t, "app", "running")));
     cr_expect_eq(fake_count(t.f, "purge-disk app"), 1, "%s", t.f->oplog);
     cr_expect(!W(&t, "app")->disk_reset);
+    rt_finish(&t);
+}
+
+/* A restore begun (written first) by a daemon killed before its copy:
+ * the next daemon holds the workload, restores, and only then runs it. */
+Test(reconcile, a_restore_cut_short_is_done_again_by_the_next_daemon)
+{
+    struct rt t;
+    rt_init(&t, 0);
+    struct duet_err err = {0};
+    /* volume v held "then" when snapshot s1 was taken; it holds "now" */
+    char vroot[128], file[192], snaps[128], dir[256], vdir[320];
+    snprintf(vroot, sizeof(vroot), "%s/volumes", t.dir);
+    cr_assert_eq(volume_prepare(vroot, "v", 0, 0, 0, &err), 0, "%s", err.msg);
+    snprintf(file, sizeof(file), "%s/v/data/f", vroot);
+    FILE *f = fopen(file, "we");
+    fputs("then\n", f);
+    fclose(f);
+    snprintf(snaps, sizeof(snaps), "%s/snapshots", t.dir);
+    cr_assert_eq(snapshot_begin(snaps, "app", "s1", dir, sizeof(dir), &err), 0, "%s", err.msg);
+    snprintf(vdir, sizeof(vdir), "%s/volumes", dir);
+    cr_assert_eq(mkdir(vdir, 0700), 0);
+    snprintf(vdir, sizeof(vdir), "%s/volumes/v", dir);
+    cr_assert_eq(volume_save(vroot, "v", vdir, &err), 0, "%s", err.msg);
+    json_t *meta = json_pack("{s:s,s:s,s:I,s:n,s:[{s:s,s:n}]}", "workload", "app", "name", "s1", "created_at",
+                             (json_int_t)1, "disk", "volumes", "name", "v", "size");
+    cr_assert_eq(snapshot_commit(snaps, "app", "s1", dir, meta, &err), 0, "%s", err.msg);
+    json_decref(meta);
+    f = fopen(file, "we");
+    fputs("now\n", f);
+    fclose(f);
+
+    apply1(&t, "app", "  volumes: [{name: v, target: /v}]\n");
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    struct wl *w = W(&t, "app");
+    w->restore_from = strdup("s1");
+    cr_assert_eq(wl_save(w), 0);
+    rt_restart_after(&t, 0, FAKE_RECOVER_RUNNING, 0);
+    daemon_snapshots_resume(&t.d);
+    cr_assert(RT_UNTIL(&t, 5000, W(&t, "app")->restore_from == NULL && is_state(&t, "app", "running")),
+              "state %s: %s", state_of(&t, "app"), t.f->oplog);
+    char got[16] = "";
+    f = fopen(file, "re");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(got, sizeof(got), f));
+    fclose(f);
+    cr_expect_str_eq(got, "then\n", "the restore was done");
+    long destroy = fake_pos(t.f, "destroy app"), create = fake_pos(t.f, "create app");
+    cr_expect(destroy >= 0 && create > destroy, "held (destroyed) first, then made anew: %s", t.f->oplog);
+    char *ev = events_of(&t, "app");
+    cr_expect(strstr(ev, "the restore from snapshot s1 was cut short") && strstr(ev, "restored from snapshot s1"),
+              "%s", ev);
+    free(ev);
     rt_finish(&t);
 }

@@ -230,3 +230,65 @@ Test(volume, every_volume_is_listed_by_name)
     cr_expect_eq(n, 0);
     free(v);
 }
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *get(const char *path)
+{
+    static char buf[256];
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Saved, changed, restored: the volume holds what it held when saved,
+ * sized (its image, frozen while copied) or not (its tree). */
+static void save_change_restore(const char *name, uint64_t size)
+{
+    struct duet_err err = {0};
+    cr_assert_eq(volume_prepare(root, name, size, 0, 0, &err), 0, "%s", err.msg);
+    char data[128], file[192], snap[128], later[192];
+    path_of(name, "data", data, sizeof(data));
+    snprintf(file, sizeof(file), "%s/file", data);
+    snprintf(later, sizeof(later), "%s/later", data);
+    put(file, "then\n");
+    snprintf(snap, sizeof(snap), "%s-snap-%s", root, name);
+    cr_assert_eq(volume_save(root, name, snap, &err), 0, "%s", err.msg);
+    cr_expect_eq(volume_save(root, name, snap, &err), -1, "never over a snapshot");
+    put(file, "now\n");
+    put(later, "x");
+    cr_assert_eq(volume_restore(root, name, snap, &err), 0, "%s", err.msg);
+    cr_expect(volume_ready(root, name), "mounted again");
+    char *t = get(file);
+    cr_expect_str_eq(t ? t : "(none)", "then\n");
+    cr_expect_neq(access(later, F_OK), 0, "what came after is gone");
+    /* restored twice (a restore asked again after a crash): the same */
+    cr_assert_eq(volume_restore(root, name, snap, &err), 0, "%s", err.msg);
+    t = get(file);
+    cr_expect_str_eq(t ? t : "(none)", "then\n");
+    char old[160];
+    snprintf(old, sizeof(old), "%s.old", data);
+    cr_expect_neq(access(old, F_OK), 0, "nothing is left beside the data");
+    cr_assert_eq(volume_remove(root, name, &err), 0, "%s", err.msg);
+    nftw(snap, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+Test(volume, a_sized_volume_is_saved_and_restored, .timeout = 60)
+{
+    save_change_restore("pg", 32 << 20);
+}
+
+Test(volume, an_unbounded_volume_is_saved_and_restored, .timeout = 60)
+{
+    save_change_restore("cache", 0);
+}
