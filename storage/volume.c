@@ -291,7 +291,10 @@ int volume_save(const char *root, const char *name, const char *dir, struct duet
 int volume_restore(const char *root, const char *name, const char *dir, struct duet_err *err)
 {
     char vdir[PATH_MAX], data[PATH_MAX], from[PATH_MAX + 16], tmp[PATH_MAX + 16], old[PATH_MAX + 16];
-    if (vol_find(root, name, vdir, data, NULL, err) < 0)
+    /* A volume removed since the snapshot is made again from it. */
+    vol_path(root, name, NULL, vdir, sizeof(vdir));
+    vol_path(root, name, "data", data, sizeof(data));
+    if (make_dir(root, err) < 0 || make_dir(vdir, err) < 0)
         return -1;
     snprintf(from, sizeof(from), "%s/disk.ext4", dir);
     if (access(from, F_OK) == 0) {

@@ -56,8 +56,8 @@ int volume_remove(const char *root, const char *name, struct duet_err *err);
  * volume's image, its filesystem frozen while it is copied (consistent
  * as after a clean unmount, even with writers); an unsized volume's
  * tree, copied as it is (stop its writers first).  Restore puts such a
- * copy back in place of the volume's data: no instance may use the
- * volume meanwhile.  Both made so that a crash midway leaves the volume
+ * copy back in place of the volume's data (making the volume again if it
+ * was removed since): no instance may use the volume meanwhile.  Both made so that a crash midway leaves the volume
  * as it was or as restored, never a mix (the restore asked again). */
 int volume_save(const char *root, const char *name, const char *dir, struct duet_err *err);
 int volume_restore(const char *root, const char *name, const char *dir, struct duet_err *err);

@@ -279,6 +279,12 @@ static void save_change_restore(const char *name, uint64_t size)
     char old[160];
     snprintf(old, sizeof(old), "%s.old", data);
     cr_expect_neq(access(old, F_OK), 0, "nothing is left beside the data");
+    /* removed since: made again from the snapshot */
+    cr_assert_eq(volume_remove(root, name, &err), 0, "%s", err.msg);
+    cr_assert_eq(volume_restore(root, name, snap, &err), 0, "%s", err.msg);
+    cr_expect(volume_ready(root, name));
+    t = get(file);
+    cr_expect_str_eq(t ? t : "(none)", "then\n");
     cr_assert_eq(volume_remove(root, name, &err), 0, "%s", err.msg);
     nftw(snap, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
