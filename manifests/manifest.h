@@ -181,6 +181,7 @@ struct host_spec {
     bool reserve_memory_set;
     double overcommit_cpu, overcommit_memory;
     bool vm_available, vm_kvm, vm_guest_kernel;
+    bool vm_virtiofs;              /* volumes reach its VMs (virtiofsd, a guest kernel with virtiofs) */
     bool container_available;
 };
 

@@ -1226,7 +1226,7 @@ static void conv_workload(struct conv *c, const struct ynode *root)
 static void conv_host_backends(struct conv *c, struct host_spec *h, const struct ynode *n)
 {
     static const char *const keys[] = {"vm", "container", NULL};
-    static const char *const vm_keys[] = {"available", "kvm", "guestKernel", NULL};
+    static const char *const vm_keys[] = {"available", "kvm", "guestKernel", "virtiofs", NULL};
     static const char *const ct_keys[] = {"available", NULL};
     if (!want_map(c, n, "spec.backends"))
         return;
@@ -1240,6 +1240,8 @@ static void conv_host_backends(struct conv *c, struct host_spec *h, const struct
             get_bool(c, v, "spec.backends.vm.kvm", &h->vm_kvm);
         if ((v = mget(vm, "guestKernel", NULL)))
             get_bool(c, v, "spec.backends.vm.guestKernel", &h->vm_guest_kernel);
+        if ((v = mget(vm, "virtiofs", NULL)))
+            get_bool(c, v, "spec.backends.vm.virtiofs", &h->vm_virtiofs);
     }
     if (ct && want_map(c, ct, "spec.backends.container")) {
         check_keys(c, ct, "spec.backends.container", ct_keys);
@@ -1257,7 +1259,7 @@ static void conv_host(struct conv *c, const struct ynode *root)
     struct host_spec *h = arena_alloc(c->a, sizeof(*h));
     h->overcommit_cpu = 4.0;
     h->overcommit_memory = 1.0;
-    h->vm_available = h->vm_kvm = h->vm_guest_kernel = h->container_available = true;
+    h->vm_available = h->vm_kvm = h->vm_guest_kernel = h->vm_virtiofs = h->container_available = true;
     pos_of(c, root, &h->pos);
     check_keys(c, root, "a Host document", keys);
     struct src_pos np;

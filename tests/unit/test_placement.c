@@ -272,6 +272,23 @@ Test(placement, host_document_becomes_host_info)
     cr_expect_not(h.backend[BACKEND_VM].available);
     cr_expect(strstr(h.backend[BACKEND_VM].unavailable_reason, "available: false"));
     cr_expect(h.backend[BACKEND_CONTAINER].available);
+    cr_expect(h.backend[BACKEND_VM].virtiofs && h.backend[BACKEND_VM].guest_virtiofs, "volumes reach VMs by default");
+    manifest_set_free(set);
+    /* A described host without virtiofs: a VM with volumes is ruled out
+     * there, and says why. */
+    set = load_yaml("apiVersion: duet/v1\nkind: Host\nmetadata: {name: old}\n"
+                    "spec: {cpus: 4, memory: 4Gi, backends: {vm: {virtiofs: false}}}\n---\n" WL_HEAD
+                    "  isolation: strong\n  image: {rootfs: /r}\n  command: [/x]\n"
+                    "  volumes: [{source: /srv/v, target: /v}]\n");
+    char buf[1024];
+    cr_assert(manifest_set_ok(set), "%s", diags_text(set, buf, sizeof(buf)));
+    host_info_from_spec(&h, set->host);
+    cr_expect_not(h.backend[BACKEND_VM].virtiofs);
+    struct plan *p = plan_new(set, &h);
+    cr_expect_eq(p->n_unplaceable, 1);
+    cr_expect(p->items[0].unplaceable && strstr(p->items[0].unplaceable, "no virtiofsd"), "%s",
+              p->items[0].unplaceable ? p->items[0].unplaceable : "(placed)");
+    plan_free(p);
     manifest_set_free(set);
 }
 
