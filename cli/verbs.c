@@ -204,6 +204,17 @@ static void print_doc(json_t *j, const char *output)
         yaml_print(stdout, j, 0, false);
 }
 
+/* -o json|yaml: the answer as it came, in place of the table; the
+ * answer is then done with. */
+static bool doc_printed(json_t *j, const char *output)
+{
+    if (!output)
+        return false;
+    print_doc(j, output);
+    json_decref(j);
+    return true;
+}
+
 /* ---- apply -------------------------------------------------------------------------- */
 
 /* One file for apply: its absolute path (relative paths in it resolve
@@ -1306,11 +1317,8 @@ static int cmd_image(int argc, char **argv)
         j = call_json("GET", "/v1/images", NULL, &rc);
         if (!j)
             return rc;
-        if (output) {
-            print_doc(j, output);
-            json_decref(j);
+        if (doc_printed(j, output))
             return 0;
-        }
         printf("%-48s %-12s %6s %10s %8s %9s\n", "REFERENCE", "ID", "LAYERS", "SIZE", "CREATED", "WORKLOADS");
         size_t i;
         json_t *img;
@@ -1337,11 +1345,8 @@ static int cmd_image(int argc, char **argv)
         free(body);
         if (!j)
             return rc;
-        if (output) {
-            print_doc(j, output);
-            json_decref(j);
+        if (doc_printed(j, output))
             return 0;
-        }
         char sz[32];
         size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(j, "size")));
         printf("%s: %s, %zu layer%s, %s\n", ref, str(j, "id"), json_array_size(json_object_get(j, "layers")),
@@ -1367,11 +1372,8 @@ static int cmd_image(int argc, char **argv)
         j = call_json("POST", "/v1/images/prune", "{}", &rc);
         if (!j)
             return rc;
-        if (output) {
-            print_doc(j, output);
-            json_decref(j);
+        if (doc_printed(j, output))
             return 0;
-        }
         size_t i;
         json_t *id;
         json_array_foreach(json_object_get(j, "removed"), i, id)
@@ -1518,11 +1520,8 @@ static int cmd_volume(int argc, char **argv)
         json_t *j = call_json("GET", "/v1/volumes", NULL, &rc);
         if (!j)
             return rc;
-        if (output) {
-            print_doc(j, output);
-            json_decref(j);
+        if (doc_printed(j, output))
             return 0;
-        }
         printf("%-32s %10s %10s %8s  %s\n", "NAME", "SIZE", "USED", "CREATED", "WORKLOADS");
         size_t i;
         json_t *v;
@@ -1606,11 +1605,8 @@ static int cmd_snapshot(int argc, char **argv)
         snprintf(path, sizeof(path), "/v1/workloads/%s/snapshots", name);
         if (!(j = call_json("GET", path, NULL, &rc)))
             return rc;
-        if (output) {
-            print_doc(j, output);
-            json_decref(j);
+        if (doc_printed(j, output))
             return 0;
-        }
         printf("%-32s %8s %10s  %s\n", "SNAPSHOT", "CREATED", "SIZE", "HOLDS");
         size_t i;
         json_t *s;
@@ -1643,11 +1639,8 @@ static int cmd_snapshot(int argc, char **argv)
     }
     if (!(j = call_json("POST", path, body, &rc)))
         return rc;
-    if (output) {
-        print_doc(j, output);
-        json_decref(j);
+    if (doc_printed(j, output))
         return 0;
-    }
     snapshot_holds(j, holds, sizeof(holds));
     json_int_t stopped = json_integer_value(json_object_get(j, "stopped_ms"));
     char sz[32];

@@ -269,6 +269,8 @@ bool wl_disk_resets(const struct workload_spec *w, const char *kept, char *now, 
  * stand together: with two sizes (one that gives none takes the volume as
  * it is), or both writing it (docs/storage.md: a volume is written by one
  * workload at a time)?  The reason, naming both, in buf, or NULL. */
+/* The volume of w named `name` (a named volume, not a host path), or NULL. */
+const struct wl_volume *wl_volume_named(const struct workload_spec *w, const char *name);
 const char *wl_volumes_conflict(const struct workload_spec *a, const struct workload_spec *b, char *buf, size_t len);
 
 const char *wl_role_name(enum wl_role r);

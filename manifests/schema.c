@@ -679,15 +679,21 @@ bool wl_disk_source(const struct workload_spec *w, char *buf, size_t len)
     return true;
 }
 
+const struct wl_volume *wl_volume_named(const struct workload_spec *w, const char *name)
+{
+    for (size_t i = 0; w && name && i < w->n_volumes; i++)
+        if (w->volumes[i].name && strcmp(w->volumes[i].name, name) == 0)
+            return &w->volumes[i];
+    return NULL;
+}
+
 const char *wl_volumes_conflict(const struct workload_spec *a, const struct workload_spec *b, char *buf, size_t len)
 {
     char sa[32], sb[32];
     for (size_t i = 0; i < a->n_volumes; i++) {
         const struct wl_volume *va = &a->volumes[i];
-        for (size_t j = 0; va->name && j < b->n_volumes; j++) {
-            const struct wl_volume *vb = &b->volumes[j];
-            if (!vb->name || strcmp(va->name, vb->name) != 0)
-                continue;
+        const struct wl_volume *vb = wl_volume_named(b, va->name);
+        if (vb) {
             /* no size: whatever size the volume has */
             if (va->size && vb->size && va->size != vb->size) {
                 snprintf(buf, len,

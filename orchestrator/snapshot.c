@@ -256,13 +256,10 @@ static const char *volume_in_use(struct daemon *d, const struct wl *w, json_t *v
     json_array_foreach(vols, i, v) {
         const char *name = json_string_value(json_object_get(v, "name"));
         DAEMON_WL_FOREACH(d, o) {
-            if (o == w || !o->inst || !o->inst_spec || !name)
-                continue;
-            for (size_t k = 0; k < o->inst_spec->n_volumes; k++)
-                if (o->inst_spec->volumes[k].name && !strcmp(o->inst_spec->volumes[k].name, name)) {
-                    *vname = name;
-                    return o->name;
-                }
+            if (o != w && o->inst && wl_volume_named(o->inst_spec, name)) {
+                *vname = name;
+                return o->name;
+            }
         }
     }
     return NULL;

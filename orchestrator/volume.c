@@ -102,13 +102,11 @@ int wl_volumes_ready(struct wl *w, const struct workload_spec *run, struct duet_
         DAEMON_WL_FOREACH(w->d, o) {
             if (o == w || !o->inst || !o->inst_spec)
                 continue;
-            for (size_t j = 0; j < o->inst_spec->n_volumes && !writer; j++) {
-                const struct wl_volume *ov = &o->inst_spec->volumes[j];
-                if (ov->name && !ov->read_only && strcmp(ov->name, v->name) == 0)
-                    writer = o->name, vname = v->name;
-            }
-            if (writer)
+            const struct wl_volume *ov = wl_volume_named(o->inst_spec, v->name);
+            if (ov && !ov->read_only) {
+                writer = o->name, vname = v->name;
                 break;
+            }
         }
     }
     if (writer) {
@@ -191,10 +189,7 @@ size_t daemon_volume_users(struct daemon *d, const char *name, const char **firs
     if (first)
         *first = NULL;
     DAEMON_WL_FOREACH(d, w) {
-        bool uses = false;
-        for (size_t i = 0; w->spec && i < w->spec->n_volumes; i++)
-            uses |= w->spec->volumes[i].name && strcmp(w->spec->volumes[i].name, name) == 0;
-        if (!uses)
+        if (!wl_volume_named(w->spec, name))
             continue;
         if (first && !n)
             *first = w->name;
@@ -230,11 +225,8 @@ static void wl_rm_one_done(void *opaque, const struct duet_err *err)
 static const char *other_user(struct daemon *d, const struct wl *w, const char *name)
 {
     DAEMON_WL_FOREACH(d, o) {
-        if (o == w || !o->spec)
-            continue;
-        for (size_t j = 0; j < o->spec->n_volumes; j++)
-            if (o->spec->volumes[j].name && strcmp(o->spec->volumes[j].name, name) == 0)
-                return o->name;
+        if (o != w && wl_volume_named(o->spec, name))
+            return o->name;
     }
     return NULL;
 }

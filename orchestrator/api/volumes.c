@@ -24,14 +24,10 @@ static json_t *volume_json(struct daemon *d, const struct volume_info *v)
     json_object_set_new(j, "path", json_string(path));
     json_t *users = json_array();
     DAEMON_WL_FOREACH(d, w) {
-        for (size_t i = 0; w->spec && i < w->spec->n_volumes; i++) {
-            const struct wl_volume *vol = &w->spec->volumes[i];
-            if (!vol->name || strcmp(vol->name, v->name) != 0)
-                continue;
+        const struct wl_volume *vol = wl_volume_named(w->spec, v->name);
+        if (vol)
             json_array_append_new(users, json_pack("{s:s,s:s,s:b}", "workload", w->name, "target", vol->target,
                                                    "read_only", vol->read_only));
-            break;
-        }
     }
     json_object_set_new(j, "users", users);
     return j;

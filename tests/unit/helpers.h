@@ -2,9 +2,13 @@
 #ifndef DUET_TEST_HELPERS_H
 #define DUET_TEST_HELPERS_H
 
+#include <criterion/criterion.h>
+#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "manifests/manifest.h"
 
@@ -50,6 +54,28 @@ static inline const char *diags_text(const struct manifest_set *set, char *buf, 
         o += (size_t)n;
     }
     return buf;
+}
+
+/* A fresh directory /tmp/PREFIX-XXXXXX for a test's files. */
+static inline void tmp_root_make(char *root, size_t len, const char *prefix)
+{
+    snprintf(root, len, "/tmp/%s-XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(root), "mkdtemp %s", root);
+}
+
+static inline int tmp_root_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Removes root and all under it, never crossing into a mount a failed
+ * test left behind. */
+static inline void tmp_root_remove(const char *root)
+{
+    if (root[0])
+        nftw(root, tmp_root_rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 #endif

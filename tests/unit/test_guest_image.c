@@ -4,7 +4,6 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "backends/vm/guest_image.h"
 #include "common/dirs.h"
+#include "helpers.h"
 
 static void write_file(const char *path, const void *data, size_t len)
 {
@@ -22,16 +22,9 @@ static void write_file(const char *path, const void *data, size_t len)
     fclose(f);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void rm_tree(const char *dir)
 {
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_root_remove(dir);
 }
 
 Test(guest_image, disk_formats_are_told_by_content_and_backed_qcow2_is_refused)

@@ -4,7 +4,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,26 +11,19 @@
 #include <unistd.h>
 
 #include "backends/kept.h"
+#include "helpers.h"
 #include "storage/snapshot.h"
 
 static char root[64];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void setup(void)
 {
-    snprintf(root, sizeof(root), "/tmp/duet-snaps-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
+    tmp_root_make(root, sizeof(root), "duet-snaps");
 }
 
 static void teardown(void)
 {
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_root_remove(root);
 }
 
 TestSuite(snapshot, .init = setup, .fini = teardown);

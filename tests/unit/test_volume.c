@@ -5,7 +5,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,21 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "storage/volume.h"
 
 static char root[64];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void setup(void)
 {
-    snprintf(root, sizeof(root), "/tmp/duet-volumes-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
+    tmp_root_make(root, sizeof(root), "duet-volumes");
 }
 
 static void teardown(void)
@@ -38,7 +30,7 @@ static void teardown(void)
         snprintf(data, sizeof(data), "%s/pg/data", root);
         umount2(data, MNT_DETACH);
     }
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    tmp_root_remove(root);
 }
 
 TestSuite(volume, .init = setup, .fini = teardown);
@@ -286,7 +278,7 @@ static void save_change_restore(const char *name, uint64_t size)
     t = get(file);
     cr_expect_str_eq(t ? t : "(none)", "then\n");
     cr_assert_eq(volume_remove(root, name, &err), 0, "%s", err.msg);
-    nftw(snap, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    tmp_root_remove(snap);
 }
 
 Test(volume, a_sized_volume_is_saved_and_restored, .timeout = 60)
