@@ -252,6 +252,24 @@ struct driver {
     int (*kept_copy)(struct driver *drv, const char *name, const char *dir, bool restore, size_t *copied,
                      struct duet_err *err);
 
+    /* (loop) Pauses the running workload (paused true), or lets it go on:
+     * a VM's guest is suspended (QEMU writes out what it holds of its
+     * disks first), a container's processes frozen (the cgroup freezer).
+     * done once it has taken effect.  While paused, nothing it runs
+     * changes a file: what a live backup copies meanwhile is as a crash
+     * would have left it.  NULL where a backend cannot pause. */
+    int (*pause)(struct driver *drv, struct driver_instance *inst, bool paused, driver_done_cb done, void *opaque,
+                 struct duet_err *err);
+
+    /* (worker) Makes a disk kept_copy saved into dir for workload `name`
+     * fit to leave this host (import_for NULL: a disk over a base the
+     * backend built itself comes to hold that base too), or checks one
+     * from elsewhere before it is put back for the spec import_for (it
+     * must refer to no file but that spec's image, which must be here).
+     * NULL where kept_copy is. */
+    int (*kept_portable)(struct driver *drv, const char *name, const char *dir,
+                         const struct workload_spec *import_for, struct duet_err *err);
+
     /* (any) An fd on the running workload's network namespace, for health
      * checks that connect from inside it (containers).  The caller owns
      * the fd.  A backend without one fails with ENOTSUP. */

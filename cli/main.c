@@ -46,6 +46,8 @@ static const char usage_main[] =
     "  image ls|pull|inspect|rm|prune   the OCI images in duetd's store\n"
     "  volume ls|inspect|rm          the named volumes duetd keeps\n"
     "  snapshot create|ls|restore|rm NAME [SNAP]   snapshots of a workload's disk and volumes\n"
+    "  backup NAME -o FILE [--stop]   write a workload (spec, disk, volumes) to one archive\n"
+    "  restore FILE [--name NEW]      make the workload of a backup on this daemon\n"
     "\n"
     "Run 'duet COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon unreachable.\n";

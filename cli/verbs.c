@@ -67,7 +67,8 @@ static char *call_raw(const char *method, const char *path, const char *body, si
     struct duet_err err = {0};
     /* run answers when its workload ends, a snapshot when it is copied,
      * however long that takes */
-    int timeout = strcmp(path, "/v1/run") == 0 || (strstr(path, "/snapshots") && strcmp(method, "POST") == 0)
+    int timeout = strcmp(path, "/v1/run") == 0 || strcmp(path, "/v1/restore") == 0 ||
+                          (strcmp(method, "POST") == 0 && (strstr(path, "/snapshots") || strstr(path, "/backup")))
                       ? 0
                       : CLIENT_TIMEOUT_MS;
     int status = client_call_buf(sock, method, path, body, body ? strlen(body) : 0, &b, timeout, &err);
@@ -1659,6 +1660,167 @@ static int cmd_snapshot(int argc, char **argv)
     return 0;
 }
 
+/* ---- backup, restore ---------------------------------------------------------------- */
+
+static void print_holds(json_t *j)
+{
+    char sz[32];
+    json_t *disk = json_object_get(j, "disk");
+    if (json_is_object(disk))
+        printf("  VM disk (%s)\n", str(disk, "source"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "volumes"), i, v) {
+        if (json_is_integer(json_object_get(v, "size")))
+            size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(v, "size")));
+        printf("  volume %s%s%s\n", str(v, "name"), json_is_integer(json_object_get(v, "size")) ? ", " : "",
+               json_is_integer(json_object_get(v, "size")) ? sz : "");
+    }
+}
+
+/* FILE as the daemon reads it: absolute. */
+static bool absolute_path(const char *file, char *out, size_t len)
+{
+    if (file[0] == '/')
+        return snprintf(out, len, "%s", file) < (int)len;
+    char cwd[PATH_MAX];
+    return getcwd(cwd, sizeof(cwd)) && snprintf(out, len, "%s/%s", cwd, file) < (int)len;
+}
+
+static int cmd_backup(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"stop", no_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] =
+        "usage: duet backup NAME -o FILE [--stop] [--json]\n\n"
+        "Write a workload to FILE, one zstd-compressed archive: its applied spec, its VM's\n"
+        "disk and the named volumes it writes; duet restore FILE makes it again, here or\n"
+        "on another host.  A running workload is paused while its data is copied (a VM\n"
+        "suspended, a container frozen) and goes on: the backup is crash-consistent, as\n"
+        "a power cut would leave it.  --stop stops it for the copy instead and starts it\n"
+        "again: consistent.  The archive is written after, while it runs.  FILE is\n"
+        "written with your rights.\n";
+    const char *out = NULL;
+    bool stop = false, json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': out = optarg; break;
+        case 's': stop = true; break;
+        case 'j': json = true; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !out) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    if (!manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    char file[PATH_MAX], path[128];
+    if (!absolute_path(out, file, sizeof(file))) {
+        fprintf(stderr, "duet: %s: the path is too long\n", out);
+        return EXIT_REFUSED;
+    }
+    json_t *b = json_pack("{s:s,s:b}", "path", file, "stop", stop);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    snprintf(path, sizeof(path), "/v1/workloads/%s/backup", name);
+    int rc = 0;
+    json_t *j = call_json("POST", path, body, &rc);
+    free(body);
+    if (!j)
+        return rc;
+    if (doc_printed(j, json ? "json" : NULL))
+        return 0;
+    char sz[32], took[32];
+    size_text(sz, sizeof(sz), (double)json_integer_value(json_object_get(j, "bytes")));
+    printf("backed up %s to %s (%s)\n", name, str(j, "path"), sz);
+    print_holds(j);
+    json_int_t stopped = json_integer_value(json_object_get(j, "stopped_ms"));
+    json_int_t paused = json_integer_value(json_object_get(j, "paused_ms"));
+    if (!strcmp(str(j, "consistency"), "crash-consistent")) {
+        snprintf(took, sizeof(took), "%.1f s", (double)paused / 1000);
+        printf("  crash-consistent: %s was paused for %s while its data was copied, and went on; its data is as a "
+               "power cut would leave it (--stop for a consistent backup)\n",
+               name, took);
+    } else if (stopped) {
+        snprintf(took, sizeof(took), "%.1f s", (double)stopped / 1000);
+        printf("  consistent: %s was stopped for %s while its data was copied\n", name, took);
+    } else {
+        printf("  consistent: %s was not running\n", name);
+    }
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] =
+        "usage: duet restore FILE [--name NEW] [--json]\n\n"
+        "Make the workload a duet backup FILE holds on this daemon: its spec applied (as\n"
+        "duet apply would, or refused with the reason), its VM disk and its named volumes\n"
+        "put in place first.  --name gives it another name.  A workload or a volume of the\n"
+        "same name here is never overwritten: the restore is refused and nothing is made.\n";
+    const char *name = NULL;
+    bool json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': name = optarg; break;
+        case 'j': json = true; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (name && !manifest_name_valid(name, strlen(name))) {
+        fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+        return EXIT_REFUSED;
+    }
+    char file[PATH_MAX];
+    if (!absolute_path(argv[optind], file, sizeof(file))) {
+        fprintf(stderr, "duet: %s: the path is too long\n", argv[optind]);
+        return EXIT_REFUSED;
+    }
+    json_t *b = json_pack("{s:s}", "path", file);
+    if (name)
+        json_object_set_new(b, "name", json_string(name));
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    int rc = 0;
+    json_t *j = call_json("POST", "/v1/restore", body, &rc);
+    free(body);
+    if (!j)
+        return rc;
+    if (doc_printed(j, json ? "json" : NULL))
+        return 0;
+    printf("restored %s from %s as a %s\n", str(j, "workload"), str(j, "path"), str(j, "backend"));
+    print_holds(j);
+    json_decref(j);
+    return 0;
+}
+
 int cli_verbs_run(const char *verb, int argc, char **argv)
 {
     static const struct {
@@ -1666,7 +1828,8 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
         int (*fn)(int, char **);
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
-                 {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot}};
+                 {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot},
+                 {"backup", cmd_backup},   {"restore", cmd_restore}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <fts.h>
 #include <ftw.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -260,4 +261,18 @@ int duet_copy_file(const char *src, const char *dst, const char *what, struct du
         return duet_err_sys(err, "%s: cannot copy %s to %s", what, src, dst);
     }
     return 0;
+}
+
+uint64_t duet_tree_allocated(const char *dir)
+{
+    char *paths[] = {(char *)dir, NULL};
+    FTS *fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
+    uint64_t total = 0;
+    FTSENT *e;
+    while (fts && (e = fts_read(fts)))
+        if (e->fts_info == FTS_F && e->fts_statp)
+            total += (uint64_t)e->fts_statp->st_blocks * 512;
+    if (fts)
+        fts_close(fts);
+    return total;
 }

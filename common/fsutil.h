@@ -5,6 +5,7 @@
 #define DUET_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -40,6 +41,11 @@ int duet_copy_sparse(int src, int dst, off_t size);
 
 /* Copies the file src to dst (made anew, mode 0600, never over a file
  * that exists) sparse, and syncs it; what names it in errors. */
+/* Bytes a directory tree's files take on the host: their allocated
+ * blocks, on its own filesystem (a block a reflink shares is counted with
+ * each file). */
+uint64_t duet_tree_allocated(const char *dir);
+
 int duet_copy_file(const char *src, const char *dst, const char *what, struct duet_err *err);
 
 #endif

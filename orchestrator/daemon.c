@@ -382,6 +382,7 @@ void daemon_start(struct daemon *d)
     uv_timer_start(&d->resync, on_resync, DUETD_RESYNC_MS, DUETD_RESYNC_MS);
     daemon_event(d, NULL, "started", "duetd %d on %s, state in %s", (int)getpid(), d->socket_path, d->state_dir);
     daemon_snapshots_resume(d);
+    daemon_backups_clean(d);
     reconcile_all(d);
     on_resync(&d->resync);
 }

@@ -122,6 +122,16 @@ size_t daemon_volume_users(struct daemon *d, const char *name, const char **firs
 typedef void (*snapshot_done_cb)(void *opaque, const struct duet_err *err, json_t *meta);
 int daemon_snapshot(struct daemon *d, const char *name, const char *snap, bool restore, snapshot_done_cb done,
                     void *opaque, struct duet_err *err);
+/* Takes a snapshot of w as daemon_snapshot does, into another root (a
+ * backup's copy, backup.c); why says what holds it ("for a backup"). */
+int daemon_snapshot_into(struct daemon *d, struct wl *w, const char *root, const char *snap, const char *why,
+                         snapshot_done_cb done, void *opaque, struct duet_err *err);
+/* The same without stopping it: its instance is paused (driver.pause)
+ * while the copy is made, then goes on; what the copy holds is what a
+ * power cut at that moment would have left.  The description's
+ * "paused_ms" says for how long. */
+int daemon_snapshot_live(struct daemon *d, struct wl *w, const char *root, const char *snap, snapshot_done_cb done,
+                         void *opaque, struct duet_err *err);
 /* At start: a restore the last daemon began and did not finish is done
  * again before the workload runs. */
 void daemon_snapshots_resume(struct daemon *d);
@@ -129,6 +139,24 @@ void daemon_snapshots_resume(struct daemon *d);
  * worker; done on the loop. */
 typedef void (*snapshot_rm_cb)(void *opaque, const struct duet_err *err);
 void daemon_snapshot_remove(struct daemon *d, const char *name, const char *snap, snapshot_rm_cb done, void *opaque);
+
+/* ---- backup.c ---- */
+/* duet backup: workload `name` written to the file `path` (made as
+ * uid:gid, so with their rights) as one archive (storage/backup.h),
+ * taken with the workload stopped (stop: it is, and is started again
+ * once the copy is made; a running one without stop is refused).
+ * restore: the workload of the archive at `path` (read with uid:gid's
+ * rights) made on this daemon, named `name` when given.  done(opaque,
+ * err or NULL, what was done) on the loop; -1 with err when it cannot
+ * begin. */
+typedef void (*backup_done_cb)(void *opaque, const struct duet_err *err, json_t *result);
+int daemon_backup(struct daemon *d, const char *name, const char *path, bool stop, uid_t uid, gid_t gid,
+                  backup_done_cb done, void *opaque, struct duet_err *err);
+int daemon_restore(struct daemon *d, const char *path, const char *name, uid_t uid, gid_t gid, backup_done_cb done,
+                   void *opaque, struct duet_err *err);
+/* At start: the copies of backups and restores the last daemon left
+ * half done go (on a worker). */
+void daemon_backups_clean(struct daemon *d);
 
 /* A deleted workload's snapshots go before it is forgotten: started on
  * a worker (w busy meanwhile), or false when it has none. */
@@ -280,6 +308,9 @@ void wl_recover(struct wl *w);
 /* ---- health.c ---- */
 void health_start(struct wl *w);   /* schedules checks while running */
 void health_stop(struct wl *w);
+/* A paused workload (a live backup) is not checked; its checks go on as
+ * they were once it runs again. */
+void health_pause(struct wl *w, bool paused);
 void health_probe_cancel(struct wl *w);
 
 #endif

@@ -241,6 +241,14 @@ void health_start(struct wl *w)
     uv_timer_start(&w->tick, run_check, 200, 0);
 }
 
+void health_pause(struct wl *w, bool paused)
+{
+    if (paused)
+        health_stop(w);
+    else if (w->inst_running && w->health != HEALTH_NONE && w->health != HEALTH_UNCHECKED)
+        schedule(w);
+}
+
 void health_stop(struct wl *w)
 {
     if (w->phase != PH_BACKOFF)

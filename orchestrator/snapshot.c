@@ -13,7 +13,6 @@
  * the restore before the workload runs.
  */
 #include <errno.h>
-#include <fts.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -45,8 +44,9 @@ struct snap_job {
     char *disk_src;                /* what it was made from */
     struct snap_vol *vols;
     size_t n_vols;
-    uint64_t t0;                   /* when the hold began */
+    uint64_t t0;                   /* when the hold (or the pause) began */
     bool was_running;
+    struct driver *drv;            /* live: the instance's backend, which pauses it */
     snapshot_done_cb done;
     void *opaque;
     int rc;
@@ -60,22 +60,6 @@ static void job_free(struct snap_job *j)
     free(j->vols);
     json_decref(j->meta);
     free(j);
-}
-
-/* Bytes a directory tree takes on the host: its files' allocated blocks
- * (a block a reflink shares is counted with each file). */
-static uint64_t tree_bytes(const char *dir)
-{
-    char *paths[] = {(char *)dir, NULL};
-    FTS *fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
-    uint64_t total = 0;
-    FTSENT *e;
-    while (fts && (e = fts_read(fts)))
-        if (e->fts_info == FTS_F && e->fts_statp)
-            total += (uint64_t)e->fts_statp->st_blocks * 512;
-    if (fts)
-        fts_close(fts);
-    return total;
 }
 
 static int path_join(char *out, size_t len, const char *a, const char *b, const char *c, struct duet_err *err)
@@ -118,7 +102,7 @@ static int take(struct snap_job *j)
                                               j->vols[i].size ? json_integer((json_int_t)j->vols[i].size)
                                                               : json_null()));
     }
-    json_object_set_new(j->meta, "bytes", json_integer((json_int_t)tree_bytes(dir)));
+    json_object_set_new(j->meta, "bytes", json_integer((json_int_t)duet_tree_allocated(dir)));
     if (snapshot_commit(j->root, wl, j->snap, dir, j->meta, &j->err) < 0)
         goto fail;
     return 0;
@@ -265,26 +249,34 @@ static const char *volume_in_use(struct daemon *d, const struct wl *w, json_t *v
     return NULL;
 }
 
-static int job_start(struct daemon *d, struct wl *w, const char *snap, bool restore, snapshot_done_cb done,
-                     void *opaque, struct duet_err *err)
+/* A job for w's copy into ROOT/W/snap: what it holds is decided now. */
+static struct snap_job *job_new(struct daemon *d, struct wl *w, const char *root, const char *snap,
+                                snapshot_done_cb done, void *opaque)
 {
     struct snap_job *j = calloc(1, sizeof(*j));
     if (!j)
         abort();
     j->req.data = j;
     j->w = w;
-    j->restore = restore;
     snprintf(j->snap, sizeof(j->snap), "%s", snap);
-    snprintf(j->root, sizeof(j->root), "%s/snapshots", d->state_dir);
+    snprintf(j->root, sizeof(j->root), "%s", root);
     snprintf(j->volume_root, sizeof(j->volume_root), "%s", d->volume_root);
     j->vm = d->drv_open[BACKEND_VM] ? d->drv[BACKEND_VM] : NULL;
     j->has_disk = w->disk != NULL;
     j->disk_src = w->disk ? strdup(w->disk) : NULL;
     job_volumes(j, w->spec);
-    j->t0 = clock_mono_ms();
-    j->was_running = w->inst && w->inst_running;
     j->done = done;
     j->opaque = opaque;
+    return j;
+}
+
+static int job_start(struct daemon *d, struct wl *w, const char *root, const char *snap, bool restore,
+                     snapshot_done_cb done, void *opaque, struct duet_err *err)
+{
+    struct snap_job *j = job_new(d, w, root, snap, done, opaque);
+    j->restore = restore;
+    j->t0 = clock_mono_ms();
+    j->was_running = w->inst && w->inst_running;
     if (restore && !w->restore_from) {
         /* Written before anything is taken. */
         w->restore_from = strdup(snap);
@@ -362,7 +354,105 @@ int daemon_snapshot(struct daemon *d, const char *name, const char *snap, bool r
                                 "belongs in a named volume)",
                                 name);
     }
-    return job_start(d, w, snap, restore, done, opaque, err);
+    return job_start(d, w, root, snap, restore, done, opaque, err);
+}
+
+int daemon_snapshot_into(struct daemon *d, struct wl *w, const char *root, const char *snap, const char *why,
+                         snapshot_done_cb done, void *opaque, struct duet_err *err)
+{
+    if (job_start(d, w, root, snap, false, done, opaque, err) < 0)
+        return -1;
+    w->hold_why = why;
+    wl_set_message(w, "stopped %s", why);
+    return 0;
+}
+
+/* ---- live: paused, not stopped ------------------------------------------- */
+
+static void live_finish(struct snap_job *j)
+{
+    struct wl *w = j->w;
+    w->busy = false;
+    if (j->done)
+        j->done(j->opaque, j->rc < 0 ? &j->err : NULL, j->rc == 0 ? j->meta : NULL);
+    if (daemon_wl_find(w->d, w->name) == w && !w->d->shutting_down)
+        wl_reconcile(w);
+    wl_unref(w);
+    job_free(j);
+}
+
+static void live_resumed(void *opaque, const struct duet_err *err)
+{
+    struct snap_job *j = opaque;
+    struct wl *w = j->w;
+    if (err) {
+        /* Its data is copied; the workload is what is in trouble. */
+        daemon_event(w->d, w->name, "failed", "resuming it after the copy: %s", err->msg);
+        wl_set_message(w, "paused for a backup and could not be resumed: %s", err->msg);
+    } else {
+        health_pause(w, false);
+    }
+    live_finish(j);
+}
+
+static void live_copied(uv_work_t *req, int status)
+{
+    struct snap_job *j = req->data;
+    struct wl *w = j->w;
+    uint64_t paused_ms = clock_mono_ms() - j->t0;
+    if (status == UV_ECANCELED && j->rc == 0) {
+        j->rc = -1;
+        duet_err_set(&j->err, ECANCELED, "the copy was cancelled");
+    }
+    if (j->rc == 0) {
+        json_object_set_new(j->meta, "paused_ms", json_integer((json_int_t)paused_ms));
+        json_object_set_new(j->meta, "stopped_ms", json_integer(0));
+    }
+    struct duet_err err = {0};
+    if (!w->inst || j->drv->pause(j->drv, w->inst, false, live_resumed, j, &err) < 0) {
+        live_resumed(j, err.msg[0] ? &err : NULL);
+        return;
+    }
+}
+
+static void live_paused(void *opaque, const struct duet_err *err)
+{
+    struct snap_job *j = opaque;
+    if (err) {
+        j->rc = -1;
+        j->err = *err;
+        health_pause(j->w, false);
+        live_finish(j);
+        return;
+    }
+    j->t0 = clock_mono_ms();
+    uv_queue_work(j->w->d->loop, &j->req, snap_work, live_copied);
+}
+
+int daemon_snapshot_live(struct daemon *d, struct wl *w, const char *root, const char *snap, snapshot_done_cb done,
+                         void *opaque, struct duet_err *err)
+{
+    struct driver *drv = w->inst ? daemon_driver(d, w->inst_backend) : NULL;
+    if (!w->inst || !w->inst_running)
+        return duet_err_set(err, EINVAL, "workload %s is not running", w->name);
+    if (!drv || !drv->pause)
+        return duet_err_set(err, ENOTSUP, "workload %s: its %s backend cannot pause it for a copy; use --stop", w->name,
+                            backend_kind_name(w->inst_backend));
+    if (w->busy)
+        return duet_err_set(err, EBUSY, "workload %s is being started, stopped or changed; try again once it runs",
+                            w->name);
+    struct snap_job *j = job_new(d, w, root, snap, done, opaque);
+    j->drv = drv;
+    /* busy: the reconciler leaves it as it is until it runs again */
+    health_pause(w, true);
+    if (drv->pause(drv, w->inst, true, live_paused, j, err) < 0) {
+        health_pause(w, false);
+        job_free(j);
+        return -1;
+    }
+    w->busy = true;
+    wl_ref(w);
+    return 0;
 }
 
 void daemon_snapshots_resume(struct daemon *d)
@@ -374,7 +464,9 @@ void daemon_snapshots_resume(struct daemon *d)
         char snap[64];
         snprintf(snap, sizeof(snap), "%s", w->restore_from);
         daemon_event(d, w->name, "snapshot", "the restore from snapshot %s was cut short: doing it again", snap);
-        if (job_start(d, w, snap, true, NULL, NULL, &err) < 0)
+        char root[4200];
+        snprintf(root, sizeof(root), "%s/snapshots", d->state_dir);
+        if (job_start(d, w, root, snap, true, NULL, NULL, &err) < 0)
             daemon_event(d, w->name, "failed", "restoring snapshot %s: %s", snap, err.msg);
     }
 }

@@ -140,6 +140,7 @@ struct wl {
     /* A restore begun (written first): the next daemon finishes it if
      * this one is cut short. */
     char *restore_from;
+    bool backing_up;               /* a backup of it is being taken or written (backup.c) */
     bool snaps_removed;            /* deleted: its snapshots are gone */
     bool purged;
     unsigned purging;              /* purges in flight */

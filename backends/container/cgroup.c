@@ -54,6 +54,30 @@ bool cgroup_exists(const struct cgroup_layout *l, const char *name)
     return ops(l)->exists(l, name);
 }
 
+int cgroup_freeze(const struct cgroup_layout *l, const char *name, bool frozen, struct duet_err *err)
+{
+    return ops(l)->freeze(l, name, frozen, err);
+}
+
+int cgroup_wait_line(const char *dir, const char *file, const char *want, unsigned timeout_ms, struct duet_err *err)
+{
+    char path[600], line[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    for (unsigned waited = 0;; waited += 5) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+            return duet_err_sys(err, "cannot read %s", path);
+        /* cgroup.events: "populated N" then "frozen N"; freezer.state: one word */
+        while (fgets(line, sizeof(line), f))
+            if (strncmp(line, want, strlen(want)) == 0)
+                return 0;
+        if (waited >= timeout_ms)
+            return duet_err_set(err, ETIMEDOUT, "%s did not say \"%s\" within %u ms", path, want, timeout_ms);
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void cgroup_remove_parent(const struct cgroup_layout *l, const char *parent)
 {
     ops(l)->remove_parent(l, parent);

@@ -62,6 +62,11 @@ int cgroup_cpu_quota_open(const struct cgroup_layout *l, const char *name, doubl
 int cgroup_attach(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err);
 int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
                       struct duet_err *err);
+/* Freezes (frozen true) every process of PARENT/NAME, or thaws them;
+ * returns once the kernel says they all are (a frozen process runs no
+ * instruction and changes no file until thawed).  ENOENT when the group
+ * has no freezer (a container started before duet froze any). */
+int cgroup_freeze(const struct cgroup_layout *l, const char *name, bool frozen, struct duet_err *err);
 /* Kills what is left inside and removes duet/NAME; absent is not an error. */
 int cgroup_destroy(const struct cgroup_layout *l, const char *name, struct duet_err *err);
 /* True when the group exists in any hierarchy (for tests of cleanup). */
@@ -78,6 +83,7 @@ struct cgroup_ops {
     int (*stats)(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st, struct duet_err *err);
     int (*destroy)(const struct cgroup_layout *l, const char *name, struct duet_err *err);
     bool (*exists)(const struct cgroup_layout *l, const char *name);
+    int (*freeze)(const struct cgroup_layout *l, const char *name, bool frozen, struct duet_err *err);
     int (*cpu_quota_open)(const struct cgroup_layout *l, const char *name, double cpus, char *val, size_t len,
                           struct duet_err *err);
 };
@@ -97,6 +103,9 @@ int cgroup_open_file(const char *dir, const char *file, struct duet_err *err);
 int cgroup_read_u64(const char *dir, const char *file, uint64_t *v);
 /* Value of "KEY N" in a flat-keyed file (memory.events, cpu.stat). */
 int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v);
+/* Waits up to timeout_ms for the first line of DIR/FILE to begin with
+ * want (0), or -1 (ETIMEDOUT, or the file's error). */
+int cgroup_wait_line(const char *dir, const char *file, const char *want, unsigned timeout_ms, struct duet_err *err);
 /* SIGKILLs every process listed in DIR/cgroup.procs, then waits for the
  * directory to empty and removes it. */
 int cgroup_kill_and_remove(const char *dir, struct duet_err *err);

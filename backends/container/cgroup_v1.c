@@ -1,5 +1,6 @@
 /*
- * cgroup_v1.c - one directory per controller: memory, cpu, cpuacct, pids.
+ * cgroup_v1.c - one directory per controller: memory, cpu, cpuacct, pids,
+ * and freezer (where it is mounted) for a backup's pause.
  *
  * cpu and cpuacct are often co-mounted ("cpu,cpuacct" with two symlinks);
  * on some hosts they are separate hierarchies.  Writing the same group to
@@ -13,7 +14,7 @@
 
 #include "cgroup.h"
 
-static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids"};
+static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer"};
 #define N_CTRL (sizeof(controllers) / sizeof(controllers[0]))
 
 /* name is "PARENT/LEAF" (runtime.c); the parent is shared, the leaf is one
@@ -39,6 +40,11 @@ static bool present(const struct cgroup_layout *l, const char *ctrl)
 static int v1_destroy(const struct cgroup_layout *l, const char *name, struct duet_err *err)
 {
     int rc = 0;
+    /* A frozen task takes no signal, SIGKILL included, until thawed. */
+    char fz[512];
+    dir_of(l, "freezer", name, fz, sizeof(fz));
+    if (access(fz, F_OK) == 0)
+        cgroup_write_file(fz, "freezer.state", "THAWED", NULL);
     for (size_t i = 0; i < N_CTRL; i++) {
         char dir[512];
         dir_of(l, controllers[i], name, dir, sizeof(dir));
@@ -148,6 +154,18 @@ static bool v1_exists(const struct cgroup_layout *l, const char *name)
     return false;
 }
 
+static int v1_freeze(const struct cgroup_layout *l, const char *name, bool frozen, struct duet_err *err)
+{
+    char dir[512];
+    dir_of(l, "freezer", name, dir, sizeof(dir));
+    if (access(dir, F_OK) < 0)
+        return duet_err_set(err, ENOENT, "cgroup %s has no freezer (its container was started without one)", name);
+    const char *state = frozen ? "FROZEN" : "THAWED";
+    if (cgroup_write_file(dir, "freezer.state", state, err) < 0)
+        return -1;
+    return cgroup_wait_line(dir, "freezer.state", state, 10000, err);
+}
+
 static void v1_remove_parent(const struct cgroup_layout *l, const char *parent)
 {
     for (size_t i = 0; i < N_CTRL; i++) {
@@ -170,4 +188,5 @@ const struct cgroup_ops cgroup_v1_ops = {
     .cpu_quota_open = v1_cpu_quota_open,
     .remove_parent = v1_remove_parent,
     .create = v1_create, .attach = v1_attach, .stats = v1_stats, .destroy = v1_destroy, .exists = v1_exists,
+    .freeze = v1_freeze,
 };

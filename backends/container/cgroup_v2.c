@@ -47,6 +47,10 @@ static int v2_destroy(const struct cgroup_layout *l, const char *name, struct du
 {
     char dir[512];
     dir_of(l, name, dir, sizeof(dir));
+    char fz[600];
+    snprintf(fz, sizeof(fz), "%s/cgroup.freeze", dir);
+    if (access(fz, F_OK) == 0)
+        cgroup_write_file(dir, "cgroup.freeze", "0", NULL);
     /* cgroup.kill (Linux 5.14) kills the whole group at once, forks included. */
     if (access(dir, F_OK) == 0) {
         char kill_path[600];
@@ -125,6 +129,18 @@ static bool v2_exists(const struct cgroup_layout *l, const char *name)
     return access(dir, F_OK) == 0;
 }
 
+static int v2_freeze(const struct cgroup_layout *l, const char *name, bool frozen, struct duet_err *err)
+{
+    char dir[512], fz[600];
+    dir_of(l, name, dir, sizeof(dir));
+    snprintf(fz, sizeof(fz), "%s/cgroup.freeze", dir);
+    if (access(fz, F_OK) < 0)
+        return duet_err_set(err, ENOENT, "cgroup %s cannot be frozen (cgroup.freeze needs Linux 5.2)", name);
+    if (cgroup_write_file(dir, "cgroup.freeze", frozen ? "1" : "0", err) < 0)
+        return -1;
+    return cgroup_wait_line(dir, "cgroup.events", frozen ? "frozen 1" : "frozen 0", 10000, err);
+}
+
 static void v2_remove_parent(const struct cgroup_layout *l, const char *parent)
 {
     char dir[512];
@@ -145,4 +161,5 @@ const struct cgroup_ops cgroup_v2_ops = {
     .cpu_quota_open = v2_cpu_quota_open,
     .remove_parent = v2_remove_parent,
     .create = v2_create, .attach = v2_attach, .stats = v2_stats, .destroy = v2_destroy, .exists = v2_exists,
+    .freeze = v2_freeze,
 };

@@ -53,11 +53,12 @@ struct driver_instance {
     bool watch_closing, free_pending;
 };
 
-enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED };
+enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED, OP_PAUSE };
 
 struct op {
     struct inst_op base;                /* first: kind, rc, err, the caller's callback */
     uint64_t grace_ms;
+    bool paused;                        /* pause: freeze, else thaw */
     /* exec */
     const char *const *argv;
     int out_fd, err_fd;
@@ -112,6 +113,9 @@ static void on_work(struct inst_op *b)
         break;
     case OP_RECOVERED:
         op->base.rc = 0;
+        break;
+    case OP_PAUSE:
+        op->base.rc = container_freeze(inst->c, op->paused, &op->base.err);
         break;
     }
 }
@@ -491,6 +495,17 @@ static int ct_handle(struct driver *drv, struct driver_instance *inst, char out[
     return 0;
 }
 
+static int ct_pause(struct driver *drv, struct driver_instance *inst, bool paused, driver_done_cb done, void *opaque,
+                    struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c || inst->core.status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, EINVAL, "workload %s is not running", inst->core.spec->name);
+    struct op *op = op_new(OP_PAUSE, done, opaque);
+    op->paused = paused;
+    return queue(inst, op, err);
+}
+
 static int ct_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
                       struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
 {
@@ -513,6 +528,10 @@ static int ct_recover(struct driver *drv, const struct workload_spec *spec, cons
     }
     if (inst->c->pidfd >= 0) {
         inst->core.status.state = DRIVER_STATE_RUNNING;
+        /* A daemon that ended while it had the container paused for a
+         * backup left it frozen. */
+        struct duet_err e;
+        container_freeze(inst->c, false, &e);
         if (watch_exit(inst, err) < 0) {
             container_release(inst->c);
             free(inst);
@@ -632,6 +651,7 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
         .logs_previous = ct_logs_previous,
         .purge = ct_purge,
         .exec = ct_exec,
+        .pause = ct_pause,
         .netns = ct_netns,
         .priv = p,
     };

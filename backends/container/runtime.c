@@ -1048,6 +1048,13 @@ int container_stats(struct container *c, struct cgroup_stats *st, struct duet_er
     return cgroup_stats_read(&c->rt->cgroup, c->cgroup, st, err);
 }
 
+int container_freeze(struct container *c, bool frozen, struct duet_err *err)
+{
+    if (cgroup_freeze(&c->rt->cgroup, c->cgroup, frozen, err) < 0)
+        return duet_err_prefix(err, "workload %s: cannot %s it", c->name, frozen ? "pause" : "resume");
+    return 0;
+}
+
 int container_disk_usage(const struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err)
 {
     char p[400];

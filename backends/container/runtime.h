@@ -144,6 +144,8 @@ int container_destroy(struct container *c, struct duet_err *err);
 void container_release(struct container *c);
 int container_recover(struct container_runtime *rt, const char *name, struct container **out, struct duet_err *err);
 int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err);
+/* Freezes (or thaws) every process of the container (cgroup_freeze). */
+int container_freeze(struct container *c, bool frozen, struct duet_err *err);
 /* What its writable layer holds (its filesystem's used blocks while it
  * runs, else what the image takes on the host), and its bound. */
 int container_disk_usage(const struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err);

@@ -117,7 +117,7 @@ struct driver_instance {
     int stop_detail;
 };
 
-enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER };
+enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER, OP_PAUSE };
 
 struct op {
     struct inst_op base;                /* first: kind, rc, err, the caller's callback */
@@ -127,6 +127,7 @@ struct op {
     bool powered_off;                   /* recover: the guest is known to have powered off */
     bool fell_back;                     /* start: KVM hung, restarted under emulation */
     int end_detail;                     /* stop: how the guest was seen to end, or -1 */
+    bool paused;                        /* pause: suspend, else resume */
 };
 
 static struct driver_instance *inst_of(struct op *op)
@@ -327,6 +328,10 @@ static int kept_disk_find(struct driver_instance *inst, const char *what, char *
                             "--recreate %s to start from a fresh disk",
                             what, rec, inst->core.spec->name);
     *strchr(base, '\n') = '\0';
+    /* A disk restored from a backup of a VM whose base duet built holds
+     * that base in itself (kept_portable): nothing to check it against. */
+    if (!base[0])
+        return 1;
     struct stat st;
     if (stat(base, &st) < 0)
         return duet_err_sys(err,
@@ -866,6 +871,28 @@ static int do_stop(struct op *op)
     return rc;
 }
 
+/* Suspended, QEMU stops its vCPUs and writes out what it holds of its
+ * disks (its qcow2 caches included) before libvirt answers: the files
+ * are then as a power cut would leave them, and stay so until resumed. */
+static int do_pause(struct op *op)
+{
+    struct driver_instance *inst = inst_of(op);
+    virConnectPtr c = conn_get(inst->core.drv, &op->base.err);
+    if (!c)
+        return -1;
+    virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
+    int rc = 0;
+    if (!d)
+        rc = lv_err(&op->base.err, "VM %s: libvirt has no domain for it", inst->core.spec->name);
+    else if ((op->paused ? virDomainSuspend(d) : virDomainResume(d)) < 0)
+        rc = lv_err(&op->base.err, "VM %s: libvirt could not %s it", inst->core.spec->name,
+                    op->paused ? "pause" : "resume");
+    if (d)
+        virDomainFree(d);
+    conn_put(c);
+    return rc;
+}
+
 static const char *basename_of(const char *path)
 {
     const char *end = path + strcspn(path, " ");
@@ -1079,6 +1106,9 @@ static int do_recover(struct op *op)
                 if (virDomainIsActive(d) == 1)
                     virDomainDestroy(d);
                 op->dom_state = VIR_DOMAIN_SHUTOFF;
+            } else if (st == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_USER) {
+                /* paused for a backup by a daemon that ended meanwhile */
+                virDomainResume(d);
             }
         }
         free(meta);
@@ -1112,6 +1142,9 @@ static void on_work(struct inst_op *b)
         break;
     case OP_RECOVER:
         op->base.rc = do_recover(op);
+        break;
+    case OP_PAUSE:
+        op->base.rc = do_pause(op);
         break;
     }
 }
@@ -1586,6 +1619,17 @@ static int vm_stop(struct driver *drv, struct driver_instance *inst, uint64_t gr
     return queue(inst, op, err);
 }
 
+static int vm_pause(struct driver *drv, struct driver_instance *inst, bool paused, driver_done_cb done, void *opaque,
+                    struct duet_err *err)
+{
+    (void)drv;
+    if (inst->core.status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, EINVAL, "VM %s is not running", inst->core.spec->name);
+    struct op *op = op_new(OP_PAUSE, done, opaque);
+    op->paused = paused;
+    return queue(inst, op, err);
+}
+
 static int vm_destroy(struct driver *drv, struct driver_instance *inst, driver_done_cb done, void *opaque,
                       struct duet_err *err)
 {
@@ -1728,6 +1772,130 @@ static int vm_kept_copy(struct driver *drv, const char *name, const char *dir, b
     return kept_copy(p->kept_dir, name, order, 2, dir, restore, copied, err);
 }
 
+/* The record beside a saved disk: its base's path ("" for a standalone
+ * disk) and that file's size. */
+static int record_read(const char *rec, char *base, size_t len, long long *size, struct duet_err *err)
+{
+    _cleanup_fclose_ FILE *f = fopen(rec, "re");
+    long long sec, nsec;
+    if (!f || !fgets(base, (int)len, f) || !strchr(base, '\n') || fscanf(f, "%lld %lld %lld", size, &sec, &nsec) != 3)
+        return duet_err_set(err, EPROTO, "the record of the VM disk %s cannot be read", rec);
+    *strchr(base, '\n') = '\0';
+    return 0;
+}
+
+static int record_write(const char *rec, const char *base, long long size, long long sec, long long nsec,
+                        struct duet_err *err)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", rec);
+    _cleanup_fclose_ FILE *f = fopen(tmp, "we");
+    if (!f || fprintf(f, "%s\n%lld %lld %lld\n", base, size, sec, nsec) < 0 || fflush(f) != 0 ||
+        fsync(fileno(f)) < 0 || rename(tmp, rec) < 0) {
+        int rc = duet_err_sys(err, "cannot write %s", rec);
+        unlink(tmp);
+        return rc;
+    }
+    return 0;
+}
+
+static uint64_t be64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* A qcow2 from a backup is read by QEMU on the host: its header must name
+ * no file but `base` ("" none), neither as its backing file nor as an
+ * external data file. */
+static int qcow2_check_refs(const char *path, const char *base, struct duet_err *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    unsigned char h[104];
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || pread(fd, h, sizeof(h), 0) < 72 ||
+        memcmp(h, "QFI\xfb", 4) != 0)
+        return duet_err_set(err, EPROTO, "the VM disk in the backup is not a qcow2 image");
+    uint32_t version = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
+    if (version != 2 && version != 3)
+        return duet_err_set(err, EPROTO, "the VM disk in the backup is a qcow2 of version %u", version);
+    /* incompatible feature bit 2: the data lives in another file */
+    if (version == 3 && (be64(h + 72) & 4))
+        return duet_err_set(err, EPERM, "the VM disk in the backup keeps its data in an external file; refused");
+    uint64_t off = be64(h + 8);
+    uint32_t n = (uint32_t)h[16] << 24 | (uint32_t)h[17] << 16 | (uint32_t)h[18] << 8 | h[19];
+    char name[PATH_MAX] = "";
+    if (off) {
+        if (n == 0 || n >= sizeof(name) || pread(fd, name, n, (off_t)off) != (ssize_t)n)
+            return duet_err_set(err, EPROTO, "the VM disk in the backup has a damaged backing file name");
+        name[n] = '\0';
+    }
+    if (strcmp(name, base) != 0)
+        return duet_err_set(err, EPERM,
+                            "the VM disk in the backup is an overlay of \"%.200s\", and its record says \"%.200s\"; "
+                            "refused",
+                            name, base);
+    return 0;
+}
+
+/* driver.kept_portable.  A disk over a base duet built (a rootfs or OCI
+ * VM's, in its cache) is flattened on export: that base is made anew on
+ * another host and differs byte for byte.  A disk over the user's
+ * image.disk stays an overlay, and on import that image must be the
+ * spec's, present with the size recorded. */
+static int vm_kept_portable(struct driver *drv, const char *name, const char *dir,
+                            const struct workload_spec *spec, struct duet_err *err)
+{
+    bool import = spec != NULL;
+    struct vm_priv *p = priv(drv);
+    char disk[PATH_MAX], rec[PATH_MAX], base[PATH_MAX + 2];
+    long long size;
+    if (snprintf(disk, sizeof(disk), "%s/" KEPT_DISK, dir) >= (int)sizeof(disk) ||
+        snprintf(rec, sizeof(rec), "%s/" KEPT_DISK_BASE, dir) >= (int)sizeof(rec))
+        return duet_err_set(err, ENAMETOOLONG, "the VM disk's path is too long");
+    if (record_read(rec, base, sizeof(base), &size, err) < 0)
+        return -1;
+    size_t cl = strlen(p->cache_dir);
+    if (!import) {
+        if (!base[0] || strncmp(base, p->cache_dir, cl) != 0 || base[cl] != '/')
+            return 0;
+        char flat[PATH_MAX + 8];
+        snprintf(flat, sizeof(flat), "%s.flat", disk);
+        char *const argv[] = {"qemu-img", "convert", "-O", "qcow2", disk, flat, NULL};
+        if (duet_run_tool(argv, err) < 0) {
+            unlink(flat);
+            return duet_err_prefix(err, "workload %s: flattening its disk for the backup", name);
+        }
+        if (rename(flat, disk) < 0) {
+            unlink(flat);
+            return duet_err_sys(err, "workload %s: flattening its disk for the backup", name);
+        }
+        return record_write(rec, "", 0, 0, 0, err);
+    }
+    if (qcow2_check_refs(disk, base, err) < 0)
+        return -1;
+    if (!base[0])
+        return 0;
+    char real[PATH_MAX];
+    struct stat st;
+    if (!spec->image.disk || !realpath(spec->image.disk, real) || strcmp(real, base) != 0)
+        return duet_err_set(err, EPERM,
+                            "the VM disk in the backup is an overlay of %s, which is not the workload's image.disk "
+                            "(%s); refused",
+                            base, spec->image.disk ? spec->image.disk : "none");
+    if (stat(real, &st) < 0)
+        return duet_err_sys(err, "the VM disk in the backup is an overlay of %s; put that image there first", base);
+    if ((long long)st.st_size != size)
+        return duet_err_set(err, ESTALE,
+                            "the VM disk in the backup is an overlay of %s, and that file is now %lld bytes where it "
+                            "was %lld; put the image it was made over there first",
+                            base, (long long)st.st_size, size);
+    /* The same image by path and size: recorded as this host's file. */
+    return record_write(rec, base, size, (long long)st.st_mtim.tv_sec, (long long)st.st_mtim.tv_nsec, err);
+}
+
 static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                    int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                    struct duet_err *err)
@@ -1807,6 +1975,8 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .logs_previous = vm_logs_previous,
         .purge = vm_purge,
         .kept_copy = vm_kept_copy,
+        .kept_portable = vm_kept_portable,
+        .pause = vm_pause,
         .exec = vm_exec,
         .netns = vm_netns,
         .priv = p,

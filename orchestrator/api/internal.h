@@ -28,6 +28,10 @@ struct api {
     bool sink_added;
 };
 
+/* The HTTP status for an error of the daemon's (duet_err.code): 404 for
+ * what is not there, 409 for a conflict, 422 for what is refused, 507 for
+ * a full disk, 503 while degraded. */
+int api_status_of(int code);
 /* JSON text from bytes that may not be UTF-8 (a log line): what is not is
  * replaced byte by byte with U+FFFD. */
 json_t *api_json_text(const char *s, size_t n);
@@ -46,6 +50,9 @@ void api_delete_workload(struct api *a, struct http_conn *c, const char *name, c
 void api_volumes(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);
 void api_snapshots(struct api *a, struct http_conn *c, const struct http_request *req, const char *name,
                    const char *sub);
+/* backups.c */
+void api_backup(struct api *a, struct http_conn *c, const struct http_request *req, const char *name);
+void api_restore(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_apply(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);

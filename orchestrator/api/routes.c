@@ -81,6 +81,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         return api_apply(a, c, req);
     if (strcmp(p, "run") == 0 && post)
         return api_run(a, c, req);
+    if (strcmp(p, "restore") == 0 && post)
+        return api_restore(a, c, req);
     if (strcmp(p, "events") == 0 && get)
         return api_get_events(a, c, req->query);
     if (strncmp(p, "images", 6) == 0 && (p[6] == '\0' || p[6] == '/'))
@@ -106,6 +108,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
             return api_get_logs(a, c, nm, req->query);
         if (slash && strcmp(slash, "/exec") == 0 && post)
             return api_exec(a, c, nm, req);
+        if (slash && strcmp(slash, "/backup") == 0 && post)
+            return api_backup(a, c, req, nm);
         if (slash && strncmp(slash, "/snapshots", 10) == 0 && (slash[10] == '\0' || slash[10] == '/'))
             return api_snapshots(a, c, req, nm, slash + 10);
     }

@@ -13,20 +13,6 @@
 #include "orchestrator/api/internal.h"
 #include "storage/snapshot.h"
 
-static int status_of(int code)
-{
-    switch (code) {
-    case ENOENT: return 404;
-    case EEXIST:
-    case EBUSY:
-    case ESTALE: return 409;
-    case EINVAL:
-    case ENODATA: return 422;
-    case EAGAIN: return 503;
-    default: return 500;
-    }
-}
-
 struct snap_req {
     struct http_conn *c;
     int ok_status;
@@ -38,7 +24,7 @@ static void snap_answer(void *opaque, const struct duet_err *err, json_t *meta)
     struct snap_req *r = opaque;
     if (!http_conn_closed(r->c)) {
         if (err)
-            http_respond_error(r->c, status_of(err->code), "%s", err->msg);
+            http_respond_error(r->c, api_status_of(err->code), "%s", err->msg);
         else
             http_respond_json(r->c, r->ok_status, json_incref(meta));
     }
@@ -51,7 +37,7 @@ static void rm_answer(void *opaque, const struct duet_err *err)
     struct snap_req *r = opaque;
     if (!http_conn_closed(r->c)) {
         if (err)
-            http_respond_error(r->c, status_of(err->code), "%s", err->msg);
+            http_respond_error(r->c, api_status_of(err->code), "%s", err->msg);
         else
             http_respond_json(r->c, 200, json_pack("{s:s}", "removed", r->snap));
     }
@@ -90,7 +76,7 @@ static void snap_start(struct api *a, struct http_conn *c, const char *name, con
     struct snap_req *r = req_new(c, restore ? 200 : 201);
     struct duet_err err = {0};
     if (daemon_snapshot(a->d, name, snap, restore, snap_answer, r, &err) < 0) {
-        http_respond_error(c, status_of(err.code), "%s", err.msg);
+        http_respond_error(c, api_status_of(err.code), "%s", err.msg);
         http_conn_unref(c);
         free(r);
     }
@@ -111,7 +97,7 @@ void api_snapshots(struct api *a, struct http_conn *c, const struct http_request
         struct duet_err err = {0};
         json_t *list = snapshot_list(root, name, &err);
         if (!list) {
-            http_respond_error(c, status_of(err.code), "%s", err.msg);
+            http_respond_error(c, api_status_of(err.code), "%s", err.msg);
             return;
         }
         http_respond_json(c, 200, json_pack("{s:o}", "snapshots", list));
@@ -148,7 +134,7 @@ void api_snapshots(struct api *a, struct http_conn *c, const struct http_request
         struct duet_err err = {0};
         json_t *meta = snapshot_get(root, name, sn, &err);
         if (!meta)
-            http_respond_error(c, status_of(err.code), "%s", err.msg);
+            http_respond_error(c, api_status_of(err.code), "%s", err.msg);
         else
             http_respond_json(c, 200, meta);
         return;

@@ -12,6 +12,26 @@
 #include "storage/volume.h"
 #include "orchestrator/api/internal.h"
 
+int api_status_of(int code)
+{
+    switch (code) {
+    case ENOENT: return 404;
+    case EACCES: return 403;
+    case EEXIST:
+    case EBUSY:
+    case ESTALE: return 409;
+    case EINVAL:
+    case EPERM:
+    case EPROTO:
+    case EFBIG:
+    case ENAMETOOLONG:
+    case ENODATA: return 422;
+    case EAGAIN: return 503;
+    case ENOSPC: return 507;
+    default: return 500;
+    }
+}
+
 json_t *api_json_text(const char *s, size_t n)
 {
     json_t *j = json_stringn(s, n);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -382,4 +383,98 @@ Test(driver, probe_through_the_table)
     rmdir("/tmp/duet-drv-never");
     container_driver_free(drv);
     uv_loop_close(&loop);
+}
+
+/* pause: a frozen container runs no instruction (its log stops growing),
+ * and once let go it goes on where it was. */
+struct pause_run {
+    struct run r;
+    uv_timer_t t;
+    int step;
+    off_t size_at_pause, size_later, size_resumed;
+};
+
+static off_t log_size(struct run *r)
+{
+    int fd;
+    struct duet_err err;
+    if (r->drv->logs(r->drv, r->inst, &fd, NULL, &err) < 0)
+        return -1;
+    struct stat st;
+    off_t n = fstat(fd, &st) == 0 ? st.st_size : -1;
+    close(fd);
+    return n;
+}
+
+static void pause_done(void *opaque, const struct duet_err *e);
+
+static void pause_tick(uv_timer_t *t)
+{
+    struct pause_run *p = t->data;
+    struct run *r = &p->r;
+    struct duet_err err;
+    if (p->step == 1) {          /* frozen for 500 ms */
+        p->size_later = log_size(r);
+        note(r, "resume");
+        if (r->drv->pause(r->drv, r->inst, false, pause_done, p, &err) < 0)
+            on_err(r, "resume", &err);
+    } else if (p->step == 2) {   /* running again for 500 ms */
+        p->size_resumed = log_size(r);
+        uv_close((uv_handle_t *)&p->t, NULL);
+        if (r->drv->stop(r->drv, r->inst, 2000, NULL, r, &err) < 0)
+            on_err(r, "stop", &err);
+    }
+}
+
+static void pause_done(void *opaque, const struct duet_err *e)
+{
+    struct pause_run *p = opaque;
+    if (e)
+        return on_err(&p->r, p->step ? "resume" : "pause", e);
+    if (p->step++ == 0)
+        p->size_at_pause = log_size(&p->r);
+    uv_timer_start(&p->t, pause_tick, 500, 0);
+}
+
+static void started_then_pause(void *opaque, const struct duet_err *e)
+{
+    struct pause_run *p = opaque;
+    if (e)
+        return on_err(&p->r, "start", e);
+    uv_timer_init(&p->r.loop, &p->t);
+    p->t.data = p;
+    /* let it print for a while first */
+    usleep(300000);
+    struct duet_err err;
+    note(&p->r, "pause");
+    if (p->r.drv->pause(p->r.drv, p->r.inst, true, pause_done, p, &err) < 0)
+        on_err(&p->r, "pause", &err);
+}
+
+static void created_then_pause(void *opaque, const struct duet_err *e)
+{
+    struct pause_run *p = opaque;
+    if (e)
+        return on_err(&p->r, "create", e);
+    struct duet_err err;
+    if (p->r.drv->start(p->r.drv, p->r.inst, started_then_pause, exited, &p->r, &err) < 0)
+        on_err(&p->r, "start", &err);
+}
+
+Test(driver, a_paused_container_runs_nothing_until_let_go)
+{
+    struct pause_run p = {0};
+    setup(&p.r, "  command: [/bin/sh, -c, 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; done']\n");
+    struct duet_err err = {0};
+    cr_assert_eq(p.r.drv->create(p.r.drv, p.r.set->workloads[0], NULL, &p.r.inst, created_then_pause, &p, &err), 0,
+                 "%s", err.msg);
+    uv_run(&p.r.loop, UV_RUN_DEFAULT);
+    cr_assert_not(p.r.failed, "%s", p.r.err);
+    cr_expect(strstr(p.r.log, "pause") && strstr(p.r.log, "resume") && strstr(p.r.log, "destroyed"), "%s", p.r.log);
+    cr_expect_gt(p.size_at_pause, 0, "it printed before the pause");
+    cr_expect_eq(p.size_later, p.size_at_pause, "it printed while paused (%lld bytes, then %lld)",
+                 (long long)p.size_at_pause, (long long)p.size_later);
+    cr_expect_gt(p.size_resumed, p.size_later, "it did not go on once let go");
+    cr_expect_eq(p.r.exit_signal, SIGTERM, "it was stopped as usual after the pause");
+    teardown(&p.r);
 }

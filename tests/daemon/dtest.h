@@ -259,6 +259,20 @@ static inline void dd_init_vm(struct dd *d)
     dd_start(d);
 }
 
+/* A second daemon in the same test ("another host"): its own state
+ * directory, bridge and subnet; its VMs go through first's libvirtd when
+ * first has one. */
+static inline void dd_init_beside(struct dd *d, const struct dd *first)
+{
+    dd_prepare(d, NULL);
+    unsigned id = (unsigned)getpid();
+    snprintf(d->bridge, sizeof(d->bridge), "du%u", id % 1000000);
+    snprintf(d->subnet, sizeof(d->subnet), "10.%u.%u.0/24", 200 + (id >> 8) % 50, id & 255);
+    if (first->lv_on)
+        snprintf(d->libvirt_uri, sizeof(d->libvirt_uri), "%s", first->libvirt_uri);
+    dd_start(d);
+}
+
 /* Its VMs go through a libvirtd (dd_init_vm under the sanitizers). */
 static inline bool dd_libvirtd(const struct dd *d)
 {
@@ -666,6 +680,8 @@ static inline void dd_finish(struct dd *d)
     cr_expect_eq(dd_count_dirs(p), 0, "what deleted containers kept is left in %s", p);
     snprintf(p, sizeof(p), "%s/vm/kept", d->state);
     cr_expect_eq(dd_count_dirs(p), 0, "what deleted VMs kept is left in %s", p);
+    snprintf(p, sizeof(p), "%s/backups", d->state);
+    cr_expect_eq(dd_count_dirs(p), 0, "the copies of backups and restores are left in %s", p);
     cr_expect_eq(machine_cgroups_left(d->state), 0, "libvirt's machine cgroups left for %s", d->state);
     cr_expect_eq(loop_devices_under(d->state, true, 5000), 0, "loop devices left for %s", d->state);
     dd_check_network_gone(d);

@@ -107,6 +107,36 @@ Test(snapshot, a_vms_disk_and_volume_are_put_back_as_they_were, .timeout = 600)
     char *ev = dd_events(&d, "snapvm");
     cr_expect(strstr(ev, "took snapshot s1") && strstr(ev, "restored from snapshot s1"), "%s", ev);
     free(ev);
+    /* A live backup (the guest paused for the copy, never stopped)
+     * restored on another daemon ("another host"): the disk there holds
+     * the base duet built from the rootfs, so its first boot finds what
+     * this one wrote and synced. */
+    char file[256];
+    snprintf(file, sizeof(file), "%s/snapvm.tar.zst", d.dir);
+    line = boot_line(&d);
+    cr_expect_str_eq(line, "boot two: one one");
+    free(line);
+    h1 = dd_handle(&d, "snapvm");
+    cr_assert_eq(dd_duet(&d, &out, "backup snapvm -o %s", file), 0, "%s", out);
+    cr_expect(strstr(out, "VM disk (rootfs ") && strstr(out, "volume snapvol, 32") &&
+                  strstr(out, "crash-consistent: snapvm was paused for"),
+              "%s", out);
+    free(out);
+    char *h2 = dd_handle(&d, "snapvm");
+    cr_expect_str_eq(h2, h1, "a live backup restarted the VM");
+    free(h2);
+    free(h1);
+    cr_expect(dd_field_is(&d, "snapvm", "state", "running"));
+    struct dd other;
+    dd_init_beside(&other, &d);
+    cr_assert_eq(dd_duet(&other, &out, "restore %s", file), 0, "%s", out);
+    cr_expect(strstr(out, "restored snapvm from") && strstr(out, "as a vm") && strstr(out, "VM disk"), "%s", out);
+    free(out);
+    line = boot_line(&other);
+    cr_expect_str_eq(line, "boot two: two two", "the restored VM boots the disk and volume it was backed up with");
+    free(line);
+    dd_finish(&other);
+
     /* the snapshots go with the workload */
     cr_assert_eq(dd_duet(&d, &out, "delete snapvm --volumes --wait"), 0, "%s", out);
     free(out);

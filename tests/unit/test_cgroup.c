@@ -42,9 +42,61 @@ Test(cgroup, not_a_cgroup_mount)
  * reason).  The unified hierarchy is the same wherever it is mounted. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+/* A child that counts as fast as it can in memory shared with the test. */
+static pid_t counter_child(volatile unsigned long **count)
+{
+    *count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(*count, MAP_FAILED);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0)
+        for (;;)
+            (**count)++;
+    return child;
+}
+
+/* Frozen, the child counts no more; thawed, it goes on; destroyed while
+ * frozen, it is killed all the same. */
+static void freeze_thaw_destroy(const struct cgroup_layout *l, const char *name)
+{
+    struct duet_err err = {0};
+    volatile unsigned long *count;
+    pid_t child = counter_child(&count);
+    cr_assert_eq(cgroup_attach(l, name, child, &err), 0, "%s", err.msg);
+    cr_assert_eq(cgroup_freeze(l, name, true, &err), 0, "%s", err.msg);
+    unsigned long a = *count;
+    usleep(200000);
+    cr_expect_eq(*count, a, "a frozen process went on counting");
+    cr_assert_eq(cgroup_freeze(l, name, false, &err), 0, "%s", err.msg);
+    usleep(100000);
+    cr_expect_gt(*count, a, "a thawed process did not go on");
+    cr_assert_eq(cgroup_freeze(l, name, true, &err), 0, "%s", err.msg);
+    cr_assert_eq(cgroup_destroy(l, name, &err), 0, "%s", err.msg);
+    int ws;
+    cr_expect_eq(waitpid(child, &ws, 0), child);
+    cr_expect(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "the frozen process was killed");
+    munmap((void *)count, 4096);
+}
+
+Test(cgroup, this_hosts_groups_freeze_and_thaw, .timeout = 30)
+{
+    struct cgroup_layout l;
+    struct duet_err err = {0};
+    cr_assert_eq(cgroup_layout_detect("/sys/fs/cgroup", &l, &err), 0, "%s", err.msg);
+    char name[64];
+    snprintf(name, sizeof(name), "duet-test-%d/fz", (int)getpid());
+    struct cgroup_limits none = {0};
+    cr_assert_eq(cgroup_create(&l, name, &none, &err), 0, "%s", err.msg);
+    freeze_thaw_destroy(&l, name);
+    char parent[64];
+    snprintf(parent, sizeof(parent), "duet-test-%d", (int)getpid());
+    cgroup_remove_parent(&l, parent);
+}
 
 Test(cgroup, v2_create_attach_stats_destroy)
 {
@@ -84,6 +136,10 @@ Test(cgroup, v2_create_attach_stats_destroy)
     cr_expect_eq(waitpid(child, &ws, 0), child);
     cr_expect(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "the process was killed");
     cr_expect_not(cgroup_exists(&l, name));
+
+    /* cgroup.freeze, which v2 has with no controller */
+    cr_assert_eq(cgroup_create(&l, name, &none, &err), 0, "%s", err.msg);
+    freeze_thaw_destroy(&l, name);
 
     /* a limit whose controller the hierarchy does not offer is refused */
     char avail[512] = "";

@@ -249,3 +249,126 @@ Test(vm_driver, release_during_an_operation, .timeout = 20)
     rmdir(dir);   /* what the released create made */
     fixture_close(&f);
 }
+
+/* ---- a disk from a backup: portable on export, checked on import ---- */
+
+static void sh(const char *fmt, const char *a, const char *b)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), fmt, a, b);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void record(const char *dir, const char *base, long long size)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/disk.base", dir);
+    FILE *f = fopen(p, "we");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n%lld 1 2\n", base, size);
+    fclose(f);
+}
+
+static const struct workload_spec *disk_spec(struct fixture *f, const char *disk)
+{
+    char y[1024];
+    snprintf(y, sizeof(y),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: db}\nspec:\n  placement: vm\n"
+             "  image: {disk: %s}\n  resources: {memory: 128Mi}\n",
+             disk);
+    manifest_set_free(f->set);
+    f->set = manifest_set_new();
+    manifest_set_load_buffer(f->set, "t.yaml", y, strlen(y));
+    manifest_set_validate(f->set);
+    cr_assert(manifest_set_ok(f->set));
+    return manifest_set_find(f->set, "db");
+}
+
+Test(vm_driver, a_disk_from_a_backup_names_no_host_file_but_its_image, .timeout = 60)
+{
+    struct fixture f;
+    fixture_open(&f);
+    char dir[] = "/tmp/duet-port-XXXXXX", disk[128], img[128], p[PATH_MAX + 128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir);
+    snprintf(img, sizeof(img), "%s/image.raw", dir);
+    sh("truncate -s 4M %s%s", img, "");
+    const struct workload_spec *w = disk_spec(&f, img);
+    struct duet_err err = {0};
+
+    /* standalone, as it says: taken */
+    sh("qemu-img create -q -f qcow2 %s 16M%s", disk, "");
+    record(dir, "", 0);
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), 0, "%s", err.msg);
+    /* a backing file it does not declare: the host's /etc/passwd read by the guest */
+    sh("rm -f %s && qemu-img create -q -f qcow2 -b /etc/passwd -F raw %s 16M", disk, disk);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), -1);
+    cr_expect(strstr(err.msg, "overlay of \"/etc/passwd\""), "%s", err.msg);
+    /* declared, but not the spec's image */
+    struct stat st;
+    cr_assert_eq(stat("/etc/passwd", &st), 0);
+    record(dir, "/etc/passwd", (long long)st.st_size);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), -1);
+    cr_expect(strstr(err.msg, "not the workload's image.disk"), "%s", err.msg);
+    /* its data in another file */
+    snprintf(p, sizeof(p), "rm -f %%s && qemu-img create -q -f qcow2 -o data_file=%s/data.raw,data_file_raw=on %%s 16M",
+             dir);
+    sh(p, disk, disk);
+    record(dir, "", 0);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), -1);
+    cr_expect(strstr(err.msg, "external file"), "%s", err.msg);
+    /* not a qcow2 at all */
+    sh("head -c 4096 /dev/urandom > %s%s", disk, "");
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), -1);
+    cr_expect(strstr(err.msg, "not a qcow2"), "%s", err.msg);
+
+    /* over the spec's image, here with the size recorded: taken, and
+     * recorded as this host's file */
+    char real[PATH_MAX];
+    cr_assert_not_null(realpath(img, real));
+    snprintf(p, sizeof(p), "rm -f %%s && qemu-img create -q -f qcow2 -b %s -F raw %%s 16M", real);
+    sh(p, disk, disk);
+    record(dir, real, 4 << 20);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), 0, "%s", err.msg);
+    snprintf(p, sizeof(p), "%s/disk.base", dir);
+    cr_assert_eq(stat(real, &st), 0);
+    char want[PATH_MAX + 64], got[PATH_MAX + 64] = "";
+    snprintf(want, sizeof(want), "%s\n%lld %lld %lld\n", real, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             (long long)st.st_mtim.tv_nsec);
+    FILE *rf = fopen(p, "re");
+    cr_assert_not_null(rf);
+    size_t n = fread(got, 1, sizeof(got) - 1, rf);
+    got[n] = '\0';
+    fclose(rf);
+    cr_expect_str_eq(got, want);
+    /* ... and refused when that image is not the one it was made over */
+    record(dir, real, 8 << 20);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), -1);
+    cr_expect(strstr(err.msg, "was 8388608"), "%s", err.msg);
+
+    /* export: a disk over a base duet built is flattened to stand alone */
+    char cache[128], base[200];
+    snprintf(cache, sizeof(cache), "%s/vm/cache", f.state);
+    mkdir(cache, 0700);
+    snprintf(base, sizeof(base), "%s/rootfs-0000000000000001-4194304.ext4", cache);
+    sh("printf 'built by duet' > %s && truncate -s 4M %s", base, base);
+    snprintf(p, sizeof(p), "rm -f %%s && qemu-img create -q -f qcow2 -b %s -F raw %%s 16M", base);
+    sh(p, disk, disk);
+    record(dir, base, 4 << 20);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, NULL, &err), 0, "%s", err.msg);
+    sh("qemu-img info %s | grep -q 'backing file' && exit 1 || exit 0%s", disk, "");
+    sh("cd %s && qemu-img dd -f qcow2 -O raw if=%s of=head.raw bs=13 count=1 && grep -q 'built by duet' head.raw", dir,
+       disk);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(f.drv->kept_portable(f.drv, "db", dir, w, &err), 0, "a flattened disk is taken anywhere: %s", err.msg);
+    duet_remove_tree(cache, NULL);
+    duet_remove_tree(dir, NULL);
+    fixture_close(&f);
+}
