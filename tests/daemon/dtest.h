@@ -687,8 +687,10 @@ static inline void dd_finish(struct dd *d)
     dd_check_network_gone(d);
     if (d->tmpfs)
         cr_expect_eq(umount2(d->state, MNT_DETACH), 0, "umount %s: %s", d->state, strerror(errno));
-    if (d->lv_on)
+    if (d->lv_on) {
         private_libvirtd_stop(&d->lv);
+        duet_remove_tree(d->lv.root, NULL);
+    }
     dd_live_set(d, false);
     duet_remove_tree(d->dir, NULL);
 }

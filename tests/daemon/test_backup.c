@@ -182,6 +182,14 @@ Test(backup, a_container_and_its_volumes_move_to_another_daemon, .timeout = 240)
     snprintf(bad, sizeof(bad), "%s/link.tar.zst", a.dir);
     cr_assert_eq(backup_forge(bad, ix, link, 2, false), 0);
     restore_refused(&b, bad, "refused", "evil", "an archive with a symlink for a directory");
+    /* ... and one whose entry climbs out with .. */
+    struct entry up[] = {{"volumes", AE_IFDIR, NULL}, {"volumes/evil", AE_IFDIR, NULL},
+                         {"volumes/evil/data", AE_IFDIR, NULL},
+                         {"volumes/evil/data/../../../../../../tmp/duet-escaped", AE_IFREG, "x\n"}};
+    snprintf(bad, sizeof(bad), "%s/up.tar.zst", a.dir);
+    cr_assert_eq(backup_forge(bad, ix, up, 4, false), 0);
+    restore_refused(&b, bad, "leads out", "evil", "an archive with ../ in a name");
+    cr_expect_neq(access("/tmp/duet-escaped", F_OK), 0, "a restore wrote outside its directory");
     cr_expect_eq(dd_duet(&b, &out, "restore /nonexistent.tar.zst"), 1, "%s", out);
     free(out);
 

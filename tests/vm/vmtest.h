@@ -3,6 +3,16 @@
  * libuv loop, with libvirt's embedded QEMU driver rooted in a temporary
  * state directory: real QEMU guests, nothing else started.
  *
+ * Under the sanitizers (DUET_VM_VIA_LIBVIRTD=1, set by make asan) the VMs
+ * go through a libvirtd of the test's own instead, as in the daemon suite:
+ * the embedded driver forks inside the instrumented test process, and a
+ * child that allocates before it execs can wait for ever on an allocator
+ * lock another thread held at the fork (GCC 12's ASan takes none around
+ * fork).  Such a child was seen holding the suite's output pipe open, so
+ * the run never ended.  One libvirtd per test process, started by its
+ * first vt_open (or by vt_libvirtd_start before a test forks "daemons"
+ * that must share it), stopped when that process exits.
+ *
  * Calls are made the way the daemon makes them (on the loop, callbacks on
  * the loop); these helpers run the loop until a callback arrives.
  */
@@ -27,6 +37,7 @@
 #include "manifests/manifest.h"
 #include "backends/vm/vm.h"
 #include "leftovers.h"
+#include "private_libvirtd.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -144,12 +155,51 @@ static inline bool vt_wait_exit(struct vt *t, struct vt_exit *x, uint64_t timeou
     return vt_run_until(t, &x->exited, timeout_ms);
 }
 
+static struct {
+    struct private_libvirtd d;
+    pid_t owner;                   /* the process that started it: only it stops it */
+} vt_lvd;
+
+static inline bool vt_via_libvirtd(void)
+{
+    const char *v = getenv("DUET_VM_VIA_LIBVIRTD");
+    return v && strcmp(v, "1") == 0;
+}
+
+static inline int vt_lvd_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static inline void vt_libvirtd_stop(void)
+{
+    if (vt_lvd.owner != getpid())
+        return;
+    private_libvirtd_stop(&vt_lvd.d);
+    nftw(vt_lvd.d.root, vt_lvd_rm, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    vt_lvd.owner = 0;
+}
+
+static inline void vt_libvirtd_start(void)
+{
+    if (!vt_via_libvirtd() || vt_lvd.owner)
+        return;
+    char why[256];
+    cr_assert_eq(private_libvirtd_start(&vt_lvd.d, why, sizeof(why)), 0, "a libvirtd of the test's own: %s", why);
+    vt_lvd.owner = getpid();
+    atexit(vt_libvirtd_stop);
+}
+
 static inline void vt_open(struct vt *t, const char *state, enum vm_accel accel)
 {
     cr_assert_eq(uv_loop_init(&t->loop), 0);
     snprintf(t->state, sizeof(t->state), "%s", state);
+    vt_libvirtd_start();
     struct vm_driver_options o = {
-        .embedded = true,
+        .embedded = !vt_via_libvirtd(),
+        .uri = vt_via_libvirtd() ? "qemu:///system" : NULL,
         .vminit = getenv("DUET_VMINIT"),
         .virtiofsd = getenv("DUET_VIRTIOFSD"),
         .guest_kernel = getenv("DUET_GUEST_KERNEL"),
