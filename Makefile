@@ -276,10 +276,11 @@ check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(UNIT_BIN) $(CLI_BIN) $(
 test: deps
 	$(MAKE) check
 
-# The daemon suite's VMs go through a libvirtd of each test's own under the
-# sanitizers (DUET_VM_VIA_LIBVIRTD, see tests/daemon/dtest.h): libvirt's
-# embedded driver forks inside duetd and its children allocate before they
-# exec, which GCC 12's ASan allocator does not survive.
+# The VM and daemon suites' VMs go through a libvirtd of each test's own
+# under the sanitizers (DUET_VM_VIA_LIBVIRTD, see tests/vm/vmtest.h and
+# tests/daemon/dtest.h): libvirt's embedded driver forks inside the
+# instrumented process and its children allocate before they exec, which
+# GCC 12's ASan allocator does not survive.
 # Shadow memory and quarantine raise peak RSS; the memory bound of the
 # hostile-input tests is loosened to match, never dropped.
 # intercept_tls_get_addr=0: up to GCC 13 the runtime's __tls_get_addr
