@@ -386,8 +386,6 @@ static void rs_undone(void *opaque, const struct duet_err *err)
     (void)err;
 }
 
-
-
 /* What a failed restore made goes again: nothing is left of it. */
 static void rs_undo(struct rs_job *j)
 {

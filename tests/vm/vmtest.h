@@ -166,7 +166,7 @@ static inline bool vt_via_libvirtd(void)
     return v && strcmp(v, "1") == 0;
 }
 
-static inline int vt_lvd_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static inline int vt_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)ftw;
@@ -178,7 +178,7 @@ static inline void vt_libvirtd_stop(void)
     if (vt_lvd.owner != getpid())
         return;
     private_libvirtd_stop(&vt_lvd.d);
-    nftw(vt_lvd.d.root, vt_lvd_rm, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    nftw(vt_lvd.d.root, vt_rm, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
     vt_lvd.owner = 0;
 }
 
@@ -375,12 +375,6 @@ static inline int vt_count_entries(const char *dir)
     return n;
 }
 
-static inline int vt_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 /* Nothing left: no QEMU, no definition, no instance files, no machine
  * cgroup.  Then the state dir goes. */
