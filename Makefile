@@ -50,7 +50,7 @@ LIB_SRC = common/err.c common/fsutil.c common/loopdev.c common/arena.c common/un
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
-          backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
+          backends/vm/agent.c backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c cli/plan_images.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
@@ -60,7 +60,7 @@ CLI_SRC   = cli/main.c cli/verbs.c
 # network glue) is a library: the reconciler's unit tests link it too.
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
                  orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c orchestrator/volume.c \
-                 orchestrator/snapshot.c orchestrator/backup.c
+                 orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
             orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
             orchestrator/api/snapshots.c orchestrator/api/backups.c
@@ -137,9 +137,10 @@ $(INIT): $(INIT_SRC) $(wildcard backends/container/*.h common/*.h network/*.h ma
 
 # /init of the initramfs a rootfs image boots with as a VM: static, it runs
 # inside guests.
-$(VMINIT): backends/vm/vminit_main.c
+VMINIT_SRC = backends/vm/vminit_main.c backends/vm/vminit_agent.c
+$(VMINIT): $(VMINIT_SRC) backends/vm/vminit_agent.h backends/vm/agent_proto.h common/ifconf.h common/dirs.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(INCLUDES) -Os -static -o $@ $(VMINIT_SRC)
 
 # The virtiofsd libvirt starts for a VM's volume (backends/vm/virtiofs.h);
 # called by its -ro name, the volume is read-only on the host's side.

@@ -105,7 +105,20 @@ struct driver_stats {
     uint64_t pids;                 /* processes (containers) or vCPUs (VMs) */
     uint64_t disk_bytes;           /* what its writes take on the host now */
     uint64_t disk_limit;           /* resources.disk */
+    /* I/O since the instance started, from the workload's side: bytes
+     * read from and written to its disks (has_blk: the host counts them:
+     * a container's cgroup, a VM's virtual disk), received and sent on
+     * the fleet network (has_net: it is on it; counted at the host's end
+     * of its link, the same for both backends). */
+    bool has_blk, has_net;
+    uint64_t blk_read_bytes, blk_write_bytes;
+    uint64_t net_rx_bytes, net_tx_bytes;
 };
+
+/* The counters of the host's end of a workload's link (veth or tap),
+ * turned to the workload's side: what the host's end sent, the workload
+ * received.  false when the link is not there. */
+bool driver_net_counters(const char *host_if, uint64_t *rx, uint64_t *tx);
 
 /* Starting points of the cost model, measured on a 2-core Debian 12 host
  * (libvirt 9.0, QEMU 7.2, a small guest; a busybox container): start is
@@ -141,7 +154,8 @@ typedef void (*driver_exit_cb)(void *opaque, const struct driver_status *st);
  * whole once duet-init runs, so the container driver re-attaches. */
 #define DRIVER_RESTART_INTERRUPTED_START 0x1u
 /* exec runs a command inside the running workload (health checks, duet
- * exec).  Without it an exec health check cannot be run. */
+ * exec), for every spec unless exec_supported says otherwise.  Without it
+ * an exec health check cannot be run. */
 #define DRIVER_CAN_EXEC 0x2u
 /* stats reads files and answers at once: safe to call on the loop (a
  * hypervisor's figures may wait on its connection, which the loop must
@@ -204,6 +218,12 @@ struct driver {
                    struct duet_err *err);
     int (*stats)(struct driver *drv, struct driver_instance *inst, struct driver_stats *st,
                  struct duet_err *err);
+    /* (loop) stats on the pool, for a backend whose stats may wait on a
+     * hypervisor (no DRIVER_STATS_AT_ONCE): out is filled before done and
+     * must live until then; queued behind the instance's other operations.
+     * NULL where stats answers at once. */
+    int (*stats_later)(struct driver *drv, struct driver_instance *inst, struct driver_stats *out, driver_done_cb done,
+                       void *opaque, struct duet_err *err);
     /* (any) The handle the store keeps for inst. */
     int (*handle)(struct driver *drv, struct driver_instance *inst, char out[DRIVER_HANDLE_MAX],
                   struct duet_err *err);
@@ -224,7 +244,12 @@ struct driver {
      * caller owns the fds. */
     int (*logs)(struct driver *drv, struct driver_instance *inst, int *fd, int *prev, struct duet_err *err);
 
-    /* (loop) Run argv inside the running workload (containers); its output
+    /* (any) Whether exec can run commands in a workload of this spec when
+     * it runs here: false with the reason in why (a VM booting a disk
+     * image, whose guest runs no agent of duet's).  NULL: exec always can
+     * where DRIVER_CAN_EXEC is set. */
+    bool (*exec_supported)(struct driver *drv, const struct workload_spec *spec, char *why, size_t len);
+    /* (loop) Run argv inside the running workload; its output
      * goes to out_fd and err_fd, its exit status (128+N for signal N, -1
      * when it could not run) to exited.  timeout_ms > 0: the command and
      * everything it started are killed then (status 137).  A command that

@@ -24,6 +24,7 @@
 #include "client.h"
 #include "common/clock.h"
 #include "common/jsonfmt.h"
+#include "common/units.h"
 #include "common/urlenc.h"
 #include "common/utf8.h"
 #include "images/ref.h"
@@ -786,7 +787,7 @@ static int cmd_describe(int argc, char **argv)
                (long long)json_integer_value(json_object_get(inst, "generation")), str(inst, "handle"),
                json_is_true(json_object_get(inst, "running")) ? ", running" : "");
         json_t *st = json_object_get(inst, "stats");
-        if (st)
+        if (st) {
             printf("Usage:       memory %.1f MiB of %.1f MiB, disk %.1f MiB of %.1f MiB, cpu %.2f s, %lld %s\n",
                    (double)json_integer_value(json_object_get(st, "memory_bytes")) / 1048576.0,
                    (double)json_integer_value(json_object_get(st, "memory_limit")) / 1048576.0,
@@ -795,6 +796,20 @@ static int cmd_describe(int argc, char **argv)
                    (double)json_integer_value(json_object_get(st, "cpu_ns")) / 1e9,
                    (long long)json_integer_value(json_object_get(st, "pids")),
                    strcmp(str(inst, "backend"), "vm") == 0 ? "vCPUs" : "processes");
+            /* null: not counted on this host or not on the network */
+            json_t *br = json_object_get(st, "blk_read_bytes"), *bw = json_object_get(st, "blk_write_bytes");
+            json_t *nr = json_object_get(st, "net_rx_bytes"), *nt = json_object_get(st, "net_tx_bytes");
+            if (json_is_integer(br) || json_is_integer(nr)) {
+                printf("I/O:        ");
+                if (json_is_integer(br))
+                    printf(" disk %.1f MiB read, %.1f MiB written%s", (double)json_integer_value(br) / 1048576.0,
+                           (double)json_integer_value(bw) / 1048576.0, json_is_integer(nr) ? ";" : "");
+                if (json_is_integer(nr))
+                    printf(" network %.1f MiB received, %.1f MiB sent", (double)json_integer_value(nr) / 1048576.0,
+                           (double)json_integer_value(nt) / 1048576.0);
+                printf("\n");
+            }
+        }
     }
     printf("Spec:\n");
     yaml_print(stdout, json_object_get(j, "spec"), 2, false);
@@ -955,14 +970,37 @@ static int cmd_events(int argc, char **argv)
 
 static int cmd_exec(int argc, char **argv)
 {
-    static const char usage[] = "usage: duet exec NAME -- CMD [ARG...]\n\n"
-                                "Run a command in a running container; exits with its status.\n";
+    static const char usage[] =
+        "usage: duet exec [--timeout DURATION] NAME -- CMD [ARG...]\n\n"
+        "Run a command in a running workload (a container, or a VM booted from a rootfs image) as its\n"
+        "user, with its environment; exits with its status.  --timeout kills it and all it started then\n"
+        "(exit 137).\n";
     int i = 1;
-    for (; i < argc && strncmp(argv[i], "--socket", 8) == 0; i++) {
-        if (argv[i][8] == '=')
-            sock = argv[i] + 9;
-        else if (i + 1 < argc)
-            sock = argv[++i];
+    const char *timeout = NULL;
+    /* Options come before NAME: what follows belongs to the command. */
+    for (; i < argc && (strncmp(argv[i], "--socket", 8) == 0 || strncmp(argv[i], "--timeout", 9) == 0); i++) {
+        bool is_sock = argv[i][2] == 's';
+        size_t klen = is_sock ? 8 : 9;
+        const char *v = NULL;
+        if (argv[i][klen] == '=')
+            v = argv[i] + klen + 1;
+        else if (argv[i][klen] == '\0' && i + 1 < argc)
+            v = argv[++i];
+        if (!v) {
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+        if (is_sock)
+            sock = v;
+        else
+            timeout = v;
+    }
+    uint64_t timeout_ms = 0;
+    const char *why = NULL;
+    if (timeout && !units_duration_parse(timeout, &timeout_ms, &why)) {
+        fprintf(stderr, "duet: --timeout %s is not a duration such as 30s or 2m%s%s\n", timeout, why ? ": " : "",
+                why ? why : "");
+        return EXIT_USAGE;
     }
     if (i < argc && (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
         fputs(usage, stdout);
@@ -988,6 +1026,8 @@ static int cmd_exec(int argc, char **argv)
         json_array_append_new(cmd, json_string(argv[i]));
     json_t *req = json_object();
     json_object_set_new(req, "command", cmd);
+    if (timeout)
+        json_object_set_new(req, "timeout", json_string(timeout));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char path[128];
@@ -1002,7 +1042,7 @@ static int cmd_exec(int argc, char **argv)
     size_t k;
     json_t *v;
     json_array_foreach(json_object_get(j, "truncated"), k, v)
-        fprintf(stderr, "duet: the command's %s was cut at 4 MiB (writing more failed inside the container)\n",
+        fprintf(stderr, "duet: the command's %s was cut at 4 MiB (writing more failed inside the workload)\n",
                 json_string_value(v));
     if (json_is_string(json_object_get(j, "error")))
         fprintf(stderr, "duet: %s\n", str(j, "error"));

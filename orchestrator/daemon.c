@@ -237,7 +237,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     uv_timer_init(loop, &d->resync);
     uv_timer_init(loop, &d->soon);
     uv_timer_init(loop, &d->store_retry);
-    d->resync.data = d->soon.data = d->store_retry.data = d;
+    uv_timer_init(loop, &d->stats_tick);
+    d->resync.data = d->soon.data = d->store_retry.data = d->stats_tick.data = d;
     d->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 
     char path[4200];
@@ -380,6 +381,7 @@ void daemon_start(struct daemon *d)
     uv_unref((uv_handle_t *)&d->stall_prepare);
     uv_unref((uv_handle_t *)&d->stall_check);
     uv_timer_start(&d->resync, on_resync, DUETD_RESYNC_MS, DUETD_RESYNC_MS);
+    daemon_stats_start(d);
     daemon_event(d, NULL, "started", "duetd %d on %s, state in %s", (int)getpid(), d->socket_path, d->state_dir);
     daemon_snapshots_resume(d);
     daemon_backups_clean(d);

@@ -38,6 +38,7 @@
 #define DUETD_DEFAULT_STATE "/var/lib/duet"
 #define DUETD_STOP_GRACE_MS 10000
 #define DUETD_RESYNC_MS 30000
+#define DUETD_STATS_MS 5000        /* how often a VM's stats are asked of libvirt */
 #define DUETD_BACKOFF_BASE_MS 1000
 #define DUETD_BACKOFF_MAX_MS 300000
 #define DUETD_STABLE_MS 10000      /* a run this long resets the back-off */
@@ -68,6 +69,7 @@ struct daemon {
     struct event_sink *sinks;
     struct event_sink log_sink;    /* every event on stderr (the log file when daemonized) */
     uv_timer_t resync;
+    uv_timer_t stats_tick;         /* stats.c */
     uv_timer_t soon;               /* every workload reconciled on the loop's next turn */
     uv_timer_t store_retry;        /* degraded: the store is tried again */
     uv_signal_t sig_term, sig_int;
@@ -306,6 +308,12 @@ void reconcile_all(struct daemon *d);
 void wl_recover(struct wl *w);
 
 /* ---- health.c ---- */
+/* stats.c: the figures of instances whose driver answers on the pool. */
+void daemon_stats_start(struct daemon *d);
+/* What GET /v1/workloads shows of w's instance: read now where the driver
+ * answers at once, else the last sample; false when there is none. */
+bool wl_stats(const struct wl *w, struct driver_stats *st, uint64_t *at_ms);
+
 void health_start(struct wl *w);   /* schedules checks while running */
 void health_stop(struct wl *w);
 /* A paused workload (a live backup) is not checked; its checks go on as

@@ -18,9 +18,11 @@
  *
  * VMs: tcp connects from the host to the guest's address on the fleet
  * network (the guest is a host of its own there; 127.0.0.1 inside it is
- * out of reach).  exec would need an agent inside the guest, which duet
- * does not have: such a check is "unchecked" and running counts as ready,
- * as for a VM with network: none; describe says so.
+ * out of reach).  exec runs through the agent in a rootfs VM's guest
+ * (backends/vm/agent.h), with the same timeout.  Where a check cannot run
+ * (a VM booting its own disk image has no agent; a VM with network: none
+ * cannot be reached) it is "unchecked", running counts as ready, and
+ * describe says why.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -224,16 +226,22 @@ void health_start(struct wl *w)
         w->health = HEALTH_NONE;
         return;
     }
-    const struct driver *drv = daemon_driver(w->d, w->inst_backend);
+    struct driver *drv = daemon_driver(w->d, w->inst_backend);
     unsigned can = drv ? drv->flags : 0;
     bool exec = w->spec->health.kind == WL_HEALTH_EXEC;
+    char why[DUET_ERR_MSG_MAX] = "";
+    if (exec && (can & DRIVER_CAN_EXEC) && drv->exec_supported && !drv->exec_supported(drv, w->spec, why, sizeof(why)))
+        can &= ~DRIVER_CAN_EXEC;
     if ((exec && !(can & DRIVER_CAN_EXEC)) || (!exec && !(can & DRIVER_HAS_NETNS) && !w->addr)) {
         w->health = HEALTH_UNCHECKED;
         free(w->health_msg);
-        w->health_msg = strdup(exec ? "a VM's exec check needs an agent inside the guest, which duet does not have: "
-                                      "running counts as ready (a tcp check works)"
-                                    : "a VM with network: none cannot be reached for its tcp check: running counts "
-                                      "as ready");
+        if (exec) {
+            if (asprintf(&w->health_msg, "%s: running counts as ready", why[0] ? why : "exec cannot run here") < 0)
+                w->health_msg = NULL;
+        } else {
+            w->health_msg = strdup("a VM with network: none cannot be reached for its tcp check: running counts "
+                                   "as ready");
+        }
         return;
     }
     w->health = HEALTH_STARTING;

@@ -145,6 +145,14 @@ struct wl {
     bool purged;
     unsigned purging;              /* purges in flight */
     bool purge_failed, purge_for_delete;
+
+    /* The last figures of an instance whose driver answers stats only on
+     * the pool (a VM's, stats.c): of instance generation stats_gen, taken
+     * at stats_at (wall ms; 0: none yet).  stats_next is filled meanwhile. */
+    struct driver_stats stats, stats_next;
+    int64_t stats_gen, stats_next_gen;
+    uint64_t stats_at;
+    bool stats_busy;
 };
 
 void spec_group_unref(struct spec_group *g);

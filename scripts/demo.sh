@@ -4,8 +4,9 @@
 #   1. the plan: where each workload would run, and why (no daemon needed);
 #   2. duetd started on a private socket and state dir (build/demo);
 #   3. duet apply -f manifests/examples --wait: the infrastructure VMs boot
-#      (QEMU, under emulation when there is no usable KVM), the application
-#      containers start once what they depend on is up;
+#      (QEMU, under emulation when there is no usable KVM: then only those
+#      that need a VM's isolation are VMs, see docs/placement.md), the
+#      application containers start once what they depend on is up;
 #   4. duet get, describe, logs, the fleet network (names, a published
 #      port), events;
 #   5. everything deleted and duetd stopped, at the end or on Ctrl-C.
@@ -84,8 +85,8 @@ say "duet logs worker (a container from an OCI image: its Env, WorkingDir and Us
 say "duet image ls (imported by apply, shared by every workload that names it)"
 "$DUET" image ls
 
-say "duet logs dns (a VM's serial console: the guest kernel, then its workload)"
-"$DUET" logs dns | grep -m 3 -E "Linux version|duet-vminit|Run /init" || true
+say "duet exec vpn -- uname -sr (into a VM, through duet-vminit's agent: the guest's own kernel)"
+"$DUET" exec vpn -- uname -sr
 
 say "duet exec web -- wget -q -O - http://127.0.0.1/"
 "$DUET" exec web -- wget -q -O - http://127.0.0.1/

@@ -156,6 +156,32 @@ int cgroup_read_u64(const char *dir, const char *file, uint64_t *v)
     return 0;
 }
 
+bool cgroup_read_blk(const char *dir, const char *file, uint64_t *rd, uint64_t *wr)
+{
+    char buf[8192];
+    if (read_small(dir, file, buf, sizeof(buf)) < 0)
+        return false;
+    *rd = *wr = 0;
+    for (char *save, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *sp = strchr(line, ' ');
+        if (!sp)
+            continue;
+        const char *rest = sp + 1;
+        if (strncmp(rest, "Read ", 5) == 0) {
+            *rd += strtoull(rest + 5, NULL, 10);
+        } else if (strncmp(rest, "Write ", 6) == 0) {
+            *wr += strtoull(rest + 6, NULL, 10);
+        } else {
+            const char *r = strstr(rest, "rbytes="), *w = strstr(rest, "wbytes=");
+            if (r)
+                *rd += strtoull(r + 7, NULL, 10);
+            if (w)
+                *wr += strtoull(w + 7, NULL, 10);
+        }
+    }
+    return true;
+}
+
 int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
 {
     char buf[4096];

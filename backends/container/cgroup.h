@@ -40,6 +40,11 @@ struct cgroup_stats {
     uint64_t memory_limit;
     uint64_t pids;
     uint64_t oom_kills;
+    /* Bytes read from and written to block devices by the group (the
+     * writable layer's loop device and any other), where the host's
+     * blkio (v1) or io (v2) controller counts them: has_blk. */
+    bool has_blk;
+    uint64_t blk_read, blk_write;
 };
 
 /* root is normally "/sys/fs/cgroup"; tests point it elsewhere. */
@@ -92,6 +97,10 @@ extern const struct cgroup_ops cgroup_v1_ops;
 extern const struct cgroup_ops cgroup_v2_ops;
 
 /* Helpers shared by both versions (cgroup.c). */
+/* Sums, over devices, the bytes read and written in a v1
+ * blkio.throttle.io_service_bytes ("MAJ:MIN Read N" lines) or a v2 io.stat
+ * ("MAJ:MIN rbytes=N wbytes=N ..." lines); false when the file is absent. */
+bool cgroup_read_blk(const char *dir, const char *file, uint64_t *read, uint64_t *written);
 /* Is `controller` listed in dir/cgroup.controllers (cgroup v2)? */
 bool cgroup_v2_offers(const char *dir, const char *controller);
 /* CFS quota in microseconds per 100 ms period for `cpus` CPUs (at least

@@ -1,6 +1,7 @@
 /*
  * cgroup_v1.c - one directory per controller: memory, cpu, cpuacct, pids,
- * and freezer (where it is mounted) for a backup's pause.
+ * and where they are mounted freezer (a backup's pause) and blkio (the
+ * block I/O stats report).
  *
  * cpu and cpuacct are often co-mounted ("cpu,cpuacct" with two symlinks);
  * on some hosts they are separate hierarchies.  Writing the same group to
@@ -14,7 +15,7 @@
 
 #include "cgroup.h"
 
-static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer"};
+static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "blkio"};
 #define N_CTRL (sizeof(controllers) / sizeof(controllers[0]))
 
 /* name is "PARENT/LEAF" (runtime.c); the parent is shared, the leaf is one
@@ -140,6 +141,8 @@ static int v1_stats(const struct cgroup_layout *l, const char *name, struct cgro
     cgroup_read_u64(dir, "cpuacct.usage", &st->cpu_ns);
     dir_of(l, "pids", name, dir, sizeof(dir));
     cgroup_read_u64(dir, "pids.current", &st->pids);
+    dir_of(l, "blkio", name, dir, sizeof(dir));
+    st->has_blk = cgroup_read_blk(dir, "blkio.throttle.io_service_bytes_recursive", &st->blk_read, &st->blk_write);
     return 0;
 }
 

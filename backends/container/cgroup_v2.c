@@ -17,16 +17,16 @@ static void dir_of(const struct cgroup_layout *l, const char *name, char *out, s
     snprintf(out, len, "%s/%s", l->root, name);
 }
 
-/* Enables, for the children of dir, each of memory, cpu and pids that the
- * hierarchy offers: stats want them even without limits.  A limit whose
+/* Enables, for the children of dir, each of memory, cpu, pids and io that
+ * the hierarchy offers: stats want them even without limits.  A limit whose
  * controller is not offered is an error with the fix; a controller that is
  * merely absent (a host that delegates only some) is not. */
 static int enable_controllers(const struct cgroup_layout *l, const char *dir, const struct cgroup_limits *lim,
                               struct duet_err *err)
 {
-    static const char *const names[] = {"memory", "cpu", "pids"};
-    const bool wanted[] = {lim->memory != 0, lim->cpus > 0, lim->pids != 0};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const names[] = {"memory", "cpu", "pids", "io"};
+    const bool wanted[] = {lim->memory != 0, lim->cpus > 0, lim->pids != 0, false};
+    for (size_t i = 0; i < 4; i++) {
         if (!cgroup_v2_offers(dir, names[i])) {
             if (wanted[i])
                 return duet_err_set(err, ENOTSUP,
@@ -119,6 +119,7 @@ static int v2_stats(const struct cgroup_layout *l, const char *name, struct cgro
     if (cgroup_read_key(dir, "cpu.stat", "usage_usec", &usec) == 0)
         st->cpu_ns = usec * 1000;
     cgroup_read_u64(dir, "pids.current", &st->pids);
+    st->has_blk = cgroup_read_blk(dir, "io.stat", &st->blk_read, &st->blk_write);
     return 0;
 }
 

@@ -477,11 +477,14 @@ static int ct_stats(struct driver *drv, struct driver_instance *inst, struct dri
     (void)drv;
     if (!inst->c)
         return duet_err_set(err, EINVAL, "workload %s was not created", inst->core.spec->name);
-    struct cgroup_stats cs;
+    struct cgroup_stats cs = {0};
     if (container_stats(inst->c, &cs, err) < 0)
         return -1;
     *st = (struct driver_stats){.cpu_ns = cs.cpu_ns, .memory_bytes = cs.memory, .memory_limit = cs.memory_limit,
-                                .pids = cs.pids};
+                                .pids = cs.pids, .has_blk = cs.has_blk, .blk_read_bytes = cs.blk_read,
+                                .blk_write_bytes = cs.blk_write};
+    if (inst->core.has_net)
+        st->has_net = driver_net_counters(inst->core.net.host_if, &st->net_rx_bytes, &st->net_tx_bytes);
     return container_disk_usage(inst->c, &st->disk_bytes, &st->disk_limit, err);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_proto.h"
 #include "common/utf8.h"
 
 bool vm_xml_escape(const char *str, char *out, size_t len, size_t *written)
@@ -167,6 +168,12 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
     if (s->status_log) {
         put_value(&x, "status log", "    <serial type='file'>\n      <source path='", s->status_log,
                   "'/>\n      <target port='1'/>\n    </serial>\n");
+    }
+    if (s->agent_socket) {
+        /* QEMU listens and never waits for a client: the daemon connects
+         * when it has a command to run, and again after its own restart. */
+        put_value(&x, "agent socket", "    <channel type='unix'>\n      <source mode='bind' path='", s->agent_socket,
+                  "'/>\n      <target type='virtio' name='" VM_AGENT_PORT "'/>\n    </channel>\n");
     }
     if (s->net_bridge) {
         put(&x, "    <interface type='bridge'>\n");

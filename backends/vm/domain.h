@@ -39,6 +39,8 @@ struct vm_domain_spec {
     const char *console_log;     /* serial console written to this file */
     const char *status_log;      /* a second serial port written to this file (duet's guest init
                                     reports the workload's exit status there), or NULL */
+    const char *agent_socket;    /* a virtio-serial port (agent_proto.h) whose host end is a unix
+                                    socket QEMU listens on here, or NULL */
     const char *workload;        /* metadata: the workload's name */
     const char *owner;           /* metadata: which duet instance owns it */
     const char *net_bridge;      /* a virtio NIC on this bridge, or NULL for none */

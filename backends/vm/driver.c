@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@
 
 #include "common/cleanup.h"
 #include "common/clock.h"
+#include "agent.h"
 #include "cloudinit.h"
 #include "domain.h"
 #include "event_uv.h"
@@ -115,9 +117,10 @@ struct driver_instance {
     bool qemu_reaped;                   /* this process reaped it: qemu_wstatus says how it ended */
     int qemu_wstatus;
     int stop_detail;
+    struct vm_agent *agent;             /* rootfs VMs: made at the first exec */
 };
 
-enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER, OP_PAUSE };
+enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER, OP_PAUSE, OP_STATS };
 
 struct op {
     struct inst_op base;                /* first: kind, rc, err, the caller's callback */
@@ -128,6 +131,7 @@ struct op {
     bool fell_back;                     /* start: KVM hung, restarted under emulation */
     int end_detail;                     /* stop: how the guest was seen to end, or -1 */
     bool paused;                        /* pause: suspend, else resume */
+    struct driver_stats *stats_out;     /* stats: the caller's */
 };
 
 static struct driver_instance *inst_of(struct op *op)
@@ -528,12 +532,17 @@ static int volumes_prepare(struct vm_priv *p, const struct workload_spec *w, con
     return 0;
 }
 
+static bool vm_exec_supported(struct driver *drv, const struct workload_spec *spec, char *why, size_t len);
+
+static int vm_stats(struct driver *drv, struct driver_instance *inst, struct driver_stats *st, struct duet_err *err);
+
 /* Builds the domain definition for inst (images prepared on the way). */
 static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct duet_err *err)
 {
     struct vm_priv *p = priv(inst->core.drv);
     const struct workload_spec *w = inst->core.spec;
-    char what[96], console[PATH_MAX], status[PATH_MAX], overlay[PATH_MAX], initrd[PATH_MAX], seed[PATH_MAX];
+    char what[96], console[PATH_MAX], status[PATH_MAX], overlay[PATH_MAX], initrd[PATH_MAX], seed[PATH_MAX],
+        agent[PATH_MAX];
     snprintf(what, sizeof(what), "VM %s", w->name);
     inst_path(inst, "console.log", console, sizeof(console));
     inst_path(inst, "status", status, sizeof(status));
@@ -628,6 +637,11 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         ds.cmdline = cmdline;
         ds.disk = overlay;
         ds.status_log = status;
+        char why[DUET_ERR_MSG_MAX];
+        if (vm_exec_supported(inst->core.drv, w, why, sizeof(why))) {
+            inst_path(inst, VM_AGENT_SOCKET, agent, sizeof(agent));
+            ds.agent_socket = agent;
+        }
         inst->prints = true;
     } else {
         if (w->image.disk) {
@@ -1146,6 +1160,9 @@ static void on_work(struct inst_op *b)
     case OP_PAUSE:
         op->base.rc = do_pause(op);
         break;
+    case OP_STATS:
+        op->base.rc = vm_stats(inst_of(op)->core.drv, inst_of(op), op->stats_out, &op->base.err);
+        break;
     }
 }
 
@@ -1329,6 +1346,7 @@ static void unlink_instance(struct driver_instance *inst)
 
 static void instance_free(struct driver_instance *inst)
 {
+    vm_agent_free(inst->agent, "the VM was stopped before the command ended");
     unlink_instance(inst);
     free(inst);
 }
@@ -1630,6 +1648,15 @@ static int vm_pause(struct driver *drv, struct driver_instance *inst, bool pause
     return queue(inst, op, err);
 }
 
+static int vm_stats_later(struct driver *drv, struct driver_instance *inst, struct driver_stats *out,
+                          driver_done_cb done, void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    struct op *op = op_new(OP_STATS, done, opaque);
+    op->stats_out = out;
+    return queue(inst, op, err);
+}
+
 static int vm_destroy(struct driver *drv, struct driver_instance *inst, driver_done_cb done, void *opaque,
                       struct duet_err *err)
 {
@@ -1680,6 +1707,18 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         for (int i = 0; i < n; i++)
             if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                 st->memory_bytes = ms[i].val << 10;
+        /* The guest's view of its disk (vda, where there is one); -1 for
+         * a counter QEMU does not keep. */
+        virDomainBlockStatsStruct bs;
+        if (virDomainBlockStats(d, "vda", &bs, sizeof(bs)) == 0) {
+            st->has_blk = true;
+            st->blk_read_bytes = bs.rd_bytes > 0 ? (uint64_t)bs.rd_bytes : 0;
+            st->blk_write_bytes = bs.wr_bytes > 0 ? (uint64_t)bs.wr_bytes : 0;
+        } else {
+            virResetLastError();
+        }
+        if (inst->core.has_net)
+            st->has_net = driver_net_counters(inst->core.net.host_if, &st->net_rx_bytes, &st->net_tx_bytes);
         /* The kept disk holds all the guest wrote; a VM without a disk
          * writes only to its RAM. */
         char overlay[PATH_MAX];
@@ -1896,20 +1935,49 @@ static int vm_kept_portable(struct driver *drv, const char *name, const char *di
     return record_write(rec, base, size, (long long)st.st_mtim.tv_sec, (long long)st.st_mtim.tv_nsec, err);
 }
 
+/* A rootfs image boots duet-vminit, which serves commands on the agent's
+ * port (vminit_agent.c); a disk image boots its own init, which does not.
+ * QEMU's end of the port is a unix socket in the instance's directory,
+ * whose path must fit a socket address. */
+static bool vm_exec_supported(struct driver *drv, const struct workload_spec *spec, char *why, size_t len)
+{
+    if (!spec->image.rootfs) {
+        snprintf(why, len,
+                 "VM %s boots its own %s, whose guest runs no agent of duet's: exec (and an exec health check) "
+                 "needs a rootfs image; use a tcp health check, or duet logs for its console",
+                 spec->name, spec->image.disk ? "disk image" : "kernel and initrd");
+        return false;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/vm/instances/%s/" VM_AGENT_SOCKET, priv(drv)->state_dir, spec->name);
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        snprintf(why, len,
+                 "VM %s: its agent's socket %s would be longer than the %zu bytes a socket address holds; give "
+                 "duetd a shorter --state-dir",
+                 spec->name, path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        return false;
+    }
+    return true;
+}
+
 static int vm_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                    int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                    struct duet_err *err)
 {
-    (void)drv;
-    (void)timeout_ms;
-    (void)argv;
-    (void)out_fd;
-    (void)err_fd;
-    (void)exited;
-    (void)opaque;
-    return duet_err_set(err, ENOTSUP,
-                        "VM %s: exec runs commands in containers only; a VM's console log is `duet logs %s`",
-                        inst->core.spec->name, inst->core.spec->name);
+    char why[DUET_ERR_MSG_MAX];
+    if (!vm_exec_supported(drv, inst->core.spec, why, sizeof(why)))
+        return duet_err_set(err, ENOTSUP, "%s", why);
+    /* A re-attached VM is asked of libvirt on the loop, after the daemon
+     * has it running already: only one known to have ended is refused
+     * here, the rest is up to the socket. */
+    if (inst->core.status.state == DRIVER_STATE_EXITED || inst->core.status.state == DRIVER_STATE_GONE)
+        return duet_err_set(err, EAGAIN, "VM %s is not running", inst->core.spec->name);
+    if (!inst->agent) {
+        char path[PATH_MAX];
+        inst_path(inst, VM_AGENT_SOCKET, path, sizeof(path));
+        inst->agent = vm_agent_new(priv(drv)->loop, path, inst->core.spec->name);
+    }
+    return vm_agent_exec(inst->agent, argv, out_fd, err_fd, timeout_ms, exited, opaque, err);
 }
 
 void vm_driver_set_console_max(struct driver *drv, uint64_t bytes)
@@ -1968,9 +2036,10 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .release = vm_release,
         .inspect = vm_inspect,
         .stats = vm_stats,
+        .stats_later = vm_stats_later,
         .handle = vm_handle,
         .recover = vm_recover,
-        .flags = DRIVER_RESTART_INTERRUPTED_START | DRIVER_KEEPS_DISK,
+        .flags = DRIVER_RESTART_INTERRUPTED_START | DRIVER_KEEPS_DISK | DRIVER_CAN_EXEC,
         .logs = vm_logs,
         .logs_previous = vm_logs_previous,
         .purge = vm_purge,
@@ -1978,6 +2047,7 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .kept_portable = vm_kept_portable,
         .pause = vm_pause,
         .exec = vm_exec,
+        .exec_supported = vm_exec_supported,
         .netns = vm_netns,
         .priv = p,
     };

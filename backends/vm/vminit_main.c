@@ -18,7 +18,10 @@
  *   4. on the ACPI power button (duet's graceful stop) send it SIGTERM, or
  *      the image's StopSignal;
  *   5. when it ends, write "exit N" or "signal N" to the second serial port
- *      (a file on the host: how the exit status gets out), and power off.
+ *      (a file on the host: how the exit status gets out), and power off;
+ *   6. meanwhile, run the commands the host sends on the virtio-serial
+ *      port duet.agent (duet exec, exec health checks) as the workload's
+ *      user, with its env and working directory (vminit_agent.c).
  *
  * "boot" goes to the second port first thing, so the host knows the guest
  * runs even before the workload prints anything.
@@ -28,11 +31,12 @@
  * repeated), cwd, uid, gid, group (repeated), hostname, root, fs
  * (repeated: "TAG,ro|rw,TARGET").
  *
- * Static, no allocation beyond the spec: it must work in any guest kernel
- * with nothing but a console.
+ * Static, and allocating only the spec and the host's commands: it must
+ * work in any guest kernel with nothing but a console.
  */
 #include "common/dirs.h"
 #include "common/ifconf.h"
+#include "vminit_agent.h"
 
 #include <dirent.h>
 #include <sys/socket.h>
@@ -362,36 +366,67 @@ static void write_resolv_conf(const struct ipcfg *c)
     close(fd);
 }
 
+/* Becomes argv as the spec runs its command: its user and groups, its
+ * working directory, its environment and PATH.  For the workload itself
+ * (argv NULL: the spec's own) a failure ends the VM; a command duet exec
+ * runs only fails (127). */
+static void exec_as_workload(const struct spec *s, char **argv)
+{
+    bool workload = argv == NULL;
+    if (workload)
+        argv = (char **)s->argv;
+    /* A working directory the image lacks is made, as root, as docker
+     * run -w does (an image's WorkingDir often names one). */
+    duet_make_dirs(s->cwd);
+    if (setgroups((size_t)s->n_groups, s->groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0) {
+        if (workload)
+            fail("cannot switch to the workload's user", NULL);
+        dprintf(2, "duet-vminit: cannot switch to the workload's user: %s\n", strerror(errno));
+        _exit(127);
+    }
+    if (chdir(s->cwd) < 0) {
+        if (workload)
+            fail("cannot enter the working directory", s->cwd);
+        dprintf(2, "duet-vminit: cannot enter the working directory %s: %s\n", s->cwd, strerror(errno));
+        _exit(127);
+    }
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (int i = 0; i < s->envc; i++)
+        if (!strncmp(s->envp[i], "PATH=", 5))
+            path = s->envp[i] + 5;
+    char *const *envp = (char *const *)s->envp;
+    int last = ENOENT;
+    if (strchr(argv[0], '/')) {
+        execve(argv[0], argv, envp);
+        last = errno;
+    } else {
+        for (const char *p = path; *p;) {
+            const char *colon = strchrnul(p, ':');
+            char full[1024];
+            snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - p), p, argv[0]);
+            execve(full, argv, envp);
+            /* the first match that exists says why it would not run */
+            if (errno != ENOENT && last == ENOENT)
+                last = errno;
+            p = *colon ? colon + 1 : colon;
+        }
+    }
+    dprintf(2, "duet-vminit: cannot run %s: %s\n", argv[0], strerror(last));
+    _exit(127);
+}
+
 static void run_child(struct spec *s, const sigset_t *old)
 {
     sigprocmask(SIG_SETMASK, old, NULL);
     setsid();
     if (s->hostname)
         sethostname(s->hostname, strlen(s->hostname));
-    /* A working directory the image lacks is made, as root, as docker
-     * run -w does (an image's WorkingDir often names one). */
-    duet_make_dirs(s->cwd);
-    if (setgroups((size_t)s->n_groups, s->groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0)
-        fail("cannot switch to the workload's user", NULL);
-    if (chdir(s->cwd) < 0)
-        fail("cannot enter the working directory", s->cwd);
-    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (int i = 0; i < s->envc; i++)
-        if (!strncmp(s->envp[i], "PATH=", 5))
-            path = s->envp[i] + 5;
-    if (strchr(s->argv[0], '/')) {
-        execve(s->argv[0], s->argv, s->envp);
-    } else {
-        for (const char *p = path; *p;) {
-            const char *colon = strchrnul(p, ':');
-            char full[1024];
-            snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - p), p, s->argv[0]);
-            execve(full, s->argv, s->envp);
-            p = *colon ? colon + 1 : colon;
-        }
-    }
-    dprintf(2, "duet-vminit: cannot run %s: %s\n", s->argv[0], strerror(errno));
-    _exit(127);
+    exec_as_workload(s, NULL);
+}
+
+static void agent_run(void *ctx, char **argv)
+{
+    exec_as_workload(ctx, argv);
 }
 
 int main(void)
@@ -464,23 +499,37 @@ int main(void)
     if (child == 0)
         run_child(&s, &old);
 
-    struct pollfd pfd[MAX_INPUTS + 1];
+    static struct agent agent;
+    agent_init(&agent, agent_run, &s, &old);
+    struct pollfd pfd[MAX_INPUTS + 1 + AGENT_MAX_FDS];
     pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
     for (int i = 0; i < n_inputs; i++)
         pfd[i + 1] = (struct pollfd){.fd = inputs[i], .events = POLLIN};
     for (;;) {
-        if (poll(pfd, (nfds_t)n_inputs + 1, -1) < 0 && errno != EINTR)
+        int base = n_inputs + 1;
+        int n_agent = agent_pollfds(&agent, pfd + base);
+        int ready = poll(pfd, (nfds_t)(base + n_agent), agent_timeout(&agent));
+        if (ready < 0 && errno != EINTR)
             fail("poll", NULL);
+        if (ready <= 0) {
+            agent_tick(&agent);
+            continue;
+        }
         for (int i = 1; i <= n_inputs; i++)
             if ((pfd[i].revents & POLLIN) && power_pressed(pfd[i].fd)) {
                 say("power button: stopping the workload%s", NULL);
                 kill(child, s.stop_signal);
             }
+        agent_handle(&agent, pfd + base, n_agent);
         if (!(pfd[0].revents & POLLIN))
             continue;
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof(si)) != sizeof(si))
             continue;
+        if (si.ssi_signo == SIGIO) {
+            agent_sigio(&agent);
+            continue;
+        }
         if (si.ssi_signo != SIGCHLD) {
             kill(child, (int)si.ssi_signo);
             continue;
@@ -488,7 +537,9 @@ int main(void)
         int st;
         pid_t pid;
         while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-            if (pid == child) {
+            if (pid != child) {
+                agent_reaped(&agent, pid, st);
+            } else {
                 if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
                     note_oom();
                 if (WIFSIGNALED(st))

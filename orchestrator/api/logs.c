@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/units.h"
 #include "orchestrator/api/internal.h"
 
 #define EXEC_OUTPUT_MAX (4u << 20)
@@ -319,7 +320,7 @@ static void exec_done(void *opaque, int status)
         json_object_set_new(j, "truncated", cut);
     }
     if (status < 0)
-        json_object_set_new(j, "error", json_string("the command could not be run in the container"));
+        json_object_set_new(j, "error", json_string("the command could not be run in the workload"));
     http_respond_json(x->c, 200, j);
     http_conn_unref(x->c);
     wl_unref(x->w);
@@ -348,13 +349,24 @@ void api_exec(struct api *a, struct http_conn *c, const char *name, const struct
         http_respond_error(c, 409, "%s is not running (%s)", name, wl_state_name(w));
         return;
     }
-    struct driver *drv = daemon_driver(a->d, w->inst_backend);
-    if (!drv || !(drv->flags & DRIVER_CAN_EXEC)) {
+    uint64_t timeout_ms = 0;
+    json_t *to = json_object_get(body, "timeout");
+    const char *why = NULL;
+    if (to && (!json_is_string(to) || !units_duration_parse(json_string_value(to), &timeout_ms, &why))) {
         json_decref(body);
-        http_respond_error(c, 409,
-                           "%s runs as a %s, whose backend cannot run commands inside it (a VM would need an agent "
-                           "in the guest, which duet does not have); use its console (duet logs)",
-                           name, backend_kind_name(w->inst_backend));
+        http_respond_error(c, 400, "exec's timeout is a duration such as \"30s\" or \"2m\"%s%s", why ? ": " : "",
+                           why ? why : "");
+        return;
+    }
+    struct driver *drv = daemon_driver(a->d, w->inst_backend);
+    char cannot[DUET_ERR_MSG_MAX] = "";
+    if (!drv || !(drv->flags & DRIVER_CAN_EXEC) ||
+        (drv->exec_supported && !drv->exec_supported(drv, w->spec, cannot, sizeof(cannot)))) {
+        json_decref(body);
+        if (!cannot[0])
+            snprintf(cannot, sizeof(cannot), "%s runs as a %s, whose backend cannot run commands inside it", name,
+                     backend_kind_name(w->inst_backend));
+        http_respond_error(c, 409, "%s", cannot);
         return;
     }
     struct exec_req *x = calloc(1, sizeof(*x));
@@ -378,7 +390,7 @@ void api_exec(struct api *a, struct http_conn *c, const char *name, const struct
     http_conn_ref(c);
     struct duet_err err = {0};
     if (x->out < 0 || x->err < 0 ||
-        drv->exec(drv, w->inst, (const char *const *)x->argv, x->out, x->err, 0, exec_done, x, &err) < 0) {
+        drv->exec(drv, w->inst, (const char *const *)x->argv, x->out, x->err, timeout_ms, exec_done, x, &err) < 0) {
         http_respond_error(c, 409, "%s", err.msg[0] ? err.msg : "cannot make output buffers for exec");
         x->c = c;
         exec_done(x, -1);

@@ -213,20 +213,24 @@ json_t *api_wl_json(const struct wl *w)
         json_object_set_new(inst, "generation", json_integer(w->inst_gen));
         json_object_set_new(inst, "handle", json_string(w->handle));
         json_object_set_new(inst, "running", json_boolean(w->inst_running));
-        struct driver *drv = daemon_driver(w->d, w->inst_backend);
         struct driver_stats st;
-        struct duet_err err = {0};
-        /* A container's figures are cgroup files, read at once; a VM's
-         * come from libvirt, a call that may wait on the connection, which
-         * the loop must not: VMs show theirs through libvirt's tools. */
-        if (w->inst_running && drv && (drv->flags & DRIVER_STATS_AT_ONCE) && drv->stats(drv, w->inst, &st, &err) == 0) {
+        uint64_t at = 0;
+        /* A container's figures are cgroup files, read now; a VM's are
+         * libvirt's, sampled on the pool every few seconds (stats.c). */
+        if (wl_stats(w, &st, &at)) {
             json_t *s = json_object();
+            json_object_set_new(s, "sampled_at", json_integer((json_int_t)at));
             json_object_set_new(s, "cpu_ns", json_integer((json_int_t)st.cpu_ns));
             json_object_set_new(s, "memory_bytes", json_integer((json_int_t)st.memory_bytes));
             json_object_set_new(s, "memory_limit", json_integer((json_int_t)st.memory_limit));
             json_object_set_new(s, "pids", json_integer((json_int_t)st.pids));
             json_object_set_new(s, "disk_bytes", json_integer((json_int_t)st.disk_bytes));
             json_object_set_new(s, "disk_limit", json_integer((json_int_t)st.disk_limit));
+            json_object_set_new(s, "blk_read_bytes", st.has_blk ? json_integer((json_int_t)st.blk_read_bytes) : json_null());
+            json_object_set_new(s, "blk_write_bytes",
+                                st.has_blk ? json_integer((json_int_t)st.blk_write_bytes) : json_null());
+            json_object_set_new(s, "net_rx_bytes", st.has_net ? json_integer((json_int_t)st.net_rx_bytes) : json_null());
+            json_object_set_new(s, "net_tx_bytes", st.has_net ? json_integer((json_int_t)st.net_tx_bytes) : json_null());
             json_object_set_new(inst, "stats", s);
         }
     }

@@ -22,6 +22,12 @@
  * --recreate does), alternating, to the first console byte.  Keeping the
  * disk must cost no start time (bar: ratio <= 1.05).
  *
+ * exec: the round trip of `/bin/true` run in a running rootfs VM through
+ * its agent (virtio-serial, duet-vminit) against the same in a running
+ * container of the same rootfs (the container driver's exec), alternating,
+ * median of EXEC_RUNS each after a warm-up.  Bar: the VM's within 3x the
+ * container's, under emulation.
+ *
  * Exit status 1 when a ratio is above its bar.
  */
 #include <dirent.h>
@@ -45,8 +51,10 @@
 #include "manifests/manifest.h"
 #include "tests/vm/private_libvirtd.h"
 #include "backends/vm/vm.h"
+#include "backends/container/container.h"
 
 #define RUNS 7
+#define EXEC_RUNS 50
 #define GUEST_MIB 128
 
 extern char **environ;
@@ -260,6 +268,113 @@ static int bench_kept_disk(uv_loop_t *loop, struct driver *drv, const char *dir,
     return rc;
 }
 
+struct exec_done {
+    bool done;
+    int status;
+};
+
+static void on_exec_exited(void *o, int status)
+{
+    struct exec_done *x = o;
+    x->done = true;
+    x->status = status;
+}
+
+/* create + start of the first workload of yaml on drv; the instance, or
+ * NULL. */
+static struct driver_instance *boot(uv_loop_t *loop, struct driver *drv, const struct workload_spec *w,
+                                    struct dflag *s)
+{
+    struct driver_instance *inst = NULL;
+    struct dflag c = {0};
+    struct duet_err err = {0};
+    if (drv->create(drv, w, NULL, &inst, on_done, &c, &err) < 0 || !run_until(loop, &c.done, NULL, 120000) ||
+        c.failed) {
+        fprintf(stderr, "bench vm: create %s: %s%s\n", w->name, err.msg, c.err);
+        return NULL;
+    }
+    if (drv->start(drv, inst, on_done, on_exit_cb, s, &err) < 0 || !run_until(loop, &s->done, NULL, 120000) ||
+        s->failed) {
+        fprintf(stderr, "bench vm: start %s: %s%s\n", w->name, err.msg, s->err);
+        return NULL;
+    }
+    return inst;
+}
+
+static double exec_once(uv_loop_t *loop, struct driver *drv, struct driver_instance *inst, int null)
+{
+    static const char *const argv[] = {"/bin/true", NULL};
+    struct exec_done x = {0};
+    struct duet_err err = {0};
+    double t0 = now_ms();
+    if (drv->exec(drv, inst, argv, null, null, 30000, on_exec_exited, &x, &err) < 0) {
+        fprintf(stderr, "bench vm: exec: %s\n", err.msg);
+        return -1;
+    }
+    while (!x.done)
+        uv_run(loop, UV_RUN_ONCE);
+    return x.status == 0 ? now_ms() - t0 : -1;
+}
+
+static int bench_exec(uv_loop_t *loop, struct driver *vm, const char *dir, double *vm_ms, double *ct_ms)
+{
+    const char *rootfs = getenv("DUET_ROOTFS"), *init = getenv("DUET_INIT");
+    if (!rootfs || !init) {
+        fprintf(stderr, "bench vm: run through make bench (DUET_ROOTFS, DUET_INIT)\n");
+        return 2;
+    }
+    char yaml[2 * PATH_MAX];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: exv}\nspec:\n  placement: vm\n"
+             "  image: {rootfs: %s}\n  command: [/bin/sh, -c, \"echo up; sleep 600\"]\n"
+             "  resources: {memory: %dMi, cpus: 1}\n"
+             "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: exc}\nspec:\n  placement: container\n"
+             "  image: {rootfs: %s}\n  command: [/bin/sleep, \"600\"]\n  resources: {memory: %dMi, cpus: 1}\n",
+             rootfs, GUEST_MIB, rootfs, GUEST_MIB);
+    struct manifest_set *set = manifest_set_new();
+    manifest_set_load_buffer(set, "exec.yaml", yaml, strlen(yaml));
+    manifest_set_validate(set);
+    char ctdir[PATH_MAX];
+    snprintf(ctdir, sizeof(ctdir), "%s/ct", dir);
+    mkdir(ctdir, 0711);
+    struct driver *ct = container_driver_new(init, NULL);
+    struct duet_err err = {0};
+    int rc = ct->open(ct, loop, ctdir, &err) < 0 ? 2 : 0;
+    if (rc)
+        fprintf(stderr, "bench vm: container driver: %s\n", err.msg);
+    struct dflag vs = {0}, cs = {0};
+    struct driver_instance *vi = rc ? NULL : boot(loop, vm, manifest_set_find(set, "exv"), &vs);
+    struct driver_instance *ci = rc ? NULL : boot(loop, ct, manifest_set_find(set, "exc"), &cs);
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (!vi || !ci)
+        rc = 2;
+    /* The first exec waits for the guest to have booted to its agent. */
+    for (int i = -1; i < EXEC_RUNS && rc == 0; i++) {
+        double v = exec_once(loop, vm, vi, null), c = exec_once(loop, ct, ci, null);
+        if (v < 0 || c < 0) {
+            rc = 2;
+            break;
+        }
+        if (i >= 0) {
+            vm_ms[i] = v;
+            ct_ms[i] = c;
+        }
+    }
+    close(null);
+    struct dflag d1 = {0}, d2 = {0};
+    if (vi && vm->destroy(vm, vi, on_done, &d1, &err) == 0)
+        run_until(loop, &d1.done, NULL, 60000);
+    if (ci && ct->destroy(ct, ci, on_done, &d2, &err) == 0)
+        run_until(loop, &d2.done, NULL, 60000);
+    struct dflag p = {0};
+    if (vm->purge(vm, "exv", DRIVER_KEPT_DISK | DRIVER_KEPT_LOGS, on_done, &p, &err) == 0)
+        run_until(loop, &p.done, NULL, 60000);
+    ct->close(ct);
+    container_driver_free(ct);
+    manifest_set_free(set);
+    return rc;
+}
+
 int main(void)
 {
     const char *kernel = getenv("DUET_GUEST_KERNEL"), *images = getenv("DUET_IMAGES");
@@ -412,6 +527,9 @@ int main(void)
     double kept[RUNS + 1], fresh[RUNS + 1];
     if (rc == 0)
         rc = bench_kept_disk(&loop, drv, dir, kept, fresh);
+    double vm_exec[EXEC_RUNS], ct_exec[EXEC_RUNS];
+    if (rc == 0)
+        rc = bench_exec(&loop, drv, dir, vm_exec, ct_exec);
     vm_driver_free(drv);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
@@ -439,5 +557,10 @@ int main(void)
     printf("  on the disk its last instance kept        %7.0f ms\n", km);
     printf("  on a fresh disk (purged before, ref.)     %7.0f ms\n", fm);
     printf("  ratio kept/fresh: %.3f   [bar: <= 1.05]\n", km / fm);
-    return dm / vm <= 1.05 && km / fm <= 1.05 ? 0 : 1;
+    double ve = median(vm_exec, EXEC_RUNS), ce = median(ct_exec, EXEC_RUNS);
+    printf("bench vm: exec of /bin/true in a running workload, round trip, %d runs each, medians\n", EXEC_RUNS);
+    printf("  rootfs VM, through its agent (emulation)   %7.2f ms\n", ve);
+    printf("  container, same rootfs (ref.)              %7.2f ms\n", ce);
+    printf("  ratio vm/container: %.2f   [bar: <= 3]\n", ve / ce);
+    return dm / vm <= 1.05 && km / fm <= 1.05 && ve / ce <= 3 ? 0 : 1;
 }

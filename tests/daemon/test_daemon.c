@@ -261,6 +261,21 @@ Test(daemon, logs_exec_events_run, .timeout = 90)
     cr_expect_eq(dd_duet(&d, &out, "exec nosuch -- /bin/true"), 1);
     cr_expect(strstr(out, "no workload named"), "%s", out);
     free(out);
+    /* a command that never ends is bounded by --timeout, with all it started */
+    uint64_t t0 = dd_now_ms();
+    cr_expect_eq(dd_duet(&d, &out, "exec --timeout 1s talker -- /bin/sh -c 'sleep 100 & sleep 100'"), 137, "%s", out);
+    cr_expect_lt(dd_now_ms() - t0, 10000);
+    free(out);
+    /* its figures: memory, CPU, and I/O where counted (the fleet network's
+     * link always; block I/O where the host's blkio or io controller is) */
+    json_t *j = dd_workload(&d, "talker");
+    json_t *st = json_object_get(json_object_get(j, "instance"), "stats");
+    cr_expect_gt(json_integer_value(json_object_get(st, "memory_bytes")), 0);
+    cr_expect(json_is_integer(json_object_get(st, "net_rx_bytes")) && json_is_integer(json_object_get(st, "net_tx_bytes")),
+              "%s", json_dumps(st, 0));
+    cr_expect(json_is_integer(json_object_get(st, "blk_read_bytes")) || access("/sys/fs/cgroup/blkio", F_OK) != 0,
+              "the blkio controller is mounted and counted nothing: %s", json_dumps(st, 0));
+    json_decref(j);
     /* events */
     cr_assert_eq(dd_duet(&d, &out, "events"), 0);
     cr_expect(strstr(out, "talker") && strstr(out, "started"), "%s", out);

@@ -1,0 +1,377 @@
+/*
+ * vminit_agent.c - the guest's end of duet exec (vminit_agent.h).
+ *
+ * The port.  The kernel names a virtio-serial port by what the host
+ * called it (/sys/class/virtio-ports/vportNpM/name); without udev there is
+ * no /dev/virtio-ports link, so the agent reads the names itself.  While
+ * no host holds the other end, poll() reports the port hung up at once
+ * and forever: the agent stops watching it then, and starts again on
+ * SIGIO, which the driver sends when the host connects or data comes
+ * (O_ASYNC).  The news that the host connected travels apart from its
+ * data and may come after it: a hang-up means the host went only once
+ * the port was seen up.
+ *
+ * Writes.  The port is non-blocking, and a frame that cannot go within a
+ * second (the host stopped reading) is dropped: pid 1 must never hang on
+ * its host.  When the host goes, every command it asked for is killed:
+ * nobody waits for its answer any more.
+ */
+#include "vminit_agent.h"
+
+#include "agent_proto.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PORT_LOOK_MS 100
+#define PORT_LOOK_TRIES 100          /* ten seconds after boot */
+
+static int find_port(void)
+{
+    DIR *d = opendir("/sys/class/virtio-ports");
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) > 64)
+            continue;
+        char path[320], name[64] = "";
+        snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", e->d_name);
+        int nf = open(path, O_RDONLY | O_CLOEXEC);
+        if (nf < 0)
+            continue;
+        ssize_t n = read(nf, name, sizeof(name) - 1);
+        close(nf);
+        if (n <= 0)
+            continue;
+        name[n] = '\0';
+        name[strcspn(name, "\n")] = '\0';
+        if (strcmp(name, VM_AGENT_PORT) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/dev/%s", e->d_name);
+        fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    }
+    closedir(d);
+    if (fd >= 0) {
+        fcntl(fd, F_SETOWN, getpid());
+        fcntl(fd, F_SETFL, O_RDWR | O_NONBLOCK | O_ASYNC);
+    }
+    return fd;
+}
+
+void agent_init(struct agent *a, agent_run_fn run, void *ctx, const sigset_t *child_mask)
+{
+    memset(a, 0, sizeof(*a));
+    a->run = run;
+    a->run_ctx = ctx;
+    a->child_mask = *child_mask;
+    a->port = find_port();
+    a->connected = a->port >= 0;   /* poll says at once if it is not */
+}
+
+int agent_timeout(const struct agent *a)
+{
+    return a->port < 0 && a->looked < PORT_LOOK_TRIES ? PORT_LOOK_MS : -1;
+}
+
+void agent_tick(struct agent *a)
+{
+    if (a->port >= 0 || a->looked >= PORT_LOOK_TRIES)
+        return;
+    a->looked++;
+    a->port = find_port();
+    a->connected = a->port >= 0;
+}
+
+void agent_sigio(struct agent *a)
+{
+    if (a->port >= 0) {
+        a->connected = true;
+        a->mute = false;
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A port whose host has not been seen connected yet polls as hung up
+ * rather than waiting: the wait is then a short sleep, a second at most. */
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+    uint64_t until = now_ms() + 1000;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return false;
+        uint64_t t = now_ms();
+        if (t >= until)
+            return false;
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        if (poll(&pf, 1, (int)(until - t)) > 0 && !(pf.revents & POLLOUT))
+            usleep(10000);
+    }
+    return true;
+}
+
+static void send_frame(struct agent *a, uint8_t type, uint16_t id, const void *data, uint32_t len)
+{
+    if (a->port < 0 || a->mute)
+        return;
+    uint8_t h[VM_AGENT_HDR];
+    vm_agent_hdr_put(h, type, id, len);
+    if (!write_all(a->port, h, sizeof(h)) || (len && !write_all(a->port, data, len)))
+        a->mute = true;   /* until SIGIO says something changed */
+}
+
+static void send_status(struct agent *a, uint16_t id, int status)
+{
+    uint8_t b[4];
+    vm_agent_u32_put(b, (uint32_t)status);
+    send_frame(a, VM_AGENT_STATUS, id, b, 4);
+}
+
+static void exec_close_fd(struct agent_exec *x, int which)
+{
+    if (x->fd[which] >= 0)
+        close(x->fd[which]);
+    x->fd[which] = -1;
+}
+
+/* Reports a command that has ended and printed all it will. */
+static void exec_maybe_done(struct agent *a, struct agent_exec *x)
+{
+    if (!x->used || !x->reaped || x->fd[0] >= 0 || x->fd[1] >= 0)
+        return;
+    if (!x->lost)
+        send_status(a, x->id, x->status);
+    x->used = false;
+}
+
+/* The host is gone: its commands are killed, their answers dropped. */
+static void host_gone(struct agent *a)
+{
+    a->up = false;
+    a->hdr_got = 0;
+    free(a->req);
+    a->req = NULL;
+    for (int i = 0; i < AGENT_MAX_EXECS; i++) {
+        struct agent_exec *x = &a->ex[i];
+        if (!x->used)
+            continue;
+        x->lost = true;
+        if (!x->reaped)
+            kill(-x->pid, SIGKILL);
+    }
+}
+
+static void refuse(struct agent *a, uint16_t id, const char *why)
+{
+    send_frame(a, VM_AGENT_ERR, id, why, (uint32_t)strlen(why));
+    send_status(a, id, -1);
+}
+
+static void run_command(struct agent *a, uint16_t id, uint8_t *payload, uint32_t len)
+{
+    if (len == 0 || payload[len - 1] != '\0')
+        return refuse(a, id, "duet-vminit: the command is malformed\n");
+    for (int i = 0; i < AGENT_MAX_EXECS; i++)
+        if (a->ex[i].used && !a->ex[i].lost && a->ex[i].id == id)
+            return refuse(a, id, "duet-vminit: a command with this id runs already\n");
+    struct agent_exec *x = NULL;
+    for (int i = 0; i < AGENT_MAX_EXECS && !x; i++)
+        if (!a->ex[i].used)
+            x = &a->ex[i];
+    if (!x)
+        return refuse(a, id, "duet-vminit: 16 commands run in this VM already; try again when one has ended\n");
+    size_t argc = 0;
+    for (uint32_t i = 0; i < len; i++)
+        argc += payload[i] == '\0';
+    char **argv = calloc(argc + 1, sizeof(char *));
+    int out[2] = {-1, -1}, err[2] = {-1, -1};
+    if (!argv || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+        free(argv);
+        for (int i = 0; i < 2; i++) {
+            if (out[i] >= 0)
+                close(out[i]);
+            if (err[i] >= 0)
+                close(err[i]);
+        }
+        return refuse(a, id, "duet-vminit: out of memory or file descriptors for the command\n");
+    }
+    char *p = (char *)payload;
+    for (size_t i = 0; i < argc; i++) {
+        argv[i] = p;
+        p += strlen(p) + 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &a->child_mask, NULL);
+        setsid();
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+            _exit(127);
+        a->run(a->run_ctx, argv);
+        _exit(127);
+    }
+    free(argv);
+    close(out[1]);
+    close(err[1]);
+    if (pid < 0) {
+        close(out[0]);
+        close(err[0]);
+        return refuse(a, id, "duet-vminit: cannot fork the command\n");
+    }
+    *x = (struct agent_exec){.used = true, .id = id, .pid = pid, .fd = {out[0], err[0]}};
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+}
+
+static void kill_command(struct agent *a, uint16_t id)
+{
+    for (int i = 0; i < AGENT_MAX_EXECS; i++) {
+        struct agent_exec *x = &a->ex[i];
+        if (x->used && !x->lost && x->id == id && !x->reaped)
+            kill(-x->pid, SIGKILL);
+    }
+}
+
+static void frame_in(struct agent *a)
+{
+    if (a->req_type == VM_AGENT_RUN)
+        run_command(a, a->req_id, a->req, a->req_len);
+    else if (a->req_type == VM_AGENT_KILL)
+        kill_command(a, a->req_id);
+    free(a->req);
+    a->req = NULL;
+    a->hdr_got = 0;
+}
+
+/* Reads what the host sent; false when it has gone. */
+static bool port_read(struct agent *a)
+{
+    for (;;) {
+        ssize_t n;
+        if (a->hdr_got < VM_AGENT_HDR) {
+            n = read(a->port, a->hdr + a->hdr_got, VM_AGENT_HDR - a->hdr_got);
+        } else {
+            n = read(a->port, a->req + a->req_got, a->req_len - a->req_got);
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return true;
+        if (n <= 0)
+            return false;
+        if (a->hdr_got < VM_AGENT_HDR) {
+            a->hdr_got += (size_t)n;
+            if (a->hdr_got < VM_AGENT_HDR)
+                continue;
+            vm_agent_hdr_get(a->hdr, &a->req_type, &a->req_id, &a->req_len);
+            if (a->req_len > VM_AGENT_REQ_MAX)
+                return false;   /* not duet's host: stop listening to it */
+            a->req = malloc(a->req_len + 1);
+            if (!a->req)
+                return false;
+            a->req_got = 0;
+        } else {
+            a->req_got += (uint32_t)n;
+        }
+        if (a->req_got == a->req_len)
+            frame_in(a);
+    }
+}
+
+static void exec_read(struct agent *a, struct agent_exec *x, int which)
+{
+    static uint8_t buf[VM_AGENT_DATA_MAX];
+    ssize_t n = read(x->fd[which], buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        exec_close_fd(x, which);
+        exec_maybe_done(a, x);
+        return;
+    }
+    if (!x->lost)
+        send_frame(a, which == 0 ? VM_AGENT_OUT : VM_AGENT_ERR, x->id, buf, (uint32_t)n);
+}
+
+int agent_pollfds(struct agent *a, struct pollfd *pfd)
+{
+    int n = 0;
+    if (a->port >= 0 && a->connected) {
+        pfd[n] = (struct pollfd){.fd = a->port, .events = POLLIN};
+        a->map[n++].slot = -1;
+    }
+    for (int i = 0; i < AGENT_MAX_EXECS; i++)
+        for (int w = 0; w < 2; w++)
+            if (a->ex[i].used && a->ex[i].fd[w] >= 0) {
+                pfd[n] = (struct pollfd){.fd = a->ex[i].fd[w], .events = POLLIN};
+                a->map[n].slot = i;
+                a->map[n++].which = w;
+            }
+    return n;
+}
+
+void agent_handle(struct agent *a, const struct pollfd *pfd, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!pfd[i].revents)
+            continue;
+        if (a->map[i].slot < 0) {
+            bool hup = pfd[i].revents & (POLLHUP | POLLERR);
+            if ((pfd[i].revents & POLLIN) && !port_read(a))
+                hup = true;
+            if (!hup) {
+                a->up = true;
+            } else {
+                /* Hung up: the host went if it was there; otherwise it
+                 * is not there yet (data can come before the news that
+                 * it connected).  Either way SIGIO says when to look
+                 * again. */
+                if (a->up)
+                    host_gone(a);
+                a->connected = false;
+            }
+            continue;
+        }
+        struct agent_exec *x = &a->ex[a->map[i].slot];
+        if (x->used && x->fd[a->map[i].which] == pfd[i].fd)
+            exec_read(a, x, a->map[i].which);
+    }
+}
+
+bool agent_reaped(struct agent *a, pid_t pid, int wstatus)
+{
+    for (int i = 0; i < AGENT_MAX_EXECS; i++) {
+        struct agent_exec *x = &a->ex[i];
+        if (!x->used || x->reaped || x->pid != pid)
+            continue;
+        x->reaped = true;
+        x->status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+        /* What it started may hold its output open: the host's timeout
+         * ends those (kill), as it would a container's. */
+        exec_maybe_done(a, x);
+        return true;
+    }
+    return false;
+}
