@@ -124,7 +124,12 @@ static void score_both(struct plan *pl, struct placement *p)
     uint64_t over = h->backend[BACKEND_VM].memory_overhead;
     double ratio = (double)over / (double)w->resources.memory;
     int mem_pts = (int)lround(SCORE_MEMORY_MAX / 2.0 * (ratio > 2.0 ? 2.0 : ratio));
+    /* The largest term against the role: the headline when it wins. */
+    int top = 0;
+    const char *top_what = NULL;
     if (mem_pts > 0) {
+        top = mem_pts;
+        top_what = "a VM's memory overhead";
         p->score[BACKEND_CONTAINER] += mem_pts;
         add_reason(p, arena_printf(a, "a VM adds %s to its %s of memory (+%d container)", fmt_size(pl, over),
                                    fmt_size(pl, w->resources.memory), mem_pts));
@@ -133,6 +138,8 @@ static void score_both(struct plan *pl, struct placement *p)
     /* Start time: only matters against a budget the workload declared. */
     uint64_t budget = w->needs.start_within_ms, vm_start = h->backend[BACKEND_VM].start_ms;
     if (budget && vm_start * 2 > budget) {
+        if (SCORE_START > top)
+            top = SCORE_START, top_what = "a VM's start against needs.startWithin";
         p->score[BACKEND_CONTAINER] += SCORE_START;
         add_reason(p, arena_printf(a, "a VM's start (%s) takes most of needs.startWithin %s (+%d container)",
                                    fmt_ms(pl, vm_start), fmt_ms(pl, budget), SCORE_START));
@@ -143,14 +150,34 @@ static void score_both(struct plan *pl, struct placement *p)
     uint64_t mem;
     placement_cost(w, h, BACKEND_VM, &cpus, &mem);
     if (pl->memory_capacity && (pl->memory_capacity - pl->memory_used - mem) * 10 < pl->memory_capacity) {
+        if (SCORE_DENSITY > top)
+            top = SCORE_DENSITY, top_what = "the host's memory left after a VM";
         p->score[BACKEND_CONTAINER] += SCORE_DENSITY;
         add_reason(p, arena_printf(a, "as a VM it would leave less than 10%% of host memory free (+%d container)",
                                    SCORE_DENSITY));
     }
 
+    if (!h->backend[BACKEND_VM].kvm) {
+        if (SCORE_EMULATION > top)
+            top = SCORE_EMULATION, top_what = "emulation (no KVM on this host)";
+        p->score[BACKEND_CONTAINER] += SCORE_EMULATION;
+        add_reason(p, arena_printf(a,
+                                   "no KVM on this host: as a VM its code would run under emulation, typically 10x "
+                                   "or more slower than as a container (+%d container)",
+                                   SCORE_EMULATION));
+    }
+
     int sv = p->score[BACKEND_VM], sc = p->score[BACKEND_CONTAINER];
     p->backend = sv > sc ? BACKEND_VM : sc > sv ? BACKEND_CONTAINER : pref;
     add_reason(p, arena_printf(a, "score: vm %d, container %d", sv, sc));
+    /* Against the role: said first, where a one-line summary (apply's
+     * WHY) looks, with what outweighed it. */
+    if (p->backend != pref && top_what && p->n_reasons < PLACEMENT_MAX_REASONS) {
+        memmove(&p->reasons[1], &p->reasons[0], p->n_reasons * sizeof(p->reasons[0]));
+        p->n_reasons++;
+        p->reasons[0] = arena_printf(a, "%s outweighs role %s's preference for %s (score: vm %d, container %d)",
+                                     top_what, wl_role_name(w->role), backend_kind_name(pref), sv, sc);
+    }
 }
 
 static void place_one(struct plan *pl, struct placement *p, const struct strmap *index)
@@ -199,6 +226,14 @@ static void place_one(struct plan *pl, struct placement *p, const struct strmap 
     } else {
         score_both(pl, p);
     }
+    /* Where nothing weighed it (pinned, or the only backend left), a VM
+     * under emulation is still said for what it costs here. */
+    const struct driver_caps *vm = &pl->host->backend[BACKEND_VM];
+    if (p->backend == BACKEND_VM && !vm->kvm && (w->placement != WL_PLACEMENT_AUTO || p->ruled_out[BACKEND_CONTAINER]))
+        add_reason(p, arena_printf(a,
+                                   "runs under emulation here (no KVM): expect its code 10x or more slower than in "
+                                   "a container, and a start of %s (%s)",
+                                   fmt_ms(pl, vm->start_ms), vm->measured ? "measured" : "estimated"));
     p->placed = true;
     placement_cost(w, pl->host, p->backend, &p->cpus, &p->memory);
     pl->cpu_used += p->cpus;

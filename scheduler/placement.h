@@ -30,6 +30,13 @@
 #define SCORE_MEMORY_MAX 8     /* VM overhead large against the workload's memory */
 #define SCORE_START 3          /* a VM's start takes most of needs.startWithin */
 #define SCORE_DENSITY 2        /* as a VM it would leave the host nearly full */
+/* No KVM: a VM's code runs under emulation, an order of magnitude slower
+ * than the same code in a container (a postgres measured 50-72 TPC-B tps
+ * against 595-1412, healthy after 15.8 s against 1.65 s).  More than the
+ * role: an infrastructure workload goes to a VM here only when it asks for
+ * a VM's isolation (isolation: strong, needs.ownKernel, needs.devices) or
+ * pins placement: vm, and the plan then says what that costs. */
+#define SCORE_EMULATION 12
 
 struct placement {
     const struct workload_spec *w;

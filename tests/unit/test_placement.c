@@ -126,11 +126,27 @@ static const struct pcase pcases[] = {
     {KERNEL_NO_VIRTIOFS, WL("  placement: vm\n  image: {disk: /d.qcow2}\n" VOL), BACKEND_VM, "placement vm set"},
     {NO_VIRTIOFSD, WL("  role: infrastructure\n" ROOTFS), BACKEND_VM, "role infrastructure prefers vm"},
     /* Scoring: small memory and a tight start budget do not outweigh the role... */
-    {TCG, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 5s}\n" ROOTFS), BACKEND_VM,
-     "score: vm 10, container 9"},
-    /* ...but when as a VM it would also leave the host nearly full, the container wins. */
+    {FULL, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 2s}\n" ROOTFS), BACKEND_VM,
+     "score: vm 10, container 6"},
+    /* ...emulation does: without KVM an infrastructure workload is a
+     * container unless it asks for a VM's isolation, */
+    {TCG, WL("  role: infrastructure\n" ROOTFS), BACKEND_CONTAINER,
+     "no KVM on this host: as a VM its code would run under emulation, typically 10x or more slower than as a "
+     "container (+12 container)"},
+    {TCG, WL("  role: infrastructure\n" ROOTFS), BACKEND_CONTAINER, "score: vm 10, container 13"},
+    {TCG, WL("  role: infrastructure\n" ROOTFS), BACKEND_CONTAINER,
+     "emulation (no KVM on this host) outweighs role infrastructure's preference for vm (score: vm 10, "
+     "container 13)"},
+    {TCG, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 5s}\n" ROOTFS),
+     BACKEND_CONTAINER, "score: vm 10, container 21"},
     {TINY_TCG, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 5s}\n" ROOTFS),
-     BACKEND_CONTAINER, "score: vm 10, container 11"},
+     BACKEND_CONTAINER, "score: vm 10, container 23"},
+    /* ...and when it does, or is pinned, the plan says what emulation costs. */
+    {TCG, WL("  role: infrastructure\n  isolation: strong\n" ROOTFS), BACKEND_VM,
+     "runs under emulation here (no KVM): expect its code 10x or more slower than in a container, and a start of "
+     "3s (estimated)"},
+    {TCG, WL("  placement: vm\n" ROOTFS), BACKEND_VM, "runs under emulation here (no KVM)"},
+    {TCG, WL("  image: {disk: /d.qcow2}\n"), BACKEND_VM, "runs under emulation here (no KVM)"},
 };
 
 static const char *find_phrase(const struct placement *p, const char *phrase)
@@ -318,4 +334,29 @@ Test(placement, long_chains_are_ordered_without_recursion)
     plan_free(p);
     manifest_set_free(set);
     free(yaml);
+}
+
+/* What overturned the role is the first reason: the one line apply's WHY
+ * shows. */
+Test(placement, a_decision_against_the_role_says_why_first)
+{
+    struct manifest_set *set = load_yaml(WL("  role: infrastructure\n" ROOTFS));
+    cr_assert(manifest_set_ok(set));
+    struct host_info h;
+    host_make(&h, TCG);
+    struct plan *p = plan_new(set, &h);
+    const struct placement *pl = &p->items[0];
+    cr_assert_eq(pl->backend, BACKEND_CONTAINER);
+    cr_assert_gt(pl->n_reasons, 1);
+    cr_expect(strstr(pl->reasons[0], "emulation (no KVM on this host) outweighs role infrastructure's preference"),
+              "%s", pl->reasons[0]);
+    plan_free(p);
+    manifest_set_free(set);
+    /* with KVM nothing is overturned: the role leads */
+    set = load_yaml(WL("  role: infrastructure\n" ROOTFS));
+    host_make(&h, FULL);
+    p = plan_new(set, &h);
+    cr_expect(strstr(p->items[0].reasons[0], "role infrastructure prefers vm (+10 vm)"), "%s", p->items[0].reasons[0]);
+    plan_free(p);
+    manifest_set_free(set);
 }
