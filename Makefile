@@ -36,21 +36,21 @@ LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3
 # every library it loads, and it never unpacks an image itself.
 IMG_LIBS   = $(shell pkg-config --libs libarchive libcrypto libcurl 2>/dev/null)
 # The tests also drive libvirt's in-process test driver directly.
-TEST_LIBS  = $(shell pkg-config --libs criterion libvirt 2>/dev/null)
+TEST_LIBS  = $(shell pkg-config --libs criterion libvirt libvirt-qemu 2>/dev/null)
 
 ifeq ($(SAN),1)
 SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRC = common/err.c common/fsutil.c common/loopdev.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
+LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
           scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
           backends/driver.c backends/kept.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
           backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
-          backends/vm/agent.c backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
+          backends/vm/agent.c backends/vm/qga.c backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c cli/plan_images.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
@@ -124,7 +124,7 @@ $(DUET): $(call obj,$(CLI_SRC)) $(LIB)
 
 # duetd drives libvirt itself (the VM driver), so it links it.
 $(DUETD): $(call obj,$(DUETD_SRC)) $(LIBD) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(shell pkg-config --libs libvirt libvirt-qemu 2>/dev/null)
 
 # pid 1 of every container, and the spawner that clones their setup
 # processes (spawner.h): static, small, never sanitized (it runs inside
@@ -231,7 +231,7 @@ $(BENCH_CT_BIN): $(call obj,$(BENCH_CT_SRC)) $(LIB)
 
 $(BENCH_VM_BIN): $(call obj,$(BENCH_VM_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(shell pkg-config --libs libvirt 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS) $(shell pkg-config --libs libvirt libvirt-qemu 2>/dev/null)
 
 $(BENCH_D_BIN): $(call obj,$(BENCH_D_SRC)) $(LIB)
 	@mkdir -p $(dir $@)

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +47,11 @@ struct health_probe {
     int pending;                   /* callbacks still to come before it is freed */
     bool reported;
     int devnull;
+    /* exec: its stderr, a memfd sealed at 1 MiB (pages come only when
+     * written; a check that prints more gets EPERM past it): when the
+     * command could not be run at all, the reason the driver wrote there
+     * is the check's */
+    int errbuf;
 };
 
 static void schedule(struct wl *w);
@@ -56,6 +62,8 @@ static void probe_put(struct health_probe *p)
         return;
     if (p->devnull >= 0)
         close(p->devnull);
+    if (p->errbuf >= 0)
+        close(p->errbuf);
     struct wl *w = p->w;
     free(p);
     wl_unref(w);
@@ -110,11 +118,24 @@ static void on_timeout(uv_timer_t *t)
         uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
 }
 
+/* The first line of what the check's stderr holds, or "". */
+static void first_line(int fd, char *out, size_t len)
+{
+    out[0] = '\0';
+    ssize_t n = fd >= 0 ? pread(fd, out, len - 1, 0) : -1;
+    if (n <= 0)
+        return;
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
 static void on_exec_done(void *opaque, int status)
 {
     struct health_probe *p = opaque;
-    char why[64];
-    if (status < 0)
+    char why[400], said[320];
+    if (status < 0 && (first_line(p->errbuf, said, sizeof(said)), said[0]))
+        snprintf(why, sizeof(why), "the check could not be run: %s", said);
+    else if (status < 0)
         snprintf(why, sizeof(why), "the check could not be run in the workload");
     else if (status > 128)
         snprintf(why, sizeof(why), "killed by signal %d", status - 128);
@@ -162,7 +183,7 @@ static void run_check(uv_timer_t *t)
     if (!p)
         abort();
     p->w = w;
-    p->devnull = -1;
+    p->devnull = p->errbuf = -1;
     wl_ref(w);
     w->probe = p;
     uv_timer_init(d->loop, &p->timeout);
@@ -172,8 +193,15 @@ static void run_check(uv_timer_t *t)
     struct duet_err err = {0};
     if (w->spec->health.kind == WL_HEALTH_EXEC) {
         p->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        p->errbuf = memfd_create("duet-check-err", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (p->errbuf >= 0 && (ftruncate(p->errbuf, 1 << 20) < 0 ||
+                               fcntl(p->errbuf, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)) {
+            close(p->errbuf);
+            p->errbuf = -1;
+        }
         p->pending++;
-        if (drv->exec(drv, w->inst, w->spec->health.exec, p->devnull, p->devnull, w->spec->health.timeout_ms,
+        if (drv->exec(drv, w->inst, w->spec->health.exec, p->devnull, p->errbuf >= 0 ? p->errbuf : p->devnull,
+                      w->spec->health.timeout_ms,
                       on_exec_done, p, &err) < 0) {
             p->pending--;
             report(p, false, err.msg);

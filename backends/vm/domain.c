@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent_proto.h"
+#include "qga.h"
 #include "common/utf8.h"
 
 bool vm_xml_escape(const char *str, char *out, size_t len, size_t *written)
@@ -174,6 +175,12 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
          * when it has a command to run, and again after its own restart. */
         put_value(&x, "agent socket", "    <channel type='unix'>\n      <source mode='bind' path='", s->agent_socket,
                   "'/>\n      <target type='virtio' name='" VM_AGENT_PORT "'/>\n    </channel>\n");
+    }
+    if (s->guest_agent) {
+        /* Our path, not one libvirt picks: under its root that can be
+         * longer than a socket address holds.  libvirt connects to it. */
+        put_value(&x, "guest agent socket", "    <channel type='unix'>\n      <source mode='bind' path='",
+                  s->guest_agent, "'/>\n      <target type='virtio' name='" VM_QGA_PORT "'/>\n    </channel>\n");
     }
     if (s->net_bridge) {
         put(&x, "    <interface type='bridge'>\n");

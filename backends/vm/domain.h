@@ -41,6 +41,8 @@ struct vm_domain_spec {
                                     reports the workload's exit status there), or NULL */
     const char *agent_socket;    /* a virtio-serial port (agent_proto.h) whose host end is a unix
                                     socket QEMU listens on here, or NULL */
+    const char *guest_agent;     /* the QEMU guest agent's port (qga.h), whose host end is a unix socket
+                                    here that libvirt connects to, or NULL */
     const char *workload;        /* metadata: the workload's name */
     const char *owner;           /* metadata: which duet instance owns it */
     const char *net_bridge;      /* a virtio NIC on this bridge, or NULL for none */

@@ -54,6 +54,7 @@
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "agent.h"
+#include "qga.h"
 #include "cloudinit.h"
 #include "domain.h"
 #include "event_uv.h"
@@ -118,6 +119,7 @@ struct driver_instance {
     int qemu_wstatus;
     int stop_detail;
     struct vm_agent *agent;             /* rootfs VMs: made at the first exec */
+    struct vm_qga_exec *qga;            /* disk VMs: commands through the QEMU guest agent */
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER, OP_PAUSE, OP_STATS };
@@ -664,6 +666,12 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
             if (!kept && kept_disk_make(inst, w->image.disk, fmt, disk_bytes, what, overlay, sizeof(overlay), err) < 0)
                 return -1;
             ds.disk = overlay;
+            /* Its own init may run qemu-guest-agent: exec goes through it. */
+            char why[DUET_ERR_MSG_MAX];
+            if (vm_exec_supported(inst->core.drv, w, why, sizeof(why))) {
+                inst_path(inst, VM_QGA_SOCKET, agent, sizeof(agent));
+                ds.guest_agent = agent;
+            }
             /* A disk image boots its own init: the fleet address and the
              * name reach it through cloud-init's NoCloud seed. */
             inst_path(inst, "seed.iso", seed, sizeof(seed));
@@ -1347,6 +1355,7 @@ static void unlink_instance(struct driver_instance *inst)
 static void instance_free(struct driver_instance *inst)
 {
     vm_agent_free(inst->agent, "the VM was stopped before the command ended");
+    vm_qga_cancel_all(&inst->qga, "the VM was stopped before the command ended");
     unlink_instance(inst);
     free(inst);
 }
@@ -1941,15 +1950,19 @@ static int vm_kept_portable(struct driver *drv, const char *name, const char *di
  * whose path must fit a socket address. */
 static bool vm_exec_supported(struct driver *drv, const struct workload_spec *spec, char *why, size_t len)
 {
-    if (!spec->image.rootfs) {
+    /* A disk image: if it runs a QEMU guest agent, which the exec says
+     * when it does not. */
+    if (!spec->image.rootfs && !spec->image.disk) {
         snprintf(why, len,
-                 "VM %s boots its own %s, whose guest runs no agent of duet's: exec (and an exec health check) "
-                 "needs a rootfs image; use a tcp health check, or duet logs for its console",
-                 spec->name, spec->image.disk ? "disk image" : "kernel and initrd");
+                 "VM %s boots its own kernel and initrd, whose guest runs no agent: exec (and an exec health check) "
+                 "needs a rootfs image, or a disk image running qemu-guest-agent; use a tcp health check, or duet "
+                 "logs for its console",
+                 spec->name);
         return false;
     }
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/vm/instances/%s/" VM_AGENT_SOCKET, priv(drv)->state_dir, spec->name);
+    snprintf(path, sizeof(path), "%s/vm/instances/%s/%s", priv(drv)->state_dir, spec->name,
+             spec->image.rootfs ? VM_AGENT_SOCKET : VM_QGA_SOCKET);
     if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         snprintf(why, len,
                  "VM %s: its agent's socket %s would be longer than the %zu bytes a socket address holds; give "
@@ -1972,6 +1985,23 @@ static int vm_exec(struct driver *drv, struct driver_instance *inst, const char 
      * here, the rest is up to the socket. */
     if (inst->core.status.state == DRIVER_STATE_EXITED || inst->core.status.state == DRIVER_STATE_GONE)
         return duet_err_set(err, EAGAIN, "VM %s is not running", inst->core.spec->name);
+    if (inst->core.spec->image.disk) {
+        struct vm_priv *p = priv(drv);
+        pthread_mutex_lock(&p->lock);
+        virConnectPtr c = p->conn;
+        if (c)
+            virConnectRef(c);
+        pthread_mutex_unlock(&p->lock);
+        if (!c || !inst->uuid[0]) {
+            if (c)
+                virConnectClose(c);
+            return duet_err_set(err, ENOTCONN, "VM %s: not connected to libvirt yet; try again", inst->core.spec->name);
+        }
+        int rc = vm_qga_exec(p->loop, c, inst->uuid, inst->core.spec->name, argv, out_fd, err_fd, timeout_ms, exited,
+                             opaque, &inst->qga, err);
+        virConnectClose(c);
+        return rc;
+    }
     if (!inst->agent) {
         char path[PATH_MAX];
         inst_path(inst, VM_AGENT_SOCKET, path, sizeof(path));

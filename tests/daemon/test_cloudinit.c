@@ -12,8 +12,9 @@
  * bootcmd, which runs at every boot, has counted two boots, and the
  * service cloud-init enabled once is up again.  A host directory is its
  * volume, which the guest mounts by the virtiofs tag duet gives it; what
- * it writes there at each boot is on the host.  Two boots for the whole
- * file: under emulation each takes about a minute.
+ * it writes there at each boot is on the host.  The image runs
+ * qemu-guest-agent: duet exec reaches it through that.  Two boots for the
+ * whole file: under emulation each takes about a minute.
  */
 #include "dtest.h"
 
@@ -75,6 +76,20 @@ Test(cloudinit, a_debian_cloud_image_is_set_up_by_its_cloud_init, .timeout = 600
     free(vol);
     cr_assert_eq(dd_duet(&d, &out, "describe cloudy"), 0);
     cr_expect(strstr(out, "/srv/shared, virtiofs tag duet0"), "describe names the tag: %s", out);
+    free(out);
+    /* exec through the image's QEMU guest agent (it may come up a moment
+     * after the service the health check waits for) */
+    cr_expect(duet_until(&d, "exec cloudy -- cat /srv/www/hello.txt", "hello from cloud-init", 60000),
+              "no exec through the guest agent");
+    cr_expect_eq(dd_duet(&d, &out, "exec cloudy -- /bin/sh -c 'echo out; echo err >&2; exit 5'"), 5, "%s", out);
+    cr_expect(strstr(out, "out\n") && strstr(out, "err\n"), "%s", out);
+    free(out);
+    uint64_t t0 = dd_now_ms();
+    cr_expect_eq(dd_duet(&d, &out, "exec --timeout 2s cloudy -- sleep 100"), 137, "%s", out);
+    cr_expect_lt(dd_now_ms() - t0, 30000);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "exec cloudy -- /bin/sh -c 'pgrep -x sleep || echo gone'"), 0, "%s", out);
+    cr_expect(strstr(out, "gone"), "the timed-out command still runs: %s", out);
     free(out);
 
     /* Replaced: the new instance boots the disk the first one wrote. */

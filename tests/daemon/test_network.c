@@ -508,11 +508,15 @@ Test(network, a_disk_vm_gets_its_address_by_dhcp, .timeout = 300)
                                 "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: diskvm}\nspec:\n"
                                 "  role: infrastructure\n  image: {disk: %s/net-bootable.img}\n"
                                 "  resources: {cpus: 1, memory: 192Mi}\n"
+                                "  healthcheck: {exec: [/bin/true], interval: 1s, timeout: 5s, retries: 1}\n"
                                 "---\n" WEB_DOC,
                                 img, rootfs);
     char *out;
-    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
+    /* Not --wait: its exec check cannot pass (below). */
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
     free(out);
+    dd_wait_field(&d, "diskvm", "state", "running", 120000);
+    dd_wait_field(&d, "web", "state", "running", 30000);
     char *addr = dd_field(&d, "diskvm", "address");
     char want[80];
     snprintf(want, sizeof(want), "eth0 %s/", addr);
@@ -521,6 +525,16 @@ Test(network, a_disk_vm_gets_its_address_by_dhcp, .timeout = 300)
               "the disk VM never reached web by name");
     cr_expect(duet_until(&d, "exec web -- sh -c 'echo ping-disk | nc -w 3 diskvm 5432'", "ping-disk", 30000),
               "web never reached the disk VM by name");
+    /* Its image runs no QEMU guest agent: exec says so and what to do, and
+     * so does its exec health check. */
+    cr_expect_eq(dd_duet(&d, &out, "exec diskvm -- /bin/true"), 126, "%s", out);
+    cr_expect(strstr(out, "its guest answers no QEMU guest agent") && strstr(out, "qemu-guest-agent"), "%s", out);
+    free(out);
+    dd_wait_field(&d, "diskvm", "health", "unhealthy", 30000);
+    char *msg = dd_field(&d, "diskvm", "health_message");
+    cr_expect(strstr(msg, "the check could not be run: duet: VM diskvm: its guest answers no QEMU guest agent"), "%s",
+              msg);
+    free(msg);
     json_t *info = dd_get(&d, "/v1/info");
     cr_expect_gt(json_integer_value(json_object_get(json_object_get(info, "network"), "dhcp_answered")), 1,
                  "no DHCP offer and ack");

@@ -8,7 +8,7 @@
 #
 # Built from Debian's packages with mmdebstrap and assembled without
 # mounting anything (mkfs.ext4 -d, mtools, syslinux --offset), so it needs
-# no loop device.
+# no loop device.  qemu-guest-agent answers duet exec (backends/vm/qga.h).
 # Usage: cloud-guest.sh OUT
 set -eu
 out=$1
@@ -21,7 +21,7 @@ root="$work/root"
 # NoCloud only: the guest has no cloud metadata service to probe, and under
 # emulation every datasource probed costs seconds at boot.
 mmdebstrap --quiet --variant=minbase --mode=root \
-    --include=systemd-sysv,udev,linux-image-cloud-amd64,initramfs-tools,cloud-init,ifupdown,iproute2,netbase,python3 \
+    --include=systemd-sysv,udev,linux-image-cloud-amd64,initramfs-tools,cloud-init,ifupdown,iproute2,netbase,python3,qemu-guest-agent \
     --customize-hook='printf "datasource_list: [ NoCloud, None ]\nlocale: C.UTF-8\n" > "$1/etc/cloud/cloud.cfg.d/90-duet-nocloud.cfg"' \
     --customize-hook='printf "LABEL=cloudroot / ext4 rw,errors=remount-ro 0 1\n" > "$1/etc/fstab"' \
     --customize-hook='rm -f "$1/etc/hostname" "$1/etc/machine-id"; : > "$1/etc/machine-id"' \

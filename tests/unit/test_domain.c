@@ -182,3 +182,31 @@ Test(domain, volumes_are_virtiofs_filesystems_on_shared_memory)
     cr_expect_eq(vm_domain_xml(&s, &xml, &err), -1, "a control character cannot be carried");
     cr_expect(strstr(err.msg, "volume source"), "%s", err.msg);
 }
+
+/* The agents' ports: duet's on a rootfs VM, the QEMU guest agent's on a
+ * disk VM, each a unix socket at a path of duet's, which stays a value. */
+Test(domain, agent_ports_are_virtio_channels_on_sockets_of_duets)
+{
+    struct vm_domain_spec s = base();
+    s.agent_socket = "/s/agent.sock";
+    char *xml;
+    struct duet_err err = {0};
+    cr_assert_eq(vm_domain_xml(&s, &xml, &err), 0, "%s", err.msg);
+    char *desc = define_and_describe(xml);
+    cr_expect(strstr(desc, "<source mode='bind' path='/s/agent.sock'/>"), "%s", desc);
+    cr_expect(strstr(desc, "<target type='virtio' name='duet.agent'/>"), "%s", desc);
+    cr_expect_eq(count(desc, "<channel"), 1, "%s", desc);
+    free(desc);
+    free(xml);
+    s = base();
+    s.kernel = s.initrd = s.cmdline = NULL;
+    s.disk = "/d/disk.qcow2";
+    s.guest_agent = "/s/qga'.sock'/><channel type='pty'>";
+    cr_assert_eq(vm_domain_xml(&s, &xml, &err), 0, "%s", err.msg);
+    desc = define_and_describe(xml);
+    cr_expect(strstr(desc, "<target type='virtio' name='org.qemu.guest_agent.0'/>"), "%s", desc);
+    cr_expect_eq(count(desc, "<channel"), 1, "an injected channel became a device:\n%s", desc);
+    cr_expect(strstr(desc, "qga&apos;.sock&apos;/&gt;&lt;channel"), "%s", desc);
+    free(desc);
+    free(xml);
+}

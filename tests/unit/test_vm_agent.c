@@ -432,3 +432,56 @@ Test(vm_agent, arguments_past_what_a_command_may_have_are_refused)
     free(big);
     t_teardown(&t);
 }
+
+/* ---- the QEMU guest agent's answers, as a guest could forge them ------------------------------------ */
+
+#include "backends/vm/qga.h"
+
+Test(vm_qga, answers_of_the_wrong_shape_are_refused)
+{
+    const char *why = NULL;
+    cr_expect_eq(vm_qga_parse_pid("{\"return\":{\"pid\":1234}}", &why), 1234);
+    static const char *const bad_pid[] = {NULL, "", "{", "[]", "{\"return\":{}}", "{\"return\":{\"pid\":\"12\"}}",
+                                          "{\"return\":{\"pid\":0}}", "{\"return\":{\"pid\":-5}}",
+                                          "{\"error\":{\"class\":\"GenericError\"}}"};
+    for (size_t i = 0; i < sizeof(bad_pid) / sizeof(bad_pid[0]); i++)
+        cr_expect_eq(vm_qga_parse_pid(bad_pid[i], &why), -1, "case %zu", i);
+
+    bool exited;
+    int status;
+    char *out, *errs;
+    size_t ol, el;
+    cr_assert_eq(vm_qga_parse_status("{\"return\":{\"exited\":false}}", &exited, &status, &out, &ol, &errs, &el, &why),
+                 0);
+    cr_expect_not(exited);
+    cr_assert_eq(vm_qga_parse_status("{\"return\":{\"exited\":true,\"exitcode\":3,\"out-data\":\"aGkK\","
+                                      "\"err-data\":\"b29wcwo=\"}}",
+                                      &exited, &status, &out, &ol, &errs, &el, &why),
+                 0);
+    cr_expect(exited);
+    cr_expect_eq(status, 3);
+    cr_expect_eq(ol, 3);
+    cr_expect_str_eq(out, "hi\n");
+    cr_expect_str_eq(errs, "oops\n");
+    free(out);
+    free(errs);
+    cr_assert_eq(vm_qga_parse_status("{\"return\":{\"exited\":true,\"signal\":9}}", &exited, &status, &out, &ol, &errs,
+                                     &el, &why),
+                 0);
+    cr_expect_eq(status, 137);
+    static const char *const bad[] = {
+        NULL,
+        "{\"return\":{}}",
+        "{\"return\":{\"exited\":\"yes\"}}",
+        "{\"return\":{\"exited\":true}}",
+        "{\"return\":{\"exited\":true,\"exitcode\":256}}",
+        "{\"return\":{\"exited\":true,\"exitcode\":-1}}",
+        "{\"return\":{\"exited\":true,\"exitcode\":0,\"out-data\":\"not base64!\"}}",
+        "{\"return\":{\"exited\":true,\"exitcode\":0,\"err-data\":12}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_expect_eq(vm_qga_parse_status(bad[i], &exited, &status, &out, &ol, &errs, &el, &why), -1, "case %zu", i);
+        cr_expect_null(out);
+        cr_expect_null(errs);
+    }
+}
