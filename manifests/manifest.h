@@ -160,6 +160,9 @@ struct workload_spec {
         uint16_t tcp;
         uint64_t interval_ms, timeout_ms;
         unsigned retries;
+        /* onUnhealthy: restart: an unhealthy instance is stopped as a
+         * failed run, and the restart policy decides what follows. */
+        bool restart_unhealthy;
     } health;
 
     struct wl_port *ports;

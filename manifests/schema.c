@@ -930,7 +930,7 @@ static void conv_needs(struct conv *c, struct workload_spec *w, const struct yno
 
 static void conv_health(struct conv *c, struct workload_spec *w, const struct ynode *n)
 {
-    static const char *const keys[] = {"exec", "tcp", "interval", "timeout", "retries", NULL};
+    static const char *const keys[] = {"exec", "tcp", "interval", "timeout", "retries", "onUnhealthy", NULL};
     if (!want_map(c, n, "spec.healthcheck"))
         return;
     check_keys(c, n, "spec.healthcheck", keys);
@@ -958,6 +958,10 @@ static void conv_health(struct conv *c, struct workload_spec *w, const struct yn
         if (get_uint(c, v, "spec.healthcheck.retries", 1, 1000, &r))
             w->health.retries = (unsigned)r;
     }
+    static const char *const on_unhealthy_names[] = {"none", "restart", NULL};
+    int e;
+    if ((v = mget(n, "onUnhealthy", NULL)) && get_enum(c, v, "spec.healthcheck.onUnhealthy", on_unhealthy_names, &e))
+        w->health.restart_unhealthy = e == 1;
 }
 
 static void conv_ports(struct conv *c, struct workload_spec *w, const struct ynode *n)

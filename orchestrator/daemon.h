@@ -301,6 +301,10 @@ void daemon_net_sync(struct daemon *d);
 /* ---- reconcile.c ---- */
 /* Takes w's next step, if any. */
 void wl_reconcile(struct wl *w);
+/* healthcheck.onUnhealthy restart: stops w's instance as a failed run,
+ * whose end the restart policy then decides; false when nothing was
+ * stopped (busy, not running). */
+bool wl_stop_unhealthy(struct wl *w);
 /* Every workload without an instance or an operation in flight (after a
  * dependency became ready, after a workload ended). */
 void reconcile_all(struct daemon *d);

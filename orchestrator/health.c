@@ -5,8 +5,9 @@
  * success it runs every second at most, so dependents wait no longer than
  * needed.  `retries` failures in a row make the workload unhealthy; a
  * success makes it healthy again.  Unhealthy is shown to the user and
- * holds back dependents that have not started; it does not restart the
- * workload (as Docker, unlike a Kubernetes liveness probe).
+ * holds back dependents that have not started; it restarts the workload
+ * only when its spec says healthcheck.onUnhealthy: restart, and only an
+ * instance that had passed (a liveness check, never a start-up one).
  *
  * exec runs the command inside the container (the driver's exec: same
  * namespaces, cgroup, user and filter as the workload); at the check's
@@ -103,6 +104,12 @@ static void report(struct health_probe *p, bool ok, const char *why)
         wl_save(w);
         if (w->health == HEALTH_HEALTHY)
             reconcile_all(w->d);
+        /* Only an instance that has passed once: one still starting (a
+         * guest booting, a server loading) is shown unhealthy, never
+         * killed for being slow. */
+        if (before == HEALTH_HEALTHY && w->health == HEALTH_UNHEALTHY && w->spec->health.restart_unhealthy &&
+            wl_stop_unhealthy(w))
+            return;   /* no more checks of this instance */
     }
     if (w->inst_running && !w->d->shutting_down)
         schedule(w);

@@ -204,6 +204,12 @@ static void on_exit_cb(void *opaque, const struct driver_status *st)
     if (!w->stop_requested) {
         free(w->message);
         w->message = st->oom || st->reason[0] ? strdup(why) : NULL;
+        if (w->stopped_unhealthy) {
+            /* a failure whatever its status: on-failure restarts it */
+            free(w->message);
+            w->message = strdup("stopped for failing its health check (healthcheck.onUnhealthy: restart)");
+            w->stopped_unhealthy = false;
+        }
         after_end(w, false);
         wl_notify_end(w, false);
     }
@@ -565,6 +571,51 @@ static void do_stop(struct wl *w)
         w->inst_running = false;   /* destroy next: it kills what is left */
         wl_reconcile(w);
     }
+}
+
+static void on_stopped_unhealthy(void *opaque, const struct duet_err *err)
+{
+    struct wl *w = opaque;
+    w->busy = false;
+    if (err && !w->d->shutting_down) {
+        /* It could not be stopped gracefully: destroy forces it, and the
+         * run counts as failed all the same. */
+        op_failed(w, "stop", err);
+        w->stop_requested = true;
+        w->inst_running = false;
+        w->exited_at = (int64_t)now_ms();
+        w->stopped_unhealthy = false;
+        after_end(w, false);
+        wl_save(w);
+    }
+    if (!w->d->shutting_down)
+        wl_reconcile(w);   /* an exit that came meanwhile waited for this */
+    wl_unref(w);
+}
+
+bool wl_stop_unhealthy(struct wl *w)
+{
+    if (w->busy || !w->inst || !w->inst_running || w->stop_requested || w->d->shutting_down)
+        return false;
+    struct driver *drv = drv_of(w, w->inst_backend);
+    daemon_event(w->d, w->name, "stopping",
+                 "unhealthy (%s): healthcheck.onUnhealthy stops it, and its restart policy %s decides what follows",
+                 w->health_msg ? w->health_msg : "its check failed", wl_restart_name(w->spec->restart));
+    health_stop(w);
+    w->stopped_unhealthy = true;
+    struct duet_err err = {0};
+    w->busy = true;
+    wl_ref(w);
+    /* Not stop_requested: its exit is the run's end, as if it had failed
+     * by itself (on_exit_cb, after_end). */
+    if (drv->stop(drv, w->inst, w->d->stop_grace_ms, on_stopped_unhealthy, w, &err) < 0) {
+        w->busy = false;
+        w->stopped_unhealthy = false;
+        wl_unref(w);
+        op_failed(w, "stop", &err);
+        return false;
+    }
+    return true;
 }
 
 static void do_destroy(struct wl *w)

@@ -96,6 +96,7 @@ struct wl {
     int64_t inst_gen;
     char handle[DRIVER_HANDLE_MAX];
     bool inst_started, inst_running, stop_requested;
+    bool stopped_unhealthy;        /* its instance is being stopped for failing its checks */
     bool busy;                     /* a driver operation is in flight */
     enum wl_phase phase;
     int64_t restarts;

@@ -182,6 +182,72 @@ Test(daemon, restart_policies, .timeout = 90)
     dd_finish(&d);
 }
 
+/* healthcheck.onUnhealthy: restart stops an unhealthy instance as a failed
+ * run: on-failure restarts it (its graceful exit 0 notwithstanding), and
+ * the new instance, healthy again, serves on; never leaves it ended; the
+ * default (none) only shows it unhealthy.  An instance that never passed
+ * (still starting, however slowly) is not killed for it. */
+Test(daemon, an_unhealthy_workload_is_restarted_by_its_policy_when_asked, .timeout = 90)
+{
+    struct dd d;
+    dd_init(&d);
+    static const char *const doc =
+        "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: %s}\nspec:\n  placement: container\n"
+        "  image: {rootfs: %s}\n  restart: %s\n  resources: {memory: 16Mi}\n"
+        "  command: [/bin/sh, -c, 'trap \"exit 0\" TERM; touch /tmp/ok; while :; do sleep 0.2; done']\n"
+        "  healthcheck: {exec: [/bin/sh, -c, 'test -e /tmp/ok'], interval: 300ms, timeout: 2s, retries: 2%s}\n";
+    char a[1024], b[1024], c[1024], e[1024];
+    snprintf(a, sizeof(a), doc, "heal", ROOTFS, "on-failure", ", onUnhealthy: restart");
+    snprintf(b, sizeof(b), doc, "stay", ROOTFS, "never", ", onUnhealthy: restart");
+    snprintf(c, sizeof(c), doc, "show", ROOTFS, "always", "");
+    snprintf(e, sizeof(e),
+             "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: slow}\nspec:\n  placement: container\n"
+             "  image: {rootfs: %s}\n  resources: {memory: 16Mi}\n  command: [/bin/sleep, '3600']\n"
+             "  healthcheck: {exec: [/bin/false], interval: 300ms, retries: 1, onUnhealthy: restart}\n",
+             ROOTFS);
+    const char *m = dd_manifest(&d, "h.yaml", "%s---\n%s---\n%s", a, b, c);
+    char *out;
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait", m), 0, "%s", out);
+    free(out);
+    const char *ms = dd_manifest(&d, "s.yaml", "%s", e);
+    cr_assert_eq(dd_duet(&d, &out, "apply -f %s", ms), 0, "%s", out);
+    free(out);
+    static const char *const names[] = {"heal", "stay", "show"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(dd_duet(&d, &out, "exec %s -- rm /tmp/ok", names[i]), 0, "%s", out);
+        free(out);
+    }
+    uint64_t deadline = dd_now_ms() + 30000;
+    while (dd_int(&d, "heal", "restarts") < 1)
+        cr_assert(dd_now_ms() < deadline && usleep(50000) == 0, "heal was not restarted");
+    dd_wait_field(&d, "heal", "health", "healthy", 20000);
+    dd_wait_field(&d, "stay", "state", "failed", 20000);
+    dd_wait_field(&d, "show", "health", "unhealthy", 20000);
+    usleep(1500000);
+    cr_expect_eq(dd_int(&d, "show", "restarts"), 0, "without onUnhealthy nothing restarts");
+    cr_expect(dd_field_is(&d, "show", "state", "unhealthy"), "still running, shown unhealthy");
+    cr_expect_eq(dd_int(&d, "stay", "restarts"), 0, "restart: never left it ended");
+    cr_expect(dd_field_is(&d, "slow", "state", "unhealthy"));
+    cr_expect_eq(dd_int(&d, "slow", "restarts"), 0, "an instance that never passed was restarted");
+    char *ev = dd_events(&d, "heal");
+    cr_expect(strstr(ev, "healthcheck.onUnhealthy stops it, and its restart policy on-failure decides"), "%s", ev);
+    free(ev);
+    cr_assert_eq(dd_duet(&d, &out, "describe stay"), 0);
+    cr_expect(strstr(out, "failing its health check"), "%s", out);
+    free(out);
+    /* a word it does not know is an error, with the words it knows */
+    const char *bad = dd_manifest(&d, "bad.yaml",
+                                  "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: bad}\nspec:\n"
+                                  "  image: {rootfs: %s}\n  command: [/bin/true]\n"
+                                  "  healthcheck: {tcp: 80, onUnhealthy: reboot}\n",
+                                  ROOTFS);
+    cr_expect_eq(dd_duet(&d, &out, "apply -f %s", bad), 1, "%s", out);
+    cr_expect(strstr(out, "spec.healthcheck.onUnhealthy: \"reboot\" is not allowed; use one of: none, restart"), "%s",
+              out);
+    free(out);
+    dd_finish(&d);
+}
+
 Test(daemon, backoff_grows_into_a_crash_loop, .timeout = 90)
 {
     struct dd d;

@@ -185,7 +185,8 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
         "  image: {rootfs: %s}\n  user: user\n  env: {WHO: the-guest}\n"
         "  command: [/bin/sh, -c, 'touch /tmp/ok; echo ready; while :; do sleep 1; done']\n"
         "  resources: {memory: 128Mi}\n"
-        "  healthcheck: {exec: [/bin/sh, -c, 'test -e /tmp/ok'], interval: 1s, timeout: 5s, retries: 2}\n",
+        "  healthcheck: {exec: [/bin/sh, -c, 'test -e /tmp/ok'], interval: 1s, timeout: 5s, retries: 2,\n"
+        "                onUnhealthy: restart}\n",
         dd_env("DUET_ROOTFS"));
     char *out;
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 200", m), 0, "%s", out);
@@ -222,10 +223,21 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
                  "%s", out);
     cr_expect(strstr(out, "1000 the-guest") && strstr(out, "err"), "%s", out);
     free(out);
-    /* The check follows the guest: failing, then passing again. */
+    /* The check follows the guest: failing, it makes the VM unhealthy, and
+     * onUnhealthy restarts it by its policy (always): a new guest, whose
+     * command makes the check pass again. */
+    char *h0 = dd_handle(&d, "shell");
     cr_assert_eq(dd_duet(&d, &out, "exec shell -- rm /tmp/ok"), 0, "%s", out);
     free(out);
     dd_wait_field(&d, "shell", "health", "unhealthy", 30000);
+    deadline = dd_now_ms() + 120000;
+    while (dd_int(&d, "shell", "restarts") < 1)
+        cr_assert(dd_now_ms() < deadline && usleep(200000) == 0, "the unhealthy VM was not restarted");
+    dd_wait_field(&d, "shell", "health", "healthy", 120000);
+    char *h1 = dd_handle(&d, "shell");
+    cr_expect_str_neq(h1, h0, "a new guest");
+    free(h0);
+    free(h1);
     uint64_t t0 = dd_now_ms();
     cr_expect_eq(dd_duet(&d, &out, "exec --timeout 2s shell -- /bin/sleep 1000"), 137, "%s", out);
     cr_expect_lt(dd_now_ms() - t0, 15000);
@@ -242,7 +254,7 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
     cr_expect_str_eq(h2, h, "the VM was re-attached, not replaced");
     free(h);
     free(h2);
-    cr_assert_eq(dd_duet(&d, &out, "exec shell -- touch /tmp/ok"), 0, "%s", out);
+    cr_assert_eq(dd_duet(&d, &out, "exec shell -- test -e /tmp/ok"), 0, "%s", out);
     free(out);
     dd_wait_field(&d, "shell", "health", "healthy", 30000);
     cr_assert_eq(dd_duet(&d, &out, "delete shell --wait"), 0, "%s", out);
