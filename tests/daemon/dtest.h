@@ -387,6 +387,17 @@ static inline bool duet_until(struct dd *d, const char *cmd, const char *want, u
     return false;
 }
 
+/* `duet exec --timeout 2s NAME -- CMD` of a command that never ends: it
+ * ends 137 (killed with all it started) within bound_ms. */
+static inline void dd_exec_times_out(struct dd *d, const char *name, const char *cmd, uint64_t bound_ms)
+{
+    char *out;
+    uint64_t t0 = dd_now_ms();
+    cr_expect_eq(dd_duet(d, &out, "exec --timeout 2s %s -- %s", name, cmd), 137, "%s", out);
+    cr_expect_lt(dd_now_ms() - t0, bound_ms, "%s: the timeout did not end it in time", name);
+    free(out);
+}
+
 static inline bool duet_logs_until(struct dd *d, const char *name, const char *want, unsigned timeout_ms)
 {
     char cmd[128];

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "backends/container/cgroup.h"
+#include "helpers.h"
 
 Test(cgroup, detects_this_host)
 {
@@ -179,35 +180,31 @@ Test(cgroup, v2_create_attach_stats_destroy)
  * could hold: numbers too big, no numbers, no newline. */
 Test(cgroup, block_io_counters_are_summed_over_devices)
 {
+    static const struct {
+        const char *text;
+        uint64_t r, w;
+    } cases[] = {
+        {"8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:0 Async 2\n8:0 Total 12288\n7:3 Read 100\n7:3 Write 200\n"
+         "Total 12588\n",
+         4196, 8392},
+        {"8:0 rbytes=1000 wbytes=2000 rios=1 wios=2 dbytes=0 dios=0\n7:3 rbytes=5 wbytes=7 rios=1 wios=1", 1005, 2007},
+        {"Read\n \nRead Read Read\n8:0 rbytes=\n8:0 Write x\n", 0, 0},
+    };
     char dir[64];
-    snprintf(dir, sizeof(dir), "/tmp/duet-blk-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof(path), "%s/v1", dir);
-    FILE *f = fopen(path, "w");
-    fputs("8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:0 Async 2\n8:0 Total 12288\n"
-          "7:3 Read 100\n7:3 Write 200\nTotal 12588\n",
-          f);
-    fclose(f);
-    uint64_t r = 1, w = 1;
-    cr_assert(cgroup_read_blk(dir, "v1", &r, &w));
-    cr_expect_eq(r, 4196);
-    cr_expect_eq(w, 8392);
-    snprintf(path, sizeof(path), "%s/v2", dir);
-    f = fopen(path, "w");
-    fputs("8:0 rbytes=1000 wbytes=2000 rios=1 wios=2 dbytes=0 dios=0\n7:3 rbytes=5 wbytes=7 rios=1 wios=1", f);
-    fclose(f);
-    cr_assert(cgroup_read_blk(dir, "v2", &r, &w));
-    cr_expect_eq(r, 1005);
-    cr_expect_eq(w, 2007);
-    snprintf(path, sizeof(path), "%s/junk", dir);
-    f = fopen(path, "w");
-    fputs("Read\n \nRead Read Read\n8:0 rbytes=\n8:0 Write x\n", f);
-    fclose(f);
-    cr_assert(cgroup_read_blk(dir, "junk", &r, &w));
-    cr_expect_eq(r, 0);
-    cr_expect_eq(w, 0);
+    tmp_root_make(dir, sizeof(dir), "duet-blk");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/stat", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(cases[i].text, f);
+        fclose(f);
+        uint64_t r = 1, w = 1;
+        cr_assert(cgroup_read_blk(dir, "stat", &r, &w), "case %zu", i);
+        cr_expect_eq(r, cases[i].r, "case %zu", i);
+        cr_expect_eq(w, cases[i].w, "case %zu", i);
+    }
+    uint64_t r, w;
     cr_expect_not(cgroup_read_blk(dir, "absent", &r, &w));
-    snprintf(path, sizeof(path), "rm -rf %s", dir);
-    cr_assert_eq(system(path), 0);
+    tmp_root_remove(dir);
 }

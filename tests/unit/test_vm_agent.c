@@ -16,6 +16,7 @@
 
 #include "backends/vm/agent.h"
 #include "helpers.h"
+#include "tests/common/exec_capture.h"
 
 /* ---- the reader of frames ---------------------------------------------------------------------- */
 
@@ -245,19 +246,6 @@ static void t_teardown(struct t *t)
     tmp_root_remove(t->root);
 }
 
-struct run {
-    bool done;
-    int status;
-    int out, err;
-};
-
-static void run_exited(void *opaque, int status)
-{
-    struct run *r = opaque;
-    r->done = true;
-    r->status = status;
-}
-
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -279,14 +267,6 @@ static void run_cmd(struct t *t, const char *const *argv, uint64_t timeout_ms, s
     uv_close((uv_handle_t *)&tick, NULL);
     uv_run(&t->loop, UV_RUN_NOWAIT);
     cr_assert(r->done, "the command was answered");
-}
-
-static char *written(int fd)
-{
-    off_t n = lseek(fd, 0, SEEK_CUR);
-    char *b = calloc(1, (size_t)n + 1);
-    cr_assert_eq(pread(fd, b, (size_t)n, 0), n);
-    return b;
 }
 
 static void run_free(struct run *r)

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "backends/vm/agent.h"
+#include "tests/common/exec_capture.h"
 
 static const char *const EXEC_VM =
     "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: agent}\nspec:\n"
@@ -22,37 +23,18 @@ static const char *const EXEC_VM =
     "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: disky}\nspec:\n"
     "  placement: vm\n"
     "  image: {disk: @IMAGES@/bootable.img}\n"
+    "  resources: {memory: 128Mi}\n"
+    "---\n"
+    "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: kboot}\nspec:\n"
+    "  placement: vm\n"
+    "  image: {kernel: @IMAGES@/vmlinuz, initrd: @IMAGES@/test-initrd.cpio.gz}\n"
     "  resources: {memory: 128Mi}\n";
-
-struct run {
-    bool done;
-    int status;
-    int out, err;
-};
-
-static void run_exited(void *opaque, int status)
-{
-    struct run *r = opaque;
-    r->done = true;
-    r->status = status;
-}
 
 static int memfd(void)
 {
     int fd = memfd_create("err", MFD_CLOEXEC);
     cr_assert_geq(fd, 0);
     return fd;
-}
-
-/* What was written to fd (malloc'd). */
-static char *contents(int fd)
-{
-    off_t n = lseek(fd, 0, SEEK_CUR);
-    char *b = malloc((size_t)n + 1);
-    cr_assert_not_null(b);
-    cr_assert_eq(pread(fd, b, (size_t)n, 0), n);
-    b[n] = '\0';
-    return b;
 }
 
 static void start_cmd(struct vt *t, struct driver_instance *inst, const char *const *argv, uint64_t timeout_ms,
@@ -93,8 +75,11 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     vt_setup(&t, VM_ACCEL_TCG);
     vt_load(&t, EXEC_VM);
     char why[512];
-    cr_assert(!t.drv->exec_supported(t.drv, vt_spec(&t, "disky"), why, sizeof(why)), "a disk image has no agent");
-    cr_assert(strstr(why, "disk image") && strstr(why, "tcp"), "the reason names the cause and a way out: %s", why);
+    cr_assert(!t.drv->exec_supported(t.drv, vt_spec(&t, "kboot"), why, sizeof(why)), "a kernel+initrd has no agent");
+    cr_assert(strstr(why, "kernel and initrd") && strstr(why, "tcp"), "the reason names the cause and a way out: %s",
+              why);
+    /* a disk image may run the QEMU guest agent: its exec says when not */
+    cr_assert(t.drv->exec_supported(t.drv, vt_spec(&t, "disky"), why, sizeof(why)));
     cr_assert(t.drv->exec_supported(t.drv, vt_spec(&t, "agent"), why, sizeof(why)));
 
     struct vt_exit x = {0};
@@ -109,7 +94,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
                                NULL};
     start_cmd(&t, inst, who, 0, &r);
     finish_cmd(&t, &r, 60000);
-    char *out = contents(r.out), *errs = contents(r.err);
+    char *out = written(r.out), *errs = written(r.err);
     cr_assert_eq(r.status, 7, "status %d, stderr %s", r.status, errs);
     cr_assert(strstr(out, "uid=1000 cwd=/tmp greeting=hi there"), "stdout: %s", out);
     cr_assert_str_eq(errs, "oops\n");
@@ -129,7 +114,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
         finish_cmd(&t, &many[i], 60000);
         char want[32];
         snprintf(want, sizeof(want), "number %d\n", i);
-        out = contents(many[i].out);
+        out = written(many[i].out);
         cr_assert_str_eq(out, want);
         cr_assert_eq(many[i].status, 0);
         free(out);
@@ -140,7 +125,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     const char *const missing[] = {"no-such-program", NULL};
     start_cmd(&t, inst, missing, 0, &r);
     finish_cmd(&t, &r, 60000);
-    errs = contents(r.err);
+    errs = written(r.err);
     cr_assert_eq(r.status, 127);
     cr_assert(strstr(errs, "cannot run no-such-program"), "stderr: %s", errs);
     free(errs);
@@ -166,7 +151,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     big[20] = NULL;
     start_cmd(&t, inst, (const char *const *)big, 0, &r);
     finish_cmd(&t, &r, 60000);
-    out = contents(r.out);
+    out = written(r.out);
     cr_assert_str_eq(out, "16 65535\n");
     cr_assert_eq(r.status, 0);
     free(out);
@@ -179,7 +164,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     const char *const toolong[] = {"/bin/echo", huge, NULL};
     start_cmd(&t, inst, toolong, 0, &r);
     finish_cmd(&t, &r, 60000);
-    errs = contents(r.err);
+    errs = written(r.err);
     cr_assert_eq(r.status, 127);
     cr_assert(strstr(errs, "too long"), "stderr: %s", errs);
     free(errs);
@@ -206,7 +191,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     start_cmd(&t, inst, yes, 3000, &flood);
     start_cmd(&t, inst, hello, 0, &quick);
     finish_cmd(&t, &quick, 60000);
-    out = contents(quick.out);
+    out = written(quick.out);
     cr_assert_str_eq(out, "still here\n");
     free(out);
     drop_cmd(&quick);
@@ -221,7 +206,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     const char *const ps[] = {"/bin/sh", "-c", "ps -o comm | grep -c '^sleep' || true", NULL};
     start_cmd(&t, inst, ps, 0, &r);
     finish_cmd(&t, &r, 60000);
-    out = contents(r.out);
+    out = written(r.out);
     /* the workload's own sleep 1 may be in the list, never two more */
     cr_assert_leq(atoi(out), 1, "what the timed-out command started is gone: %s", out);
     free(out);
@@ -232,7 +217,7 @@ Test(vm_exec, commands_run_in_the_guest_as_the_workload, .timeout = 400)
     start_cmd(&t, inst, last, 0, &r);
     vt_destroy(&t, inst);
     cr_assert(vt_run_until(&t, &r.done, 30000));
-    errs = contents(r.err);
+    errs = written(r.err);
     cr_assert_eq(r.status, -1);
     cr_assert(strstr(errs, "duet: VM agent:"), "stderr: %s", errs);
     free(errs);
