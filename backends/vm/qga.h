@@ -7,7 +7,8 @@
  * which duet gives every disk VM) and passes commands to it:
  * guest-exec starts the command with its output captured, and
  * guest-exec-status is asked until it has ended.  libvirt's calls block,
- * so each command runs on the thread pool; it holds nothing of the
+ * so each call runs on the thread pool, the waits between them on the
+ * loop: a long command holds no pool thread.  It holds nothing of the
  * instance's (the domain is named by its UUID), so a stop or destroy never
  * waits for it.
  *
