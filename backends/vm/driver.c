@@ -211,6 +211,18 @@ static int lifecycle_cb(virConnectPtr c, virDomainPtr d, int event, int detail, 
     return 0;
 }
 
+/* A reference on the connection when one is open, else NULL: never
+ * opens one, so the loop may call it. */
+static virConnectPtr conn_if_open(struct vm_priv *p)
+{
+    pthread_mutex_lock(&p->lock);
+    virConnectPtr c = p->conn;
+    if (c)
+        virConnectRef(c);
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
 /* On a pool thread.  The first caller connects; the rest reuse it. */
 static virConnectPtr conn_get(struct driver *drv, struct duet_err *err)
 {
@@ -1691,13 +1703,8 @@ static int vm_inspect(struct driver *drv, struct driver_instance *inst, struct d
 
 static int vm_stats(struct driver *drv, struct driver_instance *inst, struct driver_stats *st, struct duet_err *err)
 {
-    struct vm_priv *p = priv(drv);
     memset(st, 0, sizeof(*st));
-    pthread_mutex_lock(&p->lock);
-    virConnectPtr c = p->conn;
-    if (c)
-        virConnectRef(c);
-    pthread_mutex_unlock(&p->lock);
+    virConnectPtr c = conn_if_open(priv(drv));
     if (!c)
         return duet_err_set(err, ENOTCONN, "VM %s: not connected to libvirt yet", inst->core.spec->name);
     virDomainPtr d = virDomainLookupByUUIDString(c, inst->uuid);
@@ -1987,11 +1994,7 @@ static int vm_exec(struct driver *drv, struct driver_instance *inst, const char 
         return duet_err_set(err, EAGAIN, "VM %s is not running", inst->core.spec->name);
     if (inst->core.spec->image.disk) {
         struct vm_priv *p = priv(drv);
-        pthread_mutex_lock(&p->lock);
-        virConnectPtr c = p->conn;
-        if (c)
-            virConnectRef(c);
-        pthread_mutex_unlock(&p->lock);
+        virConnectPtr c = conn_if_open(p);
         if (!c || !inst->uuid[0]) {
             if (c)
                 virConnectClose(c);
