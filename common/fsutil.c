@@ -62,8 +62,14 @@ int duet_sealed_copy(int src, const char *path, const char *name, struct duet_er
             return -1;
         }
     }
+    /* F_SEAL_FUTURE_WRITE, not F_SEAL_WRITE: both leave no way to write
+     * the copy again (write(2) and a writable shared mapping are refused),
+     * but F_SEAL_WRITE also waits for the kernel to drop every reference
+     * it holds on the pages, and fails with EBUSY after ~150 ms on a busy
+     * host (a page in another CPU's LRU batch or under migration).  Nobody
+     * has this descriptor mapped, so there is nothing else for it to wait for. */
     if (fchmod(fd, 0555) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0) {
         duet_err_sys(err, "cannot seal the in-memory copy of %s", path);
         close(fd);
         return -1;
