@@ -55,15 +55,16 @@ LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/a
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
           storage/volume.c storage/snapshot.c storage/backup.c
-CLI_SRC   = cli/main.c cli/verbs.c
+CLI_SRC   = cli/main.c cli/verbs.c cli/compare.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
                  orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c orchestrator/volume.c \
-                 orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c
+                 orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c orchestrator/compare.c \
+                 orchestrator/compare_probe.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
             orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
-            orchestrator/api/snapshots.c orchestrator/api/backups.c
+            orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c

@@ -134,6 +134,10 @@ bool driver_net_counters(const char *host_if, uint64_t *rx, uint64_t *tx);
 /* Below this a guest kernel and its init do not come up; a container's
  * floor is the manifest's own (WL_MIN_MEMORY). */
 #define DRIVER_VM_MEMORY_FLOOR (UINT64_C(64) << 20)
+/* A rootfs or OCI image boots with duet's guest kernel (a distribution's,
+ * with its modules in the initramfs): Debian 12's panics in 80 MiB before
+ * its console is up, and comes up in 96 MiB with 15 MiB to spare. */
+#define DRIVER_VM_GUEST_KERNEL_FLOOR (UINT64_C(128) << 20)
 
 /* Opaque per-workload state, defined by each backend. */
 struct driver_instance;

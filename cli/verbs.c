@@ -36,14 +36,14 @@
 
 static const char *sock;
 
-static int unreachable(const struct duet_err *err)
+int cli_unreachable(const struct duet_err *err)
 {
     fprintf(stderr, "duet: %s\n", err->msg);
     return EXIT_UNREACHABLE;
 }
 
 /* Prints the daemon's error answer; returns the exit code for it. */
-static int refused(int status, const char *body)
+int cli_refused(int status, const char *body)
 {
     json_t *j = json_loads(body ? body : "", 0, NULL);
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
@@ -74,12 +74,12 @@ static char *call_raw(const char *method, const char *path, const char *body, si
                       : CLIENT_TIMEOUT_MS;
     int status = client_call_buf(sock, method, path, body, body ? strlen(body) : 0, &b, timeout, &err);
     if (status < 0) {
-        *rc = unreachable(&err);
+        *rc = cli_unreachable(&err);
         free(b.data);
         return NULL;
     }
     if (status >= 300) {
-        *rc = refused(status, b.data);
+        *rc = cli_refused(status, b.data);
         free(b.data);
         return NULL;
     }
@@ -257,7 +257,7 @@ static int add_file(json_t *files, const char *path)
 }
 
 /* The files apply sends: the ones manifest_set_load_path reads. */
-static int add_path(json_t *files, const char *path)
+int cli_add_path(json_t *files, const char *path)
 {
     struct stat st;
     if (stat(path, &st) < 0) {
@@ -458,7 +458,7 @@ static int cmd_apply(int argc, char **argv)
     int rc = validate_local(paths, n);
     json_t *files = json_array();
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (add_path(files, paths[i]) < 0)
+        if (cli_add_path(files, paths[i]) < 0)
             rc = EXIT_REFUSED;
     free(paths);
     if (rc) {
@@ -840,9 +840,9 @@ static int stream(const char *path, client_body_fn fn, void *opaque)
     int status = client_call(sock, "GET", path, NULL, 0, fn, opaque, &e, 0, &err);
     int rc = 0;
     if (status < 0)
-        rc = unreachable(&err);
+        rc = cli_unreachable(&err);
     else if (status >= 300)
-        rc = refused(status, e.data);
+        rc = cli_refused(status, e.data);
     free(e.data);
     return rc;
 }
@@ -1261,12 +1261,12 @@ static json_t *pull_streamed(const char *body, int *rc)
     if (status < 0) {
         json_decref(v.last);
         free(eb.data);
-        *rc = unreachable(&err);
+        *rc = cli_unreachable(&err);
         return NULL;
     }
     if (status >= 300) {
         json_decref(v.last);
-        *rc = refused(status, eb.data);
+        *rc = cli_refused(status, eb.data);
         free(eb.data);
         return NULL;
     }
@@ -1869,7 +1869,7 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
                  {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot},
-                 {"backup", cmd_backup},   {"restore", cmd_restore}};
+                 {"backup", cmd_backup},   {"restore", cmd_restore},   {"compare", cli_compare}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

@@ -101,7 +101,7 @@ static bool refuse_degraded(struct daemon *d, struct apply_result *r)
     return true;
 }
 
-static char *placement_json_text(const struct placement *pl)
+char *placement_json_text(const struct placement *pl)
 {
     json_t *j = json_object();
     json_object_set_new(j, "backend", json_string(backend_kind_name(pl->backend)));
@@ -298,7 +298,7 @@ static bool apply_checks(struct daemon *d, struct manifest_set *set, bool prune,
     if (!kept)
         abort();
     DAEMON_WL_FOREACH(d, w) {
-        if (w->deleted || strmap_get(in_files, w->name) || (prune && !w->rm))
+        if (w->deleted || strmap_get(in_files, w->name) || (prune && !w->rm && !w->temp_of))
             continue;
         kept[n_kept++] = w->spec_json;
     }
@@ -608,7 +608,7 @@ void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply
     }
     if (o->prune) {
         DAEMON_WL_FOREACH(d, w)
-            if (!w->deleted && !w->rm && !strmap_get(&in_files, w->name))
+            if (!w->deleted && !w->rm && !w->temp_of && !strmap_get(&in_files, w->name))
                 change_add(r, w->name, APPLY_DELETE, NULL);
     }
     if (!apply_disks(d, o, pls, r) || !apply_ports(d, r->changes, pls, r->n_changes, r) ||
@@ -646,8 +646,8 @@ void daemon_run_name(struct daemon *d, char out[64])
     while (daemon_wl_find(d, out));
 }
 
-void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
-                struct apply_result *r)
+static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, const char *temp_of, wl_end_fn on_end,
+                         void *opaque, struct apply_result *r)
 {
     memset(r, 0, sizeof(*r));
     if (refuse_degraded(d, r)) {
@@ -702,6 +702,7 @@ void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn o
     struct wl_undo u;
     wl_assign(w, &u, true, g, rw, specjson_text(rw), pl);
     w->rm = rm;
+    w->temp_of = temp_of ? xstrdup(temp_of) : NULL;
     plan_free(plan);
     if (wl_save(w) < 0) {
         undo_restore(&u);
@@ -715,8 +716,12 @@ void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn o
         if (fleet_net_ports_set(&d->net, w->name, w->spec->ports, w->spec->n_ports, &perr) < 0)
             daemon_event(d, w->name, "failed", "publishing its ports: %s", perr.msg);
     }
-    daemon_event(d, w->name, "run", "ad-hoc workload as a %s%s", backend_kind_name(w->backend),
-                 rm ? ", removed when it ends" : "");
+    if (temp_of)
+        daemon_event(d, w->name, "run", "temporary instance for a compare of %s, as a %s", temp_of,
+                     backend_kind_name(w->backend));
+    else
+        daemon_event(d, w->name, "run", "ad-hoc workload as a %s%s", backend_kind_name(w->backend),
+                     rm ? ", removed when it ends" : "");
     r->status = APPLY_OK;
     r->changes = calloc(1, sizeof(*r->changes));
     if (!r->changes)
@@ -727,6 +732,17 @@ void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn o
     w->on_end = on_end;
     w->on_end_opaque = opaque;
     wl_reconcile(w);
+}
+
+void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
+                struct apply_result *r)
+{
+    run_workload(d, set, rm, NULL, on_end, opaque, r);
+}
+
+void daemon_run_temporary(struct daemon *d, struct manifest_set *set, const char *of, struct apply_result *r)
+{
+    run_workload(d, set, false, of, NULL, NULL, r);
 }
 
 /* ---- delete ------------------------------------------------------------------------ */

@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "manifests/specjson.h"
 #include "orchestrator/daemon.h"
+#include "orchestrator/compare.h"
 #include "scheduler/hostprobe.h"
 
 /* ---- time ------------------------------------------------------------------ */
@@ -200,6 +201,14 @@ int daemon_load(struct daemon *d, struct duet_err *err)
             wl_recover(w);
         else if (w->phase != PH_EXITED && w->phase != PH_BACKOFF)
             w->phase = PH_PENDING;
+        /* A compare the last daemon did not finish: nobody waits for its
+         * figures, so its temporary instance goes (first pass, below). */
+        if (w->temp_of && !w->temp_kept && !w->deleted) {
+            w->deleted = true;
+            if (wl_save(w) == 0)
+                daemon_event(d, w->name, "delete", "temporary instance of a compare of %s that ended with the daemon",
+                             w->temp_of);
+        }
     }
     spec_group_unref(g);
     daemon_event(d, NULL, "recovered", "%zu workloads loaded from the state store", d->wls.len);
@@ -397,6 +406,7 @@ void daemon_shutdown(struct daemon *d)
         return;
     d->shutting_down = true;
     fprintf(stderr, "duetd: shutting down; workloads keep running\n");
+    compare_shutdown(d);
     if (d->on_shutdown)
         d->on_shutdown(d->on_shutdown_opaque);
     if (d->net_open) {

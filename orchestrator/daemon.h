@@ -13,7 +13,7 @@
  * workload.c (struct wl and its row), events.c (events and their sinks),
  * apply.c (apply, run, delete), reconcile.c (the next step of each
  * workload), health.c (health checks), net.c (the daemon's side of the
- * fleet network), main.c (options and start-up).
+ * fleet network), compare.c (duet compare), main.c (options and start-up).
  */
 #ifndef DUET_DAEMON_H
 #define DUET_DAEMON_H
@@ -56,6 +56,7 @@ struct event_sink {
 };
 
 struct import_job;
+struct compare_job;
 
 struct daemon {
     uv_loop_t *loop;
@@ -96,6 +97,7 @@ struct daemon {
     struct import_job *imports;    /* under way, one per reference (image.c) */
     char volume_root[4200];        /* STATE/volumes: named volumes (storage/volume.h) */
     pthread_mutex_t volume_lock;   /* one volume operation at a time, on the workers */
+    struct compare_job *compares;  /* under way (compare.c) */
 };
 
 /* ---- volume.c ---- */
@@ -271,11 +273,19 @@ struct apply_opts {
  * only then changed in memory; reconciled on the loop's next turn.  Any
  * refusal changes nothing. */
 void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply_opts *o, struct apply_result *res);
+/* A placement as the store and the API keep it: {"backend", "reasons",
+ * "ruled_out", "start_order"}; the caller frees the text. */
+struct placement;
+char *placement_json_text(const struct placement *pl);
 /* Runs one ad-hoc workload from a set of one document (taken) whose name
  * may be missing (one is made).  on_end (may be NULL) is told when it
  * ends; rm: deleted then. */
 void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
                 struct apply_result *res);
+/* daemon_run for duet compare (compare.c): the workload is a temporary
+ * instance of workload `of`, which the next daemon deletes if this one
+ * ends first (struct wl's temp_of). */
+void daemon_run_temporary(struct daemon *d, struct manifest_set *set, const char *of, struct apply_result *r);
 /* Marks a workload deleted; its instance is stopped and destroyed, then it
  * is forgotten.  volumes: its named volumes that no other workload names
  * go too (delete --volumes).  -1 with err (ENOENT, or EAGAIN when

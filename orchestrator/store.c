@@ -35,11 +35,11 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_PUT] = "INSERT OR REPLACE INTO workloads(name, generation, spec, backend, placement, deleted, phase,"
                " inst_backend, inst_generation, handle, restarts, last_exit, last_signal, exited_at, started_at,"
                " created_at, message, rm, quick_failures, backoff_until, address, disk, disk_reset, delete_volumes,"
-               " restore_from) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               " restore_from, temporary, kept) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_DELETE] = "DELETE FROM workloads WHERE name = ?",
     [ST_LOAD] = "SELECT name, generation, spec, backend, placement, deleted, phase, inst_backend, inst_generation,"
                 " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures,"
-                " backoff_until, address, disk, disk_reset, delete_volumes, restore_from"
+                " backoff_until, address, disk, disk_reset, delete_volumes, restore_from, temporary, kept"
                 " FROM workloads ORDER BY name",
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
@@ -65,7 +65,8 @@ static const char schema_sql[] =
     " created_at INTEGER NOT NULL, message TEXT, rm INTEGER NOT NULL DEFAULT 0,"
     " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,"
     " address INTEGER NOT NULL DEFAULT 0, disk TEXT, disk_reset INTEGER NOT NULL DEFAULT 0,"
-    " delete_volumes INTEGER NOT NULL DEFAULT 0, restore_from TEXT);"
+    " delete_volumes INTEGER NOT NULL DEFAULT 0, restore_from TEXT, temporary TEXT,"
+    " kept INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
@@ -98,6 +99,8 @@ static int add_columns(struct store *s, char **msg)
         {"disk_reset", "INTEGER NOT NULL DEFAULT 0"},
         {"delete_volumes", "INTEGER NOT NULL DEFAULT 0"},
         {"restore_from", "TEXT"},
+        {"temporary", "TEXT"},
+        {"kept", "INTEGER NOT NULL DEFAULT 0"},
     };
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
         sqlite3_stmt *st;
@@ -225,6 +228,8 @@ int store_put(struct store *s, const struct store_row *r, struct duet_err *err)
     sqlite3_bind_int(st, 23, r->disk_reset);
     sqlite3_bind_int(st, 24, r->delete_volumes);
     bind_text(st, 25, r->restore_from);
+    bind_text(st, 26, r->temporary);
+    sqlite3_bind_int(st, 27, r->kept);
     return run(s, ST_PUT, err, "cannot write a workload");
 }
 
@@ -271,6 +276,8 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
             .disk_reset = sqlite3_column_int(st, 22) != 0,
             .delete_volumes = sqlite3_column_int(st, 23) != 0,
             .restore_from = col_text(st, 24),
+            .temporary = col_text(st, 25),
+            .kept = sqlite3_column_int(st, 26) != 0,
         };
         cb(opaque, &r);
     }

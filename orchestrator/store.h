@@ -52,6 +52,11 @@ struct store_row {
     bool disk_reset;               /* apply --recreate: the kept disk goes before the next create */
     bool delete_volumes;           /* delete --volumes: its named volumes go with it */
     const char *restore_from;      /* a snapshot restore begun and not finished, NULL: none */
+    /* A temporary instance of duet compare: the workload it measures,
+     * NULL: none.  Not kept (compare --keep): deleted by the next daemon,
+     * whose compare it can no longer be. */
+    const char *temporary;
+    bool kept;
 };
 
 struct store_event {

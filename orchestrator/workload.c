@@ -58,6 +58,7 @@ static void wl_free_closed(uv_handle_t *h)
     free(w->image_err);
     free(w->vol_err);
     free(w->restore_from);
+    free(w->temp_of);
     free(w->name);
     free(w);
 }
@@ -121,6 +122,8 @@ void wl_row(const struct wl *w, struct store_row *r)
         .disk_reset = w->disk_reset,
         .delete_volumes = w->delete_volumes,
         .restore_from = w->restore_from,
+        .temporary = w->temp_of,
+        .kept = w->temp_kept,
     };
     /* The store keeps the wall clock: the monotonic one starts again with the host. */
     uint64_t mono = mono_ms();
@@ -178,6 +181,8 @@ struct wl *wl_load(struct daemon *d, const struct store_row *r)
     w->delete_volumes = r->delete_volumes;
     free(w->restore_from);
     w->restore_from = r->restore_from ? strdup(r->restore_from) : NULL;
+    w->temp_of = r->temporary ? strdup(r->temporary) : NULL;
+    w->temp_kept = r->kept;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     /* A restart delay still running when the last daemon stopped goes on. */
     uint64_t wall = now_ms();

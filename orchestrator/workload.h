@@ -87,6 +87,10 @@ struct wl {
     char *placement_json;          /* {"backend", "reasons", "ruled_out", "start_order"} */
     bool deleted;
     bool rm;                       /* duet run --rm: deleted when it ends */
+    /* duet compare's temporary instance of workload temp_of (compare.c),
+     * NULL: an ordinary workload.  temp_kept: left running by --keep. */
+    char *temp_of;
+    bool temp_kept;
 
     /* observed */
     struct driver_instance *inst;

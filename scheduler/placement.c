@@ -90,6 +90,11 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
         return arena_printf(a, "needs.startWithin %s is shorter than a VM's start here (%s %s, %s)",
                             fmt_ms(pl, budget), caps->measured ? "measured" : "estimated",
                             fmt_ms(pl, caps->start_ms), caps->description);
+    if (!w->image.disk && !w->image.kernel && w->resources.memory < DRIVER_VM_GUEST_KERNEL_FLOOR)
+        return arena_printf(a, "memory %s is below the %s a VM booting duet's guest kernel needs (image.%s); give "
+                            "resources.memory: %lluMi or more",
+                            fmt_size(pl, w->resources.memory), fmt_size(pl, DRIVER_VM_GUEST_KERNEL_FLOOR),
+                            w->image.oci ? "oci" : "rootfs", (unsigned long long)(DRIVER_VM_GUEST_KERNEL_FLOOR >> 20));
     return NULL;
 }
 

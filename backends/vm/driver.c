@@ -770,6 +770,10 @@ static int do_create(struct driver_instance *inst, struct duet_err *err)
     if (mem < VM_MEMORY_FLOOR)
         return duet_err_set(err, EINVAL, "VM %s: resources.memory is below 64Mi, too little for a guest kernel",
                             w->name);
+    if (!w->image.disk && !w->image.kernel && mem < DRIVER_VM_GUEST_KERNEL_FLOOR)
+        return duet_err_set(err, EINVAL,
+                            "VM %s: resources.memory is below 128Mi, too little for duet's guest kernel to boot",
+                            w->name);
     uint64_t avail = mem_available();
     if (mem > avail)
         return duet_err_set(err, ENOMEM,

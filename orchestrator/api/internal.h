@@ -54,6 +54,8 @@ void api_snapshots(struct api *a, struct http_conn *c, const struct http_request
 void api_backup(struct api *a, struct http_conn *c, const struct http_request *req, const char *name);
 void api_restore(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_apply(struct api *a, struct http_conn *c, const struct http_request *req);
+/* compare.c */
+void api_compare(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);

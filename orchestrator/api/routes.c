@@ -81,6 +81,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         return api_apply(a, c, req);
     if (strcmp(p, "run") == 0 && post)
         return api_run(a, c, req);
+    if (strcmp(p, "compare") == 0 && post)
+        return api_compare(a, c, req);
     if (strcmp(p, "restore") == 0 && post)
         return api_restore(a, c, req);
     if (strcmp(p, "events") == 0 && get)

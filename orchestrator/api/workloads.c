@@ -114,6 +114,16 @@ static void wl_summary_write(struct jsonw *jw, const struct wl *w)
     jsonw_key(jw, "restarts");
     jsonw_int(jw, w->restarts);
     jsonw_kv_string(jw, "restart_policy", wl_restart_name(w->spec->restart));
+    /* duet compare's instances: what they measure, and whether they were kept. */
+    jsonw_key(jw, "temporary");
+    if (w->temp_of) {
+        jsonw_object_begin(jw);
+        jsonw_kv_string(jw, "compare_of", w->temp_of);
+        jsonw_kv_bool(jw, "kept", w->temp_kept);
+        jsonw_object_end(jw);
+    } else {
+        jsonw_null(jw);
+    }
     ms_or_null(jw, "created_at", w->created_at);
     ms_or_null(jw, "started_at", w->started_at);
     ms_or_null(jw, "exited_at", w->exited_at);

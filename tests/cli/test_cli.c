@@ -135,7 +135,7 @@ Test(cli, help_for_each_verb)
 
 Test(cli, daemon_unreachable_is_exit_3)
 {
-    static const char *const verbs[] = {"get", "describe", "logs", "events", "delete"};
+    static const char *const verbs[] = {"get", "describe", "logs", "events", "delete", "compare"};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         struct run r = strcmp(verbs[i], "get") == 0 || strcmp(verbs[i], "events") == 0
                            ? RUN(verbs[i], "--socket", "/nonexistent/duet.sock")
@@ -148,6 +148,44 @@ Test(cli, daemon_unreachable_is_exit_3)
     struct run r = RUN("apply", "-f", "x.yaml", "--socket", "/nonexistent/duet.sock");
     cr_expect_eq(r.status, 1);
     cr_expect(strstr(r.err, "x.yaml: error: cannot read"), "%s", r.err);
+    run_free(&r);
+}
+
+/* duet compare's mistakes are found before any daemon is asked. */
+Test(cli, compare_usage_errors_are_exit_2)
+{
+    static const struct {
+        const char *args[8];
+        const char *said;
+    } cases[] = {
+        {{"compare"}, "usage: duet compare NAME"},
+        {{"compare", "Not_A_Name"}, "Not_A_Name is not a workload name"},
+        {{"compare", "web", "--runs", "11"}, "--runs 11: give a number from 1 to 10"},
+        {{"compare", "web", "--runs", "2x"}, "--runs 2x: give a number"},
+        {{"compare", "web", "--tcp", "80", "--http", "/"}, "give one probe"},
+        {{"compare", "web", "--exec", "true", "--", "/bin/true"}, "give one probe"},
+        {{"compare", "web", "--port", "8080"}, "--port, --concurrency and --duration go with --http PATH"},
+        {{"compare", "web", "--tcp", "99999"}, "--tcp 99999: give a port from 1 to 65535"},
+        {{"compare", "web", "db"}, "db: one workload at a time"},
+        {{"compare", "web", "-o", "yaml"}, "-o yaml: give table or json"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *argv[12] = {0};
+        size_t n = 0;
+        while (n < 8 && cases[i].args[n]) {
+            argv[n] = cases[i].args[n];
+            n++;
+        }
+        argv[n++] = "--socket";
+        argv[n++] = "/nonexistent/duet.sock";
+        struct run r = run_duet(argv);
+        cr_expect_eq(r.status, 2, "case %zu: %d %s", i, r.status, r.err);
+        cr_expect(strstr(r.err, cases[i].said), "case %zu: %s", i, r.err);
+        run_free(&r);
+    }
+    struct run r = RUN("compare", "--help");
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "--http PATH") && strstr(r.out, "docs/compare.md"), "%s", r.out);
     run_free(&r);
 }
 

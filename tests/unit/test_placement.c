@@ -59,7 +59,7 @@ static void host_make(struct host_info *h, enum host_variant v)
         break;
     case TINY_TCG:
         host_make(h, TCG);
-        h->memory = 170ull << 20;
+        h->memory = 240ull << 20;
         break;
     default: break;
     }
@@ -96,6 +96,12 @@ static const struct pcase pcases[] = {
     {NO_CONTAINER, WL(ROOTFS), BACKEND_VM, "the container backend is unavailable on this host: no overlay"},
     {FULL, WL("  role: infrastructure\n  resources: {memory: 32Mi}\n" ROOTFS), BACKEND_CONTAINER,
      "memory 32 MiB is below the VM floor of 64 MiB"},
+    /* duet's guest kernel needs more than a small kernel of the user's */
+    {FULL, WL("  placement: vm\n  resources: {memory: 96Mi}\n" ROOTFS), UNPLACEABLE,
+     "memory 96 MiB is below the 128 MiB a VM booting duet's guest kernel needs (image.rootfs); give "
+     "resources.memory: 128Mi or more"},
+    {FULL, WL("  placement: vm\n  resources: {memory: 64Mi}\n  image: {kernel: /k, initrd: /i}\n"), BACKEND_VM,
+     "placement vm set"},
     {TCG, WL("  role: infrastructure\n  needs: {startWithin: 1s}\n" ROOTFS), BACKEND_CONTAINER,
      "needs.startWithin 1s is shorter than a VM's start here (estimated 3s"},
     {FULL, WL("  needs: {startWithin: 5ms}\n" ROOTFS), UNPLACEABLE,
@@ -126,8 +132,8 @@ static const struct pcase pcases[] = {
     {KERNEL_NO_VIRTIOFS, WL("  placement: vm\n  image: {disk: /d.qcow2}\n" VOL), BACKEND_VM, "placement vm set"},
     {NO_VIRTIOFSD, WL("  role: infrastructure\n" ROOTFS), BACKEND_VM, "role infrastructure prefers vm"},
     /* Scoring: small memory and a tight start budget do not outweigh the role... */
-    {FULL, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 2s}\n" ROOTFS), BACKEND_VM,
-     "score: vm 10, container 6"},
+    {FULL, WL("  role: infrastructure\n  resources: {memory: 128Mi}\n  needs: {startWithin: 2s}\n" ROOTFS), BACKEND_VM,
+     "score: vm 10, container 5"},
     /* ...emulation does: without KVM an infrastructure workload is a
      * container unless it asks for a VM's isolation, */
     {TCG, WL("  role: infrastructure\n" ROOTFS), BACKEND_CONTAINER,
@@ -137,10 +143,10 @@ static const struct pcase pcases[] = {
     {TCG, WL("  role: infrastructure\n" ROOTFS), BACKEND_CONTAINER,
      "emulation (no KVM on this host) outweighs role infrastructure's preference for vm (score: vm 10, "
      "container 13)"},
-    {TCG, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 5s}\n" ROOTFS),
-     BACKEND_CONTAINER, "score: vm 10, container 21"},
-    {TINY_TCG, WL("  role: infrastructure\n  resources: {memory: 64Mi}\n  needs: {startWithin: 5s}\n" ROOTFS),
-     BACKEND_CONTAINER, "score: vm 10, container 23"},
+    {TCG, WL("  role: infrastructure\n  resources: {memory: 128Mi}\n  needs: {startWithin: 5s}\n" ROOTFS),
+     BACKEND_CONTAINER, "score: vm 10, container 18"},
+    {TINY_TCG, WL("  role: infrastructure\n  resources: {memory: 128Mi}\n  needs: {startWithin: 5s}\n" ROOTFS),
+     BACKEND_CONTAINER, "score: vm 10, container 20"},
     /* ...and when it does, or is pinned, the plan says what emulation costs. */
     {TCG, WL("  role: infrastructure\n  isolation: strong\n" ROOTFS), BACKEND_VM,
      "runs under emulation here (no KVM): expect its code 10x or more slower than in a container, and a start of "
