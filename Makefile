@@ -74,6 +74,7 @@ BENCH_SRC = tests/bench/bench_plan.c
 BENCH_CT_SRC = tests/bench/bench_container.c
 BENCH_VM_SRC = tests/bench/bench_vm.c
 BENCH_D_SRC = tests/bench/bench_daemon.c
+BENCH_CMP_SRC = tests/bench/bench_compare.c tests/vm/no_kvm.c
 BENCH_IMG_SRC = tests/bench/bench_images.c
 BENCH_VOL_SRC = tests/bench/bench_volume.c
 
@@ -97,6 +98,7 @@ BENCH_BIN = $(BUILD)/bench/plan
 BENCH_CT_BIN = $(BUILD)/bench/container
 BENCH_VM_BIN = $(BUILD)/bench/vm
 BENCH_D_BIN = $(BUILD)/bench/daemon
+BENCH_CMP_BIN = $(BUILD)/bench/compare
 BENCH_IMG_BIN = $(BUILD)/bench/images
 BENCH_VOL_BIN = $(BUILD)/bench/volume
 
@@ -238,6 +240,10 @@ $(BENCH_D_BIN): $(call obj,$(BENCH_D_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
+$(BENCH_CMP_BIN): $(call obj,$(BENCH_CMP_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lpthread
+
 $(BENCH_VOL_BIN): $(call obj,$(BENCH_VOL_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^
@@ -305,12 +311,13 @@ BENCH_DEB_PACKAGES = podman
 
 bench: deps
 	@./scripts/deps.sh $(BENCH_DEB_PACKAGES)
-	$(MAKE) $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(ROOTFS) $(OCI_LAYOUT) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(BENCH_IMG_BIN) $(BENCH_VOL_BIN) $(VM_IMAGES)
+	$(MAKE) $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(ROOTFS) $(OCI_LAYOUT) $(BENCH_BIN) $(BENCH_CT_BIN) $(BENCH_VM_BIN) $(BENCH_D_BIN) $(BENCH_CMP_BIN) $(BENCH_IMG_BIN) $(BENCH_VOL_BIN) $(VM_IMAGES)
 	@rc=0; \
 	DUET_BIN=$(abspath $(DUET)) $(BENCH_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_CT_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_VM_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_D_BIN) || rc=1; \
+	$(TEST_ENV) $(BENCH_CMP_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_IMG_BIN) || rc=1; \
 	$(TEST_ENV) $(BENCH_VOL_BIN) || rc=1; \
 	exit $$rc

@@ -165,6 +165,18 @@ struct workload_spec {
         bool restart_unhealthy;
     } health;
 
+    /* spec.compare: the probe duet compare puts on it when the command
+     * line gives none (docs/compare.md). */
+    struct {
+        enum wl_compare_probe { WL_COMPARE_NONE, WL_COMPARE_HTTP, WL_COMPARE_TCP, WL_COMPARE_EXEC } probe;
+        const char *http_path;
+        uint16_t port;             /* http: 0 for the default; tcp: the port */
+        unsigned concurrency;      /* http: 0 for the default */
+        uint64_t duration_ms;      /* http: 0 for the default */
+        const char **exec;         /* NULL-terminated */
+        size_t n_exec;
+    } compare;
+
     struct wl_port *ports;
     size_t n_ports;
     struct wl_volume *volumes;

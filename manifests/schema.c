@@ -964,6 +964,58 @@ static void conv_health(struct conv *c, struct workload_spec *w, const struct yn
         w->health.restart_unhealthy = e == 1;
 }
 
+/* A URL path the probe may send on its request line as it is. */
+static bool http_path_ok(const char *p)
+{
+    return p[0] == '/' && strlen(p) < 512 && !strpbrk(p, " \t\r\n");
+}
+
+static void conv_compare(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"http", "tcp", "exec", NULL};
+    static const char *const http_keys[] = {"path", "port", "concurrency", "duration", NULL};
+    if (!want_map(c, n, "spec.compare"))
+        return;
+    check_keys(c, n, "spec.compare", keys);
+    const struct ynode *http = mget(n, "http", NULL), *tcp = mget(n, "tcp", NULL), *ex = mget(n, "exec", NULL), *v;
+    if (!!http + !!tcp + !!ex != 1) {
+        cerr(c, n, "spec.compare takes one probe: http, tcp or exec");
+        return;
+    }
+    uint64_t u;
+    if (tcp && get_uint(c, tcp, "spec.compare.tcp", 1, 65535, &u)) {
+        w->compare.probe = WL_COMPARE_TCP;
+        w->compare.port = (uint16_t)u;
+    }
+    if (ex && get_string_list(c, ex, "spec.compare.exec", true, &w->compare.exec, &w->compare.n_exec))
+        w->compare.probe = WL_COMPARE_EXEC;
+    if (!http || !want_map(c, http, "spec.compare.http"))
+        return;
+    check_keys(c, http, "spec.compare.http", http_keys);
+    const struct ynode *path = mget(http, "path", NULL);
+    if (!path) {
+        cerr(c, http, "spec.compare.http needs a path (like /)");
+        return;
+    }
+    if (!get_string(c, path, "spec.compare.http.path", &w->compare.http_path))
+        return;
+    if (!http_path_ok(w->compare.http_path)) {
+        cerr(c, path, "spec.compare.http.path must begin with / and hold no space or line break");
+        return;
+    }
+    w->compare.probe = WL_COMPARE_HTTP;
+    if ((v = mget(http, "port", NULL)) && get_uint(c, v, "spec.compare.http.port", 1, 65535, &u))
+        w->compare.port = (uint16_t)u;
+    if ((v = mget(http, "concurrency", NULL)) && get_uint(c, v, "spec.compare.http.concurrency", 1, 64, &u))
+        w->compare.concurrency = (unsigned)u;
+    if ((v = mget(http, "duration", NULL)) && get_duration(c, v, "spec.compare.http.duration", &u)) {
+        if (u < 100 || u > 600000)
+            cerr(c, v, "spec.compare.http.duration is from 100ms to 10m");
+        else
+            w->compare.duration_ms = u;
+    }
+}
+
 static void conv_ports(struct conv *c, struct workload_spec *w, const struct ynode *n)
 {
     static const char *const keys[] = {"host", "port", "protocol", NULL};
@@ -1111,7 +1163,7 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
     static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "args", "env",
                                        "workingDir", "user", "resources", "needs", "restart", "dependsOn",
                                        "healthcheck", "ports", "volumes", "network", "hostAccess", "cloudInit",
-                                       NULL};
+                                       "compare", NULL};
     if (!s) {
         cerr(c, key, "spec is required (at least spec.image)");
         return;
@@ -1166,6 +1218,8 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
         conv_deps(c, w, v);
     if ((v = mget(s, "healthcheck", NULL)))
         conv_health(c, w, v);
+    if ((v = mget(s, "compare", NULL)))
+        conv_compare(c, w, v);
     if ((v = mget(s, "network", NULL)) && get_enum(c, v, "spec.network", network_names, &e))
         w->network = (enum wl_network)e;
     const struct ynode *pk = NULL;

@@ -134,6 +134,26 @@ json_t *specjson_from_workload(const struct workload_spec *w)
         json_object_set_new(s, "healthcheck", h);
     }
 
+    if (w->compare.probe != WL_COMPARE_NONE) {
+        json_t *cmp = json_object();
+        if (w->compare.probe == WL_COMPARE_TCP) {
+            json_object_set_new(cmp, "tcp", json_integer(w->compare.port));
+        } else if (w->compare.probe == WL_COMPARE_EXEC) {
+            json_object_set_new(cmp, "exec", str_array(w->compare.exec, w->compare.n_exec));
+        } else {
+            json_t *h = json_object();
+            json_object_set_new(h, "path", json_string(w->compare.http_path));
+            if (w->compare.port)
+                json_object_set_new(h, "port", json_integer(w->compare.port));
+            if (w->compare.concurrency)
+                json_object_set_new(h, "concurrency", json_integer(w->compare.concurrency));
+            if (w->compare.duration_ms)
+                json_object_set_new(h, "duration", duration(w->compare.duration_ms));
+            json_object_set_new(cmp, "http", h);
+        }
+        json_object_set_new(s, "compare", cmp);
+    }
+
     if (w->n_ports) {
         json_t *ports = json_array();
         for (size_t i = 0; i < w->n_ports; i++) {

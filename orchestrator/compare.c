@@ -936,10 +936,33 @@ struct compare_job *daemon_compare(struct daemon *d, const char *name, struct ma
     }
     j->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     j->notes = json_array();
+    /* No probe asked for: the one the spec holds, if any. */
+    if (j->o.probe == COMPARE_PROBE_NONE && spec->compare.probe != WL_COMPARE_NONE) {
+        note(j, "the probe is the one spec.compare gives");
+        if (spec->compare.probe == WL_COMPARE_TCP) {
+            j->o.probe = COMPARE_PROBE_TCP;
+            j->o.port = spec->compare.port;
+        } else if (spec->compare.probe == WL_COMPARE_EXEC) {
+            j->o.probe = COMPARE_PROBE_EXEC;
+            j->argv = calloc(spec->compare.n_exec + 1, sizeof(*j->argv));
+            if (!j->argv)
+                abort();
+            for (size_t i = 0; i < spec->compare.n_exec; i++)
+                if (!(j->argv[i] = strdup(spec->compare.exec[i])))
+                    abort();
+        } else {
+            j->o.probe = COMPARE_PROBE_HTTP;
+            snprintf(j->o.http_path, sizeof(j->o.http_path), "%s", spec->compare.http_path);
+            j->o.port = spec->compare.port;
+            j->o.concurrency = spec->compare.concurrency ? spec->compare.concurrency : COMPARE_DEFAULT_CONCURRENCY;
+            j->o.duration_ms = spec->compare.duration_ms ? spec->compare.duration_ms : COMPARE_DEFAULT_DURATION_MS;
+        }
+    }
     j->start_within_ms = spec->needs.start_within_ms;
+    bool port_defaulted = !j->o.port;
     if (!j->o.port)
         j->o.port = spec->n_ports ? spec->ports[0].port : 80;
-    if (j->o.probe == COMPARE_PROBE_HTTP && !o->port)
+    if (j->o.probe == COMPARE_PROBE_HTTP && port_defaulted)
         note(j, "the probe uses port %u, %s; give another with --port", j->o.port,
              spec->n_ports ? "the first the workload publishes" : "HTTP's");
     if (spec->n_volumes)

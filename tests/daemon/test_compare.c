@@ -210,7 +210,7 @@ Test(compare, a_workload_that_runs_one_way_is_compared_one_way, .timeout = 300)
     const char *m = dd_manifest(
         &d, "oneway.yaml",
         "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: tiny}\nspec:\n  image: {rootfs: %s}\n"
-        "  command: [/bin/sleep, '3600']\n  resources: {memory: 8Mi}\n"
+        "  command: [/bin/sleep, '3600']\n  resources: {memory: 8Mi}\n  compare: {exec: [/bin/true]}\n"
         "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: kernel}\nspec:\n  image: {rootfs: %s}\n"
         "  command: [/bin/sleep, '3600']\n  resources: {memory: 128Mi}\n  needs: {ownKernel: true}\n",
         rootfs, rootfs);
@@ -219,6 +219,9 @@ Test(compare, a_workload_that_runs_one_way_is_compared_one_way, .timeout = 300)
     cr_expect(strstr(out, "\"vm\": {\n      \"possible\": false,\n      \"reason\": "), "%s", out);
     cr_expect(strstr(out, "container only: as a vm it cannot run: "), "%s", out);
     cr_expect(strstr(out, "\"backend\": \"container\""), "%s", out);
+    /* with no probe on the command line, the spec's compare block is the probe */
+    cr_expect(strstr(out, "the probe is the one spec.compare gives"), "%s", out);
+    cr_expect(strstr(out, "\"kind\": \"exec\"") && strstr(out, "\"median_ms\": "), "%s", out);
     free(out);
     cr_assert_eq(dd_duet(&d, &out, "compare -f %s kernel --runs 1 --idle 1s", m), 0, "%s", out);
     cr_expect(strstr(out, "container: cannot run this way: ") && strstr(out, "ownKernel"), "%s", out);

@@ -63,6 +63,26 @@ static const char cloud_fields[] =
     "  cloudInit:\n    userData: |\n      #cloud-config\n      runcmd: [\"echo \\\"a: b\\\" \\\\ \\t\"]\n"
     "      # \xc3\xa9t\xc3\xa9\n    networkConfig: \"version: 2\\nethernets: {}\\n\"\n";
 
+/* spec.compare in each of its forms, defaults left out */
+Test(specjson, compare_probes_round_trip)
+{
+    static const char *const forms[] = {
+        "  compare: {http: {path: \"/health?x=1&y=%2F\", port: 8080, concurrency: 16, duration: 30s}}\n",
+        "  compare: {http: {path: /}}\n", "  compare: {tcp: 5432}\n",
+        "  compare: {exec: [psql, -c, \"select 1\"]}\n"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: c}\nspec:\n  image: {rootfs: /r}\n  command: [/x]\n%s",
+                 forms[i]);
+        struct manifest_set *s = load("c.yaml", yaml);
+        cr_assert(manifest_set_ok(s), "%zu: %s", i, s->diags.n ? s->diags.v[0].msg : "");
+        cr_expect_neq(s->workloads[0]->compare.probe, WL_COMPARE_NONE, "%zu", i);
+        round_trip(s->workloads[0]);
+        manifest_set_free(s);
+    }
+}
+
 Test(specjson, cloud_init_round_trips)
 {
     struct manifest_set *s = load("cloud.yaml", cloud_fields);
