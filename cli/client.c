@@ -188,3 +188,23 @@ int client_call_buf(const char *socket_path, const char *method, const char *pat
     collect(buf, "", 0);
     return client_call(socket_path, method, path, body, body_len, collect, buf, buf, timeout_ms, err);
 }
+
+int client_lines_feed(void *opaque, const char *data, size_t len)
+{
+    struct client_lines *l = opaque;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n') {
+            if (l->n + 1 < sizeof(l->buf))
+                l->buf[l->n++] = data[i];
+            else
+                l->overflow = true;
+            continue;
+        }
+        l->buf[l->n] = '\0';
+        json_t *j = l->overflow ? NULL : json_loads(l->buf, 0, NULL);
+        l->n = 0;
+        l->overflow = false;
+        l->fn(l->opaque, j);
+    }
+    return 0;
+}

@@ -5,7 +5,10 @@
 #ifndef DUET_CLIENT_H
 #define DUET_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "common/err.h"
 
@@ -29,6 +32,19 @@ struct client_buf {
 #define CLIENT_TIMEOUT_MS 60000
 int client_call(const char *socket_path, const char *method, const char *path, const char *body, size_t body_len,
                 client_body_fn fn, void *opaque, struct client_buf *err_body, int timeout_ms, struct duet_err *err);
+
+/* A stream of JSON lines (application/x-ndjson) cut into lines: each
+ * whole line to fn, parsed (a new reference), or NULL for one that is
+ * not JSON or longer than the buffer.  Give client_lines_feed to
+ * client_call as its client_body_fn and the struct as its opaque. */
+struct client_lines {
+    void (*fn)(void *opaque, json_t *line);
+    void *opaque;
+    char buf[65536];
+    size_t n;
+    bool overflow;
+};
+int client_lines_feed(void *lines, const char *data, size_t len);
 
 /* client_call collecting the body (NUL-terminated) into buf. */
 int client_call_buf(const char *socket_path, const char *method, const char *path, const char *body,

@@ -43,38 +43,18 @@ static const char usage[] =
     "  -o, --output FORMAT    table (default) or json (docs/cli.md gives its schema)\n"
     "      --socket PATH      duetd's socket (default $DUET_SOCKET or /run/duet/duet.sock)\n";
 
-struct view {
-    char line[65536];
-    size_t n;
-    bool overflow;
-    json_t *last;                  /* the result or error line */
-};
-
-static int on_chunk(void *opaque, const char *data, size_t len)
+/* The stream's last line that is not progress: the result or the error. */
+static void on_line(void *opaque, json_t *j)
 {
-    struct view *v = opaque;
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] != '\n') {
-            if (v->n + 1 < sizeof(v->line))
-                v->line[v->n++] = data[i];
-            else
-                v->overflow = true;
-            continue;
-        }
-        v->line[v->n] = '\0';
-        json_t *j = v->overflow ? NULL : json_loads(v->line, 0, NULL);
-        v->n = 0;
-        v->overflow = false;
-        const char *p = json_string_value(json_object_get(j, "progress"));
-        if (p) {
-            fprintf(stderr, "compare: %s\n", p);
-            json_decref(j);
-        } else if (j) {
-            json_decref(v->last);
-            v->last = j;
-        }
+    json_t **last = opaque;
+    const char *p = json_string_value(json_object_get(j, "progress"));
+    if (p) {
+        fprintf(stderr, "compare: %s\n", p);
+        json_decref(j);
+    } else if (j) {
+        json_decref(*last);
+        *last = j;
     }
-    return 0;
 }
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -382,24 +362,28 @@ int cli_compare(int argc, char **argv)
     if (n_files)
         json_object_set(body, "files", files);
     char *text = json_dumps(body, JSON_COMPACT);
-    struct view *v = calloc(1, sizeof(*v));
+    json_t *last = NULL;
+    struct client_lines *lines = calloc(1, sizeof(*lines));
     struct client_buf eb = {0};
     struct duet_err err = {0};
-    if (!text || !v)
+    if (!text || !lines)
         abort();
-    int status = client_call(client_socket_path(sock), "POST", "/v1/compare", text, strlen(text), on_chunk, v, &eb, 0,
-                             &err);
+    lines->fn = on_line;
+    lines->opaque = &last;
+    int status = client_call(client_socket_path(sock), "POST", "/v1/compare", text, strlen(text), client_lines_feed,
+                             lines, &eb, 0, &err);
+    free(lines);
     free(text);
     if (status < 0)
         rc = cli_unreachable(&err);
     else if (status >= 300)
         rc = cli_refused(status, eb.data);
-    else if (!json_object_get(v->last, "result")) {
-        const char *e = json_string_value(json_object_get(v->last, "error"));
+    else if (!json_object_get(last, "result")) {
+        const char *e = json_string_value(json_object_get(last, "error"));
         fprintf(stderr, "duet: %s\n", e ? e : "the compare ended without an answer");
         rc = EXIT_REFUSED;
     } else {
-        json_t *r = json_object_get(v->last, "result");
+        json_t *r = json_object_get(last, "result");
         if (json) {
             char *t = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
             printf("%s\n", t);
@@ -410,8 +394,7 @@ int cli_compare(int argc, char **argv)
         rc = 0;
     }
     free(eb.data);
-    json_decref(v->last);
-    free(v);
+    json_decref(last);
 out:
     json_decref(http);
     json_decref(probe);

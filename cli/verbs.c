@@ -1184,9 +1184,7 @@ static int image_ref_absolute(const char *in, char *out, size_t len)
 /* A pull's answer, a JSON line at a time (docs/api.md): progress drawn as
  * a bar when stdout is a terminal, the last line kept. */
 struct pull_view {
-    char line[8192];
-    size_t n;
-    bool tty, drawn, overflow;
+    bool tty, drawn;
     json_t *last;
     uint64_t t0;
 };
@@ -1218,31 +1216,17 @@ static void pull_bar(struct pull_view *v, json_t *p)
     v->drawn = true;
 }
 
-static int pull_chunk(void *opaque, const char *data, size_t len)
+static void pull_line(void *opaque, json_t *j)
 {
     struct pull_view *v = opaque;
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] != '\n') {
-            if (v->n + 1 < sizeof(v->line))
-                v->line[v->n++] = data[i];
-            else
-                v->overflow = true;
-            continue;
-        }
-        v->line[v->n] = '\0';
-        json_t *j = v->overflow ? NULL : json_loads(v->line, 0, NULL);
-        v->n = 0;
-        v->overflow = false;
-        json_t *p = json_object_get(j, "progress");
-        if (p) {
-            pull_bar(v, p);
-            json_decref(j);
-        } else if (j) {
-            json_decref(v->last);
-            v->last = j;
-        }
+    json_t *p = json_object_get(j, "progress");
+    if (p) {
+        pull_bar(v, p);
+        json_decref(j);
+    } else if (j) {
+        json_decref(v->last);
+        v->last = j;
     }
-    return 0;
 }
 
 /* POST /v1/images/pull?progress=1: the stream also keeps a long pull from
@@ -1250,10 +1234,11 @@ static int pull_chunk(void *opaque, const char *data, size_t len)
 static json_t *pull_streamed(const char *body, int *rc)
 {
     struct pull_view v = {.tty = isatty(STDOUT_FILENO), .t0 = clock_mono_ms()};
+    struct client_lines lines = {.fn = pull_line, .opaque = &v};
     struct client_buf eb = {0};
     struct duet_err err = {0};
-    int status = client_call(sock, "POST", "/v1/images/pull?progress=1", body, strlen(body), pull_chunk, &v, &eb,
-                             CLIENT_TIMEOUT_MS, &err);
+    int status = client_call(sock, "POST", "/v1/images/pull?progress=1", body, strlen(body), client_lines_feed,
+                             &lines, &eb, CLIENT_TIMEOUT_MS, &err);
     if (v.drawn) {
         printf("\r\033[K");
         fflush(stdout);

@@ -58,20 +58,6 @@ static int run_argv(const char *const *argv, bool quiet)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static long rss_kib(pid_t pid)
-{
-    char p[64], line[256];
-    snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(p, "r");
-    long v = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return v;
-}
-
 /* How many workloads run, counted in duetd's compact answer without
  * parsing it: the bench polls while the 500 start, and a parse of the
  * list (10 ms) every poll was a third of a CPU taken from what it

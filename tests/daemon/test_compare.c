@@ -86,6 +86,18 @@ static void check_only_web_left(struct dd *d)
     cr_expect_eq(links_on_fleet(d), 1, "links of temporary instances are left on the fleet network");
 }
 
+/* A daemon that runs web, on a host port of this test's own: the port. */
+static unsigned start_with_web(struct dd *d)
+{
+    dd_init_vm(d);
+    unsigned port = 20000 + (unsigned)getpid() % 20000;
+    const char *m = dd_manifest(d, "web.yaml", WEB_SPEC, dd_env("DUET_ROOTFS"), port);
+    char *out;
+    cr_assert_eq(dd_duet(d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
+    free(out);
+    return port;
+}
+
 static double num(json_t *o, const char *path1, const char *path2)
 {
     json_t *v = json_object_get(o, path1);
@@ -100,12 +112,8 @@ static double num(json_t *o, const char *path1, const char *path2)
 Test(compare, a_web_workload_is_measured_both_ways_and_the_live_one_is_untouched, .timeout = 600)
 {
     struct dd d;
-    dd_init_vm(&d);
-    unsigned port = 20000 + (unsigned)getpid() % 20000;
-    const char *m = dd_manifest(&d, "web.yaml", WEB_SPEC, dd_env("DUET_ROOTFS"), port);
+    unsigned port = start_with_web(&d);
     char *out;
-    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
-    free(out);
     char *h0 = dd_handle(&d, "web"), *addr0 = dd_field(&d, "web", "address");
     struct watch w = {0};
     snprintf(w.addr, sizeof(w.addr), "%s", addr0);
@@ -255,12 +263,7 @@ Test(compare, a_workload_that_runs_one_way_is_compared_one_way, .timeout = 300)
 Test(compare, a_compare_cut_short_by_a_killed_daemon_leaves_nothing, .timeout = 300)
 {
     struct dd d;
-    dd_init_vm(&d);
-    unsigned port = 20000 + (unsigned)getpid() % 20000;
-    const char *m = dd_manifest(&d, "web.yaml", WEB_SPEC, dd_env("DUET_ROOTFS"), port);
-    char *out;
-    cr_assert_eq(dd_duet(&d, &out, "apply -f %s --wait --timeout 60", m), 0, "%s", out);
-    free(out);
+    start_with_web(&d);
     char *h0 = dd_handle(&d, "web");
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "DUET_SOCKET=%s %s compare web --runs 1 --idle 30s 2>&1", d.sock, dd_env("DUET_BIN"));
