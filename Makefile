@@ -55,7 +55,7 @@ LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/a
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
           storage/volume.c storage/snapshot.c storage/backup.c
-CLI_SRC   = cli/main.c cli/verbs.c cli/compare.c
+CLI_SRC   = cli/main.c cli/verbs.c cli/compare.c cli/estimate.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \

@@ -21,6 +21,7 @@ static const char usage[] =
     "usage: duet compare NAME [-f FILE|DIR ...] [--runs N] [--idle DURATION] [--keep] [-o table|json]\n"
     "                    [--http PATH [--port P] [--concurrency C] [--duration D] | --tcp PORT |\n"
     "                     --exec 'SHELL COMMAND' | -- COMMAND...]\n"
+    "       duet compare -f FILE|DIR [-f ...] --estimate [--guest-kernel PATH] [-o table|json]\n"
     "\n"
     "Run workload NAME once as a container and once as a VM, side by side, as\n"
     "temporary instances that leave the running fleet alone (their own names and\n"
@@ -40,6 +41,10 @@ static const char usage[] =
     "      --exec CMD         probe: /bin/sh -c CMD run inside each, timed (5 runs)\n"
     "      -- COMMAND...      probe: COMMAND run inside each, timed (5 runs)\n"
     "      --keep             leave both instances running (duet delete them when done)\n"
+    "      --estimate         for the whole fleet in the files, start nothing: what each workload costs\n"
+    "                         as a container and as a VM, and the host's headroom as planned, all\n"
+    "                         containers and all VMs (for the Host document among the files, else this host)\n"
+    "      --guest-kernel PATH with --estimate: the kernel duetd boots rootfs images with, as duet plan's\n"
     "  -o, --output FORMAT    table (default) or json (docs/cli.md gives its schema)\n"
     "      --socket PATH      duetd's socket (default $DUET_SOCKET or /run/duet/duet.sock)\n";
 
@@ -231,16 +236,21 @@ int cli_compare(int argc, char **argv)
                                          {"tcp", required_argument, NULL, 't'},
                                          {"exec", required_argument, NULL, 'e'},
                                          {"keep", no_argument, NULL, 'k'},
+                                         {"estimate", no_argument, NULL, 'E'},
+                                         {"guest-kernel", required_argument, NULL, 'K'},
                                          {"output", required_argument, NULL, 'o'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     json_t *body = json_object(), *files = json_array(), *http = NULL, *probe = NULL;
-    const char *name = NULL, *sock = NULL, *shell = NULL;
+    const char *name = NULL, *sock = NULL, *shell = NULL, *guest_kernel = NULL;
     long tcp = 0;
-    bool json = false;
+    bool json = false, estimate = false, measuring = false;
     int ch, rc = EXIT_USAGE;
     size_t n_files = 0;
+    char **paths = calloc((size_t)argc + 1, sizeof(*paths));
+    if (!paths)
+        abort();
     unsigned n_probes = 0;
     /* What follows "--" is the probe's command, not options or a name. */
     int dashes = argc;
@@ -253,12 +263,10 @@ int cli_compare(int argc, char **argv)
     while ((ch = getopt_long(dashes, argv, "f:w:o:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'f':
-            if (cli_add_path(files, optarg) < 0) {
-                rc = EXIT_REFUSED;
-                goto out;
-            }
-            n_files++;
+            paths[n_files++] = optarg;
             break;
+        case 'E': estimate = true; break;
+        case 'K': guest_kernel = optarg; break;
         case 'w': name = optarg; break;
         case 'r': {
             char *end;
@@ -268,9 +276,13 @@ int cli_compare(int argc, char **argv)
                 goto out;
             }
             json_object_set_new(body, "runs", json_integer(r));
+            measuring = true;
             break;
         }
-        case 'i': json_object_set_new(body, "idle", json_string(optarg)); break;
+        case 'i':
+            json_object_set_new(body, "idle", json_string(optarg));
+            measuring = true;
+            break;
         case 'H':
             if (!http)
                 http = json_object();
@@ -307,7 +319,10 @@ int cli_compare(int argc, char **argv)
             break;
         }
         case 'e': shell = optarg; n_probes++; break;
-        case 'k': json_object_set_new(body, "keep", json_true()); break;
+        case 'k':
+            json_object_set_new(body, "keep", json_true());
+            measuring = true;
+            break;
         case 'o':
             if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
                 fprintf(stderr, "duet: -o %.40s: give table or json\n", optarg);
@@ -323,6 +338,21 @@ int cli_compare(int argc, char **argv)
         default: fputs(usage, stderr); goto out;
         }
     }
+    if (estimate) {
+        /* A fleet's costs, planned here: nothing is started, no daemon needed. */
+        if (!n_files || name || optind < argc || measuring || n_probes || http) {
+            fprintf(stderr, "duet: --estimate takes the fleet's files (-f FILE|DIR) and -o; it starts nothing, so "
+                            "no workload name, probe, --runs, --idle or --keep\n");
+            goto out;
+        }
+        rc = cli_compare_estimate(paths, n_files, guest_kernel, json);
+        goto out;
+    }
+    for (size_t i = 0; i < n_files; i++)
+        if (cli_add_path(files, paths[i]) < 0) {
+            rc = EXIT_REFUSED;
+            goto out;
+        }
     if (!name && optind < dashes)
         name = argv[optind++];
     if (optind < dashes) {
@@ -396,6 +426,7 @@ int cli_compare(int argc, char **argv)
     free(eb.data);
     json_decref(last);
 out:
+    free(paths);
     json_decref(http);
     json_decref(probe);
     json_decref(files);

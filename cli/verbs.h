@@ -2,6 +2,9 @@
 #ifndef DUET_CLI_DAEMON_H
 #define DUET_CLI_DAEMON_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "common/err.h"
@@ -20,5 +23,7 @@ int cli_add_path(json_t *files, const char *path);
 
 /* compare.c */
 int cli_compare(int argc, char **argv);
+/* estimate.c: duet compare --estimate of the manifests at paths. */
+int cli_compare_estimate(char **paths, size_t n, const char *guest_kernel, bool json);
 
 #endif

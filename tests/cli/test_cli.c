@@ -151,6 +151,54 @@ Test(cli, daemon_unreachable_is_exit_3)
     run_free(&r);
 }
 
+static json_t *find_workload(json_t *arr, const char *name);
+
+/* A fleet's costs both ways, planned for a Host document: nothing runs,
+ * no daemon is asked. */
+Test(cli, compare_estimate_costs_a_fleet_both_ways)
+{
+    struct run r = RUN("compare", "-f", src("manifests/examples"), "-f", src("manifests/hosts/homelab.yaml"),
+                       "--estimate", "-o", "json", "--socket", "/nonexistent/duet.sock");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    json_t *root = json_loads(r.out, 0, NULL);
+    cr_assert_not_null(root, "%s", r.out);
+    cr_expect_str_eq(json_string_value(json_object_get(root, "host")), "homelab");
+    json_t *web = find_workload(json_object_get(root, "workloads"), "web");
+    json_t *db = find_workload(json_object_get(root, "workloads"), "db");
+    cr_assert(web && db);
+    json_t *wc = json_object_get(web, "container"), *wv = json_object_get(web, "vm");
+    cr_expect(json_is_true(json_object_get(wc, "possible")) && json_is_true(json_object_get(wv, "possible")));
+    /* a VM is charged its memory and the backend's overhead */
+    cr_expect_gt(json_integer_value(json_object_get(wv, "memory_bytes")),
+                 json_integer_value(json_object_get(wc, "memory_bytes")));
+    cr_expect_gt(json_integer_value(json_object_get(wv, "start_ms")), json_integer_value(json_object_get(wc, "start_ms")));
+    cr_expect(json_is_false(json_object_get(json_object_get(db, "container"), "possible")));
+    cr_expect(strstr(json_string_value(json_object_get(json_object_get(db, "container"), "reason")), "no rootfs"));
+    json_t *st = json_object_get(root, "strategies");
+    json_t *cts = json_object_get(st, "all_containers"), *vms = json_object_get(st, "all_vms"),
+           *asp = json_object_get(st, "as_planned");
+    cr_expect_eq(json_array_size(json_object_get(asp, "unplaceable")), 0);
+    /* db and vpn cannot be containers: all-containers runs them as VMs */
+    cr_expect_eq(json_integer_value(json_object_get(cts, "the_other_way")), 2);
+    cr_expect_lt(json_integer_value(json_object_get(cts, "memory_used")),
+                 json_integer_value(json_object_get(vms, "memory_used")));
+    cr_expect_eq(json_integer_value(json_object_get(cts, "memory_headroom")) +
+                     json_integer_value(json_object_get(cts, "memory_used")),
+                 json_integer_value(json_object_get(cts, "memory_capacity")));
+    json_decref(root);
+    run_free(&r);
+    r = RUN("compare", "-f", src("manifests/examples"), "-f", src("manifests/hosts/homelab.yaml"), "--estimate");
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "AS A CONTAINER") && strstr(r.out, "ALL CONTAINERS") &&
+                  strstr(r.out, "vpn: not as a container: needs.ownKernel"),
+              "%s", r.out);
+    run_free(&r);
+    r = RUN("compare", "web", "-f", src("manifests/examples"), "--estimate");
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "--estimate takes the fleet's files"), "%s", r.err);
+    run_free(&r);
+}
+
 /* duet compare's mistakes are found before any daemon is asked. */
 Test(cli, compare_usage_errors_are_exit_2)
 {
