@@ -149,8 +149,7 @@ static struct wl *side_wl(struct compare_job *j, const struct side *s)
 /* spec as it runs for the comparison on backend k: pinned there, ready as
  * its health check says, never restarted, sharing nothing with the live
  * workload. */
-static char *temporary_text(struct compare_job *j, const struct workload_spec *spec, enum backend_kind k,
-                            const char *name)
+static char *temporary_text(const struct workload_spec *spec, enum backend_kind k, const char *name)
 {
     json_t *doc = specjson_from_workload(spec);
     json_object_set_new(json_object_get(doc, "metadata"), "name", json_string(name));
@@ -162,7 +161,6 @@ static char *temporary_text(struct compare_job *j, const struct workload_spec *s
     json_object_del(s, "volumes");
     json_object_del(json_object_get(s, "healthcheck"), "onUnhealthy");
     json_object_del(json_object_get(s, "image"), "keepDisk");
-    (void)j;
     char *t = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     if (!t)
@@ -230,9 +228,15 @@ static void step_start(struct compare_job *j)
             /* It cannot run this way at all: a one-way comparison. */
             s->possible = false;
             snprintf(s->why, sizeof(s->why), "%.1000s", e ? e + 9 : why);
-            const char *colon = strstr(s->why, " fits nowhere on this host: ");
-            if (colon)
-                memmove(s->why, colon + 28, strlen(colon + 28) + 1);
+            /* "web-cmp-vm fits nowhere on this host: placement vm cannot
+             * be honoured: REASON": the pin is compare's, the reason the
+             * workload's. */
+            static const char *const lead[] = {" fits nowhere on this host: ", "cannot be honoured: "};
+            for (size_t i = 0; i < 2; i++) {
+                const char *at = strstr(s->why, lead[i]);
+                if (at)
+                    memmove(s->why, at + strlen(lead[i]), strlen(at + strlen(lead[i])) + 1);
+            }
             say(j, "%s: cannot run this way: %s", backend_kind_name(s->k), s->why);
         } else {
             side_fail(j, s, "could not be started: %s", e ? e + 9 : why);
@@ -996,7 +1000,7 @@ struct compare_job *daemon_compare(struct daemon *d, const char *name, struct ma
         s->k = order[i];
         s->possible = true;
         snprintf(s->name, sizeof(s->name), "%.56s-cmp-%s", name, s->k == BACKEND_VM ? "vm" : "ct");
-        s->text = temporary_text(j, spec, s->k, s->name);
+        s->text = temporary_text(spec, s->k, s->name);
         struct driver *drv = daemon_driver(d, s->k);
         s->exec_supported = drv && (drv->flags & DRIVER_CAN_EXEC) &&
                             (!drv->exec_supported || drv->exec_supported(drv, spec, s->exec_why, sizeof(s->exec_why)));
