@@ -754,8 +754,10 @@ json_t *compare_verdict(json_t *sides, const char *plan_backend)
             char phrase[96];
             if (lo > 0)
                 snprintf(phrase, sizeof(phrase), f[i].better, hi / lo);
-            else   /* nothing against something: no ratio to tell */
-                snprintf(phrase, sizeof(phrase), "%s", f[i].key);
+            else {   /* nothing against something: no ratio to tell, "starts %.1fx faster" -> "starts faster" */
+                const char *x = strstr(f[i].better, "%.1fx ");
+                snprintf(phrase, sizeof(phrase), "%.*s%s", (int)(x - f[i].better), f[i].better, x + 6);
+            }
             snprintf(item, sizeof(item), "%s (%s vs %s)", phrase, va, vb);
             json_t *d = json_object();
             json_object_set_new(d, "figure", json_string(f[i].key));

@@ -8,7 +8,8 @@
 #      that need a VM's isolation are VMs, see docs/placement.md), the
 #      application containers start once what they depend on is up;
 #   4. duet get, describe, logs, the fleet network (names, a published
-#      port), events;
+#      port), duet compare of web (measured as a container and as a VM),
+#      events;
 #   5. everything deleted and duetd stopped, at the end or on Ctrl-C.
 #
 # libvirt: duetd uses the system's libvirtd when one answers, otherwise
@@ -106,6 +107,9 @@ curl -s --max-time 5 http://127.0.0.1:8080/
 say "a VM reaches a container by name (vpn's console)"
 for _ in $(seq 30); do "$DUET" logs vpn | grep -q "vpn sees web" && break; sleep 1; done
 "$DUET" logs vpn | grep -m 1 "vpn sees web" || echo "(vpn has not reached web yet)"
+
+say "duet compare web --http / --runs 1 --idle 3s --duration 2s (web once as a container and once as a VM, beside the live one)"
+"$DUET" compare web --http / --runs 1 --idle 3s --duration 2s
 
 say "duet apply -f manifests/examples (again: nothing changes)"
 "$DUET" apply -f manifests/examples

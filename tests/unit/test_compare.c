@@ -224,6 +224,17 @@ Test(compare_verdict, the_workloads_own_speed_weighs_most)
     json_decref(s);
 }
 
+/* Nothing against something has no ratio: said without one. */
+Test(compare_verdict, a_zero_figure_is_said_without_a_ratio)
+{
+    json_t *s = sides("{\"possible\":true,\"cpu_idle_percent\":0.0}", "{\"possible\":true,\"cpu_idle_percent\":6.3}");
+    json_t *v = compare_verdict(s, "container");
+    const char *t = json_string_value(json_object_get(v, "text"));
+    cr_expect(strstr(t, "container: uses less CPU while idle (0.0% vs 6.3%)"), "%s", t);
+    json_decref(v);
+    json_decref(s);
+}
+
 Test(compare_verdict, one_way_says_why)
 {
     json_t *s = sides("{\"possible\":true,\"start_ms\":{\"median\":200}}",
