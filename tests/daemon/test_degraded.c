@@ -76,7 +76,10 @@ Test(degraded, a_full_store_changes_nothing_and_recovers, .timeout = 120)
     dd_init_on_tmpfs(&d, "96m");
     char a[1024], b[1024], c[1024];
     doc(a, sizeof(a), "keeper", "[/bin/sleep, '3600']");
-    doc(b, sizeof(b), "ender", "[/bin/sh, -c, 'while [ ! -e /go ]; do sleep 0.1; done; exit 3']");
+    /* It ends a second after the test's exec made /go: that exec's own
+     * end is reported before the container's pid 1 goes (and with it,
+     * SIGKILL to all its namespace, a helper still reporting included). */
+    doc(b, sizeof(b), "ender", "[/bin/sh, -c, 'while [ ! -e /go ]; do sleep 0.1; done; sleep 1; exit 3']");
     doc(c, sizeof(c), "newcomer", "[/bin/sleep, '3600']");
     char *out;
     const char *first = dd_manifest(&d, "first.yaml", "%s---\n%s", a, b);
