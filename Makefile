@@ -6,7 +6,7 @@
 #   make asan     the whole suite again under AddressSanitizer + UBSan
 #   make bench    benchmarks, with ratios against a reference measured in the same run
 #   make demo     deps, build, start duetd and run the example fleet (VMs + containers), then tear down
-#   make install  PREFIX=/usr/local DESTDIR=
+#   make install  PREFIX=/usr/local DESTDIR=  (docs/install.md; make uninstall)
 
 SHELL   := /bin/bash
 PREFIX  ?= /usr/local
@@ -19,7 +19,8 @@ DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcri
                libseccomp-dev libuv1-dev libsqlite3-dev libhttp-parser-dev libmnl-dev libnftables-dev libarchive-dev libssl-dev libcurl4-openssl-dev busybox-static umoci runc curl \
                docker-registry skopeo apache2-utils openssl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
-               e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables mmdebstrap fdisk
+               e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables mmdebstrap fdisk \
+               systemd man-db groff-base zsh
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
 # Every header is named by its path from the top ("backends/driver.h"), or
@@ -102,9 +103,11 @@ BENCH_CMP_BIN = $(BUILD)/bench/compare
 BENCH_IMG_BIN = $(BUILD)/bench/images
 BENCH_VOL_BIN = $(BUILD)/bench/volume
 
-.PHONY: all deps test check asan bench demo install clean images
+.PHONY: all deps test check asan bench demo install install-files uninstall clean images
 
-all: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD)
+MANPAGES = $(BUILD)/man/duet.1 $(BUILD)/man/duet-manifest.5 $(BUILD)/man/duetd.8
+
+all: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(MANPAGES)
 
 # V=1 shows the full command lines.
 Q = $(if $(V),,@)
@@ -186,6 +189,11 @@ OCI_LAYOUT = $(BUILD)/images/busybox-oci
 $(OCI_LAYOUT): tests/images/oci-layout.sh $(ROOTFS)
 	tests/images/oci-layout.sh $@ $(ROOTFS)
 
+# Man pages: kept in docs/man, their tables made from docs/ (man-page.sh).
+$(BUILD)/man/%: docs/man/% scripts/man-page.sh scripts/man-table.awk docs/manifest.md docs/install.md
+	@mkdir -p $(dir $@)
+	scripts/man-page.sh $< $@
+
 # Guest images for the example fleet's VMs: Debian's kernel (apt-get
 # download + dpkg -x, nothing installed) and the db guest's initramfs.
 $(BUILD)/images/kernel/vmlinuz: tests/images/guest-kernel.sh
@@ -257,7 +265,7 @@ deps:
 
 # The suite: unit tests, then tests that run the built binary.  Criterion
 # prints its summary line for each; any failure fails the target.
-TEST_ENV = DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
+TEST_ENV = DUET_CONFIG=none DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
            DUET_VMINIT=$(abspath $(VMINIT)) DUET_VIRTIOFSD=$(abspath $(VIRTIOFSD)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
            DUET_IMAGES=$(abspath $(BUILD)/images) DUET_OCI=$(abspath $(OCI_LAYOUT)) DUET_CLOUD_GUEST=$(abspath $(CLOUD_GUEST)) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
            $(if $(filter 1,$(SAN)),DUET_VM_VIA_LIBVIRTD=1)
@@ -271,7 +279,7 @@ else
 RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
 endif
 
-check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
+check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(MANPAGES) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
 	@rm -f $(SAN_LOG)
 	$(call RUN_SUITE,$(UNIT_BIN))
 	$(call RUN_SUITE,$(CLI_BIN))
@@ -327,11 +335,53 @@ demo: deps
 	$(MAKE) all $(DEMO_IMAGES)
 	./scripts/demo.sh $(BUILD)
 
-# duetd finds duet-init, duet-vminit and duet-virtiofsd next to itself.
-install: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD)
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(DESTDIR)$(PREFIX)/bin/
-	ln -sf duet-virtiofsd $(DESTDIR)$(PREFIX)/bin/duet-virtiofsd-ro
+# The installed layout (docs/install.md lists it, and the install test
+# checks the two agree).  duetd finds its helpers in PREFIX/lib/duet and
+# the guest kernel in PREFIX/lib/duet/kernel, as `duet plan` does; the
+# config file is /etc/duet/duetd.yaml whatever the prefix, and is never
+# overwritten.
+SBINDIR    = $(PREFIX)/sbin
+BINDIR     = $(PREFIX)/bin
+DUETLIBDIR = $(PREFIX)/lib/duet
+UNITDIR    = $(PREFIX)/lib/systemd/system
+MANDIR     = $(PREFIX)/share/man
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(PREFIX)/share/zsh/site-functions
+GUEST_KERNEL_DIR = $(BUILD)/images/kernel
+
+install: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(MANPAGES) $(GUEST_KERNEL_DIR)/vmlinuz
+	$(MAKE) --no-print-directory install-files
+
+# The copying alone, from a build that exists (the install test runs it
+# against the build under test, which nothing may rebuild meanwhile).
+install-files:
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DUETLIBDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)/etc/duet
+	install -m 0755 $(DUET) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(DUETD) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(INIT) $(VMINIT) $(VIRTIOFSD) $(DESTDIR)$(DUETLIBDIR)/
+	ln -sfn duet-virtiofsd $(DESTDIR)$(DUETLIBDIR)/duet-virtiofsd-ro
+	rm -rf $(DESTDIR)$(DUETLIBDIR)/kernel.new
+	cp -a $(GUEST_KERNEL_DIR) $(DESTDIR)$(DUETLIBDIR)/kernel.new
+	rm -rf $(DESTDIR)$(DUETLIBDIR)/kernel
+	mv $(DESTDIR)$(DUETLIBDIR)/kernel.new $(DESTDIR)$(DUETLIBDIR)/kernel
+	sed 's|@SBINDIR@|$(SBINDIR)|g' orchestrator/duetd.service.in > $(DESTDIR)$(UNITDIR)/duetd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/duetd.service
+	install -m 0644 $(BUILD)/man/duet.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BUILD)/man/duet-manifest.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(BUILD)/man/duetd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 cli/completion/duet.bash $(DESTDIR)$(BASHCOMPDIR)/duet
+	install -m 0644 cli/completion/_duet $(DESTDIR)$(ZSHCOMPDIR)/_duet
+	[ -e $(DESTDIR)/etc/duet/duetd.yaml ] || install -m 0644 orchestrator/duetd.yaml $(DESTDIR)/etc/duet/duetd.yaml
+
+# Everything install put down but the config file, which holds the
+# user's settings (remove /etc/duet by hand to forget them).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/duet $(DESTDIR)$(SBINDIR)/duetd $(DESTDIR)$(UNITDIR)/duetd.service \
+	    $(DESTDIR)$(MANDIR)/man1/duet.1 $(DESTDIR)$(MANDIR)/man5/duet-manifest.5 $(DESTDIR)$(MANDIR)/man8/duetd.8 \
+	    $(DESTDIR)$(BASHCOMPDIR)/duet $(DESTDIR)$(ZSHCOMPDIR)/_duet
+	rm -rf $(DESTDIR)$(DUETLIBDIR)
 
 clean:
 	rm -rf build

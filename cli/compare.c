@@ -45,6 +45,7 @@ static const char usage[] =
     "                         as a container and as a VM, and the host's headroom as planned, all\n"
     "                         containers and all VMs (for the Host document among the files, else this host)\n"
     "      --guest-kernel PATH with --estimate: the kernel duetd boots rootfs images with, as duet plan's\n"
+    "      --config FILE      with --estimate: duetd's config file, as duet plan's\n"
     "  -o, --output FORMAT    table (default) or json (docs/cli.md gives its schema)\n"
     "      --socket PATH      duetd's socket (default $DUET_SOCKET or /run/duet/duet.sock)\n";
 
@@ -238,12 +239,13 @@ int cli_compare(int argc, char **argv)
                                          {"keep", no_argument, NULL, 'k'},
                                          {"estimate", no_argument, NULL, 'E'},
                                          {"guest-kernel", required_argument, NULL, 'K'},
+                                         {"config", required_argument, NULL, 'C'},
                                          {"output", required_argument, NULL, 'o'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     json_t *body = json_object(), *files = json_array(), *http = NULL, *probe = NULL;
-    const char *name = NULL, *sock = NULL, *shell = NULL, *guest_kernel = NULL;
+    const char *name = NULL, *sock = NULL, *shell = NULL, *guest_kernel = NULL, *config = NULL;
     long tcp = 0;
     bool json = false, estimate = false, measuring = false;
     int ch, rc = EXIT_USAGE;
@@ -267,6 +269,7 @@ int cli_compare(int argc, char **argv)
             break;
         case 'E': estimate = true; break;
         case 'K': guest_kernel = optarg; break;
+        case 'C': config = optarg; break;
         case 'w': name = optarg; break;
         case 'r': {
             char *end;
@@ -345,7 +348,11 @@ int cli_compare(int argc, char **argv)
                             "no workload name, probe, --runs, --idle or --keep\n");
             goto out;
         }
-        rc = cli_compare_estimate(paths, n_files, guest_kernel, json);
+        rc = cli_compare_estimate(paths, n_files, guest_kernel, config, json);
+        goto out;
+    }
+    if (guest_kernel || config) {
+        fprintf(stderr, "duet: --guest-kernel and --config go with --estimate; a measured compare uses duetd's own\n");
         goto out;
     }
     for (size_t i = 0; i < n_files; i++)

@@ -181,7 +181,7 @@ static void print_table(json_t *r)
     }
 }
 
-int cli_compare_estimate(char **paths, size_t n, const char *guest_kernel, bool json)
+int cli_compare_estimate(char **paths, size_t n, const char *guest_kernel, const char *config, bool json)
 {
     struct manifest_set *given = load(paths, n, false), *free_set = load(paths, n, true);
     int rc = 0;
@@ -198,8 +198,13 @@ int cli_compare_estimate(char **paths, size_t n, const char *guest_kernel, bool 
     if (given->host) {
         host_info_from_spec(&host, given->host);
     } else {
-        struct host_probe_opts po = {.libvirt_uri = getenv("DUET_LIBVIRT_URI"), .guest_kernel = guest_kernel};
         struct duet_err err = {0};
+        struct host_probe_opts po = {.guest_kernel = guest_kernel};
+        struct cli_probe_keep keep;
+        if (cli_probe_settle(config, &po, &keep)) {
+            rc = 1;
+            goto out;
+        }
         if (host_probe(&host, &po, &err) < 0) {
             fprintf(stderr, "duet: %s\n", err.msg);
             rc = 1;

@@ -79,6 +79,8 @@ static const char usage_plan[] =
     "      --libvirt-uri URI    libvirt to probe (or $DUET_LIBVIRT_URI; default: qemu:///system if\n"
     "                           its daemon answers, else duet's embedded libvirt)\n"
     "      --guest-kernel PATH  kernel that boots rootfs images as VMs\n"
+    "      --config FILE        duetd's config file, for the two above when not given (default\n"
+    "                           $DUET_CONFIG, else " DUET_DEFAULT_CONFIG "; none: no file)\n"
     "  -h, --help               this text\n"
     "\n"
     "Exit status: 0 every workload placed, 1 invalid manifests or a workload\n"
@@ -141,14 +143,17 @@ static int cmd_plan(int argc, char **argv)
                                          {"output", required_argument, NULL, 'o'},
                                          {"libvirt-uri", required_argument, NULL, 'U'},
                                          {"guest-kernel", required_argument, NULL, 'K'},
+                                         {"config", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char **files = calloc((size_t)argc + 1, sizeof(*files));
+    const char *config = NULL;
+    struct cli_probe_keep keep;
     if (!files)
         abort();
     int n_files = 0, c, rc = 0;
     bool json = false;
-    struct host_probe_opts popts = {.libvirt_uri = getenv("DUET_LIBVIRT_URI")};
+    struct host_probe_opts popts = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "+f:o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -163,6 +168,7 @@ static int cmd_plan(int argc, char **argv)
             break;
         case 'U': popts.libvirt_uri = optarg; break;
         case 'K': popts.guest_kernel = optarg; break;
+        case 'C': config = optarg; break;
         case 'h': free(files); fputs(usage_plan, stdout); return 0;
         default: free(files); fputs(usage_plan, stderr); return EXIT_USAGE;
         }
@@ -189,6 +195,10 @@ static int cmd_plan(int argc, char **argv)
         host_info_from_spec(&host, set->host);
     } else {
         struct duet_err err;
+        if (cli_probe_settle(config, &popts, &keep)) {
+            manifest_set_free(set);
+            return EXIT_INVALID;
+        }
         if (host_probe(&host, &popts, &err) < 0) {
             fprintf(stderr, "duet: %s\n", err.msg);
             manifest_set_free(set);

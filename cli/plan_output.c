@@ -21,6 +21,8 @@ static void backend_json(struct jsonw *j, const char *key, const struct driver_c
     jsonw_kv_uint(j, "start_ms", c->start_ms);
     jsonw_kv_uint(j, "memory_overhead", c->memory_overhead);
     jsonw_kv_bool(j, "measured", c->measured);
+    if (c->guest_kernel && c->guest_kernel_path[0])
+        jsonw_kv_string(j, "guest_kernel", c->guest_kernel_path);
     jsonw_object_end(j);
 }
 

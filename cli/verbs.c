@@ -257,6 +257,38 @@ static int add_file(json_t *files, const char *path)
 }
 
 /* The files apply sends: the ones manifest_set_load_path reads. */
+int cli_probe_settle(const char *config, struct host_probe_opts *po, struct cli_probe_keep *keep)
+{
+    const char *env_uri = getenv("DUET_LIBVIRT_URI");
+    if (!po->libvirt_uri && env_uri && *env_uri)
+        po->libvirt_uri = env_uri;
+    bool named;
+    const char *path = manifest_daemon_config_path(config, &named);
+    if (!path || (po->libvirt_uri && po->guest_kernel))
+        return 0;
+    struct manifest_set *set = manifest_daemon_config_load(path);
+    int rc = 0;
+    if (!manifest_set_ok(set)) {
+        diag_sort(&set->diags);
+        diag_print(&set->diags, stderr);
+        fprintf(stderr, "duet: duetd's config file %s has errors; fix it%s\n", path,
+                named ? "" : ", or plan without it: --config none");
+        rc = 1;
+    } else {
+        const struct daemon_spec *d = set->daemon;
+        if (!po->libvirt_uri && d->libvirt_uri) {
+            snprintf(keep->libvirt_uri, sizeof(keep->libvirt_uri), "%s", d->libvirt_uri);
+            po->libvirt_uri = keep->libvirt_uri;
+        }
+        if (!po->guest_kernel && d->guest_kernel) {
+            snprintf(keep->guest_kernel, sizeof(keep->guest_kernel), "%s", d->guest_kernel);
+            po->guest_kernel = keep->guest_kernel;
+        }
+    }
+    manifest_set_free(set);
+    return rc;
+}
+
 int cli_add_path(json_t *files, const char *path)
 {
     struct stat st;
@@ -578,8 +610,9 @@ static int cmd_get(int argc, char **argv)
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    static const char usage[] = "usage: duet get [NAME] [-o table|json|yaml]\n\n"
-                                "The workloads: NAME ROLE BACKEND STATE HEALTH RESTARTS AGE.\n";
+    static const char usage[] = "usage: duet get [NAME] [-o table|json|yaml|name]\n\n"
+                                "The workloads: NAME ROLE BACKEND STATE HEALTH RESTARTS AGE.\n"
+                                "-o name: their names alone, one per line (for scripts and completion).\n";
     const char *fmt = "table";
     int ch;
     optind = 1;
@@ -591,8 +624,8 @@ static int cmd_get(int argc, char **argv)
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
     }
-    if (strcmp(fmt, "table") && strcmp(fmt, "json") && strcmp(fmt, "yaml")) {
-        fprintf(stderr, "duet: unknown output format \"%s\"; use table, json or yaml\n%s", fmt, usage);
+    if (strcmp(fmt, "table") && strcmp(fmt, "json") && strcmp(fmt, "yaml") && strcmp(fmt, "name")) {
+        fprintf(stderr, "duet: unknown output format \"%s\"; use table, json, yaml or name\n%s", fmt, usage);
         return EXIT_USAGE;
     }
     if (argc - optind > 1) {
@@ -613,9 +646,20 @@ static int cmd_get(int argc, char **argv)
     if (!j)
         return rc;
     warn_degraded(j);
-    if (strcmp(fmt, "yaml") == 0)
+    if (strcmp(fmt, "yaml") == 0) {
         yaml_print(stdout, j, 0, false);
-    else {
+    } else if (strcmp(fmt, "name") == 0) {
+        /* Only what is a name: the line is fed to shells. */
+        size_t i;
+        json_t *w, *one = json_array();
+        json_array_append(one, j);
+        json_array_foreach(name ? one : json_object_get(j, "workloads"), i, w) {
+            const char *n = json_string_value(json_object_get(w, "name"));
+            if (n && manifest_name_valid(n, strlen(n)))
+                puts(n);
+        }
+        json_decref(one);
+    } else {
         printf("%-20s %-15s %-10s %-11s %-10s %-9s %s\n", "NAME", "ROLE", "BACKEND", "STATE", "HEALTH", "RESTARTS",
                "AGE");
         if (name) {

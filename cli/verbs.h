@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
+#include "scheduler/hostprobe.h"
 
 /* Runs verb with argv[0] == verb; -1 when verb is not one of them. */
 int cli_verbs_run(const char *verb, int argc, char **argv);
@@ -21,9 +22,20 @@ int cli_refused(int status, const char *body);
  * after saying why. */
 int cli_add_path(json_t *files, const char *path);
 
+/* What duetd would probe with, so a plan here agrees with it: the
+ * options' values as given in *po, else $DUET_LIBVIRT_URI for the URI,
+ * else duetd's config file (config: --config; else $DUET_CONFIG, else
+ * /etc/duet/duetd.yaml when it exists).  Strings are kept in *keep.
+ * 0, or 1 after printing the file's errors. */
+struct cli_probe_keep {
+    char libvirt_uri[256];
+    char guest_kernel[4096];
+};
+int cli_probe_settle(const char *config, struct host_probe_opts *po, struct cli_probe_keep *keep);
+
 /* compare.c */
 int cli_compare(int argc, char **argv);
 /* estimate.c: duet compare --estimate of the manifests at paths. */
-int cli_compare_estimate(char **paths, size_t n, const char *guest_kernel, bool json);
+int cli_compare_estimate(char **paths, size_t n, const char *guest_kernel, const char *config, bool json);
 
 #endif

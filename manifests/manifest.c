@@ -41,6 +41,7 @@ static void part_free(struct manifest_part *p)
     arena_release(&p->arena);
     free(p->workloads);
     free(p->hosts);
+    free(p->daemons);
     diag_list_free(&p->diags);
     free(p);
 }
@@ -163,6 +164,30 @@ static void merge_part(struct manifest_set *set, struct manifest_part *p)
             diag_add(&set->diags, h->pos.file, h->pos.line, h->pos.col,
                      "a second Host document (\"%s\"); the first is \"%s\" at %s:%u:%u: plan for one host at a time",
                      h->name, o->name, o->pos.file, o->pos.line, o->pos.col);
+    }
+    for (size_t i = 0; i < p->n_daemons; i++) {
+        const struct daemon_spec *dm = p->daemons[i];
+        if (!set->daemon_config)
+            diag_add(&set->diags, dm->pos.file, dm->pos.line, dm->pos.col,
+                     "a Daemon document configures duetd and belongs in its config file (" DUET_DEFAULT_CONFIG
+                     ", docs/install.md), not among manifests");
+        else if (set->daemon)
+            diag_add(&set->diags, dm->pos.file, dm->pos.line, dm->pos.col,
+                     "a second Daemon document; the first is at line %u: give each setting once",
+                     set->daemon->pos.line);
+        else
+            set->daemon = p->daemons[i];
+    }
+    if (set->daemon_config) {
+        for (size_t i = 0; i < p->n_workloads; i++)
+            diag_add(&set->diags, p->workloads[i]->pos.file, p->workloads[i]->pos.line, p->workloads[i]->pos.col,
+                     "a Workload document (\"%s\") does not belong in duetd's config file, which holds one Daemon "
+                     "document; apply workloads with duet apply",
+                     p->workloads[i]->name);
+        for (size_t i = 0; i < p->n_hosts; i++)
+            diag_add(&set->diags, p->hosts[i]->pos.file, p->hosts[i]->pos.line, p->hosts[i]->pos.col,
+                     "a Host document does not belong in duetd's config file, which holds one Daemon document; "
+                     "give it to duet plan -f");
     }
     diag_list_move(&set->diags, &p->diags);
     set->n_documents += p->n_documents;
@@ -331,6 +356,33 @@ bool manifest_set_load_path(struct manifest_set *set, const char *path)
     if (n == 0)
         diag_add(&set->diags, path, 0, 0, "no *.yaml or *.yml files in this directory");
     return true;
+}
+
+struct manifest_set *manifest_daemon_config_load(const char *path)
+{
+    struct manifest_set *set = manifest_set_new();
+    set->daemon_config = true;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        diag_add(&set->diags, path, 0, 0, "is a directory; duetd's config is one file, e.g. " DUET_DEFAULT_CONFIG);
+        return set;
+    }
+    if (load_file(set, path) && manifest_set_ok(set) && !set->daemon)
+        diag_add(&set->diags, path, 0, 0,
+                 "holds no Daemon document; start it with \"apiVersion: " DUET_API_VERSION
+                 "\" and \"kind: Daemon\" (docs/install.md)");
+    return set;
+}
+
+const char *manifest_daemon_config_path(const char *given, bool *explicit_path)
+{
+    *explicit_path = true;
+    const char *env = getenv("DUET_CONFIG");
+    const char *p = given && *given ? given : env && *env ? env : NULL;
+    if (p)
+        return strcmp(p, "none") == 0 ? NULL : p;
+    *explicit_path = false;
+    return access(DUET_DEFAULT_CONFIG, F_OK) == 0 ? DUET_DEFAULT_CONFIG : NULL;
 }
 
 static void check_names(struct manifest_set *set)

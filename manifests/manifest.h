@@ -5,13 +5,16 @@
  * `struct workload_spec` per Workload document and at most one
  * `struct host_spec` (schema.c) -> checks across documents (validate.c):
  * unique names, known and acyclic dependsOn, host ports published once.
+ * duetd's config file is read by the same path: a `kind: Daemon` document
+ * becomes a `struct daemon_spec`.
  *
  * A `struct manifest_set` owns everything it loaded: specs and their strings
  * live in its arena and die with manifest_set_free().  Every problem found on
  * the way is a diagnostic in set->diags with FILE:LINE:COL; callers treat a
  * set with any diagnostic as invalid as a whole (apply is all or nothing).
  *
- * This module depends on libyaml and common/ only.
+ * This module depends on libyaml, common/ and network/ipam.h's subnet
+ * parser (a Daemon document's subnet is checked as duetd will read it).
  */
 #ifndef DUET_MANIFEST_H
 #define DUET_MANIFEST_H
@@ -200,6 +203,22 @@ struct host_spec {
     bool container_available;
 };
 
+/* duetd's own settings: the `kind: Daemon` document of its config file
+ * (/etc/duet/duetd.yaml, docs/install.md).  What the file leaves out is
+ * NULL or 0, and duetd's command line or its defaults decide it.  Paths are
+ * absolute (relative ones are the file's directory's). */
+struct daemon_spec {
+    struct src_pos pos;
+    const char *socket, *socket_group, *state_dir, *libvirt_uri, *guest_kernel;
+    const char *bridge, *subnet;
+    uint64_t restart_backoff_ms, stop_grace_ms, request_timeout_ms;
+    uint64_t log_max, max_image_size;
+    const char **insecure_registries;
+    size_t n_insecure_registries;
+    const char *registry_ca, *registry_auth;
+    bool debug;
+};
+
 /* What one parse of (a slice of) a file produced.  Large files are parsed
  * in slices on several threads; each slice owns its part, and the set
  * merges the parts in file order. */
@@ -209,6 +228,8 @@ struct manifest_part {
     size_t n_workloads, cap_workloads;
     struct host_spec **hosts;
     size_t n_hosts, cap_hosts;
+    struct daemon_spec **daemons;
+    size_t n_daemons, cap_daemons;
     struct diag_list diags;
     size_t n_documents;
 };
@@ -220,6 +241,10 @@ struct manifest_set {
     struct workload_spec **workloads;   /* in file and document order */
     size_t n_workloads, cap_workloads;
     struct host_spec *host;        /* NULL when no Host document was given */
+    /* A set loaded by manifest_daemon_config_load holds one Daemon document
+     * and nothing else; any other set refuses Daemon documents. */
+    bool daemon_config;
+    struct daemon_spec *daemon;
     struct diag_list diags;
     struct strmap by_name;         /* name -> first workload_spec with it */
     size_t n_files;
@@ -245,6 +270,22 @@ bool manifest_set_load_path(struct manifest_set *set, const char *path);
  * each entry malloc'd, for the caller to free), or -1 with errno when a
  * directory cannot be listed. */
 int manifest_path_files(const char *path, char ***files);
+
+/* duetd's config file: where duetd and `duet plan` look for it when not
+ * told (DUET_CONFIG in the environment, else this). */
+#define DUET_DEFAULT_CONFIG "/etc/duet/duetd.yaml"
+
+/* Loads duetd's config file into a new set (daemon_config, the Daemon
+ * document in set->daemon when it is valid).  Every problem, the file's
+ * absence included, is a diagnostic; the caller prints them and refuses to
+ * go on when the set is not ok. */
+struct manifest_set *manifest_daemon_config_load(const char *path);
+
+/* The config file a command uses: `given` (--config), else DUET_CONFIG,
+ * else DUET_DEFAULT_CONFIG when it exists; NULL when there is none, which
+ * is no error (every setting has a default), or when the name given is
+ * "none".  *explicit: the user named it, so its absence is an error. */
+const char *manifest_daemon_config_path(const char *given, bool *explicit_path);
 
 /* Loads YAML text held in memory, as if read from a file named `name`. */
 void manifest_set_load_buffer(struct manifest_set *set, const char *name, const char *buf, size_t len);

@@ -27,9 +27,11 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/grow.h"
+#include "common/ifname.h"
 #include "common/units.h"
 #include "common/utf8.h"
 #include "images/ref.h"
+#include "network/ipam.h"
 #include "hostpath.h"
 #include "manifest.h"
 #include "schema.h"
@@ -1375,6 +1377,134 @@ static void conv_host(struct conv *c, const struct ynode *root)
     part->hosts[part->n_hosts++] = h;
 }
 
+/* A path the daemon reads: it must be there now, or duetd would start and
+ * fail later, on the first workload that needs it. */
+static bool get_readable_file(struct conv *c, const struct ynode *n, const char *path, const char **out)
+{
+    if (!get_host_path(c, n, path, out))
+        return false;
+    if (access(*out, R_OK) < 0) {
+        cerr(c, n, "%s %s: %s", path, *out, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void conv_daemon_registries(struct conv *c, struct daemon_spec *dm, const struct ynode *n)
+{
+    static const char *const keys[] = {"insecure", "ca", "auth", NULL};
+    if (!want_map(c, n, "spec.registries"))
+        return;
+    check_keys(c, n, "spec.registries", keys);
+    const struct ynode *v;
+    if ((v = mget(n, "insecure", NULL)) &&
+        get_string_list(c, v, "spec.registries.insecure", false, &dm->insecure_registries,
+                        &dm->n_insecure_registries)) {
+        for (size_t i = 0; i < dm->n_insecure_registries; i++) {
+            const char *r = dm->insecure_registries[i];
+            if (!*r || strpbrk(r, "/ \t\r\n@") || has_control(r, strlen(r))) {
+                char buf[160];
+                cerr(c, v->items[i], "spec.registries.insecure[%zu]: \"%s\" is not HOST or HOST:PORT", i,
+                     diag_quote(r, strlen(r), buf, sizeof(buf)));
+            }
+        }
+        if (dm->n_insecure_registries > 16)
+            cerr(c, v, "spec.registries.insecure names %zu registries; at most 16", dm->n_insecure_registries);
+    }
+    if ((v = mget(n, "ca", NULL)))
+        get_readable_file(c, v, "spec.registries.ca", &dm->registry_ca);
+    if ((v = mget(n, "auth", NULL)))
+        get_readable_file(c, v, "spec.registries.auth", &dm->registry_auth);
+}
+
+/* duetd's config file (docs/install.md): every command-line option of
+ * duetd has its key here, checked as strictly as the option. */
+static void conv_daemon(struct conv *c, const struct ynode *root)
+{
+    static const char *const keys[] = {"apiVersion", "kind", "spec", NULL};
+    static const char *const spec_keys[] = {"socket", "socketGroup", "stateDir", "libvirtUri", "guestKernel",
+                                            "bridge", "subnet", "restartBackoff", "stopGrace", "requestTimeout",
+                                            "logMax", "maxImageSize", "registries", "debug", NULL};
+    struct daemon_spec *dm = arena_alloc(c->a, sizeof(*dm));
+    memset(dm, 0, sizeof(*dm));
+    pos_of(c, root, &dm->pos);
+    check_keys(c, root, "a Daemon document", keys);
+    const struct ynode *s = mget(root, "spec", NULL), *v;
+    if (!s) {
+        cerr(c, root, "spec is required in a Daemon document: give the settings that differ from duetd's "
+                      "defaults under spec (docs/install.md)");
+        return;
+    }
+    struct manifest_part *part = c->part;
+    /* "spec:" with every setting commented out: all defaults. */
+    if (ynode_is_null(s) || !want_map(c, s, "spec"))
+        goto out;
+    check_keys(c, s, "spec", spec_keys);
+    char buf[160];
+    if ((v = mget(s, "socket", NULL)) && get_host_path(c, v, "spec.socket", &dm->socket) &&
+        strlen(dm->socket) > 107) {
+        cerr(c, v, "spec.socket is longer than a Unix socket path may be (107 bytes); pick a shorter one");
+        dm->socket = NULL;
+    }
+    if ((v = mget(s, "socketGroup", NULL)) && get_string(c, v, "spec.socketGroup", &dm->socket_group)) {
+        bool ok = v->n <= 32;
+        for (size_t i = 0; i < v->n && ok; i++)
+            ok = isalnum((unsigned char)v->str[i]) || ((v->str[i] == '-' || v->str[i] == '.') && i > 0) ||
+                 v->str[i] == '_';
+        if (!ok) {
+            cerr(c, v, "spec.socketGroup: \"%s\" is not a group name (letters, digits, _ - ., at most 32)",
+                 q(v, buf, sizeof(buf)));
+            dm->socket_group = NULL;
+        }
+    }
+    if ((v = mget(s, "stateDir", NULL)))
+        get_host_path(c, v, "spec.stateDir", &dm->state_dir);
+    if ((v = mget(s, "libvirtUri", NULL)) && get_string(c, v, "spec.libvirtUri", &dm->libvirt_uri) &&
+        (has_control(v->str, v->n) || !strstr(dm->libvirt_uri, ":"))) {
+        cerr(c, v, "spec.libvirtUri: \"%s\" is not a libvirt URI such as qemu:///system", q(v, buf, sizeof(buf)));
+        dm->libvirt_uri = NULL;
+    }
+    if ((v = mget(s, "guestKernel", NULL)))
+        get_readable_file(c, v, "spec.guestKernel", &dm->guest_kernel);
+    if ((v = mget(s, "bridge", NULL)) && get_string(c, v, "spec.bridge", &dm->bridge) &&
+        (memchr(v->str, '\0', v->n) || !duet_ifname_valid(dm->bridge))) {
+        cerr(c, v, "spec.bridge: \"%s\" is not a network interface name (1 to 15 characters, no '/', ':' or "
+                   "blanks), e.g. duet0",
+             q(v, buf, sizeof(buf)));
+        dm->bridge = NULL;
+    }
+    if ((v = mget(s, "subnet", NULL)) && get_string(c, v, "spec.subnet", &dm->subnet)) {
+        struct ipam_subnet sn;
+        struct duet_err e = {0};
+        if (ipam_parse_subnet(dm->subnet, &sn, &e) < 0) {
+            cerr(c, v, "spec.%s", e.msg);
+            dm->subnet = NULL;
+        }
+    }
+    if ((v = mget(s, "restartBackoff", NULL)))
+        get_duration(c, v, "spec.restartBackoff", &dm->restart_backoff_ms);
+    if ((v = mget(s, "stopGrace", NULL)))
+        get_duration(c, v, "spec.stopGrace", &dm->stop_grace_ms);
+    if ((v = mget(s, "requestTimeout", NULL)))
+        get_duration(c, v, "spec.requestTimeout", &dm->request_timeout_ms);
+    if ((v = mget(s, "logMax", NULL)) && get_size(c, v, "spec.logMax", &dm->log_max) && dm->log_max < 4096) {
+        cerr(c, v, "spec.logMax must be 4Ki or more, e.g. 8Mi");
+        dm->log_max = 0;
+    }
+    if ((v = mget(s, "maxImageSize", NULL)) && get_size(c, v, "spec.maxImageSize", &dm->max_image_size) &&
+        dm->max_image_size < (1u << 20)) {
+        cerr(c, v, "spec.maxImageSize must be 1Mi or more, e.g. 20Gi");
+        dm->max_image_size = 0;
+    }
+    if ((v = mget(s, "registries", NULL)))
+        conv_daemon_registries(c, dm, v);
+    if ((v = mget(s, "debug", NULL)))
+        get_bool(c, v, "spec.debug", &dm->debug);
+out:
+    GROW(part->daemons, part->cap_daemons, part->n_daemons + 1);
+    part->daemons[part->n_daemons++] = dm;
+}
+
 void schema_convert_document(struct manifest_part *part, const char *file, const char *dir, const struct ydoc *doc)
 {
     struct conv c = {.part = part, .a = &part->arena, .file = file, .dir = dir, .budget = CONV_BUDGET};
@@ -1393,11 +1523,12 @@ void schema_convert_document(struct manifest_part *part, const char *file, const
         cerr(&c, root, "apiVersion is required: add \"apiVersion: %s\"", DUET_API_VERSION);
     else if (want_scalar(&c, v, "apiVersion", "a string") && !key_is(v, DUET_API_VERSION))
         cerr(&c, v, "apiVersion \"%s\" is not supported; use %s", q(v, buf, sizeof(buf)), DUET_API_VERSION);
-    static const char *const kinds[] = {"Workload", "Host", NULL};
+    static const char *const kinds[] = {"Workload", "Host", "Daemon", NULL};
+    static void (*const convs[])(struct conv *, const struct ynode *) = {conv_workload, conv_host, conv_daemon};
     v = mget(root, "kind", NULL);
     int kind;
     if (!v)
         cerr(&c, root, "kind is required: Workload or Host");
     else if (get_enum(&c, v, "kind", kinds, &kind))
-        (kind == 0 ? conv_workload : conv_host)(&c, root);
+        convs[kind](&c, root);
 }

@@ -5,6 +5,7 @@
  * request that caused it; the caller gets it in a duet_err naming the link.
  */
 #include "netlink.h"
+#include "common/ifname.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -203,8 +204,7 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 
 static bool name_ok(const char *name)
 {
-    size_t n = strlen(name);
-    return n > 0 && n < NL_IFNAMSIZ && !strchr(name, '/') && !strchr(name, ' ');
+    return duet_ifname_valid(name);
 }
 
 int nl_link_get(struct nl *nl, const char *name, struct nl_link *out, struct duet_err *err)

@@ -235,6 +235,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     snprintf(d->volume_root, sizeof(d->volume_root), "%s/volumes", cfg->state_dir);
     pthread_mutex_init(&d->volume_lock, NULL);
     snprintf(d->socket_path, sizeof(d->socket_path), "%s", cfg->socket_path);
+    snprintf(d->config_file, sizeof(d->config_file), "%s", cfg->config_file ? cfg->config_file : "");
     d->backoff_base_ms = cfg->backoff_ms ? cfg->backoff_ms : DUETD_BACKOFF_BASE_MS;
     d->backoff_max_ms = DUETD_BACKOFF_MAX_MS;
     d->stable_ms = DUETD_STABLE_MS;
@@ -253,6 +254,26 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     char path[4200];
     snprintf(path, sizeof(path), "%s/state.db", d->state_dir);
     return store_open(&d->store, path, err);
+}
+
+/* What the host gives each backend, once at start, in duet's words: the
+ * line a user looks for when VMs are slow or a rootfs cannot boot. */
+static void daemon_say_backends(const struct daemon *d)
+{
+    const struct driver_caps *ct = &d->host.backend[BACKEND_CONTAINER], *vm = &d->host.backend[BACKEND_VM];
+    if (d->drv_open[BACKEND_CONTAINER])
+        fprintf(stderr, "duetd: containers: %s\n", ct->description);
+    if (!d->drv_open[BACKEND_VM])
+        return;
+    fprintf(stderr, "duetd: VMs: %s (%s)\n", vm->description, vm->uri);
+    if (!vm->kvm)
+        fprintf(stderr, "duetd: VMs run under emulation: no /dev/kvm (enable virtualization in the firmware and "
+                        "load kvm_intel or kvm_amd for full speed)\n");
+    if (vm->guest_kernel)
+        fprintf(stderr, "duetd: guest kernel for rootfs and OCI images as VMs: %s\n", vm->guest_kernel_path);
+    else
+        fprintf(stderr, "duetd: no guest kernel: rootfs and OCI images cannot run as VMs; install one "
+                        "(docs/install.md) or set guestKernel in the config file\n");
 }
 
 int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg, struct duet_err *err)
@@ -318,6 +339,7 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         }
         d->drv_open[k] = true;
     }
+    daemon_say_backends(d);
 
     /* A state directory keeps the network it was started with: without
      * --subnet or --bridge, the ones recorded (a store from before the

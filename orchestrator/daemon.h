@@ -62,6 +62,7 @@ struct daemon {
     uv_loop_t *loop;
     char state_dir[4096];
     char socket_path[108];
+    char config_file[4096];        /* the config file it started with; "" for none */
     struct store *store;
     struct driver *drv[BACKEND_COUNT];
     bool drv_open[BACKEND_COUNT];
@@ -177,6 +178,8 @@ struct daemon_config {
     uint64_t backoff_ms, grace_ms, log_max;
     struct registry_opts registry;  /* kept by reference for the daemon's life */
     uint64_t max_image_size;        /* unpacked bytes an import may add; 0: the store's default */
+    bool debug;                     /* libvirt's own log lines in duetd's log too */
+    const char *config_file;        /* the config file read, for `duet info`; NULL: none */
 };
 /* Opens the store, probes the host, opens the drivers and the network,
  * and re-attaches to every instance the store names: after it, d knows

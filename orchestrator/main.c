@@ -19,27 +19,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/dirs.h"
+#include "common/ifname.h"
+#include "network/ipam.h"
 #include "common/units.h"
 #include "orchestrator/api/api.h"
 #include "orchestrator/api/http.h"
+#include "manifests/manifest.h"
 #include "orchestrator/daemon.h"
 
 static const char usage[] =
-    "usage: duetd [--socket PATH] [--state-dir DIR] [--libvirt-uri URI] [--foreground]\n"
+    "usage: duetd [--config FILE] [--socket PATH] [--state-dir DIR] [--libvirt-uri URI] [--foreground]\n"
     "\n"
     "The duet daemon: keeps the applied fleet of VMs and containers converged.\n"
     "\n"
+    "      --config FILE         settings as a kind: Daemon document (default $DUET_CONFIG, else\n"
+    "                            " DUET_DEFAULT_CONFIG " when it exists); options given here override it\n"
     "      --socket PATH         API socket (default " DUETD_DEFAULT_SOCKET ", mode 0660)\n"
     "      --socket-group NAME   group allowed on the socket besides root (default: duet if it exists)\n"
     "      --state-dir DIR       state: store, containers, VM disks (default " DUETD_DEFAULT_STATE ")\n"
     "      --libvirt-uri URI     libvirt for VMs (default: qemu:///system if it answers, else embedded)\n"
-    "      --guest-kernel PATH   kernel that boots rootfs images as VMs\n"
-    "      --foreground          stay in the foreground, log to stderr\n"
+    "      --guest-kernel PATH   kernel that boots rootfs images as VMs (default: the one installed with\n"
+    "                            duet, see docs/install.md)\n"
+    "      --foreground          stay in the foreground, log to stderr (what a service manager wants)\n"
+    "      --debug               libvirt's own log lines too, in duetd's log\n"
+    "      --check-config        check the config file and the options, say what is wrong, start nothing\n"
     "      --restart-backoff MS  first restart delay, doubled per quick failure (default 1000)\n"
     "      --stop-grace MS       time between SIGTERM/ACPI and the forced stop (default 10000)\n"
     "      --request-timeout MS  time a client has to send its whole request (default 10000)\n"
@@ -58,18 +70,38 @@ static const char usage[] =
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
-    "leaves every workload running; the next duetd re-attaches to them.\n";
+    "leaves every workload running; the next duetd re-attaches to them.  Under systemd\n"
+    "(duetd.service) it says when it is ready through $NOTIFY_SOCKET.\n";
 
 #define MAX_INSECURE 16
 
+/* What the command line gave; NULL and 0 are "not given", for the config
+ * file and then the defaults to decide (options_settle). */
 struct options {
+    const char *config;
     const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet;
-    bool foreground;
+    bool foreground, debug, check_only;
     uint64_t backoff_ms, grace_ms, request_ms, log_max, max_image_size;
     const char *insecure[MAX_INSECURE];
     size_t n_insecure;
     char registry_ca[PATH_MAX], registry_auth[PATH_MAX];   /* absolute: duetd leaves its directory */
+    struct manifest_set *config_set;   /* the config file's strings live in it */
+    char config_path[PATH_MAX];        /* that file, absolute; "" for none */
 };
+
+/* A number of milliseconds above 0, as --stop-grace and its peers take. */
+static int parse_ms(const char *opt, const char *arg, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || end == arg || *end || v == 0 || v > 86400000ull || arg[0] == '-') {
+        fprintf(stderr, "duetd: %s %s is not a number of milliseconds from 1 to 86400000\n", opt, arg);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
 
 /* A file option made absolute now: the daemon changes directory. */
 static int abs_file(const char *opt, const char *arg, char out[PATH_MAX])
@@ -81,7 +113,8 @@ static int abs_file(const char *opt, const char *arg, char out[PATH_MAX])
     return 0;
 }
 
-/* The binaries that run inside workloads sit next to duetd. */
+/* The binaries that run inside workloads: next to duetd in a build tree,
+ * in PREFIX/lib/duet once installed (duetd in PREFIX/sbin). */
 static void sibling(const char *name, const char *env, char *out, size_t len)
 {
     const char *e = getenv(env);
@@ -94,7 +127,10 @@ static void sibling(const char *name, const char *env, char *out, size_t len)
     if (n < 0)
         n = 0;
     exe[n] = '\0';
-    snprintf(out, len, "%s/%s", dirname(exe), name);
+    const char *dir = dirname(exe);
+    snprintf(out, len, "%s/%s", dir, name);
+    if (access(out, X_OK) < 0)
+        snprintf(out, len, "%s/../lib/duet/%s", dir, name);
 }
 
 /* The state directory's lock: one daemon per state directory, so nothing
@@ -168,6 +204,38 @@ static int daemonize(int *ready_fd, const char *log_path)
     return 0;
 }
 
+/* systemd's readiness protocol (sd_notify(3)): one datagram to the socket
+ * named by $NOTIFY_SOCKET, "@" standing for the abstract namespace.  Done
+ * here rather than through libsystemd: one sendto is the whole protocol.
+ * fd: from service_notify_open, -1 when duetd is not a notify service. */
+static int service_notify_open(struct sockaddr_un *to, socklen_t *to_len)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path)
+        return -1;
+    size_t n = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || n >= sizeof(to->sun_path)) {
+        fprintf(stderr, "duetd: NOTIFY_SOCKET=%s is not a socket path; readiness is not reported\n", path);
+        return -1;
+    }
+    memset(to, 0, sizeof(*to));
+    to->sun_family = AF_UNIX;
+    memcpy(to->sun_path, path, n);
+    if (path[0] == '@')
+        to->sun_path[0] = '\0';
+    *to_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    /* Nothing duetd starts may speak for it to the service manager. */
+    unsetenv("NOTIFY_SOCKET");
+    return socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
+static void service_notify(int fd, const struct sockaddr_un *to, socklen_t to_len, const char *msg)
+{
+    if (fd >= 0 && sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (const struct sockaddr *)to, to_len) < 0)
+        fprintf(stderr, "duetd: cannot tell the service manager %.*s: %s\n", (int)strcspn(msg, "\n"), msg,
+                strerror(errno));
+}
+
 static void report_start(int ready_fd, const char *msg)
 {
     if (ready_fd >= 0) {
@@ -188,6 +256,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"libvirt-uri", required_argument, NULL, 'u'},
         {"guest-kernel", required_argument, NULL, 'k'},
         {"foreground", no_argument, NULL, 'f'},
+        {"debug", no_argument, NULL, 'D'},
+        {"check-config", no_argument, NULL, 'K'},
+        {"config", required_argument, NULL, 'c'},
         {"restart-backoff", required_argument, NULL, 'b'},
         {"stop-grace", required_argument, NULL, 't'},
         {"request-timeout", required_argument, NULL, 'r'},
@@ -210,9 +281,21 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'u': o->libvirt_uri = optarg; break;
         case 'k': o->guest_kernel = optarg; break;
         case 'f': o->foreground = true; break;
-        case 'b': o->backoff_ms = strtoull(optarg, NULL, 10); break;
-        case 't': o->grace_ms = strtoull(optarg, NULL, 10); break;
-        case 'r': o->request_ms = strtoull(optarg, NULL, 10); break;
+        case 'D': o->debug = true; break;
+        case 'K': o->check_only = true; break;
+        case 'c': o->config = optarg; break;
+        case 'b':
+            if (parse_ms("--restart-backoff", optarg, &o->backoff_ms))
+                return 2;
+            break;
+        case 't':
+            if (parse_ms("--stop-grace", optarg, &o->grace_ms))
+                return 2;
+            break;
+        case 'r':
+            if (parse_ms("--request-timeout", optarg, &o->request_ms))
+                return 2;
+            break;
         case 'B': o->bridge = optarg; break;
         case 'S': o->subnet = optarg; break;
         case 'L': {
@@ -257,12 +340,89 @@ static int parse_args(int argc, char **argv, struct options *o)
         fprintf(stderr, "duetd: unexpected argument \"%s\"\n%s", argv[optind], usage);
         return 2;
     }
-    if (o->backoff_ms == 0 || o->grace_ms == 0 || o->request_ms == 0) {
-        fprintf(stderr, "duetd: --restart-backoff, --stop-grace and --request-timeout take a number of "
-                        "milliseconds above 0\n");
+    return 0;
+}
+
+/* The config file fills what the command line left out, then the defaults
+ * fill the rest.  A file named by --config or DUET_CONFIG must be there; the
+ * default one may be absent.  Any error in it and duetd does not start:
+ * half a configuration would put workloads on the wrong bridge. */
+static int options_settle(struct options *o)
+{
+    /* $DUET_LIBVIRT_URI stands for --libvirt-uri, as for duet plan. */
+    const char *env_uri = getenv("DUET_LIBVIRT_URI");
+    if (!o->libvirt_uri && env_uri && *env_uri)
+        o->libvirt_uri = env_uri;
+    bool named;
+    const char *path = manifest_daemon_config_path(o->config, &named);
+    if (path) {
+        o->config_set = manifest_daemon_config_load(path);
+        if (!manifest_set_ok(o->config_set)) {
+            diag_sort(&o->config_set->diags);
+            diag_print(&o->config_set->diags, stderr);
+            fprintf(stderr, "duetd: not started: fix %s%s\n", path,
+                    named ? "" : " (the default config file) or name another with --config");
+            return 2;
+        }
+        const struct daemon_spec *c = o->config_set->daemon;
+        if (!realpath(path, o->config_path))
+            snprintf(o->config_path, sizeof(o->config_path), "%s", path);
+#define FILL(field, from) \
+    if (!o->field && c->from) \
+        o->field = c->from;
+        FILL(socket, socket)
+        FILL(group, socket_group)
+        FILL(state_dir, state_dir)
+        FILL(libvirt_uri, libvirt_uri)
+        FILL(guest_kernel, guest_kernel)
+        FILL(bridge, bridge)
+        FILL(subnet, subnet)
+        FILL(backoff_ms, restart_backoff_ms)
+        FILL(grace_ms, stop_grace_ms)
+        FILL(request_ms, request_timeout_ms)
+        FILL(log_max, log_max)
+        FILL(max_image_size, max_image_size)
+#undef FILL
+        o->debug = o->debug || c->debug;
+        /* A list given on the command line replaces the file's. */
+        if (!o->n_insecure)
+            for (size_t i = 0; i < c->n_insecure_registries && i < MAX_INSECURE; i++)
+                o->insecure[o->n_insecure++] = c->insecure_registries[i];
+        if (!o->registry_ca[0] && c->registry_ca)
+            snprintf(o->registry_ca, sizeof(o->registry_ca), "%s", c->registry_ca);
+        if (!o->registry_auth[0] && c->registry_auth)
+            snprintf(o->registry_auth, sizeof(o->registry_auth), "%s", c->registry_auth);
+    }
+    /* The two network options checked as the file's keys are: a bad one
+     * would otherwise surface only once the bridge is made. */
+    if (o->bridge && !duet_ifname_valid(o->bridge)) {
+        fprintf(stderr, "duetd: --bridge %s is not a network interface name (1 to 15 characters, no '/', ':' or "
+                        "blanks), e.g. duet0\n", o->bridge);
         return 2;
     }
+    struct ipam_subnet sn;
+    struct duet_err e = {0};
+    if (o->subnet && ipam_parse_subnet(o->subnet, &sn, &e) < 0) {
+        fprintf(stderr, "duetd: --%s\n", e.msg);
+        return 2;
+    }
+    if (!o->socket)
+        o->socket = DUETD_DEFAULT_SOCKET;
+    if (!o->state_dir)
+        o->state_dir = DUETD_DEFAULT_STATE;
+    if (!o->backoff_ms)
+        o->backoff_ms = DUETD_BACKOFF_BASE_MS;
+    if (!o->grace_ms)
+        o->grace_ms = DUETD_STOP_GRACE_MS;
+    if (!o->request_ms)
+        o->request_ms = HTTP_REQUEST_DEADLINE_MS;
     return 0;
+}
+
+/* The config file's strings are used until main returns, whichever way. */
+static void options_release(struct options *o)
+{
+    manifest_set_free(o->config_set);
 }
 
 static void stop_api(void *opaque)
@@ -283,15 +443,20 @@ int main(int argc, char **argv)
         ;
     if (nullfd > 2)
         close(nullfd);
-    struct options o = {.socket = DUETD_DEFAULT_SOCKET, .state_dir = DUETD_DEFAULT_STATE,
-                        .backoff_ms = DUETD_BACKOFF_BASE_MS, .grace_ms = DUETD_STOP_GRACE_MS,
-                        .request_ms = HTTP_REQUEST_DEADLINE_MS};
-    const char *env_uri = getenv("DUET_LIBVIRT_URI");
-    if (env_uri && *env_uri)
-        o.libvirt_uri = env_uri;
+    __attribute__((cleanup(options_release))) struct options o = {0};
     int rc = parse_args(argc, argv, &o);
+    if (rc == 0)
+        rc = options_settle(&o);
     if (rc)
         return rc;
+    if (o.check_only) {
+        if (o.config_path[0])
+            printf("%s: valid\n", o.config_path);
+        else
+            printf("no config file (%s is absent, or none was named): duetd's defaults and options\n",
+                   DUET_DEFAULT_CONFIG);
+        return 0;
+    }
     if (geteuid() != 0) {
         fprintf(stderr, "duetd: must run as root (namespaces, cgroups, libvirt)\n");
         return 1;
@@ -325,6 +490,9 @@ int main(int argc, char **argv)
         return 1;
     }
     struct duet_err err = {0};
+    struct sockaddr_un notify_to;
+    socklen_t notify_len = 0;
+    _cleanup_close_ int notify_fd = service_notify_open(&notify_to, &notify_len);
     int ready_fd = -1;
     char log_path[PATH_MAX + 16];
     snprintf(log_path, sizeof(log_path), "%s/duetd.log", state_dir);
@@ -350,6 +518,14 @@ int main(int argc, char **argv)
      * syscalls, so two arenas cost no contention that shows. */
     mallopt(M_ARENA_MAX, 2);
     signal(SIGPIPE, SIG_IGN);
+    /* libvirt logs its own errors to stderr, most of them ones duet expects
+     * and answers in its own words (a domain looked up before it exists,
+     * no /dev/mem for dmidecode, no access manager in the embedded driver):
+     * alarming lines in the user's log that say nothing to act on.  They
+     * are kept out unless asked for; a user's own LIBVIRT_LOG_OUTPUTS is
+     * left as it is. */
+    if (!getenv("LIBVIRT_LOG_OUTPUTS"))
+        setenv("LIBVIRT_LOG_OUTPUTS", o.debug ? "3:stderr" : "4:file:/dev/null", 1);
 
     char init[PATH_MAX], vminit[PATH_MAX], virtiofsd[PATH_MAX];
     sibling("duet-init", "DUET_INIT", init, sizeof(init));
@@ -362,7 +538,7 @@ int main(int argc, char **argv)
         .registry = {.ca_file = o.registry_ca[0] ? o.registry_ca : NULL,
                      .auth_file = o.registry_auth[0] ? o.registry_auth : NULL,
                      .insecure = o.insecure, .n_insecure = o.n_insecure},
-        .max_image_size = o.max_image_size,
+        .max_image_size = o.max_image_size, .debug = o.debug, .config_file = o.config_path[0] ? o.config_path : NULL,
     };
     uv_loop_t *loop = uv_default_loop();
     if (daemon_open(&d, loop, &cfg, &err) < 0) {
@@ -378,8 +554,14 @@ int main(int argc, char **argv)
     d.on_shutdown_opaque = api;
     daemon_start(&d);
     report_start(ready_fd, "ok");
+    /* Ready means what the daemonizing parent's exit means: the fleet is
+     * known and the socket answers. */
+    char ready[64];
+    snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%d", (int)getpid());
+    service_notify(notify_fd, &notify_to, notify_len, ready);
 
     uv_run(loop, UV_RUN_DEFAULT);
+    service_notify(notify_fd, &notify_to, notify_len, "STOPPING=1");
 
     /* Shut down: every handle closes, the drivers let go, memory is returned. */
     daemon_close(&d);

@@ -79,10 +79,12 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
         return arena_printf(a, "volumes reach a VM through virtiofs and the guest kernel %s has no virtiofs module",
                             caps->guest_kernel_path);
     if (!w->image.disk && !w->image.kernel && !caps->guest_kernel)
-        return w->image.oci ? "an OCI image boots as a VM with duet's guest kernel, and this host has none (install "
-                              "one at /var/lib/duet/kernel/vmlinuz, or start duetd with --guest-kernel)"
+        return w->image.oci ? "an OCI image boots as a VM with duet's guest kernel, and this host has none (make "
+                              "install puts one in PREFIX/lib/duet/kernel; or set guestKernel in "
+                              "/etc/duet/duetd.yaml, docs/install.md)"
                             : "image has only a rootfs and this host has no guest kernel to boot it with (give "
-                              "image.kernel, or install one at /var/lib/duet/kernel/vmlinuz)";
+                              "image.kernel; make install puts one in PREFIX/lib/duet/kernel; or set guestKernel "
+                              "in /etc/duet/duetd.yaml, docs/install.md)";
     if (w->resources.memory < caps->memory_floor)
         return arena_printf(a, "memory %s is below the VM floor of %s", fmt_size(pl, w->resources.memory),
                             fmt_size(pl, caps->memory_floor));

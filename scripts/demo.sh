@@ -24,6 +24,9 @@ DUET=$BUILD/duet
 DUETD=$BUILD/duetd
 DIR=$PWD/$BUILD/demo
 export DUET_SOCKET=$DIR/duet.sock
+# The demo daemon is configured by its options alone, not by a config file
+# this host may have (/etc/duet/duetd.yaml).
+export DUET_CONFIG=none
 
 if [ -t 1 ]; then
     say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

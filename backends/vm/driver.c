@@ -614,7 +614,8 @@ static int build_xml(struct driver_instance *inst, bool kvm, char **xml, struct 
         if (!kernel)
             return duet_err_set(err, ENOENT,
                                 "%s: a rootfs image boots with a guest kernel and none was found; give "
-                                "spec.image.kernel or the daemon's --guest-kernel (e.g. /boot/vmlinuz-VERSION)",
+                                "spec.image.kernel, or duetd a guest kernel (guestKernel in /etc/duet/duetd.yaml "
+                                "or --guest-kernel; docs/install.md)",
                                 what);
         if (rootfs_check_dir(w->image.rootfs, what, err) < 0)
             return -1;
@@ -1728,9 +1729,12 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
             if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                 st->memory_bytes = ms[i].val << 10;
         /* The guest's view of its disk (vda, where there is one); -1 for
-         * a counter QEMU does not keep. */
+         * a counter QEMU does not keep.  A kernel+initrd VM has none, and
+         * asking would make libvirt log an error every few seconds. */
         virDomainBlockStatsStruct bs;
-        if (virDomainBlockStats(d, "vda", &bs, sizeof(bs)) == 0) {
+        char src[PATH_MAX];
+        if (wl_disk_source(inst->core.spec, src, sizeof(src)) &&
+            virDomainBlockStats(d, "vda", &bs, sizeof(bs)) == 0) {
             st->has_blk = true;
             st->blk_read_bytes = bs.rd_bytes > 0 ? (uint64_t)bs.rd_bytes : 0;
             st->blk_write_bytes = bs.wr_bytes > 0 ? (uint64_t)bs.wr_bytes : 0;

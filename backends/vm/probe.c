@@ -111,15 +111,31 @@ bool vm_find_guest_kernel(const char *explicit_path, char *out, size_t len)
         return access(explicit_path, R_OK) == 0;
     }
     struct utsname u;
-    char running[320] = "";
+    char running[320] = "", exe[PATH_MAX], installed[PATH_MAX + 32] = "", built[PATH_MAX + 32] = "";
     if (uname(&u) == 0)
         snprintf(running, sizeof(running), "/boot/vmlinuz-%s", u.release);
-    const char *const candidates[] = {"/var/lib/duet/kernel/vmlinuz", running, "/boot/vmlinuz", "/vmlinuz"};
-    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
-        if (candidates[i][0] && access(candidates[i], R_OK) == 0) {
-            snprintf(out, len, "%s", candidates[i]);
-            return true;
+    /* The one installed with duet (PREFIX/bin/../lib/duet/kernel), or, run
+     * from a build tree, the one the build fetched beside the binaries. */
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(installed, sizeof(installed), "%s/../lib/duet/kernel/vmlinuz", exe);
+            snprintf(built, sizeof(built), "%s/images/kernel/vmlinuz", exe);
         }
+    }
+    const char *const candidates[] = {installed, built, "/var/lib/duet/kernel/vmlinuz", running, "/boot/vmlinuz",
+                                      "/vmlinuz"};
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        if (!candidates[i][0] || access(candidates[i], R_OK) < 0)
+            continue;
+        /* Shown to the user: the kernel's own name, not a path through bin/.. */
+        char real[PATH_MAX];
+        snprintf(out, len, "%s", i < 2 && realpath(candidates[i], real) ? real : candidates[i]);
+        return true;
+    }
     return false;
 }
 

@@ -45,8 +45,10 @@ void vm_driver_protect_path(struct driver *drv, const char *path);
 bool vm_driver_uses_kvm(struct driver *drv);
 
 /* A kernel to boot rootfs images with: explicit_path if readable, else the
- * first of /var/lib/duet/kernel/vmlinuz, the running kernel's /boot image,
- * /boot/vmlinuz, /vmlinuz. */
+ * first of the one installed with duet (BINDIR/../lib/duet/kernel/vmlinuz),
+ * a build tree's (BINDIR/images/kernel/vmlinuz), /var/lib/duet/kernel/vmlinuz,
+ * the running kernel's /boot image, /boot/vmlinuz, /vmlinuz
+ * (docs/install.md). */
 bool vm_find_guest_kernel(const char *explicit_path, char *out, size_t len);
 
 /* Fills caps for this host: does libvirt answer at uri, is KVM usable, is

@@ -24,6 +24,7 @@ static void get_info(struct api *a, struct http_conn *c)
     json_object_set_new(j, "state_dir", json_string(d->state_dir));
     json_object_set_new(j, "workloads", json_integer((json_int_t)d->wls.len));
     json_object_set_new(j, "degraded", d->degraded[0] ? json_string(d->degraded) : json_null());
+    json_object_set_new(j, "config_file", d->config_file[0] ? json_string(d->config_file) : json_null());
     json_t *b = json_object();
     for (int k = 0; k < BACKEND_COUNT; k++) {
         const struct driver_caps *cp = &d->host.backend[k];
@@ -32,6 +33,10 @@ static void get_info(struct api *a, struct http_conn *c)
         json_object_set_new(x, "description", json_string(cp->available ? cp->description : cp->unavailable_reason));
         json_object_set_new(x, "start_ms", json_integer((json_int_t)cp->start_ms));
         json_object_set_new(x, "measured", json_boolean(cp->measured));
+        if (k == BACKEND_VM) {
+            json_object_set_new(x, "kvm", json_boolean(cp->kvm));
+            json_object_set_new(x, "guest_kernel", cp->guest_kernel ? json_string(cp->guest_kernel_path) : json_null());
+        }
         json_object_set_new(b, backend_kind_name((enum backend_kind)k), x);
     }
     json_object_set_new(j, "backends", b);

@@ -15,28 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct run {
-    int status;             /* exit code, or 128+signal */
-    char *out, *err;
-    long maxrss_kib;
-};
-
-static char *slurp(int fd)
-{
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    lseek(fd, 0, SEEK_SET);
-    for (;;) {
-        if (len + 1 >= cap)
-            buf = realloc(buf, cap *= 2);
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    return buf;
-}
+#include "tests/cli/run.h"
 
 static const char *bin(void)
 {
@@ -60,41 +39,12 @@ static const char *src(const char *rel)
 /* Runs duet with argv (NULL-terminated, without argv[0]). */
 static struct run run_duet(const char *const *args)
 {
-    char outp[] = "/tmp/duet-out-XXXXXX", errp[] = "/tmp/duet-err-XXXXXX";
-    int ofd = mkstemp(outp), efd = mkstemp(errp);
-    cr_assert(ofd >= 0 && efd >= 0);
-    unlink(outp);
-    unlink(errp);
     const char *argv[32] = {bin()};
     size_t n = 1;
     for (; args[n - 1] && n < 31; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(ofd, 1);
-        dup2(efd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    struct rusage ru;
-    cr_assert_eq(wait4(pid, &st, 0, &ru), pid);
-    struct run r = {0};
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(ofd);
-    r.err = slurp(efd);
-    r.maxrss_kib = ru.ru_maxrss;
-    close(ofd);
-    close(efd);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
+    return run_argv(argv, NULL, NULL);
 }
 
 #define RUN(...) run_duet((const char *const[]){__VA_ARGS__, NULL})
