@@ -62,7 +62,7 @@ CLI_SRC   = cli/main.c cli/verbs.c cli/compare.c cli/estimate.c
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
                  orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c orchestrator/volume.c \
                  orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c orchestrator/compare.c \
-                 orchestrator/compare_probe.c
+                 orchestrator/compare_probe.c orchestrator/logfilter.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
             orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
             orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c

@@ -35,6 +35,7 @@
 #include "orchestrator/api/http.h"
 #include "manifests/manifest.h"
 #include "orchestrator/daemon.h"
+#include "orchestrator/logfilter.h"
 
 static const char usage[] =
     "usage: duetd [--config FILE] [--socket PATH] [--state-dir DIR] [--libvirt-uri URI] [--foreground]\n"
@@ -419,6 +420,11 @@ static int options_settle(struct options *o)
     return 0;
 }
 
+static void log_filter_release(struct log_filter **f)
+{
+    log_filter_stop(*f);
+}
+
 /* The config file's strings are used until main returns, whichever way. */
 static void options_release(struct options *o)
 {
@@ -490,6 +496,8 @@ int main(int argc, char **argv)
         return 1;
     }
     struct duet_err err = {0};
+    /* Stopped on every way out of main, so what was written reaches the log. */
+    __attribute__((cleanup(log_filter_release))) struct log_filter *log_filter = NULL;
     struct sockaddr_un notify_to;
     socklen_t notify_len = 0;
     _cleanup_close_ int notify_fd = service_notify_open(&notify_to, &notify_len);
@@ -518,14 +526,13 @@ int main(int argc, char **argv)
      * syscalls, so two arenas cost no contention that shows. */
     mallopt(M_ARENA_MAX, 2);
     signal(SIGPIPE, SIG_IGN);
-    /* libvirt logs its own errors to stderr, most of them ones duet expects
-     * and answers in its own words (a domain looked up before it exists,
-     * no /dev/mem for dmidecode, no access manager in the embedded driver):
-     * alarming lines in the user's log that say nothing to act on.  They
-     * are kept out unless asked for; a user's own LIBVIRT_LOG_OUTPUTS is
-     * left as it is. */
-    if (!getenv("LIBVIRT_LOG_OUTPUTS"))
-        setenv("LIBVIRT_LOG_OUTPUTS", o.debug ? "3:stderr" : "4:file:/dev/null", 1);
+    /* libvirt's own log lines, alarming and nothing to act on, are kept
+     * out of duetd's log (logfilter.h) unless asked for: --debug, or a
+     * LIBVIRT_LOG_OUTPUTS of the user's own. */
+    const char *lv_outputs = getenv("LIBVIRT_LOG_OUTPUTS");
+    log_filter = log_filter_start(o.debug || (lv_outputs && *lv_outputs), &err);
+    if (!log_filter)
+        fprintf(stderr, "duetd: %s; libvirt's log lines will show in this log\n", err.msg);
 
     char init[PATH_MAX], vminit[PATH_MAX], virtiofsd[PATH_MAX];
     sibling("duet-init", "DUET_INIT", init, sizeof(init));
