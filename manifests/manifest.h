@@ -163,6 +163,15 @@ struct workload_spec {
         uint16_t tcp;
         uint64_t interval_ms, timeout_ms;
         unsigned retries;
+        /* startPeriod: failures within it of an instance's start do not
+         * count (Docker's start_period); the first success ends it.  Not
+         * set: the backend's default (a VM's from the boots measured on
+         * this host, none for a container: orchestrator/health.c). */
+        uint64_t start_period_ms;
+        bool start_period_set;
+        /* startInterval: the checks' interval until the first success;
+         * 0: the interval, at most 1s. */
+        uint64_t start_interval_ms;
         /* onUnhealthy: restart: an unhealthy instance is stopped as a
          * failed run, and the restart policy decides what follows. */
         bool restart_unhealthy;

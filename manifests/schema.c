@@ -932,7 +932,8 @@ static void conv_needs(struct conv *c, struct workload_spec *w, const struct yno
 
 static void conv_health(struct conv *c, struct workload_spec *w, const struct ynode *n)
 {
-    static const char *const keys[] = {"exec", "tcp", "interval", "timeout", "retries", "onUnhealthy", NULL};
+    static const char *const keys[] = {"exec",    "tcp",         "interval",      "timeout",
+                                       "retries", "onUnhealthy", "startPeriod",   "startInterval", NULL};
     if (!want_map(c, n, "spec.healthcheck"))
         return;
     check_keys(c, n, "spec.healthcheck", keys);
@@ -960,6 +961,21 @@ static void conv_health(struct conv *c, struct workload_spec *w, const struct yn
         if (get_uint(c, v, "spec.healthcheck.retries", 1, 1000, &r))
             w->health.retries = (unsigned)r;
     }
+    if ((v = mget(n, "startPeriod", NULL))) {
+        /* 0 is a period too: none, where the backend would give one. */
+        if (scalar_ok(v) && (key_is(v, "0") || key_is(v, "0s") || key_is(v, "0ms"))) {
+            w->health.start_period_ms = 0;
+            w->health.start_period_set = true;
+        } else if (get_duration(c, v, "spec.healthcheck.startPeriod", &w->health.start_period_ms)) {
+            w->health.start_period_set = true;
+            if (w->health.start_period_ms > 24ull * 3600 * 1000) {
+                cerr(c, v, "spec.healthcheck.startPeriod is longer than a day; a start that slow is a failure");
+                w->health.start_period_set = false;
+            }
+        }
+    }
+    if ((v = mget(n, "startInterval", NULL)))
+        get_duration(c, v, "spec.healthcheck.startInterval", &w->health.start_interval_ms);
     static const char *const on_unhealthy_names[] = {"none", "restart", NULL};
     int e;
     if ((v = mget(n, "onUnhealthy", NULL)) && get_enum(c, v, "spec.healthcheck.onUnhealthy", on_unhealthy_names, &e))

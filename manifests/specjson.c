@@ -129,6 +129,10 @@ json_t *specjson_from_workload(const struct workload_spec *w)
         json_object_set_new(h, "interval", duration(w->health.interval_ms));
         json_object_set_new(h, "timeout", duration(w->health.timeout_ms));
         json_object_set_new(h, "retries", json_integer(w->health.retries));
+        if (w->health.start_period_set)
+            json_object_set_new(h, "startPeriod", duration(w->health.start_period_ms));
+        if (w->health.start_interval_ms)
+            json_object_set_new(h, "startInterval", duration(w->health.start_interval_ms));
         if (w->health.restart_unhealthy)
             json_object_set_new(h, "onUnhealthy", json_string("restart"));
         json_object_set_new(s, "healthcheck", h);

@@ -299,6 +299,9 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
             d->host.backend[k].measured = true;
         }
     }
+    uint64_t unused;
+    if (!store_measure_get(d->store, HEALTH_VM_READY_MEASURE, &d->vm_ready_ms, &unused, &d->vm_ready_n))
+        d->vm_ready_ms = d->vm_ready_n = 0;
 
     d->drv[BACKEND_CONTAINER] = container_driver_new(cfg->init, NULL);
     /* No volume leads into the daemon's own state or its socket. */

@@ -67,6 +67,10 @@ struct daemon {
     struct driver *drv[BACKEND_COUNT];
     bool drv_open[BACKEND_COUNT];
     struct host_info host;
+    /* VMs' time from running to their first passed check on this host, a
+     * running average (the store's "vm-ready" measurement): a VM's default
+     * health start period is made from it. */
+    uint64_t vm_ready_ms, vm_ready_n;
     struct strmap wls;             /* name -> struct wl */
     struct event_sink *sinks;
     struct event_sink log_sink;    /* every event on stderr (the log file when daemonized) */
@@ -331,7 +335,13 @@ void daemon_stats_start(struct daemon *d);
  * answers at once, else the last sample; false when there is none. */
 bool wl_stats(const struct wl *w, struct driver_stats *st, uint64_t *at_ms);
 
-void health_start(struct wl *w);   /* schedules checks while running */
+/* Schedules checks while running.  fresh: the instance has just been
+ * started (not re-attached), so its first passed check measures a boot. */
+void health_start(struct wl *w, bool fresh);
+/* How long after its start w's instance may fail its checks without it
+ * counting (healthcheck.startPeriod, or the backend's default). */
+uint64_t health_start_period_ms(const struct wl *w);
+#define HEALTH_VM_READY_MEASURE "vm-ready"
 void health_stop(struct wl *w);
 /* A paused workload (a live backup) is not checked; its checks go on as
  * they were once it runs again. */

@@ -2,9 +2,13 @@
  * health.c - health checks of running workloads (exec and tcp).
  *
  * A check runs on the workload's interval while it runs; until the first
- * success it runs every second at most, so dependents wait no longer than
- * needed.  `retries` failures in a row make the workload unhealthy; a
- * success makes it healthy again.  Unhealthy is shown to the user and
+ * success it runs on startInterval (every second at most by default), so
+ * dependents wait no longer than needed.  `retries` failures in a row make
+ * the workload unhealthy; a success makes it healthy again.  Within the
+ * start period after the instance started (healthcheck.startPeriod; a VM
+ * has one by default, made from how long VMs here take to pass their first
+ * check) failures do not count: a guest still booting is "starting", with
+ * the last check's answer, not "unhealthy" with an event per start.  Unhealthy is shown to the user and
  * holds back dependents that have not started; it restarts the workload
  * only when its spec says healthcheck.onUnhealthy: restart, and only an
  * instance that had passed (a liveness check, never a start-up one).
@@ -57,6 +61,51 @@ struct health_probe {
 
 static void schedule(struct wl *w);
 
+/* Defaults of a VM's start period: before any boot here was measured,
+ * what a rootfs guest takes to boot and start a service, with room; once
+ * measured, twice the average, within bounds. */
+#define START_PERIOD_VM_EMULATED_MS 60000
+#define START_PERIOD_VM_KVM_MS 20000
+#define START_PERIOD_VM_MIN_MS 10000
+#define START_PERIOD_VM_MAX_MS 600000
+
+uint64_t health_start_period_ms(const struct wl *w)
+{
+    if (w->spec->health.start_period_set)
+        return w->spec->health.start_period_ms;
+    if (w->inst_backend != BACKEND_VM)
+        return 0;   /* as Docker: a container's checks count from the start */
+    const struct daemon *d = w->d;
+    if (!d->vm_ready_n)
+        return d->host.backend[BACKEND_VM].kvm ? START_PERIOD_VM_KVM_MS : START_PERIOD_VM_EMULATED_MS;
+    uint64_t p = 2 * d->vm_ready_ms;
+    return p < START_PERIOD_VM_MIN_MS ? START_PERIOD_VM_MIN_MS : p > START_PERIOD_VM_MAX_MS ? START_PERIOD_VM_MAX_MS : p;
+}
+
+/* Counted from the instance's start (wall clock: a re-attached instance
+ * keeps the start it had). */
+static bool in_start_period(const struct wl *w)
+{
+    uint64_t now = now_ms(), t0 = w->started_at > 0 ? (uint64_t)w->started_at : now;
+    return now < t0 + health_start_period_ms(w);
+}
+
+/* A fresh VM passed its first check: how long its boot took, for the
+ * start period of the VMs after it. */
+static void measure_ready(struct wl *w)
+{
+    w->health_boot_timed = false;
+    if (w->inst_backend != BACKEND_VM || w->started_at <= 0)
+        return;
+    struct daemon *d = w->d;
+    uint64_t now = now_ms(), ms = now > (uint64_t)w->started_at ? now - (uint64_t)w->started_at : 0;
+    uint64_t keep = d->vm_ready_n < 9 ? d->vm_ready_n : 9;
+    d->vm_ready_ms = (d->vm_ready_ms * keep + ms) / (keep + 1);
+    d->vm_ready_n++;
+    struct duet_err err = {0};
+    store_measure_put(d->store, HEALTH_VM_READY_MEASURE, d->vm_ready_ms, 0, d->vm_ready_n, &err);
+}
+
 static void probe_put(struct health_probe *p)
 {
     if (--p->pending > 0)
@@ -87,10 +136,18 @@ static void report(struct health_probe *p, bool ok, const char *why)
     w->probe = NULL;
     enum wl_health before = w->health;
     if (ok) {
+        if (before == HEALTH_STARTING && w->health_boot_timed)
+            measure_ready(w);
         w->health_fails = 0;
         w->health = HEALTH_HEALTHY;
         free(w->health_msg);
         w->health_msg = NULL;
+    } else if (before == HEALTH_STARTING && in_start_period(w)) {
+        /* Not counted: the instance is still starting. */
+        free(w->health_msg);
+        if (asprintf(&w->health_msg, "within its start period (%llus): %s",
+                     (unsigned long long)(health_start_period_ms(w) / 1000), why) < 0)
+            w->health_msg = NULL;
     } else {
         w->health_fails++;
         free(w->health_msg);
@@ -249,14 +306,15 @@ static void run_check(uv_timer_t *t)
 static void schedule(struct wl *w)
 {
     uint64_t every = w->spec->health.interval_ms;
-    if (w->health == HEALTH_STARTING && every > 1000)
-        every = 1000;
+    if (w->health == HEALTH_STARTING)
+        every = w->spec->health.start_interval_ms ? w->spec->health.start_interval_ms : every > 1000 ? 1000 : every;
     uv_timer_start(&w->tick, run_check, every, 0);
 }
 
-void health_start(struct wl *w)
+void health_start(struct wl *w, bool fresh)
 {
     health_stop(w);
+    w->health_boot_timed = fresh;
     if (w->spec->health.kind == WL_HEALTH_NONE) {
         w->health = HEALTH_NONE;
         return;

@@ -256,7 +256,7 @@ static void on_started(void *opaque, const struct duet_err *err)
             measure_start(w);
             daemon_event(w->d, w->name, "started", "running as a %s", backend_kind_name(w->inst_backend));
             if (w->inst_running)
-                health_start(w);
+                health_start(w, true);
         }
         wl_save(w);
         wl_reconcile(w);
@@ -813,7 +813,7 @@ void wl_recover(struct wl *w)
         if (w->phase == PH_STOPPING || w->phase == PH_DESTROYING)
             w->stop_requested = false;
         if (w->phase == PH_RUNNING && w->inst_running)
-            health_start(w);
+            health_start(w, false);
         daemon_event(d, w->name, "recovered", "re-attached to the %s instance (%s)",
                      backend_kind_name(w->inst_backend), w->handle[0] ? w->handle : "no handle");
     } else {

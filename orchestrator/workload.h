@@ -114,6 +114,7 @@ struct wl {
 
     enum wl_health health;
     unsigned health_fails;
+    bool health_boot_timed;        /* its first passed check times a VM's boot (a fresh start) */
     char *health_msg;
     struct health_probe *probe;
     uv_timer_t tick;               /* back-off delay or next health check */

@@ -458,6 +458,71 @@ Test(reconcile, depends_on_waits_for_health_not_just_running)
     rt_finish(&t);
 }
 
+/* healthcheck.startPeriod: failed checks within it do not count (no
+ * unhealthy, no event); after it they do; startInterval sets the pace
+ * until the first success. */
+Test(reconcile, failed_checks_within_the_start_period_do_not_count)
+{
+    struct rt t;
+    rt_init(&t, DRIVER_CAN_EXEC);
+    t.f->exec_status = 1;
+    apply1(&t, "slow", "  healthcheck: {exec: [/bin/check], interval: 5s, timeout: 1s, retries: 1, startPeriod: 1500ms, "
+                       "startInterval: 100ms}\n");
+    apply1(&t, "plain", "  healthcheck: {exec: [/bin/check], interval: 5s, timeout: 1s, retries: 1}\n");
+    cr_assert(RT_UNTIL(&t, 2000, W(&t, "plain")->health == HEALTH_UNHEALTHY),
+              "a container has no start period by default: its first failure counts");
+    rt_run(&t, 600);
+    struct wl *slow = W(&t, "slow");
+    cr_expect_eq(slow->health, HEALTH_STARTING, "failures within the start period counted");
+    cr_expect(slow->health_msg && strstr(slow->health_msg, "within its start period (1s): exit status 1"), "%s",
+              slow->health_msg);
+    char *ev = events_of(&t, "slow");
+    cr_expect(!strstr(ev, "unhealthy"), "an event for a failure within the start period: %s", ev);
+    free(ev);
+    /* startInterval: checks every 100 ms, where the interval would be 1 s
+     * until the first success; plain's checks are on their interval. */
+    cr_expect_geq(t.f->execs, 5, "%u checks in the first 600 ms", t.f->execs);
+    cr_assert(RT_UNTIL(&t, 3000, slow->health == HEALTH_UNHEALTHY), "the start period never ended");
+    ev = events_of(&t, "slow");
+    cr_expect(strstr(ev, "unhealthy:health check failed: exit status 1"), "%s", ev);
+    free(ev);
+    /* A success ends it: healthy, as without a start period. */
+    t.f->exec_status = 0;
+    cr_assert(RT_UNTIL(&t, 7000, slow->health == HEALTH_HEALTHY));
+    rt_finish(&t);
+}
+
+Test(reconcile, a_vm_has_a_start_period_from_the_boots_measured_here)
+{
+    struct rt t;
+    rt_init(&t, 0);
+    struct workload_spec spec = {0};
+    struct wl w = {.d = &t.d, .spec = &spec, .inst_backend = BACKEND_VM};
+    /* Before any boot here: a minute under emulation, 20 s with KVM. */
+    t.d.host.backend[BACKEND_VM].kvm = false;
+    cr_expect_eq(health_start_period_ms(&w), 60000);
+    t.d.host.backend[BACKEND_VM].kvm = true;
+    cr_expect_eq(health_start_period_ms(&w), 20000);
+    /* Then twice what VMs took, within 10 s and 10 min. */
+    t.d.vm_ready_n = 3;
+    t.d.vm_ready_ms = 14000;
+    cr_expect_eq(health_start_period_ms(&w), 28000);
+    t.d.vm_ready_ms = 1200;
+    cr_expect_eq(health_start_period_ms(&w), 10000);
+    t.d.vm_ready_ms = 900000;
+    cr_expect_eq(health_start_period_ms(&w), 600000);
+    /* The spec's own wins, 0 included; a container has none by default. */
+    spec.health.start_period_set = true;
+    spec.health.start_period_ms = 0;
+    cr_expect_eq(health_start_period_ms(&w), 0);
+    spec.health.start_period_ms = 4000;
+    cr_expect_eq(health_start_period_ms(&w), 4000);
+    spec.health.start_period_set = false;
+    w.inst_backend = BACKEND_CONTAINER;
+    cr_expect_eq(health_start_period_ms(&w), 0);
+    rt_finish(&t);
+}
+
 /* ---- what a killed daemon left -------------------------------------------------------- */
 
 /* A row as a daemon killed at `phase` left it. */

@@ -138,6 +138,10 @@ static const struct rule_case rule_cases[] = {
     {H I "  healthcheck: {tcp: 80, interval: fast}\n", 9, 36, "\"fast\" is not a duration"},
     {H I "  healthcheck: {tcp: 80, retries: 0}\n", 9, 35, "between 1 and 1000"},
     {H I "  healthcheck: {exec: []}\n", 9, 23, "must not be empty"},
+    {H I "  healthcheck: {tcp: 80, startPeriod: -5s}\n", 9, 39, "is not a duration"},
+    {H I "  healthcheck: {tcp: 80, startPeriod: 30h}\n", 9, 39, "longer than a day"},
+    {H I "  healthcheck: {tcp: 80, startInterval: 0s}\n", 9, 41, "must be longer than 0"},
+    {H I "  healthcheck: {tcp: 80, startperiod: 5s}\n", 9, 26, "did you mean \"startPeriod\"?"},
     /* ports */
     {H I "  ports: [{port: 0}]\n", 9, 18, "between 1 and 65535"},
     {H I "  ports: [{port: 80, host: 70000}]\n", 9, 28, "between 1 and 65535"},

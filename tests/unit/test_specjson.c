@@ -51,7 +51,7 @@ static const char every_field[] =
     "  command: [\"/bin/sh\", \"-c\", \"echo \\\"$X\\\" \\\\n\"]\n  env: {X: \"line1\\nline2\", EMPTY: \"\"}\n"
     "  workingDir: /tmp\n  user: \"1000:1000\"\n  resources: {cpus: 0.1, memory: 300Mi, pids: 77, disk: 3Gi}\n"
     "  needs: {ownKernel: true, devices: [/dev/ttyUSB0], startWithin: 1500ms}\n  restart: on-failure\n"
-    "  healthcheck: {exec: [/bin/true, x], interval: 2s, timeout: 1s, retries: 7}\n"
+    "  healthcheck: {exec: [/bin/true, x], interval: 2s, timeout: 1s, retries: 7, startPeriod: 0s, startInterval: 250ms}\n"
     "  ports: [{host: 8080, port: 80}, {port: 53, protocol: udp}]\n"
     "  volumes: [{source: /srv/a, target: /a, readOnly: true}, {source: /srv/b, target: /b},\n"
     "            {name: pgdata, size: 1Gi, target: /pg}, {name: cache, target: /c, readOnly: true}]\n";
@@ -104,6 +104,8 @@ Test(specjson, every_field_round_trips)
     cr_expect(strstr(t, "\"disk\":3221225472"), "%s", t);
     cr_expect(strstr(t, "\"startWithin\":\"1500ms\""), "%s", t);
     cr_expect(strstr(t, "\"pids\":77"), "%s", t);
+    cr_expect(strstr(t, "\"startPeriod\":\"0ms\""), "a start period of 0 is kept: %s", t);
+    cr_expect(strstr(t, "\"startInterval\":\"250ms\""), "%s", t);
     cr_expect(strstr(t, "{\"name\":\"pgdata\",\"size\":1073741824,\"target\":\"/pg\""), "%s", t);
     free(t);
     manifest_set_free(s);
