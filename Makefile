@@ -50,13 +50,13 @@ LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/a
           backends/driver.c backends/kept.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
           backends/container/cgroup.c backends/container/cgroup_v1.c backends/container/cgroup_v2.c \
           backends/container/syscall_filter.c backends/container/caps.c \
-          backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/spawner.c backends/container/driver.c \
+          backends/container/mounts.c backends/container/layer.c backends/container/runtime.c backends/container/exec_tty.c backends/container/spawner.c backends/container/driver.c \
           backends/vm/agent.c backends/vm/qga.c backends/vm/probe.c backends/vm/virtiofs.c backends/vm/domain.c backends/vm/event_uv.c backends/vm/guest_image.c backends/vm/iso9660.c backends/vm/cloudinit.c backends/vm/driver.c \
           orchestrator/store.c orchestrator/api/http.c cli/client.c cli/plan_output.c cli/plan_images.c \
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
           storage/volume.c storage/snapshot.c storage/backup.c
-CLI_SRC   = cli/main.c cli/verbs.c cli/compare.c cli/estimate.c
+CLI_SRC   = cli/main.c cli/verbs.c cli/exec.c cli/compare.c cli/estimate.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
@@ -64,7 +64,7 @@ DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/even
                  orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c orchestrator/compare.c \
                  orchestrator/compare_probe.c orchestrator/logfilter.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
-            orchestrator/api/logs.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
+            orchestrator/api/logs.c orchestrator/api/exec_io.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
             orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c

@@ -149,6 +149,18 @@ struct driver_instance;
 typedef void (*driver_done_cb)(void *opaque, const struct duet_err *err);     /* err NULL on success */
 typedef void (*driver_exit_cb)(void *opaque, const struct driver_status *st);
 
+/* An interactive exec's ends (driver.exec_io). */
+struct driver_exec_io {
+    int in_fd, out_fd, err_fd;
+    int ctl_fd;                    /* struct driver_winsize records; -1: none */
+    bool tty;
+    unsigned short rows, cols;     /* the terminal's first size (0: the kernel's default) */
+};
+/* A resize of an exec's terminal, as written to its ctl_fd. */
+struct driver_winsize {
+    unsigned short rows, cols;
+};
+
 /* What a backend can do and asks of the daemon (driver.flags).  The daemon
  * reads these, never the backend's kind. */
 /* A start a daemon's end interrupted cannot be trusted to have finished
@@ -261,6 +273,19 @@ struct driver {
     int (*exec)(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                 int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                 struct duet_err *err);
+
+    /* (loop, optional) exec with the caller's input and, with io->tty, a
+     * terminal of the workload's own (duet exec -i/-t): as exec, but the
+     * command reads io->in_fd until its end (-1: nothing), and with a tty
+     * its stdin, stdout and stderr are the terminal: what it shows goes to
+     * io->out_fd (err_fd unused), io->in_fd is typed into it, and the
+     * records read from io->ctl_fd (struct driver_winsize) resize it.
+     * exited is called once all the output is in out_fd and err_fd.  The
+     * caller owns the fds and keeps them open until exited.  NULL: this
+     * backend runs no interactive command (the API says so). */
+    int (*exec_io)(struct driver *drv, struct driver_instance *inst, const char *const *argv,
+                   const struct driver_exec_io *io, uint64_t timeout_ms, void (*exited)(void *opaque, int status),
+                   void *opaque, struct duet_err *err);
 
     /* (any) A readable fd on the log of the workload's last destroyed
      * instance (destroy keeps it), and when prev is not NULL one on its

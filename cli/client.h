@@ -46,6 +46,14 @@ struct client_lines {
 };
 int client_lines_feed(void *lines, const char *data, size_t len);
 
+/* A request that leaves HTTP (POST with Upgrade: protocol): 101 with the
+ * connection in *fd_out (the caller's to close) and the bytes that came
+ * after the answer's head in leftover; any other status with its body in
+ * err_body; -1 with err when the daemon cannot be reached. */
+int client_upgrade(const char *socket_path, const char *path, const char *body, size_t body_len,
+                   const char *protocol, int *fd_out, struct client_buf *leftover, struct client_buf *err_body,
+                   struct duet_err *err);
+
 /* client_call collecting the body (NUL-terminated) into buf. */
 int client_call_buf(const char *socket_path, const char *method, const char *path, const char *body,
                     size_t body_len, struct client_buf *buf, int timeout_ms, struct duet_err *err);

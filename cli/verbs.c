@@ -1015,14 +1015,41 @@ static int cmd_events(int argc, char **argv)
 static int cmd_exec(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: duet exec [--timeout DURATION] NAME -- CMD [ARG...]\n\n"
+        "usage: duet exec [-i] [-t] [--timeout DURATION] NAME -- CMD [ARG...]\n\n"
         "Run a command in a running workload (a container, or a VM booted from a rootfs image) as its\n"
         "user, with its environment; exits with its status.  --timeout kills it and all it started then\n"
-        "(exit 137).\n";
+        "(exit 137).\n"
+        "  -i, --interactive  pass standard input to the command (echo hi | duet exec -i NAME -- cat)\n"
+        "  -t, --tty          run it on a terminal of the workload's own (with -i: a shell, psql, top)\n";
     int i = 1;
     const char *timeout = NULL;
+    bool interactive = false, tty = false;
     /* Options come before NAME: what follows belongs to the command. */
-    for (; i < argc && (strncmp(argv[i], "--socket", 8) == 0 || strncmp(argv[i], "--timeout", 9) == 0); i++) {
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0' && strcmp(argv[i], "--") != 0 &&
+           strcmp(argv[i], "-h") != 0 && strcmp(argv[i], "--help") != 0;
+         i++) {
+        if (strcmp(argv[i], "--interactive") == 0 || strcmp(argv[i], "--tty") == 0) {
+            *(argv[i][2] == 'i' ? &interactive : &tty) = true;
+            continue;
+        }
+        if (argv[i][1] != '-') {
+            /* -i, -t, -it, -ti */
+            for (const char *f = argv[i] + 1; *f; f++) {
+                if (*f == 'i')
+                    interactive = true;
+                else if (*f == 't')
+                    tty = true;
+                else {
+                    fprintf(stderr, "duet: exec: unknown option -%c\n%s", *f, usage);
+                    return EXIT_USAGE;
+                }
+            }
+            continue;
+        }
+        if (strncmp(argv[i], "--socket", 8) != 0 && strncmp(argv[i], "--timeout", 9) != 0) {
+            fprintf(stderr, "duet: exec: unknown option %s\n%s", argv[i], usage);
+            return EXIT_USAGE;
+        }
         bool is_sock = argv[i][2] == 's';
         size_t klen = is_sock ? 8 : 9;
         const char *v = NULL;
@@ -1072,6 +1099,11 @@ static int cmd_exec(int argc, char **argv)
     json_object_set_new(req, "command", cmd);
     if (timeout)
         json_object_set_new(req, "timeout", json_string(timeout));
+    if (interactive || tty) {
+        int rc = cli_exec_interactive(sock, name, req, interactive, tty);
+        json_decref(req);
+        return rc;
+    }
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char path[128];

@@ -33,6 +33,10 @@ struct cli_probe_keep {
 };
 int cli_probe_settle(const char *config, struct host_probe_opts *po, struct cli_probe_keep *keep);
 
+/* exec.c: duet exec -i / -t over the upgraded connection; req holds the
+ * command (and timeout).  The exit status is the command's. */
+int cli_exec_interactive(const char *sock, const char *name, json_t *req, bool in, bool tty);
+
 /* compare.c */
 int cli_compare(int argc, char **argv);
 /* estimate.c: duet compare --estimate of the manifests at paths. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
@@ -29,6 +30,7 @@
 #include "backends/opqueue.h"
 #include "backends/instance.h"
 #include "backends/kept.h"
+#include "exec_tty.h"
 #include "runtime.h"
 
 struct exec_watch;
@@ -61,19 +63,31 @@ struct op {
     bool paused;                        /* pause: freeze, else thaw */
     /* exec */
     const char *const *argv;
-    int out_fd, err_fd;
+    int in_fd, out_fd, err_fd, ctl_fd;
+    bool tty;
+    unsigned short rows, cols;
+    int master;                         /* with tty: the terminal's, from the start */
     uint64_t timeout_ms;
     struct container_exec_proc proc;
     void (*exited)(void *opaque, int status);
 };
 
-/* A command started by exec, until its helper is reaped. */
+/* A command started by exec, until its helper is reaped and, with a
+ * terminal, its relay has copied the last of the output. */
 struct exec_watch {
     struct exec_watch *next, **prev;
     struct container_exec_proc proc;
     uv_poll_t poll;
     uv_timer_t timer;
     int open_handles;
+    struct exec_tty *relay;             /* NULL once it has ended */
+    int tty;                            /* a copy of the terminal's master, for resizes; -1 */
+    uv_poll_t ctl;                      /* the caller's records; its end: the caller has gone */
+    bool ctl_on;
+    char ctl_buf[sizeof(struct driver_winsize)];
+    size_t ctl_len;
+    bool helper_done;
+    int status;
     void (*exited)(void *opaque, int status);
     void *opaque;
 };
@@ -108,8 +122,9 @@ static void on_work(struct inst_op *b)
         inst->c = NULL;
         break;
     case OP_EXEC:
-        op->base.rc = container_exec_start(inst->c, op->argv, op->out_fd, op->err_fd, (int)op->timeout_ms, &op->proc,
-                                      &op->base.err);
+        op->base.rc = container_exec_start_io(inst->c, op->argv, op->in_fd, op->out_fd, op->err_fd, op->ctl_fd, op->tty,
+                                              op->rows, op->cols, &op->master, (int)op->timeout_ms, &op->proc,
+                                              &op->base.err);
         break;
     case OP_RECOVERED:
         op->base.rc = 0;
@@ -199,12 +214,79 @@ static void exec_watch_closed(uv_handle_t *h)
         free(x);
 }
 
+/* The command is over for its caller: reported once the helper is reaped
+ * and the terminal's relay (if any) has ended. */
+static void exec_watch_report(struct exec_watch *x)
+{
+    if (!x->helper_done || x->relay)
+        return;
+    if (x->exited)
+        x->exited(x->opaque, x->status);
+    x->exited = NULL;
+    if (--x->open_handles == 0)
+        free(x);
+}
+
+static void on_relay_done(void *opaque)
+{
+    struct exec_watch *x = opaque;
+    x->relay = NULL;
+    if (x->tty >= 0)
+        close(x->tty);   /* the last copy: what is left on the terminal gets SIGHUP */
+    x->tty = -1;
+    exec_watch_report(x);
+}
+
+static void ctl_stop(struct exec_watch *x)
+{
+    if (!x->ctl_on)
+        return;
+    x->ctl_on = false;
+    uv_close((uv_handle_t *)&x->ctl, exec_watch_closed);
+}
+
+/* Resizes of the terminal; the end of the caller's end (it has gone, or
+ * has nothing more to say) ends the command. */
+static void on_ctl(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    struct exec_watch *x = h->data;
+    uv_os_fd_t fd;
+    if (status < 0 || uv_fileno((uv_handle_t *)h, &fd) < 0) {
+        ctl_stop(x);
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(fd, x->ctl_buf + x->ctl_len, sizeof(x->ctl_buf) - x->ctl_len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            /* The caller has gone: the helper, which watches this pipe
+             * too, ends the command (killing the helper would orphan it). */
+            ctl_stop(x);
+            return;
+        }
+        x->ctl_len += (size_t)n;
+        if (x->ctl_len < sizeof(x->ctl_buf))
+            continue;
+        x->ctl_len = 0;
+        struct driver_winsize w;
+        memcpy(&w, x->ctl_buf, sizeof(w));
+        struct winsize ws = {.ws_row = w.rows, .ws_col = w.cols};
+        if (x->tty >= 0 && w.rows && w.cols)
+            ioctl(x->tty, TIOCSWINSZ, &ws);
+    }
+}
+
 /* Reaps the helper (it has ended: the pidfd is readable) and reports. */
 static void exec_watch_end(struct exec_watch *x, bool report)
 {
     /* The poll leaves epoll before the reap closes the pidfd it watches. */
     uv_close((uv_handle_t *)&x->poll, exec_watch_closed);
     uv_close((uv_handle_t *)&x->timer, exec_watch_closed);
+    ctl_stop(x);
     int status = -1;
     bool timed_out = false;
     if (container_exec_reap(&x->proc, &status, &timed_out) < 0)
@@ -212,8 +294,20 @@ static void exec_watch_end(struct exec_watch *x, bool report)
     *x->prev = x->next;
     if (x->next)
         x->next->prev = x->prev;
-    if (report && x->exited)
-        x->exited(x->opaque, status);
+    x->helper_done = true;
+    x->status = status;
+    if (!report) {
+        x->exited = NULL;
+        if (x->relay)
+            exec_tty_abort(x->relay);
+        x->relay = NULL;
+        if (x->tty >= 0)
+            close(x->tty);
+        x->tty = -1;
+    } else if (x->relay) {
+        exec_tty_finish(x->relay);   /* the rest follows on_relay_done */
+    }
+    exec_watch_report(x);
 }
 
 static void on_exec_readable(uv_poll_t *h, int status, int events)
@@ -244,22 +338,46 @@ static void exec_watch_start(struct driver_instance *inst, struct op *op)
     uv_timer_init(p->loop, &x->timer);
     x->timer.data = x;
     x->poll.data = x;
-    x->open_handles = 1;
+    /* The timer, and the report (exec_watch_report) */
+    x->open_handles = 2;
+    x->tty = -1;
+    if (op->tty) {
+        struct duet_err e = {0};
+        x->tty = fcntl(op->master, F_DUPFD_CLOEXEC, 3);
+        x->relay = exec_tty_start(p->loop, op->master, op->in_fd, op->out_fd, on_relay_done, x, &e);
+        op->master = -1;
+        if (!x->relay)
+            container_exec_kill(&x->proc);   /* nothing would show its terminal: end it, the poll reports */
+    }
+    if (op->ctl_fd >= 0) {
+        fcntl(op->ctl_fd, F_SETFL, fcntl(op->ctl_fd, F_GETFL) | O_NONBLOCK);
+        if (uv_poll_init(p->loop, &x->ctl, op->ctl_fd) == 0) {
+            x->ctl.data = x;
+            x->ctl_on = true;
+            x->open_handles++;
+            uv_poll_start(&x->ctl, UV_READABLE, on_ctl);
+        }
+    }
     x->next = p->execs;
     x->prev = &p->execs;
     if (p->execs)
         p->execs->prev = &x->next;
     p->execs = x;
     int rc = uv_poll_init(p->loop, &x->poll, x->proc.pidfd);
+    bool poll_on = rc == 0;
     if (rc == 0)
         x->open_handles++;
     if (rc == 0)
         rc = uv_poll_start(&x->poll, UV_READABLE, on_exec_readable);
     if (rc < 0) {
         /* Nothing watches it: end it now rather than leave it running. */
-        if (x->open_handles == 2)
+        if (poll_on)
             uv_close((uv_handle_t *)&x->poll, exec_watch_closed);
         uv_close((uv_handle_t *)&x->timer, exec_watch_closed);
+        ctl_stop(x);
+        if (x->tty >= 0)
+            close(x->tty);
+        x->tty = -1;
         container_exec_kill(&x->proc);
         int st;
         bool to;
@@ -267,8 +385,12 @@ static void exec_watch_start(struct driver_instance *inst, struct op *op)
         *x->prev = x->next;
         if (x->next)
             x->next->prev = x->prev;
-        if (x->exited)
-            x->exited(x->opaque, -1);
+        if (x->relay)
+            exec_tty_abort(x->relay);
+        x->relay = NULL;
+        x->helper_done = true;
+        x->status = -1;
+        exec_watch_report(x);
         return;
     }
     if (op->timeout_ms)
@@ -322,6 +444,9 @@ static void on_let_go(struct inst_core *c, struct inst_op *running)
         bool to;
         container_exec_kill(&op->proc);
         container_exec_reap(&op->proc, &st, &to);
+        if (op->master >= 0)
+            close(op->master);
+        op->master = -1;
     }
     unwatch(inst);   /* before the release closes the pidfd */
     if (inst->c)
@@ -591,6 +716,28 @@ static int ct_purge(struct driver *drv, const char *name, unsigned what, driver_
     return kept_purge(p->loop, container_kept_dir(&p->rt, kept, sizeof(kept)), name, what, NULL, done, opaque, err);
 }
 
+static int ct_exec_io(struct driver *drv, struct driver_instance *inst, const char *const *argv,
+                      const struct driver_exec_io *io, uint64_t timeout_ms, void (*exited)(void *opaque, int status),
+                      void *opaque, struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c || inst->core.status.state != DRIVER_STATE_RUNNING)
+        return duet_err_set(err, ESRCH, "workload %s is not running", inst->core.spec->name);
+    struct op *op = op_new(OP_EXEC, NULL, opaque);
+    op->argv = argv;
+    op->in_fd = io->in_fd;
+    op->out_fd = io->out_fd;
+    op->err_fd = io->err_fd;
+    op->ctl_fd = io->ctl_fd;
+    op->tty = io->tty;
+    op->rows = io->rows;
+    op->cols = io->cols;
+    op->master = -1;
+    op->timeout_ms = timeout_ms;
+    op->exited = exited;
+    return queue(inst, op, err);
+}
+
 static int ct_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                    int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                    struct duet_err *err)
@@ -598,13 +745,8 @@ static int ct_exec(struct driver *drv, struct driver_instance *inst, const char 
     (void)drv;
     if (!inst->c || inst->core.status.state != DRIVER_STATE_RUNNING)
         return duet_err_set(err, ESRCH, "workload %s is not running", inst->core.spec->name);
-    struct op *op = op_new(OP_EXEC, NULL, opaque);
-    op->argv = argv;
-    op->out_fd = out_fd;
-    op->err_fd = err_fd;
-    op->timeout_ms = timeout_ms;
-    op->exited = exited;
-    return queue(inst, op, err);
+    struct driver_exec_io io = {.in_fd = -1, .out_fd = out_fd, .err_fd = err_fd, .ctl_fd = -1};
+    return ct_exec_io(drv, inst, argv, &io, timeout_ms, exited, opaque, err);
 }
 
 static int ct_netns(struct driver *drv, struct driver_instance *inst, int *fd, struct duet_err *err)
@@ -654,6 +796,7 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
         .logs_previous = ct_logs_previous,
         .purge = ct_purge,
         .exec = ct_exec,
+        .exec_io = ct_exec_io,
         .pause = ct_pause,
         .netns = ct_netns,
         .priv = p,

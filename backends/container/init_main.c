@@ -17,9 +17,12 @@
  * exiting itself, which ends the container.  The file is how the daemon
  * learns the status even if it was not running at the time.
  *
- *   duet-init --exec --uid UID --gid GID [--groups ...] --cwd DIR -- COMMAND...
+ *   duet-init --exec [--tty] --uid UID --gid GID [--groups ...] --cwd DIR -- COMMAND...
  *
- * runs one command for `duet exec` and exec health checks.  The daemon's
+ * runs one command for `duet exec` and exec health checks.  With --tty its
+ * stdio is a terminal of the container's own devpts (duet exec -t), and
+ * the command leads a session of its own with that terminal as its
+ * controlling one, so ^C and window sizes reach it as in a shell.  The daemon's
  * helper joins the container's namespaces and cgroup, drops to the
  * container's capabilities and filter, and executes this binary from the
  * sealed in-memory copy the runtime keeps (runtime.c): nothing of the
@@ -58,6 +61,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
@@ -120,7 +124,7 @@ static void kill_tree(void)
 }
 
 /* --exec: see the top of the file.  Runs as the workload's user. */
-static int exec_main(char **cmd, const char *cwd, const sigset_t *all, const sigset_t *old)
+static int exec_main(char **cmd, const char *cwd, bool tty, const sigset_t *all, const sigset_t *old)
 {
     /* The user switch reset these: the container may not ptrace this
      * process, and the helper's end must still reach it. */
@@ -137,6 +141,8 @@ static int exec_main(char **cmd, const char *cwd, const sigset_t *all, const sig
     if (child == 0) {
         sigprocmask(SIG_SETMASK, old, NULL);
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        if (tty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0))
+            die("cannot take the terminal", NULL);
         if (chdir(cwd) < 0)
             die("cannot change to the working directory", cwd);
         execvp(cmd[0], cmd);
@@ -215,7 +221,7 @@ int main(int argc, char **argv)
     unsigned long uid = 0, gid = 0;
     const char *cwd = "/", *groups = NULL, *cpu_max = NULL;
     int stop_signal = 0;
-    bool exec_mode = false;
+    bool exec_mode = false, tty = false;
     struct logcap logcap = {0};
     int i = 1;
     for (; i < argc; i++) {
@@ -225,6 +231,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--exec") == 0) {
             exec_mode = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--tty") == 0) {
+            tty = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -251,7 +261,7 @@ int main(int argc, char **argv)
         }
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: duet-init [--exec] --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: duet-init [--exec [--tty]] --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
         return 127;
     }
     /* Not dumpable: the workload, even as root, cannot ptrace pid 1 or read
@@ -266,7 +276,7 @@ int main(int argc, char **argv)
     if (exec_mode) {
         if (switch_user(uid, gid, groups) < 0)
             die("cannot switch to the workload's user", NULL);
-        return exec_main(argv + i, cwd, &all, &old);
+        return exec_main(argv + i, cwd, tty, &all, &old);
     }
     fcntl(EXIT_FD, F_SETFD, FD_CLOEXEC);
     fcntl(PREV_LOG_FD, F_SETFD, FD_CLOEXEC);

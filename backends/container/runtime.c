@@ -40,8 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -1138,20 +1140,24 @@ static char **exec_env(const struct container *c, char **data)
  */
 #define EXEC_KILL_GRACE_MS 2000
 
-/* The helper's wait for its child; never returns. */
-static _Noreturn void exec_helper_wait(pid_t inner, int timeout_ms)
+/* The helper's wait for its child; never returns.  cancel: a pipe's read
+ * end whose writer closing (the caller has gone) ends the command as the
+ * timeout does; -1: none. */
+static _Noreturn void exec_helper_wait(pid_t inner, int timeout_ms, int cancel)
 {
     int pfd = (int)syscall(SYS_pidfd_open, inner, 0);
     bool timed_out = false;
-    if (timeout_ms > 0 && pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
+    if ((timeout_ms > 0 || cancel >= 0) && pfd >= 0) {
+        /* events 0: the pipe's hang-up alone, not the records in it */
+        struct pollfd p[2] = {{.fd = pfd, .events = POLLIN}, {.fd = cancel, .events = 0}};
         int rc;
-        while ((rc = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+        while ((rc = poll(p, cancel >= 0 ? 2 : 1, timeout_ms > 0 ? timeout_ms : -1)) < 0 && errno == EINTR)
             ;
-        if (rc == 0) {
-            timed_out = true;
+        bool cancelled = rc > 0 && !(p[0].revents & POLLIN) && (p[1].revents & (POLLHUP | POLLERR));
+        if (rc == 0 || cancelled) {
+            timed_out = rc == 0;
             kill(inner, SIGTERM);
-            while ((rc = poll(&p, 1, EXEC_KILL_GRACE_MS)) < 0 && errno == EINTR)
+            while ((rc = poll(p, 1, EXEC_KILL_GRACE_MS)) < 0 && errno == EINTR)
                 ;
             if (rc == 0)
                 kill(inner, SIGKILL);
@@ -1170,11 +1176,100 @@ static _Noreturn void exec_helper_wait(pid_t inner, int timeout_ms)
     _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
 }
 
+/* The inner process's side of a terminal (it runs as the container's
+ * root, in its mount namespace, with its capabilities and filter): opens
+ * the container's own /dev/pts/ptmx, takes the peer without a path, sends
+ * the master out through sock and makes the peer its stdio.  Returns 0,
+ * or -1 (the caller exits 125 and the daemon reads no master). */
+static int exec_tty_inner(int sock, unsigned short rows, unsigned short cols)
+{
+    int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0)
+        return -1;
+    int unlock = 0;
+    if (ioctl(m, TIOCSPTLCK, &unlock) < 0)
+        return -1;
+    int slave = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0)
+        return -1;
+    if (rows && cols) {
+        struct winsize ws = {.ws_row = rows, .ws_col = cols};
+        ioctl(m, TIOCSWINSZ, &ws);
+    }
+    char byte = 't';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &m, sizeof(int));
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 1)
+        return -1;
+    close(m);
+    close(sock);
+    if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+        return -1;
+    if (slave > 2)
+        close(slave);
+    return 0;
+}
+
+/* The daemon's side: the master the inner process sent, once it is known
+ * to be one (what arrives was chosen inside the container).  -1 with err. */
+static int exec_tty_receive(struct container *c, int sock, struct duet_err *err)
+{
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    int rc;
+    while ((rc = poll(&p, 1, 10000)) < 0 && errno == EINTR)
+        ;
+    if (rc <= 0)
+        return duet_err_set(err, ETIMEDOUT, "container %s: no terminal could be made in it", c->name);
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
+    int m = -1;
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(&m, CMSG_DATA(cm), sizeof(int));
+    unsigned int ptn;
+    struct stat st;
+    if (m >= 0 && (fstat(m, &st) < 0 || !S_ISCHR(st.st_mode) || ioctl(m, TIOCGPTN, &ptn) < 0)) {
+        close(m);
+        m = -1;
+    }
+    if (m < 0)
+        return duet_err_set(err, EIO,
+                            "container %s: no terminal could be made in it (its /dev/pts is not a devpts of its "
+                            "own, or has no ptmx)",
+                            c->name);
+    return m;
+}
+
 int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
                          struct container_exec_proc *proc, struct duet_err *err)
 {
+    return container_exec_start_io(c, argv, -1, out_fd, err_fd, -1, false, 0, 0, NULL, timeout_ms, proc, err);
+}
+
+int container_exec_start_io(struct container *c, const char *const *argv, int in_fd, int out_fd, int err_fd,
+                            int ctl_fd, bool tty, unsigned short rows, unsigned short cols, int *master,
+                            int timeout_ms, struct container_exec_proc *proc, struct duet_err *err)
+{
     proc->pid = -1;
     proc->pidfd = -1;
+    if (master)
+        *master = -1;
     uint64_t now;
     if (c->pidfd < 0 || read_starttime(c->pid, &now) < 0 || now != c->starttime)
         return duet_err_set(err, ESRCH, "container %s is not running", c->name);
@@ -1182,7 +1277,7 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
     static const char *const all_ns[] = {"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"};
     const char *const *ns = c->userns ? all_ns : all_ns + 1;
     size_t n_ns = c->userns ? 7 : 6;
-    int keep[9];
+    int keep[11];
     for (size_t i = 0; i < n_ns; i++) {
         char p[64];
         snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)c->pid, ns[i]);
@@ -1201,12 +1296,14 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
     size_t argc = 0;
     while (argv[argc])
         argc++;
-    _cleanup_free_ const char **iargv = calloc(argc + 14, sizeof(*iargv));
+    _cleanup_free_ const char **iargv = calloc(argc + 15, sizeof(*iargv));
     if (!iargv)
         abort();
     size_t k = 0;
     iargv[k++] = "duet-init";
     iargv[k++] = "--exec";
+    if (tty)
+        iargv[k++] = "--tty";
     init_ids_append(c, &ids, iargv, &k);
     iargv[k++] = "--";
     for (size_t i = 0; i < argc; i++)
@@ -1215,10 +1312,23 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
 
     int init_fd = c->rt->init_fd;
     keep[n_ns] = init_fd;
+    /* A terminal's master comes back over this pair. */
+    int tsock[2] = {-1, -1};
+    if (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tsock) < 0) {
+        for (size_t j = 0; j < n_ns; j++)
+            close(keep[j]);
+        return duet_err_sys(err, "container %s: cannot make a socket pair", c->name);
+    }
+    keep[n_ns + 1] = tsock[1];
+    keep[n_ns + 2] = ctl_fd;
     pid_t helper = fork();
     if (helper < 0) {
         for (size_t j = 0; j < n_ns; j++)
             close(keep[j]);
+        if (tty) {
+            close(tsock[0]);
+            close(tsock[1]);
+        }
         return duet_err_sys(err, "container %s: cannot fork", c->name);
     }
     if (helper == 0) {
@@ -1226,11 +1336,15 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
         /* The caller's end of things must not outlive it: no exec helper
          * survives the daemon (it would keep what the daemon had). */
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        int o = fcntl(out_fd, F_DUPFD_CLOEXEC, 3), e = fcntl(err_fd, F_DUPFD_CLOEXEC, 3);
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (o < 0 || e < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+        int in = in_fd >= 0 ? fcntl(in_fd, F_DUPFD_CLOEXEC, 3) : nul;
+        int o = tty ? nul : fcntl(out_fd, F_DUPFD_CLOEXEC, 3), e = tty ? nul : fcntl(err_fd, F_DUPFD_CLOEXEC, 3);
+        if (o < 0 || e < 0 || in < 0 || nul < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
             _exit(125);
-        duet_close_fds_except(keep, n_ns + 1);
+        /* keep: the namespaces, duet-init, the terminal's pair, the cancel pipe */
+        if (!tty)
+            keep[n_ns + 1] = -1;
+        duet_close_fds_except(keep, n_ns + 3);
         /* Same cgroup first (from outside), then every namespace; the pid
          * namespace applies to children, hence the second fork. */
         if (cgroup_attach(&c->rt->cgroup, c->cgroup, getpid(), NULL) < 0)
@@ -1241,6 +1355,8 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
         for (size_t i = 0; i < n_ns; i++)
             close(keep[i]);
         pid_t inner = fork();
+        if (inner > 0 && tty)
+            close(tsock[1]);   /* the inner process's alone: its end tells the daemon it failed */
         if (inner < 0)
             _exit(125);
         if (inner == 0) {
@@ -1259,10 +1375,12 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
                 _exit(125);
             if (c->rt->filter.len && container_seccomp_apply(&c->rt->filter) < 0)
                 _exit(125);
+            if (tty && exec_tty_inner(tsock[1], rows, cols) < 0)
+                _exit(125);
             syscall(SYS_execveat, init_fd, "", (char *const *)iargv, envp, AT_EMPTY_PATH);
             _exit(125);
         }
-        exec_helper_wait(inner, timeout_ms);
+        exec_helper_wait(inner, timeout_ms, ctl_fd >= 0 ? keep[n_ns + 2] : -1);
     }
     for (size_t j = 0; j < n_ns; j++)
         close(keep[j]);
@@ -1274,7 +1392,24 @@ int container_exec_start(struct container *c, const char *const *argv, int out_f
         kill(helper, SIGKILL);
         waitpid(helper, NULL, 0);
         proc->pid = -1;
+        if (tty) {
+            close(tsock[0]);
+            close(tsock[1]);
+        }
         return -1;
+    }
+    if (tty) {
+        close(tsock[1]);
+        int m = exec_tty_receive(c, tsock[0], err);
+        close(tsock[0]);
+        if (m < 0) {
+            container_exec_kill(proc);
+            int st;
+            bool to;
+            container_exec_reap(proc, &st, &to);
+            return -1;
+        }
+        *master = m;
     }
     return 0;
 }

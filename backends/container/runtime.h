@@ -161,6 +161,16 @@ struct container_exec_proc {
  * are killed (within EXEC_KILL_GRACE_MS more), by the helper itself. */
 int container_exec_start(struct container *c, const char *const *argv, int out_fd, int err_fd, int timeout_ms,
                          struct container_exec_proc *proc, struct duet_err *err);
+/* The same with the caller's stdin (in_fd; -1: /dev/null) and, when tty,
+ * a terminal made in the container's own devpts: *master gets its master
+ * (the caller's to read, write, resize and close), and the command runs as
+ * the leader of a session whose controlling terminal it is; out_fd and
+ * err_fd are then unused.  ctl_fd (-1: none): a pipe's read end; when its
+ * writer closes, the helper ends the command as at a timeout (the helper
+ * itself must never be killed first: see runtime.c). */
+int container_exec_start_io(struct container *c, const char *const *argv, int in_fd, int out_fd, int err_fd,
+                            int ctl_fd, bool tty, unsigned short rows, unsigned short cols, int *master,
+                            int timeout_ms, struct container_exec_proc *proc, struct duet_err *err);
 /* Kills the helper (any thread): for a caller that cannot wait for it. */
 void container_exec_kill(struct container_exec_proc *proc);
 /* Waits for the helper (blocks until it ends); *status: the command's exit

@@ -26,7 +26,7 @@
 #include "common/grow.h"
 #include "http.h"
 
-enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_DONE };
+enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_RAW, CS_DONE };
 
 struct http_conn {
     struct http_server *srv;
@@ -51,11 +51,21 @@ struct http_conn {
     const char *reject_msg;
     struct ucred cred;
     bool keep_body;                /* the handler reads the body later */
+    /* bytes that came after the request, kept for a handler that upgrades */
+    char *extra;
+    size_t extra_len;
+    http_raw_data_fn raw_data;
+    void *raw_opaque;
+    void (*raw_drain)(void *opaque);
+    void *raw_drain_opaque;
+    size_t raw_low;
+    bool raw_paused;
 };
 
 static const char *status_text(int status)
 {
     switch (status) {
+    case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -95,6 +105,7 @@ static void conn_free_if_done(struct http_conn *c)
 {
     if (c->closed && c->refs == 0) {
         free(c->url);
+        free(c->extra);
         if (c->body)
             body_release(c);
         free(c);
@@ -144,6 +155,11 @@ static void on_handle_closed(uv_handle_t *h)
     c->closed = true;
     /* The callback may drop the last reference: hold one across it. */
     c->refs++;
+    if (c->raw_data) {
+        http_raw_data_fn fn = c->raw_data;
+        c->raw_data = NULL;
+        fn(c->raw_opaque, NULL, 0);
+    }
     if (c->on_close)
         c->on_close(c->close_opaque, c);
     http_conn_unref(c);
@@ -174,6 +190,12 @@ static void on_written(uv_write_t *req, int status)
     free(w);
     if (status < 0)
         conn_close(c);
+    else if (c->raw_drain && !http_conn_closed(c) &&
+             uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) <= c->raw_low) {
+        void (*fn)(void *) = c->raw_drain;
+        c->raw_drain = NULL;
+        fn(c->raw_drain_opaque);
+    }
     http_conn_unref(c);
 }
 
@@ -333,6 +355,66 @@ void http_stream_end(struct http_conn *c)
     conn_finish(c);
 }
 
+/* ---- raw (after an upgrade) ---------------------------------------------- */
+
+void http_conn_upgrade(struct http_conn *c, const char *protocol, http_raw_data_fn on_data, void *opaque)
+{
+    if (http_conn_closed(c) || c->state == CS_DONE)
+        return;
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", protocol);
+    c->state = CS_RAW;
+    c->raw_data = on_data;
+    c->raw_opaque = opaque;
+    uv_timer_stop(&c->timer);
+    conn_write(c, head, (size_t)n);
+    if (c->extra_len) {
+        char *extra = c->extra;
+        size_t len = c->extra_len;
+        c->extra = NULL;
+        c->extra_len = 0;
+        on_data(opaque, extra, len);
+        free(extra);
+    }
+}
+
+bool http_raw_write(struct http_conn *c, const void *data, size_t len)
+{
+    if (http_conn_closed(c) || c->state != CS_RAW)
+        return false;
+    return len == 0 || conn_write(c, data, len);
+}
+
+void http_raw_on_drain(struct http_conn *c, size_t low, void (*fn)(void *opaque), void *opaque)
+{
+    c->raw_low = low;
+    c->raw_drain = fn;
+    c->raw_drain_opaque = opaque;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+void http_raw_pause(struct http_conn *c, bool paused)
+{
+    if (http_conn_closed(c) || c->state != CS_RAW || c->raw_paused == paused)
+        return;
+    c->raw_paused = paused;
+    if (paused)
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    else
+        uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
+}
+
+void http_raw_end(struct http_conn *c)
+{
+    if (http_conn_closed(c) || c->state != CS_RAW)
+        return;
+    c->raw_data = NULL;
+    conn_finish(c);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 static int reject(struct http_conn *c, int status, const char *msg)
@@ -462,11 +544,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
+    if (c->state == CS_RAW) {
+        if (c->raw_data)
+            c->raw_data(c->raw_opaque, buf->base, (size_t)nread);
+        free(buf->base);
+        return;
+    }
     if (c->state != CS_READING) {
         free(buf->base);   /* bytes after the one request are ignored */
         return;
     }
     size_t used = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
+    /* What came after the request: another protocol's, if the handler
+     * upgrades (a client may send it without waiting for the answer). */
+    if (c->state == CS_HANDLING && used < (size_t)nread) {
+        c->extra = malloc((size_t)nread - used);
+        if (!c->extra)
+            abort();
+        memcpy(c->extra, buf->base + used, (size_t)nread - used);
+        c->extra_len = (size_t)nread - used;
+    }
     free(buf->base);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (c->reject_status) {

@@ -106,6 +106,25 @@ void http_stream_end(struct http_conn *c);
  * with much to send waits while this is high instead of being refused. */
 size_t http_stream_backlog(const struct http_conn *c);
 
+/* The connection leaves HTTP: "101 Switching Protocols" (Upgrade:
+ * protocol) is sent, and from then on every byte the client sends goes to
+ * on_data (bytes that came after the request included), in order; its end
+ * or a failure is on_data(NULL, 0), after which the connection closes.
+ * The server's deadline no longer applies.  For a handler that has not
+ * answered yet. */
+typedef void (*http_raw_data_fn)(void *opaque, const char *data, size_t len);
+void http_conn_upgrade(struct http_conn *c, const char *protocol, http_raw_data_fn on_data, void *opaque);
+/* Raw bytes to the client; false once the connection is closed.  Nothing
+ * is refused here: the writer bounds itself with http_stream_backlog and
+ * http_raw_on_drain. */
+bool http_raw_write(struct http_conn *c, const void *data, size_t len);
+/* Called when the backlog falls back under `low` (from above). */
+void http_raw_on_drain(struct http_conn *c, size_t low, void (*fn)(void *opaque), void *opaque);
+/* Stops or resumes reading the client (back-pressure on its input). */
+void http_raw_pause(struct http_conn *c, bool paused);
+/* Closes once everything written has gone. */
+void http_raw_end(struct http_conn *c);
+
 /* Query parameter value (first occurrence) into buf; false when absent. */
 bool http_query_get(const char *query, const char *key, char *buf, size_t len);
 

@@ -59,6 +59,9 @@ void api_compare(struct api *a, struct http_conn *c, const struct http_request *
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);
+/* exec_io.c: an exec with the client's input or a terminal; takes argv. */
+void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, struct driver *drv, char **argv,
+                          bool tty, unsigned rows, unsigned cols, uint64_t timeout_ms);
 void api_get_events(struct api *a, struct http_conn *c, const char *query);
 /* images.c: /v1/images and below (sub: what follows "images"). */
 void api_images(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);

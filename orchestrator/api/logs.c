@@ -369,19 +369,36 @@ void api_exec(struct api *a, struct http_conn *c, const char *name, const struct
         http_respond_error(c, 409, "%s", cannot);
         return;
     }
-    struct exec_req *x = calloc(1, sizeof(*x));
-    if (!x)
-        abort();
-    x->argv = calloc(json_array_size(cmd) + 1, sizeof(char *));
-    if (!x->argv)
+    /* stdin, tty: the client's input and a terminal (exec_io.c). */
+    json_t *in = json_object_get(body, "stdin"), *tty = json_object_get(body, "tty");
+    json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
+    if ((in && !json_is_boolean(in)) || (tty && !json_is_boolean(tty)) ||
+        (rows && (!json_is_integer(rows) || json_integer_value(rows) < 0 || json_integer_value(rows) > 65535)) ||
+        (cols && (!json_is_integer(cols) || json_integer_value(cols) < 0 || json_integer_value(cols) > 65535))) {
+        json_decref(body);
+        http_respond_error(c, 400, "exec's stdin and tty are true or false, rows and cols numbers from 0 to 65535");
+        return;
+    }
+    char **argv = calloc(json_array_size(cmd) + 1, sizeof(char *));
+    if (!argv)
         abort();
     size_t i;
     json_t *arg;
     json_array_foreach(cmd, i, arg) {
         const char *s = json_string_value(arg);
-        x->argv[i] = strdup(s ? s : "");
+        argv[i] = strdup(s ? s : "");
+    }
+    if (json_is_true(in) || json_is_true(tty)) {
+        api_exec_interactive(a, c, w, drv, argv, json_is_true(tty), (unsigned)json_integer_value(rows),
+                             (unsigned)json_integer_value(cols), timeout_ms);
+        json_decref(body);
+        return;
     }
     json_decref(body);
+    struct exec_req *x = calloc(1, sizeof(*x));
+    if (!x)
+        abort();
+    x->argv = argv;
     x->out = exec_buffer("duet-exec-out");
     x->err = exec_buffer("duet-exec-err");
     x->w = w;

@@ -224,6 +224,10 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
     cr_assert_eq(dd_duet(&d, &out, "describe shell"), 0, "%s", out);
     cr_expect(strstr(out, "Usage:       memory") && strstr(out, "vCPUs") && strstr(out, "MiB written"), "%s", out);
     free(out);
+    /* Interactive exec reaches containers; a VM's agent takes no input yet, and says so. */
+    cr_expect_eq(dd_duet(&d, &out, "exec -i shell -- cat </dev/null"), 1, "%s", out);
+    cr_expect(strstr(out, "runs commands without input or a terminal"), "%s", out);
+    free(out);
     cr_assert_eq(dd_duet(&d, &out, "exec shell -- /bin/sh -c 'echo $(id -u) $WHO; echo err >&2; exit 3'"), 3,
                  "%s", out);
     cr_expect(strstr(out, "1000 the-guest") && strstr(out, "err"), "%s", out);
