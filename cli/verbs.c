@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1492,9 +1493,149 @@ static int cmd_image(int argc, char **argv)
 
 /* ---- run --------------------------------------------------------------------------------- */
 
+/* duet run's docker-like options, each into the spec's own field (the
+ * daemon's schema then checks the values as it checks a manifest's).
+ * NULL, or a malloc'd message that names the option and the fix. */
+static char *run_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *run_msg(const char *fmt, ...)
+{
+    char *m = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&m, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return m;
+}
+
+/* KEY=VALUE, or KEY alone for the value it has here (left out when unset,
+ * as docker does). */
+static char *run_env_arg(json_t *env, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (klen == 0 || klen > 255)
+        return run_msg("-e %.40s: give KEY=VALUE (or KEY for the value it has here)", arg);
+    char key[256];
+    memcpy(key, arg, klen);
+    key[klen] = '\0';
+    const char *value = eq ? eq + 1 : getenv(key);
+    if (value)
+        json_object_set_new(env, key, json_string(value));
+    return NULL;
+}
+
+#define RUN_ENV_FILE_MAX (1u << 20)
+
+static char *run_env_file(json_t *env, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return run_msg("--env-file %s: %s", path, strerror(errno));
+    char *line = NULL, *err = NULL;
+    size_t cap = 0, total = 0;
+    ssize_t n;
+    unsigned no = 0;
+    while (!err && (n = getline(&line, &cap, f)) >= 0) {
+        no++;
+        total += (size_t)n;
+        if (total > RUN_ENV_FILE_MAX) {
+            err = run_msg("--env-file %s is larger than 1 MiB", path);
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+        if (strlen(p) != (size_t)(n - (p - line)))
+            err = run_msg("%s:%u: a NUL byte in the line", path, no);
+        else if (strcspn(p, "=") == 0 || strcspn(p, " \t") < strcspn(p, "="))
+            err = run_msg("%s:%u: not KEY=VALUE (a key has no blanks)", path, no);
+        else {
+            char *m = run_env_arg(env, p);
+            if (m) {
+                err = run_msg("%s:%u: %s", path, no, m);
+                free(m);
+            }
+        }
+    }
+    free(line);
+    fclose(f);
+    return err;
+}
+
+/* SOURCE:TARGET[:ro|:rw]: SOURCE with a '/' (or . ..) is a host path, made
+ * absolute here; otherwise the name of a named volume. */
+static char *run_volume_arg(json_t *vols, const char *arg)
+{
+    char *copy = strdup(arg), *save = NULL;
+    char *src = strtok_r(copy, ":", &save), *dst = strtok_r(NULL, ":", &save), *mode = strtok_r(NULL, ":", &save);
+    char *extra = strtok_r(NULL, ":", &save);
+    char *err = NULL;
+    if (!src || !dst || extra || (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0))
+        err = run_msg("-v %.80s: give SOURCE:TARGET or SOURCE:TARGET:ro (SOURCE a host directory or a volume name)",
+                      arg);
+    else {
+        json_t *v = json_object();
+        bool path = strchr(src, '/') || strcmp(src, ".") == 0 || strcmp(src, "..") == 0;
+        char abs[PATH_MAX];
+        if (path && !realpath(src, abs))
+            err = run_msg("-v %.80s: cannot find %s: %s", arg, src, strerror(errno));
+        json_object_set_new(v, path ? "source" : "name", json_string(path ? abs : src));
+        json_object_set_new(v, "target", json_string(dst));
+        if (mode && strcmp(mode, "ro") == 0)
+            json_object_set_new(v, "readOnly", json_true());
+        if (err)
+            json_decref(v);
+        else
+            json_array_append_new(vols, v);
+    }
+    free(copy);
+    return err;
+}
+
+/* [HOST:]PORT[/tcp|/udp] */
+static char *run_publish_arg(json_t *ports, const char *arg)
+{
+    char buf[64];
+    if (strlen(arg) >= sizeof(buf))
+        return run_msg("-p %.40s...: give [HOST:]PORT[/udp]", arg);
+    snprintf(buf, sizeof(buf), "%s", arg);
+    char *proto = strchr(buf, '/');
+    if (proto)
+        *proto++ = '\0';
+    char *colon = strchr(buf, ':');
+    if (colon && strchr(colon + 1, ':'))
+        return run_msg("-p %s: duet publishes on every address of the host; give HOST-PORT:PORT, not an address",
+                       arg);
+    const char *host = colon ? buf : NULL, *port = colon ? colon + 1 : buf;
+    if (colon)
+        *colon = '\0';
+    unsigned long hp = 0, pp;
+    char *end;
+    pp = strtoul(port, &end, 10);
+    bool ok = *port && !*end && pp >= 1 && pp <= 65535;
+    if (ok && host) {
+        hp = strtoul(host, &end, 10);
+        ok = *host && !*end && hp >= 1 && hp <= 65535;
+    }
+    if (!ok || (proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0))
+        return run_msg("-p %s: give [HOST:]PORT[/udp], ports from 1 to 65535", arg);
+    json_t *p = json_pack("{s:I}", "port", (json_int_t)pp);
+    if (host)
+        json_object_set_new(p, "host", json_integer((json_int_t)hp));
+    if (proto)
+        json_object_set_new(p, "protocol", json_string(proto));
+    json_array_append_new(ports, p);
+    return NULL;
+}
+
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"placement", required_argument, NULL, 'p'},
+    static const struct option opts[] = {{"placement", required_argument, NULL, 'L'},
                                          {"rm", no_argument, NULL, 'r'},
                                          {"rootfs", required_argument, NULL, 'R'},
                                          {"disk", required_argument, NULL, 'D'},
@@ -1504,26 +1645,46 @@ static int cmd_run(int argc, char **argv)
                                          {"disk-size", required_argument, NULL, 'z'},
                                          {"cpus", required_argument, NULL, 'c'},
                                          {"network", required_argument, NULL, 'n'},
+                                         {"env", required_argument, NULL, 'e'},
+                                         {"env-file", required_argument, NULL, 'E'},
+                                         {"volume", required_argument, NULL, 'v'},
+                                         {"publish", required_argument, NULL, 'p'},
+                                         {"user", required_argument, NULL, 'u'},
+                                         {"workdir", required_argument, NULL, 'w'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     static const char usage[] =
         "usage: duet run [--placement auto|vm|container] [--rm] [--name NAME] [--memory SIZE] [--cpus N]\n"
-        "                [--disk-size SIZE] [--network fleet|none] (--rootfs DIR | --disk IMAGE | --image REF)\n"
-        "                [-- CMD [ARG...]]\n\n"
+        "                [--disk-size SIZE] [--network fleet|none] [-e KEY[=VALUE]]... [--env-file FILE]...\n"
+        "                [-v SOURCE:TARGET[:ro]]... [-p [HOST:]PORT[/udp]]... [-u USER] [-w DIR]\n"
+        "                (--rootfs DIR | --disk IMAGE | --image REF) [-- CMD [ARG...]]\n\n"
         "Run one workload now and wait for it to end, like docker run: prints its\n"
         "output and exits with its status.  --rm removes it once it ends.  With\n"
         "--image (an OCI image: oci-layout:DIR[:TAG] or docker-archive:FILE), CMD\n"
-        "replaces the image's Cmd and the image's Entrypoint stays, as docker run does.\n";
+        "replaces the image's Cmd and the image's Entrypoint stays, as docker run does.\n"
+        "  -e, --env KEY=VALUE  an environment variable (KEY alone: its value here)\n"
+        "      --env-file FILE  KEY=VALUE lines (# comments, blank lines; KEY alone: its value here)\n"
+        "  -v, --volume SOURCE:TARGET[:ro]  a host directory (SOURCE with a /) or a named volume\n"
+        "  -p, --publish [HOST:]PORT[/udp]  publish the workload's PORT on the host's HOST (default PORT)\n"
+        "  -u, --user USER      NAME, UID, NAME:GROUP or UID:GID\n"
+        "  -w, --workdir DIR    the working directory inside\n";
     json_t *spec = json_object(), *image = json_object(), *res = json_object();
-    json_t *doc = json_object();
+    json_t *doc = json_object(), *env = json_object(), *vols = json_array(), *ports = json_array();
     bool rm = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+he:v:p:u:w:", opts, NULL)) != -1) {
         char abs[PATH_MAX];
+        const char *bad = NULL;
         switch (ch) {
-        case 'p': json_object_set_new(spec, "placement", json_string(optarg)); break;
+        case 'e': bad = run_env_arg(env, optarg); break;
+        case 'E': bad = run_env_file(env, optarg); break;
+        case 'v': bad = run_volume_arg(vols, optarg); break;
+        case 'p': bad = run_publish_arg(ports, optarg); break;
+        case 'u': json_object_set_new(spec, "user", json_string(optarg)); break;
+        case 'w': json_object_set_new(spec, "workingDir", json_string(optarg)); break;
+        case 'L': json_object_set_new(spec, "placement", json_string(optarg)); break;
         case 'r': rm = true; break;
         case 'R':
         case 'D':
@@ -1549,10 +1710,32 @@ static int cmd_run(int argc, char **argv)
         case 'c': json_object_set_new(res, "cpus", json_real(strtod(optarg, NULL))); break;
         case 'n': json_object_set_new(spec, "network", json_string(optarg)); break;
         case 'S': sock = optarg; break;
-        case 'h': fputs(usage, stdout); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return 0;
-        default: fputs(usage, stderr); json_decref(spec), json_decref(image), json_decref(res), json_decref(doc); return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
+            json_decref(env), json_decref(vols), json_decref(ports);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
+            json_decref(env), json_decref(vols), json_decref(ports);
+            return EXIT_USAGE;
+        }
+        if (bad) {
+            fprintf(stderr, "duet: %s\n", bad);
+            free((char *)bad);
+            json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);
+            json_decref(env), json_decref(vols), json_decref(ports);
+            return EXIT_USAGE;
         }
     }
+    if (json_object_size(env))
+        json_object_set(spec, "env", env);
+    if (json_array_size(vols))
+        json_object_set(spec, "volumes", vols);
+    if (json_array_size(ports))
+        json_object_set(spec, "ports", ports);
+    json_decref(env), json_decref(vols), json_decref(ports);
     if (json_object_size(image) == 0) {
         fprintf(stderr, "duet: run needs --rootfs DIR, --disk IMAGE or --image REF\n%s", usage);
         json_decref(spec), json_decref(image), json_decref(res), json_decref(doc);

@@ -353,6 +353,56 @@ Test(daemon, logs_exec_events_run, .timeout = 90)
     cr_expect_eq(dd_duet(&d, &out, "run --rm --rootfs %s -- /bin/nonexistent", ROOTFS), 125);
     cr_expect(strstr(out, "nonexistent"), "%s", out);
     free(out);
+    /* run takes docker's options, each into the spec's own field */
+    char envfile[160], data[160];
+    snprintf(envfile, sizeof(envfile), "%s/run.env", d.dir);
+    /* not under the daemon's own directory, which no workload may have */
+    snprintf(data, sizeof(data), "/tmp/duet-run-data-XXXXXX");
+    cr_assert_not_null(mkdtemp(data));
+    chmod(data, 0755);
+    FILE *f = fopen(envfile, "w");
+    cr_assert_not_null(f);
+    fputs("# settings\nB=two words\n\n  C=x=y\n", f);
+    fclose(f);
+    char datax[200];
+    snprintf(datax, sizeof(datax), "%s/x", data);
+    f = fopen(datax, "w");
+    fputs("from-the-host\n", f);
+    fclose(f);
+    setenv("DUET_TEST_FROM_HERE", "here", 1);
+    cr_expect_eq(dd_duet(&d, &out,
+                         "run --rm -e A=1 -e DUET_TEST_FROM_HERE -e UNSET_HERE_X --env-file %s -v %s:/data:ro "
+                         "-v scratch:/s -u 1000 -w /tmp --rootfs %s -- /bin/sh -c "
+                         "'echo A=$A B=$B C=$C H=$DUET_TEST_FROM_HERE U=${UNSET_HERE_X-unset}; pwd; id -u; "
+                         "cat /data/x; touch /s/ok && echo s-ok; touch /data/y'",
+                         envfile, data, ROOTFS),
+                 1, "%s", out);
+    unsetenv("DUET_TEST_FROM_HERE");
+    unlink(datax);
+    rmdir(data);
+    cr_expect(strstr(out, "A=1 B=two words C=x=y H=here U=unset\n/tmp\n1000\nfrom-the-host\n"), "%s", out);
+    cr_expect(strstr(out, "s-ok"), "the named volume is not at /s: %s", out);
+    cr_expect(strstr(out, "Read-only file system") || strstr(out, "Permission denied"), "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "run --name pub -p 18099:8080 -p 5353/udp --rootfs %s -- /bin/true", ROOTFS), 0,
+                 "%s", out);
+    free(out);
+    cr_assert_eq(dd_duet(&d, &out, "get pub -o json"), 0);
+    cr_expect(strstr(out, "18099") && strstr(out, "8080") && strstr(out, "\"udp\""), "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "delete pub --wait"), 0);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "run -p 1.2.3.4:80:80 --rootfs %s", ROOTFS), 2);
+    cr_expect(strstr(out, "not an address"), "%s", out);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "run -e =x --rootfs %s", ROOTFS), 2);
+    free(out);
+    cr_expect_eq(dd_duet(&d, &out, "run -v nocolon --rootfs %s", ROOTFS), 2);
+    free(out);
+    /* a value the schema refuses comes back as the manifest's error would */
+    cr_expect_eq(dd_duet(&d, &out, "run -e 1BAD=x --rootfs %s -- /bin/true", ROOTFS), 1);
+    cr_expect(strstr(out, "spec.env"), "%s", out);
+    free(out);
     usleep(300000);
     cr_assert_eq(dd_duet(&d, &out, "get -o yaml"), 0);
     cr_expect(!strstr(out, "run-"), "a --rm run is still listed: %s", out);
