@@ -24,6 +24,7 @@
 #include "cli/client.h"
 #include "cli/verbs.h"
 #include "common/execwire.h"
+#include "common/fdio.h"
 #include <sys/socket.h>
 
 /* The one piece of process-wide state: a signal handler can reach nothing
@@ -106,20 +107,6 @@ static void queue_size(struct outq *q)
     queue_frame(q, EXECWIRE_WINSIZE, d, sizeof(d));
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* Frames from the daemon in buf[0..*len): handled and removed; the status
  * once it came (*done), -2 for a broken stream. */
 static int take_frames(uint8_t *buf, size_t *len, bool *done)
@@ -135,9 +122,9 @@ static int take_frames(uint8_t *buf, size_t *len, bool *done)
             break;
         const uint8_t *d = buf + off + EXECWIRE_HDR;
         if (type == EXECWIRE_OUT)
-            write_all(STDOUT_FILENO, d, n);
+            duet_write_full(STDOUT_FILENO, d, n);
         else if (type == EXECWIRE_ERR)
-            write_all(STDERR_FILENO, d, n);
+            duet_write_full(STDERR_FILENO, d, n);
         else if (type == EXECWIRE_FAIL) {
             term_restore();
             fprintf(stderr, "duet: ");

@@ -85,4 +85,34 @@ static inline void run_free(struct run *r)
     free(r->err);
 }
 
+/* What duet's completion offers when words are on the line, the last one
+ * being completed: one offer per line.  src: the source tree; env as for
+ * run_argv.  bash runs the script as installed; zsh's compadd and _files
+ * are stood in for by functions that print what they are given. */
+static inline char *run_complete(const char *shell, const char *src, const char *words, const char *const *env)
+{
+    char script[8192];
+    if (strcmp(shell, "bash") == 0)
+        snprintf(script, sizeof(script),
+                 "source %s/cli/completion/duet.bash || exit 9\n"
+                 "complete -p duet || exit 8\n"
+                 "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _duet; "
+                 "((${#COMPREPLY[@]} == 0)) || printf '%%s\\n' \"${COMPREPLY[@]}\"\n",
+                 src, words);
+    else
+        snprintf(script, sizeof(script),
+                 "compadd() { [[ $1 == -- ]] && shift; (( $# == 0 )) || print -l -- \"$@\"; }\n"
+                 "_files() { print FILES; }\n"
+                 "words=(%s); CURRENT=${#words}\n"
+                 "source %s/cli/completion/_duet\n",
+                 words, src);
+    const char *bash[] = {"bash", "--norc", "--noprofile", "-c", script, NULL};
+    const char *zsh[] = {"zsh", "-f", "-c", script, NULL};
+    struct run r = run_argv(strcmp(shell, "bash") == 0 ? bash : zsh, env, NULL);
+    cr_assert_eq(r.status, 0, "%s completion: %s", shell, r.err);
+    cr_expect_str_empty(r.err, "%s completion printed errors: %s", shell, r.err);
+    free(r.err);
+    return r.out;
+}
+
 #endif

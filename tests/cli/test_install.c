@@ -405,39 +405,14 @@ Test(install, man_pages_render_without_warnings_and_cover_every_command_option_a
 
 /* ---- completion ------------------------------------------------------------------------- */
 
-/* What bash's completion offers for `line` (the words, the last being
- * completed), with the script as installed. */
 static char *bash_complete(const char *words)
 {
-    char script[PATH_MAX + 512];
-    snprintf(script, sizeof(script),
-             "source %s/cli/completion/duet.bash || exit 9\n"
-             "complete -p duet || exit 8\n"
-             "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _duet; ((${#COMPREPLY[@]} == 0)) || printf '%%s\\n' \"${COMPREPLY[@]}\"\n",
-             need("DUET_SRC"), words);
-    const char *argv[] = {"bash", "--norc", "--noprofile", "-c", script, NULL};
-    struct run r = run_argv(argv, NULL, NULL);
-    cr_assert_eq(r.status, 0, "bash completion: %s", r.err);
-    free(r.err);
-    return r.out;
+    return run_complete("bash", need("DUET_SRC"), words, NULL);
 }
 
 static char *zsh_complete(const char *words)
 {
-    char script[PATH_MAX + 512];
-    /* compadd and _files stand in for zsh's completion system: they print
-     * what the script offers. */
-    snprintf(script, sizeof(script),
-             "compadd() { [[ $1 == -- ]] && shift; (( $# == 0 )) || print -l -- \"$@\"; }\n"
-             "_files() { print FILES; }\n"
-             "words=(%s); CURRENT=${#words}\n"
-             "source %s/cli/completion/_duet\n",
-             words, need("DUET_SRC"));
-    const char *argv[] = {"zsh", "-f", "-c", script, NULL};
-    struct run r = run_argv(argv, NULL, NULL);
-    cr_assert_eq(r.status, 0, "zsh completion: %s", r.err);
-    free(r.err);
-    return r.out;
+    return run_complete("zsh", need("DUET_SRC"), words, NULL);
 }
 
 Test(install, completion_offers_commands_options_subcommands_and_files)
@@ -446,8 +421,7 @@ Test(install, completion_offers_commands_options_subcommands_and_files)
     const char *duet = need("DUET_BIN");
     snprintf(w, sizeof(w), "%s ge", duet);
     char *o = bash_complete(w);
-    cr_expect(strstr(o, "complete -F _duet duet"), "%s", o);
-    cr_expect(strstr(o, "\nget\n"), "bash: duet ge<TAB>: %s", o);
+    cr_expect(strstr(o, "complete -F _duet duet\nget\n"), "bash: duet ge<TAB>: %s", o);
     free(o);
     snprintf(w, sizeof(w), "%s apply --", duet);
     o = bash_complete(w);

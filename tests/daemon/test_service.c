@@ -88,39 +88,20 @@ Test(service, readiness_and_stopping_reach_the_service_manager, .timeout = 120)
     close(fd);
 }
 
-/* What the bash completion offers for the words (the last being
- * completed). */
+/* The completion's offers, "complete -p"'s line taken off (bash). */
 static char *bash_offers(const char *words)
 {
-    char script[1024];
-    snprintf(script, sizeof(script),
-             "source %s/cli/completion/duet.bash || exit 9\n"
-             "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _duet; ((${#COMPREPLY[@]} == 0)) || printf '%%s\\n' \"${COMPREPLY[@]}\"\n",
-             dd_env("DUET_SRC"), words);
-    const char *argv[] = {"bash", "--norc", "--noprofile", "-c", script, NULL};
     const char *env[] = {"DUET_SOCKET", NULL};
-    struct run r = run_argv(argv, env, NULL);
-    cr_assert_eq(r.status, 0, "bash: %s", r.err);
-    cr_expect_str_empty(r.err, "completion printed errors: %s", r.err);
-    free(r.err);
-    return r.out;
+    char *o = run_complete("bash", dd_env("DUET_SRC"), words, env);
+    char *nl = strchr(o, '\n');
+    memmove(o, nl ? nl + 1 : o + strlen(o), strlen(nl ? nl + 1 : o + strlen(o)) + 1);
+    return o;
 }
 
 static char *zsh_offers(const char *words, const char *socket_env)
 {
-    char script[1024];
-    snprintf(script, sizeof(script),
-             "compadd() { [[ $1 == -- ]] && shift; (( $# == 0 )) || print -l -- \"$@\"; }\n"
-             "_files() { print FILES; }\n"
-             "words=(%s); CURRENT=${#words}\n"
-             "source %s/cli/completion/_duet\n",
-             words, dd_env("DUET_SRC"));
-    const char *argv[] = {"zsh", "-f", "-c", script, NULL};
     const char *env[] = {socket_env, NULL};
-    struct run r = run_argv(argv, env, NULL);
-    cr_assert_eq(r.status, 0, "zsh: %s", r.err);
-    free(r.err);
-    return r.out;
+    return run_complete("zsh", dd_env("DUET_SRC"), words, env);
 }
 
 Test(service, the_config_file_sets_the_daemon_up_and_its_options_override_it, .timeout = 180)
