@@ -62,10 +62,10 @@ CLI_SRC   = cli/main.c cli/verbs.c cli/exec.c cli/compare.c cli/estimate.c
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
                  orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c orchestrator/volume.c \
                  orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c orchestrator/compare.c \
-                 orchestrator/compare_probe.c orchestrator/logfilter.c
+                 orchestrator/compare_probe.c orchestrator/logfilter.c orchestrator/secret.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
             orchestrator/api/logs.c orchestrator/api/exec_io.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
-            orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c
+            orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c orchestrator/api/secrets.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c

@@ -46,6 +46,7 @@ static const char usage_main[] =
     "  run (--rootfs DIR|--disk IMG|--image REF) [--rm] [-- CMD...]   one workload now, like docker run\n"
     "  image ls|pull|inspect|rm|prune   the OCI images in duetd's store\n"
     "  volume ls|inspect|rm          the named volumes duetd keeps\n"
+    "  secret set|ls|rm              the secrets duetd keeps for workloads\n"
     "  snapshot create|ls|restore|rm NAME [SNAP]   snapshots of a workload's disk and volumes\n"
     "  backup NAME -o FILE [--stop]   write a workload (spec, disk, volumes) to one archive\n"
     "  restore FILE [--name NEW]      make the workload of a backup on this daemon\n"

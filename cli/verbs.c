@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 #include "verbs.h"
 #include "client.h"
 #include "common/clock.h"
+#include "common/fsutil.h"
 #include "common/jsonfmt.h"
 #include "common/units.h"
 #include "common/urlenc.h"
@@ -91,7 +94,7 @@ static char *call_raw(const char *method, const char *path, const char *body, si
 static json_t *parse_answer(const char *text, int *rc)
 {
     json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
+    json_t *j = json_loads(text, JSON_ALLOW_NUL, &jerr);
     if (!j) {
         fprintf(stderr, "duet: duetd's answer is not JSON: %s\n", jerr.text);
         *rc = EXIT_REFUSED;
@@ -786,6 +789,29 @@ static int cmd_describe(int argc, char **argv)
             printf(", virtiofs tag %s", str(v, "tag"));
         printf("\n");
     }
+    /* Secrets by where they come from; their values are never here. */
+    json_t *spec = json_object_get(j, "spec"), *sp = json_object_get(spec, "spec");
+    bool first = true;
+    const char *key;
+    json_object_foreach(json_object_get(sp, "env"), key, v) {
+        if (!json_is_object(v))
+            continue;
+        char from[1100];
+        snprintf(from, sizeof(from), "%s", json_is_string(json_object_get(v, "secret")) ? str(v, "secret")
+                                                                                       : str(v, "secretFile"));
+        duet_text_mask(from);
+        printf("%s env %s = (secret %s%s)\n", first ? "Secrets:    " : "            ", key,
+               json_is_string(json_object_get(v, "secret")) ? "" : "from ", from);
+        first = false;
+    }
+    json_array_foreach(json_object_get(sp, "secrets"), i, v) {
+        char from[1100];
+        snprintf(from, sizeof(from), "%s", json_is_string(json_object_get(v, "file")) ? str(v, "file") : str(v, "name"));
+        duet_text_mask(from);
+        printf("%s file " WL_SECRETS_DIR "/%s = (secret %s%s)\n", first ? "Secrets:    " : "            ",
+               str(v, "name"), json_is_string(json_object_get(v, "file")) ? "from " : "", from);
+        first = false;
+    }
     if (json_is_string(json_object_get(j, "address")))
         printf("Address:     %s (reached by name as %s)\n", str(j, "address"), str(j, "name"));
     else
@@ -1114,8 +1140,10 @@ static int cmd_exec(int argc, char **argv)
     free(body);
     if (!j)
         return rc;
-    fputs(str(j, "stdout"), stdout);
-    fputs(str(j, "stderr"), stderr);
+    /* Output is text, and text may hold a NUL: written whole. */
+    json_t *o = json_object_get(j, "stdout"), *e = json_object_get(j, "stderr");
+    fwrite(json_string_value(o) ? json_string_value(o) : "", 1, json_string_length(o), stdout);
+    fwrite(json_string_value(e) ? json_string_value(e) : "", 1, json_string_length(e), stderr);
     size_t k;
     json_t *v;
     json_array_foreach(json_object_get(j, "truncated"), k, v)
@@ -1839,6 +1867,183 @@ static int cmd_volume(int argc, char **argv)
     return 0;
 }
 
+/* ---- secret ------------------------------------------------------------------------------ */
+
+/* A secret's value from --from-file (checked as a manifest's secret file
+ * is), a terminal (asked for, not echoed) or whatever stdin holds.  NULL
+ * after saying why. */
+static char *secret_value(const char *name, const char *file, size_t *len)
+{
+    int fd = 0;
+    if (file) {
+        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            fprintf(stderr, "duet: cannot read %s: %s\n", file, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return NULL;
+        }
+        const char *bad = !S_ISREG(st.st_mode) ? "is not a regular file"
+                          : (st.st_mode & S_IROTH) ? "is readable by every user; make it private first (chmod o-r)"
+                                                   : NULL;
+        if (bad) {
+            fprintf(stderr, "duet: secret file %s %s\n", file, bad);
+            close(fd);
+            return NULL;
+        }
+    } else if (isatty(0)) {
+        struct termios old, quiet;
+        bool echo_off = tcgetattr(0, &old) == 0;
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        if (echo_off)
+            tcsetattr(0, TCSAFLUSH, &quiet);
+        fprintf(stderr, "Value of secret %s (not shown): ", name);
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n = getline(&line, &cap, stdin);
+        if (echo_off)
+            tcsetattr(0, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        if (n <= 0) {
+            fprintf(stderr, "duet: no value given; nothing was set\n");
+            free(line);
+            return NULL;
+        }
+        *len = (size_t)n;
+        return line;
+    }
+    struct duet_err err = {0};
+    char *v = duet_read_fd(fd, WL_MAX_SECRET, len, file ? file : "stdin", &err);
+    if (file)
+        close(fd);
+    if (!v)
+        fprintf(stderr, "duet: %s%s\n", err.msg, err.code == E2BIG ? " (a secret is at most 1 MiB)" : "");
+    return v;
+}
+
+static int cmd_secret(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: duet secret set NAME [--from-file FILE]\n"
+        "       duet secret ls [-o json|yaml]\n"
+        "       duet secret rm NAME\n\n"
+        "Secrets duetd keeps for workloads (env {secret: NAME}, spec.secrets), 0600 in its\n"
+        "state directory.  set reads the value from FILE, else asks for it on a terminal,\n"
+        "else reads stdin whole; the workloads that use a changed secret are replaced.\n"
+        "No command shows a value again.  rm refuses a secret a workload uses.\n";
+    static const struct option opts[] = {{"from-file", required_argument, NULL, 'f'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    const char *file = NULL, *output = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': file = optarg; break;
+        case 'o': output = optarg; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (output && strcmp(output, "json") != 0 && strcmp(output, "yaml") != 0) {
+        fprintf(stderr, "duet: -o takes json or yaml\n");
+        return EXIT_USAGE;
+    }
+    const char *sub = optind < argc ? argv[optind] : "";
+    int n = argc - optind - 1;
+    const char *name = n == 1 ? argv[optind + 1] : NULL;
+    bool ls = !strcmp(sub, "ls") && n == 0, set = !strcmp(sub, "set") && name, rm = !strcmp(sub, "rm") && name;
+    if ((!ls && !set && !rm) || (file && !set)) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (name && !wl_secret_name_valid(name, strlen(name))) {
+        fprintf(stderr,
+                "duet: \"%s\" is not a secret's name: use 1 to 63 letters, digits, '.', '_' and '-', starting with "
+                "a letter or digit\n",
+                name);
+        return EXIT_REFUSED;
+    }
+    int rc = 0;
+    if (ls) {
+        json_t *j = call_json("GET", "/v1/secrets", NULL, &rc);
+        if (!j)
+            return rc;
+        if (doc_printed(j, output))
+            return 0;
+        printf("%-40s %10s %8s  %s\n", "NAME", "SIZE", "UPDATED", "USED BY");
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "secrets"), i, v) {
+            char updated[32], users[512] = "";
+            age(updated, sizeof(updated), json_object_get(v, "updated_at"));
+            size_t k, o = 0;
+            json_t *u;
+            json_array_foreach(json_object_get(v, "used_by"), k, u) if (o < sizeof(users))
+                o += (size_t)snprintf(users + o, sizeof(users) - o, "%s%s", k ? "," : "", json_string_value(u));
+            printf("%-40s %10lld %8s  %s\n", str(v, "name"), (long long)json_integer_value(json_object_get(v, "size")),
+                   updated, o ? users : "-");
+        }
+        json_decref(j);
+        return 0;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/secrets/%s", name);
+    if (rm) {
+        json_t *j = call_json("DELETE", path, NULL, &rc);
+        if (!j)
+            return rc;
+        printf("removed %s\n", str(j, "removed"));
+        json_decref(j);
+        return 0;
+    }
+    size_t len = 0;
+    char *value = secret_value(name, file, &len);
+    if (!value)
+        return EXIT_REFUSED;
+    struct client_buf b = {0};
+    struct duet_err err = {0};
+    int status = client_call_buf(sock, "PUT", path, value, len, &b, CLIENT_TIMEOUT_MS, &err);
+    explicit_bzero(value, len);
+    free(value);
+    if (status < 0) {
+        free(b.data);
+        return cli_unreachable(&err);
+    }
+    json_t *j = b.data ? json_loads(b.data, 0, NULL) : NULL;
+    if (status >= 300 && !json_is_array(json_object_get(j, "replaced"))) {
+        rc = cli_refused(status, b.data);
+        json_decref(j);
+        free(b.data);
+        return rc;
+    }
+    free(b.data);
+    if (output) {
+        print_doc(j, output);
+    } else {
+        size_t i;
+        json_t *v;
+        printf("secret %s %s\n", name, json_is_true(json_object_get(j, "changed")) ? "set" : "unchanged");
+        json_array_foreach(json_object_get(j, "replaced"), i, v) printf("replaced %s\n", json_string_value(v));
+    }
+    if (json_is_string(json_object_get(j, "error"))) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "diagnostics"), i, v) fprintf(stderr, "%s\n", json_string_value(v));
+        fprintf(stderr, "duet: %s\n", str(j, "error"));
+        rc = EXIT_REFUSED;
+    }
+    json_decref(j);
+    return rc;
+}
+
 /* ---- snapshot ---------------------------------------------------------------------------- */
 
 /* What a snapshot holds, in a line: "disk (rootfs /srv/pg, 1 GiB), volume pgdata". */
@@ -2112,7 +2317,7 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
         int (*fn)(int, char **);
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
-                 {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot},
+                 {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot}, {"secret", cmd_secret},
                  {"backup", cmd_backup},   {"restore", cmd_restore},   {"compare", cli_compare}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)

@@ -88,13 +88,14 @@ struct slice {
     const char *buf;
     size_t len;
     unsigned line_base;
+    bool stored;
     pthread_t thread;
 };
 
 static void convert_one(void *opaque, const struct ydoc *doc)
 {
     struct slice *sl = opaque;
-    schema_convert_document(sl->part, sl->file, sl->dir, doc);
+    schema_convert_document(sl->part, sl->file, sl->dir, sl->stored, doc);
 }
 
 static void *parse_slice(void *arg)
@@ -215,7 +216,7 @@ void manifest_set_load_buffer(struct manifest_set *set, const char *name, const 
         size_t end = n + 1 >= want ? len : next_document_start(buf, len, at + len / (want ? want : 1));
         struct slice *sl = &slices[n++];
         *sl = (struct slice){.part = part_new(), .file = file, .dir = dir, .buf = buf + at, .len = end - at,
-                             .line_base = lines};
+                             .line_base = lines, .stored = set->loading_stored};
         lines += count_lines(buf + at, end - at);
         at = end;
     }

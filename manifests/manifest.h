@@ -85,6 +85,50 @@ struct wl_dep {
     struct src_pos pos;
 };
 
+#define WL_MAX_SECRET (1u << 20)     /* one secret's value, bytes */
+#define WL_MAX_SECRETS 64            /* secrets of one workload, env and files together */
+#define WL_SECRETS_DIR "/run/secrets"
+
+/* A secret the workload is given (docs/secrets.md).  The spec says where
+ * the value comes from and how it is given; the value itself never enters
+ * the spec's JSON (specjson.c writes `version` in its place), so it is not
+ * in the store, the API's answers or any message of duet's.  duetd seals
+ * a value when it takes the spec and fills it in again only in the spec
+ * an instance runs from (orchestrator/secret.h). */
+struct wl_secret {
+    /* A stored secret's name (duet secret set NAME), and for a secret
+     * given as a file the file's name under /run/secrets.  NULL for an
+     * env variable whose value is a file's ({secretFile: PATH}). */
+    const char *name;
+    const char *file;          /* absolute; NULL: a stored secret */
+    const char *env;           /* given as this variable; NULL: as the file /run/secrets/NAME */
+    /* The bytes: read from file when a manifest is loaded, or filled in
+     * by duetd for a run (where an env value loses one trailing newline);
+     * NULL in a spec loaded from the store. */
+    const char *value;
+    size_t len;
+    /* duetd's keyed digest of the value (64 hex digits): a changed value
+     * is a changed spec.  NULL until duetd sealed it. */
+    const char *version;
+    struct src_pos pos;
+};
+
+/* A secret's name: 1 to 63 letters, digits, '.', '_' and '-', starting
+ * with a letter or digit (it becomes a file name, in /run/secrets and in
+ * duetd's state directory). */
+static inline bool wl_secret_name_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
+            return false;
+    }
+    return true;
+}
+
 struct workload_spec {
     const char *name;
     struct src_pos pos;        /* the document */
@@ -127,8 +171,10 @@ struct workload_spec {
     size_t n_command;
     const char **args;         /* NULL-terminated; NULL when absent: with an OCI image it replaces Cmd */
     size_t n_args;
-    struct kv *env;
+    struct kv *env;            /* the plain variables; secret ones are in secrets */
     size_t n_env;
+    struct wl_secret *secrets; /* env values {secret:}/{secretFile:}, then spec.secrets, each in file order */
+    size_t n_secrets;
     const char *working_dir;   /* NULL: "/" */
     const char *user;          /* NULL: root */
     /* The signal a graceful stop sends the command; 0: SIGTERM.  Not a
@@ -253,6 +299,11 @@ struct manifest_set {
     /* A set loaded by manifest_daemon_config_load holds one Daemon document
      * and nothing else; any other set refuses Daemon documents. */
     bool daemon_config;
+    /* Set while specjson_load reads duetd's own texts: a secret there
+     * carries its sealed version and its file is not read again (it may
+     * be gone; the sealed value is what runs).  Never set for a user's
+     * file, so a manifest cannot claim a version. */
+    bool loading_stored;
     struct daemon_spec *daemon;
     struct diag_list diags;
     struct strmap by_name;         /* name -> first workload_spec with it */

@@ -43,6 +43,7 @@ struct conv {
     struct arena *a;
     const char *file;
     const char *dir;           /* absolute directory of the file, for relative paths */
+    bool stored;               /* duetd's own specjson text (schema.h) */
     long budget;
 };
 
@@ -1176,12 +1177,259 @@ static void conv_deps(struct conv *c, struct workload_spec *w, const struct ynod
     }
 }
 
+/* ---- secrets (docs/secrets.md) ---------------------------------------------------- */
+
+/* A secret file's content.  Checked here, where the user's own file is
+ * read, so the refusal names it: a regular file, at most 1 MiB, not
+ * readable by every user of the host (a secret anyone can read is not one,
+ * and copying it into a workload would hide that).  An env value may
+ * hold no NUL.  No message quotes the content. */
+static bool read_secret_file(struct conv *c, const struct ynode *n, const char *field, const char *path, bool env,
+                             struct wl_secret *out)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        cerr(c, n, "%s: the secret file %s cannot be read: %s", field, path, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cerr(c, n, "%s: the secret file %s is not a regular file", field, path);
+        return false;
+    }
+    if (st.st_mode & S_IROTH) {
+        cerr(c, n, "%s: the secret file %s is readable by every user (mode %04o); make it private: chmod o-r %s", field,
+             path, (unsigned)(st.st_mode & 07777), path);
+        return false;
+    }
+    if (st.st_size > WL_MAX_SECRET) {
+        cerr(c, n, "%s: the secret file %s is %lld bytes; a secret is at most 1 MiB", field, path,
+             (long long)st.st_size);
+        return false;
+    }
+    struct duet_err err = {0};
+    size_t len = 0;
+    _cleanup_free_ char *buf = duet_read_fd(fd, WL_MAX_SECRET, &len, path, &err);
+    if (!buf) {
+        cerr(c, n, "%s: %s%s", field, err.msg, err.code == E2BIG ? " (a secret is at most 1 MiB)" : "");
+        return false;
+    }
+    if (env) {
+        if (memchr(buf, '\0', len)) {
+            cerr(c, n, "%s: the secret file %s holds a NUL byte, which no environment variable can; give it as a "
+                       "file instead (spec.secrets)",
+                 field, path);
+            return false;
+        }
+    }
+    char *v = arena_alloc(c->a, len + 1);
+    memcpy(v, buf, len);
+    v[len] = '\0';
+    explicit_bzero(buf, len);
+    out->value = v;
+    out->len = len;
+    return true;
+}
+
+/* version: only in duetd's own texts, 64 lower-case hex digits. */
+static bool get_secret_version(struct conv *c, const struct ynode *map, const char *field, struct wl_secret *out)
+{
+    const struct ynode *k = NULL, *v = mget(map, "version", &k);
+    if (!c->stored)
+        return true;   /* check_keys refused it */
+    if (!v) {
+        cerr(c, map, "%s: a stored secret has no version", field);
+        return false;
+    }
+    if (!want_scalar(c, v, field, "a version"))
+        return false;
+    bool ok = v->n == 64;
+    for (size_t i = 0; ok && i < v->n; i++)
+        ok = (v->str[i] >= '0' && v->str[i] <= '9') || (v->str[i] >= 'a' && v->str[i] <= 'f');
+    if (!ok) {
+        cerr(c, v, "%s: version is not 64 hex digits", field);
+        return false;
+    }
+    out->version = arena_strndup(c->a, v->str, v->n);
+    return true;
+}
+
+static bool get_secret_name(struct conv *c, const struct ynode *n, const char *field, const char **out)
+{
+    if (!want_scalar(c, n, field, "a secret's name"))
+        return false;
+    char buf[160];
+    if (!wl_secret_name_valid(n->str, n->n)) {
+        cerr(c, n,
+             "%s \"%s\" is not a secret's name: use 1 to 63 letters, digits, '.', '_' and '-', starting with a "
+             "letter or digit (e.g. db-password)",
+             field, q(n, buf, sizeof(buf)));
+        return false;
+    }
+    *out = arena_strndup(c->a, n->str, n->n);
+    return true;
+}
+
+static struct wl_secret *secret_add(struct conv *c, struct workload_spec *w, const struct ynode *at, size_t cap)
+{
+    if (w->n_secrets >= WL_MAX_SECRETS) {
+        cerr(c, at, "more than %d secrets; give a workload at most %d (one file may hold many values)",
+             WL_MAX_SECRETS, WL_MAX_SECRETS);
+        return NULL;
+    }
+    if (!w->secrets)
+        w->secrets = arena_alloc(c->a, cap * sizeof(*w->secrets));
+    struct wl_secret *s = &w->secrets[w->n_secrets];
+    *s = (struct wl_secret){0};
+    pos_of(c, at, &s->pos);
+    return s;
+}
+
+/* An env value that is a secret: {secret: NAME} or {secretFile: PATH}. */
+static void conv_env_secret(struct conv *c, struct workload_spec *w, const char *key, const char *field,
+                            const struct ynode *val, size_t cap)
+{
+    static const char *const keys[] = {"secret", "secretFile", NULL};
+    static const char *const stored_keys[] = {"secret", "secretFile", "version", NULL};
+    check_keys(c, val, field, c->stored ? stored_keys : keys);
+    const struct ynode *nk = NULL, *fk = NULL, *name = mget(val, "secret", &nk), *file = mget(val, "secretFile", &fk);
+    if (!name == !file) {
+        cerr(c, val, "%s: give {secret: NAME} (a secret set with duet secret set) or {secretFile: PATH}, one of them",
+             field);
+        return;
+    }
+    struct wl_secret *s = secret_add(c, w, val, cap);
+    if (!s)
+        return;
+    s->env = key;
+    char f[420];
+    if (name) {
+        snprintf(f, sizeof(f), "%s.secret", field);
+        if (!get_secret_name(c, name, f, &s->name))
+            return;
+    } else {
+        snprintf(f, sizeof(f), "%s.secretFile", field);
+        if (!get_host_path(c, file, f, &s->file))
+            return;
+        if (!c->stored && !read_secret_file(c, file, f, s->file, true, s))
+            return;
+    }
+    if (get_secret_version(c, val, field, s))
+        w->n_secrets++;
+}
+
+/* spec.env: NAME: value, or NAME: {secret: ...} / {secretFile: ...}. */
+static void conv_env(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    if (!want_map(c, n, "spec.env"))
+        return;
+    struct kv *v = arena_alloc(c->a, (n->n ? n->n : 1) * sizeof(*v));
+    size_t cap = n->n + WL_MAX_SECRETS + 1;
+    for (size_t i = 0; i < n->n && c->budget >= 0; i++) {
+        const struct ynode *k = n->items[2 * i], *val = n->items[2 * i + 1];
+        char buf[160], p[400];
+        if (!env_name_valid(k->str, k->n)) {
+            cerr(c, k, "spec.env: key \"%s\" is not allowed: use letters, digits, '_', '.' and '-', starting with a "
+                       "letter or '_'",
+                 q(k, buf, sizeof(buf)));
+            continue;
+        }
+        if (!visit(c, val))
+            return;
+        const char *key = arena_strndup(c->a, k->str, k->n);
+        snprintf(p, sizeof(p), "spec.env.%s", diag_quote(k->str, k->n, buf, sizeof(buf)));
+        if (val->kind == YNODE_MAP) {
+            conv_env_secret(c, w, key, p, val, cap);
+            continue;
+        }
+        struct kv *e = &v[w->n_env];
+        e->key = key;
+        if (ynode_is_null(val))
+            e->value = "";   /* KEY: (empty) means the empty string */
+        else if (scalar_ok(val))
+            e->value = arena_strndup(c->a, val->str, val->n);
+        else if (!get_string(c, val, p, &e->value))
+            continue;
+        w->n_env++;
+    }
+    w->env = v;
+}
+
+/* spec.secrets: files under /run/secrets: NAME (a stored secret) or
+ * {name: NAME, file: PATH}. */
+static void conv_secrets(struct conv *c, struct workload_spec *w, const struct ynode *n)
+{
+    static const char *const keys[] = {"name", "file", NULL};
+    static const char *const stored_keys[] = {"name", "file", "version", NULL};
+    if (!want_seq(c, n, "spec.secrets"))
+        return;
+    size_t cap = w->n_secrets + n->n + 1;
+    struct wl_secret *old = w->secrets;
+    if (old || n->n) {
+        w->secrets = arena_alloc(c->a, cap * sizeof(*w->secrets));
+        if (old)
+            memcpy(w->secrets, old, w->n_secrets * sizeof(*old));
+    }
+    size_t first = w->n_secrets;
+    for (size_t i = 0; i < n->n && c->budget >= 0; i++) {
+        const struct ynode *it = n->items[i];
+        char f[64];
+        snprintf(f, sizeof(f), "spec.secrets[%zu]", i);
+        if (!visit(c, it))
+            return;
+        struct wl_secret tmp = {0};
+        const struct ynode *file = NULL;
+        if (it->kind == YNODE_MAP) {
+            check_keys(c, it, f, c->stored ? stored_keys : keys);
+            const struct ynode *name = mget(it, "name", NULL);
+            file = mget(it, "file", NULL);
+            if (!name) {
+                cerr(c, it, "%s.name is required: the file's name under " WL_SECRETS_DIR
+                            " (and without file, the stored secret's)",
+                     f);
+                continue;
+            }
+            char fn[80];
+            snprintf(fn, sizeof(fn), "%s.name", f);
+            if (!get_secret_name(c, name, fn, &tmp.name))
+                continue;
+            if (file) {
+                snprintf(fn, sizeof(fn), "%s.file", f);
+                if (!get_host_path(c, file, fn, &tmp.file) ||
+                    (!c->stored && !read_secret_file(c, file, fn, tmp.file, false, &tmp)))
+                    continue;
+            }
+            if (!get_secret_version(c, it, f, &tmp))
+                continue;
+        } else if (c->stored) {
+            cerr(c, it, "%s: a stored secret is a mapping", f);
+            continue;
+        } else if (!get_secret_name(c, it, f, &tmp.name)) {
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = first; j < w->n_secrets && !dup; j++)
+            dup = strcmp(w->secrets[j].name, tmp.name) == 0;
+        if (dup) {
+            cerr(c, it, "%s: " WL_SECRETS_DIR "/%s is given twice; name each file once", f, tmp.name);
+            continue;
+        }
+        struct wl_secret *s = secret_add(c, w, it, cap);
+        if (!s)
+            return;
+        struct src_pos pos = s->pos;
+        *s = tmp;
+        s->pos = pos;
+        w->n_secrets++;
+    }
+}
+
 static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynode *key, const struct ynode *s)
 {
     static const char *const keys[] = {"role", "placement", "isolation", "image", "command", "args", "env",
                                        "workingDir", "user", "resources", "needs", "restart", "dependsOn",
                                        "healthcheck", "ports", "volumes", "network", "hostAccess", "cloudInit",
-                                       "compare", NULL};
+                                       "compare", "secrets", NULL};
     if (!s) {
         cerr(c, key, "spec is required (at least spec.image)");
         return;
@@ -1217,8 +1465,14 @@ static void conv_spec(struct conv *c, struct workload_spec *w, const struct ynod
         cerr(c, k, "spec.args are the arguments of a process from image.rootfs or image.oci, and this image has "
                    "neither");
     if ((v = mget(s, "env", NULL)))
-        get_string_map(c, v, "spec.env", env_name_valid,
-                       "use letters, digits, '_', '.' and '-', starting with a letter or '_'", &w->env, &w->n_env);
+        conv_env(c, w, v);
+    if ((v = mget(s, "secrets", NULL)))
+        conv_secrets(c, w, v);
+    if (w->n_secrets && img && img->kind == YNODE_MAP && !has_root)
+        cerr(c, mget(s, "secrets", &k) ? k : mget(s, "env", &k) ? k : key,
+             "secrets are given to a process duet starts from image.rootfs or image.oci, and this image has "
+             "neither (a disk image boots its own init: give it its secrets through cloudInit, or run the "
+             "service from a rootfs)");
     if ((v = mget(s, "workingDir", NULL)))
         get_guest_path(c, v, "spec.workingDir", true, &w->working_dir);
     if ((v = mget(s, "user", NULL)) && get_string(c, v, "spec.user", &w->user) && !user_valid(w->user)) {
@@ -1521,9 +1775,11 @@ out:
     part->daemons[part->n_daemons++] = dm;
 }
 
-void schema_convert_document(struct manifest_part *part, const char *file, const char *dir, const struct ydoc *doc)
+void schema_convert_document(struct manifest_part *part, const char *file, const char *dir, bool stored,
+                             const struct ydoc *doc)
 {
-    struct conv c = {.part = part, .a = &part->arena, .file = file, .dir = dir, .budget = CONV_BUDGET};
+    struct conv c = {.part = part, .a = &part->arena, .file = file, .dir = dir, .stored = stored,
+                     .budget = CONV_BUDGET};
     const struct ynode *root = doc->root;
     if (ynode_is_null(root))
         return;                                   /* an empty document, e.g. after a trailing --- */

@@ -80,8 +80,31 @@ json_t *specjson_from_workload(const struct workload_spec *w)
         json_object_set_new(s, "command", str_array(w->command, w->n_command));
     if (w->args)
         json_object_set_new(s, "args", str_array(w->args, w->n_args));
-    if (w->n_env)
-        json_object_set_new(s, "env", kv_object(w->env, w->n_env));
+    /* Secrets by reference and sealed version, never their values: the
+     * plain variables first, then the secret ones, each in file order. */
+    json_t *env = kv_object(w->env, w->n_env), *files = json_array();
+    for (size_t i = 0; i < w->n_secrets; i++) {
+        const struct wl_secret *x = &w->secrets[i];
+        json_t *o = json_object();
+        if (x->env) {
+            set_str(o, x->file ? "secretFile" : "secret", x->file ? x->file : x->name);
+            set_str(o, "version", x->version);
+            json_object_set_new(env, x->env, o);
+        } else {
+            set_str(o, "name", x->name);
+            set_str(o, "file", x->file);
+            set_str(o, "version", x->version);
+            json_array_append_new(files, o);
+        }
+    }
+    if (json_object_size(env))
+        json_object_set_new(s, "env", env);
+    else
+        json_decref(env);
+    if (json_array_size(files))
+        json_object_set_new(s, "secrets", files);
+    else
+        json_decref(files);
     set_str(s, "workingDir", w->working_dir);
     set_str(s, "user", w->user);
 
@@ -212,6 +235,8 @@ void specjson_load(struct manifest_set *set, const char *name, char *const *text
     size_t o = 0;
     for (size_t i = 0; i < n; i++)
         o += (size_t)sprintf(buf + o, "---\n%s\n", texts[i]);
+    set->loading_stored = true;
     manifest_set_load_buffer(set, name, buf, o);
+    set->loading_stored = false;
     free(buf);
 }

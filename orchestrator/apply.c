@@ -27,6 +27,7 @@
 #include "manifests/hostpath.h"
 #include "manifests/specjson.h"
 #include "orchestrator/daemon.h"
+#include "orchestrator/secret.h"
 #include "orchestrator/image.h"
 #include "scheduler/placement.h"
 
@@ -279,7 +280,7 @@ static void check_volume_sizes(struct daemon *d, struct manifest_set *set, const
 
 /* The manifests with the rest of the fleet: false with r filled when they
  * have errors.  in_files maps the names in the files to their specs. */
-static bool apply_checks(struct daemon *d, struct manifest_set *set, bool prune, struct strmap *in_files,
+static bool apply_checks(struct daemon *d, struct manifest_set *set, bool prune, bool dry_run, struct strmap *in_files,
                          struct apply_result *r)
 {
     if (set->host && manifest_set_ok(set)) {
@@ -312,6 +313,10 @@ static bool apply_checks(struct daemon *d, struct manifest_set *set, bool prune,
         check_daemon_paths(d, set, in_files);
     if (manifest_set_ok(set))
         check_volume_sizes(d, set, in_files);
+    /* Last: a refused apply seals nothing it would not use, and a dry
+     * run only works out the versions. */
+    if (manifest_set_ok(set))
+        secret_store_seal(d->secrets, set, in_files, !dry_run);
     if (manifest_set_ok(set))
         return true;
     result_diags(r, &set->diags, "the manifests have errors; nothing was changed");
@@ -555,6 +560,7 @@ static int apply_commit(struct daemon *d, const struct apply_opts *o, struct app
     }
     if (counts[APPLY_CREATE] + counts[APPLY_REPLACE])
         daemon_net_sync(d);
+    daemon_secrets_gc(d);
     return 0;
 }
 
@@ -566,7 +572,7 @@ void daemon_apply(struct daemon *d, struct manifest_set *set, const struct apply
     struct plan *plan = NULL;
     const struct placement **pls = NULL;
     char **jsons = NULL;
-    if ((!o->dry_run && refuse_degraded(d, r)) || !apply_checks(d, set, o->prune, &in_files, r))
+    if ((!o->dry_run && refuse_degraded(d, r)) || !apply_checks(d, set, o->prune, o->dry_run, &in_files, r))
         goto out;
 
     plan = plan_new(set, &d->host);
@@ -667,6 +673,8 @@ static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, co
         else if (rw->n_depends_on)
             diag_add(&set->diags, "run", 0, 0, "duet run takes no dependsOn; use apply");
     }
+    if (manifest_set_ok(set))
+        secret_store_seal(d->secrets, set, NULL, true);
     if (manifest_set_ok(set) && rw->n_ports && d->net_open) {
         /* Published ports: free on the host, and not the fleet's already
          * (an ad-hoc workload takes nothing from an applied one). */
@@ -766,5 +774,92 @@ int daemon_delete(struct daemon *d, const char *name, bool volumes, struct duet_
         daemon_event(d, w->name, "delete", "deletion requested%s", volumes ? ", with its volumes" : "");
     }
     wl_reconcile(w);
+    return 0;
+}
+
+/* ---- secrets ----------------------------------------------------------------------- */
+
+bool wl_uses_secret(const struct workload_spec *w, const char *name)
+{
+    for (size_t i = 0; w && i < w->n_secrets; i++)
+        if (!w->secrets[i].file && strcmp(w->secrets[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void keep_versions(struct strmap *keep, const struct workload_spec *w)
+{
+    for (size_t i = 0; w && i < w->n_secrets; i++)
+        if (w->secrets[i].version)
+            strmap_put(keep, w->secrets[i].version, (void *)w);
+}
+
+void daemon_secrets_gc(struct daemon *d)
+{
+    struct strmap keep;
+    strmap_init(&keep);
+    DAEMON_WL_FOREACH(d, w) {
+        keep_versions(&keep, w->spec);
+        keep_versions(&keep, w->inst_spec);
+    }
+    secret_store_gc(d->secrets, &keep);
+    strmap_free(&keep);
+}
+
+int daemon_secret_set(struct daemon *d, const char *name, const void *value, size_t len, bool *changed,
+                      struct apply_result *r, struct duet_err *err)
+{
+    memset(r, 0, sizeof(*r));
+    r->status = APPLY_OK;
+    if (d->degraded[0])
+        return duet_err_set(err, EAGAIN, "%s", d->degraded);
+    if (secret_store_set(d->secrets, name, value, len, changed, err) < 0)
+        return -1;
+    if (!*changed)
+        return 0;
+    /* Its applied users, as their specs stand: applied again, each seals
+     * the new value into a new version, so each is replaced.  Ad-hoc
+     * workloads (duet run) keep the value they started with. */
+    char **texts = malloc((d->wls.len + 1) * sizeof(*texts));
+    size_t n = 0;
+    if (!texts)
+        abort();
+    DAEMON_WL_FOREACH(d, w)
+        if (!w->deleted && !w->rm && !w->temp_of && wl_uses_secret(w->spec, name))
+            texts[n++] = w->spec_json;
+    daemon_event(d, NULL, "secret", "secret %s set%s", name, n ? ", replacing the workloads that use it" : "");
+    if (n) {
+        struct manifest_set *set = manifest_set_new();
+        char label[96];
+        snprintf(label, sizeof(label), "secret %s", name);
+        specjson_load(set, label, texts, n);
+        struct apply_opts o = {0};
+        daemon_apply(d, set, &o, r);
+    }
+    free(texts);
+    return 0;
+}
+
+int daemon_secret_remove(struct daemon *d, const char *name, struct duet_err *err)
+{
+    if (d->degraded[0])
+        return duet_err_set(err, EAGAIN, "%s", d->degraded);
+    char users[512] = "";
+    size_t o = 0, n = 0;
+    DAEMON_WL_FOREACH(d, w) {
+        if (!wl_uses_secret(w->spec, name) && !wl_uses_secret(w->inst_spec, name))
+            continue;
+        if (o < sizeof(users))
+            o += (size_t)snprintf(users + o, sizeof(users) - o, "%s%s", n ? ", " : "", w->name);
+        n++;
+    }
+    if (n)
+        return duet_err_set(err, EBUSY,
+                            "secret %s is used by %s; take it out of %s manifest%s and apply, or delete %s, "
+                            "then remove it",
+                            name, users, n == 1 ? "its" : "their", n == 1 ? "" : "s", n == 1 ? "it" : "them");
+    if (secret_store_remove(d->secrets, name, err) < 0)
+        return -1;
+    daemon_event(d, NULL, "secret", "secret %s removed", name);
     return 0;
 }

@@ -207,6 +207,21 @@ static void bk_copied(void *opaque, const struct duet_err *err, json_t *meta)
     uv_queue_work(j->d->loop, &j->req, bk_work, bk_written);
 }
 
+/* A backup holds a spec as its user wrote it: secrets by reference, not
+ * the versions of this duetd's seals (docs/secrets.md).  A restore reads
+ * the files and the stored secrets where it runs. */
+static void spec_unseal(json_t *doc)
+{
+    json_t *spec = json_object_get(doc, "spec"), *v;
+    const char *k;
+    size_t i;
+    json_object_foreach(json_object_get(spec, "env"), k, v)
+        if (json_is_object(v))
+            json_object_del(v, "version");
+    json_array_foreach(json_object_get(spec, "secrets"), i, v)
+        json_object_del(v, "version");
+}
+
 int daemon_backup(struct daemon *d, const char *name, const char *path, bool stop, uid_t uid, gid_t gid,
                   backup_done_cb done, void *opaque, struct duet_err *err)
 {
@@ -263,6 +278,7 @@ int daemon_backup(struct daemon *d, const char *name, const char *path, bool sto
         duet_err_set(err, EINVAL, "workload %s: its applied spec cannot be read back", name);
         goto fail;
     }
+    spec_unseal(json_object_get(j->index, "spec"));
     j->w = w;
     wl_ref(w);
     w->backing_up = true;

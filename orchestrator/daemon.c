@@ -33,6 +33,7 @@
 #include "manifests/specjson.h"
 #include "orchestrator/daemon.h"
 #include "orchestrator/compare.h"
+#include "orchestrator/secret.h"
 #include "scheduler/hostprobe.h"
 
 /* ---- time ------------------------------------------------------------------ */
@@ -253,7 +254,10 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
 
     char path[4200];
     snprintf(path, sizeof(path), "%s/state.db", d->state_dir);
-    return store_open(&d->store, path, err);
+    if (store_open(&d->store, path, err) < 0)
+        return -1;
+    d->secrets = secret_store_new(d->state_dir, err);
+    return d->secrets ? 0 : -1;
 }
 
 /* What the host gives each backend, once at start, in duet's words: the
@@ -363,6 +367,7 @@ int daemon_open(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return -1;
     if (daemon_load(d, err) < 0 || daemon_net_recover(d, err) < 0)
         return -1;
+    daemon_secrets_gc(d);
     char sn[20];
     ipam_format_subnet(&d->net.ipam.subnet, sn);
     if (store_setting_put(d->store, "subnet", sn, err) < 0 || store_setting_put(d->store, "bridge", d->net.bridge, err) < 0)
@@ -489,6 +494,7 @@ void daemon_close(struct daemon *d)
     if (d->images)
         image_store_unmount_all(d->images);
     image_store_free(d->images);
+    secret_store_free(d->secrets);
     store_close(d->store);
     if (d->host_netns >= 0)
         close(d->host_netns);

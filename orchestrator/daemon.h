@@ -57,6 +57,7 @@ struct event_sink {
 
 struct import_job;
 struct compare_job;
+struct secret_store;
 
 struct daemon {
     uv_loop_t *loop;
@@ -99,6 +100,7 @@ struct daemon {
     struct fleet_net net;          /* bridge, addresses, table, names, published ports */
     bool net_open;
     struct image_store *images;    /* STATE/images (images/store.h) */
+    struct secret_store *secrets;  /* STATE/secrets (secret.h) */
     struct import_job *imports;    /* under way, one per reference (image.c) */
     char volume_root[4200];        /* STATE/volumes: named volumes (storage/volume.h) */
     pthread_mutex_t volume_lock;   /* one volume operation at a time, on the workers */
@@ -298,6 +300,21 @@ void daemon_run_temporary(struct daemon *d, struct manifest_set *set, const char
  * go too (delete --volumes).  -1 with err (ENOENT, or EAGAIN when
  * degraded). */
 int daemon_delete(struct daemon *d, const char *name, bool volumes, struct duet_err *err);
+
+/* ---- secrets (apply.c; docs/secrets.md) ---- */
+/* Stores secret name's value (written first) and, when it changed,
+ * replaces the applied workloads that use it, as an apply of their specs
+ * would: *r says what was replaced (APPLY_OK with no changes when none
+ * uses it).  -1 with err when the value could not be stored; a failed
+ * replacement is r's status and error. */
+int daemon_secret_set(struct daemon *d, const char *name, const void *value, size_t len, bool *changed,
+                      struct apply_result *r, struct duet_err *err);
+/* Removes a stored secret no workload uses (EBUSY names them). */
+int daemon_secret_remove(struct daemon *d, const char *name, struct duet_err *err);
+/* Does w's spec use stored secret name? */
+bool wl_uses_secret(const struct workload_spec *w, const char *name);
+/* Drops the seals no workload's spec uses any more. */
+void daemon_secrets_gc(struct daemon *d);
 /* A name for an ad-hoc workload, unused in d. */
 void daemon_run_name(struct daemon *d, char out[64]);
 

@@ -2,6 +2,7 @@
  * image.c - run specs, and importing the images they need (see image.h).
  */
 #include "orchestrator/image.h"
+#include "orchestrator/secret.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -335,7 +336,7 @@ static void run_spec_volumes(struct arena *a, struct workload_spec *r, const cha
 static int run_spec_get(struct wl *w, bool may_import, const struct workload_spec **out, struct duet_err *err)
 {
     const struct workload_spec *s = w->spec;
-    if (!s->image.oci && !s->args && !has_named_volumes(s)) {
+    if (!s->image.oci && !s->args && !has_named_volumes(s) && !s->n_secrets) {
         *out = s;
         return 0;
     }
@@ -376,6 +377,9 @@ static int run_spec_get(struct wl *w, bool may_import, const struct workload_spe
         return -1;
     if (has_named_volumes(s))
         run_spec_volumes(&w->grp->set->arena, run, w->d->volume_root);
+    /* The values only here, in the spec an instance runs from. */
+    if (secret_store_fill(w->d->secrets, &w->grp->set->arena, run, err) < 0)
+        return -1;
     w->run_spec = run;
     w->run_spec_of = s;
     *out = run;

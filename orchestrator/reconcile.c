@@ -33,11 +33,16 @@ static struct driver *drv_of(struct wl *w, enum backend_kind k)
 
 static void inst_clear(struct wl *w)
 {
+    /* An instance that ran with secrets an older spec had leaves their
+     * seals unused: removed now, not at the next apply. */
+    bool seals = w->inst_spec && w->inst_spec->n_secrets;
     w->inst = NULL;
     if (w->inst_grp)
         spec_group_unref(w->inst_grp);
     w->inst_grp = NULL;
     w->inst_spec = NULL;
+    if (seals)
+        daemon_secrets_gc(w->d);
     w->handle[0] = '\0';
     w->inst_started = w->inst_running = w->stop_requested = false;
 }
@@ -661,6 +666,7 @@ static void forget(struct wl *w)
     strmap_del(&d->wls, w->name);
     w->deleted = true;
     wl_unref(w);   /* the map's reference */
+    daemon_secrets_gc(d);
 }
 
 static const char *deps_missing(struct wl *w, char *buf, size_t len)

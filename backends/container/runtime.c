@@ -491,14 +491,82 @@ static int open_volumes(const struct container *c, const struct workload_spec *w
     return 0;
 }
 
-/* STATE/NAME/env: the workload's environment, NUL-separated, for exec. */
+/* The secrets given as files (spec.secrets): a tmpfs of their own, so no
+ * value is ever on a disk, made here as a detached mount (nothing on the
+ * host sees it), filled, sealed read-only, and moved to /run/secrets by
+ * the child like a volume.  Each file is the workload user's, 0400; the
+ * directory is root's, 0755.  In a user namespace the ids are the host's
+ * that map to them.  The mount's fd, or -1 with err. */
+static int secrets_mount(const struct container *c, const struct workload_spec *w, struct duet_err *err)
+{
+    uid_t base = c->userns ? c->rt->userns_base : 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < w->n_secrets; i++)
+        if (!w->secrets[i].env)
+            bytes += (w->secrets[i].len + 4095) / 4096 * 4096;
+    char size[32], ids[16];
+    snprintf(size, sizeof(size), "%zu", bytes + 4096);
+    snprintf(ids, sizeof(ids), "%u", (unsigned)base);
+    _cleanup_close_ int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "secrets", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", size, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "uid", ids, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "gid", ids, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        return duet_err_sys(err, "container %s: cannot make the tmpfs for " WL_SECRETS_DIR, c->name);
+    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (mnt < 0)
+        return duet_err_sys(err, "container %s: cannot mount the tmpfs for " WL_SECRETS_DIR, c->name);
+    for (size_t i = 0; i < w->n_secrets; i++) {
+        const struct wl_secret *x = &w->secrets[i];
+        if (x->env)
+            continue;
+        _cleanup_close_ int fd = openat(mnt, x->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+        bool ok = fd >= 0 && fchown(fd, base + c->uid, base + c->gid) == 0;
+        for (size_t off = 0; ok && off < x->len;) {
+            ssize_t n = write(fd, x->value + off, x->len - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            ok = n > 0;
+            off += ok ? (size_t)n : 0;
+        }
+        if (!ok) {
+            duet_err_sys(err, "container %s: cannot write " WL_SECRETS_DIR "/%s", c->name, x->name);
+            close(mnt);
+            return -1;
+        }
+    }
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0) {
+        duet_err_sys(err, "container %s: cannot make " WL_SECRETS_DIR " read-only", c->name);
+        close(mnt);
+        return -1;
+    }
+    return mnt;
+}
+
+static bool has_secret_files(const struct workload_spec *w)
+{
+    for (size_t i = 0; i < w->n_secrets; i++)
+        if (!w->secrets[i].env)
+            return true;
+    return false;
+}
+
+/* STATE/NAME/env: the workload's environment, NUL-separated, for exec.
+ * 0600: secret variables are in it. */
 static int write_env_file(const struct container *c, const char *const *envp, size_t envc, struct duet_err *err)
 {
     char p[400];
     snprintf(p, sizeof(p), "%s/env", c->dir);
-    FILE *f = fopen(p, "we");
-    if (!f)
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 && fchmod(fd, 0600) == 0 ? fdopen(fd, "we") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return duet_err_sys(err, "container %s: cannot write %s", c->name, p);
+    }
     bool ok = true;
     for (size_t i = 0; i < envc; i++)
         ok = ok && fwrite(envp[i], 1, strlen(envp[i]) + 1, f) == strlen(envp[i]) + 1;
@@ -716,13 +784,23 @@ int container_start(struct container *c, const struct container_config *cfg, str
         tree = -1, layer = -1, quota_fd = -1, rc = -1;
     char quota[64] = "";
     pid_t pid = -1;
-    int *vol_fds = calloc(w->n_volumes ? w->n_volumes : 1, sizeof(int));
-    if (!vol_fds)
+    /* The volumes, and the secrets' tmpfs as one more at the end. */
+    size_t n_vols = w->n_volumes + has_secret_files(w);
+    int *vol_fds = calloc(n_vols + 1, sizeof(int));
+    struct wl_volume *vols = calloc(n_vols + 1, sizeof(*vols));
+    if (!vol_fds || !vols)
         abort();
-    for (size_t i = 0; i < w->n_volumes; i++)
+    for (size_t i = 0; i < n_vols; i++)
         vol_fds[i] = -1;
+    if (w->n_volumes)
+        memcpy(vols, w->volumes, w->n_volumes * sizeof(*vols));
     if (open_volumes(c, w, vol_fds, err) < 0)
         goto out;
+    if (n_vols > w->n_volumes) {
+        vols[w->n_volumes] = (struct wl_volume){.target = WL_SECRETS_DIR, .read_only = true};
+        if ((vol_fds[w->n_volumes] = secrets_mount(c, w, err)) < 0)
+            goto out;
+    }
     snprintf(p, sizeof(p), "%s/disk.img", c->dir);
     layer = container_layer_take(rt->layers, p, wl_disk_bytes(w),
                                  c->userns ? rt->userns_base : 0, c->name, err);
@@ -765,8 +843,8 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .lower = lower,
         .layer = layer_dir,
         .layer_fd = layer,
-        .plan = {.merged = merged, .overlay_opts = opts, .volumes = w->volumes, .volume_fds = vol_fds,
-                 .n_volumes = w->n_volumes},
+        .plan = {.merged = merged, .overlay_opts = opts, .volumes = vols, .volume_fds = vol_fds,
+                 .n_volumes = n_vols},
         .sync_fd = sync[0],
         .report_fd = report[1],
         .log_fd = log_fd,
@@ -870,10 +948,11 @@ out:
         close(null_fd);
     if (prev_log_fd >= 0)
         close(prev_log_fd);
-    for (size_t i = 0; i < w->n_volumes; i++)
+    for (size_t i = 0; i < n_vols; i++)
         if (vol_fds[i] >= 0)
             close(vol_fds[i]);
     free(vol_fds);
+    free(vols);
     for (size_t i = 0; i < w->n_env; i++)
         free(envbuf[i]);
     free(envbuf);

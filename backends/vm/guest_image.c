@@ -550,6 +550,15 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
     fprintf(s, "gid%c%" PRIu32 "%c", 0, user->gid, 0);
     for (int i = 0; i < user->n_groups; i++)
         fprintf(s, "group%c%" PRIu32 "%c", 0, user->groups[i], 0);
+    for (size_t i = 0; i < w->n_secrets; i++) {
+        const struct wl_secret *x = &w->secrets[i];
+        if (x->env)
+            continue;   /* in env above */
+        fprintf(s, "secret%c%s:", 0, x->name);
+        for (size_t k = 0; k < x->len; k++)
+            fprintf(s, "%02x", (unsigned char)x->value[k]);
+        fputc(0, s);
+    }
     fclose(s);
 
     size_t blen;
@@ -558,8 +567,13 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
         free(spec);
         return duet_err_sys(err, "workload %s: cannot read the guest initramfs %s", w->name, base);
     }
-    struct cpio c = {.f = fopen(out, "we"), .ino = 1u << 20};
+    /* 0600: the spec may hold secrets (only QEMU, as root, reads it). */
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct cpio c = {.f = fd >= 0 && fchmod(fd, 0600) == 0 ? fdopen(fd, "we") : NULL, .ino = 1u << 20};
     if (!c.f) {
+        if (fd >= 0)
+            close(fd);
+        explicit_bzero(spec, spec_len);
         free(spec);
         return duet_err_sys(err, "workload %s: cannot write %s", w->name, out);
     }
@@ -567,6 +581,7 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
         c.failed = true;
     cpio_entry(&c, "duet/spec", S_IFREG | 0600, spec, spec_len);
     cpio_trailer(&c);
+    explicit_bzero(spec, spec_len);
     free(spec);
     if (fclose(c.f) != 0 || c.failed) {
         unlink(out);

@@ -29,7 +29,8 @@
  * The spec is /duet/spec, NUL-separated "key", "value" pairs, written by
  * the host (guest_image.c): arg (repeated, in order), env (KEY=VALUE,
  * repeated), cwd, uid, gid, group (repeated), hostname, root, fs
- * (repeated: "TAG,ro|rw,TARGET").
+ * (repeated: "TAG,ro|rw,TARGET"), secret (repeated: "NAME:HEX", a file
+ * for /run/secrets, its bytes in hex).
  *
  * Static, and allocating only the spec and the host's commands: it must
  * work in any guest kernel with nothing but a console.
@@ -64,6 +65,7 @@
 #define MAX_GROUPS 32
 #define MAX_INPUTS 16
 #define MAX_FS 64
+#define MAX_SECRETS 64
 
 struct spec {
     char *argv[MAX_ARGS + 1];
@@ -77,6 +79,8 @@ struct spec {
     int stop_signal;      /* what the power button sends the workload */
     char *fs[MAX_FS];     /* volumes: "TAG,ro|rw,TARGET" */
     int n_fs;
+    char *secrets[MAX_SECRETS];   /* files for /run/secrets: "NAME:HEX" */
+    int n_secrets;
 };
 
 static int status_fd = -1;
@@ -185,6 +189,8 @@ static void parse_spec(struct spec *s, char *buf, size_t len)
             s->groups[s->n_groups++] = (gid_t)strtoul(val, NULL, 10);
         else if (!strcmp(key, "fs") && s->n_fs < MAX_FS)
             s->fs[s->n_fs++] = val;
+        else if (!strcmp(key, "secret") && s->n_secrets < MAX_SECRETS)
+            s->secrets[s->n_secrets++] = val;
         else if (!strcmp(key, "stopsignal") && atoi(val) > 0 && atoi(val) < NSIG)
             s->stop_signal = atoi(val);
     }
@@ -228,6 +234,48 @@ static void mount_volumes(const struct spec *s)
         if (mount(tag, target, "virtiofs", flags, NULL) < 0)
             fail("cannot mount the volume (virtiofs) on", target);
     }
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The secrets given as files: their own tmpfs at /run/secrets, each file
+ * the workload user's and 0400, then read-only.  Decoded in place (the
+ * hex is twice the bytes), the spec's copy wiped as it goes. */
+static void write_secrets(const struct spec *s)
+{
+    if (!s->n_secrets)
+        return;
+    duet_make_dirs("/run/secrets");
+    if (mount("tmpfs", "/run/secrets", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0)
+        fail("cannot mount a tmpfs on", "/run/secrets");
+    for (int i = 0; i < s->n_secrets; i++) {
+        char *name = s->secrets[i], *hex = strchr(name, ':');
+        if (!hex || strchr(name, '/')) {
+            errno = EINVAL;
+            fail("a secret in the spec is malformed", NULL);
+        }
+        *hex++ = '\0';
+        size_t n = 0;
+        for (char *h = hex; h[0] && h[1]; h += 2) {
+            int a = hexval(h[0]), b = hexval(h[1]);
+            if (a < 0 || b < 0) {
+                errno = EINVAL;
+                fail("a secret in the spec is malformed", name);
+            }
+            hex[n++] = (char)(a << 4 | b);
+        }
+        char path[128];
+        snprintf(path, sizeof(path), "/run/secrets/%s", name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+        if (fd < 0 || fchown(fd, s->uid, s->gid) < 0 || write(fd, hex, n) != (ssize_t)n || close(fd) < 0)
+            fail("cannot write the secret", path);
+        memset(hex, 0, n);
+    }
+    if (mount(NULL, "/run/secrets", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        fail("cannot make /run/secrets read-only", NULL);
 }
 
 static void wait_for(const char *dev)
@@ -482,6 +530,7 @@ int main(void)
     mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    write_secrets(&s);
     mount_volumes(&s);
     if (ipc.set)
         write_resolv_conf(&ipc);

@@ -15,7 +15,13 @@ _duet_names()
         --socket=*) sock=("${COMP_WORDS[i]}") ;;
         esac
     done
-    "${COMP_WORDS[0]}" "${sock[@]}" get -o name 2>/dev/null
+    "${COMP_WORDS[0]}" "${sock[@]}" ${1:-get -o name} 2>/dev/null
+}
+
+# The stored secrets' names: the first column of duet secret ls.
+_duet_secrets()
+{
+    _duet_names "secret ls" | awk 'NR > 1 {print $1}'
 }
 
 _duet()
@@ -76,6 +82,13 @@ _duet()
     exec) ((npos == 0)) && COMPREPLY=($(compgen -W "$(_duet_names)" -- "$cur")) ;;
     image) ((npos == 0)) && COMPREPLY=($(compgen -W "ls pull inspect rm prune" -- "$cur")) ;;
     volume) ((npos == 0)) && COMPREPLY=($(compgen -W "ls inspect rm" -- "$cur")) ;;
+    secret)
+        if ((npos == 0)); then
+            COMPREPLY=($(compgen -W "set ls rm" -- "$cur"))
+        elif ((npos == 1)) && [[ $sub == set || $sub == rm ]]; then
+            COMPREPLY=($(compgen -W "$(_duet_secrets)" -- "$cur"))
+        fi
+        ;;
     snapshot)
         if ((npos == 0)); then
             COMPREPLY=($(compgen -W "create ls restore rm" -- "$cur"))

@@ -63,6 +63,8 @@ void api_exec(struct api *a, struct http_conn *c, const char *name, const struct
 void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, struct driver *drv, char **argv,
                           bool tty, unsigned rows, unsigned cols, uint64_t timeout_ms);
 void api_get_events(struct api *a, struct http_conn *c, const char *query);
+/* secrets.c: /v1/secrets and below (sub: what follows "secrets"). */
+void api_secrets(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);
 /* images.c: /v1/images and below (sub: what follows "images"). */
 void api_images(struct api *a, struct http_conn *c, const struct http_request *req, const char *sub);
 /* events.c: the sink that feeds followers; the end of every stream. */

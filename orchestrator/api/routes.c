@@ -96,6 +96,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         return api_images(a, c, req, p + 6);
     if (strncmp(p, "volumes", 7) == 0 && (p[7] == '\0' || p[7] == '/'))
         return api_volumes(a, c, req, p + 7);
+    if (strncmp(p, "secrets", 7) == 0 && (p[7] == '\0' || p[7] == '/'))
+        return api_secrets(a, c, req, p + 7);
     if (strncmp(p, "workloads/", 10) == 0) {
         const char *name = p + 10;
         const char *slash = strchr(name, '/');

@@ -698,6 +698,15 @@ static inline void dd_finish(struct dd *d)
     cr_expect_eq(dd_count_dirs(p), 0, "what deleted VMs kept is left in %s", p);
     snprintf(p, sizeof(p), "%s/backups", d->state);
     cr_expect_eq(dd_count_dirs(p), 0, "the copies of backups and restores are left in %s", p);
+    /* No secret's value outlives the last workload that used it. */
+    snprintf(p, sizeof(p), "%s/secrets/sealed", d->state);
+    DIR *sealed = opendir(p);
+    if (sealed) {
+        struct dirent *e;
+        while ((e = readdir(sealed)))
+            cr_expect(e->d_name[0] == '.', "a sealed secret is left in %s: %s", p, e->d_name);
+        closedir(sealed);
+    }
     cr_expect_eq(machine_cgroups_left(d->state), 0, "libvirt's machine cgroups left for %s", d->state);
     cr_expect_eq(loop_devices_under(d->state, true, 5000), 0, "loop devices left for %s", d->state);
     dd_check_network_gone(d);

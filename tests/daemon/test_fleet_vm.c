@@ -179,10 +179,24 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
 {
     struct dd d;
     dd_init_vm(&d);
+    /* Secrets reach the guest through its spec, as variables and as files. */
+    char token[128], cert[128];
+    snprintf(token, sizeof(token), "%s/token", d.dir);
+    snprintf(cert, sizeof(cert), "%s/cert", d.dir);
+    FILE *f = fopen(token, "w");
+    cr_assert(f);
+    fputs("tok-Vq7Hn2\n", f);
+    fclose(f);
+    f = fopen(cert, "w");
+    cr_assert(f);
+    fputs("cert-Zp4Ld8", f);
+    fclose(f);
+    cr_assert(chmod(token, 0600) == 0 && chmod(cert, 0600) == 0);
     const char *m = dd_manifest(
         &d, "shell.yaml",
         "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: shell}\nspec:\n  placement: vm\n"
-        "  image: {rootfs: %s}\n  user: user\n  env: {WHO: the-guest}\n"
+        "  image: {rootfs: %s}\n  user: user\n  env: {WHO: the-guest, TOKEN: {secretFile: ./token}}\n"
+        "  secrets: [{name: cert, file: ./cert}]\n"
         "  command: [/bin/sh, -c, 'touch /tmp/ok; echo ready; while :; do sleep 1; done']\n"
         "  resources: {memory: 128Mi}\n"
         "  healthcheck: {exec: [/bin/sh, -c, 'test -e /tmp/ok'], interval: 1s, timeout: 5s, retries: 2,\n"
@@ -232,6 +246,18 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
                  "%s", out);
     cr_expect(strstr(out, "1000 the-guest") && strstr(out, "err"), "%s", out);
     free(out);
+    static const char see_secrets[] =
+        "exec shell -- /bin/sh -c 'echo [$TOKEN]; stat -c \"%a %u\" /run/secrets/cert; cat /run/secrets/cert; "
+        "grep \" /run/secrets \" /proc/mounts'";
+    cr_assert_eq(dd_duet(&d, &out, "%s", see_secrets), 0, "%s", out);
+    cr_expect(strstr(out, "[tok-Vq7Hn2]\n400 1000\ncert-Zp4Ld8") && strstr(out, "/run/secrets tmpfs ro,"), "%s", out);
+    free(out);
+    static const char *const shows[] = {"describe shell", "get shell -o json"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(dd_duet(&d, &out, "%s", shows[i]), 0, "%s", out);
+        cr_expect(!strstr(out, "tok-Vq7Hn2") && !strstr(out, "cert-Zp4Ld8") && strstr(out, "secret"), "%s", out);
+        free(out);
+    }
     /* The check follows the guest: failing, it makes the VM unhealthy, and
      * onUnhealthy restarts it by its policy (always): a new guest, whose
      * command makes the check pass again. */
@@ -245,6 +271,9 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
     dd_wait_field(&d, "shell", "health", "healthy", 120000);
     char *h1 = dd_handle(&d, "shell");
     cr_expect_str_neq(h1, h0, "a new guest");
+    cr_assert_eq(dd_duet(&d, &out, "%s", see_secrets), 0, "%s", out);
+    cr_expect(strstr(out, "[tok-Vq7Hn2]\n400 1000\ncert-Zp4Ld8"), "the new guest got its secrets too: %s", out);
+    free(out);
     free(h0);
     free(h1);
     dd_exec_times_out(&d, "shell", "/bin/sleep 1000", 15000);

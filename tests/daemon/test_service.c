@@ -183,6 +183,30 @@ Test(service, the_config_file_sets_the_daemon_up_and_its_options_override_it, .t
     o = zsh_offers(words, sockenv);
     cr_expect_str_eq(o, "alpha\nbeta\n", "zsh, the socket from $DUET_SOCKET");
     free(o);
+    /* Stored secrets by name, for rm and set. */
+    char *so;
+    static const char *const secret_cmds[] = {"secret set db-pw < /etc/hostname", "secret set api-key < /etc/hostname"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(dd_duet(&d, &so, "%s", secret_cmds[i]), 0, "%s", so);
+        free(so);
+    }
+    snprintf(words, sizeof(words), "%s --socket %s secret rm ''", dd_env("DUET_BIN"), d.sock);
+    o = bash_offers(words);
+    cr_expect_str_eq(o, "api-key\ndb-pw\n");
+    free(o);
+    snprintf(words, sizeof(words), "%s --socket %s secret ''", dd_env("DUET_BIN"), d.sock);
+    o = bash_offers(words);
+    cr_expect_str_eq(o, "set\nls\nrm\n");
+    free(o);
+    snprintf(words, sizeof(words), "%s secret set d", dd_env("DUET_BIN"));
+    o = zsh_offers(words, sockenv);
+    cr_expect_str_eq(o, "api-key\ndb-pw\n", "zsh offers every name (compadd filters)");
+    free(o);
+    static const char *const rm_cmds[] = {"secret rm db-pw", "secret rm api-key"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(dd_duet(&d, &so, "%s", rm_cmds[i]), 0, "%s", so);
+        free(so);
+    }
     /* No daemon there: nothing offered, nothing said. */
     snprintf(words, sizeof(words), "%s --socket %s/nowhere.sock delete ''", dd_env("DUET_BIN"), d.dir);
     o = bash_offers(words);
