@@ -51,6 +51,16 @@ void vm_agent_free(struct vm_agent *a, const char *why);
 int vm_agent_exec(struct vm_agent *a, const char *const *argv, int out_fd, int err_fd, uint64_t timeout_ms,
                   vm_agent_exited_cb exited, void *opaque, struct duet_err *err);
 
+/* The same with the command's input and, with tty, a terminal (duet exec
+ * -i, -t; driver.exec_io): input read from in_fd is sent as the guest
+ * takes it, resizes (struct driver_winsize records) from ctl_fd, whose
+ * end means the client went and kills the command; output is written to
+ * out_fd and err_fd as they take it, the guest held back meanwhile.  The
+ * fds are the caller's, open until exited; they are made non-blocking. */
+struct driver_exec_io;
+int vm_agent_exec_io(struct vm_agent *a, const char *const *argv, const struct driver_exec_io *io,
+                     uint64_t timeout_ms, vm_agent_exited_cb exited, void *opaque, struct duet_err *err);
+
 /* The reader of frames from the guest, exposed for its tests. */
 struct vm_agent_rx {
     uint8_t hdr[VM_AGENT_HDR];

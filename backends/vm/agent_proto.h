@@ -13,17 +13,35 @@
  *
  * host to guest:  'x' run: argv as NUL-terminated strings, at most
  *                     VM_AGENT_REQ_MAX bytes (what execve takes and more);
+ *                 'X' run with input (duet exec -i, -t): a 6-byte head
+ *                     (flags: VM_AGENT_IO_TTY; a 0 byte; rows, cols, 2
+ *                     bytes each, big-endian), then argv as for 'x';
+ *                 'i' input for its stdin (or terminal): 1 to
+ *                     VM_AGENT_DATA_MAX bytes, never more in all than the
+ *                     guest has acknowledged plus VM_AGENT_WINDOW;
+ *                 'c' its input has ended (empty);
+ *                 'w' its terminal's new size: rows, cols (4 bytes);
+ *                 'g' the host took this much more of its output (4 bytes);
  *                 'k' kill the command and all it started (empty).
  * guest to host:  'o', 'e' output on its stdout, stderr: 1 to
- *                     VM_AGENT_DATA_MAX bytes;
+ *                     VM_AGENT_DATA_MAX bytes; for an 'X' command never
+ *                     more in all than the host granted plus
+ *                     VM_AGENT_WINDOW (with a terminal, all is 'o');
+ *                 'a' the command took this much more of its input
+ *                     (4 bytes);
  *                 's' it ended: a 4-byte big-endian status, as a shell
  *                     gives it (128+N for signal N, -1: it could not run),
  *                     after all of its output.
  *
+ * The windows bound what either end holds for one command (a command that
+ * does not read its input, a client that does not read the output): the
+ * other end then stops, and so, in the end, does the command.
+ *
  * The guest side is the workload's: anything in the guest running as root
  * can open the port and write what it likes.  The host therefore accepts
- * only the three frame types above at their sizes, and treats anything
- * else as a broken channel (agent.c).
+ * only the frame types above at their sizes, output within the window it
+ * granted and acknowledgements of no more than it sent, and treats
+ * anything else as a broken channel (agent.c).
  *
  * Header-only and allocation-free: duet-vminit links nothing of duet's.
  */
@@ -40,12 +58,22 @@
 /* Linux takes up to a quarter of the stack limit in arguments (2 MiB by
  * default); a request may carry that much and a little. */
 #define VM_AGENT_REQ_MAX (UINT32_C(2) << 20)
+/* What may be in flight, each way, for one 'X' command. */
+#define VM_AGENT_WINDOW (UINT32_C(256) << 10)
+#define VM_AGENT_IO_HEAD 6
+#define VM_AGENT_IO_TTY 0x1u
 
 enum {
     VM_AGENT_RUN = 'x',
+    VM_AGENT_RUN_IO = 'X',
+    VM_AGENT_INPUT = 'i',
+    VM_AGENT_INPUT_END = 'c',
+    VM_AGENT_WINSIZE = 'w',
+    VM_AGENT_GRANT = 'g',
     VM_AGENT_KILL = 'k',
     VM_AGENT_OUT = 'o',
     VM_AGENT_ERR = 'e',
+    VM_AGENT_ACK = 'a',
     VM_AGENT_STATUS = 's',
 };
 

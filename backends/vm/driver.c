@@ -2021,6 +2021,30 @@ static int vm_exec(struct driver *drv, struct driver_instance *inst, const char 
     return vm_agent_exec(inst->agent, argv, out_fd, err_fd, timeout_ms, exited, opaque, err);
 }
 
+/* duet exec -i, -t: through duet-vminit's agent only (a rootfs or OCI VM);
+ * the QEMU guest agent of a disk image runs commands without either. */
+static int vm_exec_io(struct driver *drv, struct driver_instance *inst, const char *const *argv,
+                      const struct driver_exec_io *io, uint64_t timeout_ms, void (*exited)(void *opaque, int status),
+                      void *opaque, struct duet_err *err)
+{
+    char why[DUET_ERR_MSG_MAX];
+    if (!vm_exec_supported(drv, inst->core.spec, why, sizeof(why)))
+        return duet_err_set(err, ENOTSUP, "%s", why);
+    if (inst->core.status.state == DRIVER_STATE_EXITED || inst->core.status.state == DRIVER_STATE_GONE)
+        return duet_err_set(err, EAGAIN, "VM %s is not running", inst->core.spec->name);
+    if (inst->core.spec->image.disk)
+        return duet_err_set(err, ENOTSUP,
+                            "VM %s boots a disk image, whose guest agent (qemu-guest-agent) runs commands without "
+                            "input or a terminal; run duet exec without -i and -t, or ssh into it",
+                            inst->core.spec->name);
+    if (!inst->agent) {
+        char path[PATH_MAX];
+        inst_path(inst, VM_AGENT_SOCKET, path, sizeof(path));
+        inst->agent = vm_agent_new(priv(drv)->loop, path, inst->core.spec->name);
+    }
+    return vm_agent_exec_io(inst->agent, argv, io, timeout_ms, exited, opaque, err);
+}
+
 void vm_driver_set_console_max(struct driver *drv, uint64_t bytes)
 {
     priv(drv)->console_max = bytes;
@@ -2088,6 +2112,7 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .kept_portable = vm_kept_portable,
         .pause = vm_pause,
         .exec = vm_exec,
+        .exec_io = vm_exec_io,
         .exec_supported = vm_exec_supported,
         .netns = vm_netns,
         .priv = p,

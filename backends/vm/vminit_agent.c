@@ -15,6 +15,14 @@
  * second (the host stopped reading) is dropped: pid 1 must never hang on
  * its host.  When the host goes, every command it asked for is killed:
  * nobody waits for its answer any more.
+ *
+ * Input ('X' commands: duet exec -i, -t).  The host's input is kept until
+ * the command takes it, acknowledged as it does; the host never sends more
+ * than a window ahead, so what is kept is bounded.  The command's output
+ * goes only while the host has granted room for it; otherwise its fds are
+ * not read and the command blocks on its writes, as on a slow terminal.
+ * A terminal is a pty of the guest's own devpts (/dev/pts/ptmx); the
+ * command gets its other end as its controlling terminal.
  */
 #include "vminit_agent.h"
 
@@ -26,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,11 +166,22 @@ static void exec_close_fd(struct agent_exec *x, int which)
     x->fd[which] = -1;
 }
 
+static void exec_close_input(struct agent_exec *x)
+{
+    if (x->in_fd >= 0)
+        close(x->in_fd);
+    x->in_fd = -1;
+    free(x->in_buf);
+    x->in_buf = NULL;
+    x->in_len = 0;
+}
+
 /* Reports a command that has ended and printed all it will. */
 static void exec_maybe_done(struct agent *a, struct agent_exec *x)
 {
     if (!x->used || !x->reaped || x->fd[0] >= 0 || x->fd[1] >= 0)
         return;
+    exec_close_input(x);
     if (!x->lost)
         send_status(a, x->id, x->status);
     x->used = false;
@@ -189,8 +210,44 @@ static void refuse(struct agent *a, uint16_t id, const char *why)
     send_status(a, id, -1);
 }
 
-static void run_command(struct agent *a, uint16_t id, uint8_t *payload, uint32_t len)
+/* A terminal: the master (non-blocking) in *master, the command's end in
+ * *slave, at the size asked for; -1 on failure. */
+static int open_terminal(int *master, int *slave, unsigned rows, unsigned cols)
 {
+    *master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (*master < 0)
+        return -1;
+    int unlock = 0;
+    if (ioctl(*master, TIOCSPTLCK, &unlock) < 0) {
+        close(*master);
+        return -1;
+    }
+    if (rows && cols) {
+        struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+        ioctl(*master, TIOCSWINSZ, &ws);
+    }
+    *slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (*slave < 0) {
+        close(*master);
+        return -1;
+    }
+    return 0;
+}
+
+/* io: an 'X' command, whose payload begins with its head. */
+static void run_command(struct agent *a, uint16_t id, uint8_t *payload, uint32_t len, bool io)
+{
+    bool tty = false;
+    unsigned rows = 0, cols = 0;
+    if (io) {
+        if (len < VM_AGENT_IO_HEAD)
+            return refuse(a, id, "duet-vminit: the command is malformed\n");
+        tty = payload[0] & VM_AGENT_IO_TTY;
+        rows = (unsigned)payload[2] << 8 | payload[3];
+        cols = (unsigned)payload[4] << 8 | payload[5];
+        payload += VM_AGENT_IO_HEAD;
+        len -= VM_AGENT_IO_HEAD;
+    }
     if (len == 0 || payload[len - 1] != '\0')
         return refuse(a, id, "duet-vminit: the command is malformed\n");
     for (int i = 0; i < AGENT_MAX_EXECS; i++)
@@ -206,16 +263,29 @@ static void run_command(struct agent *a, uint16_t id, uint8_t *payload, uint32_t
     for (uint32_t i = 0; i < len; i++)
         argc += payload[i] == '\0';
     char **argv = calloc(argc + 1, sizeof(char *));
-    int out[2] = {-1, -1}, err[2] = {-1, -1};
-    if (!argv || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+    uint8_t *in_buf = io ? malloc(VM_AGENT_WINDOW) : NULL;
+    /* Without a terminal: pipes for stdout and stderr, and for stdin with
+     * io.  With one: its master as out[0] and in[1], its other end as
+     * out[1]. */
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1};
+    bool ok = argv && (!io || in_buf);
+    if (ok && tty)
+        ok = open_terminal(&out[0], &out[1], rows, cols) == 0 && (in[1] = dup(out[0])) >= 0;
+    else if (ok)
+        ok = pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 && (!io || pipe2(in, O_CLOEXEC) == 0);
+    if (!ok) {
         free(argv);
+        free(in_buf);
         for (int i = 0; i < 2; i++) {
             if (out[i] >= 0)
                 close(out[i]);
             if (err[i] >= 0)
                 close(err[i]);
+            if (in[i] >= 0)
+                close(in[i]);
         }
-        return refuse(a, id, "duet-vminit: out of memory or file descriptors for the command\n");
+        return refuse(a, id, tty ? "duet-vminit: cannot open a terminal for the command\n"
+                                 : "duet-vminit: out of memory or file descriptors for the command\n");
     }
     char *p = (char *)payload;
     for (size_t i = 0; i < argc; i++) {
@@ -226,23 +296,133 @@ static void run_command(struct agent *a, uint16_t id, uint8_t *payload, uint32_t
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &a->child_mask, NULL);
         setsid();
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-            _exit(127);
+        if (tty) {
+            if (ioctl(out[1], TIOCSCTTY, 0) < 0 || dup2(out[1], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
+                _exit(127);
+        } else {
+            int stdin_fd = io ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (stdin_fd < 0 || dup2(stdin_fd, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+                _exit(127);
+        }
         a->run(a->run_ctx, argv);
         _exit(127);
     }
     free(argv);
     close(out[1]);
-    close(err[1]);
+    if (err[1] >= 0)
+        close(err[1]);
+    if (in[0] >= 0)
+        close(in[0]);
     if (pid < 0) {
         close(out[0]);
-        close(err[0]);
+        if (err[0] >= 0)
+            close(err[0]);
+        if (in[1] >= 0)
+            close(in[1]);
+        free(in_buf);
         return refuse(a, id, "duet-vminit: cannot fork the command\n");
     }
-    *x = (struct agent_exec){.used = true, .id = id, .pid = pid, .fd = {out[0], err[0]}};
+    *x = (struct agent_exec){.used = true, .id = id, .pid = pid, .fd = {out[0], err[0]}, .io = io, .tty = tty,
+                             .in_fd = in[1], .in_buf = in_buf, .out_credit = VM_AGENT_WINDOW};
     fcntl(out[0], F_SETFL, O_NONBLOCK);
-    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    if (err[0] >= 0)
+        fcntl(err[0], F_SETFL, O_NONBLOCK);
+    if (in[1] >= 0)
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
+}
+
+static struct agent_exec *exec_of(struct agent *a, uint16_t id)
+{
+    for (int i = 0; i < AGENT_MAX_EXECS; i++)
+        if (a->ex[i].used && !a->ex[i].lost && a->ex[i].id == id)
+            return &a->ex[i];
+    return NULL;
+}
+
+static void send_u32(struct agent *a, uint8_t type, uint16_t id, uint32_t v)
+{
+    uint8_t b[4];
+    vm_agent_u32_put(b, v);
+    send_frame(a, type, id, b, 4);
+}
+
+/* Writes what the command will take of its input, and says how much. */
+static void exec_write(struct agent *a, struct agent_exec *x)
+{
+    uint32_t took = 0;
+    while (x->in_fd >= 0 && x->in_len > took) {
+        ssize_t n = write(x->in_fd, x->in_buf + took, x->in_len - took);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            /* It closed its input: the rest is taken, to nowhere. */
+            took = x->in_len;
+            if (x->in_fd >= 0)
+                close(x->in_fd);
+            x->in_fd = -1;
+            break;
+        }
+        took += (uint32_t)n;
+    }
+    if (!took)
+        return;
+    memmove(x->in_buf, x->in_buf + took, x->in_len - took);
+    x->in_len -= took;
+    send_u32(a, VM_AGENT_ACK, x->id, took);
+    if (x->in_end && !x->in_len && !x->tty && x->in_fd >= 0) {
+        close(x->in_fd);
+        x->in_fd = -1;
+    }
+}
+
+static void input_in(struct agent *a, uint16_t id, const uint8_t *data, uint32_t len)
+{
+    struct agent_exec *x = exec_of(a, id);
+    if (!x || !x->io)
+        return;
+    if (x->in_fd < 0) {
+        send_u32(a, VM_AGENT_ACK, id, len);   /* nobody reads it any more */
+        return;
+    }
+    if (len > VM_AGENT_WINDOW - x->in_len)
+        return;   /* past the window: not duet's host */
+    memcpy(x->in_buf + x->in_len, data, len);
+    x->in_len += len;
+    exec_write(a, x);
+}
+
+static void input_end(struct agent *a, uint16_t id)
+{
+    struct agent_exec *x = exec_of(a, id);
+    if (!x || !x->io)
+        return;
+    x->in_end = true;
+    /* A terminal has no end of input but ^D, which is the user's to type. */
+    if (!x->in_len && !x->tty && x->in_fd >= 0) {
+        close(x->in_fd);
+        x->in_fd = -1;
+    }
+}
+
+static void winsize_in(struct agent *a, uint16_t id, const uint8_t *data, uint32_t len)
+{
+    struct agent_exec *x = exec_of(a, id);
+    if (!x || !x->tty || len != 4 || x->fd[0] < 0)
+        return;
+    struct winsize ws = {.ws_row = (unsigned short)(data[0] << 8 | data[1]),
+                         .ws_col = (unsigned short)(data[2] << 8 | data[3])};
+    ioctl(x->fd[0], TIOCSWINSZ, &ws);
+}
+
+static void grant_in(struct agent *a, uint16_t id, const uint8_t *data, uint32_t len)
+{
+    struct agent_exec *x = exec_of(a, id);
+    if (!x || !x->io || len != 4)
+        return;
+    uint32_t more = vm_agent_u32_get(data);
+    x->out_credit = more > 2 * VM_AGENT_WINDOW - x->out_credit ? 2 * VM_AGENT_WINDOW : x->out_credit + more;
 }
 
 static void kill_command(struct agent *a, uint16_t id)
@@ -256,10 +436,18 @@ static void kill_command(struct agent *a, uint16_t id)
 
 static void frame_in(struct agent *a)
 {
-    if (a->req_type == VM_AGENT_RUN)
-        run_command(a, a->req_id, a->req, a->req_len);
+    if (a->req_type == VM_AGENT_RUN || a->req_type == VM_AGENT_RUN_IO)
+        run_command(a, a->req_id, a->req, a->req_len, a->req_type == VM_AGENT_RUN_IO);
     else if (a->req_type == VM_AGENT_KILL)
         kill_command(a, a->req_id);
+    else if (a->req_type == VM_AGENT_INPUT)
+        input_in(a, a->req_id, a->req, a->req_len);
+    else if (a->req_type == VM_AGENT_INPUT_END)
+        input_end(a, a->req_id);
+    else if (a->req_type == VM_AGENT_WINSIZE)
+        winsize_in(a, a->req_id, a->req, a->req_len);
+    else if (a->req_type == VM_AGENT_GRANT)
+        grant_in(a, a->req_id, a->req, a->req_len);
     free(a->req);
     a->req = NULL;
     a->hdr_got = 0;
@@ -303,14 +491,25 @@ static bool port_read(struct agent *a)
 static void exec_read(struct agent *a, struct agent_exec *x, int which)
 {
     static uint8_t buf[VM_AGENT_DATA_MAX];
-    ssize_t n = read(x->fd[which], buf, sizeof(buf));
+    size_t want = sizeof(buf);
+    if (x->io && x->out_credit < want)
+        want = x->out_credit;
+    if (!want)
+        return;
+    ssize_t n = read(x->fd[which], buf, want);
+    /* A terminal whose command has ended: what it had is read, and what
+     * it started may hold it open for ever. */
+    if (n < 0 && errno == EAGAIN && x->tty && x->reaped)
+        n = 0;
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n <= 0) {
+    if (n <= 0) {   /* a terminal's master says EIO once its other end is closed */
         exec_close_fd(x, which);
         exec_maybe_done(a, x);
         return;
     }
+    if (x->io)
+        x->out_credit -= (uint32_t)n;
     if (!x->lost)
         send_frame(a, which == 0 ? VM_AGENT_OUT : VM_AGENT_ERR, x->id, buf, (uint32_t)n);
 }
@@ -322,13 +521,22 @@ int agent_pollfds(struct agent *a, struct pollfd *pfd)
         pfd[n] = (struct pollfd){.fd = a->port, .events = POLLIN};
         a->map[n++].slot = -1;
     }
-    for (int i = 0; i < AGENT_MAX_EXECS; i++)
+    for (int i = 0; i < AGENT_MAX_EXECS; i++) {
+        struct agent_exec *x = &a->ex[i];
+        if (!x->used)
+            continue;
         for (int w = 0; w < 2; w++)
-            if (a->ex[i].used && a->ex[i].fd[w] >= 0) {
-                pfd[n] = (struct pollfd){.fd = a->ex[i].fd[w], .events = POLLIN};
+            if (x->fd[w] >= 0 && (!x->io || x->out_credit > 0)) {
+                pfd[n] = (struct pollfd){.fd = x->fd[w], .events = POLLIN};
                 a->map[n].slot = i;
                 a->map[n++].which = w;
             }
+        if (x->in_fd >= 0 && x->in_len) {
+            pfd[n] = (struct pollfd){.fd = x->in_fd, .events = POLLOUT};
+            a->map[n].slot = i;
+            a->map[n++].which = 2;
+        }
+    }
     return n;
 }
 
@@ -355,8 +563,11 @@ void agent_handle(struct agent *a, const struct pollfd *pfd, int n)
             continue;
         }
         struct agent_exec *x = &a->ex[a->map[i].slot];
-        if (x->used && x->fd[a->map[i].which] == pfd[i].fd)
-            exec_read(a, x, a->map[i].which);
+        int which = a->map[i].which;
+        if (x->used && which == 2 && x->in_fd == pfd[i].fd)
+            exec_write(a, x);
+        else if (x->used && which < 2 && x->fd[which] == pfd[i].fd)
+            exec_read(a, x, which);
     }
 }
 
@@ -368,6 +579,9 @@ bool agent_reaped(struct agent *a, pid_t pid, int wstatus)
             continue;
         x->reaped = true;
         x->status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+        /* A terminal's leftovers, if the host has room for them. */
+        if (x->tty && x->fd[0] >= 0)
+            exec_read(a, x, 0);
         /* What it started may hold its output open: the host's timeout
          * ends those (kill), as it would a container's. */
         exec_maybe_done(a, x);

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 #define AGENT_MAX_EXECS 16
-#define AGENT_MAX_FDS (1 + 2 * AGENT_MAX_EXECS)
+#define AGENT_MAX_FDS (1 + 3 * AGENT_MAX_EXECS)
 
 struct agent_exec {
     bool used;
@@ -25,8 +25,16 @@ struct agent_exec {
     bool reaped;
     uint16_t id;
     pid_t pid;                /* also its process group */
-    int fd[2];                /* its stdout and stderr, -1 once at their end */
+    int fd[2];                /* its stdout and stderr (a terminal: its master, and -1), -1 once at their end */
     int status;
+    /* A command with input ('X'): what the host sent that it has not
+     * taken yet (at most VM_AGENT_WINDOW), the output it may still send. */
+    bool io, tty;
+    int in_fd;                /* its stdin's pipe, or the terminal's master; -1: none or closed */
+    uint8_t *in_buf;
+    uint32_t in_len;
+    bool in_end;              /* the host's input ended: closed once in_buf is written */
+    uint32_t out_credit;
 };
 
 /* Runs argv as the workload would run (its user, env, working directory);

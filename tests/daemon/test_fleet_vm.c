@@ -6,6 +6,7 @@
  * everything is deleted with nothing left behind.
  */
 #include "dtest.h"
+#include "pty_client.h"
 
 Test(fleet, vm_and_containers_in_one_file, .timeout = 300)
 {
@@ -238,10 +239,48 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
     cr_assert_eq(dd_duet(&d, &out, "describe shell"), 0, "%s", out);
     cr_expect(strstr(out, "Usage:       memory") && strstr(out, "vCPUs") && strstr(out, "MiB written"), "%s", out);
     free(out);
-    /* Interactive exec reaches containers; a VM's agent takes no input yet, and says so. */
-    cr_expect_eq(dd_duet(&d, &out, "exec -i shell -- cat </dev/null"), 1, "%s", out);
-    cr_expect(strstr(out, "runs commands without input or a terminal"), "%s", out);
+    /* Input reaches a command in the guest: a line, and more than any
+     * window holds, counted exactly; its status comes back. */
+    char line[128];
+    snprintf(line, sizeof(line), "%s/line", d.dir);
+    f = fopen(line, "w");
+    cr_assert(f);
+    fputs("a line\n", f);
+    fclose(f);
+    cr_expect_eq(dd_duet(&d, &out, "exec -i shell -- sh -c 'read x; echo got $x; exit 4' < %s", line), 4, "%s",
+                 out);
+    cr_expect_str_eq(out, "got a line\n");
     free(out);
+    char big[128];
+    snprintf(big, sizeof(big), "%s/big", d.dir);
+    f = fopen(big, "w");
+    cr_assert(f);
+    for (int i = 0; i < 2000; i++)
+        fprintf(f, "%0999d\n", i);
+    fclose(f);
+    cr_expect_eq(dd_duet(&d, &out, "exec -i shell -- cat < %s | cmp - %s && echo same", big, big), 0);
+    cr_expect(strstr(out, "same"), "2 MB through cat in the guest came back changed: %.300s", out);
+    free(out);
+    /* A terminal of the guest's own: typed into, resized, its status. */
+    struct pty_client pc;
+    const char *sh[] = {"/bin/sh", NULL};
+    pty_client_start(&pc, &d, "shell", sh);
+    cr_assert(pty_until(&pc, 0, "$ ", 30000), "no prompt: %s", pc.seen);
+    size_t at = pc.len;
+    pty_type(&pc, "tty; stty size; echo $((6*7))x\r");
+    cr_expect(pty_until(&pc, at, "42x", 15000), "%s", pc.seen + at);
+    cr_expect(strstr(pc.seen + at, "/dev/pts/") && strstr(pc.seen + at, "24 80"), "%s", pc.seen + at);
+    struct winsize ws = {.ws_row = 40, .ws_col = 132};
+    ioctl(pc.master, TIOCSWINSZ, &ws);
+    bool resized = false;
+    for (int i = 0; i < 20 && !resized; i++) {
+        at = pc.len;
+        pty_type(&pc, "stty size\r");
+        resized = pty_until(&pc, at, "40 132", 1000);
+    }
+    cr_expect(resized, "the resize did not reach the guest's terminal: %s", pc.seen);
+    pty_type(&pc, "exit 6\r");
+    cr_expect_eq(pty_wait(&pc), 6, "the guest shell's exit status");
     cr_assert_eq(dd_duet(&d, &out, "exec shell -- /bin/sh -c 'echo $(id -u) $WHO; echo err >&2; exit 3'"), 3,
                  "%s", out);
     cr_expect(strstr(out, "1000 the-guest") && strstr(out, "err"), "%s", out);

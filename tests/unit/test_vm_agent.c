@@ -82,6 +82,9 @@ Test(vm_agent, frames_of_no_known_type_or_size_are_refused)
         {VM_AGENT_OUT, 0, UINT32_MAX, "size"},
         {VM_AGENT_STATUS, 0, 3, "size"},
         {VM_AGENT_STATUS, 0, 5, "size"},
+        {VM_AGENT_ACK, 0, 8, "size"},
+        {VM_AGENT_INPUT, 0, 4, "type"},          /* input goes to the guest, never from it */
+        {VM_AGENT_GRANT, 0, 4, "type"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         static struct vm_agent_rx rx;
@@ -99,7 +102,8 @@ Test(vm_agent, frames_of_no_known_type_or_size_are_refused)
 
 /* ---- the agent against a guest played by a thread ------------------------------------------------ */
 
-enum guest_act { GUEST_ANSWER, GUEST_GARBAGE, GUEST_FLOOD, GUEST_SILENT };
+enum guest_act { GUEST_ANSWER, GUEST_GARBAGE, GUEST_FLOOD, GUEST_SILENT, GUEST_ECHO_IO, GUEST_ACK_UNSENT,
+                 GUEST_OVERFLOW };
 
 struct guest {
     int listen_fd;
@@ -107,6 +111,9 @@ struct guest {
     int n_acts;
     char argv_seen[256];          /* the first command, NULs as spaces */
     bool kill_seen;
+    uint8_t io_head[VM_AGENT_IO_HEAD];   /* an 'X' command's */
+    unsigned rows, cols;          /* the last resize */
+    bool credit_broken;           /* the host sent input past the window */
     pthread_t thread;
 };
 
@@ -143,6 +150,12 @@ static bool guest_read(struct guest *g, int fd, uint8_t *type, uint16_t *id)
     char *p = malloc(len + 1);
     cr_assert_not_null(p);
     bool ok = read_full(fd, p, len);
+    if (ok && *type == VM_AGENT_RUN_IO && len >= VM_AGENT_IO_HEAD) {
+        memcpy(g->io_head, p, VM_AGENT_IO_HEAD);
+        memmove(p, p + VM_AGENT_IO_HEAD, len - VM_AGENT_IO_HEAD);
+        len -= VM_AGENT_IO_HEAD;
+        *type = VM_AGENT_RUN;
+    }
     if (ok && *type == VM_AGENT_RUN && !g->argv_seen[0]) {
         for (uint32_t i = 0; i < len; i++)
             p[i] = p[i] ? p[i] : ' ';
@@ -150,6 +163,57 @@ static bool guest_read(struct guest *g, int fd, uint8_t *type, uint16_t *id)
     }
     free(p);
     return ok;
+}
+
+/* An 'X' command that is cat: every input frame acknowledged and sent
+ * back as output, within the room the host grants; 'c' ends it (0). */
+static void guest_echo(struct guest *g, int fd, uint16_t id)
+{
+    static uint8_t in[VM_AGENT_HDR + VM_AGENT_DATA_MAX], out[VM_AGENT_HDR + VM_AGENT_DATA_MAX];
+    uint64_t room = VM_AGENT_WINDOW, unacked = 0;
+    for (;;) {
+        uint8_t h[VM_AGENT_HDR], type;
+        uint16_t fid;
+        uint32_t len;
+        if (!read_full(fd, h, sizeof(h)))
+            return;
+        vm_agent_hdr_get(h, &type, &fid, &len);
+        if (len > VM_AGENT_DATA_MAX || !read_full(fd, in, len))
+            return;
+        if (type == VM_AGENT_GRANT) {
+            room += vm_agent_u32_get(in);
+        } else if (type == VM_AGENT_WINSIZE) {
+            g->rows = (unsigned)in[0] << 8 | in[1];
+            g->cols = (unsigned)in[2] << 8 | in[3];
+        } else if (type == VM_AGENT_KILL) {
+            g->kill_seen = true;
+        } else if (type == VM_AGENT_INPUT) {
+            unacked += len;
+            if (unacked > VM_AGENT_WINDOW)
+                g->credit_broken = true;
+            /* Output only into the room granted: wait for grants first. */
+            while (room < len) {
+                if (!read_full(fd, h, sizeof(h)))
+                    return;
+                uint32_t glen;
+                vm_agent_hdr_get(h, &type, &fid, &glen);
+                uint8_t gb[8];
+                if (type != VM_AGENT_GRANT || glen != 4 || !read_full(fd, gb, 4))
+                    return;
+                room += vm_agent_u32_get(gb);
+            }
+            room -= len;
+            write_full(fd, out, frame(out, VM_AGENT_OUT, id, in, len));
+            uint8_t n[4];
+            vm_agent_u32_put(n, len);
+            write_full(fd, out, frame(out, VM_AGENT_ACK, id, n, 4));
+            unacked -= len;
+        } else if (type == VM_AGENT_INPUT_END) {
+            uint8_t st[4];
+            vm_agent_u32_put(st, 0);
+            write_full(fd, out, frame(out, VM_AGENT_STATUS, id, st, 4));
+        }
+    }
 }
 
 static void *guest_main(void *opaque)
@@ -191,6 +255,27 @@ static void *guest_main(void *opaque)
             for (int k = 0; k < 100; k++)
                 if (send(fd, big, n, MSG_NOSIGNAL) < 0)
                     break;
+            break;
+        }
+        case GUEST_ECHO_IO:
+            guest_echo(g, fd, id);
+            break;
+        case GUEST_ACK_UNSENT: {
+            uint8_t n[4];
+            vm_agent_u32_put(n, 1000);
+            write_full(fd, buf, frame(buf, VM_AGENT_ACK, id, n, 4));
+            while (read(fd, buf, sizeof(buf)) > 0)
+                ;
+            break;
+        }
+        case GUEST_OVERFLOW: {
+            /* output past the window, no grant waited for */
+            static uint8_t big[VM_AGENT_HDR + 65536];
+            for (uint32_t sent = 0; sent <= VM_AGENT_WINDOW + 65536; sent += 65536)
+                if (send(fd, big, frame(big, VM_AGENT_OUT, id, big + VM_AGENT_HDR, 65536), MSG_NOSIGNAL) < 0)
+                    break;
+            while (read(fd, buf, sizeof(buf)) > 0)
+                ;
             break;
         }
         case GUEST_SILENT:
@@ -411,6 +496,178 @@ Test(vm_agent, arguments_past_what_a_command_may_have_are_refused)
     cr_assert_eq(vm_agent_exec(t.a, empty, 1, 2, 0, run_exited, &r, &err), -1);
     free(big);
     t_teardown(&t);
+}
+
+/* ---- commands with input ('X') ----------------------------------------------------------------------- */
+
+#include <fcntl.h>
+
+#include "backends/driver.h"
+
+struct io_run {
+    struct run r;
+    int in[2], out[2], ctl[2];
+    char *got;
+    size_t got_len;
+};
+
+static void io_setup(struct io_run *x)
+{
+    memset(x, 0, sizeof(*x));
+    cr_assert_eq(pipe2(x->in, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(x->out, O_CLOEXEC | O_NONBLOCK), 0);
+    cr_assert_eq(pipe2(x->ctl, O_CLOEXEC | O_NONBLOCK), 0);
+    fcntl(x->in[1], F_SETPIPE_SZ, 1 << 20);
+    x->r.err = memfd_create("err", MFD_CLOEXEC);
+}
+
+/* Runs the loop until the command ends, reading its output meanwhile
+ * unless held (a client that does not read). */
+static void io_wait(struct t *t, struct io_run *x, bool hold)
+{
+    FILE *m = open_memstream(&x->got, &x->got_len);
+    uv_timer_t tick;
+    uv_timer_init(&t->loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
+    for (int i = 0; i < 4000 && !x->r.done; i++) {
+        uv_run(&t->loop, UV_RUN_ONCE);
+        char b[65536];
+        ssize_t n;
+        while (!hold && (n = read(x->out[0], b, sizeof(b))) > 0)
+            fwrite(b, 1, (size_t)n, m);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    fclose(m);
+    cr_assert(x->r.done, "the command was answered");
+}
+
+static void io_free(struct io_run *x)
+{
+    for (int i = 0; i < 2; i++) {
+        if (x->in[i] >= 0)
+            close(x->in[i]);
+        close(x->out[i]);
+        if (x->ctl[i] >= 0)
+            close(x->ctl[i]);
+    }
+    close(x->r.err);
+    free(x->got);
+}
+
+Test(vm_agent, input_and_output_flow_within_their_windows)
+{
+    struct t t;
+    enum guest_act acts[] = {GUEST_ECHO_IO};
+    t_setup(&t, acts, 1);
+    struct io_run x;
+    io_setup(&x);
+    /* More than the window, so acknowledgements and grants must flow. */
+    size_t n = 3 * VM_AGENT_WINDOW + 12345;
+    char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i * 7 + i / 1000);
+    struct driver_exec_io io = {.in_fd = x.in[0], .out_fd = x.out[1], .err_fd = x.r.err, .ctl_fd = x.ctl[0],
+                                .tty = true, .rows = 40, .cols = 132};
+    struct duet_err err = {0};
+    const char *const argv[] = {"/bin/cat", NULL};
+    cr_assert_eq(vm_agent_exec_io(t.a, argv, &io, 0, run_exited, &x.r, &err), 0, "%s", err.msg);
+    struct driver_winsize ws = {.rows = 50, .cols = 200};
+    cr_assert_eq(write(x.ctl[1], &ws, sizeof(ws)), (ssize_t)sizeof(ws));
+    /* The input is written as the loop runs (a writer thread would do as well). */
+    size_t off = 0;
+    FILE *m = open_memstream(&x.got, &x.got_len);
+    uv_timer_t tick;
+    uv_timer_init(&t.loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
+    fcntl(x.in[1], F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 20000 && !x.r.done; i++) {
+        if (off < n) {
+            ssize_t w = write(x.in[1], data + off, n - off);
+            if (w > 0)
+                off += (size_t)w;
+            if (off == n) {
+                close(x.in[1]);
+                x.in[1] = -1;
+            }
+        }
+        uv_run(&t.loop, UV_RUN_ONCE);
+        char b[65536];
+        ssize_t r;
+        while ((r = read(x.out[0], b, sizeof(b))) > 0)
+            fwrite(b, 1, (size_t)r, m);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    fclose(m);
+    cr_assert(x.r.done, "the command ended");
+    cr_expect_eq(x.r.status, 0);
+    cr_assert_eq(x.got_len, n, "all of the input came back");
+    cr_expect_eq(memcmp(x.got, data, n), 0);
+    cr_expect(!t.g.credit_broken, "the host kept to the window");
+    cr_expect_eq(t.g.io_head[0], VM_AGENT_IO_TTY);
+    cr_expect_eq(t.g.io_head[2] << 8 | t.g.io_head[3], 40);
+    cr_expect_eq(t.g.io_head[4] << 8 | t.g.io_head[5], 132);
+    cr_expect_eq(t.g.rows, 50);
+    cr_expect_eq(t.g.cols, 200);
+    cr_expect_str_eq(t.g.argv_seen, "/bin/cat ");
+    free(data);
+    io_free(&x);
+    t_teardown(&t);
+}
+
+Test(vm_agent, the_client_going_kills_the_command)
+{
+    struct t t;
+    enum guest_act acts[] = {GUEST_ECHO_IO};
+    t_setup(&t, acts, 1);
+    struct io_run x;
+    io_setup(&x);
+    struct driver_exec_io io = {.in_fd = x.in[0], .out_fd = x.out[1], .err_fd = x.r.err, .ctl_fd = x.ctl[0]};
+    struct duet_err err = {0};
+    const char *const argv[] = {"/bin/cat", NULL};
+    cr_assert_eq(vm_agent_exec_io(t.a, argv, &io, 0, run_exited, &x.r, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 20; i++)
+        uv_run(&t.loop, UV_RUN_NOWAIT);
+    close(x.ctl[1]);
+    x.ctl[1] = -1;
+    io_wait(&t, &x, false);
+    cr_expect_eq(x.r.status, 137, "killed, and said so when the guest did not answer");
+    cr_expect(t.g.kill_seen, "the guest was told to kill it");
+    io_free(&x);
+    t_teardown(&t);
+}
+
+Test(vm_agent, a_guest_that_breaks_the_windows_loses_its_connection)
+{
+    static const struct {
+        enum guest_act act;
+        const char *why;
+    } cases[] = {
+        {GUEST_ACK_UNSENT, "acknowledged input it was never sent"},
+        {GUEST_OVERFLOW, "more output than it was given room for"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct t t;
+        t_setup(&t, &cases[i].act, 1);
+        struct io_run x;
+        io_setup(&x);
+        struct driver_exec_io io = {.in_fd = x.in[0], .out_fd = x.out[1], .err_fd = x.r.err, .ctl_fd = x.ctl[0]};
+        struct duet_err err = {0};
+        const char *const argv[] = {"/bin/cat", NULL};
+        /* A client that reads nothing: the host grants no room back. */
+        fcntl(x.out[1], F_SETPIPE_SZ, 4096);
+        cr_assert_eq(vm_agent_exec_io(t.a, argv, &io, 5000, run_exited, &x.r, &err), 0, "%s", err.msg);
+        io_wait(&t, &x, true);
+        cr_expect_eq(x.r.status, -1, "case %zu", i);
+        char *e = written(x.r.err);
+        cr_expect(strstr(e, cases[i].why), "case %zu: %s", i, e);
+        char b[8192];
+        cr_expect_leq(read(x.out[0], b, sizeof(b)), 4096, "case %zu: only what the client's pipe holds", i);
+        free(e);
+        io_free(&x);
+        t_teardown(&t);
+    }
 }
 
 /* ---- the QEMU guest agent's answers, as a guest could forge them ------------------------------------ */
