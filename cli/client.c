@@ -129,73 +129,16 @@ static int send_request(const char *socket_path, const char *method, const char 
     return fd;
 }
 
-int client_upgrade(const char *socket_path, const char *path, const char *body, size_t body_len,
-                   const char *protocol, int *fd_out, struct client_buf *leftover, struct client_buf *err_body,
-                   struct duet_err *err)
+/* Reads the answer to the request sent on fd, which it closes, until the
+ * end of the answer (or fn stopped it); with leftover, an answer 101 to
+ * an upgrade stops the reading instead, fd left open in *upgraded and
+ * what came after the head in leftover.  The status, or -1 with err. */
+static int read_answer(int fd, const char *socket_path, struct reader *r, int timeout_ms,
+                       struct client_buf *leftover, int *upgraded, struct duet_err *err)
 {
-    *fd_out = -1;
-    socket_path = client_socket_path(socket_path);
-    char headers[160];
-    snprintf(headers, sizeof(headers), "Connection: Upgrade\r\nUpgrade: %s\r\n", protocol);
-    int fd = send_request(socket_path, "POST", path, headers, body, body_len, err);
-    if (fd < 0)
-        return -1;
     http_parser p;
     http_parser_init(&p, HTTP_RESPONSE);
-    struct reader r = {.err_body = err_body};
-    p.data = &r;
-    http_parser_settings s = {.on_body = on_body, .on_message_complete = on_complete};
-    char buf[65536];
-    for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = poll(&pfd, 1, CLIENT_TIMEOUT_MS);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr == 0) {
-            close(fd);
-            return duet_err_set(err, ETIMEDOUT, "duetd at %s took the request but did not answer within %d s",
-                                socket_path, CLIENT_TIMEOUT_MS / 1000);
-        }
-        ssize_t got = read(fd, buf, sizeof(buf));
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            close(fd);
-            return duet_err_set(err, EPIPE, "duetd closed the connection before answering");
-        }
-        size_t used = http_parser_execute(&p, &s, buf, (size_t)got);
-        if (p.upgrade && p.status_code == 101) {
-            /* What follows the answer's head is the new protocol's. */
-            if (used < (size_t)got)
-                collect(leftover, buf + used, (size_t)got - used);
-            *fd_out = fd;
-            return 101;
-        }
-        if (r.done)
-            break;
-        if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
-            close(fd);
-            return duet_err_set(err, EPROTO, "duetd's answer is not valid HTTP: %s",
-                                http_errno_description(HTTP_PARSER_ERRNO(&p)));
-        }
-    }
-    close(fd);
-    return (int)p.status_code;
-}
-
-int client_call(const char *socket_path, const char *method, const char *path, const char *body, size_t body_len,
-                client_body_fn fn, void *opaque, struct client_buf *err_body, int timeout_ms, struct duet_err *err)
-{
-    socket_path = client_socket_path(socket_path);
-    int fd = send_request(socket_path, method, path, "Connection: close\r\n", body, body_len, err);
-    if (fd < 0)
-        return -1;
-    http_parser p;
-    http_parser_init(&p, HTTP_RESPONSE);
-    struct reader r = {.fn = fn, .opaque = opaque, .err_body = err_body};
-    if (fn == collect)
-        r.whole = opaque;
-    p.data = &r;
+    p.data = r;
     http_parser_settings s = {.on_headers_complete = on_headers, .on_body = on_body, .on_message_complete = on_complete};
     char buf[65536];
     for (;;) {
@@ -219,8 +162,15 @@ int client_call(const char *socket_path, const char *method, const char *path, c
             errno = e;
             return duet_err_sys(err, "cannot read duetd's answer");
         }
-        http_parser_execute(&p, &s, buf, (size_t)got);
-        if (r.stopped || r.done)
+        size_t used = http_parser_execute(&p, &s, buf, (size_t)got);
+        if (leftover && p.upgrade && p.status_code == 101) {
+            /* What follows the answer's head is the new protocol's. */
+            if (used < (size_t)got)
+                collect(leftover, buf + used, (size_t)got - used);
+            *upgraded = fd;
+            return 101;
+        }
+        if (r->stopped || r->done)
             break;
         if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
             close(fd);
@@ -234,6 +184,34 @@ int client_call(const char *socket_path, const char *method, const char *path, c
     }
     close(fd);
     return (int)p.status_code;
+}
+
+int client_upgrade(const char *socket_path, const char *path, const char *body, size_t body_len,
+                   const char *protocol, int *fd_out, struct client_buf *leftover, struct client_buf *err_body,
+                   struct duet_err *err)
+{
+    *fd_out = -1;
+    socket_path = client_socket_path(socket_path);
+    char headers[160];
+    snprintf(headers, sizeof(headers), "Connection: Upgrade\r\nUpgrade: %s\r\n", protocol);
+    int fd = send_request(socket_path, "POST", path, headers, body, body_len, err);
+    if (fd < 0)
+        return -1;
+    struct reader r = {.err_body = err_body};
+    return read_answer(fd, socket_path, &r, CLIENT_TIMEOUT_MS, leftover, fd_out, err);
+}
+
+int client_call(const char *socket_path, const char *method, const char *path, const char *body, size_t body_len,
+                client_body_fn fn, void *opaque, struct client_buf *err_body, int timeout_ms, struct duet_err *err)
+{
+    socket_path = client_socket_path(socket_path);
+    int fd = send_request(socket_path, method, path, "Connection: close\r\n", body, body_len, err);
+    if (fd < 0)
+        return -1;
+    struct reader r = {.fn = fn, .opaque = opaque, .err_body = err_body};
+    if (fn == collect)
+        r.whole = opaque;
+    return read_answer(fd, socket_path, &r, timeout_ms, NULL, NULL, err);
 }
 
 static int collect(void *opaque, const char *data, size_t len)

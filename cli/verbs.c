@@ -263,9 +263,7 @@ static int add_file(json_t *files, const char *path)
 /* The files apply sends: the ones manifest_set_load_path reads. */
 int cli_probe_settle(const char *config, struct host_probe_opts *po, struct cli_probe_keep *keep)
 {
-    const char *env_uri = getenv("DUET_LIBVIRT_URI");
-    if (!po->libvirt_uri && env_uri && *env_uri)
-        po->libvirt_uri = env_uri;
+    po->libvirt_uri = manifest_libvirt_uri_given(po->libvirt_uri);
     bool named;
     const char *path = manifest_daemon_config_path(config, &named);
     if (!path || (po->libvirt_uri && po->guest_kernel))

@@ -386,6 +386,12 @@ const char *manifest_daemon_config_path(const char *given, bool *explicit_path)
     return access(DUET_DEFAULT_CONFIG, F_OK) == 0 ? DUET_DEFAULT_CONFIG : NULL;
 }
 
+const char *manifest_libvirt_uri_given(const char *option)
+{
+    const char *env = getenv("DUET_LIBVIRT_URI");
+    return option ? option : env && *env ? env : NULL;
+}
+
 static void check_names(struct manifest_set *set)
 {
     for (size_t i = 0; i < set->n_workloads; i++) {

@@ -346,6 +346,10 @@ struct manifest_set *manifest_daemon_config_load(const char *path);
  * is no error (every setting has a default), or when the name given is
  * "none".  *explicit: the user named it, so its absence is an error. */
 const char *manifest_daemon_config_path(const char *given, bool *explicit_path);
+/* The libvirt URI given before the config file is read: the option, else
+ * $DUET_LIBVIRT_URI, else NULL (then the file's, then the default).  duetd
+ * and duet plan read it alike. */
+const char *manifest_libvirt_uri_given(const char *option);
 
 /* Loads YAML text held in memory, as if read from a file named `name`. */
 void manifest_set_load_buffer(struct manifest_set *set, const char *name, const char *buf, size_t len);

@@ -202,14 +202,9 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
     return MNL_CB_OK;
 }
 
-static bool name_ok(const char *name)
-{
-    return duet_ifname_valid(name);
-}
-
 int nl_link_get(struct nl *nl, const char *name, struct nl_link *out, struct duet_err *err)
 {
-    if (!name_ok(name))
+    if (!duet_ifname_valid(name))
         return duet_err_set(err, EINVAL, "\"%.40s\" is not a valid interface name (1 to 15 characters)", name);
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct ifinfomsg *ifm;
@@ -237,7 +232,7 @@ int nl_link_list(struct nl *nl, void (*cb)(void *opaque, const struct nl_link *l
 
 int nl_bridge_add(struct nl *nl, const char *name, const char *alias, const uint8_t mac[6], struct duet_err *err)
 {
-    if (!name_ok(name))
+    if (!duet_ifname_valid(name))
         return duet_err_set(err, EINVAL, "\"%.40s\" is not a valid bridge name (1 to 15 characters)", name);
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct ifinfomsg *ifm;
@@ -277,7 +272,7 @@ int nl_link_set_up(struct nl *nl, int index, struct duet_err *err)
 
 int nl_link_del(struct nl *nl, const char *name, struct duet_err *err)
 {
-    if (!name_ok(name))
+    if (!duet_ifname_valid(name))
         return duet_err_set(err, EINVAL, "\"%.40s\" is not a valid interface name", name);
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct ifinfomsg *ifm;
@@ -396,7 +391,7 @@ static int ipv6_off(const char *name)
 int nl_veth_add(struct nl *nl, const char *name, int master, const char *peer_name, const uint8_t peer_mac[6],
                 pid_t peer_pid, struct duet_err *err)
 {
-    if (!name_ok(name) || !name_ok(peer_name))
+    if (!duet_ifname_valid(name) || !duet_ifname_valid(peer_name))
         return duet_err_set(err, EINVAL, "veth %.20s/%.20s: invalid interface name", name, peer_name);
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct ifinfomsg *ifm;

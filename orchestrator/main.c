@@ -351,9 +351,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 static int options_settle(struct options *o)
 {
     /* $DUET_LIBVIRT_URI stands for --libvirt-uri, as for duet plan. */
-    const char *env_uri = getenv("DUET_LIBVIRT_URI");
-    if (!o->libvirt_uri && env_uri && *env_uri)
-        o->libvirt_uri = env_uri;
+    o->libvirt_uri = manifest_libvirt_uri_given(o->libvirt_uri);
     bool named;
     const char *path = manifest_daemon_config_path(o->config, &named);
     if (path) {

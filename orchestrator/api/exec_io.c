@@ -268,23 +268,20 @@ static void in_end(struct xio *x)
     }
 }
 
-/* One whole frame; false when the client broke the protocol. */
-static bool on_frame(struct xio *x, uint8_t type, const uint8_t *data, uint32_t len)
+/* One whole frame, of a type execwire_valid took. */
+static void on_frame(struct xio *x, uint8_t type, const uint8_t *data, uint32_t len)
 {
-    switch (type) {
-    case EXECWIRE_IN: typed(x, data, len); return true;
-    case EXECWIRE_IN_END: in_end(x); return true;
-    case EXECWIRE_WINSIZE:
-        if (x->tty && x->ctl >= 0) {
-            struct driver_winsize ws = {.rows = (unsigned short)((data[0] << 8) | data[1]),
-                                        .cols = (unsigned short)((data[2] << 8) | data[3])};
-            /* A few bytes into a pipe nobody else writes: when it is full
-             * (a client sending sizes without end) the newest are dropped. */
-            if (write(x->ctl, &ws, sizeof(ws)) < 0) {
-            }
-        }
-        return true;
-    default: return false;
+    if (type == EXECWIRE_IN) {
+        typed(x, data, len);
+    } else if (type == EXECWIRE_IN_END) {
+        in_end(x);
+    } else if (type == EXECWIRE_WINSIZE && x->tty && x->ctl >= 0) {
+        struct driver_winsize ws = {.rows = (unsigned short)((data[0] << 8) | data[1]),
+                                    .cols = (unsigned short)((data[2] << 8) | data[3])};
+        /* A few bytes into a pipe nobody else writes: when it is full (a
+         * client sending sizes without end) the newest are dropped. */
+        ssize_t w = write(x->ctl, &ws, sizeof(ws));
+        (void)w;
     }
 }
 

@@ -415,32 +415,39 @@ static char *zsh_complete(const char *words)
     return run_complete("zsh", need("DUET_SRC"), words, NULL);
 }
 
+/* What a shell offers after the words (duet's path first): each of
+ * `has` (lines), none of `lacks`. */
+static const struct {
+    const char *shell, *words, *has[3], *lacks;
+} completions[] = {
+    {"bash", "ge", {"complete -F _duet duet\nget\n"}, NULL},
+    {"bash", "apply --", {"--prune\n", "--wait\n", "--dry-run\n"}, NULL},
+    {"bash", "image ''", {"pull\n", "prune\n"}, NULL},
+    {"bash", "secret ''", {"set\n", "ls\n", "rm\n"}, NULL},
+    {"bash", "secret set --", {"--from-file\n"}, NULL},
+    {"bash", "get -o ''", {"name\n", "json\n"}, NULL},
+    /* After exec's --, the words are the workload's, not duet's. */
+    {"bash", "exec web -- --", {NULL}, "--timeout"},
+    {"zsh", "''", {"compare\n", "snapshot\n", "secret\n"}, NULL},
+    {"zsh", "compare --", {"--estimate\n", "--keep\n"}, NULL},
+    {"zsh", "apply -f ''", {"FILES\n"}, NULL},
+};
+
 Test(install, completion_offers_commands_options_subcommands_and_files)
 {
-    char w[PATH_MAX + 64];
-    const char *duet = need("DUET_BIN");
-    snprintf(w, sizeof(w), "%s ge", duet);
-    char *o = bash_complete(w);
-    cr_expect(strstr(o, "complete -F _duet duet\nget\n"), "bash: duet ge<TAB>: %s", o);
-    free(o);
-    snprintf(w, sizeof(w), "%s apply --", duet);
-    o = bash_complete(w);
-    cr_expect(strstr(o, "--prune\n") && strstr(o, "--wait\n") && strstr(o, "--dry-run\n"), "bash: %s", o);
-    free(o);
-    snprintf(w, sizeof(w), "%s image ''", duet);
-    o = bash_complete(w);
-    cr_expect(strstr(o, "pull\n") && strstr(o, "prune\n"), "bash: %s", o);
-    free(o);
-    snprintf(w, sizeof(w), "%s get -o ''", duet);
-    o = bash_complete(w);
-    cr_expect(strstr(o, "name\n") && strstr(o, "json\n"), "bash: %s", o);
-    free(o);
-    /* After exec's --, the words are the workload's, not duet's. */
-    snprintf(w, sizeof(w), "%s exec web -- --", duet);
-    o = bash_complete(w);
-    cr_expect(!strstr(o, "--timeout"), "bash completed duet's options after --: %s", o);
-    free(o);
-
+    for (size_t i = 0; i < sizeof(completions) / sizeof(completions[0]); i++) {
+        char w[PATH_MAX + 64];
+        snprintf(w, sizeof(w), "%s %s", need("DUET_BIN"), completions[i].words);
+        bool bash = strcmp(completions[i].shell, "bash") == 0;
+        char *o = bash ? bash_complete(w) : zsh_complete(w);
+        for (size_t k = 0; k < 3 && completions[i].has[k]; k++)
+            cr_expect(strstr(o, completions[i].has[k]), "%s: duet %s<TAB> lacks %s: %s", completions[i].shell,
+                      completions[i].words, completions[i].has[k], o);
+        if (completions[i].lacks)
+            cr_expect(!strstr(o, completions[i].lacks), "%s: duet %s<TAB> offers %s: %s", completions[i].shell,
+                      completions[i].words, completions[i].lacks, o);
+        free(o);
+    }
     const char *syntax[] = {"zsh", "-n", NULL, NULL};
     char zfile[PATH_MAX];
     snprintf(zfile, sizeof(zfile), "%s/cli/completion/_duet", need("DUET_SRC"));
@@ -448,18 +455,6 @@ Test(install, completion_offers_commands_options_subcommands_and_files)
     struct run r = run_argv(syntax, NULL, NULL);
     cr_expect_eq(r.status, 0, "zsh -n _duet: %s", r.err);
     run_free(&r);
-    snprintf(w, sizeof(w), "%s ''", duet);
-    o = zsh_complete(w);
-    cr_expect(strstr(o, "compare\n") && strstr(o, "snapshot\n"), "zsh: %s", o);
-    free(o);
-    snprintf(w, sizeof(w), "%s compare --", duet);
-    o = zsh_complete(w);
-    cr_expect(strstr(o, "--estimate\n") && strstr(o, "--keep\n"), "zsh: %s", o);
-    free(o);
-    snprintf(w, sizeof(w), "%s apply -f ''", duet);
-    o = zsh_complete(w);
-    cr_expect_str_eq(o, "FILES\n", "zsh: %s", o);
-    free(o);
 }
 
 /* ---- the config file -------------------------------------------------------------------- */
