@@ -16,7 +16,11 @@
  *      bridge, as duetd does (the floor under the 500);
  *   3. `duet get -o json` with those 500 workloads: median of RUNS;
  *      bar: under 10 ms;
- *   4. delete all 500 (--wait): bar: under 4 s.
+ *   4. delete all 500 (--wait): bar: under 4 s;
+ *   5. exec into a running container: `duet exec -- /bin/true` and 5 MB
+ *      through `duet exec -i -- cat`, against `runc exec` and `podman
+ *      exec` of a running container of the same rootfs, same run,
+ *      medians (a report: no bar).
  * Exits 1 when a figure is outside its bar.
  */
 #include <errno.h>
@@ -232,6 +236,105 @@ static double rt_fleet_up(struct rt_cycle *r, const char *rootfs, int threads, b
     return up;
 }
 
+/* Runs a shell command line (for its redirections); its exit status. */
+static int run_sh(const char *line)
+{
+    const char *argv[] = {"/bin/sh", "-c", line, NULL};
+    return run_argv(argv, true);
+}
+
+#define EXEC_BYTES (5u << 20)
+
+/* Section 5: one running container each for duet, runc and podman, then
+ * the same commands into each. */
+static int bench_exec(const char *dir, const char *duet, const char *rootfs, const char *runc_root)
+{
+    char m[300], bundle[300], data[300], cfg[400], line[2048];
+    snprintf(m, sizeof(m), "%s/ex.yaml", dir);
+    snprintf(bundle, sizeof(bundle), "%s/ex-bundle", dir);
+    snprintf(data, sizeof(data), "%s/ex-data", dir);
+    FILE *f = fopen(m, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: ex}\nspec:\n  placement: container\n"
+               "  image: {rootfs: %s}\n  command: [/bin/sleep, \"3600\"]\n", rootfs);
+    fclose(f);
+    f = fopen(data, "w");
+    for (unsigned i = 0; f && i < EXEC_BYTES / 64; i++)
+        fprintf(f, "%063u\n", i);
+    if (!f || fclose(f) != 0)
+        return -1;
+    mkdir(bundle, 0700);
+    snprintf(cfg, sizeof(cfg), "%s/config.json", bundle);
+    json_t *c = runc_bundle(bundle, rootfs) == 0 ? json_load_file(cfg, 0, NULL) : NULL;
+    if (!c)
+        return -1;
+    json_object_set_new(json_object_get(c, "process"), "args", json_pack("[s,s]", "/bin/sleep", "3600"));
+    json_dump_file(c, cfg, JSON_INDENT(1));
+    json_decref(c);
+    const char *apply[] = {duet, "apply", "-f", m, "--wait", "--timeout", "60", NULL};
+    const char *runc_up[] = {"runc", "--root", runc_root, "run", "-d", "--bundle", bundle, "exbench", NULL};
+    const char *podman_up[] = {"podman", "run", "-d", "--name", "duetbench-ex", "--ulimit", "nofile=1024:1024",
+                               "--ulimit", "nproc=4096:4096", "--rootfs", rootfs, "/bin/sleep", "3600", NULL};
+    if (run_argv(apply, true) != 0 || run_argv(runc_up, true) != 0) {
+        fprintf(stderr, "bench: the exec targets did not start\n");
+        return -1;
+    }
+    bool podman = run_argv(podman_up, true) == 0;
+    const char *d_true[] = {duet, "exec", "ex", "--", "/bin/true", NULL};
+    const char *r_true[] = {"runc", "--root", runc_root, "exec", "exbench", "/bin/true", NULL};
+    const char *p_true[] = {"podman", "exec", "duetbench-ex", "/bin/true", NULL};
+    double dt[RUNS], rt[RUNS], pt[PODMAN_RUNS], di[RUNS], ri[RUNS], pi[PODMAN_RUNS];
+    int bad = 0;
+    for (int i = 0; i < 2; i++)   /* warm */
+        bad |= run_argv(d_true, true) | run_argv(r_true, true);
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = now_ms();
+        bad |= run_argv(d_true, true);
+        dt[i] = now_ms() - t0;
+        t0 = now_ms();
+        bad |= run_argv(r_true, true);
+        rt[i] = now_ms() - t0;
+        snprintf(line, sizeof(line), "%s exec -i ex -- cat < %s | cmp -s - %s", duet, data, data);
+        t0 = now_ms();
+        bad |= run_sh(line);
+        di[i] = now_ms() - t0;
+        snprintf(line, sizeof(line), "runc --root %s exec exbench cat < %s | cmp -s - %s", runc_root, data, data);
+        t0 = now_ms();
+        bad |= run_sh(line);
+        ri[i] = now_ms() - t0;
+    }
+    for (int i = 0; i < PODMAN_RUNS && podman; i++) {
+        double t0 = now_ms();
+        podman = run_argv(p_true, true) == 0;
+        pt[i] = now_ms() - t0;
+        snprintf(line, sizeof(line), "podman exec -i duetbench-ex cat < %s | cmp -s - %s", data, data);
+        t0 = now_ms();
+        podman = podman && run_sh(line) == 0;
+        pi[i] = now_ms() - t0;
+    }
+    double dtm = median(dt, RUNS), rtm = median(rt, RUNS), dim = median(di, RUNS), rim = median(ri, RUNS);
+    printf("exec into a running container, median of %d (podman: %d)\n", RUNS, PODMAN_RUNS);
+    printf("  duet exec -- /bin/true        %7.2f ms; runc exec %7.2f ms: duet/runc %.2f", dtm, rtm, dtm / rtm);
+    if (podman)
+        printf("; podman exec %7.2f ms: duet/podman %.2f", median(pt, PODMAN_RUNS), dtm / median(pt, PODMAN_RUNS));
+    printf("\n  5 MiB through cat: duet exec -i %7.2f ms; runc exec %7.2f ms: duet/runc %.2f", dim, rim, dim / rim);
+    if (podman)
+        printf("; podman exec -i %7.2f ms: duet/podman %.2f", median(pi, PODMAN_RUNS), dim / median(pi, PODMAN_RUNS));
+    printf("\n");
+    if (!podman)
+        printf("  podman exec: failed or not installed (make bench installs it)\n");
+    const char *runc_down[] = {"runc", "--root", runc_root, "delete", "-f", "exbench", NULL};
+    const char *podman_down[] = {"podman", "rm", "-f", "-t", "0", "duetbench-ex", NULL};
+    const char *del[] = {duet, "delete", "ex", "--wait", NULL};
+    run_argv(runc_down, true);
+    run_argv(podman_down, true);
+    run_argv(del, true);
+    if (bad)
+        fprintf(stderr, "bench: an exec failed or its output came back changed\n");
+    return bad || !podman ? -1 : 0;
+}
+
 int main(void)
 {
     const char *build = getenv("DUET_BUILD"), *rootfs = getenv("DUET_ROOTFS"), *init = getenv("DUET_INIT");
@@ -408,6 +511,10 @@ int main(void)
     printf("  duet get -o json, %d workloads: %.2f ms median of %d   [bar: < 10]; duet --version alone %.2f ms\n",
            FLEET, gm, RUNS, median(g, RUNS));
     if (gm >= 10)
+        rc = 1;
+
+    /* 5. exec, while the 500 still run (a daemon with a fleet to mind) */
+    if (bench_exec(dir, duet, rootfs, runc_root) < 0)
         rc = 1;
 
     /* tear down */
