@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 
 #include "common/cleanup.h"
+#include "common/fdio.h"
 #include "common/fsutil.h"
 #include "secret.h"
 
@@ -61,20 +62,11 @@ static int write_whole(int dirfd, const char *dir, const char *name, const void 
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return duet_err_sys(err, "cannot write %s/%s", dir, name);
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            duet_err_sys(err, "cannot write %s/%s", dir, name);
-            close(fd);
-            unlinkat(dirfd, tmp, 0);
-            return -1;
-        }
-        p += n;
-        left -= (size_t)n;
+    if (!duet_write_full(fd, data, len)) {
+        duet_err_sys(err, "cannot write %s/%s", dir, name);
+        close(fd);
+        unlinkat(dirfd, tmp, 0);
+        return -1;
     }
     if (fsync(fd) < 0 || close(fd) < 0) {
         duet_err_sys(err, "cannot write %s/%s", dir, name);

@@ -22,6 +22,7 @@
 #include "layer.h"
 #include "network/netlink.h"
 #include "common/fsutil.h"
+#include "common/fdio.h"
 #include "backends/kept.h"
 #include "backends/rootfs.h"
 #include "runtime.h"
@@ -523,15 +524,7 @@ static int secrets_mount(const struct container *c, const struct workload_spec *
         if (x->env)
             continue;
         _cleanup_close_ int fd = openat(mnt, x->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
-        bool ok = fd >= 0 && fchown(fd, base + c->uid, base + c->gid) == 0;
-        for (size_t off = 0; ok && off < x->len;) {
-            ssize_t n = write(fd, x->value + off, x->len - off);
-            if (n < 0 && errno == EINTR)
-                continue;
-            ok = n > 0;
-            off += ok ? (size_t)n : 0;
-        }
-        if (!ok) {
+        if (fd < 0 || fchown(fd, base + c->uid, base + c->gid) < 0 || !duet_write_full(fd, x->value, x->len)) {
             duet_err_sys(err, "container %s: cannot write " WL_SECRETS_DIR "/%s", c->name, x->name);
             close(mnt);
             return -1;
