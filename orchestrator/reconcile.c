@@ -663,10 +663,12 @@ static void forget(struct wl *w)
     uv_timer_stop(&w->tick);
     wl_notify_end(w, false);
     wl_net_release(w);
+    bool seals = w->spec && w->spec->n_secrets;
     strmap_del(&d->wls, w->name);
     w->deleted = true;
     wl_unref(w);   /* the map's reference */
-    daemon_secrets_gc(d);
+    if (seals)
+        daemon_secrets_gc(d);
 }
 
 static const char *deps_missing(struct wl *w, char *buf, size_t len)
