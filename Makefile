@@ -135,7 +135,7 @@ $(DUETD): $(call obj,$(DUETD_SRC)) $(LIBD) $(LIB)
 # pid 1 of every container, and the spawner that clones their setup
 # processes (spawner.h): static, small, never sanitized (it runs inside
 # containers, where the sanitizer runtime has nothing to report to).
-INIT_SRC = backends/container/init_main.c backends/container/spawner_main.c backends/container/setup.c \
+INIT_SRC = backends/container/init_main.c backends/container/init_attach.c backends/container/spawner_main.c backends/container/setup.c \
            backends/container/mounts.c backends/container/caps.c common/fsutil.c common/err.c
 $(INIT): $(INIT_SRC) $(wildcard backends/container/*.h common/*.h network/*.h manifests/*.h)
 	@mkdir -p $(dir $@)

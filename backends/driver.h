@@ -54,6 +54,7 @@ struct driver_caps {
     char unavailable_reason[DUET_ERR_MSG_MAX];  /* short: what is missing */
     char unavailable_fix[DUET_ERR_MSG_MAX];     /* the cause in detail and what to do */
     char description[64];          /* "kvm", "qemu (no kvm)", "namespaces, cgroup v1" */
+    bool attach;                   /* a workload's command can be attached (driver.attach; duet run -i/-t) */
 
     /* vm */
     bool kvm;                      /* hardware virtualisation usable */
@@ -286,6 +287,20 @@ struct driver {
     int (*exec_io)(struct driver *drv, struct driver_instance *inst, const char *const *argv,
                    const struct driver_exec_io *io, uint64_t timeout_ms, void (*exited)(void *opaque, int status),
                    void *opaque, struct duet_err *err);
+
+    /* (loop, optional) Before the first start of inst: its main command
+     * is run attached to io, as exec_io runs a command (duet run -i/-t):
+     * io->in_fd is its input, with io->tty it runs on a terminal of the
+     * workload's own whose size follows io->ctl_fd's records, and what it
+     * writes goes to io->out_fd (and err_fd without a terminal) as well as
+     * to its log.  The end of io->ctl_fd means the caller has gone: the
+     * workload runs on, its output into its log alone.  The driver keeps
+     * copies of the fds; the caller keeps its own open until the workload
+     * has ended, and learns of that end as of any (driver_exit_cb).  NULL:
+     * this backend's workloads cannot be attached (the daemon refuses
+     * such a run before placing it there). */
+    int (*attach)(struct driver *drv, struct driver_instance *inst, const struct driver_exec_io *io,
+                  struct duet_err *err);
 
     /* (any) A readable fd on the log of the workload's last destroyed
      * instance (destroy keeps it), and when prev is not NULL one on its

@@ -1,7 +1,7 @@
 /*
- * exec.c - `duet exec -i` and `-t`: the command's input from ours, and a
- * terminal of the workload's own, over the upgraded connection of
- * common/execwire.h.
+ * exec.c - `duet exec -i` and `-t`, and `duet run -i` and `-t`: the
+ * command's input from ours, and a terminal of the workload's own, over
+ * the upgraded connection of common/execwire.h.
  *
  * With -t our terminal is put in raw mode (every key goes to the command,
  * ^C included, which the workload's terminal turns into SIGINT there) and
@@ -144,7 +144,7 @@ static int take_frames(uint8_t *buf, size_t *len, bool *done)
     return status;
 }
 
-int cli_exec_interactive(const char *sock, const char *name, json_t *req, bool in, bool tty)
+int cli_exec_interactive(const char *sock, const char *path, json_t *req, bool in, bool tty, int broken_code)
 {
     if (tty && !isatty(STDIN_FILENO)) {
         fprintf(stderr, "duet: -t needs a terminal, and standard input is not one; give -i alone to pass input "
@@ -159,8 +159,6 @@ int cli_exec_interactive(const char *sock, const char *name, json_t *req, bool i
     json_object_set_new(req, "stdin", json_boolean(in));
     json_object_set_new(req, "tty", json_boolean(tty));
     char *body = json_dumps(req, JSON_COMPACT);
-    char path[128];
-    snprintf(path, sizeof(path), "/v1/workloads/%s/exec", name);
     struct client_buf left = {0}, errb = {0};
     struct duet_err err = {0};
     int fd = -1;
@@ -264,11 +262,11 @@ int cli_exec_interactive(const char *sock, const char *name, json_t *req, bool i
     }
     if (broken) {
         fprintf(stderr, "duet: duetd's exec stream broke its protocol\n");
-        return 126;
+        return broken_code;
     }
     if (!done) {
         fprintf(stderr, "duet: the connection to duetd ended before the command did\n");
-        return 126;
+        return broken_code;
     }
-    return code < 0 ? 126 : code;
+    return code < 0 ? broken_code : code;
 }

@@ -1125,7 +1125,9 @@ static int cmd_exec(int argc, char **argv)
     if (timeout)
         json_object_set_new(req, "timeout", json_string(timeout));
     if (interactive || tty) {
-        int rc = cli_exec_interactive(sock, name, req, interactive, tty);
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/workloads/%s/exec", name);
+        int rc = cli_exec_interactive(sock, path, req, interactive, tty, 126);
         json_decref(req);
         return rc;
     }
@@ -1677,6 +1679,8 @@ static int cmd_run(int argc, char **argv)
                                          {"publish", required_argument, NULL, 'p'},
                                          {"user", required_argument, NULL, 'u'},
                                          {"workdir", required_argument, NULL, 'w'},
+                                         {"interactive", no_argument, NULL, 'i'},
+                                         {"tty", no_argument, NULL, 't'},
                                          {"socket", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
@@ -1684,7 +1688,7 @@ static int cmd_run(int argc, char **argv)
         "usage: duet run [--placement auto|vm|container] [--rm] [--name NAME] [--memory SIZE] [--cpus N]\n"
         "                [--disk-size SIZE] [--network fleet|none] [-e KEY[=VALUE]]... [--env-file FILE]...\n"
         "                [-v SOURCE:TARGET[:ro]]... [-p [HOST:]PORT[/udp]]... [-u USER] [-w DIR]\n"
-        "                (--rootfs DIR | --disk IMAGE | --image REF) [-- CMD [ARG...]]\n\n"
+        "                [-i] [-t] (--rootfs DIR | --disk IMAGE | --image REF) [-- CMD [ARG...]]\n\n"
         "Run one workload now and wait for it to end, like docker run: prints its\n"
         "output and exits with its status.  --rm removes it once it ends.  With\n"
         "--image (an OCI image: oci-layout:DIR[:TAG] or docker-archive:FILE), CMD\n"
@@ -1694,13 +1698,15 @@ static int cmd_run(int argc, char **argv)
         "  -v, --volume SOURCE:TARGET[:ro]  a host directory (SOURCE with a /) or a named volume\n"
         "  -p, --publish [HOST:]PORT[/udp]  publish the workload's PORT on the host's HOST (default PORT)\n"
         "  -u, --user USER      NAME, UID, NAME:GROUP or UID:GID\n"
-        "  -w, --workdir DIR    the working directory inside\n";
+        "  -w, --workdir DIR    the working directory inside\n"
+        "  -i, --interactive    its command reads our standard input\n"
+        "  -t, --tty            its command runs on a terminal, ours relayed (needs a terminal here)\n";
     json_t *spec = json_object(), *image = json_object(), *res = json_object();
     json_t *doc = json_object(), *env = json_object(), *vols = json_array(), *ports = json_array();
-    bool rm = false;
+    bool rm = false, in = false, tty = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "+he:v:p:u:w:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+he:v:p:u:w:it", opts, NULL)) != -1) {
         char abs[PATH_MAX];
         const char *bad = NULL;
         switch (ch) {
@@ -1712,6 +1718,8 @@ static int cmd_run(int argc, char **argv)
         case 'w': json_object_set_new(spec, "workingDir", json_string(optarg)); break;
         case 'L': json_object_set_new(spec, "placement", json_string(optarg)); break;
         case 'r': rm = true; break;
+        case 'i': in = true; break;
+        case 't': tty = true; break;
         case 'R':
         case 'D':
             if (!realpath(optarg, abs)) {
@@ -1784,6 +1792,12 @@ static int cmd_run(int argc, char **argv)
         json_decref(res);
     json_object_set_new(doc, "spec", spec);
     json_t *req = json_pack("{s:o,s:b}", "workload", doc, "rm", rm);
+    if (in || tty) {
+        /* 125 when it ended unseen: as when it could not start */
+        int rc = cli_exec_interactive(sock, "/v1/run", req, in, tty, 125);
+        json_decref(req);
+        return rc;
+    }
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     int rc = 0;

@@ -33,9 +33,11 @@ struct cli_probe_keep {
 };
 int cli_probe_settle(const char *config, struct host_probe_opts *po, struct cli_probe_keep *keep);
 
-/* exec.c: duet exec -i / -t over the upgraded connection; req holds the
- * command (and timeout).  The exit status is the command's. */
-int cli_exec_interactive(const char *sock, const char *name, json_t *req, bool in, bool tty);
+/* exec.c: duet exec -i / -t (path /v1/workloads/NAME/exec, req holding
+ * the command and timeout) and duet run -i / -t (path /v1/run, req the
+ * run's) over the upgraded connection.  The exit status is the command's;
+ * broken: the one for a command whose end never came. */
+int cli_exec_interactive(const char *sock, const char *path, json_t *req, bool in, bool tty, int broken);
 
 /* compare.c */
 int cli_compare(int argc, char **argv);

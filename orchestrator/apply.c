@@ -652,8 +652,9 @@ void daemon_run_name(struct daemon *d, char out[64])
     while (daemon_wl_find(d, out));
 }
 
-static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, const char *temp_of, wl_end_fn on_end,
-                         void *opaque, struct apply_result *r)
+static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, const char *temp_of,
+                         const struct driver_exec_io *attach, wl_end_fn on_end, void *opaque,
+                         struct apply_result *r)
 {
     memset(r, 0, sizeof(*r));
     if (refuse_degraded(d, r)) {
@@ -693,7 +694,7 @@ static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, co
         manifest_set_free(set);
         return;
     }
-    struct plan *plan = plan_new(set, &d->host);
+    struct plan *plan = attach ? plan_new_attached(set, &d->host) : plan_new(set, &d->host);
     const struct placement *pl = &plan->items[0];
     if (!pl->placed) {
         r->status = APPLY_UNPLACEABLE;
@@ -739,18 +740,19 @@ static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, co
     r->n_changes = 1;
     w->on_end = on_end;
     w->on_end_opaque = opaque;
+    w->attach = attach;
     wl_reconcile(w);
 }
 
-void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
-                struct apply_result *r)
+void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, const struct driver_exec_io *attach,
+                wl_end_fn on_end, void *opaque, struct apply_result *r)
 {
-    run_workload(d, set, rm, NULL, on_end, opaque, r);
+    run_workload(d, set, rm, NULL, attach, on_end, opaque, r);
 }
 
 void daemon_run_temporary(struct daemon *d, struct manifest_set *set, const char *of, struct apply_result *r)
 {
-    run_workload(d, set, false, of, NULL, NULL, r);
+    run_workload(d, set, false, of, NULL, NULL, NULL, r);
 }
 
 /* ---- delete ------------------------------------------------------------------------ */

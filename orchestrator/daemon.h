@@ -288,9 +288,11 @@ struct placement;
 char *placement_json_text(const struct placement *pl);
 /* Runs one ad-hoc workload from a set of one document (taken) whose name
  * may be missing (one is made).  on_end (may be NULL) is told when it
- * ends; rm: deleted then. */
-void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, wl_end_fn on_end, void *opaque,
-                struct apply_result *res);
+ * ends; rm: deleted then.  attach (NULL: none; see struct wl's): its
+ * command runs attached to these ends, which must stay open until on_end
+ * is told; a workload placed on a backend that cannot attach is refused. */
+void daemon_run(struct daemon *d, struct manifest_set *set, bool rm, const struct driver_exec_io *attach,
+                wl_end_fn on_end, void *opaque, struct apply_result *res);
 /* daemon_run for duet compare (compare.c): the workload is a temporary
  * instance of workload `of`, which the next daemon deletes if this one
  * ends first (struct wl's temp_of). */

@@ -547,6 +547,16 @@ static void do_start(struct wl *w)
         return;
     }
     struct duet_err err = {0};
+    /* duet run -i/-t: its first instance alone is attached to the caller. */
+    const struct driver_exec_io *attach = w->attach;
+    w->attach = NULL;
+    if (attach && (!drv->attach || drv->attach(drv, w->inst, attach, &err) < 0)) {
+        if (!drv->attach)
+            duet_err_set(&err, ENOTSUP, "a %s's command cannot be attached", backend_kind_name(w->inst_backend));
+        launch_failed(w, "start", &err);
+        wl_save(w);
+        return;
+    }
     w->busy = true;
     wl_ref(w);
     if (drv->start(drv, w->inst, on_started, on_exit_cb, w, &err) < 0) {

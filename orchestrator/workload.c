@@ -85,6 +85,7 @@ void wl_set_message(struct wl *w, const char *fmt, ...)
 void wl_notify_end(struct wl *w, bool cancelled)
 {
     wl_end_fn fn = w->on_end;
+    w->attach = NULL;   /* the caller's, whose use ends here */
     if (!fn)
         return;
     w->on_end = NULL;

@@ -121,6 +121,10 @@ struct wl {
 
     wl_end_fn on_end;              /* duet run: told when it ends */
     void *on_end_opaque;
+    /* duet run -i/-t: the caller's ends, given to its first instance's
+     * driver before it starts (driver.h, attach).  The caller's until it
+     * is told of the end; cleared then and once given. */
+    const struct driver_exec_io *attach;
 
     uint32_t addr;                 /* on the fleet network (kept until deleted), 0: none */
 

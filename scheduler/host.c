@@ -40,6 +40,7 @@ void host_info_from_spec(struct host_info *h, const struct host_spec *spec)
     ct->start_ms = DRIVER_EST_CONTAINER_START_MS;
     ct->memory_overhead = DRIVER_EST_CONTAINER_OVERHEAD;
     ct->memory_floor = WL_MIN_MEMORY;
+    ct->attach = true;
     snprintf(ct->description, sizeof(ct->description), "%s", ct->available ? "namespaces" : "unavailable");
     if (!ct->available)
         snprintf(ct->unavailable_reason, sizeof(ct->unavailable_reason),

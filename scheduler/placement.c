@@ -48,6 +48,9 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     const struct driver_caps *caps = &pl->host->backend[b];
     struct arena *a = &pl->arena;
     uint64_t budget = w->needs.start_within_ms;
+    if (pl->attached && caps->available && !caps->attach)
+        return arena_printf(a, "duet run -i/-t attaches to the command of a container, not of a %s",
+                            backend_kind_name(b));
     if (b == BACKEND_CONTAINER) {
         if (!caps->available)
             return arena_printf(a, "the container backend is unavailable on this host: %s", caps->unavailable_reason);
@@ -319,11 +322,12 @@ static int by_order(const void *a, const void *b, void *ctx)
     return x < y ? -1 : (x > y);
 }
 
-struct plan *plan_new(const struct manifest_set *set, const struct host_info *host)
+static struct plan *plan_build(const struct manifest_set *set, const struct host_info *host, bool attached)
 {
     struct plan *pl = calloc(1, sizeof(*pl));
     if (!pl)
         abort();
+    pl->attached = attached;
     arena_init(&pl->arena);
     pl->host = host;
     pl->cpu_capacity = host_cpu_capacity(host);
@@ -358,6 +362,16 @@ struct plan *plan_new(const struct manifest_set *set, const struct host_info *ho
     free(order);
     free(sorted);
     return pl;
+}
+
+struct plan *plan_new(const struct manifest_set *set, const struct host_info *host)
+{
+    return plan_build(set, host, false);
+}
+
+struct plan *plan_new_attached(const struct manifest_set *set, const struct host_info *host)
+{
+    return plan_build(set, host, true);
 }
 
 void plan_free(struct plan *p)

@@ -53,6 +53,9 @@ struct driver_instance {
     uv_poll_t watch;
     bool watching;                      /* watch is open */
     bool watch_closing, free_pending;
+    /* attach: the ends the next start hands to duet-init, ours until then */
+    struct container_attach attach;
+    bool attached;
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_EXEC, OP_RECOVERED, OP_PAUSE };
@@ -97,6 +100,16 @@ static struct ct_priv *priv(struct driver *drv)
     return drv->priv;
 }
 
+/* Closes the attached run's ends this instance still holds. */
+static void attach_drop(struct driver_instance *inst)
+{
+    if (!inst->attached)
+        return;
+    inst->attached = false;
+    for (int i = 0; i < 4; i++)
+        close(inst->attach.fds[i]);
+}
+
 static struct driver_instance *inst_of(struct op *op)
 {
     return (struct driver_instance *)op->base.inst;
@@ -106,13 +119,15 @@ static void on_work(struct inst_op *b)
 {
     struct op *op = (struct op *)b;
     struct driver_instance *inst = inst_of(op);
-    struct container_config cfg = {.spec = inst->core.spec, .net = inst->core.has_net ? &inst->core.net : NULL};
+    struct container_config cfg = {.spec = inst->core.spec, .net = inst->core.has_net ? &inst->core.net : NULL,
+                                   .attach = inst->attached ? &inst->attach : NULL};
     switch (op->base.kind) {
     case OP_CREATE:
         op->base.rc = container_prepare(&priv(inst->core.drv)->rt, &cfg, &inst->c, &op->base.err);
         break;
     case OP_START:
         op->base.rc = container_start(inst->c, &cfg, &op->base.err);
+        attach_drop(inst);   /* duet-init has them now, or nobody will */
         break;
     case OP_STOP:
         op->base.rc = container_stop(inst->c, (unsigned)op->grace_ms, &op->base.err);
@@ -200,6 +215,7 @@ static void unwatch(struct driver_instance *inst)
 /* Frees inst once its poll handle (if any) is closed. */
 static void instance_free(struct driver_instance *inst)
 {
+    attach_drop(inst);
     unwatch(inst);
     if (inst->watch_closing)
         inst->free_pending = true;
@@ -738,6 +754,28 @@ static int ct_exec_io(struct driver *drv, struct driver_instance *inst, const ch
     return queue(inst, op, err);
 }
 
+static int ct_attach(struct driver *drv, struct driver_instance *inst, const struct driver_exec_io *io,
+                     struct duet_err *err)
+{
+    (void)drv;
+    if (!inst->c || inst->core.status.state != DRIVER_STATE_CREATED || inst->attached)
+        return duet_err_set(err, EINVAL, "workload %s: only a container not started yet can be attached",
+                            inst->core.spec->name);
+    int src[4] = {io->in_fd, io->out_fd, io->err_fd, io->ctl_fd};
+    for (int i = 0; i < 4; i++) {
+        inst->attach.fds[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3);
+        if (inst->attach.fds[i] < 0) {
+            duet_err_sys(err, "workload %s: cannot keep its caller's ends", inst->core.spec->name);
+            while (i-- > 0)
+                close(inst->attach.fds[i]);
+            return -1;
+        }
+    }
+    inst->attach.tty = io->tty;
+    inst->attached = true;
+    return 0;
+}
+
 static int ct_exec(struct driver *drv, struct driver_instance *inst, const char *const *argv, int out_fd,
                    int err_fd, uint64_t timeout_ms, void (*exited)(void *opaque, int status), void *opaque,
                    struct duet_err *err)
@@ -797,6 +835,7 @@ struct driver *container_driver_new(const char *init_path, const char *cgroup_ro
         .purge = ct_purge,
         .exec = ct_exec,
         .exec_io = ct_exec_io,
+        .attach = ct_attach,
         .pause = ct_pause,
         .netns = ct_netns,
         .priv = p,

@@ -40,6 +40,12 @@
  * the same sealed copy: it clones each container's setup process, which
  * executes this binary again as the container's pid 1.
  *
+ *   duet-init ... --attach [--tty] ... -- COMMAND [ARG...]
+ *
+ * runs a workload attached to its caller (duet run -i/-t): fds 6 to 9 are
+ * the caller's input, output and resizes, relayed by init_attach.c, and
+ * with --tty the command runs on a terminal of the container's own.
+ *
  * Logs: the workload's stdout and stderr are a pipe that this process
  * copies into the log (no process of duet's besides this one, and the copy
  * goes on while no daemon runs).  When the log reaches --log-max bytes it
@@ -70,6 +76,7 @@
 #include <unistd.h>
 
 #include "common/dirs.h"
+#include "init_attach.h"
 #include "spawner.h"
 
 #define EXIT_FD 3
@@ -167,9 +174,6 @@ static int exec_main(char **cmd, const char *cwd, bool tty, const sigset_t *all,
 }
 
 /* The log, capped: see the top of the file. */
-struct logcap {
-    unsigned long long max, size;
-};
 
 /* The current log becomes the previous one; errors leave things as they
  * are (the log grows until the next try), never stop the copy. */
@@ -189,6 +193,21 @@ static void log_rotate(struct logcap *l)
         l->size = 0;
 }
 
+void init_log_write(struct logcap *l, const char *buf, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        if (l->max && l->size >= l->max)
+            log_rotate(l);
+        size_t room = l->max ? (size_t)(l->max - l->size) : n - off;
+        size_t chunk = n - off < room ? n - off : room;
+        ssize_t w = write(LOG_FD, buf + off, chunk);
+        if (w <= 0)
+            return;   /* a full disk: drop, keep the workload going */
+        off += (size_t)w;
+        l->size += (unsigned long long)w;
+    }
+}
+
 /* Copies what the pipe holds now into the log; false at its end. */
 static bool log_pump(int pipe_fd, struct logcap *l)
 {
@@ -199,17 +218,7 @@ static bool log_pump(int pipe_fd, struct logcap *l)
             return false;
         if (n < 0)
             return errno == EAGAIN || errno == EINTR;
-        for (ssize_t off = 0; off < n;) {
-            if (l->max && l->size >= l->max)
-                log_rotate(l);
-            size_t room = l->max ? (size_t)(l->max - l->size) : (size_t)(n - off);
-            size_t chunk = (size_t)(n - off) < room ? (size_t)(n - off) : room;
-            ssize_t w = write(LOG_FD, buf + off, chunk);
-            if (w <= 0)
-                return true;   /* a full disk: drop, keep the workload going */
-            off += w;
-            l->size += (unsigned long long)w;
-        }
+        init_log_write(l, buf, (size_t)n);
     }
     return true;
 }
@@ -221,7 +230,7 @@ int main(int argc, char **argv)
     unsigned long uid = 0, gid = 0;
     const char *cwd = "/", *groups = NULL, *cpu_max = NULL;
     int stop_signal = 0;
-    bool exec_mode = false, tty = false;
+    bool exec_mode = false, tty = false, attach = false;
     struct logcap logcap = {0};
     int i = 1;
     for (; i < argc; i++) {
@@ -235,6 +244,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--tty") == 0) {
             tty = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--attach") == 0) {
+            attach = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -261,7 +274,7 @@ int main(int argc, char **argv)
         }
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: duet-init [--exec [--tty]] --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: duet-init [--exec [--tty] | --attach [--tty]] --uid UID --gid GID [--groups G1,G2...] --cwd DIR -- COMMAND [ARG...]\n");
         return 127;
     }
     /* Not dumpable: the workload, even as root, cannot ptrace pid 1 or read
@@ -290,12 +303,16 @@ int main(int argc, char **argv)
      * without a previous generation to rotate into, straight into the log. */
     int out[2] = {-1, -1};
     struct stat lst;
-    bool capped = logcap.max && fcntl(PREV_LOG_FD, F_GETFD) >= 0 && fstat(LOG_FD, &lst) == 0 &&
-                  pipe2(out, O_CLOEXEC) == 0;
-    if (capped) {
+    if (logcap.max && fcntl(PREV_LOG_FD, F_GETFD) >= 0 && fstat(LOG_FD, &lst) == 0)
         logcap.size = (unsigned long long)lst.st_size;
+    else
+        logcap.max = 0;
+    bool capped = !attach && logcap.max && pipe2(out, O_CLOEXEC) == 0;
+    if (capped)
         fcntl(out[0], F_SETFL, O_NONBLOCK);
-    }
+    struct attach att;
+    if (attach && attach_prepare(&att, tty, &logcap, uid, gid) < 0)
+        die(tty ? "cannot make the workload's terminal" : "cannot make the workload's output pipes", NULL);
     /* A working directory the image lacks is made, as root, as docker
      * run -w does (an image's WorkingDir often names one). */
     duet_make_dirs(cwd);
@@ -305,6 +322,8 @@ int main(int argc, char **argv)
     if (child == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         setsid();
+        if (attach && attach_child(&att) < 0)
+            die("cannot give the workload its terminal or pipes", NULL);
         if (capped && (dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0))
             die("cannot set up the log", NULL);
         if (switch_user(uid, gid, groups) < 0)
@@ -318,6 +337,8 @@ int main(int argc, char **argv)
     }
     if (capped)
         close(out[1]);
+    if (attach)
+        attach_parent(&att);
     int sfd = signalfd(-1, &all, SFD_CLOEXEC);
     if (sfd < 0)
         die("cannot watch for signals", NULL);
@@ -325,11 +346,16 @@ int main(int argc, char **argv)
     int status = 0;
     bool done = false, piped = capped;
     while (!done) {
-        struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = piped ? out[0] : -1, .events = POLLIN}};
-        if (poll(pf, 2, -1) < 0)
+        struct pollfd pf[8] = {{.fd = sfd, .events = POLLIN}, {.fd = piped ? out[0] : -1, .events = POLLIN}};
+        int n = 2;
+        if (attach)
+            n += attach_pollfds(&att, pf + 2);
+        if (poll(pf, (nfds_t)n, -1) < 0)
             continue;
         if (piped && (pf[1].revents & (POLLIN | POLLHUP)))
             piped = log_pump(out[0], &logcap);
+        if (attach)
+            attach_handle(&att, pf + 2, n - 2);
         if (!(pf[0].revents & POLLIN))
             continue;
         struct signalfd_siginfo si;
@@ -358,6 +384,8 @@ int main(int argc, char **argv)
         if (poll(&pf, 1, 0) <= 0 || !log_pump(out[0], &logcap))
             break;
     }
+    if (attach)
+        attach_drain(&att);
     char line[32];
     int n = WIFEXITED(status) ? snprintf(line, sizeof(line), "exit %d\n", WEXITSTATUS(status))
                               : snprintf(line, sizeof(line), "signal %d\n", WTERMSIG(status));

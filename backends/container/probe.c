@@ -40,6 +40,7 @@ int container_backend_probe(const char *cgroup_root, struct driver_caps *caps, s
     caps->start_ms = DRIVER_EST_CONTAINER_START_MS;
     caps->memory_overhead = DRIVER_EST_CONTAINER_OVERHEAD;
     caps->memory_floor = WL_MIN_MEMORY;
+    caps->attach = true;
     static const char *const ns[] = {"pid", "mnt", "uts", "ipc", "net", "cgroup"};
     for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
         char path[64];

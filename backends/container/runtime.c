@@ -729,7 +729,7 @@ int container_start(struct container *c, const struct container_config *cfg, str
     if (!argv || !envp || !envbuf)
         abort();
     argv[argc++] = "duet-init";
-    /* argv: duet-init, 14 options and their values, "--", the command, NULL
+    /* argv: duet-init, 16 options and their values, "--", the command, NULL
      * (--cpu-max is put in before "--" once the quota file is open) */
     init_ids_append(c, &ids, argv, &argc);
     char logmax[24];
@@ -741,6 +741,11 @@ int container_start(struct container *c, const struct container_config *cfg, str
         snprintf(stopsig, sizeof(stopsig), "%d", w->stop_signal);
         argv[argc++] = "--stop-signal";
         argv[argc++] = stopsig;
+    }
+    if (cfg->attach) {
+        argv[argc++] = "--attach";
+        if (cfg->attach->tty)
+            argv[argc++] = "--tty";
     }
     size_t dashdash = argc;
     argv[argc++] = "--";
@@ -848,7 +853,10 @@ int container_start(struct container *c, const struct container_config *cfg, str
         .envp = (char *const *)envp,
         .net = cfg->net,
         .quota_fd = quota_fd,
+        .attach = cfg->attach != NULL,
     };
+    if (cfg->attach)
+        memcpy(args.attach_fds, cfg->attach->fds, sizeof(args.attach_fds));
     if (cfg->fail_at == STEP_CLONE) {
         duet_err_set(err, EIO, "container %s: %s: injected failure", c->name, step_names[STEP_CLONE]);
         goto out;

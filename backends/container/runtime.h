@@ -102,8 +102,16 @@ int container_runtime_init(struct container_runtime *rt, const char *state_dir, 
                            const char *cgroup_root, struct duet_err *err);
 void container_runtime_fini(struct container_runtime *rt);
 
+/* An attached run's ends (driver.h, attach), relayed by duet-init
+ * (init_attach.h). */
+struct container_attach {
+    int fds[4];                         /* in, out, err, ctl */
+    bool tty;
+};
+
 struct container_config {
     const struct workload_spec *spec;   /* name, image.rootfs, command, env, user, resources, volumes */
+    const struct container_attach *attach;   /* start: or NULL */
     enum container_step fail_at;        /* tests: fail at this step (EIO); STEP_NONE in production */
     const struct net_attachment *net;       /* the fleet network, or NULL: loopback only */
 };

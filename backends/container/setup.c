@@ -26,6 +26,7 @@
 #include "caps.h"
 #include "common/fsutil.h"
 #include "common/ifconf.h"
+#include "init_attach.h"
 #include "syscall_filter.h"
 
 static _Noreturn void child_fail(const struct child_args *a, enum container_step step, const char *what)
@@ -193,7 +194,8 @@ _Noreturn void container_setup_main(const struct child_args *a)
         CHECK(STEP_SECCOMP, container_seccomp_apply(&a->rt->filter));
     /* fds for duet-init: 0 /dev/null, 1 and 2 the log, 3 the exit file, 4
      * the log's previous generation, 5 the CPU quota file if there is a
-     * quota; everything else closes on exec (the report pipe first of all).
+     * quota, 6 to 9 the caller's ends of an attached run (init_attach.h);
+     * everything else closes on exec (the report pipe first of all).
      *
      * The quota is written by duet-init, just before it starts the
      * workload, not here: everything until then is duet's own work (this
@@ -207,16 +209,27 @@ _Noreturn void container_setup_main(const struct child_args *a)
     int log_fd = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10), exit_fd = fcntl(a->exit_fd, F_DUPFD_CLOEXEC, 10);
     int null_fd = fcntl(a->null_fd, F_DUPFD_CLOEXEC, 10), prev_fd = fcntl(a->prev_log_fd, F_DUPFD_CLOEXEC, 10);
     int quota_fd = a->quota_fd >= 0 ? fcntl(a->quota_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    int att[ATTACH_FDS];
+    bool att_ok = true;
+    for (int i = 0; i < ATTACH_FDS; i++) {
+        att[i] = a->attach ? fcntl(a->attach_fds[i], F_DUPFD_CLOEXEC, 10) : -1;
+        att_ok = att_ok && (!a->attach || att[i] >= 0);
+    }
+    for (int i = 0; att_ok && a->attach && i < ATTACH_FDS; i++)
+        att_ok = dup2(att[i], ATTACH_IN_FD + i) >= 0;
     struct child_args moved = *a;
     moved.report_fd = report;
     a = &moved;
     CHECK(STEP_EXEC, (report < 0 || init_fd < 0 || log_fd < 0 || exit_fd < 0 || null_fd < 0 || prev_fd < 0 ||
                       (a->quota_fd >= 0 && quota_fd < 0) || dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 ||
                       dup2(log_fd, 2) < 0 || dup2(exit_fd, 3) < 0 || dup2(prev_fd, 4) < 0 ||
-                      (quota_fd >= 0 && dup2(quota_fd, 5) < 0))
+                      (quota_fd >= 0 && dup2(quota_fd, 5) < 0) || !att_ok)
                          ? (what = "arranging duet-init's file descriptors", -1)
                          : 0);
-    syscall(SYS_close_range, quota_fd >= 0 ? 6 : 5, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (a->attach && quota_fd < 0)
+        fcntl(5, F_SETFD, FD_CLOEXEC);
+    syscall(SYS_close_range, a->attach ? ATTACH_IN_FD + ATTACH_FDS : quota_fd >= 0 ? 6 : 5, ~0U,
+            CLOSE_RANGE_CLOEXEC);
     if (a->fail_at == STEP_EXEC) {
         errno = EIO;
         child_fail(a, STEP_EXEC, "injected failure");

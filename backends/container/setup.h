@@ -32,6 +32,8 @@ struct child_args {
     char *const *envp;
     const struct net_attachment *net;
     int quota_fd;               /* the cgroup's CPU quota file, or -1 (cgroup_cpu_quota_open): duet-init's fd 5 */
+    bool attach;                /* an attached run (duet run -i/-t): */
+    int attach_fds[4];          /* its in, out, err, ctl (init_attach.h), duet-init's fds 6-9 */
 };
 
 /* What a failed setup step sends back on report_fd; end of file there

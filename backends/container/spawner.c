@@ -176,11 +176,12 @@ pid_t container_spawner_clone(struct container_spawner *s, const struct child_ar
                               struct duet_err *err)
 {
     const struct mounts_plan *pl = &a->plan;
-    if (pl->n_volumes > SPAWN_MAX_FDS - SPAWN_FIXED_FDS)
+    if (pl->n_volumes > SPAWN_MAX_FDS - SPAWN_FIXED_FDS - SPAWN_ATTACH_FDS)
         return duet_err_set(err, E2BIG, "%zu volumes; a container has at most %d", pl->n_volumes,
-                            SPAWN_MAX_FDS - SPAWN_FIXED_FDS);
+                            SPAWN_MAX_FDS - SPAWN_FIXED_FDS - SPAWN_ATTACH_FDS);
     struct spawn_head h = {.magic = SPAWN_MAGIC, .flags = flags, .fail_at = (int32_t)a->fail_at,
                            .userns = a->userns, .has_net = a->net != NULL, .has_quota = a->quota_fd >= 0,
+                           .has_attach = a->attach,
                            .n_volumes = (uint32_t)pl->n_volumes};
     if (a->net)
         h.net = *a->net;
@@ -191,6 +192,8 @@ pid_t container_spawner_clone(struct container_spawner *s, const struct child_ar
         fds[n++] = fixed[i];
     if (a->quota_fd >= 0)
         fds[n++] = a->quota_fd;
+    for (size_t i = 0; a->attach && i < SPAWN_ATTACH_FDS; i++)
+        fds[n++] = a->attach_fds[i];
     for (size_t i = 0; i < pl->n_volumes; i++)
         fds[n++] = pl->volume_fds[i];
     h.n_fds = (uint32_t)n;

@@ -37,6 +37,7 @@
 /* The wire form of a request (spawner.c says what follows the head). */
 #define SPAWN_MAGIC 0x6475736eu   /* "dusn" */
 #define SPAWN_FIXED_FDS 8         /* sync, report, log, exit, null, previous log, layer, quota (if any) */
+#define SPAWN_ATTACH_FDS 4        /* an attached run's (if any), after those */
 #define SPAWN_MAX_FDS 250         /* in one message: the kernel's SCM_MAX_FD is 253 */
 #define SPAWN_MAX_BYTES (64u << 20)
 
@@ -45,7 +46,7 @@ struct spawn_head {
     uint32_t len;          /* bytes of strings after the head */
     uint64_t flags;        /* namespaces to clone */
     int32_t fail_at;
-    uint8_t userns, has_net, has_quota, pad;
+    uint8_t userns, has_net, has_quota, has_attach;
     uint32_t n_fds, n_volumes, n_argv, n_envp;
     struct net_attachment net;
 };

@@ -93,7 +93,8 @@ static int serve_one(const struct container_runtime *rt, int sock, bool *stop)
     size_t extra = 0;
     char *mem = MAP_FAILED;
     *stop = true;
-    size_t first_volume = SPAWN_FIXED_FDS - 1 + (h.has_quota ? 1 : 0);
+    size_t first_attach = SPAWN_FIXED_FDS - 1 + (h.has_quota ? 1 : 0);
+    size_t first_volume = first_attach + (h.has_attach ? SPAWN_ATTACH_FDS : 0);
     /* Each string takes a byte at least: the counts are bounded by len.
      * Only namespaces are cloned, never shared memory or files. */
     if ((size_t)got != sizeof(h) || h.magic != SPAWN_MAGIC || h.len > SPAWN_MAX_BYTES || (m.msg_flags & MSG_CTRUNC) ||
@@ -156,7 +157,10 @@ static int serve_one(const struct container_runtime *rt, int sock, bool *stop)
         .envp = envp,
         .net = h.has_net ? &h.net : NULL,
         .quota_fd = h.has_quota ? fds[7] : -1,
+        .attach = h.has_attach != 0,
     };
+    for (int i = 0; a.attach && i < SPAWN_ATTACH_FDS; i++)
+        a.attach_fds[i] = fds[first_attach + (size_t)i];
     /* Like fork: no new stack, the child goes on on its copy of ours. */
     pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)h.flags | CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid == 0)

@@ -243,6 +243,76 @@ static void run_ended(void *opaque, struct wl *w, bool cancelled)
     http_conn_unref(c);
 }
 
+/* duet run -i/-t: the end as the status frame gives it, held with --rm
+ * until the workload is gone as run_ended holds its answer. */
+struct run_io_end {
+    struct xio *x;
+    int status;
+    char fail[DUETD_MESSAGE_MAX + 80];
+};
+
+static void run_io_gone(void *opaque, struct wl *w, bool cancelled)
+{
+    (void)w;
+    (void)cancelled;
+    struct run_io_end *e = opaque;
+    api_xio_end(e->x, e->status, e->fail[0] ? e->fail : NULL);
+    free(e);
+}
+
+static void run_io_ended(void *opaque, struct wl *w, bool cancelled)
+{
+    struct run_io_end *e = calloc(1, sizeof(*e));
+    if (!e)
+        abort();
+    e->x = opaque;
+    if (cancelled) {
+        e->status = 125;
+        snprintf(e->fail, sizeof(e->fail), "%s: duetd stopped before it ended; it runs on (duet logs %s)",
+                 w->name, w->name);
+        run_io_gone(e, w, true);
+        return;
+    }
+    /* As the CLI reads a plain run's answer: 128+N for signal N, 125 when
+     * it could not start (the message says why). */
+    e->status = w->last_signal ? 128 + (int)w->last_signal : (int)w->last_exit;
+    if (!w->last_signal && w->message && (w->last_exit <= 0 || w->last_exit > 255)) {
+        e->status = 125;
+        snprintf(e->fail, sizeof(e->fail), "%s: %s", w->name, w->message);
+    } else if (e->status < 0 || e->status > 255) {
+        e->status = 125;
+    }
+    if (w->rm && w->deleted) {
+        w->on_end = run_io_gone;   /* told again by forget(), or cancelled at shutdown */
+        w->on_end_opaque = e;
+        return;
+    }
+    run_io_gone(e, w, false);
+}
+
+/* run with "stdin" or "tty": the workload's command attached to this
+ * connection (exec_io.c), which is upgraded once it is accepted. */
+static void run_interactive(struct api *a, struct http_conn *c, struct manifest_set *set, bool rm, bool tty,
+                            unsigned rows, unsigned cols)
+{
+    struct duet_err err = {0};
+    struct xio *x = api_xio_new(a, c, tty, rows, cols, &err);
+    if (!x) {
+        manifest_set_free(set);
+        http_respond_error(c, 500, "%s", err.msg);
+        return;
+    }
+    struct apply_result r;
+    daemon_run(a->d, set, rm, api_xio_ends(x), run_io_ended, x, &r);
+    if (r.status != APPLY_OK) {
+        api_xio_cancel(x);
+        respond_refusal(c, &r);
+    } else {
+        api_xio_begin(x);
+    }
+    apply_result_free(&r);
+}
+
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req)
 {
     json_error_t jerr;
@@ -256,6 +326,14 @@ void api_run(struct api *a, struct http_conn *c, const struct http_request *req)
      * only its name may be left out. */
     json_t *doc = json_object_get(body, "workload");
     bool rm = json_is_true(json_object_get(body, "rm"));
+    bool in = json_is_true(json_object_get(body, "stdin")), tty = json_is_true(json_object_get(body, "tty"));
+    json_int_t rows = json_integer_value(json_object_get(body, "rows")),
+               cols = json_integer_value(json_object_get(body, "cols"));
+    if (rows < 0 || rows > 65535 || cols < 0 || cols > 65535) {
+        json_decref(body);
+        http_respond_error(c, 400, "rows and cols are a terminal's size: 0 to 65535 each");
+        return;
+    }
     if (!json_is_object(doc)) {
         json_decref(body);
         http_respond_error(c, 400, "run wants {\"workload\": {...a Workload document...}, \"rm\": bool}");
@@ -278,9 +356,13 @@ void api_run(struct api *a, struct http_conn *c, const struct http_request *req)
     struct manifest_set *set = manifest_set_new();
     manifest_set_load_buffer(set, "run", text, strlen(text));
     free(text);
+    if (in || tty) {
+        run_interactive(a, c, set, rm, tty, (unsigned)rows, (unsigned)cols);
+        return;
+    }
     struct apply_result r;
     http_conn_ref(c);
-    daemon_run(a->d, set, rm, run_ended, c, &r);
+    daemon_run(a->d, set, rm, NULL, run_ended, c, &r);
     if (r.status != APPLY_OK) {
         http_conn_unref(c);
         respond_refusal(c, &r);

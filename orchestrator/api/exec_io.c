@@ -1,7 +1,9 @@
 /*
- * exec_io.c - POST /v1/workloads/NAME/exec with "stdin" or "tty": the
- * connection is upgraded (101, Upgrade: duet-exec) and carries the frames
- * of common/execwire.h both ways until the command ends.
+ * exec_io.c - POST /v1/workloads/NAME/exec with "stdin" or "tty", and
+ * POST /v1/run with them (duet run -i/-t, api/apply.c): the connection is
+ * upgraded (101, Upgrade: duet-exec) and carries the frames of
+ * common/execwire.h both ways until the command (or the run workload's
+ * main command) ends.
  *
  * The command's ends are pipes: its input (the client's 'i' frames,
  * written here; 'c' closes it), its stdout and stderr (read here and sent
@@ -29,10 +31,17 @@
 #define XIO_BACKLOG_LOW (256u << 10)
 
 struct xio {
-    struct wl *w;
+    struct wl *w;                  /* exec: held; run: NULL (its end is told) */
     struct http_conn *c;
-    char **argv;
+    char **argv;                   /* exec */
     bool tty;
+    struct driver_exec_io io;      /* the driver's ends, as given to it */
+    bool begun;                    /* the connection is upgraded */
+    /* an end told before the upgrade (a run that failed at once), sent
+     * after it */
+    bool early;
+    int early_status;
+    char *early_fail;
     /* our ends */
     uv_pipe_t in;                  /* the command's stdin: written */
     uv_pipe_t out, err;            /* its stdout, stderr: read */
@@ -75,11 +84,13 @@ static void xio_maybe_free(struct xio *x)
     close_fd(&x->out_w);
     close_fd(&x->err_w);
     close_fd(&x->ctl_r);
-    for (char **a = x->argv; *a; a++)
+    free(x->early_fail);
+    for (char **a = x->argv; a && *a; a++)
         free(*a);
     free(x->argv);
     http_conn_unref(x->c);
-    wl_unref(x->w);
+    if (x->w)
+        wl_unref(x->w);
     free(x);
 }
 
@@ -169,9 +180,16 @@ static void drain(struct xio *x, uv_pipe_t *p, bool open, uint8_t type)
     free(buf);
 }
 
-static void on_exited(void *opaque, int status)
+void api_xio_end(struct xio *x, int status, const char *fail)
 {
-    struct xio *x = opaque;
+    if (!x->begun) {
+        x->early = true;
+        x->early_status = status;
+        x->early_fail = fail ? strdup(fail) : NULL;
+        if (fail && !x->early_fail)
+            abort();
+        return;
+    }
     x->exited = true;
     x->status = status;
     /* The driver is done with its ends: the pipes' ends are ours alone. */
@@ -182,10 +200,8 @@ static void on_exited(void *opaque, int status)
     if (!x->conn_gone) {
         drain(x, &x->out, x->out_open, EXECWIRE_OUT);
         drain(x, &x->err, x->err_open, EXECWIRE_ERR);
-        if (status < 0) {
-            static const char msg[] = "the command could not be run in the workload";
-            send_frame(x, EXECWIRE_FAIL, msg, sizeof(msg) - 1);
-        }
+        if (fail)
+            send_frame(x, EXECWIRE_FAIL, fail, strnlen(fail, EXECWIRE_DATA_MAX));
         uint8_t st[4] = {(uint8_t)((uint32_t)status >> 24), (uint8_t)((uint32_t)status >> 16),
                          (uint8_t)((uint32_t)status >> 8), (uint8_t)status};
         send_frame(x, EXECWIRE_STATUS, st, sizeof(st));
@@ -196,6 +212,11 @@ static void on_exited(void *opaque, int status)
     close_handle(x, &x->out, &x->out_open);
     close_handle(x, &x->err, &x->err_open);
     xio_maybe_free(x);
+}
+
+static void on_exited(void *opaque, int status)
+{
+    api_xio_end(opaque, status, status < 0 ? "the command could not be run in the workload" : NULL);
 }
 
 /* ---- the client's frames ------------------------------------------------------------------ */
@@ -343,42 +364,29 @@ static bool open_pipe(uv_loop_t *loop, uv_pipe_t *p, int fd, struct xio *x)
     return true;
 }
 
-void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, struct driver *drv, char **argv,
-                          bool tty, unsigned rows, unsigned cols, uint64_t timeout_ms)
+struct xio *api_xio_new(struct api *a, struct http_conn *c, bool tty, unsigned rows, unsigned cols,
+                        struct duet_err *err)
 {
-    if (!drv->exec_io) {
-        http_respond_error(c, 409,
-                           "%s runs as a %s, which runs commands without input or a terminal; run duet exec "
-                           "without -i and -t",
-                           w->name, backend_kind_name(w->inst_backend));
-        for (char **p = argv; *p; p++)
-            free(*p);
-        free(argv);
-        return;
-    }
     struct xio *x = calloc(1, sizeof(*x));
     if (!x)
         abort();
-    x->argv = argv;
     x->tty = tty;
-    x->w = w;
-    wl_ref(w);
     x->c = c;
     http_conn_ref(c);
     x->ctl = x->in_r = x->out_w = x->err_w = x->ctl_r = -1;
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pctl[2] = {-1, -1};
-    struct duet_err err = {0};
     uv_loop_t *loop = a->d->loop;
     if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 ||
         pipe2(pctl, O_CLOEXEC | O_NONBLOCK) < 0) {
-        duet_err_sys(&err, "cannot make the command's pipes");
+        duet_err_sys(err, "cannot make the command's pipes");
         for (int i = 0; i < 2; i++) {
             close_fd(&pin[i]);
             close_fd(&pout[i]);
             close_fd(&perr[i]);
             close_fd(&pctl[i]);
         }
-        goto fail;
+        api_xio_cancel(x);
+        return NULL;
     }
     x->in_r = pin[0];
     x->out_w = pout[1];
@@ -389,23 +397,72 @@ void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, stru
     x->out_open = open_pipe(loop, &x->out, pout[0], x);
     x->err_open = open_pipe(loop, &x->err, perr[0], x);
     if (!x->in_open || !x->out_open || !x->err_open) {
-        duet_err_set(&err, EIO, "cannot watch the command's pipes");
-        goto fail;
+        duet_err_set(err, EIO, "cannot watch the command's pipes");
+        api_xio_cancel(x);
+        return NULL;
     }
-    struct driver_exec_io io = {.in_fd = x->in_r, .out_fd = x->out_w, .err_fd = x->err_w, .ctl_fd = x->ctl_r,
-                                .tty = tty, .rows = (unsigned short)rows, .cols = (unsigned short)cols};
-    if (drv->exec_io(drv, w->inst, (const char *const *)x->argv, &io, timeout_ms, on_exited, x, &err) < 0)
-        goto fail;
+    x->io = (struct driver_exec_io){.in_fd = x->in_r, .out_fd = x->out_w, .err_fd = x->err_w, .ctl_fd = x->ctl_r,
+                                    .tty = tty, .rows = (unsigned short)rows, .cols = (unsigned short)cols};
+    /* The first size is the first record too: a run's command is started
+     * later, by its driver, and finds it there. */
+    if (tty && rows && cols) {
+        struct driver_winsize ws = {.rows = (unsigned short)rows, .cols = (unsigned short)cols};
+        ssize_t w = write(x->ctl, &ws, sizeof(ws));
+        (void)w;   /* an empty pipe takes 4 bytes */
+    }
+    return x;
+}
+
+const struct driver_exec_io *api_xio_ends(struct xio *x)
+{
+    return &x->io;
+}
+
+void api_xio_begin(struct xio *x)
+{
+    x->begun = true;
     uv_read_start((uv_stream_t *)&x->out, alloc_cb, on_output);
     uv_read_start((uv_stream_t *)&x->err, alloc_cb, on_output);
-    http_conn_upgrade(c, EXECWIRE_PROTOCOL, on_client_data, x);
-    return;
-fail:
-    http_respond_error(c, 409, "%s", err.msg);
+    http_conn_upgrade(x->c, EXECWIRE_PROTOCOL, on_client_data, x);
+    if (x->early) {
+        x->early = false;
+        api_xio_end(x, x->early_status, x->early_fail);
+    }
+}
+
+void api_xio_cancel(struct xio *x)
+{
     x->exited = true;
     x->conn_gone = true;
     close_handle(x, &x->in, &x->in_open);
     close_handle(x, &x->out, &x->out_open);
     close_handle(x, &x->err, &x->err_open);
     xio_maybe_free(x);
+}
+
+void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, struct driver *drv, char **argv,
+                          bool tty, unsigned rows, unsigned cols, uint64_t timeout_ms)
+{
+    struct duet_err err = {0};
+    struct xio *x = NULL;
+    if (!drv->exec_io) {
+        duet_err_set(&err, ENOTSUP,
+                     "%s runs as a %s, which runs commands without input or a terminal; run duet exec "
+                     "without -i and -t",
+                     w->name, backend_kind_name(w->inst_backend));
+    } else if ((x = api_xio_new(a, c, tty, rows, cols, &err)) != NULL) {
+        x->argv = argv;
+        argv = NULL;
+        x->w = w;
+        wl_ref(w);
+        if (drv->exec_io(drv, w->inst, (const char *const *)x->argv, &x->io, timeout_ms, on_exited, x, &err) == 0) {
+            api_xio_begin(x);
+            return;
+        }
+        api_xio_cancel(x);
+    }
+    http_respond_error(c, 409, "%s", err.msg);
+    for (char **p = argv; p && *p; p++)
+        free(*p);
+    free(argv);
 }

@@ -60,6 +60,20 @@ void api_run(struct api *a, struct http_conn *c, const struct http_request *req)
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);
 /* exec_io.c: an exec with the client's input or a terminal; takes argv. */
+/* exec_io.c: the ends of an interactive exchange (duet exec -i/-t, duet
+ * run -i/-t): pipes for the driver (api_xio_ends), relayed to the client
+ * over the upgraded connection once api_xio_begin has answered 101.
+ * api_xio_end says the command ended (status as a shell gives it; fail: a
+ * message first, or NULL) and frees it once the driver's ends and the
+ * connection are done; api_xio_cancel frees one never begun, whose request
+ * the caller answers. */
+struct xio;
+struct xio *api_xio_new(struct api *a, struct http_conn *c, bool tty, unsigned rows, unsigned cols,
+                        struct duet_err *err);
+const struct driver_exec_io *api_xio_ends(struct xio *x);
+void api_xio_begin(struct xio *x);
+void api_xio_end(struct xio *x, int status, const char *fail);
+void api_xio_cancel(struct xio *x);
 void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, struct driver *drv, char **argv,
                           bool tty, unsigned rows, unsigned cols, uint64_t timeout_ms);
 void api_get_events(struct api *a, struct http_conn *c, const char *query);

@@ -1,7 +1,8 @@
 /*
- * pty_client.h - `duet exec -it` run on a pseudo-terminal of the test's,
- * as a user's shell would run it: what it shows is read, keys are typed
- * into it, and its exit status is waited for.
+ * pty_client.h - `duet exec -it` (or any duet command: `duet run -it`) run
+ * on a pseudo-terminal of the test's, as a user's shell would run it: what
+ * it shows is read, keys are typed into it, and its exit status is waited
+ * for.
  */
 #ifndef DUET_TESTS_PTY_CLIENT_H
 #define DUET_TESTS_PTY_CLIENT_H
@@ -20,7 +21,8 @@ struct pty_client {
     size_t len;
 };
 
-static inline void pty_client_start(struct pty_client *c, struct dd *d, const char *name, const char *const *cmd)
+/* `duet --socket SOCK ARGS...` on a terminal of ours (24x80). */
+static inline void pty_client_spawn(struct pty_client *c, struct dd *d, const char *const *args)
 {
     memset(c, 0, sizeof(*c));
     c->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -29,6 +31,11 @@ static inline void pty_client_start(struct pty_client *c, struct dd *d, const ch
     ioctl(c->master, TIOCSWINSZ, &ws);
     char slave[64];
     cr_assert_eq(ptsname_r(c->master, slave, sizeof(slave)), 0);
+    const char *argv[24] = {dd_env("DUET_BIN"), "--socket", d->sock};
+    size_t n = 3;
+    for (size_t i = 0; args[i] && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
     c->pid = fork();
     cr_assert(c->pid >= 0);
     if (c->pid == 0) {
@@ -39,14 +46,20 @@ static inline void pty_client_start(struct pty_client *c, struct dd *d, const ch
         dup2(s, 0);
         dup2(s, 1);
         dup2(s, 2);
-        const char *argv[16] = {dd_env("DUET_BIN"), "--socket", d->sock, "exec", "-it", name, "--"};
-        size_t n = 7;
-        for (size_t i = 0; cmd[i] && n < 15; i++)
-            argv[n++] = cmd[i];
-        argv[n] = NULL;
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
+}
+
+/* `duet exec -it NAME -- CMD...` on a terminal of ours. */
+static inline void pty_client_start(struct pty_client *c, struct dd *d, const char *name, const char *const *cmd)
+{
+    const char *args[20] = {"exec", "-it", name, "--"};
+    size_t n = 4;
+    for (size_t i = 0; cmd[i] && n < 19; i++)
+        args[n++] = cmd[i];
+    args[n] = NULL;
+    pty_client_spawn(c, d, args);
 }
 
 /* Reads what the terminal shows until it holds want (after `from`), at
