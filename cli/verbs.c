@@ -1886,25 +1886,14 @@ static int cmd_volume(int argc, char **argv)
  * after saying why. */
 static char *secret_value(const char *name, const char *file, size_t *len)
 {
-    int fd = 0;
+    struct duet_err err = {0};
     if (file) {
-        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0) {
-            fprintf(stderr, "duet: cannot read %s: %s\n", file, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return NULL;
-        }
-        const char *bad = !S_ISREG(st.st_mode) ? "is not a regular file"
-                          : (st.st_mode & S_IROTH) ? "is readable by every user; make it private first (chmod o-r)"
-                                                   : NULL;
-        if (bad) {
-            fprintf(stderr, "duet: secret file %s %s\n", file, bad);
-            close(fd);
-            return NULL;
-        }
-    } else if (isatty(0)) {
+        char *v = wl_secret_file_read(file, len, &err);
+        if (!v)
+            fprintf(stderr, "duet: %s\n", err.msg);
+        return v;
+    }
+    if (isatty(0)) {
         struct termios old, quiet;
         bool echo_off = tcgetattr(0, &old) == 0;
         quiet = old;
@@ -1928,10 +1917,7 @@ static char *secret_value(const char *name, const char *file, size_t *len)
         *len = (size_t)n;
         return line;
     }
-    struct duet_err err = {0};
-    char *v = duet_read_fd(fd, WL_MAX_SECRET, len, file ? file : "stdin", &err);
-    if (file)
-        close(fd);
+    char *v = duet_read_fd(0, WL_MAX_SECRET, len, "stdin", &err);
     if (!v)
         fprintf(stderr, "duet: %s%s\n", err.msg, err.code == E2BIG ? " (a secret is at most 1 MiB)" : "");
     return v;

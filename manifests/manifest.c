@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/grow.h"
 #include "common/sysinfo.h"
 #include "manifest.h"
@@ -614,4 +615,33 @@ void manifest_set_validate(struct manifest_set *set)
     if (set->n_documents == 0 && diag_count(&set->diags) == 0)
         diag_add(&set->diags, "duet", 0, 0, "no manifests found: the files hold no YAML documents");
     diag_sort(&set->diags);
+}
+
+char *wl_secret_file_read(const char *path, size_t *len, struct duet_err *err)
+{
+    /* Non-blocking: a FIFO put in its place cannot hang the reader. */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        duet_err_sys(err, "the secret file %s cannot be read", path);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        duet_err_set(err, EINVAL, "the secret file %s is not a regular file", path);
+        return NULL;
+    }
+    if (st.st_mode & S_IROTH) {
+        duet_err_set(err, EACCES, "the secret file %s is readable by every user (mode %04o); make it private: chmod o-r %s",
+                     path, (unsigned)(st.st_mode & 07777), path);
+        return NULL;
+    }
+    if (st.st_size > WL_MAX_SECRET) {
+        duet_err_set(err, E2BIG, "the secret file %s is %lld bytes; a secret is at most 1 MiB", path,
+                     (long long)st.st_size);
+        return NULL;
+    }
+    char *buf = duet_read_fd(fd, WL_MAX_SECRET, len, path, err);
+    if (!buf && err->code == E2BIG)
+        duet_err_set(err, E2BIG, "the secret file %s grew past 1 MiB as it was read; a secret is at most 1 MiB", path);
+    return buf;
 }

@@ -116,6 +116,19 @@ struct wl_secret {
 /* A secret's name: 1 to 63 letters, digits, '.', '_' and '-', starting
  * with a letter or digit (it becomes a file name, in /run/secrets and in
  * duetd's state directory). */
+/* A sealed value's version (duetd's state, docs/secrets.md): 64
+ * lower-case hex digits, an HMAC-SHA256.  It names a file too. */
+#define WL_SECRET_VERSION_HEX 64
+static inline bool wl_secret_version_valid(const char *s, size_t n)
+{
+    if (n != WL_SECRET_VERSION_HEX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
 static inline bool wl_secret_name_valid(const char *s, size_t n)
 {
     if (n == 0 || n > 63)
@@ -128,6 +141,13 @@ static inline bool wl_secret_name_valid(const char *s, size_t n)
     }
     return true;
 }
+
+/* A secret's value from the file at path (spec.secrets[].file, env
+ * {secretFile}, duet secret set --from-file): a regular file that not
+ * every user may read, at most WL_MAX_SECRET bytes.  malloc'd (the caller
+ * wipes and frees it), or NULL with err naming the file and the fix. */
+struct duet_err;
+char *wl_secret_file_read(const char *path, size_t *len, struct duet_err *err);
 
 struct workload_spec {
     const char *name;

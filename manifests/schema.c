@@ -1187,31 +1187,11 @@ static void conv_deps(struct conv *c, struct workload_spec *w, const struct ynod
 static bool read_secret_file(struct conv *c, const struct ynode *n, const char *field, const char *path, bool env,
                              struct wl_secret *out)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        cerr(c, n, "%s: the secret file %s cannot be read: %s", field, path, strerror(errno));
-        return false;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cerr(c, n, "%s: the secret file %s is not a regular file", field, path);
-        return false;
-    }
-    if (st.st_mode & S_IROTH) {
-        cerr(c, n, "%s: the secret file %s is readable by every user (mode %04o); make it private: chmod o-r %s", field,
-             path, (unsigned)(st.st_mode & 07777), path);
-        return false;
-    }
-    if (st.st_size > WL_MAX_SECRET) {
-        cerr(c, n, "%s: the secret file %s is %lld bytes; a secret is at most 1 MiB", field, path,
-             (long long)st.st_size);
-        return false;
-    }
     struct duet_err err = {0};
     size_t len = 0;
-    _cleanup_free_ char *buf = duet_read_fd(fd, WL_MAX_SECRET, &len, path, &err);
+    _cleanup_free_ char *buf = wl_secret_file_read(path, &len, &err);
     if (!buf) {
-        cerr(c, n, "%s: %s%s", field, err.msg, err.code == E2BIG ? " (a secret is at most 1 MiB)" : "");
+        cerr(c, n, "%s: %s", field, err.msg);
         return false;
     }
     if (env) {
@@ -1243,10 +1223,7 @@ static bool get_secret_version(struct conv *c, const struct ynode *map, const ch
     }
     if (!want_scalar(c, v, field, "a version"))
         return false;
-    bool ok = v->n == 64;
-    for (size_t i = 0; ok && i < v->n; i++)
-        ok = (v->str[i] >= '0' && v->str[i] <= '9') || (v->str[i] >= 'a' && v->str[i] <= 'f');
-    if (!ok) {
+    if (!wl_secret_version_valid(v->str, v->n)) {
         cerr(c, v, "%s: version is not 64 hex digits", field);
         return false;
     }

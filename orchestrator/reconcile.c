@@ -34,8 +34,9 @@ static struct driver *drv_of(struct wl *w, enum backend_kind k)
 static void inst_clear(struct wl *w)
 {
     /* An instance that ran with secrets an older spec had leaves their
-     * seals unused: removed now, not at the next apply. */
-    bool seals = w->inst_spec && w->inst_spec->n_secrets;
+     * seals unused: removed now, not at the next apply.  One of the spec
+     * the workload has now leaves nothing unused. */
+    bool seals = w->inst_spec && w->inst_spec->n_secrets && w->inst_grp != w->grp;
     w->inst = NULL;
     if (w->inst_grp)
         spec_group_unref(w->inst_grp);

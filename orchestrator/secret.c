@@ -41,17 +41,6 @@ static void wipe_free(char *p, size_t len)
     }
 }
 
-static bool version_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n != SECRET_VERSION_HEX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* name written whole under dirfd, 0600, or not at all. */
 static int write_whole(int dirfd, const char *dir, const char *name, const void *data, size_t len,
                        struct duet_err *err)
@@ -177,7 +166,7 @@ void secret_store_free(struct secret_store *s)
     free(s);
 }
 
-static void version_of(const struct secret_store *s, const void *value, size_t len, char out[SECRET_VERSION_HEX + 1])
+static void version_of(const struct secret_store *s, const void *value, size_t len, char out[WL_SECRET_VERSION_HEX + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
@@ -204,7 +193,7 @@ static void seal_one(struct secret_store *s, struct manifest_set *set, const str
     const struct src_pos *p = &x->pos;
     const char *label = x->env ? x->env : x->name;
     if (x->value) {
-        char v[SECRET_VERSION_HEX + 1];
+        char v[WL_SECRET_VERSION_HEX + 1];
         version_of(s, x->value, x->len, v);
         struct duet_err err = {0};
         if (write && seal_value(s, v, x->value, x->len, &err) < 0) {
@@ -241,7 +230,7 @@ static void seal_one(struct secret_store *s, struct manifest_set *set, const str
                  "(spec.secrets)",
                  w->name, x->name, x->env);
     } else {
-        char v[SECRET_VERSION_HEX + 1];
+        char v[WL_SECRET_VERSION_HEX + 1];
         version_of(s, val, len, v);
         if (write && seal_value(s, v, val, len, &err) < 0)
             diag_add(&set->diags, p->file, p->line, p->col, "%s: secret %s cannot be kept: %s", w->name, x->name,
@@ -278,7 +267,7 @@ int secret_store_fill(struct secret_store *s, struct arena *a, struct workload_s
         const struct wl_secret *x = &r->secrets[i];
         const char *label = x->env ? x->env : x->name;
         sec[i] = *x;
-        if (!x->version || !version_valid(x->version))
+        if (!x->version || !wl_secret_version_valid(x->version, strlen(x->version)))
             return duet_err_set(err, EINVAL, "workload %s: secret %s was never sealed; apply its manifest again",
                                 r->name, label);
         size_t len = 0;
@@ -398,7 +387,8 @@ void secret_store_gc(struct secret_store *s, const struct strmap *keep)
     }
     struct dirent *de;
     while ((de = readdir(dir)))
-        if ((version_valid(de->d_name) && !strmap_get(keep, de->d_name)) || strncmp(de->d_name, ".tmp-", 5) == 0)
+        if ((wl_secret_version_valid(de->d_name, strlen(de->d_name)) && !strmap_get(keep, de->d_name)) ||
+            strncmp(de->d_name, ".tmp-", 5) == 0)
             unlinkat(s->sealed_fd, de->d_name, 0);
     closedir(dir);
 }

@@ -32,8 +32,6 @@
 #include "common/strmap.h"
 #include "manifests/manifest.h"
 
-#define SECRET_VERSION_HEX 64
-
 struct secret_store;
 
 struct secret_info {

@@ -286,17 +286,6 @@ static int send_bytes(struct vm_agent *a, uint8_t *data, size_t len)
     return rc;
 }
 
-static void send_kill(struct vm_agent *a, uint16_t id)
-{
-    if (a->state != CONN_UP)
-        return;
-    uint8_t *h = malloc(VM_AGENT_HDR);
-    if (!h)
-        abort();
-    vm_agent_hdr_put(h, VM_AGENT_KILL, id, 0);
-    send_bytes(a, h, VM_AGENT_HDR);
-}
-
 /* ---- an 'X' command's input and output ----------------------------------------------------- */
 
 static void send_frame(struct vm_agent *a, uint8_t type, uint16_t id, const void *data, uint32_t len)
@@ -618,7 +607,7 @@ static void on_timeout(uv_timer_t *t)
         return;
     }
     c->killed = true;
-    send_kill(c->a, c->id);
+    send_frame(c->a, VM_AGENT_KILL, c->id, NULL, 0);
     uv_timer_start(&c->timer, on_timeout, VM_AGENT_KILL_GRACE_MS, 0);
 }
 

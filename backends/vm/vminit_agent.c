@@ -152,11 +152,11 @@ static void send_frame(struct agent *a, uint8_t type, uint16_t id, const void *d
         a->mute = true;   /* until SIGIO says something changed */
 }
 
-static void send_status(struct agent *a, uint16_t id, int status)
+static void send_u32(struct agent *a, uint8_t type, uint16_t id, uint32_t v)
 {
     uint8_t b[4];
-    vm_agent_u32_put(b, (uint32_t)status);
-    send_frame(a, VM_AGENT_STATUS, id, b, 4);
+    vm_agent_u32_put(b, v);
+    send_frame(a, type, id, b, 4);
 }
 
 static void exec_close_fd(struct agent_exec *x, int which)
@@ -183,7 +183,7 @@ static void exec_maybe_done(struct agent *a, struct agent_exec *x)
         return;
     exec_close_input(x);
     if (!x->lost)
-        send_status(a, x->id, x->status);
+        send_u32(a, VM_AGENT_STATUS, x->id, (uint32_t)x->status);
     x->used = false;
 }
 
@@ -207,7 +207,7 @@ static void host_gone(struct agent *a)
 static void refuse(struct agent *a, uint16_t id, const char *why)
 {
     send_frame(a, VM_AGENT_ERR, id, why, (uint32_t)strlen(why));
-    send_status(a, id, -1);
+    send_u32(a, VM_AGENT_STATUS, id, (uint32_t)-1);
 }
 
 /* A terminal: the master (non-blocking) in *master, the command's end in
@@ -337,13 +337,6 @@ static struct agent_exec *exec_of(struct agent *a, uint16_t id)
         if (a->ex[i].used && !a->ex[i].lost && a->ex[i].id == id)
             return &a->ex[i];
     return NULL;
-}
-
-static void send_u32(struct agent *a, uint8_t type, uint16_t id, uint32_t v)
-{
-    uint8_t b[4];
-    vm_agent_u32_put(b, v);
-    send_frame(a, type, id, b, 4);
 }
 
 /* Writes what the command will take of its input, and says how much. */

@@ -263,7 +263,7 @@ Test(secrets, the_store_seals_what_specs_use_and_fills_runs_from_the_seals)
     char *t = specjson_text(w);
     cr_expect(!strstr(t, VALUE), "%s", t);
     free(t);
-    char v0[SECRET_VERSION_HEX + 1];
+    char v0[WL_SECRET_VERSION_HEX + 1];
     snprintf(v0, sizeof(v0), "%s", w->secrets[0].version);
     secret_store_free(st);
     st = store_open();
