@@ -149,6 +149,12 @@ static inline bool wl_secret_name_valid(const char *s, size_t n)
 struct duet_err;
 char *wl_secret_file_read(const char *path, size_t *len, struct duet_err *err);
 
+enum wl_attach {
+    WL_ATTACH_NONE,
+    WL_ATTACH_PIPES,           /* its stdin, stdout and stderr the caller's */
+    WL_ATTACH_TTY,             /* a terminal of its own, the caller's to type into and see */
+};
+
 struct workload_spec {
     const char *name;
     struct src_pos pos;        /* the document */
@@ -201,6 +207,11 @@ struct workload_spec {
      * manifest field: an OCI image's StopSignal, set in the spec the
      * workload runs from (orchestrator/image.c). */
     int stop_signal;
+    /* Its command attached to its caller (duet run -i/-t).  Not a manifest
+     * field: the daemon sets it in an attached run's own spec, which is
+     * never stored; a backend that cannot attach it is ruled out
+     * (scheduler), and a VM's init learns it from its initramfs. */
+    enum wl_attach attach;
 
     struct {
         double cpus;

@@ -694,7 +694,9 @@ static void run_workload(struct daemon *d, struct manifest_set *set, bool rm, co
         manifest_set_free(set);
         return;
     }
-    struct plan *plan = attach ? plan_new_attached(set, &d->host) : plan_new(set, &d->host);
+    if (attach)
+        set->workloads[0]->attach = attach->tty ? WL_ATTACH_TTY : WL_ATTACH_PIPES;
+    struct plan *plan = plan_new(set, &d->host);
     const struct placement *pl = &plan->items[0];
     if (!pl->placed) {
         r->status = APPLY_UNPLACEABLE;

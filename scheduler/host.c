@@ -25,6 +25,7 @@ void host_info_from_spec(struct host_info *h, const struct host_spec *spec)
     vm->available = spec->vm_available;
     vm->kvm = spec->vm_kvm;
     vm->guest_kernel = spec->vm_guest_kernel;
+    vm->attach = true;
     vm->virtiofs = vm->guest_virtiofs = spec->vm_virtiofs;
     vm->start_ms = vm->kvm ? DRIVER_EST_VM_START_KVM_MS : DRIVER_EST_VM_START_TCG_MS;
     vm->memory_overhead = vm->kvm ? DRIVER_EST_VM_OVERHEAD_KVM : DRIVER_EST_VM_OVERHEAD_TCG;

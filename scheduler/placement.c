@@ -48,8 +48,8 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     const struct driver_caps *caps = &pl->host->backend[b];
     struct arena *a = &pl->arena;
     uint64_t budget = w->needs.start_within_ms;
-    if (pl->attached && caps->available && !caps->attach)
-        return arena_printf(a, "duet run -i/-t attaches to the command of a container, not of a %s",
+    if (w->attach && caps->available && !caps->attach)
+        return arena_printf(a, "duet run -i/-t cannot attach to the command of a %s on this host",
                             backend_kind_name(b));
     if (b == BACKEND_CONTAINER) {
         if (!caps->available)
@@ -73,6 +73,9 @@ static const char *ruled_out_static(struct plan *pl, const struct workload_spec 
     }
     if (!caps->available)
         return arena_printf(a, "the VM backend is unavailable on this host: %s", caps->unavailable_reason);
+    if (w->attach && (w->image.disk || w->image.kernel))
+        return "duet run -i/-t attaches to a command duet-vminit runs, and a VM booting its own disk image or "
+               "kernel runs none";
     /* Never accepted and dropped: a VM that ran without its volumes would
      * write the user's data into its own disk. */
     if (w->n_volumes && !caps->virtiofs)
@@ -322,12 +325,11 @@ static int by_order(const void *a, const void *b, void *ctx)
     return x < y ? -1 : (x > y);
 }
 
-static struct plan *plan_build(const struct manifest_set *set, const struct host_info *host, bool attached)
+struct plan *plan_new(const struct manifest_set *set, const struct host_info *host)
 {
     struct plan *pl = calloc(1, sizeof(*pl));
     if (!pl)
         abort();
-    pl->attached = attached;
     arena_init(&pl->arena);
     pl->host = host;
     pl->cpu_capacity = host_cpu_capacity(host);
@@ -362,16 +364,6 @@ static struct plan *plan_build(const struct manifest_set *set, const struct host
     free(order);
     free(sorted);
     return pl;
-}
-
-struct plan *plan_new(const struct manifest_set *set, const struct host_info *host)
-{
-    return plan_build(set, host, false);
-}
-
-struct plan *plan_new_attached(const struct manifest_set *set, const struct host_info *host)
-{
-    return plan_build(set, host, true);
 }
 
 void plan_free(struct plan *p)

@@ -54,7 +54,6 @@ struct placement {
 
 struct plan {
     struct arena arena;                        /* reason strings */
-    bool attached;                             /* duet run -i/-t: its command is attached to the caller */
     struct placement *items;                   /* in start order, then manifest order */
     size_t n, n_unplaceable;
     const struct host_info *host;              /* borrowed */
@@ -64,9 +63,6 @@ struct plan {
 
 /* set must be valid (no diagnostics); host is borrowed for the plan's life. */
 struct plan *plan_new(const struct manifest_set *set, const struct host_info *host);
-/* plan_new for workloads whose commands are attached to their caller
- * (duet run -i/-t): a backend that cannot attach them is ruled out. */
-struct plan *plan_new_attached(const struct manifest_set *set, const struct host_info *host);
 void plan_free(struct plan *p);
 
 /* What a workload costs on a backend: a VM whole vCPUs and its memory plus

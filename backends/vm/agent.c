@@ -106,6 +106,7 @@ struct cmd {
     bool ended;
     /* an 'X' command */
     bool io, started;          /* started: its request went */
+    bool attach;               /* an 'A': the workload's own command, let go of, never killed */
     int in_fd, ctl_fd;
     uv_poll_t in_poll, ctl_poll;
     bool in_polling, in_done, ctl_open;
@@ -359,6 +360,12 @@ static void on_ctl(uv_poll_t *h, int status, int events)
     if (status == 0 && n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     uv_poll_stop(&c->ctl_poll);
+    if (c->attach) {
+        /* The workload runs on without its client. */
+        send_frame(c->a, VM_AGENT_DETACH, c->id, NULL, 0);
+        cmd_end(c, -1, NULL);
+        return;
+    }
     if (!c->killed) {
         uv_timer_stop(&c->timer);
         on_timeout(&c->timer);
@@ -476,6 +483,8 @@ static bool on_frame(void *opaque, uint8_t type, uint16_t id, const uint8_t *dat
         int32_t st = (int32_t)vm_agent_u32_get(data);
         /* A status is 0..255, 128+N for a signal, or -1. */
         st = st >= -1 && st <= 255 + 128 ? (int)st : -1;
+        if (c->attach)
+            send_frame(a, VM_AGENT_DETACH, id, NULL, 0);   /* the guest may power off: we have it */
         if (c->io && (c->q[0].head || c->q[1].head)) {
             c->status_held = true;   /* after its output */
             c->status = st;
@@ -611,15 +620,17 @@ static void on_timeout(uv_timer_t *t)
     uv_timer_start(&c->timer, on_timeout, VM_AGENT_KILL_GRACE_MS, 0);
 }
 
-/* The command's request, queued or sent; io: an 'X' command's ends. */
+/* The command's request, queued or sent; io: an 'X' command's ends;
+ * argv NULL with io: an 'A', the workload's own command. */
 static int cmd_start(struct vm_agent *a, const char *const *argv, int out_fd, int err_fd,
                      const struct driver_exec_io *io, uint64_t timeout_ms, vm_agent_exited_cb exited, void *opaque,
                      struct duet_err *err)
 {
-    if (!argv || !argv[0] || !argv[0][0])
+    bool attach = io && !argv;
+    if (!attach && (!argv || !argv[0] || !argv[0][0]))
         return duet_err_set(err, EINVAL, "VM %s: exec needs a command", a->name);
     size_t len = 0, count = 0;
-    for (const char *const *p = argv; *p; p++, count++)
+    for (const char *const *p = argv; p && *p; p++, count++)
         len += strlen(*p) + 1;
     if (len > VM_AGENT_REQ_MAX - VM_AGENT_IO_HEAD)
         return duet_err_set(err, E2BIG,
@@ -640,7 +651,8 @@ static int cmd_start(struct vm_agent *a, const char *const *argv, int out_fd, in
     uint8_t *frame = malloc(VM_AGENT_HDR + head + len);
     if (!c || !frame)
         abort();
-    vm_agent_hdr_put(frame, io ? VM_AGENT_RUN_IO : VM_AGENT_RUN, id, (uint32_t)(head + len));
+    vm_agent_hdr_put(frame, attach ? VM_AGENT_ATTACH : io ? VM_AGENT_RUN_IO : VM_AGENT_RUN, id,
+                     (uint32_t)(head + len));
     uint8_t *p = frame + VM_AGENT_HDR;
     if (io) {
         *p++ = io->tty ? VM_AGENT_IO_TTY : 0;
@@ -650,7 +662,7 @@ static int cmd_start(struct vm_agent *a, const char *const *argv, int out_fd, in
         *p++ = (uint8_t)(io->cols >> 8);
         *p++ = (uint8_t)io->cols;
     }
-    for (const char *const *s = argv; *s; s++) {
+    for (const char *const *s = argv; s && *s; s++) {
         size_t n = strlen(*s) + 1;
         memcpy(p, *s, n);
         p += n;
@@ -667,6 +679,7 @@ static int cmd_start(struct vm_agent *a, const char *const *argv, int out_fd, in
     c->handles = 1;
     if (io) {
         c->io = true;
+        c->attach = attach;
         c->in_fd = io->in_fd;
         c->ctl_fd = io->ctl_fd;
         c->in_credit = VM_AGENT_WINDOW;
@@ -729,6 +742,12 @@ int vm_agent_exec_io(struct vm_agent *a, const char *const *argv, const struct d
                      uint64_t timeout_ms, vm_agent_exited_cb exited, void *opaque, struct duet_err *err)
 {
     return cmd_start(a, argv, io->out_fd, io->err_fd, io, timeout_ms, exited, opaque, err);
+}
+
+int vm_agent_attach(struct vm_agent *a, const struct driver_exec_io *io, vm_agent_exited_cb exited, void *opaque,
+                    struct duet_err *err)
+{
+    return cmd_start(a, NULL, io->out_fd, io->err_fd, io, 0, exited, opaque, err);
 }
 
 void vm_agent_free(struct vm_agent *a, const char *why)

@@ -61,6 +61,14 @@ struct driver_exec_io;
 int vm_agent_exec_io(struct vm_agent *a, const char *const *argv, const struct driver_exec_io *io,
                      uint64_t timeout_ms, vm_agent_exited_cb exited, void *opaque, struct duet_err *err);
 
+/* duet run -i/-t: attaches io to the workload's own command, which
+ * duet-vminit started attached (agent_proto.h 'A'), as exec_io attaches a
+ * command: input, resizes, output within the windows.  The end of ctl_fd
+ * lets go of it (it runs on); its status comes to exited after all its
+ * output, and is acknowledged so the guest may power off. */
+int vm_agent_attach(struct vm_agent *a, const struct driver_exec_io *io, vm_agent_exited_cb exited, void *opaque,
+                    struct duet_err *err);
+
 /* The reader of frames from the guest, exposed for its tests. */
 struct vm_agent_rx {
     uint8_t hdr[VM_AGENT_HDR];

@@ -22,7 +22,14 @@
  *                 'c' its input has ended (empty);
  *                 'w' its terminal's new size: rows, cols (4 bytes);
  *                 'g' the host took this much more of its output (4 bytes);
- *                 'k' kill the command and all it started (empty).
+ *                 'k' kill the command and all it started (empty);
+ *                 'A' attach to the workload's own command (duet run
+ *                     -i/-t, started by duet-vminit with "attach" in its
+ *                     spec) as this id: the 6-byte head of 'X' alone; it
+ *                     is then an 'X' command in all but its start;
+ *                 'd' let go of it (the client went: it runs on, its
+ *                     output to the console alone), or after its status:
+ *                     the host has it (empty).
  * guest to host:  'o', 'e' output on its stdout, stderr: 1 to
  *                     VM_AGENT_DATA_MAX bytes; for an 'X' command never
  *                     more in all than the host granted plus
@@ -71,6 +78,8 @@ enum {
     VM_AGENT_WINSIZE = 'w',
     VM_AGENT_GRANT = 'g',
     VM_AGENT_KILL = 'k',
+    VM_AGENT_ATTACH = 'A',
+    VM_AGENT_DETACH = 'd',
     VM_AGENT_OUT = 'o',
     VM_AGENT_ERR = 'e',
     VM_AGENT_ACK = 'a',

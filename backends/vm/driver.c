@@ -120,6 +120,13 @@ struct driver_instance {
     int stop_detail;
     struct vm_agent *agent;             /* rootfs VMs: made at the first exec */
     struct vm_qga_exec *qga;            /* disk VMs: commands through the QEMU guest agent */
+    /* duet run -i/-t (vm_attach): copies of the caller's ends, handed to
+     * the agent once the guest runs; the workload's exit is held back
+     * until the agent has its last output (exit_held). */
+    int attach_fds[4];
+    bool attach_tty, attach_pending, attach_running, freeing;
+    bool exit_held;
+    int held_code, held_sig;
 };
 
 enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_DESTROY, OP_RECOVER, OP_PAUSE, OP_STATS };
@@ -1197,6 +1204,14 @@ static void report_exit(struct driver_instance *inst, int code, int sig)
 {
     if (inst->core.exit_reported)
         return;
+    if (inst->attach_running && !inst->freeing) {
+        /* Its end comes after the last of its output, which the agent
+         * still relays (attach_ended reports it). */
+        inst->exit_held = true;
+        inst->held_code = code;
+        inst->held_sig = sig;
+        return;
+    }
     inst->core.status.exit_code = code;
     inst->core.status.term_signal = sig;
     inst->core.status.exited_at_ms = clock_wall_ms();
@@ -1369,12 +1384,67 @@ static void unlink_instance(struct driver_instance *inst)
         }
 }
 
+static void attach_close(struct driver_instance *inst)
+{
+    if (!inst->attach_pending && !inst->attach_running)
+        return;
+    inst->attach_pending = inst->attach_running = false;
+    for (int i = 0; i < 4; i++)
+        close(inst->attach_fds[i]);
+}
+
 static void instance_free(struct driver_instance *inst)
 {
+    inst->freeing = true;
     vm_agent_free(inst->agent, "the VM was stopped before the command ended");
+    attach_close(inst);
     vm_qga_cancel_all(&inst->qga, "the VM was stopped before the command ended");
     unlink_instance(inst);
     free(inst);
+}
+
+/* The agent has the workload's last output and status, or let go of it:
+ * its end may be reported now. */
+static void attach_ended(void *opaque, int status)
+{
+    (void)status;   /* the workload's status is the guest's status file's */
+    struct driver_instance *inst = opaque;
+    if (!inst->attach_running)
+        return;
+    attach_close(inst);
+    if (inst->exit_held && !inst->freeing) {
+        inst->exit_held = false;
+        report_exit(inst, inst->held_code, inst->held_sig);
+    }
+}
+
+static struct vm_agent *agent_of(struct driver_instance *inst)
+{
+    if (!inst->agent) {
+        char path[PATH_MAX];
+        inst_path(inst, VM_AGENT_SOCKET, path, sizeof(path));
+        inst->agent = vm_agent_new(priv(inst->core.drv)->loop, path, inst->core.spec->name);
+    }
+    return inst->agent;
+}
+
+/* The guest runs: the caller's ends go to its agent, which attaches them
+ * to the command duet-vminit holds for it. */
+static void attach_begin(struct driver_instance *inst)
+{
+    struct driver_exec_io io = {.in_fd = inst->attach_fds[0], .out_fd = inst->attach_fds[1],
+                                .err_fd = inst->attach_fds[2], .ctl_fd = inst->attach_fds[3],
+                                .tty = inst->attach_tty};
+    struct duet_err err = {0};
+    inst->attach_pending = false;
+    inst->attach_running = true;
+    if (vm_agent_attach(agent_of(inst), &io, attach_ended, inst, &err) < 0) {
+        char msg[DUET_ERR_MSG_MAX + 16];
+        int n = snprintf(msg, sizeof(msg), "duet: %s\n", err.msg);
+        ssize_t w = write(inst->attach_tty ? io.out_fd : io.err_fd, msg, (size_t)n);
+        (void)w;   /* the caller's, which may be gone */
+        attach_close(inst);
+    }
 }
 
 /* What a completed operation means for the instance (instance.h decides
@@ -1395,6 +1465,8 @@ static bool on_finish(struct inst_op *b)
             inst->core.exit_reported = false;
             inst->qemu_pid = qemu_pid_of(inst);
             inst->qemu_reaped = false;
+            if (inst->attach_pending)
+                attach_begin(inst);
             /* An exit that came before this callback (a guest faster than
              * the pool's reply) was kept aside: report it now. */
             if (op->fell_back) {
@@ -2013,12 +2085,7 @@ static int vm_exec(struct driver *drv, struct driver_instance *inst, const char 
         virConnectClose(c);
         return rc;
     }
-    if (!inst->agent) {
-        char path[PATH_MAX];
-        inst_path(inst, VM_AGENT_SOCKET, path, sizeof(path));
-        inst->agent = vm_agent_new(priv(drv)->loop, path, inst->core.spec->name);
-    }
-    return vm_agent_exec(inst->agent, argv, out_fd, err_fd, timeout_ms, exited, opaque, err);
+    return vm_agent_exec(agent_of(inst), argv, out_fd, err_fd, timeout_ms, exited, opaque, err);
 }
 
 /* duet exec -i, -t: through duet-vminit's agent only (a rootfs or OCI VM);
@@ -2037,12 +2104,35 @@ static int vm_exec_io(struct driver *drv, struct driver_instance *inst, const ch
                             "VM %s boots a disk image, whose guest agent (qemu-guest-agent) runs commands without "
                             "input or a terminal; run duet exec without -i and -t, or ssh into it",
                             inst->core.spec->name);
-    if (!inst->agent) {
-        char path[PATH_MAX];
-        inst_path(inst, VM_AGENT_SOCKET, path, sizeof(path));
-        inst->agent = vm_agent_new(priv(drv)->loop, path, inst->core.spec->name);
+    return vm_agent_exec_io(agent_of(inst), argv, io, timeout_ms, exited, opaque, err);
+}
+
+/* duet run -i/-t: a rootfs or OCI VM whose duet-vminit was told to hold
+ * its command for the caller ("attach" in its spec, from spec->attach). */
+static int vm_attach(struct driver *drv, struct driver_instance *inst, const struct driver_exec_io *io,
+                     struct duet_err *err)
+{
+    (void)drv;
+    const struct workload_spec *w = inst->core.spec;
+    if (!w->attach || w->image.disk || w->image.kernel)
+        return duet_err_set(err, ENOTSUP,
+                            "VM %s: only a command duet-vminit runs, started for duet run -i/-t, can be attached",
+                            w->name);
+    if (inst->core.status.state != DRIVER_STATE_CREATED || inst->attach_pending || inst->attach_running)
+        return duet_err_set(err, EINVAL, "VM %s: only a VM not started yet can be attached", w->name);
+    int src[4] = {io->in_fd, io->out_fd, io->err_fd, io->ctl_fd};
+    for (int i = 0; i < 4; i++) {
+        inst->attach_fds[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3);
+        if (inst->attach_fds[i] < 0) {
+            duet_err_sys(err, "VM %s: cannot keep its caller's ends", w->name);
+            while (i-- > 0)
+                close(inst->attach_fds[i]);
+            return -1;
+        }
     }
-    return vm_agent_exec_io(inst->agent, argv, io, timeout_ms, exited, opaque, err);
+    inst->attach_tty = io->tty;
+    inst->attach_pending = true;
+    return 0;
 }
 
 void vm_driver_set_console_max(struct driver *drv, uint64_t bytes)
@@ -2113,6 +2203,7 @@ struct driver *vm_driver_new(const struct vm_driver_options *opt)
         .pause = vm_pause,
         .exec = vm_exec,
         .exec_io = vm_exec_io,
+        .attach = vm_attach,
         .exec_supported = vm_exec_supported,
         .netns = vm_netns,
         .priv = p,

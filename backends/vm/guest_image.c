@@ -542,6 +542,8 @@ int vm_workload_initrd(const char *base, const struct workload_spec *w, const st
     kv(s, "root", "/dev/vda");
     if (w->stop_signal)
         fprintf(s, "stopsignal%c%d%c", 0, w->stop_signal, 0);
+    if (w->attach)
+        kv(s, "attach", w->attach == WL_ATTACH_TTY ? "tty" : "pipes");
     /* Volume i is the virtiofs tag duet<i> (virtiofs.h): "TAG,ro|rw,TARGET" */
     for (size_t i = 0; i < w->n_volumes; i++)
         fprintf(s, "fs%c" VM_VIRTIOFS_TAG_PREFIX "%zu,%s,%s%c", 0, i, w->volumes[i].read_only ? "ro" : "rw",

@@ -219,6 +219,7 @@ int vm_backend_probe(const char *uri, const char *guest_kernel, struct driver_ca
         uri = VM_DEFAULT_URI;
     snprintf(caps->uri, sizeof(caps->uri), "%s", uri);
     caps->kvm = vm_kvm_usable();
+    caps->attach = true;   /* through duet-vminit: a rootfs or OCI image (placement.c) */
     caps->start_ms = caps->kvm ? DRIVER_EST_VM_START_KVM_MS : DRIVER_EST_VM_START_TCG_MS;
     caps->memory_overhead = caps->kvm ? DRIVER_EST_VM_OVERHEAD_KVM : DRIVER_EST_VM_OVERHEAD_TCG;
     caps->memory_floor = VM_MEMORY_FLOOR;

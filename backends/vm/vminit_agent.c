@@ -23,6 +23,15 @@
  * not read and the command blocks on its writes, as on a slow terminal.
  * A terminal is a pty of the guest's own devpts (/dev/pts/ptmx); the
  * command gets its other end as its controlling terminal.
+ *
+ * The workload's own command (duet run -i/-t) is a command of the agent's
+ * too, one it started itself: made like an 'X' command, its output held
+ * until the host attaches ('A', at most ATTACH_HOLD_MS), then relayed as
+ * an 'X' command's is, and copied to the console (its log) all along.
+ * When the host goes or detaches ('d') it runs on, its input ended and
+ * its output into the console alone: it is never killed for its host.
+ * Its status is the host's last word from it, which the host
+ * acknowledges ('d' again) before the guest powers off.
  */
 #include "vminit_agent.h"
 
@@ -35,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -42,6 +52,8 @@
 
 #define PORT_LOOK_MS 100
 #define PORT_LOOK_TRIES 100          /* ten seconds after boot */
+#define ATTACH_HOLD_MS 30000         /* an attached command waits this long for its host */
+#define ACK_WAIT_MS 2000             /* for the host to say it has the attached command's status */
 
 static int find_port(void)
 {
@@ -77,19 +89,41 @@ static int find_port(void)
     return fd;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void agent_init(struct agent *a, agent_run_fn run, void *ctx, const sigset_t *child_mask)
 {
     memset(a, 0, sizeof(*a));
     a->run = run;
     a->run_ctx = ctx;
     a->child_mask = *child_mask;
+    a->main_slot = -1;
     a->port = find_port();
     a->connected = a->port >= 0;   /* poll says at once if it is not */
 }
 
 int agent_timeout(const struct agent *a)
 {
-    return a->port < 0 && a->looked < PORT_LOOK_TRIES ? PORT_LOOK_MS : -1;
+    int t = a->port < 0 && a->looked < PORT_LOOK_TRIES ? PORT_LOOK_MS : -1;
+    const struct agent_exec *m = a->main_slot >= 0 ? &a->ex[a->main_slot] : NULL;
+    if (m && m->used && m->main && !m->attached && !m->detached) {
+        uint64_t now = now_ms();
+        int left = a->hold_until > now ? (int)(a->hold_until - now) : 0;
+        if (t < 0 || left < t)
+            t = left;
+    }
+    if (a->main_told && !a->main_acked) {
+        uint64_t now = now_ms();
+        int left = a->ack_until > now ? (int)(a->ack_until - now) : 0;
+        if (t < 0 || left < t)
+            t = left;
+    }
+    return t;
 }
 
 void agent_tick(struct agent *a)
@@ -107,13 +141,6 @@ void agent_sigio(struct agent *a)
         a->connected = true;
         a->mute = false;
     }
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* A port whose host has not been seen connected yet polls as hung up
@@ -184,7 +211,23 @@ static void exec_maybe_done(struct agent *a, struct agent_exec *x)
     exec_close_input(x);
     if (!x->lost)
         send_u32(a, VM_AGENT_STATUS, x->id, (uint32_t)x->status);
+    if (x->main) {
+        a->main_slot = -1;
+        a->main_ended = true;
+        a->main_told = !x->lost;
+        a->main_id = x->id;
+        a->ack_until = now_ms() + ACK_WAIT_MS;
+    }
     x->used = false;
+}
+
+/* The attached command runs on without its host. */
+static void main_detach(struct agent_exec *x)
+{
+    x->attached = false;
+    x->detached = true;
+    x->lost = true;
+    exec_close_input(x);
 }
 
 /* The host is gone: its commands are killed, their answers dropped. */
@@ -198,10 +241,15 @@ static void host_gone(struct agent *a)
         struct agent_exec *x = &a->ex[i];
         if (!x->used)
             continue;
+        if (x->main) {
+            main_detach(x);
+            continue;
+        }
         x->lost = true;
         if (!x->reaped)
             kill(-x->pid, SIGKILL);
     }
+    a->main_acked = true;   /* nobody is left to say so */
 }
 
 static void refuse(struct agent *a, uint16_t id, const char *why)
@@ -334,9 +382,49 @@ static void run_command(struct agent *a, uint16_t id, uint8_t *payload, uint32_t
 static struct agent_exec *exec_of(struct agent *a, uint16_t id)
 {
     for (int i = 0; i < AGENT_MAX_EXECS; i++)
-        if (a->ex[i].used && !a->ex[i].lost && a->ex[i].id == id)
+        if (a->ex[i].used && !a->ex[i].lost && a->ex[i].id == id && (!a->ex[i].main || a->ex[i].attached))
             return &a->ex[i];
     return NULL;
+}
+
+static struct agent_exec *main_of(struct agent *a)
+{
+    struct agent_exec *x = a->main_slot >= 0 ? &a->ex[a->main_slot] : NULL;
+    return x && x->used && x->main ? x : NULL;
+}
+
+/* 'A': the host attaches to the workload's command, as id. */
+static void attach_main(struct agent *a, uint16_t id, const uint8_t *head, uint32_t len)
+{
+    struct agent_exec *x = main_of(a);
+    if (len != VM_AGENT_IO_HEAD)
+        return refuse(a, id, "duet-vminit: the attach is malformed\n");
+    if (!x || x->attached || x->detached)
+        return refuse(a, id, "duet-vminit: the workload's command cannot be attached (it was started without duet "
+                             "run -i/-t, runs detached, or is attached already)\n");
+    if (exec_of(a, id))
+        return refuse(a, id, "duet-vminit: a command with this id runs already\n");
+    x->id = id;
+    x->attached = true;
+    x->out_credit = VM_AGENT_WINDOW;
+    unsigned rows = (unsigned)head[2] << 8 | head[3], cols = (unsigned)head[4] << 8 | head[5];
+    if (x->tty && rows && cols && x->fd[0] >= 0) {
+        struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+        ioctl(x->fd[0], TIOCSWINSZ, &ws);
+    }
+}
+
+/* 'd': the host lets go of the workload's command, or says it has its
+ * status. */
+static void detach_main(struct agent *a, uint16_t id)
+{
+    if (a->main_told && id == a->main_id) {
+        a->main_acked = true;
+        return;
+    }
+    struct agent_exec *x = main_of(a);
+    if (x && x->attached && x->id == id)
+        main_detach(x);
 }
 
 /* Writes what the command will take of its input, and says how much. */
@@ -422,7 +510,7 @@ static void kill_command(struct agent *a, uint16_t id)
 {
     for (int i = 0; i < AGENT_MAX_EXECS; i++) {
         struct agent_exec *x = &a->ex[i];
-        if (x->used && !x->lost && x->id == id && !x->reaped)
+        if (x->used && !x->lost && x->id == id && !x->reaped && !x->main)
             kill(-x->pid, SIGKILL);
     }
 }
@@ -441,6 +529,10 @@ static void frame_in(struct agent *a)
         winsize_in(a, a->req_id, a->req, a->req_len);
     else if (a->req_type == VM_AGENT_GRANT)
         grant_in(a, a->req_id, a->req, a->req_len);
+    else if (a->req_type == VM_AGENT_ATTACH)
+        attach_main(a, a->req_id, a->req, a->req_len);
+    else if (a->req_type == VM_AGENT_DETACH)
+        detach_main(a, a->req_id);
     free(a->req);
     a->req = NULL;
     a->hdr_got = 0;
@@ -481,11 +573,27 @@ static bool port_read(struct agent *a)
     }
 }
 
+/* The console (the workload's log) takes all: pid 1 writes it as the
+ * workload itself would. */
+static void console_write(const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(1, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
 static void exec_read(struct agent *a, struct agent_exec *x, int which)
 {
     static uint8_t buf[VM_AGENT_DATA_MAX];
     size_t want = sizeof(buf);
-    if (x->io && x->out_credit < want)
+    bool counted = x->io && !x->detached;
+    if (counted && x->out_credit < want)
         want = x->out_credit;
     if (!want)
         return;
@@ -501,7 +609,9 @@ static void exec_read(struct agent *a, struct agent_exec *x, int which)
         exec_maybe_done(a, x);
         return;
     }
-    if (x->io)
+    if (x->main)
+        console_write(buf, (size_t)n);
+    if (counted)
         x->out_credit -= (uint32_t)n;
     if (!x->lost)
         send_frame(a, which == 0 ? VM_AGENT_OUT : VM_AGENT_ERR, x->id, buf, (uint32_t)n);
@@ -510,6 +620,9 @@ static void exec_read(struct agent *a, struct agent_exec *x, int which)
 int agent_pollfds(struct agent *a, struct pollfd *pfd)
 {
     int n = 0;
+    struct agent_exec *m = main_of(a);
+    if (m && !m->attached && !m->detached && now_ms() >= a->hold_until)
+        main_detach(m);   /* no host came for it */
     if (a->port >= 0 && a->connected) {
         pfd[n] = (struct pollfd){.fd = a->port, .events = POLLIN};
         a->map[n++].slot = -1;
@@ -519,7 +632,7 @@ int agent_pollfds(struct agent *a, struct pollfd *pfd)
         if (!x->used)
             continue;
         for (int w = 0; w < 2; w++)
-            if (x->fd[w] >= 0 && (!x->io || x->out_credit > 0)) {
+            if (x->fd[w] >= 0 && (!x->io || x->out_credit > 0 || x->detached)) {
                 pfd[n] = (struct pollfd){.fd = x->fd[w], .events = POLLIN};
                 a->map[n].slot = i;
                 a->map[n++].which = w;
@@ -581,4 +694,77 @@ bool agent_reaped(struct agent *a, pid_t pid, int wstatus)
         return true;
     }
     return false;
+}
+
+int agent_main_prepare(struct agent *a, bool tty, uid_t uid, gid_t gid, int stdio[3])
+{
+    struct agent_exec *x = NULL;
+    for (int i = 0; i < AGENT_MAX_EXECS && !x; i++)
+        if (!a->ex[i].used) {
+            x = &a->ex[i];
+            a->main_slot = i;
+        }
+    uint8_t *in_buf = malloc(VM_AGENT_WINDOW);
+    if (!x || !in_buf) {
+        free(in_buf);
+        return -1;
+    }
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1};
+    if (tty) {
+        if (open_terminal(&out[0], &out[1], 0, 0) < 0 || (in[1] = fcntl(out[0], F_DUPFD_CLOEXEC, 3)) < 0) {
+            free(in_buf);
+            return -1;
+        }
+        /* Its user's, as login gives one. */
+        if (fchown(out[1], uid, gid) < 0 || fchmod(out[1], 0620) < 0) {
+            /* the command holds it open all the same */
+        }
+        stdio[0] = stdio[1] = stdio[2] = out[1];
+    } else {
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0) {
+            free(in_buf);
+            return -1;
+        }
+        stdio[0] = in[0];
+        stdio[1] = out[1];
+        stdio[2] = err[1];
+        fcntl(out[0], F_SETFL, O_NONBLOCK);
+        fcntl(err[0], F_SETFL, O_NONBLOCK);
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
+    }
+    *x = (struct agent_exec){.used = true, .main = true, .io = true, .tty = tty, .fd = {out[0], err[0]},
+                             .in_fd = in[1], .in_buf = in_buf};
+    return 0;
+}
+
+void agent_main_started(struct agent *a, pid_t pid, int stdio[3])
+{
+    struct agent_exec *x = main_of(a);
+    if (x)
+        x->pid = pid;
+    close(stdio[0]);
+    if (stdio[1] != stdio[0]) {
+        close(stdio[1]);
+        close(stdio[2]);
+    }
+    a->hold_until = now_ms() + ATTACH_HOLD_MS;
+}
+
+void agent_main_reaped(struct agent *a, int status)
+{
+    struct agent_exec *x = main_of(a);
+    if (!x) {
+        a->main_ended = true;
+        return;
+    }
+    x->reaped = true;
+    x->status = status;
+    if (x->tty && x->fd[0] >= 0)
+        exec_read(a, x, 0);
+    exec_maybe_done(a, x);
+}
+
+bool agent_main_done(const struct agent *a)
+{
+    return a->main_ended && (!a->main_told || a->main_acked || now_ms() >= a->ack_until);
 }

@@ -22,6 +22,11 @@
 struct agent_exec {
     bool used;
     bool lost;                /* its host went: nothing more is sent for it */
+    /* The workload's own command, attached (duet run -i/-t): held until
+     * the host attaches ('A'), then relayed; detached when the host goes
+     * or says so ('d'), or when none came in time: its output then goes
+     * to the console alone, which it is copied to all along. */
+    bool main, attached, detached;
     bool reaped;
     uint16_t id;
     pid_t pid;                /* also its process group */
@@ -57,6 +62,13 @@ struct agent {
     agent_run_fn run;
     void *run_ctx;
     sigset_t child_mask;      /* the signal mask a command starts with */
+    int main_slot;            /* the attached workload's command: its ex[] slot, or -1 */
+    uint64_t hold_until;      /* until then its output waits for the host to attach */
+    bool main_ended;          /* its slot is done */
+    bool main_told;           /* the host was sent its status, and ... */
+    bool main_acked;          /* ... said it has it ('d') */
+    uint16_t main_id;
+    uint64_t ack_until;
     /* what each pollfd handed out stands for */
     struct { int slot, which; } map[AGENT_MAX_FDS];
 };
@@ -72,5 +84,16 @@ void agent_tick(struct agent *a);
 void agent_sigio(struct agent *a);
 /* A child other than the workload ended: true when it was a command. */
 bool agent_reaped(struct agent *a, pid_t pid, int wstatus);
+
+/* duet run -i/-t: the workload's own command, attached.  Before its fork:
+ * a terminal (its user's) or pipes; stdio gets the child's stdin, stdout
+ * and stderr.  -1 on failure. */
+int agent_main_prepare(struct agent *a, bool tty, uid_t uid, gid_t gid, int stdio[3]);
+/* After the fork: its pid; the child's ends are closed here. */
+void agent_main_started(struct agent *a, pid_t pid, int stdio[3]);
+/* It ended (status as a shell gives it): the rest of its output follows. */
+void agent_main_reaped(struct agent *a, int status);
+/* Its output is out and the host has its status, or nobody waits for it. */
+bool agent_main_done(const struct agent *a);
 
 #endif

@@ -23,6 +23,11 @@
  *      port duet.agent (duet exec, exec health checks) as the workload's
  *      user, with its env and working directory (vminit_agent.c).
  *
+ * With "attach" in the spec (duet run -i/-t) the command of step 3 runs on
+ * a terminal of the guest's devpts ("tty") or on pipes ("pipes") that the
+ * agent relays to the host once it attaches, its output copied to the
+ * console too; step 5 then waits until the host has the last of it.
+ *
  * "boot" goes to the second port first thing, so the host knows the guest
  * runs even before the workload prints anything.
  *
@@ -30,7 +35,7 @@
  * the host (guest_image.c): arg (repeated, in order), env (KEY=VALUE,
  * repeated), cwd, uid, gid, group (repeated), hostname, root, fs
  * (repeated: "TAG,ro|rw,TARGET"), secret (repeated: "NAME:HEX", a file
- * for /run/secrets, its bytes in hex).
+ * for /run/secrets, its bytes in hex), attach ("tty" or "pipes").
  *
  * Static, and allocating only the spec and the host's commands: it must
  * work in any guest kernel with nothing but a console.
@@ -51,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
@@ -66,6 +72,9 @@
 #define MAX_INPUTS 16
 #define MAX_FS 64
 #define MAX_SECRETS 64
+/* An attached command that ended: how long its last output and status may
+ * take to reach the host before the guest powers off regardless. */
+#define ATTACHED_END_MS 10000
 
 struct spec {
     char *argv[MAX_ARGS + 1];
@@ -81,9 +90,17 @@ struct spec {
     int n_fs;
     char *secrets[MAX_SECRETS];   /* files for /run/secrets: "NAME:HEX" */
     int n_secrets;
+    bool attach, attach_tty;      /* duet run -i/-t */
 };
 
 static int status_fd = -1;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void say(const char *fmt, const char *arg)
 {
@@ -193,6 +210,10 @@ static void parse_spec(struct spec *s, char *buf, size_t len)
             s->secrets[s->n_secrets++] = val;
         else if (!strcmp(key, "stopsignal") && atoi(val) > 0 && atoi(val) < NSIG)
             s->stop_signal = atoi(val);
+        else if (!strcmp(key, "attach")) {
+            s->attach = true;
+            s->attach_tty = !strcmp(val, "tty");
+        }
     }
 }
 
@@ -463,10 +484,15 @@ static void exec_as_workload(const struct spec *s, char **argv)
     _exit(127);
 }
 
-static void run_child(struct spec *s, const sigset_t *old)
+/* stdio: an attached command's ends (agent_main_prepare), or NULL: the
+ * console's. */
+static void run_child(struct spec *s, const sigset_t *old, const int *stdio)
 {
     sigprocmask(SIG_SETMASK, old, NULL);
     setsid();
+    if (stdio && ((s->attach_tty && ioctl(stdio[0], TIOCSCTTY, 0) < 0) || dup2(stdio[0], 0) < 0 ||
+                  dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0))
+        fail("cannot give the workload its terminal or pipes", NULL);
     if (s->hostname)
         sethostname(s->hostname, strlen(s->hostname));
     exec_as_workload(s, NULL);
@@ -542,22 +568,39 @@ int main(void)
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+    static struct agent agent;
+    agent_init(&agent, agent_run, &s, &old);
+    int stdio[3];
+    if (s.attach && agent_main_prepare(&agent, s.attach_tty, s.uid, s.gid, stdio) < 0)
+        fail(s.attach_tty ? "cannot make the workload's terminal" : "cannot make the workload's pipes", NULL);
     pid_t child = fork();
     if (child < 0)
         fail("fork", NULL);
     if (child == 0)
-        run_child(&s, &old);
-
-    static struct agent agent;
-    agent_init(&agent, agent_run, &s, &old);
+        run_child(&s, &old, s.attach ? stdio : NULL);
+    if (s.attach)
+        agent_main_started(&agent, child, stdio);
+    /* An attached command's end waits for the host to have its last
+     * output and status, at most ATTACHED_END_MS. */
+    bool ending = false;
+    int end_status = 0;
+    uint64_t end_by = 0;
     struct pollfd pfd[MAX_INPUTS + 1 + AGENT_MAX_FDS];
     pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
     for (int i = 0; i < n_inputs; i++)
         pfd[i + 1] = (struct pollfd){.fd = inputs[i], .events = POLLIN};
     for (;;) {
+        if (ending && (agent_main_done(&agent) || mono_ms() >= end_by)) {
+            if (WIFSIGNALED(end_status))
+                finish("signal", WTERMSIG(end_status));
+            finish("exit", WEXITSTATUS(end_status));
+        }
         int base = n_inputs + 1;
         int n_agent = agent_pollfds(&agent, pfd + base);
-        int ready = poll(pfd, (nfds_t)(base + n_agent), agent_timeout(&agent));
+        int timeout = agent_timeout(&agent);
+        if (ending && (timeout < 0 || (uint64_t)timeout > end_by - mono_ms()))
+            timeout = (int)(end_by - mono_ms());
+        int ready = poll(pfd, (nfds_t)(base + n_agent), timeout);
         if (ready < 0 && errno != EINTR)
             fail("poll", NULL);
         if (ready <= 0) {
@@ -591,6 +634,13 @@ int main(void)
             } else {
                 if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
                     note_oom();
+                if (s.attach && !ending) {
+                    agent_main_reaped(&agent, WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+                    ending = true;
+                    end_status = st;
+                    end_by = mono_ms() + ATTACHED_END_MS;
+                    continue;
+                }
                 if (WIFSIGNALED(st))
                     finish("signal", WTERMSIG(st));
                 finish("exit", WEXITSTATUS(st));

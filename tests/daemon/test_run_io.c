@@ -4,7 +4,8 @@
  * terminal of the container's own driven through a real pseudo-terminal
  * here (typed commands, a resize, the exit status), outlives a client
  * that goes, and cannot hold duetd or a delete back by flooding a client
- * that does not read.  A backend that cannot attach is ruled out.
+ * that does not read.  A VM's command (duet-vminit's) is attached the
+ * same way; a VM booting its own disk image is ruled out.
  */
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -202,13 +203,68 @@ Test(run_io, a_flood_into_a_client_that_does_not_read_holds_back_neither_duetd_n
     dd_finish(&d);
 }
 
+Test(run_io, a_vms_own_command_is_attached_too, .timeout = 300)
+{
+    struct dd d;
+    dd_init(&d);
+    const char *rootfs = dd_env("DUET_ROOTFS");
+    char *out;
+    /* Input, stdout and stderr apart, its status; more than the agent's
+     * window (256 KiB) each way. */
+    char big[128];
+    snprintf(big, sizeof(big), "%s/big", d.dir);
+    FILE *f = fopen(big, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 600; i++)
+        fprintf(f, "%0999d\n", i);
+    fclose(f);
+    cr_expect_eq(dd_duet(&d, &out,
+                         "run -i --rm --placement vm --rootfs %s -- sh -c 'cat; echo to-stderr >&2; exit 7' < %s "
+                         "2>%s/err > %s/out; echo status=$?; cmp %s %s/out && echo same; cat %s/err",
+                         rootfs, big, d.dir, d.dir, big, d.dir, d.dir),
+                 0);
+    cr_expect(strstr(out, "status=7"), "%s", out);
+    cr_expect(strstr(out, "same"), "600 KB through a VM's cat came back changed: %.300s", out);
+    cr_expect(strstr(out, "to-stderr"), "stderr apart: %s", out);
+    free(out);
+    /* A terminal of the guest's own, typed into and resized. */
+    struct pty_client c;
+    const char *args[] = {"run", "-it", "--rm", "--placement", "vm", "--name", "vmshell", "--rootfs", rootfs, "--",
+                          "/bin/sh", NULL};
+    pty_client_spawn(&c, &d, args);
+    cr_assert(pty_until(&c, 0, "# ", 120000), "no prompt from the VM: %s", c.seen);
+    size_t at = c.len;
+    pty_type(&c, "tty; stty size; echo $PPID $((6*7))x\r");
+    cr_expect(pty_until(&c, at, "1 42x", 30000), "the shell is not the guest's main command: %s", c.seen + at);
+    cr_expect(strstr(c.seen + at, "/dev/pts/"), "the command's terminal is the guest's own: %s", c.seen + at);
+    cr_expect(strstr(c.seen + at, "24 80"), "the terminal's first size: %s", c.seen + at);
+    struct winsize ws = {.ws_row = 40, .ws_col = 132};
+    ioctl(c.master, TIOCSWINSZ, &ws);
+    bool resized = false;
+    for (int i = 0; i < 20 && !resized; i++) {
+        at = c.len;
+        pty_type(&c, "stty size\r");
+        resized = pty_until(&c, at, "40 132", 2000);
+    }
+    cr_expect(resized, "the resize did not reach the guest's terminal: %s", c.seen);
+    pty_type(&c, "echo bye-from-vm; exit 6\r");
+    cr_expect_eq(pty_wait(&c), 6, "the shell's exit status");
+    cr_expect(strstr(c.seen, "bye-from-vm"), "the last output came before the status: %s", c.seen);
+    cr_expect_eq(dd_duet(&d, &out, "get"), 0);
+    cr_expect_null(strstr(out, "vmshell"), "the --rm run is still listed: %s", out);
+    free(out);
+    dd_finish(&d);
+}
+
 Test(run_io, a_backend_that_cannot_attach_is_ruled_out, .timeout = 120)
 {
     struct dd d;
     dd_init(&d);
     char *out;
-    cr_expect_eq(dd_duet(&d, &out, "run -i --placement vm --rootfs %s -- true </dev/null", dd_env("DUET_ROOTFS")), 1);
-    cr_expect(strstr(out, "duet run -i/-t attaches to the command of a container, not of a vm"), "%s", out);
+    /* A disk image boots its own init: no duet-vminit holds a command. */
+    cr_expect_eq(dd_duet(&d, &out, "run -i --placement vm --disk %s/bootable.img </dev/null", dd_env("DUET_IMAGES")), 1);
+    cr_expect(strstr(out, "duet run -i/-t attaches to a command duet-vminit runs, and a VM booting its own disk image"),
+              "%s", out);
     free(out);
     cr_expect_eq(dd_duet(&d, &out, "get"), 0);
     cr_expect_null(strstr(out, "run-"), "a refused run was created: %s", out);

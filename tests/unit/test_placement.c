@@ -26,6 +26,7 @@ static void host_full(struct host_info *h)
     vm->memory_floor = DRIVER_VM_MEMORY_FLOOR;
     snprintf(vm->description, sizeof(vm->description), "kvm");
     ct->available = true;
+    vm->attach = ct->attach = true;
     ct->start_ms = DRIVER_EST_CONTAINER_START_MS;
     ct->memory_overhead = DRIVER_EST_CONTAINER_OVERHEAD;
     ct->memory_floor = WL_MIN_MEMORY;
@@ -200,6 +201,48 @@ Test(placement, rules_table)
             cr_expect_eq(pl->backend, c->want, "case %zu: want %s: %s", i, backend_kind_name(c->want), buf);
         }
         cr_expect(find_phrase(pl, c->phrase), "case %zu: want \"%s\" in: %s", i, c->phrase, buf);
+        plan_free(p);
+        manifest_set_free(set);
+    }
+}
+
+/* duet run -i/-t: the daemon sets spec.attach; a backend that cannot
+ * attach the command is ruled out, named. */
+Test(placement, an_attached_run_goes_where_its_command_can_be_attached)
+{
+    static const struct {
+        const char *spec;
+        bool container_attaches;
+        enum backend_kind want;
+        const char *phrase;
+    } cases[] = {
+        {"{placement: vm, image: {rootfs: /r}, command: [/x]}", true, BACKEND_VM, "placement vm set"},
+        {"{placement: vm, image: {disk: /d}}", true, UNPLACEABLE,
+         "attaches to a command duet-vminit runs, and a VM booting its own disk image or kernel runs none"},
+        {"{placement: vm, image: {kernel: /k, initrd: /i}}", true, UNPLACEABLE, "booting its own disk image or kernel"},
+        {"{role: infrastructure, image: {rootfs: /r}, command: [/x]}", false, BACKEND_VM,
+         "duet run -i/-t cannot attach to the command of a container on this host"},
+        {"{image: {rootfs: /r}, command: [/x]}", true, BACKEND_CONTAINER, "role app prefers container"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "apiVersion: duet/v1\nkind: Workload\nmetadata: {name: r}\nspec: %s\n",
+                 cases[i].spec);
+        struct manifest_set *set = load_yaml(yaml);
+        char buf[4096];
+        cr_assert(manifest_set_ok(set), "case %zu: %s", i, diags_text(set, buf, sizeof(buf)));
+        set->workloads[0]->attach = WL_ATTACH_TTY;
+        struct host_info h;
+        host_make(&h, FULL);
+        h.backend[BACKEND_CONTAINER].attach = cases[i].container_attaches;
+        struct plan *p = plan_new(set, &h);
+        const struct placement *pl = &p->items[0];
+        dump(pl, buf, sizeof(buf));
+        if (cases[i].want == UNPLACEABLE)
+            cr_expect_not(pl->placed, "case %zu: %s", i, buf);
+        else
+            cr_expect(pl->placed && pl->backend == cases[i].want, "case %zu: %s", i, buf);
+        cr_expect(find_phrase(pl, cases[i].phrase), "case %zu: want \"%s\" in: %s", i, cases[i].phrase, buf);
         plan_free(p);
         manifest_set_free(set);
     }

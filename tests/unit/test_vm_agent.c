@@ -111,7 +111,9 @@ struct guest {
     int n_acts;
     char argv_seen[256];          /* the first command, NULs as spaces */
     bool kill_seen;
-    uint8_t io_head[VM_AGENT_IO_HEAD];   /* an 'X' command's */
+    bool attach_seen;             /* the first frame was an 'A' */
+    int detach_seen;              /* 'd' frames */
+    uint8_t io_head[VM_AGENT_IO_HEAD];   /* an 'X' command's, or an 'A' */
     unsigned rows, cols;          /* the last resize */
     bool credit_broken;           /* the host sent input past the window */
     pthread_t thread;
@@ -150,6 +152,10 @@ static bool guest_read(struct guest *g, int fd, uint8_t *type, uint16_t *id)
     char *p = malloc(len + 1);
     cr_assert_not_null(p);
     bool ok = read_full(fd, p, len);
+    if (ok && *type == VM_AGENT_ATTACH && len == VM_AGENT_IO_HEAD) {
+        memcpy(g->io_head, p, VM_AGENT_IO_HEAD);
+        g->attach_seen = true;
+    }
     if (ok && *type == VM_AGENT_RUN_IO && len >= VM_AGENT_IO_HEAD) {
         memcpy(g->io_head, p, VM_AGENT_IO_HEAD);
         memmove(p, p + VM_AGENT_IO_HEAD, len - VM_AGENT_IO_HEAD);
@@ -187,6 +193,8 @@ static void guest_echo(struct guest *g, int fd, uint16_t id)
             g->cols = (unsigned)in[2] << 8 | in[3];
         } else if (type == VM_AGENT_KILL) {
             g->kill_seen = true;
+        } else if (type == VM_AGENT_DETACH) {
+            g->detach_seen++;
         } else if (type == VM_AGENT_INPUT) {
             unacked += len;
             if (unacked > VM_AGENT_WINDOW)
@@ -668,6 +676,59 @@ Test(vm_agent, a_guest_that_breaks_the_windows_loses_its_connection)
         io_free(&x);
         t_teardown(&t);
     }
+}
+
+/* ---- the workload's own command ('A': duet run -i/-t) ------------------------------------------------- */
+
+Test(vm_agent, the_workloads_own_command_is_attached_and_its_status_acknowledged)
+{
+    struct t t;
+    enum guest_act acts[] = {GUEST_ECHO_IO};
+    t_setup(&t, acts, 1);
+    struct io_run x;
+    io_setup(&x);
+    struct driver_exec_io io = {.in_fd = x.in[0], .out_fd = x.out[1], .err_fd = x.r.err, .ctl_fd = x.ctl[0],
+                                .tty = true, .rows = 30, .cols = 100};
+    struct duet_err err = {0};
+    cr_assert_eq(vm_agent_attach(t.a, &io, run_exited, &x.r, &err), 0, "%s", err.msg);
+    cr_assert(!x.r.done, "never answered from within the call");
+    cr_assert_eq(write(x.in[1], "hello", 5), 5);
+    close(x.in[1]);
+    x.in[1] = -1;
+    io_wait(&t, &x, false);
+    cr_expect_eq(x.r.status, 0);
+    cr_expect_eq(x.got_len, 5);
+    cr_expect(x.got && memcmp(x.got, "hello", 5) == 0);
+    io_free(&x);
+    t_teardown(&t);
+    cr_expect(t.g.attach_seen, "the request was an attach, with no command");
+    cr_expect_eq(t.g.io_head[0], VM_AGENT_IO_TTY);
+    cr_expect_eq(t.g.io_head[2] << 8 | t.g.io_head[3], 30);
+    cr_expect_eq(t.g.io_head[4] << 8 | t.g.io_head[5], 100);
+    cr_expect_eq(t.g.detach_seen, 1, "its status was acknowledged, so the guest may power off");
+}
+
+Test(vm_agent, the_client_going_lets_go_of_the_workloads_command_and_never_kills_it)
+{
+    struct t t;
+    enum guest_act acts[] = {GUEST_ECHO_IO};
+    t_setup(&t, acts, 1);
+    struct io_run x;
+    io_setup(&x);
+    struct driver_exec_io io = {.in_fd = x.in[0], .out_fd = x.out[1], .err_fd = x.r.err, .ctl_fd = x.ctl[0]};
+    struct duet_err err = {0};
+    cr_assert_eq(vm_agent_attach(t.a, &io, run_exited, &x.r, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 20; i++)
+        uv_run(&t.loop, UV_RUN_NOWAIT);
+    close(x.ctl[1]);
+    x.ctl[1] = -1;
+    io_wait(&t, &x, false);
+    cr_expect_eq(x.r.status, -1, "the attachment ended; the workload's end is not its to say");
+    io_free(&x);
+    t_teardown(&t);
+    cr_expect(t.g.attach_seen);
+    cr_expect(!t.g.kill_seen, "the workload's own command is never killed for its client");
+    cr_expect_eq(t.g.detach_seen, 1, "the guest was told to let go");
 }
 
 /* ---- the QEMU guest agent's answers, as a guest could forge them ------------------------------------ */
