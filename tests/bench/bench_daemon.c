@@ -20,7 +20,11 @@
  *   5. exec into a running container: `duet exec -- /bin/true` and 5 MB
  *      through `duet exec -i -- cat`, against `runc exec` and `podman
  *      exec` of a running container of the same rootfs, same run,
- *      medians (a report: no bar).
+ *      medians (a report: no bar);
+ *   6. an attached run: 5 MB through `duet run -i --rm -- cat` (a fresh
+ *      container each time, its own command attached), against `runc
+ *      run` of a bundle running cat on our stdio and `podman run -i --rm`,
+ *      same run, medians (a report: no bar).
  * Exits 1 when a figure is outside its bar.
  */
 #include <errno.h>
@@ -335,6 +339,60 @@ static int bench_exec(const char *dir, const char *duet, const char *rootfs, con
     return bad || !podman ? -1 : 0;
 }
 
+/* Section 6: a fresh container per run, its own command cat, 5 MB
+ * through it. */
+static int bench_run_io(const char *dir, const char *duet, const char *rootfs, const char *runc_root)
+{
+    char bundle[300], data[300], cfg[400], line[2048];
+    snprintf(bundle, sizeof(bundle), "%s/rio-bundle", dir);
+    snprintf(data, sizeof(data), "%s/ex-data", dir);   /* bench_exec's */
+    mkdir(bundle, 0700);
+    snprintf(cfg, sizeof(cfg), "%s/config.json", bundle);
+    json_t *c = runc_bundle(bundle, rootfs) == 0 ? json_load_file(cfg, 0, NULL) : NULL;
+    if (!c)
+        return -1;
+    json_object_set_new(json_object_get(c, "process"), "args", json_pack("[s]", "cat"));
+    json_object_set_new(json_object_get(c, "process"), "terminal", json_false());
+    json_dump_file(c, cfg, JSON_INDENT(1));
+    json_decref(c);
+    double d[RUNS], r[RUNS], p[PODMAN_RUNS];
+    int bad = 0;
+    bool podman = true;
+    for (int i = 0; i < RUNS; i++) {
+        snprintf(line, sizeof(line), "%s run -i --rm --placement container --rootfs %s -- cat < %s | cmp -s - %s", duet,
+                 rootfs, data, data);
+        double t0 = now_ms();
+        bad |= run_sh(line);
+        d[i] = now_ms() - t0;
+        snprintf(line, sizeof(line), "runc --root %s run --bundle %s rio-%d < %s | cmp -s - %s", runc_root, bundle, i,
+                 data, data);
+        t0 = now_ms();
+        bad |= run_sh(line);
+        r[i] = now_ms() - t0;
+    }
+    for (int i = 0; i < PODMAN_RUNS && podman; i++) {
+        snprintf(line, sizeof(line),
+                 "podman run -i --rm --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --rootfs %s cat < %s | "
+                 "cmp -s - %s",
+                 rootfs, data, data);
+        double t0 = now_ms();
+        podman = run_sh(line) == 0;
+        p[i] = now_ms() - t0;
+    }
+    double dm = median(d, RUNS), rm = median(r, RUNS);
+    printf("an attached run, a fresh container each, 5 MiB through its own cat, median of %d (podman: %d)\n", RUNS,
+           PODMAN_RUNS);
+    printf("  duet run -i --rm %7.2f ms; runc run %7.2f ms: duet/runc %.2f", dm, rm, dm / rm);
+    if (podman)
+        printf("; podman run -i --rm %7.2f ms: duet/podman %.2f", median(p, PODMAN_RUNS), dm / median(p, PODMAN_RUNS));
+    printf("\n");
+    if (!podman)
+        printf("  podman run -i: failed or not installed (make bench installs it)\n");
+    if (bad)
+        fprintf(stderr, "bench: an attached run failed or its output came back changed\n");
+    return bad || !podman ? -1 : 0;
+}
+
 int main(void)
 {
     const char *build = getenv("DUET_BUILD"), *rootfs = getenv("DUET_ROOTFS"), *init = getenv("DUET_INIT");
@@ -515,6 +573,8 @@ int main(void)
 
     /* 5. exec, while the 500 still run (a daemon with a fleet to mind) */
     if (bench_exec(dir, duet, rootfs, runc_root) < 0)
+        rc = 1;
+    if (bench_run_io(dir, duet, rootfs, runc_root) < 0)
         rc = 1;
 
     /* tear down */
