@@ -93,16 +93,17 @@ static void flush(struct attach *a, struct attach_stream *s)
     s->len = s->off = 0;
 }
 
-/* One read of s's source; false when it has ended (end of file, or EIO
- * from a terminal no process holds any more). */
-static bool pump(struct attach *a, struct attach_stream *s)
+/* One read of s's source: 1 when it gave something, 0 when it had
+ * nothing yet, -1 when it has ended (end of file, or EIO from a terminal
+ * no process holds any more). */
+static int pump(struct attach *a, struct attach_stream *s)
 {
     ssize_t n;
     do
         n = read(s->src, s->buf, sizeof(s->buf));
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN)
-        return true;
+        return 0;
     if (n <= 0) {
         s->src = -1;
         if (s->typed && s->dst >= 0) {
@@ -113,7 +114,7 @@ static bool pump(struct attach *a, struct attach_stream *s)
             s->off = 0;
             flush(a, s);
         }
-        return false;
+        return -1;
     }
     if (s->to_log)
         init_log_write(a->log, s->buf, (size_t)n);
@@ -122,7 +123,7 @@ static bool pump(struct attach *a, struct attach_stream *s)
         s->off = 0;
         flush(a, s);
     }
-    return true;
+    return 1;
 }
 
 int attach_prepare(struct attach *a, bool tty, struct logcap *log, unsigned long uid, unsigned long gid)
@@ -251,23 +252,9 @@ void attach_drain(struct attach *a)
                 idle_until = mono_ms() + ATTACH_DRAIN_IDLE_MS;
             /* What is there now, not what a process left running writes
              * later: a source with nothing to give is done. */
-            while (s->src >= 0 && s->len == 0) {
-                ssize_t k;
-                do
-                    k = read(s->src, s->buf, sizeof(s->buf));
-                while (k < 0 && errno == EINTR);
-                if (k <= 0) {
+            while (s->src >= 0 && s->len == 0)
+                if (pump(a, s) <= 0)
                     s->src = -1;
-                    break;
-                }
-                if (s->to_log)
-                    init_log_write(a->log, s->buf, (size_t)k);
-                if (s->dst >= 0) {
-                    s->len = (size_t)k;
-                    s->off = 0;
-                    flush(a, s);
-                }
-            }
             pending |= s->len > 0;
         }
         if (!pending)

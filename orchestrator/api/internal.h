@@ -59,7 +59,6 @@ void api_compare(struct api *a, struct http_conn *c, const struct http_request *
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);
-/* exec_io.c: an exec with the client's input or a terminal; takes argv. */
 /* exec_io.c: the ends of an interactive exchange (duet exec -i/-t, duet
  * run -i/-t): pipes for the driver (api_xio_ends), relayed to the client
  * over the upgraded connection once api_xio_begin has answered 101.
@@ -74,6 +73,7 @@ const struct driver_exec_io *api_xio_ends(struct xio *x);
 void api_xio_begin(struct xio *x);
 void api_xio_end(struct xio *x, int status, const char *fail);
 void api_xio_cancel(struct xio *x);
+/* exec_io.c: an exec with the client's input or a terminal; takes argv. */
 void api_exec_interactive(struct api *a, struct http_conn *c, struct wl *w, struct driver *drv, char **argv,
                           bool tty, unsigned rows, unsigned cols, uint64_t timeout_ms);
 void api_get_events(struct api *a, struct http_conn *c, const char *query);

@@ -94,6 +94,35 @@ static inline void pty_type(struct pty_client *c, const char *s)
     cr_assert_eq(write(c->master, s, strlen(s)), (ssize_t)strlen(s));
 }
 
+/* Resizes our terminal; true once `stty size` in the command's shows
+ * it (SIGWINCH, a record to duetd, the workload's terminal), asked again
+ * every try_ms, 20 times at most. */
+static inline bool pty_resized(struct pty_client *c, unsigned short rows, unsigned short cols, int try_ms)
+{
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    ioctl(c->master, TIOCSWINSZ, &ws);
+    char want[32];
+    snprintf(want, sizeof(want), "%u %u", rows, cols);
+    for (int i = 0; i < 20; i++) {
+        size_t at = c->len;
+        pty_type(c, "stty size\r");
+        if (pty_until(c, at, want, try_ms))
+            return true;
+    }
+    return false;
+}
+
+/* A sleep typed at the shell's prompt, then ^C: true when the prompt
+ * came back (the workload's terminal turned it into SIGINT there). */
+static inline bool pty_interrupts(struct pty_client *c)
+{
+    size_t at = c->len;
+    pty_type(c, "sleep 600; echo after-sleep\r");
+    usleep(300000);
+    pty_type(c, "\x03");
+    return pty_until(c, at, "# ", 10000);
+}
+
 static inline int pty_wait(struct pty_client *c)
 {
     /* What is left on the terminal is read so the client never blocks

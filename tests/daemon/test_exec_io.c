@@ -83,21 +83,9 @@ Test(exec, a_terminal_runs_a_shell_that_is_typed_into_resized_interrupted_and_en
     cr_expect(strstr(c.seen + at, "24 80"), "the terminal's size: %s", c.seen + at);
     /* A resize of ours reaches the command's terminal (SIGWINCH, then a
      * record to duetd): asked again until it shows, at most 10 s. */
-    struct winsize ws = {.ws_row = 40, .ws_col = 132};
-    ioctl(c.master, TIOCSWINSZ, &ws);
-    bool resized = false;
-    for (int i = 0; i < 20 && !resized; i++) {
-        at = c.len;
-        pty_type(&c, "stty size\r");
-        resized = pty_until(&c, at, "40 132", 500);
-    }
-    cr_expect(resized, "the resize did not reach the container's terminal: %s", c.seen);
+    cr_expect(pty_resized(&c, 40, 132, 500), "the resize did not reach the container's terminal: %s", c.seen);
     /* ^C is the workload's terminal's: it interrupts the command in it. */
-    at = c.len;
-    pty_type(&c, "sleep 600; echo after-sleep\r");
-    usleep(300000);
-    pty_type(&c, "\x03");
-    cr_expect(pty_until(&c, at, "# ", 10000), "^C did not interrupt the sleep: %s", c.seen + at);
+    cr_expect(pty_interrupts(&c), "^C did not interrupt the sleep: %s", c.seen);
     cr_expect_eq(count_in(&d, "box", "sleep 600"), 0, "the interrupted sleep still runs");
     pty_type(&c, "exit 5\r");
     cr_expect_eq(pty_wait(&c), 5, "the shell's exit status");

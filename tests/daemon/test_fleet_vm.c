@@ -270,15 +270,7 @@ Test(fleet, exec_and_exec_health_checks_reach_into_a_rootfs_vm, .timeout = 300)
     pty_type(&pc, "tty; stty size; echo $((6*7))x\r");
     cr_expect(pty_until(&pc, at, "42x", 15000), "%s", pc.seen + at);
     cr_expect(strstr(pc.seen + at, "/dev/pts/") && strstr(pc.seen + at, "24 80"), "%s", pc.seen + at);
-    struct winsize ws = {.ws_row = 40, .ws_col = 132};
-    ioctl(pc.master, TIOCSWINSZ, &ws);
-    bool resized = false;
-    for (int i = 0; i < 20 && !resized; i++) {
-        at = pc.len;
-        pty_type(&pc, "stty size\r");
-        resized = pty_until(&pc, at, "40 132", 1000);
-    }
-    cr_expect(resized, "the resize did not reach the guest's terminal: %s", pc.seen);
+    cr_expect(pty_resized(&pc, 40, 132, 1000), "the resize did not reach the guest's terminal: %s", pc.seen);
     pty_type(&pc, "exit 6\r");
     cr_expect_eq(pty_wait(&pc), 6, "the guest shell's exit status");
     cr_assert_eq(dd_duet(&d, &out, "exec shell -- /bin/sh -c 'echo $(id -u) $WHO; echo err >&2; exit 3'"), 3,

@@ -85,22 +85,10 @@ Test(run_io, a_terminal_runs_the_workloads_shell_typed_into_resized_and_ending_w
     cr_expect(pty_until(&c, at, "1 42x", 10000), "the shell is not the container's main command: %s", c.seen + at);
     cr_expect(strstr(c.seen + at, "/dev/pts/"), "the command's terminal is the container's own: %s", c.seen + at);
     cr_expect(strstr(c.seen + at, "24 80"), "the terminal's first size: %s", c.seen + at);
-    struct winsize ws = {.ws_row = 40, .ws_col = 132};
-    ioctl(c.master, TIOCSWINSZ, &ws);
-    bool resized = false;
-    for (int i = 0; i < 20 && !resized; i++) {
-        at = c.len;
-        pty_type(&c, "stty size\r");
-        resized = pty_until(&c, at, "40 132", 500);
-    }
-    cr_expect(resized, "the resize did not reach the container's terminal: %s", c.seen);
+    cr_expect(pty_resized(&c, 40, 132, 500), "the resize did not reach the container's terminal: %s", c.seen);
     /* ^C is the workload's terminal's: it interrupts what runs there, not
      * the shell, the container or duet. */
-    at = c.len;
-    pty_type(&c, "sleep 600; echo after-sleep\r");
-    usleep(300000);
-    pty_type(&c, "\x03");
-    cr_expect(pty_until(&c, at, "# ", 10000), "^C did not interrupt the sleep: %s", c.seen + at);
+    cr_expect(pty_interrupts(&c), "^C did not interrupt the sleep: %s", c.seen);
     pty_type(&c, "exit 5\r");
     cr_expect_eq(pty_wait(&c), 5, "the shell's exit status");
     char *out;
@@ -238,15 +226,7 @@ Test(run_io, a_vms_own_command_is_attached_too, .timeout = 300)
     cr_expect(pty_until(&c, at, "1 42x", 30000), "the shell is not the guest's main command: %s", c.seen + at);
     cr_expect(strstr(c.seen + at, "/dev/pts/"), "the command's terminal is the guest's own: %s", c.seen + at);
     cr_expect(strstr(c.seen + at, "24 80"), "the terminal's first size: %s", c.seen + at);
-    struct winsize ws = {.ws_row = 40, .ws_col = 132};
-    ioctl(c.master, TIOCSWINSZ, &ws);
-    bool resized = false;
-    for (int i = 0; i < 20 && !resized; i++) {
-        at = c.len;
-        pty_type(&c, "stty size\r");
-        resized = pty_until(&c, at, "40 132", 2000);
-    }
-    cr_expect(resized, "the resize did not reach the guest's terminal: %s", c.seen);
+    cr_expect(pty_resized(&c, 40, 132, 2000), "the resize did not reach the guest's terminal: %s", c.seen);
     pty_type(&c, "echo bye-from-vm; exit 6\r");
     cr_expect_eq(pty_wait(&c), 6, "the shell's exit status");
     cr_expect(strstr(c.seen, "bye-from-vm"), "the last output came before the status: %s", c.seen);
