@@ -414,7 +414,7 @@ int cli_compare(int argc, char **argv)
     if (status < 0)
         rc = cli_unreachable(&err);
     else if (status >= 300)
-        rc = cli_refused(status, eb.data);
+        rc = cli_refused(eb.data);
     else if (!json_object_get(last, "result")) {
         const char *e = json_string_value(json_object_get(last, "error"));
         fprintf(stderr, "duet: %s\n", e ? e : "the compare ended without an answer");

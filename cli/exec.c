@@ -172,7 +172,7 @@ int cli_exec_interactive(const char *sock, const char *path, json_t *req, bool i
     if (status != 101) {
         if (errb.data)
             errb.data[errb.len < errb.cap ? errb.len : errb.cap - 1] = '\0';
-        int rc = cli_refused(status, errb.data ? errb.data : "");
+        int rc = cli_refused(errb.data ? errb.data : "");
         free(left.data);
         free(errb.data);
         return rc;

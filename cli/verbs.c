@@ -47,7 +47,7 @@ int cli_unreachable(const struct duet_err *err)
 }
 
 /* Prints the daemon's error answer; returns the exit code for it. */
-int cli_refused(int status, const char *body)
+int cli_refused(const char *body)
 {
     json_t *j = json_loads(body ? body : "", 0, NULL);
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
@@ -61,7 +61,7 @@ int cli_refused(int status, const char *body)
                 json_string_value(json_object_get(v, "reason")));
     fprintf(stderr, "duet: %s\n", msg ? msg : (body && *body ? body : "request refused"));
     json_decref(j);
-    return status >= 500 ? EXIT_REFUSED : EXIT_REFUSED;
+    return EXIT_REFUSED;
 }
 
 /* GET/POST/DELETE; the answer's body (NUL-terminated, the caller frees
@@ -83,7 +83,7 @@ static char *call_raw(const char *method, const char *path, const char *body, si
         return NULL;
     }
     if (status >= 300) {
-        *rc = cli_refused(status, b.data);
+        *rc = cli_refused(b.data);
         free(b.data);
         return NULL;
     }
@@ -911,7 +911,7 @@ static int stream(const char *path, client_body_fn fn, void *opaque)
     if (status < 0)
         rc = cli_unreachable(&err);
     else if (status >= 300)
-        rc = cli_refused(status, e.data);
+        rc = cli_refused(e.data);
     free(e.data);
     return rc;
 }
@@ -1356,7 +1356,7 @@ static json_t *pull_streamed(const char *body, int *rc)
     }
     if (status >= 300) {
         json_decref(v.last);
-        *rc = cli_refused(status, eb.data);
+        *rc = cli_refused(eb.data);
         free(eb.data);
         return NULL;
     }
@@ -2017,7 +2017,7 @@ static int cmd_secret(int argc, char **argv)
     }
     json_t *j = b.data ? json_loads(b.data, 0, NULL) : NULL;
     if (status >= 300 && !json_is_array(json_object_get(j, "replaced"))) {
-        rc = cli_refused(status, b.data);
+        rc = cli_refused(b.data);
         json_decref(j);
         free(b.data);
         return rc;

@@ -17,7 +17,7 @@ int cli_verbs_run(const char *verb, int argc, char **argv);
 /* The daemon could not be reached: says why, returns exit status 3. */
 int cli_unreachable(const struct duet_err *err);
 /* Prints the daemon's error answer (and its diagnostics); exit status 1. */
-int cli_refused(int status, const char *body);
+int cli_refused(const char *body);
 /* Adds the manifest files under path ({"name", "content"}) to files; -1
  * after saying why. */
 int cli_add_path(json_t *files, const char *path);
