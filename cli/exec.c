@@ -3,10 +3,10 @@
  * command's input from ours, and a terminal of the workload's own, over
  * the upgraded connection of common/execwire.h.
  *
- * With -t our terminal is put in raw mode (every key goes to the command,
- * ^C included, which the workload's terminal turns into SIGINT there) and
- * given back as it was on every way out; its size is sent at the start
- * and on each SIGWINCH.  Output is written as it comes; the exit status
+ * With -it our terminal is put in raw mode (every key goes to the
+ * command, ^C included, which the workload's terminal turns into SIGINT
+ * there) and given back as it was on every way out; with -t its size is
+ * sent at the start and on each SIGWINCH.  Output is written as it comes; the exit status
  * is the command's.  When our input ends, the command's input ends ('c');
  * with a terminal the workload's end-of-file character goes instead.
  */
@@ -180,12 +180,14 @@ int cli_exec_interactive(const char *sock, const char *path, json_t *req, bool i
     free(errb.data);
 
     int winch[2] = {-1, -1};
+    /* The size follows ours with -t; our keys go raw only with -i too
+     * (without it, ^C is ours: it ends this client). */
+    if (tty && pipe2(winch, O_CLOEXEC | O_NONBLOCK) == 0) {
+        term.winch_w = winch[1];
+        struct sigaction sa = {.sa_handler = on_winch, .sa_flags = SA_RESTART};
+        sigaction(SIGWINCH, &sa, NULL);
+    }
     if (tty && in) {
-        if (pipe2(winch, O_CLOEXEC | O_NONBLOCK) == 0) {
-            term.winch_w = winch[1];
-            struct sigaction sa = {.sa_handler = on_winch, .sa_flags = SA_RESTART};
-            sigaction(SIGWINCH, &sa, NULL);
-        }
         if (tcgetattr(STDIN_FILENO, &term.saved) == 0) {
             struct termios raw = term.saved;
             cfmakeraw(&raw);
@@ -196,7 +198,7 @@ int cli_exec_interactive(const char *sock, const char *path, json_t *req, bool i
         }
     }
     struct outq q = {0};
-    if (tty && in)
+    if (tty)
         queue_size(&q);
     size_t cap = EXECWIRE_HDR + EXECWIRE_DATA_MAX, len = 0;
     uint8_t *buf = malloc(cap), *inbuf = malloc(EXECWIRE_DATA_MAX);
