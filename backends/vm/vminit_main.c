@@ -598,8 +598,11 @@ int main(void)
         int base = n_inputs + 1;
         int n_agent = agent_pollfds(&agent, pfd + base);
         int timeout = agent_timeout(&agent);
-        if (ending && (timeout < 0 || (uint64_t)timeout > end_by - mono_ms()))
-            timeout = (int)(end_by - mono_ms());
+        if (ending) {
+            uint64_t now = mono_ms(), left = end_by > now ? end_by - now : 0;
+            if (timeout < 0 || (uint64_t)timeout > left)
+                timeout = (int)left;
+        }
         int ready = poll(pfd, (nfds_t)(base + n_agent), timeout);
         if (ready < 0 && errno != EINTR)
             fail("poll", NULL);
