@@ -20,7 +20,7 @@ DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcri
                docker-registry skopeo apache2-utils openssl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables mmdebstrap fdisk \
-               systemd man-db groff-base zsh
+               systemd man-db groff-base zsh prometheus
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
 # Every header is named by its path from the top ("backends/driver.h"), or
@@ -44,7 +44,7 @@ SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c \
+LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/arena.c common/units.c common/strmap.c common/jsonw.c common/jsonfmt.c common/grow.c common/sysinfo.c common/promtext.c common/listenaddr.c \
           manifests/diag.c manifests/ytree.c manifests/schema.c manifests/manifest.c manifests/hostpath.c manifests/specjson.c \
           scheduler/host.c scheduler/placement.c scheduler/hostprobe.c \
           backends/driver.c backends/kept.c backends/opqueue.c backends/instance.c backends/rootfs.c backends/container/cgroup_detect.c backends/container/probe.c \
@@ -56,13 +56,13 @@ LIB_SRC = common/err.c common/base64.c common/fsutil.c common/loopdev.c common/a
           network/ipam.c network/netlink.c network/nft.c network/dns.c network/dhcp.c network/fleet.c \
           images/digest.c images/ref.c images/unpack.c images/config.c images/registry.c images/store.c \
           storage/volume.c storage/snapshot.c storage/backup.c
-CLI_SRC   = cli/main.c cli/verbs.c cli/exec.c cli/compare.c cli/estimate.c
+CLI_SRC   = cli/main.c cli/verbs.c cli/exec.c cli/compare.c cli/estimate.c cli/top.c
 # duetd's core (the context, workloads, events, apply, reconciler, health,
 # network glue) is a library: the reconciler's unit tests link it too.
 DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/events.c orchestrator/apply.c orchestrator/image.c \
                  orchestrator/net.c orchestrator/reconcile.c orchestrator/health.c orchestrator/volume.c \
                  orchestrator/snapshot.c orchestrator/backup.c orchestrator/stats.c orchestrator/compare.c \
-                 orchestrator/compare_probe.c orchestrator/logfilter.c orchestrator/secret.c
+                 orchestrator/compare_probe.c orchestrator/logfilter.c orchestrator/secret.c orchestrator/metrics.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
             orchestrator/api/logs.c orchestrator/api/exec_io.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
             orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c orchestrator/api/secrets.c

@@ -101,8 +101,18 @@ struct driver_status {
 
 struct driver_stats {
     uint64_t cpu_ns;               /* CPU time used */
-    uint64_t memory_bytes;         /* memory in use now */
+    /* What the host gives it now: a container's cgroup usage (its page
+     * cache included), a VM's QEMU process's resident set (guest memory
+     * it has touched, whatever the guest uses it for). */
+    uint64_t memory_bytes;
     uint64_t memory_limit;
+    /* The workload's own view, the same for both backends (has_mem_view):
+     * memory its processes hold, page cache not counted, and its page
+     * cache.  A container's from its cgroup's memory.stat; a VM's from
+     * its guest, through the balloon device's statistics (total less
+     * free less buffers and cache), when its kernel reports them. */
+    bool has_mem_view;
+    uint64_t memory_resident_bytes, memory_cache_bytes;
     uint64_t pids;                 /* processes (containers) or vCPUs (VMs) */
     uint64_t disk_bytes;           /* what its writes take on the host now */
     uint64_t disk_limit;           /* resources.disk */
@@ -118,8 +128,14 @@ struct driver_stats {
 
 /* The counters of the host's end of a workload's link (veth or tap),
  * turned to the workload's side: what the host's end sent, the workload
- * received.  false when the link is not there. */
-bool driver_net_counters(const char *host_if, uint64_t *rx, uint64_t *tx);
+ * received.  false when the link is not there.  Their files stay open in
+ * f (one reader at a time) until driver_net_files_close. */
+struct driver_net_files {
+    int fd[2];
+};
+void driver_net_files_init(struct driver_net_files *f);
+void driver_net_files_close(struct driver_net_files *f);
+bool driver_net_counters(struct driver_net_files *f, const char *host_if, uint64_t *rx, uint64_t *tx);
 
 /* Starting points of the cost model, measured on a 2-core Debian 12 host
  * (libvirt 9.0, QEMU 7.2, a small guest; a busybox container): start is
@@ -249,9 +265,12 @@ struct driver {
      * an exit that happened while no daemon ran is reported through
      * on_exit right after.  A backend that must ask a hypervisor finishes
      * on the loop later: a workload it cannot find (or that is not the one
-     * the handle named) is reported through on_exit with state GONE. */
+     * the handle named) is reported through on_exit with state GONE.  net:
+     * its attachment to the fleet network, as create was given it (NULL:
+     * none), so its link's counters are read again. */
     int (*recover)(struct driver *drv, const struct workload_spec *spec, const char *handle,
-                   struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err);
+                   const struct net_attachment *net, struct driver_instance **out, driver_exit_cb on_exit,
+                   void *opaque, struct duet_err *err);
 
     /* (any) A readable fd on the workload's log (stdout+stderr of a
      * container, serial console of a VM), positioned at its start, and

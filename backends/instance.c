@@ -71,6 +71,12 @@ void inst_core_init(struct inst_core *c, struct driver *drv, struct uv_loop_s *l
     c->ops = ops;
     c->q = (struct opq){.loop = loop, .work = core_work, .after = core_after, .failed = core_never_ran};
     c->status.exit_code = -1;   /* no exit status yet */
+    driver_net_files_init(&c->net_files);
+}
+
+void inst_core_fini(struct inst_core *c)
+{
+    driver_net_files_close(&c->net_files);
 }
 
 void *inst_op_new(size_t size, int kind, driver_done_cb done, void *opaque)

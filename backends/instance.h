@@ -74,6 +74,7 @@ struct inst_core {
     struct driver_status status;
     struct net_attachment net;
     bool has_net;
+    struct driver_net_files net_files;   /* its link's counters, kept open (stats) */
 };
 
 void inst_core_init(struct inst_core *c, struct driver *drv, struct uv_loop_s *loop,
@@ -86,6 +87,9 @@ void *inst_op_new(size_t size, int kind, driver_done_cb done, void *opaque);
 /* Runs op after what c has queued.  -1 when it could not be submitted:
  * op is freed, err says why. */
 int inst_op_queue(struct inst_core *c, struct inst_op *op, struct duet_err *err);
+
+/* What the core keeps open goes (the driver's instance_free calls it). */
+void inst_core_fini(struct inst_core *c);
 
 /* driver->release: at once when idle, else when the operation in flight
  * completes.  No callback of the instance is called after it. */

@@ -42,6 +42,7 @@ static const char usage_main[] =
     "  exec NAME -- CMD...           run a command in a running workload\n"
     "  delete NAME... | -f FILE      stop and remove workloads\n"
     "  events [-f]                   the event stream\n"
+    "  top [--sort cpu|memory]       the workloads' CPU, memory, disk and network, live\n"
     "  compare NAME [--http PATH]    run it as a container and as a VM, measure both, say which suits it\n"
     "  run (--rootfs DIR|--disk IMG|--image REF) [--rm] [-- CMD...]   one workload now, like docker run\n"
     "  image ls|pull|inspect|rm|prune   the OCI images in duetd's store\n"

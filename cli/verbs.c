@@ -865,6 +865,12 @@ static int cmd_describe(int argc, char **argv)
                    (double)json_integer_value(json_object_get(st, "cpu_ns")) / 1e9,
                    (long long)json_integer_value(json_object_get(st, "pids")),
                    strcmp(str(inst, "backend"), "vm") == 0 ? "vCPUs" : "processes");
+            /* The workload's own view (a VM's guest reports it through
+             * its balloon driver): null when it does not. */
+            json_t *mr = json_object_get(st, "memory_resident_bytes"), *mc = json_object_get(st, "memory_cache_bytes");
+            if (json_is_integer(mr))
+                printf("Memory:      %.1f MiB in use, %.1f MiB page cache (the workload's own view)\n",
+                       (double)json_integer_value(mr) / 1048576.0, (double)json_integer_value(mc) / 1048576.0);
             /* null: not counted on this host or not on the network */
             json_t *br = json_object_get(st, "blk_read_bytes"), *bw = json_object_get(st, "blk_write_bytes");
             json_t *nr = json_object_get(st, "net_rx_bytes"), *nt = json_object_get(st, "net_tx_bytes");
@@ -2316,7 +2322,8 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
     } verbs[] = {{"apply", cmd_apply},   {"get", cmd_get},       {"describe", cmd_describe}, {"logs", cmd_logs},
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
                  {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot}, {"secret", cmd_secret},
-                 {"backup", cmd_backup},   {"restore", cmd_restore},   {"compare", cli_compare}};
+                 {"backup", cmd_backup},   {"restore", cmd_restore},   {"compare", cli_compare},
+                 {"top", cli_top}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

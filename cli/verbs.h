@@ -39,6 +39,9 @@ int cli_probe_settle(const char *config, struct host_probe_opts *po, struct cli_
  * broken: the one for a command whose end never came. */
 int cli_exec_interactive(const char *sock, const char *path, json_t *req, bool in, bool tty, int broken);
 
+/* top.c: duet top */
+int cli_top(int argc, char **argv);
+
 /* compare.c */
 int cli_compare(int argc, char **argv);
 /* estimate.c: duet compare --estimate of the manifests at paths. */

@@ -303,6 +303,7 @@ struct daemon_spec {
     size_t n_insecure_registries;
     const char *registry_ca, *registry_auth;
     bool debug;
+    const char *metrics_listen;    /* ADDRESS:PORT; NULL: no metrics listener */
 };
 
 /* What one parse of (a slice of) a file produced.  Large files are parsed

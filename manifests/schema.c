@@ -27,6 +27,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/grow.h"
+#include "common/listenaddr.h"
 #include "common/ifname.h"
 #include "common/units.h"
 #include "common/utf8.h"
@@ -1671,7 +1672,7 @@ static void conv_daemon(struct conv *c, const struct ynode *root)
     static const char *const keys[] = {"apiVersion", "kind", "spec", NULL};
     static const char *const spec_keys[] = {"socket", "socketGroup", "stateDir", "libvirtUri", "guestKernel",
                                             "bridge", "subnet", "restartBackoff", "stopGrace", "requestTimeout",
-                                            "logMax", "maxImageSize", "registries", "debug", NULL};
+                                            "logMax", "maxImageSize", "registries", "debug", "metricsListen", NULL};
     struct daemon_spec *dm = arena_alloc(c->a, sizeof(*dm));
     memset(dm, 0, sizeof(*dm));
     pos_of(c, root, &dm->pos);
@@ -1747,6 +1748,14 @@ static void conv_daemon(struct conv *c, const struct ynode *root)
         conv_daemon_registries(c, dm, v);
     if ((v = mget(s, "debug", NULL)))
         get_bool(c, v, "spec.debug", &dm->debug);
+    if ((v = mget(s, "metricsListen", NULL)) && get_string(c, v, "spec.metricsListen", &dm->metrics_listen)) {
+        struct sockaddr_storage sa;
+        struct duet_err e = {0};
+        if (listen_addr_parse(dm->metrics_listen, &sa, &e) < 0) {
+            cerr(c, v, "spec.metricsListen: %s", e.msg);
+            dm->metrics_listen = NULL;
+        }
+    }
 out:
     GROW(part->daemons, part->cap_daemons, part->n_daemons + 1);
     part->daemons[part->n_daemons++] = dm;

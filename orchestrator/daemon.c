@@ -74,8 +74,10 @@ struct driver *daemon_driver(const struct daemon *d, enum backend_kind k)
  * takes writes again). */
 static void reconcile_every(struct daemon *d)
 {
+    uint64_t t0 = daemon_pass_begin();
     DAEMON_WL_FOREACH(d, w)
         wl_reconcile(w);
+    daemon_pass_end(d, t0);
 }
 
 static void on_soon(uv_timer_t *t)

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "backends/driver.h"
+#include "common/promtext.h"
 #include "common/strmap.h"
 #include "manifests/manifest.h"
 #include "network/fleet.h"
@@ -58,6 +59,12 @@ struct event_sink {
 struct import_job;
 struct compare_job;
 struct secret_store;
+
+/* What duetd counts of its own work, for its metrics (metrics.c). */
+struct daemon_counters {
+    uint64_t reconcile_passes;     /* walks over the whole fleet */
+    struct prom_hist reconcile_seconds;
+};
 
 struct daemon {
     uv_loop_t *loop;
@@ -105,6 +112,7 @@ struct daemon {
     char volume_root[4200];        /* STATE/volumes: named volumes (storage/volume.h) */
     pthread_mutex_t volume_lock;   /* one volume operation at a time, on the workers */
     struct compare_job *compares;  /* under way (compare.c) */
+    struct daemon_counters counters;
 };
 
 /* ---- volume.c ---- */
@@ -223,6 +231,15 @@ void daemon_reconcile_soon(struct daemon *d);
 void daemon_degrade(struct daemon *d, const char *what, const struct duet_err *err);
 /* The driver for backend k, or NULL when it did not open here. */
 struct driver *daemon_driver(const struct daemon *d, enum backend_kind k);
+
+/* ---- metrics.c ---- */
+/* Starts the timing of a walk over the fleet; daemon_pass_end counts it. */
+uint64_t daemon_pass_begin(void);
+void daemon_pass_end(struct daemon *d, uint64_t t0);
+/* The fleet's and the daemon's figures in the Prometheus text format
+ * (docs/metrics.md), written to f: read now from the drivers, the
+ * workloads and the counters, nothing sampled in between. */
+void daemon_metrics_write(struct daemon *d, FILE *f);
 
 /* ---- events.c ---- */
 /* Records an event in the store and sends it to every sink. */

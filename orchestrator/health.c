@@ -156,6 +156,7 @@ static void report(struct health_probe *p, bool ok, const char *why)
             w->health = HEALTH_UNHEALTHY;
     }
     if (w->health != before) {
+        wl_note_ready(w);
         daemon_event(w->d, w->name, wl_health_name(w->health), "health check %s%s%s",
                      ok ? "passed" : "failed", ok ? "" : ": ", ok ? "" : why);
         wl_save(w);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -36,6 +37,7 @@
 #include "manifests/manifest.h"
 #include "orchestrator/daemon.h"
 #include "orchestrator/logfilter.h"
+#include "common/listenaddr.h"
 
 static const char usage[] =
     "usage: duetd [--config FILE] [--socket PATH] [--state-dir DIR] [--libvirt-uri URI] [--foreground]\n"
@@ -68,6 +70,8 @@ static const char usage[] =
     "      --registry-auth FILE  registry credentials in docker login's format (default /etc/duet/auth.json,\n"
     "                            then ~/.docker/config.json)\n"
     "      --max-image-size SIZE the most an image import may unpack (zip bombs end there; default 16Gi)\n"
+    "      --metrics-listen ADDRESS:PORT  serve GET /metrics (Prometheus) on TCP there too, e.g.\n"
+    "                            127.0.0.1:9465 (default: only on the API socket)\n"
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
@@ -80,7 +84,7 @@ static const char usage[] =
  * file and then the defaults to decide (options_settle). */
 struct options {
     const char *config;
-    const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet;
+    const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet, *metrics_listen;
     bool foreground, debug, check_only;
     uint64_t backoff_ms, grace_ms, request_ms, log_max, max_image_size;
     const char *insecure[MAX_INSECURE];
@@ -248,6 +252,19 @@ static void report_start(int ready_fd, const char *msg)
     }
 }
 
+/* Each container's figures are read through files duetd keeps open
+ * (half a dozen per workload), so a fleet of thousands needs more than
+ * the 1024 a login shell's soft limit often is: the soft limit goes up to
+ * the hard one (duetd.service sets both). */
+static void nofile_raise(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
@@ -270,6 +287,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"registry-ca", required_argument, NULL, 'C'},
         {"registry-auth", required_argument, NULL, 'A'},
         {"max-image-size", required_argument, NULL, 'M'},
+        {"metrics-listen", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -323,6 +341,16 @@ static int parse_args(int argc, char **argv, struct options *o)
                         optarg, why ? why : "too small");
                 return 2;
             }
+            break;
+        }
+        case 'm': {
+            struct sockaddr_storage sa;
+            struct duet_err e = {0};
+            if (listen_addr_parse(optarg, &sa, &e) < 0) {
+                fprintf(stderr, "duetd: --metrics-listen %s\n", e.msg);
+                return 2;
+            }
+            o->metrics_listen = optarg;
             break;
         }
         case 'C':
@@ -381,6 +409,7 @@ static int options_settle(struct options *o)
         FILL(request_ms, request_timeout_ms)
         FILL(log_max, log_max)
         FILL(max_image_size, max_image_size)
+        FILL(metrics_listen, metrics_listen)
 #undef FILL
         o->debug = o->debug || c->debug;
         /* A list given on the command line replaces the file's. */
@@ -453,6 +482,7 @@ int main(int argc, char **argv)
         rc = options_settle(&o);
     if (rc)
         return rc;
+    nofile_raise();
     if (o.check_only) {
         if (o.config_path[0])
             printf("%s: valid\n", o.config_path);
@@ -552,6 +582,10 @@ int main(int argc, char **argv)
     }
     struct api *api = api_new(&d);
     if (api_start(api, o.socket, socket_group, (unsigned)o.request_ms, &err) < 0) {
+        report_start(ready_fd, err.msg);
+        return 1;
+    }
+    if (o.metrics_listen && api_metrics_listen(api, o.metrics_listen, &err) < 0) {
         report_start(ready_fd, err.msg);
         return 1;
     }

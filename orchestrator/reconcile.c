@@ -263,6 +263,7 @@ static void on_started(void *opaque, const struct duet_err *err)
             daemon_event(w->d, w->name, "started", "running as a %s", backend_kind_name(w->inst_backend));
             if (w->inst_running)
                 health_start(w, true);
+            wl_note_ready(w);
         }
         wl_save(w);
         wl_reconcile(w);
@@ -497,6 +498,7 @@ static void do_create(struct wl *w)
     w->health = HEALTH_NONE;
     w->health_fails = 0;
     w->op_t0 = mono_ms();
+    w->ready_ms = 0;
     bool disk_new = keeps && !w->disk;
     if (disk_new) {
         w->disk = strdup(src);
@@ -781,9 +783,11 @@ void wl_reconcile(struct wl *w)
 
 void reconcile_all(struct daemon *d)
 {
+    uint64_t t0 = daemon_pass_begin();
     DAEMON_WL_FOREACH(d, w)
         if (!w->busy && !w->inst)
             wl_reconcile(w);
+    daemon_pass_end(d, t0);
 }
 
 /* ---- recovery -------------------------------------------------------------- */
@@ -806,7 +810,12 @@ void wl_recover(struct wl *w)
     struct duet_err ierr = {0};
     if (try_recover && wl_run_spec_stored(w, &run, &ierr) < 0)
         run = w->spec;
-    if (try_recover && drv->recover(drv, run, h, &inst, on_exit_cb, w, &err) == 0) {
+    struct net_attachment net, *netp = NULL;
+    if (w->addr && d->net_open) {
+        fleet_net_attachment(&d->net, w->addr, &net);
+        netp = &net;
+    }
+    if (try_recover && drv->recover(drv, run, h, netp, &inst, on_exit_cb, w, &err) == 0) {
         w->inst = inst;
         w->inst_spec = run;
         w->inst_grp = w->grp;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -78,7 +79,24 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char path[4096];
+    struct prom_hist write_latency;   /* seconds per statement that writes, commits included */
 };
+
+/* From a row written in a transaction (tens of microseconds) to a commit
+ * waiting on a slow disk's fsync (a second and more). */
+static const double write_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                      0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+
+static bool writes(int which)
+{
+    return which == ST_PUT || which == ST_DELETE || which == ST_EVENT_ADD || which == ST_EVENT_TRIM ||
+           which == ST_MEASURE_PUT || which == ST_SETTING_PUT || which == ST_COMMIT;
+}
+
+const struct prom_hist *store_write_latency(const struct store *s)
+{
+    return &s->write_latency;
+}
 
 static int db_err(struct store *s, struct duet_err *err, const char *what)
 {
@@ -127,6 +145,7 @@ int store_open(struct store **out, const char *path, struct duet_err *err)
     if (!s)
         abort();
     snprintf(s->path, sizeof(s->path), "%s", path);
+    prom_hist_init(&s->write_latency, write_bounds, sizeof(write_bounds) / sizeof(write_bounds[0]));
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         int rc = duet_err_set(err, EIO, "cannot open the state store %s: %s; check the state directory", path,
@@ -170,7 +189,13 @@ void store_close(struct store *s)
 static int run(struct store *s, int which, struct duet_err *err, const char *what)
 {
     sqlite3_stmt *st = s->st[which];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = sqlite3_step(st);
+    if (writes(which)) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        prom_hist_observe(&s->write_latency, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_err(s, err, what);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/promtext.h"
 
 struct store;
 
@@ -66,6 +67,9 @@ struct store_event {
 
 int store_open(struct store **out, const char *path, struct duet_err *err);
 void store_close(struct store *s);
+/* How long each statement that changes the store took (a commit: its
+ * fsync), since it was opened: for duetd's metrics. */
+const struct prom_hist *store_write_latency(const struct store *s);
 
 int store_begin(struct store *s, struct duet_err *err);
 int store_commit(struct store *s, struct duet_err *err);

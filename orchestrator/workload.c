@@ -251,3 +251,11 @@ bool wl_ready(const struct wl *w)
     return w->phase == PH_RUNNING && w->inst_running &&
            (w->health == HEALTH_NONE || w->health == HEALTH_HEALTHY || w->health == HEALTH_UNCHECKED);
 }
+
+void wl_note_ready(struct wl *w)
+{
+    if (w->ready_ms || !w->op_t0 || !w->inst_running || !wl_ready(w))
+        return;
+    uint64_t ms = mono_ms() - w->op_t0;
+    w->ready_ms = ms ? ms : 1;
+}

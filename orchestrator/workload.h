@@ -110,6 +110,9 @@ struct wl {
     int64_t created_at, started_at, exited_at;
     uint64_t backoff_until;        /* monotonic ms */
     uint64_t op_t0;                /* monotonic ms, for measured start times */
+    /* From its instance's create to its first time ready (wl_ready), in
+     * ms; 0 until then, and for an instance this daemon did not start. */
+    uint64_t ready_ms;
     char *message;                 /* why it is pending, or the last error */
 
     enum wl_health health;
@@ -193,5 +196,7 @@ const char *wl_state_name(const struct wl *w);
 /* Ready for its dependents: running (and healthy, when checked), or
  * completed. */
 bool wl_ready(const struct wl *w);
+/* Times ready_ms, the first time the instance it started is ready. */
+void wl_note_ready(struct wl *w);
 
 #endif

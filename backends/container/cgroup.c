@@ -37,11 +37,32 @@ int cgroup_cpu_quota_open(const struct cgroup_layout *l, const char *name, doubl
     return ops(l)->cpu_quota_open(l, name, cpus, val, len, err);
 }
 
-int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
-                      struct duet_err *err)
+int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_files *files,
+                      struct cgroup_stats *st, struct duet_err *err)
 {
     memset(st, 0, sizeof(*st));
-    return ops(l)->stats(l, name, st, err);
+    return ops(l)->stats(l, name, files, st, err);
+}
+
+int cgroup_oom_kills(const struct cgroup_layout *l, const char *name, uint64_t *n)
+{
+    *n = 0;
+    return ops(l)->oom_kills(l, name, n);
+}
+
+void cgroup_files_init(struct cgroup_files *f)
+{
+    for (int i = 0; i < CGROUP_STAT_FILES; i++)
+        f->fd[i] = -1;
+}
+
+void cgroup_files_close(struct cgroup_files *f)
+{
+    for (int i = 0; i < CGROUP_STAT_FILES; i++)
+        if (f->fd[i] >= 0) {
+            close(f->fd[i]);
+            f->fd[i] = -1;
+        }
 }
 
 int cgroup_destroy(const struct cgroup_layout *l, const char *name, struct duet_err *err)
@@ -124,24 +145,39 @@ int cgroup_open_file(const char *dir, const char *file, struct duet_err *err)
     return fd;
 }
 
-static int read_small(const char *dir, const char *file, char *buf, size_t len)
+/* DIR/FILE's text into buf; with keep, through the fd it holds (opened
+ * now when it holds none), read again from its start. */
+static int read_kept(int *keep, const char *dir, const char *file, char *buf, size_t len)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, len - 1);
+    int fd = keep ? *keep : -1;
+    if (fd < 0) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, file);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        if (keep)
+            *keep = fd;
+    }
+    ssize_t n = pread(fd, buf, len - 1, 0);
+    if (!keep)
+        close(fd);
     if (n < 0)
         return -1;
     buf[n] = '\0';
     return 0;
 }
 
+
 int cgroup_read_u64(const char *dir, const char *file, uint64_t *v)
 {
+    return cgroup_read_u64_kept(NULL, dir, file, v);
+}
+
+int cgroup_read_u64_kept(int *keep, const char *dir, const char *file, uint64_t *v)
+{
     char buf[64];
-    if (read_small(dir, file, buf, sizeof(buf)) < 0)
+    if (read_kept(keep, dir, file, buf, sizeof(buf)) < 0)
         return -1;
     if (strncmp(buf, "max", 3) == 0) {
         *v = UINT64_MAX;
@@ -158,8 +194,13 @@ int cgroup_read_u64(const char *dir, const char *file, uint64_t *v)
 
 bool cgroup_read_blk(const char *dir, const char *file, uint64_t *rd, uint64_t *wr)
 {
+    return cgroup_read_blk_kept(NULL, dir, file, rd, wr);
+}
+
+bool cgroup_read_blk_kept(int *keep, const char *dir, const char *file, uint64_t *rd, uint64_t *wr)
+{
     char buf[8192];
-    if (read_small(dir, file, buf, sizeof(buf)) < 0)
+    if (read_kept(keep, dir, file, buf, sizeof(buf)) < 0)
         return false;
     *rd = *wr = 0;
     for (char *save, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -184,17 +225,37 @@ bool cgroup_read_blk(const char *dir, const char *file, uint64_t *rd, uint64_t *
 
 int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
 {
-    char buf[4096];
-    if (read_small(dir, file, buf, sizeof(buf)) < 0)
+    return cgroup_read_keys(dir, file, &key, v, 1) == 1 ? 0 : -1;
+}
+
+int cgroup_read_keys(const char *dir, const char *file, const char *const *keys, uint64_t *vals, size_t n)
+{
+    return cgroup_read_keys_kept(NULL, dir, file, keys, vals, n);
+}
+
+int cgroup_read_keys_kept(int *keep, const char *dir, const char *file, const char *const *keys, uint64_t *vals,
+                          size_t n)
+{
+    /* memory.stat is the largest of these files: about 1.5 KiB on v2. */
+    char buf[8192];
+    if (read_kept(keep, dir, file, buf, sizeof(buf)) < 0)
         return -1;
-    size_t klen = strlen(key);
+    size_t found = 0;
+    uint64_t seen = 0;   /* the first line of a key counts */
+    if (n > 64)
+        n = 64;
     for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
-            *v = strtoull(line + klen + 1, NULL, 10);
-            return 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t klen = strlen(keys[i]);
+            if (!(seen & (UINT64_C(1) << i)) && strncmp(line, keys[i], klen) == 0 && line[klen] == ' ') {
+                vals[i] = strtoull(line + klen + 1, NULL, 10);
+                seen |= UINT64_C(1) << i;
+                found++;
+                break;
+            }
         }
     }
-    return -1;
+    return (int)found;
 }
 
 int cgroup_kill_and_remove(const char *dir, struct duet_err *err)

@@ -36,10 +36,14 @@ struct cgroup_limits {
 
 struct cgroup_stats {
     uint64_t cpu_ns;
-    uint64_t memory;         /* bytes in use */
+    uint64_t memory;         /* bytes in use, page cache and kernel memory included */
     uint64_t memory_limit;
+    /* Of those, what its processes hold (anonymous memory) and the page
+     * cache charged to it: memory.stat's rss and cache (v1, the group's
+     * tree), anon and file (v2).  has_mem_split: memory.stat was read. */
+    bool has_mem_split;
+    uint64_t memory_anon, memory_cache;
     uint64_t pids;
-    uint64_t oom_kills;
     /* Bytes read from and written to block devices by the group (the
      * writable layer's loop device and any other), where the host's
      * blkio (v1) or io (v2) controller counts them: has_blk. */
@@ -65,8 +69,22 @@ int cgroup_cpu_quota_open(const struct cgroup_layout *l, const char *name, doubl
                           struct duet_err *err);
 /* Moves pid into duet/NAME (every hierarchy). */
 int cgroup_attach(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err);
-int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st,
-                      struct duet_err *err);
+/* A group's figure files, kept open by its reader so that each later
+ * read is one pread per file: a scrape of hundreds of groups then costs
+ * no open, path walk or close per file (cgroup files are read again
+ * from offset 0).  cgroup_files_init before first use; -1: not open. */
+#define CGROUP_STAT_FILES 6
+struct cgroup_files {
+    int fd[CGROUP_STAT_FILES];
+};
+void cgroup_files_init(struct cgroup_files *f);
+void cgroup_files_close(struct cgroup_files *f);
+/* The group's figures (no oom_kills: cgroup_oom_kills); files may be
+ * NULL (every file opened and closed again). */
+int cgroup_stats_read(const struct cgroup_layout *l, const char *name, struct cgroup_files *files,
+                      struct cgroup_stats *st, struct duet_err *err);
+/* How many times the kernel's OOM killer acted in the group. */
+int cgroup_oom_kills(const struct cgroup_layout *l, const char *name, uint64_t *n);
 /* Freezes (frozen true) every process of PARENT/NAME, or thaws them;
  * returns once the kernel says they all are (a frozen process runs no
  * instruction and changes no file until thawed).  ENOENT when the group
@@ -85,7 +103,9 @@ struct cgroup_ops {
     int (*create)(const struct cgroup_layout *l, const char *name, const struct cgroup_limits *lim,
                   struct duet_err *err);
     int (*attach)(const struct cgroup_layout *l, const char *name, pid_t pid, struct duet_err *err);
-    int (*stats)(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st, struct duet_err *err);
+    int (*stats)(const struct cgroup_layout *l, const char *name, struct cgroup_files *files, struct cgroup_stats *st,
+                 struct duet_err *err);
+    int (*oom_kills)(const struct cgroup_layout *l, const char *name, uint64_t *n);
     int (*destroy)(const struct cgroup_layout *l, const char *name, struct duet_err *err);
     bool (*exists)(const struct cgroup_layout *l, const char *name);
     int (*freeze)(const struct cgroup_layout *l, const char *name, bool frozen, struct duet_err *err);
@@ -110,8 +130,17 @@ int cgroup_write_file(const char *dir, const char *file, const char *value, stru
 /* DIR/FILE opened for writing (O_CLOEXEC); -1 with the reason. */
 int cgroup_open_file(const char *dir, const char *file, struct duet_err *err);
 int cgroup_read_u64(const char *dir, const char *file, uint64_t *v);
+/* The readers below with a kept file: *keep is DIR/FILE's fd, opened on
+ * first use (keep NULL: opened and closed here). */
+int cgroup_read_u64_kept(int *keep, const char *dir, const char *file, uint64_t *v);
+int cgroup_read_keys_kept(int *keep, const char *dir, const char *file, const char *const *keys, uint64_t *vals,
+                          size_t n);
+bool cgroup_read_blk_kept(int *keep, const char *dir, const char *file, uint64_t *read, uint64_t *written);
 /* Value of "KEY N" in a flat-keyed file (memory.events, cpu.stat). */
 int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v);
+/* The values of several keys (at most 64) of such a file, read once: how
+ * many were found (the first line of each), -1 when it cannot be read. */
+int cgroup_read_keys(const char *dir, const char *file, const char *const *keys, uint64_t *vals, size_t n);
 /* Waits up to timeout_ms for the first line of DIR/FILE to begin with
  * want (0), or -1 (ETIMEDOUT, or the file's error). */
 int cgroup_wait_line(const char *dir, const char *file, const char *want, unsigned timeout_ms, struct duet_err *err);

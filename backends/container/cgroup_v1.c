@@ -129,21 +129,43 @@ static int v1_attach(const struct cgroup_layout *l, const char *name, pid_t pid,
     return 0;
 }
 
-static int v1_stats(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st, struct duet_err *err)
+/* Four files, each kept open by the caller: memory.stat says what the
+ * group holds (usage_in_bytes is the same rss + cache, counted in one
+ * more file) and its limit, then CPU, processes and block I/O. */
+static int v1_stats(const struct cgroup_layout *l, const char *name, struct cgroup_files *files,
+                    struct cgroup_stats *st, struct duet_err *err)
+{
+    int *keep[4] = {NULL, NULL, NULL, NULL};
+    if (files)
+        for (int i = 0; i < 4; i++)
+            keep[i] = &files->fd[i];
+    char dir[512];
+    dir_of(l, "memory", name, dir, sizeof(dir));
+    static const char *const mem_keys[] = {"total_rss", "total_cache", "hierarchical_memory_limit"};
+    uint64_t mem[3] = {0, 0, 0};
+    int found = cgroup_read_keys_kept(keep[0], dir, "memory.stat", mem_keys, mem, 3);
+    if (found < 0)
+        return duet_err_sys(err, "cannot read %s/memory.stat", dir);
+    st->has_mem_split = found == 3;
+    st->memory_anon = mem[0];
+    st->memory_cache = mem[1];
+    st->memory = mem[0] + mem[1];
+    st->memory_limit = mem[2];
+    dir_of(l, "cpuacct", name, dir, sizeof(dir));
+    cgroup_read_u64_kept(keep[1], dir, "cpuacct.usage", &st->cpu_ns);
+    dir_of(l, "pids", name, dir, sizeof(dir));
+    cgroup_read_u64_kept(keep[2], dir, "pids.current", &st->pids);
+    dir_of(l, "blkio", name, dir, sizeof(dir));
+    st->has_blk = cgroup_read_blk_kept(keep[3], dir, "blkio.throttle.io_service_bytes_recursive", &st->blk_read,
+                                       &st->blk_write);
+    return 0;
+}
+
+static int v1_oom_kills(const struct cgroup_layout *l, const char *name, uint64_t *n)
 {
     char dir[512];
     dir_of(l, "memory", name, dir, sizeof(dir));
-    if (cgroup_read_u64(dir, "memory.usage_in_bytes", &st->memory) < 0)
-        return duet_err_sys(err, "cannot read %s/memory.usage_in_bytes", dir);
-    cgroup_read_u64(dir, "memory.limit_in_bytes", &st->memory_limit);
-    cgroup_read_key(dir, "memory.oom_control", "oom_kill", &st->oom_kills);
-    dir_of(l, "cpuacct", name, dir, sizeof(dir));
-    cgroup_read_u64(dir, "cpuacct.usage", &st->cpu_ns);
-    dir_of(l, "pids", name, dir, sizeof(dir));
-    cgroup_read_u64(dir, "pids.current", &st->pids);
-    dir_of(l, "blkio", name, dir, sizeof(dir));
-    st->has_blk = cgroup_read_blk(dir, "blkio.throttle.io_service_bytes_recursive", &st->blk_read, &st->blk_write);
-    return 0;
+    return cgroup_read_key(dir, "memory.oom_control", "oom_kill", n);
 }
 
 static bool v1_exists(const struct cgroup_layout *l, const char *name)
@@ -190,6 +212,7 @@ static int v1_cpu_quota_open(const struct cgroup_layout *l, const char *name, do
 const struct cgroup_ops cgroup_v1_ops = {
     .cpu_quota_open = v1_cpu_quota_open,
     .remove_parent = v1_remove_parent,
-    .create = v1_create, .attach = v1_attach, .stats = v1_stats, .destroy = v1_destroy, .exists = v1_exists,
+    .create = v1_create, .attach = v1_attach, .stats = v1_stats,
+    .oom_kills = v1_oom_kills, .destroy = v1_destroy, .exists = v1_exists,
     .freeze = v1_freeze,
 };

@@ -103,24 +103,46 @@ static int v2_attach(const struct cgroup_layout *l, const char *name, pid_t pid,
     return cgroup_write_file(dir, "cgroup.procs", val, err);
 }
 
-static int v2_stats(const struct cgroup_layout *l, const char *name, struct cgroup_stats *st, struct duet_err *err)
+/* Six files, each kept open by the caller: what the group holds
+ * (memory.current counts kernel memory memory.stat's anon and file do
+ * not), its limit, CPU, processes and I/O. */
+static int v2_stats(const struct cgroup_layout *l, const char *name, struct cgroup_files *files,
+                    struct cgroup_stats *st, struct duet_err *err)
+{
+    int *keep[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    if (files)
+        for (int i = 0; i < 6; i++)
+            keep[i] = &files->fd[i];
+    char dir[512];
+    dir_of(l, name, dir, sizeof(dir));
+    /* Files of a controller the host does not offer are absent: 0; a
+     * group that is not there is an error. */
+    if (cgroup_read_u64_kept(keep[0], dir, "memory.current", &st->memory) < 0) {
+        char procs[600];
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        if (access(procs, F_OK) < 0)
+            return duet_err_sys(err, "cannot read cgroup %s", dir);
+    }
+    cgroup_read_u64_kept(keep[1], dir, "memory.max", &st->memory_limit);
+    static const char *const mem_keys[] = {"anon", "file"};
+    uint64_t mem[2] = {0, 0};
+    st->has_mem_split = cgroup_read_keys_kept(keep[2], dir, "memory.stat", mem_keys, mem, 2) == 2;
+    st->memory_anon = mem[0];
+    st->memory_cache = mem[1];
+    static const char *const cpu_keys[] = {"usage_usec"};
+    uint64_t usec = 0;
+    if (cgroup_read_keys_kept(keep[3], dir, "cpu.stat", cpu_keys, &usec, 1) == 1)
+        st->cpu_ns = usec * 1000;
+    cgroup_read_u64_kept(keep[4], dir, "pids.current", &st->pids);
+    st->has_blk = cgroup_read_blk_kept(keep[5], dir, "io.stat", &st->blk_read, &st->blk_write);
+    return 0;
+}
+
+static int v2_oom_kills(const struct cgroup_layout *l, const char *name, uint64_t *n)
 {
     char dir[512];
     dir_of(l, name, dir, sizeof(dir));
-    char procs[600];
-    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
-    if (access(procs, F_OK) < 0)
-        return duet_err_sys(err, "cannot read cgroup %s", dir);
-    /* Files of a controller the host does not offer are absent: 0. */
-    cgroup_read_u64(dir, "memory.current", &st->memory);
-    cgroup_read_u64(dir, "memory.max", &st->memory_limit);
-    cgroup_read_key(dir, "memory.events", "oom_kill", &st->oom_kills);
-    uint64_t usec = 0;
-    if (cgroup_read_key(dir, "cpu.stat", "usage_usec", &usec) == 0)
-        st->cpu_ns = usec * 1000;
-    cgroup_read_u64(dir, "pids.current", &st->pids);
-    st->has_blk = cgroup_read_blk(dir, "io.stat", &st->blk_read, &st->blk_write);
-    return 0;
+    return cgroup_read_key(dir, "memory.events", "oom_kill", n);
 }
 
 static bool v2_exists(const struct cgroup_layout *l, const char *name)
@@ -161,6 +183,7 @@ static int v2_cpu_quota_open(const struct cgroup_layout *l, const char *name, do
 const struct cgroup_ops cgroup_v2_ops = {
     .cpu_quota_open = v2_cpu_quota_open,
     .remove_parent = v2_remove_parent,
-    .create = v2_create, .attach = v2_attach, .stats = v2_stats, .destroy = v2_destroy, .exists = v2_exists,
+    .create = v2_create, .attach = v2_attach, .stats = v2_stats,
+    .oom_kills = v2_oom_kills, .destroy = v2_destroy, .exists = v2_exists,
     .freeze = v2_freeze,
 };

@@ -163,8 +163,7 @@ static void report_exit(struct driver_instance *inst)
     inst->core.status.exited_at_ms = clock_wall_ms();
     /* A SIGKILL with the cgroup's OOM kill count up was the kernel's, at
      * the memory limit: the cgroup is there until destroy. */
-    struct cgroup_stats cs;
-    inst->core.status.oom = ex.signal == SIGKILL && container_stats(inst->c, &cs, &err) == 0 && cs.oom_kills > 0;
+    inst->core.status.oom = ex.signal == SIGKILL && container_oom_killed(inst->c);
     inst_core_report_exit(&inst->core);
 }
 
@@ -215,6 +214,7 @@ static void unwatch(struct driver_instance *inst)
 /* Frees inst once its poll handle (if any) is closed. */
 static void instance_free(struct driver_instance *inst)
 {
+    inst_core_fini(&inst->core);
     attach_drop(inst);
     unwatch(inst);
     if (inst->watch_closing)
@@ -623,9 +623,11 @@ static int ct_stats(struct driver *drv, struct driver_instance *inst, struct dri
         return -1;
     *st = (struct driver_stats){.cpu_ns = cs.cpu_ns, .memory_bytes = cs.memory, .memory_limit = cs.memory_limit,
                                 .pids = cs.pids, .has_blk = cs.has_blk, .blk_read_bytes = cs.blk_read,
-                                .blk_write_bytes = cs.blk_write};
+                                .blk_write_bytes = cs.blk_write, .has_mem_view = cs.has_mem_split,
+                                .memory_resident_bytes = cs.memory_anon, .memory_cache_bytes = cs.memory_cache};
     if (inst->core.has_net)
-        st->has_net = driver_net_counters(inst->core.net.host_if, &st->net_rx_bytes, &st->net_tx_bytes);
+        st->has_net = driver_net_counters(&inst->core.net_files, inst->core.net.host_if, &st->net_rx_bytes,
+                                          &st->net_tx_bytes);
     return container_disk_usage(inst->c, &st->disk_bytes, &st->disk_limit, err);
 }
 
@@ -651,9 +653,14 @@ static int ct_pause(struct driver *drv, struct driver_instance *inst, bool pause
 }
 
 static int ct_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
-                      struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
+                      const struct net_attachment *net, struct driver_instance **out, driver_exit_cb on_exit,
+                      void *opaque, struct duet_err *err)
 {
     struct driver_instance *inst = instance_new(drv, spec);
+    if (net) {
+        inst->core.net = *net;
+        inst->core.has_net = true;
+    }
     inst->core.on_exit = on_exit;
     inst->core.exit_opaque = opaque;
     if (container_recover(&priv(drv)->rt, spec->name, &inst->c, err) < 0) {

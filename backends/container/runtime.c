@@ -353,6 +353,8 @@ int container_prepare(struct container_runtime *rt, const struct container_confi
     struct container *c = calloc(1, sizeof(*c));
     if (!c)
         abort();
+    cgroup_files_init(&c->files);
+    c->root_fd = -1;
     c->rt = rt;
     c->pid = -1;
     c->pidfd = -1;
@@ -1006,6 +1008,10 @@ int container_wait(struct container *c, int timeout_ms, struct container_exit *s
         close(c->pidfd);
         c->pidfd = -1;
     }
+    if (c->root_fd >= 0) {
+        close(c->root_fd);
+        c->root_fd = -1;
+    }
     if (!read_exit_file(c, st)) {
         /* duet-init itself was killed before the workload ended (stop's
          * SIGKILL): its own status is the answer when we reaped it. */
@@ -1038,9 +1044,21 @@ int container_stop(struct container *c, unsigned grace_ms, struct duet_err *err)
 
 /* ---- destroy, release, recover ---------------------------------------- */
 
+/* What container_stats and container_disk_usage keep open: the root
+ * pins the container's mounts, so it goes before they are taken down. */
+static void kept_files_close(struct container *c)
+{
+    cgroup_files_close(&c->files);
+    if (c->root_fd >= 0) {
+        close(c->root_fd);
+        c->root_fd = -1;
+    }
+}
+
 int container_destroy(struct container *c, struct duet_err *err)
 {
     int rc = 0;
+    kept_files_close(c);
     if (c->pidfd >= 0) {
         pidfd_signal(c->pidfd, SIGKILL);
         struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
@@ -1068,6 +1086,7 @@ void container_release(struct container *c)
 {
     if (c->pidfd >= 0)
         close(c->pidfd);
+    kept_files_close(c);
     free(c);
 }
 
@@ -1079,6 +1098,8 @@ int container_recover(struct container_runtime *rt, const char *name, struct con
     struct container *c = calloc(1, sizeof(*c));
     if (!c)
         abort();
+    cgroup_files_init(&c->files);
+    c->root_fd = -1;
     c->rt = rt;
     c->pidfd = -1;
     snprintf(c->name, sizeof(c->name), "%s", name);
@@ -1127,7 +1148,13 @@ int container_recover(struct container_runtime *rt, const char *name, struct con
 
 int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err)
 {
-    return cgroup_stats_read(&c->rt->cgroup, c->cgroup, st, err);
+    return cgroup_stats_read(&c->rt->cgroup, c->cgroup, &c->files, st, err);
+}
+
+bool container_oom_killed(const struct container *c)
+{
+    uint64_t n = 0;
+    return cgroup_oom_kills(&c->rt->cgroup, c->cgroup, &n) == 0 && n > 0;
 }
 
 int container_freeze(struct container *c, bool frozen, struct duet_err *err)
@@ -1137,22 +1164,38 @@ int container_freeze(struct container *c, bool frozen, struct duet_err *err)
     return 0;
 }
 
-int container_disk_usage(const struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err)
+int container_disk_usage(struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err)
 {
+    /* While it runs, its root (an overlay, whose statfs is its upper
+     * layer's) says what the layer holds now.  Its root is opened once,
+     * while the pidfd proves the pid is still duet-init's, and kept: a
+     * scrape of hundreds walks no path.  It pins the container's mounts,
+     * so container_wait lets it go at the end, and destroy before it
+     * unmounts anything. */
+    if (c->root_fd < 0 && c->pidfd >= 0 && c->pid > 0) {
+        char p[64];
+        snprintf(p, sizeof(p), "/proc/%d/root", (int)c->pid);
+        int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
+        if (fd >= 0 && poll(&pfd, 1, 0) == 0)
+            c->root_fd = fd;
+        else if (fd >= 0)
+            close(fd);
+    }
+    struct statfs sf;
+    if (c->root_fd >= 0 && c->disk_limit && fstatfs(c->root_fd, &sf) == 0) {
+        *used = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+        *limit = c->disk_limit;   /* the image's size, fixed at prepare */
+        return 0;
+    }
+    /* Not running (or the first time): what the image takes on the host. */
     char p[400];
     snprintf(p, sizeof(p), "%s/disk.img", c->dir);
     if (container_layer_usage(p, used, limit, err) < 0)
         return duet_err_prefix(err, "container %s: its writable layer", c->name);
-    /* While it runs, its root (an overlay, whose statfs is its upper
-     * layer's) says what the layer holds now.  statfs opens nothing in
-     * the container; the pidfd proves the pid was still duet-init's. */
-    struct statfs sf;
-    snprintf(p, sizeof(p), "/proc/%d/root", (int)c->pid);
-    if (c->pidfd >= 0 && c->pid > 0 && statfs(p, &sf) == 0) {
-        struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
-        if (poll(&pfd, 1, 0) == 0)
-            *used = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
-    }
+    c->disk_limit = *limit;
+    if (c->root_fd >= 0 && fstatfs(c->root_fd, &sf) == 0)
+        *used = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
     return 0;
 }
 

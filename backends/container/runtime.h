@@ -137,6 +137,9 @@ struct container {
     int n_groups;
     bool userns;                        /* runs in its own user namespace */
     char workdir[256];
+    struct cgroup_files files;          /* its figures' files, kept open by container_stats */
+    int root_fd;                        /* its root, kept open by container_disk_usage; -1: not yet */
+    uint64_t disk_limit;                /* its writable layer's image's size, once asked (fixed) */
 };
 
 int container_prepare(struct container_runtime *rt, const struct container_config *cfg, struct container **out,
@@ -151,12 +154,16 @@ int container_destroy(struct container *c, struct duet_err *err);
 /* Frees c, leaving the container running (for daemon shutdown). */
 void container_release(struct container *c);
 int container_recover(struct container_runtime *rt, const char *name, struct container **out, struct duet_err *err);
+/* Its cgroup's figures; the files stay open until it is destroyed or
+ * released (a caller on one thread at a time). */
 int container_stats(struct container *c, struct cgroup_stats *st, struct duet_err *err);
+/* The kernel's OOM killer acted in its cgroup. */
+bool container_oom_killed(const struct container *c);
 /* Freezes (or thaws) every process of the container (cgroup_freeze). */
 int container_freeze(struct container *c, bool frozen, struct duet_err *err);
 /* What its writable layer holds (its filesystem's used blocks while it
  * runs, else what the image takes on the host), and its bound. */
-int container_disk_usage(const struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err);
+int container_disk_usage(struct container *c, uint64_t *used, uint64_t *limit, struct duet_err *err);
 /* A command started in a container: the helper outside it, our child. */
 struct container_exec_proc {
     pid_t pid;

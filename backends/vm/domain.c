@@ -199,7 +199,10 @@ int vm_domain_xml(const struct vm_domain_spec *s, char **out, struct duet_err *e
         put_value(&x, "volume tag", "      <target dir='", f->tag, "'/>\n");
         put(&x, "    </filesystem>\n");
     }
-    put(&x, "    <memballoon model='none'/>\n");
+    /* The balloon is not used to take memory back: it is how the guest
+     * says what it does with its memory (free, page cache), every few
+     * seconds, so a VM's figures mean what a container's do. */
+    put(&x, "    <memballoon model='virtio'>\n      <stats period='5'/>\n    </memballoon>\n");
     put(&x, "  </devices>\n</domain>\n");
     if (x.bad) {
         free(x.buf);

@@ -1395,6 +1395,7 @@ static void attach_close(struct driver_instance *inst)
 
 static void instance_free(struct driver_instance *inst)
 {
+    inst_core_fini(&inst->core);
     inst->freeing = true;
     vm_agent_free(inst->agent, "the VM was stopped before the command ended");
     attach_close(inst);
@@ -1794,12 +1795,31 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
         st->memory_limit = (uint64_t)info.maxMem << 10;
         st->memory_bytes = (uint64_t)info.memory << 10;
         st->pids = info.nrVirtCpu;
-        /* What the guest really holds: QEMU's resident set, when known. */
+        /* What the host gives it: QEMU's resident set, when known.  What
+         * the guest does with it, from the balloon's statistics, which a
+         * guest without its driver never sends (libvirt then has none of
+         * the guest's keys); all in KiB. */
         virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
         int n = virDomainMemoryStats(d, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
-        for (int i = 0; i < n; i++)
+        uint64_t total = 0, free_kib = 0, caches = 0;
+        bool has_total = false, has_free = false;
+        for (int i = 0; i < n; i++) {
             if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                 st->memory_bytes = ms[i].val << 10;
+            else if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_AVAILABLE)
+                total = ms[i].val, has_total = true;
+            else if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_UNUSED)
+                free_kib = ms[i].val, has_free = true;
+            else if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_DISK_CACHES)
+                caches = ms[i].val;
+        }
+        if (n < 0)
+            virResetLastError();
+        if (has_total && has_free && free_kib + caches <= total) {
+            st->has_mem_view = true;
+            st->memory_resident_bytes = (total - free_kib - caches) << 10;
+            st->memory_cache_bytes = caches << 10;
+        }
         /* The guest's view of its disk (vda, where there is one); -1 for
          * a counter QEMU does not keep.  A kernel+initrd VM has none, and
          * asking would make libvirt log an error every few seconds. */
@@ -1814,7 +1834,8 @@ static int vm_stats(struct driver *drv, struct driver_instance *inst, struct dri
             virResetLastError();
         }
         if (inst->core.has_net)
-            st->has_net = driver_net_counters(inst->core.net.host_if, &st->net_rx_bytes, &st->net_tx_bytes);
+            st->has_net = driver_net_counters(&inst->core.net_files, inst->core.net.host_if, &st->net_rx_bytes,
+                                          &st->net_tx_bytes);
         /* The kept disk holds all the guest wrote; a VM without a disk
          * writes only to its RAM. */
         char overlay[PATH_MAX];
@@ -1842,7 +1863,8 @@ static int vm_handle(struct driver *drv, struct driver_instance *inst, char out[
 }
 
 static int vm_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
-                      struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
+                      const struct net_attachment *net, struct driver_instance **out, driver_exit_cb on_exit,
+                      void *opaque, struct duet_err *err)
 {
     if (!priv(drv)->open)
         return duet_err_set(err, EINVAL, "the VM driver is not open");
@@ -1850,6 +1872,10 @@ static int vm_recover(struct driver *drv, const struct workload_spec *spec, cons
         return duet_err_set(err, EINVAL, "VM %s: the stored handle \"%s\" is not a domain UUID", spec->name,
                             handle ? handle : "");
     struct driver_instance *inst = instance_new(drv, spec);
+    if (net) {
+        inst->core.net = *net;
+        inst->core.has_net = true;
+    }
     inst->core.on_exit = on_exit;
     inst->core.exit_opaque = opaque;
     snprintf(inst->uuid, sizeof(inst->uuid), "%s", handle);

@@ -438,10 +438,10 @@ int vm_guest_initramfs(const char *cache_dir, const char *kernel, const char *vm
         return duet_err_sys(err, "%s: kernel %s cannot be used", what, kernel);
     uint64_t key = fnv(FNV_INIT, real, strlen(real));
     /* The last field is the module list's version: a list that grows
-     * (virtiofs, virtio_console) must not find an initramfs built without
+     * (virtiofs, virtio_console, virtio_balloon) must not find an initramfs built without
      * it. */
     uint64_t fields[] = {(uint64_t)kst.st_size,    (uint64_t)kst.st_mtim.tv_sec,  (uint64_t)ist.st_size,
-                         (uint64_t)ist.st_mtim.tv_sec, (uint64_t)ist.st_mtim.tv_nsec, 3};
+                         (uint64_t)ist.st_mtim.tv_sec, (uint64_t)ist.st_mtim.tv_nsec, 4};
     key = fnv(key, fields, sizeof(fields));
     if (ensure_dir(cache_dir, err) < 0)
         return -1;
@@ -460,7 +460,8 @@ int vm_guest_initramfs(const char *cache_dir, const char *kernel, const char *vm
      * graceful stop) is worth having but a kernel without it still runs
      * the workload, stopped by force after the grace period. */
     static const char *const needed[] = {"virtio_pci", "virtio_blk", "crc32c_generic", "ext4"};
-    static const char *const wanted[] = {"button", "evdev", "virtio_net", "virtiofs", "virtio_console"};
+    static const char *const wanted[] = {"button", "evdev", "virtio_net", "virtiofs", "virtio_console",
+                                         "virtio_balloon"};
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
         if (mod_add(&m, needed[i], 0, err) < 0) {
             modset_free(&m);

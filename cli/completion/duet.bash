@@ -59,6 +59,10 @@ _duet()
         [[ ${COMP_WORDS[i]} == -- ]] && return
     done
     case $prev in
+    -s|--sort)
+        [[ $cmd == top ]] && COMPREPLY=($(compgen -W "cpu memory name" -- "$cur"))
+        return
+        ;;
     -f|--filename|-o|--output|--rootfs|--disk|--env-file|--config|--guest-kernel)
         if [[ $prev == -o || $prev == --output ]] && [[ $cmd != backup ]]; then
             COMPREPLY=($(compgen -W "table json yaml name" -- "$cur"))

@@ -22,6 +22,9 @@ struct api *api_new(struct daemon *d);
 /* Listens on path (mode 0660, group `group`); a client has deadline_ms to
  * send its whole request. */
 int api_start(struct api *a, const char *path, gid_t group, unsigned deadline_ms, struct duet_err *err);
+/* Serves GET /metrics (docs/metrics.md), and nothing else, on TCP at addr
+ * (ADDRESS:PORT); after api_start. */
+int api_metrics_listen(struct api *a, const char *addr, struct duet_err *err);
 /* Stops listening, ends every stream, closes every connection. */
 void api_stop(struct api *a);
 void api_free(struct api *a);

@@ -24,6 +24,7 @@
 #include <http_parser.h>
 
 #include "common/grow.h"
+#include "common/listenaddr.h"
 #include "http.h"
 
 enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_RAW, CS_DONE };
@@ -31,7 +32,11 @@ enum conn_state { CS_READING, CS_HANDLING, CS_STREAMING, CS_RAW, CS_DONE };
 struct http_conn {
     struct http_server *srv;
     struct http_conn *next, *prev;
-    uv_pipe_t pipe;
+    union {
+        uv_stream_t stream;
+        uv_pipe_t pipe;            /* the Unix socket's */
+        uv_tcp_t tcp;              /* a TCP listener's */
+    } h;
     uv_timer_t timer;
     http_parser parser;
     enum conn_state state;
@@ -50,6 +55,8 @@ struct http_conn {
     int reject_status;             /* set by a callback that refused the request */
     const char *reject_msg;
     struct ucred cred;
+    const char *route_method, *route;   /* http_conn_set_route */
+    bool counted;
     bool keep_body;                /* the handler reads the body later */
     /* bytes that came after the request, kept for a handler that upgrades */
     char *extra;
@@ -171,7 +178,7 @@ static void conn_close(struct http_conn *c)
         return;
     c->closing = true;
     c->state = CS_DONE;
-    uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+    uv_close((uv_handle_t *)&c->h.stream, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -191,7 +198,7 @@ static void on_written(uv_write_t *req, int status)
     if (status < 0)
         conn_close(c);
     else if (c->raw_drain && !http_conn_closed(c) &&
-             uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) <= c->raw_low) {
+             uv_stream_get_write_queue_size(&c->h.stream) <= c->raw_low) {
         void (*fn)(void *) = c->raw_drain;
         c->raw_drain = NULL;
         fn(c->raw_drain_opaque);
@@ -218,7 +225,7 @@ static bool conn_writev(struct http_conn *c, const uv_buf_t *parts, size_t n)
     w->c = c;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
     http_conn_ref(c);
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+    if (uv_write(&w->req, &c->h.stream, &b, 1, on_written) < 0) {
         free(w);
         http_conn_unref(c);
         conn_close(c);
@@ -253,15 +260,48 @@ static void conn_finish(struct http_conn *c)
         abort();
     req->data = c;
     http_conn_ref(c);
-    if (uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
+    if (uv_shutdown(req, &c->h.stream, on_shutdown) < 0) {
         free(req);
         http_conn_unref(c);
         conn_close(c);
     }
 }
 
+void http_conn_set_route(struct http_conn *c, const char *method, const char *route)
+{
+    c->route_method = method;
+    c->route = route;
+}
+
+/* One answer more for c's route and status. */
+static void count_answer(struct http_conn *c, int status)
+{
+    if (c->counted)
+        return;
+    c->counted = true;
+    struct http_server *s = c->srv;
+    const char *m = c->route_method ? c->route_method : "other", *r = c->route ? c->route : "other";
+    for (size_t i = 0; i < s->n_counts; i++) {
+        struct http_count *k = &s->counts[i];
+        if (k->status == status && strcmp(k->route, r) == 0 && strcmp(k->method, m) == 0) {
+            k->n++;
+            return;
+        }
+    }
+    GROW(s->counts, s->cap_counts, s->n_counts + 1);
+    s->counts[s->n_counts++] = (struct http_count){.method = m, .route = r, .status = status, .n = 1};
+}
+
+void http_server_free_counts(struct http_server *s)
+{
+    free(s->counts);
+    s->counts = NULL;
+    s->n_counts = s->cap_counts = 0;
+}
+
 static void write_head(struct http_conn *c, int status, const char *content_type, long long content_length)
 {
+    count_answer(c, status);
     char head[512];
     int n;
     if (content_length >= 0)
@@ -331,7 +371,7 @@ bool http_stream_write(struct http_conn *c, const char *data, size_t len)
         return false;
     if (len == 0)
         return true;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > HTTP_MAX_STREAM_BACKLOG) {
+    if (uv_stream_get_write_queue_size(&c->h.stream) > HTTP_MAX_STREAM_BACKLOG) {
         conn_close(c);
         return false;
     }
@@ -344,7 +384,7 @@ bool http_stream_write(struct http_conn *c, const char *data, size_t len)
 
 size_t http_stream_backlog(const struct http_conn *c)
 {
-    return http_conn_closed(c) ? 0 : uv_stream_get_write_queue_size((const uv_stream_t *)&c->pipe);
+    return http_conn_closed(c) ? 0 : uv_stream_get_write_queue_size(&c->h.stream);
 }
 
 void http_stream_end(struct http_conn *c)
@@ -361,6 +401,7 @@ void http_conn_upgrade(struct http_conn *c, const char *protocol, http_raw_data_
 {
     if (http_conn_closed(c) || c->state == CS_DONE)
         return;
+    count_answer(c, 101);
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", protocol);
@@ -402,9 +443,9 @@ void http_raw_pause(struct http_conn *c, bool paused)
         return;
     c->raw_paused = paused;
     if (paused)
-        uv_read_stop((uv_stream_t *)&c->pipe);
+        uv_read_stop(&c->h.stream);
     else
-        uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
+        uv_read_start(&c->h.stream, alloc_cb, on_read);
 }
 
 void http_raw_end(struct http_conn *c)
@@ -594,7 +635,7 @@ static void on_deadline(uv_timer_t *t)
         return;
     }
     if (c->state == CS_READING) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
+        uv_read_stop(&c->h.stream);
         http_respond_error(c, 408, "request not complete within %u ms", c->srv->deadline_ms);
     }
 }
@@ -630,7 +671,7 @@ static bool evict_stalled(struct http_server *s, struct http_conn *c)
             oldest = o;
     if (!oldest)
         return false;
-    uv_read_stop((uv_stream_t *)&oldest->pipe);
+    uv_read_stop(&oldest->h.stream);
     http_respond_error(oldest, 503, "duetd is busy and this request was not complete; try again");
     return true;
 }
@@ -644,9 +685,12 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         abort();
     c->srv = s;
-    uv_pipe_init(s->loop, &c->pipe, 0);
+    if (s->tcp)
+        uv_tcp_init(s->loop, &c->h.tcp);
+    else
+        uv_pipe_init(s->loop, &c->h.pipe, 0);
     uv_timer_init(s->loop, &c->timer);
-    c->pipe.data = c;
+    c->h.stream.data = c;
     c->timer.data = c;
     c->open_handles = 2;
     c->next = s->conns;
@@ -654,13 +698,17 @@ static void on_connection(uv_stream_t *server, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+    if (uv_accept(server, &c->h.stream) < 0) {
         conn_close(c);
         return;
     }
     uv_os_fd_t fd;
     socklen_t len = sizeof(c->cred);
-    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+    if (s->tcp) {
+        /* Nobody in particular: root's reserve is not a network peer's. */
+        c->cred = (struct ucred){.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    } else if (uv_fileno((uv_handle_t *)&c->h.stream, &fd) < 0 ||
+               getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
         conn_close(c);
         return;
     }
@@ -669,7 +717,7 @@ static void on_connection(uv_stream_t *server, int status)
         http_respond_error(c, 503, "too many connections to duetd; try again");
         return;
     }
-    if (!peer_allowed(s, &c->cred)) {
+    if (!s->tcp && !peer_allowed(s, &c->cred)) {
         http_respond_error(c, 403, "uid %u may not use duetd: only root and members of the socket's group may",
                            (unsigned)c->cred.uid);
         return;
@@ -682,7 +730,7 @@ static void on_connection(uv_stream_t *server, int status)
      * one may have left far behind. */
     uv_update_time(s->loop);
     uv_timer_start(&c->timer, on_deadline, s->deadline_ms, 0);
-    uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
+    uv_read_start(&c->h.stream, alloc_cb, on_read);
 }
 
 int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, gid_t group, http_handler_fn fn,
@@ -718,17 +766,17 @@ int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, 
             return duet_err_set(err, EADDRINUSE, "another daemon answers on %s; stop it or choose --socket", path);
         unlink(path);
     }
-    uv_pipe_init(loop, &s->listener, 0);
-    s->listener.data = s;
-    int rc = uv_pipe_bind(&s->listener, path);
+    uv_pipe_init(loop, &s->listener.pipe, 0);
+    s->listener.stream.data = s;
+    int rc = uv_pipe_bind(&s->listener.pipe, path);
     if (rc == 0) {
         if (chmod(path, 0660) < 0 || chown(path, 0, group) < 0)
             rc = -errno;
     }
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+        rc = uv_listen(&s->listener.stream, 128, on_connection);
     if (rc < 0) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_close((uv_handle_t *)&s->listener.stream, NULL);
         errno = -rc;
         return duet_err_sys(err, "cannot listen on %s", path);
     }
@@ -736,10 +784,37 @@ int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, 
     return 0;
 }
 
+int http_server_start_tcp(struct http_server *s, uv_loop_t *loop, const char *addr, http_handler_fn fn,
+                          void *opaque, struct duet_err *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->handler = fn;
+    s->opaque = opaque;
+    s->tcp = true;
+    s->deadline_ms = HTTP_REQUEST_DEADLINE_MS;
+    struct sockaddr_storage sa;
+    if (listen_addr_parse(addr, &sa, err) < 0)
+        return -1;
+    uv_tcp_init(loop, &s->listener.tcp);
+    s->listener.stream.data = s;
+    int rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen(&s->listener.stream, 128, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&s->listener.stream, NULL);
+        return duet_err_set(err, -rc, "cannot listen on %s: %s%s", addr, uv_strerror(rc),
+                            rc == UV_EADDRINUSE ? "; another program has that port, choose another" : "");
+    }
+    s->listening = true;
+    return 0;
+}
+
+
 void http_server_stop(struct http_server *s)
 {
     if (s->listening) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_close((uv_handle_t *)&s->listener.stream, NULL);
         s->listening = false;
     }
     for (struct http_conn *c = s->conns; c; c = c->next)

@@ -60,9 +60,21 @@ struct http_request {
 typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, const struct http_request *req);
 typedef void (*http_close_fn)(void *opaque, struct http_conn *c);
 
+/* Responses by route and status (http_conn_set_route), for the metrics. */
+struct http_count {
+    const char *method, *route;    /* static strings */
+    int status;
+    uint64_t n;
+};
+
 struct http_server {
     uv_loop_t *loop;
-    uv_pipe_t listener;
+    union {
+        uv_stream_t stream;
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+    } listener;
+    bool tcp;                      /* a TCP listener: no peer credentials, no group */
     http_handler_fn handler;
     void *opaque;
     gid_t group;                   /* the socket's group: its members may connect */
@@ -71,14 +83,26 @@ struct http_server {
     size_t body_bytes;             /* request bodies held now (HTTP_MAX_BODIES) */
     unsigned deadline_ms;
     bool listening;
+    struct http_count *counts;
+    size_t n_counts, cap_counts;
 };
 
 /* Creates the socket at path (mode 0660, group `group`), replacing a stale
  * one, and listens. */
 int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, gid_t group, http_handler_fn fn,
                       void *opaque, struct duet_err *err);
-/* Stops listening and closes every connection. */
+/* Listens on TCP at addr (ADDRESS:PORT, [V6]:PORT).  Its peers have no
+ * credentials (uid -1): the handler decides what they may ask. */
+int http_server_start_tcp(struct http_server *s, uv_loop_t *loop, const char *addr, http_handler_fn fn,
+                          void *opaque, struct duet_err *err);
+/* Stops listening and closes every connection (the counts stay until
+ * http_server_free_counts). */
 void http_server_stop(struct http_server *s);
+void http_server_free_counts(struct http_server *s);
+/* The route the request was taken as ("/v1/workloads/{name}"), for the
+ * count of its answer; a request with none counts as "other".  Static
+ * strings. */
+void http_conn_set_route(struct http_conn *c, const char *method, const char *route);
 
 void http_conn_ref(struct http_conn *c);
 void http_conn_unref(struct http_conn *c);

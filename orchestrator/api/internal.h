@@ -23,6 +23,13 @@ struct event_sub;
 struct api {
     struct daemon *d;
     struct http_server http;
+    struct http_server metrics;    /* duetd --metrics-listen: GET /metrics only */
+    bool metrics_on;
+    /* The listener's last answer, given again to scrapes less than
+     * API_METRICS_REUSE_MS after it (routes.c). */
+    char *metrics_text;
+    size_t metrics_len;
+    uint64_t metrics_at;           /* monotonic ms; 0: none */
     struct event_sub *subs;        /* event stream followers */
     struct event_sink sink;        /* the daemon's events, to them */
     bool sink_added;

@@ -1,11 +1,13 @@
 /*
  * routes.c - the API's server, its routes, and GET /v1/info.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backends/container/container.h"
+#include "common/promtext.h"
 #include "orchestrator/api/internal.h"
 
 #ifndef DUET_VERSION
@@ -62,17 +64,139 @@ static void get_info(struct api *a, struct http_conn *c)
     http_respond_json(c, 200, j);
 }
 
+/* The route a path is taken as, its names replaced ({name}), so the count
+ * of requests by route stays small whatever the clients ask for. */
+static const char *route_of(const char *path)
+{
+    static const char *const flat[] = {"/metrics",    "/v1/info",   "/v1/workloads", "/v1/apply",
+                                       "/v1/run",     "/v1/compare", "/v1/restore",  "/v1/events",
+                                       "/v1/images",  "/v1/volumes", "/v1/secrets",  "/v1/images/inspect",
+                                       "/v1/images/pull", "/v1/images/prune"};
+    for (size_t i = 0; i < sizeof(flat) / sizeof(flat[0]); i++)
+        if (strcmp(path, flat[i]) == 0)
+            return flat[i];
+    if (strncmp(path, "/v1/images/", 11) == 0)
+        return "/v1/images/{ref}";
+    if (strncmp(path, "/v1/volumes/", 12) == 0)
+        return "/v1/volumes/{name}";
+    if (strncmp(path, "/v1/secrets/", 12) == 0)
+        return "/v1/secrets/{name}";
+    if (strncmp(path, "/v1/workloads/", 14) == 0) {
+        const char *slash = strchr(path + 14, '/');
+        if (!slash)
+            return "/v1/workloads/{name}";
+        static const char *const sub[] = {"/logs", "/exec", "/backup", "/snapshots"};
+        static const char *const full[] = {"/v1/workloads/{name}/logs", "/v1/workloads/{name}/exec",
+                                           "/v1/workloads/{name}/backup", "/v1/workloads/{name}/snapshots"};
+        for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++)
+            if (strcmp(slash, sub[i]) == 0)
+                return full[i];
+        if (strncmp(slash, "/snapshots/", 11) == 0) {
+            const char *r = strchr(slash + 11, '/');
+            return r && strcmp(r, "/restore") == 0 ? "/v1/workloads/{name}/snapshots/{snapshot}/restore"
+                                                   : "/v1/workloads/{name}/snapshots/{snapshot}";
+        }
+    }
+    return "other";
+}
+
+/* ---- GET /metrics ------------------------------------------------------------------- */
+
+/* The daemon's figures, then the servers' own: requests answered on the
+ * API socket and on the metrics listener. */
+static void counts_write(FILE *f, const struct http_server *const *servers, const char *const *names, size_t n)
+{
+    prom_family(f, "duet_api_requests_total", "counter",
+                "Requests answered, by listener, method, route (names replaced by {name}) and status.");
+    for (size_t k = 0; k < n; k++) {
+        const struct http_server *s = servers[k];
+        for (size_t i = 0; i < s->n_counts; i++) {
+            struct prom_labels l;
+            prom_labels_init(&l);
+            prom_label(&l, "listener", names[k]);
+            prom_label(&l, "method", s->counts[i].method);
+            prom_label(&l, "route", s->counts[i].route);
+            prom_label_u64(&l, "status", (uint64_t)s->counts[i].status);
+            prom_u64(f, "duet_api_requests_total", &l, s->counts[i].n);
+        }
+    }
+    prom_family(f, "duet_api_connections", "gauge", "Connections open now, by listener.");
+    for (size_t k = 0; k < n; k++) {
+        struct prom_labels l;
+        prom_labels_init(&l);
+        prom_label(&l, "listener", names[k]);
+        prom_u64(f, "duet_api_connections", &l, servers[k]->n_conns);
+    }
+}
+
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+static char *metrics_text(struct api *a, size_t *len)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, len);
+    if (!f)
+        abort();
+    daemon_metrics_write(a->d, f);
+    const struct http_server *servers[2] = {&a->http, &a->metrics};
+    const char *names[2] = {"socket", "metrics"};
+    counts_write(f, servers, names, a->metrics_on ? 2 : 1);
+    if (fclose(f) != 0)
+        abort();
+    return text;
+}
+
+static void get_metrics(struct api *a, struct http_conn *c)
+{
+    size_t len = 0;
+    char *text = metrics_text(a, &len);
+    http_respond(c, 200, METRICS_TYPE, text, len);
+    free(text);
+}
+
+/* A scrape of a large fleet holds the loop for milliseconds (reading
+ * every container's figures): on the network listener, where anyone may
+ * ask in a loop, scrapes closer together than this share one answer. */
+#define API_METRICS_REUSE_MS 1000
+
+/* The metrics listener (duetd --metrics-listen) answers GET /metrics and
+ * nothing else: it is reachable from the network, without credentials. */
+static void metrics_handle(void *opaque, struct http_conn *c, const struct http_request *req)
+{
+    struct api *a = opaque;
+    http_conn_set_route(c, req->method, strcmp(req->path, "/metrics") == 0 ? "/metrics" : "other");
+    if (strcmp(req->path, "/metrics") != 0) {
+        http_respond_error(c, 404, "this listener serves GET /metrics only");
+        return;
+    }
+    if (strcmp(req->method, "GET") != 0) {
+        http_respond_error(c, 405, "/metrics takes GET");
+        return;
+    }
+    uint64_t now = uv_now(a->d->loop);
+    if (!a->metrics_text || now - a->metrics_at >= API_METRICS_REUSE_MS) {
+        free(a->metrics_text);
+        a->metrics_text = metrics_text(a, &a->metrics_len);
+        uv_update_time(a->d->loop);
+        a->metrics_at = uv_now(a->d->loop);
+    }
+    http_respond(c, 200, METRICS_TYPE, a->metrics_text, a->metrics_len);
+}
+
 static void api_handle(void *opaque, struct http_conn *c, const struct http_request *req)
 {
     struct api *a = opaque;
     struct daemon *d = a->d;
     const char *p = req->path;
+    http_conn_set_route(c, req->method, route_of(p));
     bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0,
          del = strcmp(req->method, "DELETE") == 0;
     if (d->shutting_down) {
         http_respond_error(c, 503, "duetd is shutting down");
         return;
     }
+    if (strcmp(p, "/metrics") == 0 && get)
+        return get_metrics(a, c);
     if (strncmp(p, "/v1/", 4) != 0) {
         http_respond_error(c, 404, "unknown path %.200s: the API lives under /v1/ (see docs/api.md)", p);
         return;
@@ -145,13 +269,27 @@ int api_start(struct api *a, const char *path, gid_t group, unsigned deadline_ms
     return 0;
 }
 
+int api_metrics_listen(struct api *a, const char *addr, struct duet_err *err)
+{
+    if (http_server_start_tcp(&a->metrics, a->d->loop, addr, metrics_handle, a, err) < 0)
+        return duet_err_prefix(err, "--metrics-listen");
+    a->metrics.deadline_ms = a->http.deadline_ms;
+    a->metrics_on = true;
+    return 0;
+}
+
 void api_stop(struct api *a)
 {
     http_server_stop(&a->http);
+    if (a->metrics_on)
+        http_server_stop(&a->metrics);
     api_events_close(a);
 }
 
 void api_free(struct api *a)
 {
+    http_server_free_counts(&a->http);
+    http_server_free_counts(&a->metrics);
+    free(a->metrics_text);
     free(a);
 }

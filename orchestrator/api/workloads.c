@@ -233,6 +233,10 @@ json_t *api_wl_json(const struct wl *w)
             json_object_set_new(s, "cpu_ns", json_integer((json_int_t)st.cpu_ns));
             json_object_set_new(s, "memory_bytes", json_integer((json_int_t)st.memory_bytes));
             json_object_set_new(s, "memory_limit", json_integer((json_int_t)st.memory_limit));
+            json_object_set_new(s, "memory_resident_bytes",
+                                st.has_mem_view ? json_integer((json_int_t)st.memory_resident_bytes) : json_null());
+            json_object_set_new(s, "memory_cache_bytes",
+                                st.has_mem_view ? json_integer((json_int_t)st.memory_cache_bytes) : json_null());
             json_object_set_new(s, "pids", json_integer((json_int_t)st.pids));
             json_object_set_new(s, "disk_bytes", json_integer((json_int_t)st.disk_bytes));
             json_object_set_new(s, "disk_limit", json_integer((json_int_t)st.disk_limit));

@@ -431,6 +431,9 @@ static const struct {
     {"zsh", "''", {"compare\n", "snapshot\n", "secret\n"}, NULL},
     {"zsh", "compare --", {"--estimate\n", "--keep\n"}, NULL},
     {"zsh", "apply -f ''", {"FILES\n"}, NULL},
+    {"bash", "top --sort ''", {"cpu\n", "memory\n", "name\n"}, NULL},
+    {"zsh", "top --sort ''", {"memory\n"}, NULL},
+    {"bash", "to", {"top\n"}, NULL},
 };
 
 Test(install, completion_offers_commands_options_subcommands_and_files)
@@ -479,6 +482,11 @@ static const struct bad_config bad_configs[] = {
     {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  logMax: 1Ki\n", ":4:11:", "4Ki or more"},
     {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  maxImageSize: 10G\n", ":4:17:", "is not a size"},
     {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  debug: yes please\n", ":4:10:", "true or false"},
+    {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  metricsListen: localhost:9465\n", ":4:18:",
+     "not an address to listen on"},
+    {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  metricsListen: \"127.0.0.1:9465\\0\"\n", ":4:18:",
+     "contains a NUL byte"},
+    {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  metricsListen: [127.0.0.1:9465]\n", ":4:18:", "must be a string"},
     {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  guestKernel: /nonexistent/vmlinuz\n", ":4:16:",
      "No such file or directory"},
     {"apiVersion: duet/v1\nkind: Daemon\nspec:\n  guestKernel: \"/boot/vm\\x1b[2Jlinuz\"\n", ":4:16:",

@@ -356,10 +356,10 @@ Test(driver, recover_through_the_handle)
     container_driver_free(r.drv);
     r.drv = container_driver_new(getenv("DUET_INIT"), NULL);
     cr_assert_eq(r.drv->open(r.drv, &r.loop, r.state, &err), 0, "%s", err.msg);
-    cr_expect_eq(r.drv->recover(r.drv, r.set->workloads[0], "1 1", &r.inst, exited, &r, &err), -1,
+    cr_expect_eq(r.drv->recover(r.drv, r.set->workloads[0], "1 1", NULL, &r.inst, exited, &r, &err), -1,
                  "a handle for another process is refused");
     cr_expect(strstr(err.msg, "does not match"), "%s", err.msg);
-    cr_assert_eq(r.drv->recover(r.drv, r.set->workloads[0], handle, &r.inst, exited, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.drv->recover(r.drv, r.set->workloads[0], handle, NULL, &r.inst, exited, &r, &err), 0, "%s", err.msg);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_not(r.failed, "%s", r.err);
     cr_expect_eq(r.exit_code, 6, "the exit after the restart reached the new daemon");

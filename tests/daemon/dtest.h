@@ -238,7 +238,8 @@ static inline void dd_init_with_log_max(struct dd *d, const char *log_max)
     dd_start(d);
 }
 
-/* A daemon that runs VMs.  Under the sanitizers (DUET_VM_VIA_LIBVIRTD=1,
+/* A daemon that runs VMs (dd_vm_libvirtd between dd_prepare and dd_start
+ * for one with options of its own).  Under the sanitizers (DUET_VM_VIA_LIBVIRTD=1,
  * set by make asan) its VMs go through a libvirtd of the test's own
  * instead of libvirt's embedded driver: the embedded driver forks inside
  * duetd (dmidecode, QEMU's capability probe, each QEMU) and the children
@@ -246,9 +247,8 @@ static inline void dd_init_with_log_max(struct dd *d, const char *log_max)
  * not survive (it takes no lock around fork: a child can wait for ever on
  * an allocator lock another thread held).  Glibc's allocator does, so the
  * plain suite keeps the embedded driver, as users run it. */
-static inline void dd_init_vm(struct dd *d)
+static inline void dd_vm_libvirtd(struct dd *d)
 {
-    dd_prepare(d, NULL);
     const char *via = getenv("DUET_VM_VIA_LIBVIRTD");
     if (via && strcmp(via, "1") == 0) {
         char why[256];
@@ -256,6 +256,12 @@ static inline void dd_init_vm(struct dd *d)
         d->lv_on = true;
         snprintf(d->libvirt_uri, sizeof(d->libvirt_uri), "qemu:///system");
     }
+}
+
+static inline void dd_init_vm(struct dd *d)
+{
+    dd_prepare(d, NULL);
+    dd_vm_libvirtd(d);
     dd_start(d);
 }
 

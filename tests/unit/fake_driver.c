@@ -282,8 +282,10 @@ static void recovered_exit(struct fake_defer *x)
 }
 
 static int f_recover(struct driver *drv, const struct workload_spec *spec, const char *handle,
-                     struct driver_instance **out, driver_exit_cb on_exit, void *opaque, struct duet_err *err)
+                     const struct net_attachment *net, struct driver_instance **out, driver_exit_cb on_exit,
+                     void *opaque, struct duet_err *err)
 {
+    (void)net;
     struct fake_driver *f = F(drv);
     f->recovers++;
     oplog(f, "recover", spec->name);

@@ -129,7 +129,19 @@ Test(cgroup, v2_create_attach_stats_destroy)
     fclose(f);
     cr_expect_eq(atoi(buf), child, "the process is in the group");
     struct cgroup_stats st;
-    cr_expect_eq(cgroup_stats_read(&l, name, &st, &err), 0, "%s", err.msg);
+    cr_expect_eq(cgroup_stats_read(&l, name, NULL, &st, &err), 0, "%s", err.msg);
+    /* kept files: read twice through them, then let go */
+    struct cgroup_files files;
+    cgroup_files_init(&files);
+    cr_expect_eq(cgroup_stats_read(&l, name, &files, &st, &err), 0, "%s", err.msg);
+    int kept = 0;
+    for (int i = 0; i < CGROUP_STAT_FILES; i++)
+        kept += files.fd[i] >= 0;
+    cr_expect_gt(kept, 0, "no file was kept open");
+    cr_expect_eq(cgroup_stats_read(&l, name, &files, &st, &err), 0, "%s", err.msg);
+    cgroup_files_close(&files);
+    for (int i = 0; i < CGROUP_STAT_FILES; i++)
+        cr_expect_eq(files.fd[i], -1);
 
     /* destroy kills what is inside (cgroup.kill where the kernel has it) */
     cr_assert_eq(cgroup_destroy(&l, name, &err), 0, "%s", err.msg);

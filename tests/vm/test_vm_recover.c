@@ -89,14 +89,14 @@ Test(vm_recover, vms_outlive_the_daemon_and_are_reattached, .timeout = 300)
     struct vt_exit xk = {0}, xq = {0}, xbad = {0};
     struct driver_instance *k = NULL, *q = NULL, *bad = NULL;
     struct duet_err err = {0};
-    cr_assert_eq(t.drv->recover(t.drv, vt_spec(&t, "keeper"), h.keeper, &k, vt_exited, &xk, &err), 0, "%s",
+    cr_assert_eq(t.drv->recover(t.drv, vt_spec(&t, "keeper"), h.keeper, NULL, &k, vt_exited, &xk, &err), 0, "%s",
                  err.msg);
-    cr_assert_eq(t.drv->recover(t.drv, vt_spec(&t, "quick"), h.quick, &q, vt_exited, &xq, &err), 0, "%s", err.msg);
+    cr_assert_eq(t.drv->recover(t.drv, vt_spec(&t, "quick"), h.quick, NULL, &q, vt_exited, &xq, &err), 0, "%s", err.msg);
     cr_assert(vt_wait_exit(&t, &xq, 60000), "quick's exit, which happened while no daemon ran, is reported");
     cr_expect_eq(xq.code, 4, "with its status (got %d, signal %d)", xq.code, xq.sig);
     /* keeper's handle under another workload's name is refused: the
      * metadata names keeper. */
-    cr_assert_eq(t.drv->recover(t.drv, vt_spec(&t, "quick"), h.keeper, &bad, vt_exited, &xbad, &err), 0, "%s",
+    cr_assert_eq(t.drv->recover(t.drv, vt_spec(&t, "quick"), h.keeper, NULL, &bad, vt_exited, &xbad, &err), 0, "%s",
                  err.msg);
     cr_assert(vt_wait_exit(&t, &xbad, 60000));
     struct driver_status ds;
@@ -128,7 +128,7 @@ Test(vm_recover, a_malformed_handle_is_refused, .timeout = 60)
     struct duet_err err = {0};
     static const char *const bad[] = {"", "1234", "../../etc/passwd", "'><domain>", "4f0c5d1e-aaaa-bbbb-cccc-dddddddddddd'"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_expect_eq(t.drv->recover(t.drv, vt_spec(&t, "keeper"), bad[i], &inst, vt_exited, &x, &err), -1, "%s",
+        cr_expect_eq(t.drv->recover(t.drv, vt_spec(&t, "keeper"), bad[i], NULL, &inst, vt_exited, &x, &err), -1, "%s",
                      bad[i]);
         cr_expect(strstr(err.msg, "not a domain UUID"), "%s", err.msg);
     }
