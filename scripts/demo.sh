@@ -9,7 +9,7 @@
 #      application containers start once what they depend on is up;
 #   4. duet get, describe, logs, the fleet network (names, a published
 #      port), duet compare of web (measured as a container and as a VM),
-#      events;
+#      duet top and the metrics, events;
 #   5. everything deleted and duetd stopped, at the end or on Ctrl-C.
 #
 # libvirt: duetd uses the system's libvirtd when one answers, otherwise
@@ -113,6 +113,13 @@ for _ in $(seq 30); do "$DUET" logs vpn | grep -q "vpn sees web" && break; sleep
 
 say "duet compare web --http / --runs 1 --idle 3s --duration 2s (web once as a container and once as a VM, beside the live one)"
 "$DUET" compare web --http / --runs 1 --idle 3s --duration 2s
+
+say "duet top -n 1 (CPU, memory and I/O per workload, containers and VMs alike)"
+"$DUET" top -n 1 --interval 1s
+
+say "GET /metrics (Prometheus; duetd --metrics-listen serves it on TCP too): memory in use, one meaning for both"
+echo "\$ curl -s --unix-socket $DUET_SOCKET http://duet/metrics | grep ^duet_workload_memory_bytes"
+curl -s --unix-socket "$DUET_SOCKET" http://duet/metrics | grep '^duet_workload_memory_bytes'
 
 say "duet apply -f manifests/examples (again: nothing changes)"
 "$DUET" apply -f manifests/examples

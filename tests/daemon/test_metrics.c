@@ -267,7 +267,7 @@ Test(metrics, prometheus_reads_a_container_and_a_vm, .timeout = 300)
     cr_expect_eq(promql_until(pport, "duet_workload_last_exit_status{workload=\"crashy\"}", 0, 30000), 3);
     cr_expect_eq(promql(pport, "sum(duet_workloads{backend=\"vm\",state=\"running\"})"), 1);
     cr_expect_gt(promql(pport, "duet_workload_start_to_ready_seconds{workload=\"guest\"}"), 0);
-    cr_expect_gt(promql(pport, "rate(duet_reconcile_passes_total[1m])"), -1);
+    cr_expect_gt(promql(pport, "duet_reconcile_passes_total"), 0);
     cr_expect_eq(promql(pport, "up{job=\"duet\"}"), 1);
     prom_stop();
 
