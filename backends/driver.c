@@ -1,5 +1,7 @@
 #include "driver.h"
 
+#include "common/fsutil.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@ static bool read_counter(int *keep, const char *host_if, const char *name, uint6
     if (*keep < 0) {
         char path[128];
         snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", host_if, name);
-        *keep = open(path, O_RDONLY | O_CLOEXEC);
+        *keep = duet_fd_keep_high(open(path, O_RDONLY | O_CLOEXEC));
         if (*keep < 0)
             return false;
     }

@@ -282,3 +282,14 @@ uint64_t duet_tree_allocated(const char *dir)
         fts_close(fts);
     return total;
 }
+
+int duet_fd_keep_high(int fd)
+{
+    if (fd < 0 || fd >= DUET_FD_HIGH)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, DUET_FD_HIGH);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}

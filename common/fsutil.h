@@ -10,6 +10,14 @@
 
 #include "err.h"
 
+/* Descriptors duetd keeps for as long as a workload runs (its pidfd, the
+ * files of its figures) go at or above DUET_FD_HIGH when the limit allows:
+ * libraries that wait with select() (libnftables does) abort on a
+ * descriptor past FD_SETSIZE, so the low ones are left to them.  Returns
+ * the descriptor to use (fd itself when it cannot be moved); CLOEXEC. */
+#define DUET_FD_HIGH 1024
+int duet_fd_keep_high(int fd);
+
 /* Removes dir and everything below it, never following a symlink out of
  * the tree nor descending into a mount.  A dir already gone is success.
  * err may be NULL. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 
 static const struct cgroup_ops *ops(const struct cgroup_layout *l)
 {
@@ -157,7 +158,7 @@ static int read_kept(int *keep, const char *dir, const char *file, char *buf, si
         if (fd < 0)
             return -1;
         if (keep)
-            *keep = fd;
+            *keep = fd = duet_fd_keep_high(fd);
     }
     ssize_t n = pread(fd, buf, len - 1, 0);
     if (!keep)

@@ -223,7 +223,7 @@ static int read_starttime(pid_t pid, uint64_t *out)
 
 static int pidfd_open_(pid_t pid)
 {
-    return (int)syscall(SYS_pidfd_open, pid, 0);
+    return duet_fd_keep_high((int)syscall(SYS_pidfd_open, pid, 0));
 }
 
 static int pidfd_signal(int pidfd, int sig)
@@ -1178,7 +1178,7 @@ int container_disk_usage(struct container *c, uint64_t *used, uint64_t *limit, s
         int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
         struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
         if (fd >= 0 && poll(&pfd, 1, 0) == 0)
-            c->root_fd = fd;
+            c->root_fd = duet_fd_keep_high(fd);
         else if (fd >= 0)
             close(fd);
     }
