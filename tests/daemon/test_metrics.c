@@ -88,6 +88,18 @@ static void url_encode(const char *s, char *out, size_t len)
     out[o] = '\0';
 }
 
+/* Runs cmd through the shell; its output (both streams, as cmd says) in
+ * out, its exit status returned (-1: it did not exit). */
+static int sh_out(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
 /* The value of a PromQL instant query with one result, or -1 while it has
  * none. */
 static double promql(unsigned port, const char *query)
@@ -204,13 +216,9 @@ static void check_scrape(struct dd *d, const char *text)
     fputs(text, f);
     fclose(f);
     snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", file);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
     char out[4096];
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int rc = pclose(p);
-    cr_expect(WIFEXITED(rc) && WEXITSTATUS(rc) == 0 && n == 0, "promtool check metrics (%s): %s", file, out);
+    int rc = sh_out(cmd, out, sizeof(out));
+    cr_expect(rc == 0 && !out[0], "promtool check metrics (%s): %s", file, out);
 }
 
 /* A daemon with --metrics-listen on a free port (listen holds it), and
@@ -343,13 +351,9 @@ Test(metrics, a_bad_listen_address_is_refused_at_start)
         char cmd[1024];
         snprintf(cmd, sizeof(cmd), "%s --check-config --state-dir /nonexistent --metrics-listen '%s' 2>&1", duetd,
                  bad[i]);
-        FILE *p = popen(cmd, "r");
-        cr_assert(p);
         char out[1024];
-        size_t n = fread(out, 1, sizeof(out) - 1, p);
-        out[n] = '\0';
-        int rc = pclose(p);
-        cr_expect(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s: exit %d: %s", bad[i], rc, out);
+        int rc = sh_out(cmd, out, sizeof(out));
+        cr_expect_eq(rc, 2, "%s: exit %d: %s", bad[i], rc, out);
         cr_expect(strstr(out, "not an address to listen on") && strstr(out, "127.0.0.1:9465"), "%s: %s", bad[i], out);
     }
 }
@@ -451,11 +455,7 @@ Test(metrics, top_shows_the_busy_and_the_big_first, .timeout = 120)
     /* no daemon: 3, as every verb that needs one */
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "%s --socket %s/none.sock top 2>&1", dd_env("DUET_BIN"), d.dir);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
     char buf[512];
-    size_t got = fread(buf, 1, sizeof(buf) - 1, p);
-    buf[got] = '\0';
-    int rc = pclose(p);
-    cr_expect(WIFEXITED(rc) && WEXITSTATUS(rc) == 3, "%d: %s", rc, buf);
+    int rc = sh_out(cmd, buf, sizeof(buf));
+    cr_expect_eq(rc, 3, "%d: %s", rc, buf);
 }
