@@ -20,7 +20,7 @@ DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcri
                docker-registry skopeo apache2-utils openssl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables mmdebstrap fdisk \
-               systemd man-db groff-base zsh prometheus
+               systemd man-db groff-base zsh prometheus chromium
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
 # Every header is named by its path from the top ("backends/driver.h"), or
@@ -35,7 +35,7 @@ LIBS       = $(shell pkg-config --libs yaml-0.1 jansson libseccomp libuv sqlite3
 # The image store (images/): layers through libarchive, digests through
 # libcrypto, registries through libcurl.  Not on the duet command's link line: its start-up pays for
 # every library it loads, and it never unpacks an image itself.
-IMG_LIBS   = $(shell pkg-config --libs libarchive libcrypto libcurl 2>/dev/null)
+IMG_LIBS   = $(shell pkg-config --libs libarchive libssl libcrypto libcurl 2>/dev/null)
 # The tests also drive libvirt's in-process test driver directly.
 TEST_LIBS  = $(shell pkg-config --libs criterion libvirt libvirt-qemu 2>/dev/null)
 
@@ -65,7 +65,8 @@ DUETD_CORE_SRC = orchestrator/daemon.c orchestrator/workload.c orchestrator/even
                  orchestrator/compare_probe.c orchestrator/logfilter.c orchestrator/secret.c orchestrator/metrics.c
 DUETD_SRC = orchestrator/main.c orchestrator/api/routes.c orchestrator/api/workloads.c orchestrator/api/apply.c \
             orchestrator/api/logs.c orchestrator/api/exec_io.c orchestrator/api/events.c orchestrator/api/images.c orchestrator/api/volumes.c \
-            orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c orchestrator/api/secrets.c
+            orchestrator/api/snapshots.c orchestrator/api/backups.c orchestrator/api/compare.c orchestrator/api/secrets.c \
+            orchestrator/api/web.c orchestrator/api/web_assets.c
 UNIT_SRC  = $(wildcard tests/unit/*.c) tests/common/criterion_main.c
 CLI_TEST_SRC = $(wildcard tests/cli/*.c) tests/common/criterion_main.c
 CT_TEST_SRC = tests/container/test_container.c tests/container/test_driver.c tests/common/criterion_main.c
@@ -116,6 +117,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The dashboard's files are built into duetd (.incbin): its object
+# depends on them.
+WEB_ASSETS = $(wildcard orchestrator/web/*)
+$(BUILD)/obj/orchestrator/api/web_assets.o: $(WEB_ASSETS)
 
 $(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
@@ -260,14 +266,18 @@ $(BENCH_IMG_BIN): $(call obj,$(BENCH_IMG_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(IMG_LIBS)
 
+# npm for the dashboard's browser test: Debian's, unless a Node.js with
+# its own npm is there already (Debian's npm package would conflict with it).
 deps:
 	@./scripts/deps.sh $(DEB_PACKAGES)
+	@command -v npm >/dev/null || ./scripts/deps.sh nodejs npm
 
 # The suite: unit tests, then tests that run the built binary.  Criterion
 # prints its summary line for each; any failure fails the target.
 TEST_ENV = DUET_CONFIG=none DUET_BIN=$(abspath $(DUET)) DUET_BUILD=$(abspath $(BUILD)) DUET_INIT=$(abspath $(INIT)) DUET_ROOTFS=$(abspath $(ROOTFS)) DUET_SRC=$(CURDIR) \
            DUET_VMINIT=$(abspath $(VMINIT)) DUET_VIRTIOFSD=$(abspath $(VIRTIOFSD)) DUET_GUEST_KERNEL=$(abspath $(BUILD)/images/kernel/vmlinuz) \
            DUET_IMAGES=$(abspath $(BUILD)/images) DUET_OCI=$(abspath $(OCI_LAYOUT)) DUET_CLOUD_GUEST=$(abspath $(CLOUD_GUEST)) $(if $(RSS_LIMIT_KIB),DUET_RSS_LIMIT_KIB=$(RSS_LIMIT_KIB)) \
+           DUET_WEB_MODULES=$(abspath $(WEB_TEST_MODULES)) \
            $(if $(filter 1,$(SAN)),DUET_VM_VIA_LIBVIRTD=1)
 
 # Under the sanitizers a report inside a test's worker process does not
@@ -279,7 +289,19 @@ else
 RUN_SUITE = $(TEST_ENV) $(1) --jobs 2
 endif
 
-check: $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(MANPAGES) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
+# The dashboard's browser test drives Debian's chromium with puppeteer-core
+# from the npm registry, at the version package-lock.json holds; one copy
+# for every build (make test and make asan share it).
+WEB_TEST_DIR = build/web-test
+WEB_TEST_MODULES = $(WEB_TEST_DIR)/node_modules
+$(WEB_TEST_DIR)/.installed: tests/web/package.json tests/web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: the dashboard test needs Node.js 18 or later and npm" >&2; exit 1; }
+	@mkdir -p $(WEB_TEST_DIR)
+	cp tests/web/package.json tests/web/package-lock.json $(WEB_TEST_DIR)/
+	cd $(WEB_TEST_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+check: $(WEB_TEST_DIR)/.installed $(DUET) $(DUETD) $(INIT) $(VMINIT) $(VIRTIOFSD) $(MANPAGES) $(UNIT_BIN) $(CLI_BIN) $(CT_BIN) $(VM_BIN) $(DAEMON_BIN) $(ROOTFS) $(OCI_LAYOUT) $(VM_IMAGES)
 	@rm -f $(SAN_LOG)
 	$(call RUN_SUITE,$(UNIT_BIN))
 	$(call RUN_SUITE,$(CLI_BIN))

@@ -1162,6 +1162,150 @@ static int cmd_exec(int argc, char **argv)
     return code < 0 ? 126 : (int)code;
 }
 
+/* ---- stop, start, restart ------------------------------------------------------------------ */
+
+/* duet stop|start|restart NAME... [--wait]: asked of duetd, which writes
+ * it and does it; --wait returns once each is there (stopped, or running). */
+static int cmd_action(const char *verb, int argc, char **argv)
+{
+    static const struct option opts[] = {{"wait", no_argument, NULL, 'w'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    char usage[600];
+    snprintf(usage, sizeof(usage),
+             "usage: duet %s NAME... [--wait]\n\n%s\n"
+             "  --wait      return once %s\n",
+             verb,
+             strcmp(verb, "stop") == 0
+                 ? "Stop workloads and keep them stopped (across duetd restarts) until duet start:\n"
+                   "their spec, address, disk and volumes stay; an apply does not start them."
+             : strcmp(verb, "start") == 0
+                 ? "Start stopped workloads again (or one that completed or failed and is not restarted)."
+                 : "Replace each workload's instance with a fresh one, whatever its restart policy\n"
+                   "(a stopped one is started); the back-off and crash loop are forgotten.",
+             strcmp(verb, "stop") == 0 ? "they are stopped" : "they run again");
+    bool wait = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'w': wait = true; break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    for (int i = optind; i < argc; i++) {
+        const char *name = argv[i];
+        if (!manifest_name_valid(name, strlen(name))) {
+            fprintf(stderr, "duet: \"%s\" is not a workload name\n", name);
+            rc = EXIT_REFUSED;
+            continue;
+        }
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/workloads/%s/%s", name, verb);
+        int r = 0;
+        json_t *j = call_json("POST", path, "{}", &r);
+        if (!j) {
+            if (r == EXIT_UNREACHABLE)
+                return r;
+            rc = r;
+            continue;
+        }
+        json_decref(j);
+        /* For a restart, the instance it replaces: waiting means a new one. */
+        if (wait) {
+            bool stop = strcmp(verb, "stop") == 0;
+            for (;;) {
+                int gr = 0;
+                char wp[128];
+                snprintf(wp, sizeof(wp), "/v1/workloads/%s", name);
+                json_t *w = call_json("GET", wp, NULL, &gr);
+                if (!w)
+                    return gr ? gr : EXIT_REFUSED;
+                const char *state = str(w, "state");
+                bool there = stop ? strcmp(state, "stopped") == 0
+                                  : strcmp(state, "running") == 0 || strcmp(state, "completed") == 0 ||
+                                        strcmp(state, "failed") == 0 || strcmp(state, "crashloop") == 0;
+                bool fresh = stop || !json_is_true(json_object_get(w, "restart_pending"));
+                json_decref(w);
+                if (there && fresh)
+                    break;
+                usleep(100000);
+            }
+        }
+        printf("%s %s\n", name, strcmp(verb, "stop") == 0 ? "stopped" : strcmp(verb, "start") == 0 ? "started" : "restarted");
+    }
+    return rc;
+}
+
+static int cmd_stop(int argc, char **argv)
+{
+    return cmd_action("stop", argc, argv);
+}
+
+static int cmd_start(int argc, char **argv)
+{
+    return cmd_action("start", argc, argv);
+}
+
+static int cmd_restart(int argc, char **argv)
+{
+    return cmd_action("restart", argc, argv);
+}
+
+/* ---- dashboard ------------------------------------------------------------------------------ */
+
+static int cmd_dashboard(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    static const char usage[] = "usage: duet dashboard [-o json]\n\n"
+                                "The web dashboard's address with its login token (duetd --web; docs/dashboard.md).\n"
+                                "Open it in a browser: the token is kept as a cookie.  Anyone with the token\n"
+                                "can see the fleet (and with duetd --web-write, stop, restart and delete).\n";
+    bool json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o':
+            if (strcmp(optarg, "json") != 0) {
+                fprintf(stderr, "duet dashboard: -o %s: only json\n", optarg);
+                return EXIT_USAGE;
+            }
+            json = true;
+            break;
+        case 'S': sock = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    json_t *j = call_json("GET", "/v1/dashboard", NULL, &rc);
+    if (!j)
+        return rc;
+    if (doc_printed(j, json ? "json" : NULL))
+        return 0;
+    printf("%s\n", str(j, "login_url"));
+    fprintf(stderr, "duet: the dashboard is %s%s\n", json_is_true(json_object_get(j, "write")) ? "read-write" : "read-only",
+            json_is_true(json_object_get(j, "tls")) ? ", over TLS" : "");
+    json_decref(j);
+    return 0;
+}
+
 /* ---- delete ------------------------------------------------------------------------------- */
 
 static int cmd_delete(int argc, char **argv)
@@ -2323,7 +2467,8 @@ int cli_verbs_run(const char *verb, int argc, char **argv)
                  {"exec", cmd_exec},     {"delete", cmd_delete}, {"events", cmd_events},     {"run", cmd_run},
                  {"image", cmd_image},   {"volume", cmd_volume}, {"snapshot", cmd_snapshot}, {"secret", cmd_secret},
                  {"backup", cmd_backup},   {"restore", cmd_restore},   {"compare", cli_compare},
-                 {"top", cli_top}};
+                 {"top", cli_top},       {"stop", cmd_stop},     {"start", cmd_start},       {"restart", cmd_restart},
+                 {"dashboard", cmd_dashboard}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc, argv);

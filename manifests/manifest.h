@@ -304,6 +304,9 @@ struct daemon_spec {
     const char *registry_ca, *registry_auth;
     bool debug;
     const char *metrics_listen;    /* ADDRESS:PORT; NULL: no metrics listener */
+    const char *web;               /* the dashboard's ADDRESS:PORT; NULL: none */
+    const char *web_cert, *web_key;   /* PEM files: the dashboard speaks TLS */
+    bool web_write;                /* the dashboard may stop, restart and delete */
 };
 
 /* What one parse of (a slice of) a file produced.  Large files are parsed

@@ -1672,7 +1672,8 @@ static void conv_daemon(struct conv *c, const struct ynode *root)
     static const char *const keys[] = {"apiVersion", "kind", "spec", NULL};
     static const char *const spec_keys[] = {"socket", "socketGroup", "stateDir", "libvirtUri", "guestKernel",
                                             "bridge", "subnet", "restartBackoff", "stopGrace", "requestTimeout",
-                                            "logMax", "maxImageSize", "registries", "debug", "metricsListen", NULL};
+                                            "logMax", "maxImageSize", "registries", "debug", "metricsListen",
+                                            "web", "webCert", "webKey", "webWrite", NULL};
     struct daemon_spec *dm = arena_alloc(c->a, sizeof(*dm));
     memset(dm, 0, sizeof(*dm));
     pos_of(c, root, &dm->pos);
@@ -1756,6 +1757,22 @@ static void conv_daemon(struct conv *c, const struct ynode *root)
             dm->metrics_listen = NULL;
         }
     }
+    if ((v = mget(s, "web", NULL)) && get_string(c, v, "spec.web", &dm->web)) {
+        struct sockaddr_storage sa;
+        struct duet_err e = {0};
+        if (listen_addr_parse(dm->web, &sa, &e) < 0) {
+            cerr(c, v, "spec.web: %s", e.msg);
+            dm->web = NULL;
+        }
+    }
+    if ((v = mget(s, "webCert", NULL)))
+        get_readable_file(c, v, "spec.webCert", &dm->web_cert);
+    if ((v = mget(s, "webKey", NULL)))
+        get_readable_file(c, v, "spec.webKey", &dm->web_key);
+    if ((v = mget(s, "webWrite", NULL)))
+        get_bool(c, v, "spec.webWrite", &dm->web_write);
+    if (!dm->web_cert != !dm->web_key)
+        cerr(c, s, "spec.webCert and spec.webKey go together: give both for TLS, or neither");
 out:
     GROW(part->daemons, part->cap_daemons, part->n_daemons + 1);
     part->daemons[part->n_daemons++] = dm;

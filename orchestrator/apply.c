@@ -136,7 +136,7 @@ struct wl_undo {
     enum backend_kind backend;
     enum wl_phase phase;
     unsigned quick_failures;
-    bool deleted, rm, crashloop, disk_reset, delete_volumes;
+    bool deleted, rm, crashloop, disk_reset, delete_volumes, stopped;
 };
 
 static void undo_save(struct wl_undo *u, struct wl *w, bool created)
@@ -146,7 +146,7 @@ static void undo_save(struct wl_undo *u, struct wl *w, bool created)
         .placement_json = w->placement_json, .message = w->message, .gen = w->gen, .restarts = w->restarts,
         .backend = w->backend, .phase = w->phase, .quick_failures = w->quick_failures, .deleted = w->deleted,
         .rm = w->rm, .crashloop = w->crashloop, .disk_reset = w->disk_reset,
-        .delete_volumes = w->delete_volumes,
+        .delete_volumes = w->delete_volumes, .stopped = w->stopped,
     };
 }
 
@@ -163,6 +163,10 @@ static void wl_assign(struct wl *w, struct wl_undo *u, bool created, struct spec
     w->gen++;
     w->backend = pl->backend;
     w->placement_json = placement_json_text(pl);
+    /* Applied again while being deleted: a workload anew, not a stopped
+     * one.  A stopped one given a new spec stays stopped. */
+    if (w->deleted)
+        w->stopped = false;
     w->deleted = false;
     w->delete_volumes = false;
     w->purged = false;
@@ -212,6 +216,7 @@ static void undo_restore(struct wl_undo *u)
     w->crashloop = u->crashloop;
     w->disk_reset = u->disk_reset;
     w->delete_volumes = u->delete_volumes;
+    w->stopped = u->stopped;
     if (u->created) {
         strmap_del(&w->d->wls, w->name);
         wl_unref(w);

@@ -825,6 +825,53 @@ static void job_unlink(struct compare_job *j)
         }
 }
 
+/* The last results, kept in the store for the dashboard (GET
+ * /v1/compare): a compare costs minutes, its figures are worth keeping. */
+#define COMPARE_RESULTS_KEEP 10
+#define COMPARE_RESULTS_MAX (1u << 20)
+
+json_t *daemon_compare_results(struct daemon *d)
+{
+    char *buf = malloc(COMPARE_RESULTS_MAX);
+    if (!buf)
+        abort();
+    json_t *all = NULL;
+    if (store_setting_get(d->store, "compare_results", buf, COMPARE_RESULTS_MAX))
+        all = json_loads(buf, 0, NULL);
+    free(buf);
+    if (!json_is_array(all)) {
+        json_decref(all);
+        all = json_array();
+    }
+    return all;
+}
+
+static void results_keep(struct daemon *d, const json_t *r)
+{
+    json_t *all = daemon_compare_results(d);
+    json_t *copy = json_deep_copy(r);
+    json_object_set_new(copy, "finished_at", json_integer((json_int_t)now_ms()));
+    json_array_append_new(all, copy);
+    char *text = NULL;
+    /* The oldest go first, to the count and to the size the store keeps. */
+    while (json_array_size(all) > 0) {
+        text = json_dumps(all, JSON_COMPACT);
+        if (!text)
+            abort();
+        if (json_array_size(all) <= COMPARE_RESULTS_KEEP && strlen(text) < COMPARE_RESULTS_MAX)
+            break;
+        free(text);
+        text = NULL;
+        json_array_remove(all, 0);
+    }
+    struct duet_err err = {0};
+    if (text && store_setting_put(d->store, "compare_results", text, &err) < 0)
+        daemon_event(d, json_string_value(json_object_get(r, "workload")), "failed", "keeping the compare's result: %s",
+                     err.msg);
+    free(text);
+    json_decref(all);
+}
+
 static void job_end(struct compare_job *j)
 {
     if (j->closing)
@@ -838,10 +885,13 @@ static void job_end(struct compare_job *j)
     if (j->opaque) {
         void *opaque = j->opaque;
         j->opaque = NULL;
-        if (j->failure.msg[0])
+        if (j->failure.msg[0]) {
             j->done(opaque, NULL, &j->failure);
-        else
-            j->done(opaque, result_json(j), NULL);
+        } else {
+            json_t *r = result_json(j);
+            results_keep(j->d, r);
+            j->done(opaque, r, NULL);
+        }
     }
     /* A probe on the pool holds the job until it is back (on_tick). */
     if (!j->work_busy)

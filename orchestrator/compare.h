@@ -78,4 +78,8 @@ void compare_shutdown(struct daemon *d);
  * object {backend, agrees_with_plan, deciding: [...], text}. */
 json_t *compare_verdict(json_t *sides, const char *plan_backend);
 
+/* The results of the last compares (at most 10, oldest first), each with
+ * finished_at (ms since the epoch): a new array. */
+json_t *daemon_compare_results(struct daemon *d);
+
 #endif

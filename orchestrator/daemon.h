@@ -361,6 +361,13 @@ bool wl_stop_unhealthy(struct wl *w);
 /* Every workload without an instance or an operation in flight (after a
  * dependency became ready, after a workload ended). */
 void reconcile_all(struct daemon *d);
+/* duet stop, start, restart (docs/cli.md): what the workload should be,
+ * written, then made so.  A stopped workload keeps its spec, address,
+ * disk and volumes and has no instance until started; a restart replaces
+ * its instance whatever its restart policy says, as a fresh start (the
+ * back-off and crash loop forgotten, not counted as a restart). */
+enum wl_action { WL_ACTION_STOP, WL_ACTION_START, WL_ACTION_RESTART };
+int daemon_workload_action(struct daemon *d, const char *name, enum wl_action action, struct duet_err *err);
 /* Re-attaches to the instance a previous daemon left (at start-up). */
 void wl_recover(struct wl *w);
 

@@ -72,6 +72,11 @@ static const char usage[] =
     "      --max-image-size SIZE the most an image import may unpack (zip bombs end there; default 16Gi)\n"
     "      --metrics-listen ADDRESS:PORT  serve GET /metrics (Prometheus) on TCP there too, e.g.\n"
     "                            127.0.0.1:9465 (default: only on the API socket)\n"
+    "      --web ADDRESS:PORT    serve the web dashboard there, e.g. 127.0.0.1:9480 (default: none);\n"
+    "                            `duet dashboard` prints its address with the login token\n"
+    "      --web-cert FILE       the dashboard's TLS certificate (PEM, with its chain); with --web-key\n"
+    "      --web-key FILE        that certificate's private key (PEM)\n"
+    "      --web-write           the dashboard may stop, start, restart and delete (default: read-only)\n"
     "  -h, --help                this text\n"
     "\n"
     "duetd runs as root.  One daemon per state directory.  SIGTERM stops the daemon and\n"
@@ -85,7 +90,9 @@ static const char usage[] =
 struct options {
     const char *config;
     const char *socket, *state_dir, *libvirt_uri, *guest_kernel, *group, *bridge, *subnet, *metrics_listen;
-    bool foreground, debug, check_only;
+    const char *web;
+    bool foreground, debug, check_only, web_write;
+    char web_cert[PATH_MAX], web_key[PATH_MAX];
     uint64_t backoff_ms, grace_ms, request_ms, log_max, max_image_size;
     const char *insecure[MAX_INSECURE];
     size_t n_insecure;
@@ -288,6 +295,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"registry-auth", required_argument, NULL, 'A'},
         {"max-image-size", required_argument, NULL, 'M'},
         {"metrics-listen", required_argument, NULL, 'm'},
+        {"web", required_argument, NULL, 'W'},
+        {"web-cert", required_argument, NULL, 'T'},
+        {"web-key", required_argument, NULL, 'Y'},
+        {"web-write", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -353,6 +364,25 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->metrics_listen = optarg;
             break;
         }
+        case 'W': {
+            struct sockaddr_storage sa;
+            struct duet_err e = {0};
+            if (listen_addr_parse(optarg, &sa, &e) < 0) {
+                fprintf(stderr, "duetd: --web %s\n", e.msg);
+                return 2;
+            }
+            o->web = optarg;
+            break;
+        }
+        case 'T':
+            if (abs_file("--web-cert", optarg, o->web_cert))
+                return 2;
+            break;
+        case 'Y':
+            if (abs_file("--web-key", optarg, o->web_key))
+                return 2;
+            break;
+        case 'w': o->web_write = true; break;
         case 'C':
             if (abs_file("--registry-ca", optarg, o->registry_ca))
                 return 2;
@@ -410,8 +440,14 @@ static int options_settle(struct options *o)
         FILL(log_max, log_max)
         FILL(max_image_size, max_image_size)
         FILL(metrics_listen, metrics_listen)
+        FILL(web, web)
 #undef FILL
         o->debug = o->debug || c->debug;
+        o->web_write = o->web_write || c->web_write;
+        if (!o->web_cert[0] && !o->web_key[0] && c->web_cert && c->web_key) {
+            snprintf(o->web_cert, sizeof(o->web_cert), "%s", c->web_cert);
+            snprintf(o->web_key, sizeof(o->web_key), "%s", c->web_key);
+        }
         /* A list given on the command line replaces the file's. */
         if (!o->n_insecure)
             for (size_t i = 0; i < c->n_insecure_registries && i < MAX_INSECURE; i++)
@@ -432,6 +468,15 @@ static int options_settle(struct options *o)
     struct duet_err e = {0};
     if (o->subnet && ipam_parse_subnet(o->subnet, &sn, &e) < 0) {
         fprintf(stderr, "duetd: --%s\n", e.msg);
+        return 2;
+    }
+    if (!o->web_cert[0] != !o->web_key[0]) {
+        fprintf(stderr, "duetd: --web-cert and --web-key go together: give both for TLS, or neither\n");
+        return 2;
+    }
+    if ((o->web_cert[0] || o->web_write) && !o->web) {
+        fprintf(stderr, "duetd: --%s is for the dashboard: give --web ADDRESS:PORT too\n",
+                o->web_cert[0] ? "web-cert" : "web-write");
         return 2;
     }
     if (!o->socket)
@@ -484,6 +529,17 @@ int main(int argc, char **argv)
         return rc;
     nofile_raise();
     if (o.check_only) {
+        /* The dashboard's certificate and key are read as duetd would. */
+        if (o.web_cert[0]) {
+            struct http_server probe = {0};
+            struct duet_err e = {0};
+            int tls_rc = http_server_use_tls(&probe, o.web_cert, o.web_key, &e);
+            http_server_free_counts(&probe);
+            if (tls_rc < 0) {
+                fprintf(stderr, "duetd: --web-cert: %s\n", e.msg);
+                return 1;
+            }
+        }
         if (o.config_path[0])
             printf("%s: valid\n", o.config_path);
         else
@@ -586,6 +642,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (o.metrics_listen && api_metrics_listen(api, o.metrics_listen, &err) < 0) {
+        report_start(ready_fd, err.msg);
+        return 1;
+    }
+    struct api_web_config web = {.addr = o.web, .cert = o.web_cert[0] ? o.web_cert : NULL,
+                                 .key = o.web_key[0] ? o.web_key : NULL, .write = o.web_write};
+    if (o.web && api_web_listen(api, &web, &err) < 0) {
         report_start(ready_fd, err.msg);
         return 1;
     }

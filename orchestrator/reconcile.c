@@ -578,7 +578,11 @@ static void do_stop(struct wl *w)
     health_stop(w);
     wl_save(w);
     daemon_event(w->d, w->name, "stopping", "%s",
-                 w->deleted ? "deleted" : w->hold ? w->hold_why : "replaced by a new generation");
+                 w->deleted            ? "deleted"
+                 : w->hold             ? w->hold_why
+                 : w->stopped          ? "stopped on request (duet stop)"
+                 : w->restart_asked    ? "restarted on request (duet restart)"
+                                       : "replaced by a new generation");
     struct duet_err err = {0};
     w->busy = true;
     wl_ref(w);
@@ -634,6 +638,55 @@ bool wl_stop_unhealthy(struct wl *w)
         return false;
     }
     return true;
+}
+
+int daemon_workload_action(struct daemon *d, const char *name, enum wl_action action, struct duet_err *err)
+{
+    struct wl *w = daemon_wl_find(d, name);
+    if (!w || w->deleted)
+        return duet_err_set(err, ENOENT, "no workload named %s%s", name, w ? " (it is being deleted)" : "");
+    if (w->temp_of && !w->temp_kept)
+        return duet_err_set(err, EBUSY, "%s is a temporary instance of duet compare; it goes when the compare ends",
+                            name);
+    if (w->hold || w->backing_up || w->restore_from)
+        return duet_err_set(err, EBUSY, "a snapshot, restore or backup of %s is under way; try again once it is done",
+                            name);
+    if (d->degraded[0])
+        return duet_err_set(err, EAGAIN, "%s", d->degraded);
+    bool was_stopped = w->stopped, was_asked = w->restart_asked;
+    static const char *const what[] = {[WL_ACTION_STOP] = "stop", [WL_ACTION_START] = "start",
+                                       [WL_ACTION_RESTART] = "restart"};
+    switch (action) {
+    case WL_ACTION_STOP:
+        w->stopped = true;
+        w->restart_asked = false;
+        break;
+    case WL_ACTION_START:
+    case WL_ACTION_RESTART:
+        if (w->stopped || !w->inst) {
+            /* Nothing runs: a start, from the beginning. */
+            w->stopped = false;
+            w->restart_asked = false;
+            if (!w->inst && (w->phase == PH_EXITED || w->phase == PH_BACKOFF)) {
+                w->phase = PH_PENDING;
+                w->quick_failures = 0;
+                w->crashloop = false;
+                w->backoff_until = 0;
+            }
+        } else if (action == WL_ACTION_RESTART) {
+            w->restart_asked = true;
+        }
+        break;
+    }
+    /* Written before it is taken: a daemon that dies now finishes it. */
+    if (wl_save(w) < 0) {
+        w->stopped = was_stopped;
+        w->restart_asked = was_asked;
+        return duet_err_set(err, EAGAIN, "%s", d->degraded);
+    }
+    daemon_event(d, w->name, what[action], "%s asked", what[action]);
+    wl_reconcile(w);
+    return 0;
 }
 
 static void do_destroy(struct wl *w)
@@ -729,7 +782,7 @@ void wl_reconcile(struct wl *w)
     /* 1. An instance that must go: deleted, replaced, or ended and due for
      *    a restart (a fresh instance replaces it). */
     bool restart_due = w->inst && w->phase == PH_BACKOFF && !backoff_pending(w);
-    if (w->inst && (!want || !current || restart_due || w->hold ||
+    if (w->inst && (!want || !current || restart_due || w->hold || w->stopped || w->restart_asked ||
                     (w->stop_requested && !w->inst_running && w->phase != PH_EXITED && w->phase != PH_BACKOFF))) {
         if (w->inst_running && !w->stop_requested)
             do_stop(w);
@@ -764,6 +817,17 @@ void wl_reconcile(struct wl *w)
         return;   /* running, or ended and waiting */
     }
     /* 2. Nothing on the host. */
+    if (w->stopped)
+        return;   /* until duet start */
+    if (w->restart_asked) {
+        /* Asked for, not a failure: a fresh start, the back-off forgotten. */
+        w->restart_asked = false;
+        w->phase = PH_PENDING;
+        w->quick_failures = 0;
+        w->crashloop = false;
+        w->backoff_until = 0;
+        wl_save(w);
+    }
     if (w->phase == PH_EXITED)
         return;
     if (w->phase == PH_BACKOFF && backoff_pending(w))

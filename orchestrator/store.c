@@ -36,12 +36,13 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_PUT] = "INSERT OR REPLACE INTO workloads(name, generation, spec, backend, placement, deleted, phase,"
                " inst_backend, inst_generation, handle, restarts, last_exit, last_signal, exited_at, started_at,"
                " created_at, message, rm, quick_failures, backoff_until, address, disk, disk_reset, delete_volumes,"
-               " restore_from, temporary, kept) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               " restore_from, temporary, kept, stopped, restart_asked)"
+               " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_DELETE] = "DELETE FROM workloads WHERE name = ?",
     [ST_LOAD] = "SELECT name, generation, spec, backend, placement, deleted, phase, inst_backend, inst_generation,"
                 " handle, restarts, last_exit, last_signal, exited_at, started_at, created_at, message, rm, quick_failures,"
-                " backoff_until, address, disk, disk_reset, delete_volumes, restore_from, temporary, kept"
-                " FROM workloads ORDER BY name",
+                " backoff_until, address, disk, disk_reset, delete_volumes, restore_from, temporary, kept, stopped,"
+                " restart_asked FROM workloads ORDER BY name",
     [ST_EVENT_ADD] = "INSERT INTO events(ts, workload, type, message) VALUES(?,?,?,?)",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE id <= ?",
     [ST_EVENTS] = "SELECT id, ts, workload, type, message FROM events WHERE id > ? ORDER BY id LIMIT ?",
@@ -67,7 +68,8 @@ static const char schema_sql[] =
     " quick_failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,"
     " address INTEGER NOT NULL DEFAULT 0, disk TEXT, disk_reset INTEGER NOT NULL DEFAULT 0,"
     " delete_volumes INTEGER NOT NULL DEFAULT 0, restore_from TEXT, temporary TEXT,"
-    " kept INTEGER NOT NULL DEFAULT 0);"
+    " kept INTEGER NOT NULL DEFAULT 0, stopped INTEGER NOT NULL DEFAULT 0,"
+    " restart_asked INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " workload TEXT, type TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_workload ON events(workload, id);"
@@ -119,6 +121,8 @@ static int add_columns(struct store *s, char **msg)
         {"restore_from", "TEXT"},
         {"temporary", "TEXT"},
         {"kept", "INTEGER NOT NULL DEFAULT 0"},
+        {"stopped", "INTEGER NOT NULL DEFAULT 0"},
+        {"restart_asked", "INTEGER NOT NULL DEFAULT 0"},
     };
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
         sqlite3_stmt *st;
@@ -255,6 +259,8 @@ int store_put(struct store *s, const struct store_row *r, struct duet_err *err)
     bind_text(st, 25, r->restore_from);
     bind_text(st, 26, r->temporary);
     sqlite3_bind_int(st, 27, r->kept);
+    sqlite3_bind_int(st, 28, r->stopped);
+    sqlite3_bind_int(st, 29, r->restart_asked);
     return run(s, ST_PUT, err, "cannot write a workload");
 }
 
@@ -303,6 +309,8 @@ int store_load(struct store *s, void (*cb)(void *opaque, const struct store_row 
             .restore_from = col_text(st, 24),
             .temporary = col_text(st, 25),
             .kept = sqlite3_column_int(st, 26) != 0,
+            .stopped = sqlite3_column_int(st, 27) != 0,
+            .restart_asked = sqlite3_column_int(st, 28) != 0,
         };
         cb(opaque, &r);
     }
@@ -405,4 +413,16 @@ int store_setting_put(struct store *s, const char *key, const char *value, struc
     bind_text(st, 1, key);
     bind_text(st, 2, value);
     return run(s, ST_SETTING_PUT, err, "cannot record a setting");
+}
+
+int64_t store_events_last(struct store *s)
+{
+    sqlite3_stmt *st;
+    int64_t id = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id), 0) FROM events", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return id;
 }

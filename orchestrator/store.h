@@ -58,6 +58,8 @@ struct store_row {
      * whose compare it can no longer be. */
     const char *temporary;
     bool kept;
+    bool stopped;                  /* duet stop: no instance until duet start */
+    bool restart_asked;            /* duet restart: its instance goes, a new one comes */
 };
 
 struct store_event {
@@ -88,6 +90,9 @@ int64_t store_event_add(struct store *s, int64_t ts, const char *workload, const
                         struct duet_err *err);
 /* Events with id > since, oldest first: the first `limit`, or with
  * `workload` that workload's newest `limit`. */
+/* The newest event's id (0: none): where a follower that wants only
+ * what comes next starts. */
+int64_t store_events_last(struct store *s);
 int store_events(struct store *s, int64_t since, const char *workload, int limit,
                  void (*cb)(void *opaque, const struct store_event *e), void *opaque, struct duet_err *err);
 

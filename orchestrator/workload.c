@@ -125,6 +125,8 @@ void wl_row(const struct wl *w, struct store_row *r)
         .restore_from = w->restore_from,
         .temporary = w->temp_of,
         .kept = w->temp_kept,
+        .stopped = w->stopped,
+        .restart_asked = w->restart_asked,
     };
     /* The store keeps the wall clock: the monotonic one starts again with the host. */
     uint64_t mono = mono_ms();
@@ -184,6 +186,8 @@ struct wl *wl_load(struct daemon *d, const struct store_row *r)
     w->restore_from = r->restore_from ? strdup(r->restore_from) : NULL;
     w->temp_of = r->temporary ? strdup(r->temporary) : NULL;
     w->temp_kept = r->kept;
+    w->stopped = r->stopped;
+    w->restart_asked = r->restart_asked;
     w->crashloop = w->quick_failures >= DUETD_CRASHLOOP_AFTER;
     /* A restart delay still running when the last daemon stopped goes on. */
     uint64_t wall = now_ms();
@@ -230,6 +234,8 @@ const char *wl_state_name(const struct wl *w)
 {
     if (w->deleted)
         return "deleting";
+    if (w->stopped && !w->inst)
+        return "stopped";
     switch (w->phase) {
     case PH_EXITED:
         return w->last_exit == 0 && w->last_signal == 0 && !w->message ? "completed" : "failed";

@@ -101,6 +101,10 @@ struct wl {
     char handle[DRIVER_HANDLE_MAX];
     bool inst_started, inst_running, stop_requested;
     bool stopped_unhealthy;        /* its instance is being stopped for failing its checks */
+    /* duet stop / start / restart (written first): stopped, it has no
+     * instance until started again; restart_asked, its instance goes and
+     * a new one comes whatever the restart policy, the back-off reset. */
+    bool stopped, restart_asked;
     bool busy;                     /* a driver operation is in flight */
     enum wl_phase phase;
     int64_t restarts;

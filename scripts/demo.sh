@@ -7,7 +7,9 @@
 #      (QEMU, under emulation when there is no usable KVM: then only those
 #      that need a VM's isolation are VMs, see docs/placement.md), the
 #      application containers start once what they depend on is up;
-#   4. duet get, describe, logs, the fleet network (names, a published
+#   4. duet get, the web dashboard's address (duetd --web; DUET_DEMO_WEB
+#      gives another ADDRESS:PORT than 127.0.0.1:9480), describe, logs,
+#      the fleet network (names, a published
 #      port), duet compare of web (measured as a container and as a VM),
 #      duet top and the metrics, events;
 #   5. everything deleted and duetd stopped, at the end or on Ctrl-C.
@@ -61,7 +63,7 @@ if [ -e "$DIR/state/duetd.pid" ] && kill -0 "$(cat "$DIR/state/duetd.pid")" 2>/d
 fi
 # A bridge and subnet of the demo's own, beside any duetd of the host's.
 args=(--state-dir "$DIR/state" --socket "$DUET_SOCKET" --guest-kernel "$BUILD/images/kernel/vmlinuz"
-      --bridge duetdemo0 --subnet 10.89.0.0/24)
+      --bridge duetdemo0 --subnet 10.89.0.0/24 --web "${DUET_DEMO_WEB:-127.0.0.1:9480}")
 if [ -e /dev/kvm ] && [ "${DUET_DEMO_KVM:-0}" != 1 ]; then
     echo "(/dev/kvm hidden from duetd: the VMs run under emulation; DUET_DEMO_KVM=1 keeps it)"
     unshare --mount --propagation private \
@@ -79,6 +81,9 @@ echo "the whole fleet is up (or done) in $(( ($(date +%s%N) - start) / 1000000 )
 
 say "duet get"
 "$DUET" get
+
+say "duet dashboard (the web dashboard, docs/dashboard.md: open it while the demo runs)"
+"$DUET" dashboard
 
 say "duet describe web"
 "$DUET" describe web | sed -n '1,/^Spec:/p' | head -n -1

@@ -81,7 +81,7 @@ _duet()
     fi
     case $cmd in
     validate|restore) COMPREPLY=($(compgen -f -- "$cur")) ;;
-    get|describe|logs|delete|compare|backup)
+    get|describe|logs|delete|compare|backup|stop|start|restart)
         COMPREPLY=($(compgen -W "$(_duet_names)" -- "$cur")) ;;
     exec) ((npos == 0)) && COMPREPLY=($(compgen -W "$(_duet_names)" -- "$cur")) ;;
     image) ((npos == 0)) && COMPREPLY=($(compgen -W "ls pull inspect rm prune" -- "$cur")) ;;

@@ -11,6 +11,7 @@
 #ifndef DUET_API_H
 #define DUET_API_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -25,6 +26,13 @@ int api_start(struct api *a, const char *path, gid_t group, unsigned deadline_ms
 /* Serves GET /metrics (docs/metrics.md), and nothing else, on TCP at addr
  * (ADDRESS:PORT); after api_start. */
 int api_metrics_listen(struct api *a, const char *addr, struct duet_err *err);
+/* The web dashboard (docs/dashboard.md) on TCP at addr, with TLS when
+ * cert and key are given (PEM files); after api_start. */
+struct api_web_config {
+    const char *addr, *cert, *key;
+    bool write;                    /* stop, start, restart, delete allowed */
+};
+int api_web_listen(struct api *a, const struct api_web_config *cfg, struct duet_err *err);
 /* Stops listening, ends every stream, closes every connection. */
 void api_stop(struct api *a);
 void api_free(struct api *a);

@@ -299,3 +299,11 @@ void api_compare(struct api *a, struct http_conn *c, const struct http_request *
         http_respond_error(c, 503, "duetd cannot take this compare now: %s", uv_strerror(rc));
     }
 }
+
+/* GET /v1/compare: the last compares' results, oldest first. */
+void api_get_compares(struct api *a, struct http_conn *c)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "results", daemon_compare_results(a->d));
+    http_respond_json(c, 200, j);
+}

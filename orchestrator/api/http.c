@@ -6,6 +6,12 @@
  * turns complete requests into handler calls.  Each connection has two
  * handles (the pipe and its deadline timer); it is gone once both are
  * closed and no handler holds a reference.
+ *
+ * TLS (a TCP server given a certificate) sits between the socket and the
+ * rest through OpenSSL's memory BIOs: bytes read go into the session and
+ * what it decrypts goes on as if read from the socket; what is written is
+ * encrypted and what the session has to send is queued on the socket.
+ * Nothing blocks, and a handshake is held to the request's deadline.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +28,9 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "common/grow.h"
 #include "common/listenaddr.h"
@@ -67,12 +76,21 @@ struct http_conn {
     void *raw_drain_opaque;
     size_t raw_low;
     bool raw_paused;
+    struct http_header *headers;
+    size_t n_headers, cap_headers;
+    bool in_value;                 /* the parser is in a header's value */
+    char *resp_headers;            /* http_conn_add_header's lines, CRLF-ended */
+    SSL *ssl;                      /* TLS: the session (its BIOs are its own) */
+    BIO *rbio, *wbio;
 };
 
 static const char *status_text(int status)
 {
     switch (status) {
     case 101: return "Switching Protocols";
+    case 204: return "No Content";
+    case 303: return "See Other";
+    case 401: return "Unauthorized";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -113,6 +131,14 @@ static void conn_free_if_done(struct http_conn *c)
     if (c->closed && c->refs == 0) {
         free(c->url);
         free(c->extra);
+        for (size_t i = 0; i < c->n_headers; i++) {
+            free(c->headers[i].name);
+            free(c->headers[i].value);
+        }
+        free(c->headers);
+        free(c->resp_headers);
+        if (c->ssl)
+            SSL_free(c->ssl);
         if (c->body)
             body_release(c);
         free(c);
@@ -206,11 +232,51 @@ static void on_written(uv_write_t *req, int status)
     http_conn_unref(c);
 }
 
+/* Queues w (len bytes of its data) on the socket; takes w. */
+static bool wreq_queue(struct http_conn *c, struct wreq *w, size_t len)
+{
+    w->c = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    http_conn_ref(c);
+    if (uv_write(&w->req, &c->h.stream, &b, 1, on_written) < 0) {
+        free(w);
+        http_conn_unref(c);
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+/* What the TLS session has to send, onto the socket. */
+static bool tls_flush(struct http_conn *c)
+{
+    size_t len = BIO_ctrl_pending(c->wbio);
+    if (len == 0 || http_conn_closed(c))
+        return !http_conn_closed(c);
+    struct wreq *w = malloc(sizeof(*w) + len);
+    if (!w)
+        abort();
+    if (BIO_read(c->wbio, w->data, (int)len) != (int)len)
+        abort();   /* a memory BIO gives what it says it holds */
+    return wreq_queue(c, w, len);
+}
+
 /* Queues the parts as one write (copied: the caller's buffers may go). */
 static bool conn_writev(struct http_conn *c, const uv_buf_t *parts, size_t n)
 {
     if (http_conn_closed(c))
         return false;
+    if (c->ssl) {
+        /* A memory BIO takes all of it: SSL_write cannot want more. */
+        for (size_t i = 0; i < n; i++) {
+            ERR_clear_error();
+            if (parts[i].len && SSL_write(c->ssl, parts[i].base, (int)parts[i].len) <= 0) {
+                conn_close(c);
+                return false;
+            }
+        }
+        return tls_flush(c);
+    }
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += parts[i].len;
@@ -222,16 +288,7 @@ static bool conn_writev(struct http_conn *c, const uv_buf_t *parts, size_t n)
         memcpy(w->data + off, parts[i].base, parts[i].len);
         off += parts[i].len;
     }
-    w->c = c;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    http_conn_ref(c);
-    if (uv_write(&w->req, &c->h.stream, &b, 1, on_written) < 0) {
-        free(w);
-        http_conn_unref(c);
-        conn_close(c);
-        return false;
-    }
-    return true;
+    return wreq_queue(c, w, len);
 }
 
 static bool conn_write(struct http_conn *c, const char *data, size_t len)
@@ -255,6 +312,13 @@ static void conn_finish(struct http_conn *c)
     if (http_conn_closed(c))
         return;
     c->state = CS_DONE;
+    if (c->ssl) {
+        /* close_notify, so the client knows the answer is whole. */
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        if (!tls_flush(c))
+            return;
+    }
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (!req)
         abort();
@@ -271,6 +335,27 @@ void http_conn_set_route(struct http_conn *c, const char *method, const char *ro
 {
     c->route_method = method;
     c->route = route;
+}
+
+void http_conn_add_header(struct http_conn *c, const char *line)
+{
+    if (strpbrk(line, "\r\n"))
+        return;   /* a header line cannot carry another */
+    size_t had = c->resp_headers ? strlen(c->resp_headers) : 0, n = strlen(line);
+    char *r = realloc(c->resp_headers, had + n + 3);
+    if (!r)
+        abort();
+    memcpy(r + had, line, n);
+    memcpy(r + had + n, "\r\n", 3);
+    c->resp_headers = r;
+}
+
+const char *http_request_header(const struct http_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
 }
 
 /* One answer more for c's route and status. */
@@ -294,6 +379,10 @@ static void count_answer(struct http_conn *c, int status)
 
 void http_server_free_counts(struct http_server *s)
 {
+    if (s->tls) {
+        SSL_CTX_free(s->tls);
+        s->tls = NULL;
+    }
     free(s->counts);
     s->counts = NULL;
     s->n_counts = s->cap_counts = 0;
@@ -306,14 +395,17 @@ static void write_head(struct http_conn *c, int status, const char *content_type
     int n;
     if (content_length >= 0)
         n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\nConnection: close\r\n\r\n",
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\nConnection: close\r\n",
                      status, status_text(status), content_type, content_length);
     else
         n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
-                     "Cache-Control: no-cache\r\n\r\n",
-                     status, status_text(status), content_type);
-    conn_write(c, head, (size_t)n);
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n%s",
+                     status, status_text(status), content_type,
+                     c->srv->headers ? "" : "Cache-Control: no-cache\r\n");
+    const char *server = c->srv->headers ? c->srv->headers : "", *own = c->resp_headers ? c->resp_headers : "";
+    uv_buf_t parts[4] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)server, (unsigned)strlen(server)),
+                         uv_buf_init((char *)own, (unsigned)strlen(own)), uv_buf_init((char *)"\r\n", 2)};
+    conn_writev(c, parts, 4);
 }
 
 void http_respond(struct http_conn *c, int status, const char *content_type, const char *body, size_t len)
@@ -481,12 +573,45 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static int on_header_part(http_parser *p, const char *at, size_t len)
+/* Appends at..len to *s (a field or value may come in pieces). */
+static void str_append(char **s, const char *at, size_t len)
 {
-    (void)at;
+    size_t had = *s ? strlen(*s) : 0;
+    char *n = realloc(*s, had + len + 1);
+    if (!n)
+        abort();
+    memcpy(n + had, at, len);
+    n[had + len] = '\0';
+    *s = n;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
     struct http_conn *c = p->data;
     c->head_bytes += len;
-    return c->head_bytes > HTTP_MAX_HEAD ? reject(c, 431, "request headers too large") : 0;
+    if (c->head_bytes > HTTP_MAX_HEAD)
+        return reject(c, 431, "request headers too large");
+    if (c->in_value || c->n_headers == 0) {
+        GROW(c->headers, c->cap_headers, c->n_headers + 1);
+        c->headers[c->n_headers++] = (struct http_header){0};
+        c->in_value = false;
+    }
+    str_append(&c->headers[c->n_headers - 1].name, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    c->head_bytes += len;
+    if (c->head_bytes > HTTP_MAX_HEAD)
+        return reject(c, 431, "request headers too large");
+    c->in_value = true;
+    /* A NUL inside a value would cut it short where a C reader looks. */
+    if (memchr(at, '\0', len))
+        return reject(c, 400, "a NUL byte in a header value");
+    str_append(&c->headers[c->n_headers - 1].value, at, len);
+    return 0;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -525,8 +650,8 @@ static int on_message_complete(http_parser *p)
 
 static const http_parser_settings parser_settings = {
     .on_url = on_url,
-    .on_header_field = on_header_part,
-    .on_header_value = on_header_part,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -555,7 +680,17 @@ static void dispatch(struct http_conn *c)
         .uid = c->cred.uid,
         .gid = c->cred.gid,
         .pid = c->cred.pid,
+        .headers = c->headers,
+        .n_headers = c->n_headers,
+        .tls = c->ssl != NULL,
     };
+    /* A header sent with a name and no value, or the reverse, reads "". */
+    for (size_t i = 0; i < c->n_headers; i++) {
+        if (!c->headers[i].name)
+            str_append(&c->headers[i].name, "", 0);
+        if (!c->headers[i].value)
+            str_append(&c->headers[i].value, "", 0);
+    }
     http_conn_ref(c);
     c->srv->handler(c->srv->opaque, c, &req);
     /* Handlers copy what they keep of the request, or say they keep it. */
@@ -574,6 +709,71 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = 16384;
 }
 
+/* Bytes from the client (decrypted, with TLS). */
+static void conn_input(struct http_conn *c, const char *data, size_t nread)
+{
+    if (c->state == CS_RAW) {
+        if (c->raw_data)
+            c->raw_data(c->raw_opaque, data, nread);
+        return;
+    }
+    if (c->state != CS_READING)
+        return;   /* bytes after the one request are ignored */
+    size_t used = http_parser_execute(&c->parser, &parser_settings, data, nread);
+    /* What came after the request: another protocol's, if the handler
+     * upgrades (a client may send it without waiting for the answer). */
+    if (c->state == CS_HANDLING && used < nread) {
+        char *x = realloc(c->extra, c->extra_len + nread - used);
+        if (!x)
+            abort();
+        memcpy(x + c->extra_len, data + used, nread - used);
+        c->extra = x;
+        c->extra_len += nread - used;
+    }
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->reject_status) {
+        uv_read_stop(&c->h.stream);
+        http_respond_error(c, c->reject_status, "%s", c->reject_msg);
+        return;
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        uv_read_stop(&c->h.stream);
+        http_respond_error(c, 400, "malformed HTTP request: %s", http_errno_description(e));
+        return;
+    }
+    if (c->state == CS_HANDLING)
+        dispatch(c);
+}
+
+/* Ciphertext in; what it decrypts to goes on to conn_input, and what the
+ * session answers (the handshake's messages) goes out. */
+static void tls_input(struct http_conn *c, const char *data, size_t n)
+{
+    if (BIO_write(c->rbio, data, (int)n) != (int)n) {
+        conn_close(c);
+        return;
+    }
+    http_conn_ref(c);
+    char plain[16384];
+    while (!http_conn_closed(c)) {
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, plain, sizeof(plain));
+        if (r > 0) {
+            conn_input(c, plain, (size_t)r);
+            continue;
+        }
+        /* Wanting more: wait for it.  Otherwise the client's
+         * close_notify, a failed handshake (plain HTTP to a TLS port) or
+         * a bad record: nothing more comes. */
+        if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ && (c->state == CS_READING || c->state == CS_RAW))
+            conn_close(c);
+        break;
+    }
+    if (!http_conn_closed(c))
+        tls_flush(c);
+    http_conn_unref(c);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct http_conn *c = stream->data;
@@ -585,41 +785,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->state == CS_RAW) {
-        if (c->raw_data)
-            c->raw_data(c->raw_opaque, buf->base, (size_t)nread);
-        free(buf->base);
-        return;
-    }
-    if (c->state != CS_READING) {
-        free(buf->base);   /* bytes after the one request are ignored */
-        return;
-    }
-    size_t used = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
-    /* What came after the request: another protocol's, if the handler
-     * upgrades (a client may send it without waiting for the answer). */
-    if (c->state == CS_HANDLING && used < (size_t)nread) {
-        c->extra = malloc((size_t)nread - used);
-        if (!c->extra)
-            abort();
-        memcpy(c->extra, buf->base + used, (size_t)nread - used);
-        c->extra_len = (size_t)nread - used;
-    }
+    if (c->ssl)
+        tls_input(c, buf->base, (size_t)nread);
+    else
+        conn_input(c, buf->base, (size_t)nread);
     free(buf->base);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (c->reject_status) {
-        uv_read_stop(stream);
-        http_respond_error(c, c->reject_status, "%s", c->reject_msg);
-        return;
-    }
-    if (e != HPE_OK && e != HPE_PAUSED) {
-        uv_read_stop(stream);
-        http_respond_error(c, 400, "malformed HTTP request: %s", http_errno_description(e));
-        return;
-    }
-    (void)used;
-    if (c->state == CS_HANDLING)
-        dispatch(c);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -712,7 +882,9 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    unsigned limit = c->cred.uid == 0 ? HTTP_MAX_CONNS : HTTP_MAX_CONNS - HTTP_ROOT_RESERVE;
+    unsigned limit = s->max_conns;
+    if (!s->tcp && c->cred.uid != 0)
+        limit -= HTTP_ROOT_RESERVE;
     if (s->n_conns > limit && !evict_stalled(s, c)) {
         http_respond_error(c, 503, "too many connections to duetd; try again");
         return;
@@ -721,6 +893,15 @@ static void on_connection(uv_stream_t *server, int status)
         http_respond_error(c, 403, "uid %u may not use duetd: only root and members of the socket's group may",
                            (unsigned)c->cred.uid);
         return;
+    }
+    if (s->tls) {
+        c->ssl = SSL_new(s->tls);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->rbio || !c->wbio)
+            abort();
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -742,6 +923,7 @@ int http_server_start(struct http_server *s, uv_loop_t *loop, const char *path, 
     s->opaque = opaque;
     s->group = group;
     s->deadline_ms = HTTP_REQUEST_DEADLINE_MS;
+    s->max_conns = HTTP_MAX_CONNS;
     /* A socket left by a daemon that died; the state-dir lock already
      * proved no daemon of ours runs, but the path may be shared, so only a
      * socket nobody answers on is replaced. */
@@ -793,6 +975,7 @@ int http_server_start_tcp(struct http_server *s, uv_loop_t *loop, const char *ad
     s->opaque = opaque;
     s->tcp = true;
     s->deadline_ms = HTTP_REQUEST_DEADLINE_MS;
+    s->max_conns = HTTP_MAX_CONNS;
     struct sockaddr_storage sa;
     if (listen_addr_parse(addr, &sa, err) < 0)
         return -1;
@@ -810,6 +993,45 @@ int http_server_start_tcp(struct http_server *s, uv_loop_t *loop, const char *ad
     return 0;
 }
 
+/* OpenSSL's reason for the last failure, for a message. */
+static const char *tls_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : "unknown reason";
+}
+
+int http_server_use_tls(struct http_server *s, const char *cert_file, const char *key_file, struct duet_err *err)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return duet_err_set(err, ENOMEM, "cannot set up TLS: %s", tls_reason());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* Each connection's session is its own; nothing to resume across. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    int rc = 0;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+        rc = duet_err_set(err, EINVAL, "certificate %s: %s; give a PEM file with the certificate (and its chain)",
+                          cert_file, tls_reason());
+    else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
+        rc = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH
+                 ? duet_err_set(err, EINVAL, "key %s is not the key of certificate %s", key_file, cert_file)
+                 : duet_err_set(err, EINVAL, "key %s: %s; give the certificate's private key as a PEM file",
+                                key_file, tls_reason());
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        rc = duet_err_set(err, EINVAL, "key %s is not the key of certificate %s", key_file, cert_file);
+    ERR_clear_error();
+    if (rc < 0) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    if (s->tls)
+        SSL_CTX_free(s->tls);
+    s->tls = ctx;
+    return 0;
+}
 
 void http_server_stop(struct http_server *s)
 {

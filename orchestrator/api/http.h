@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "common/err.h"
@@ -46,6 +47,11 @@
 
 struct http_conn;
 
+struct http_header {
+    char *name;                    /* as sent; compared without case */
+    char *value;
+};
+
 struct http_request {
     const char *method;            /* "GET", "POST", ... */
     const char *path;              /* decoded-free: the path part of the URL */
@@ -55,7 +61,13 @@ struct http_request {
     uid_t uid;
     gid_t gid;
     pid_t pid;
+    const struct http_header *headers;   /* every header field, in order */
+    size_t n_headers;
+    bool tls;                      /* it came over TLS */
 };
+
+/* The first header of that name (case ignored), or NULL. */
+const char *http_request_header(const struct http_request *r, const char *name);
 
 typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, const struct http_request *req);
 typedef void (*http_close_fn)(void *opaque, struct http_conn *c);
@@ -85,6 +97,11 @@ struct http_server {
     bool listening;
     struct http_count *counts;
     size_t n_counts, cap_counts;
+    unsigned max_conns;            /* HTTP_MAX_CONNS unless the owner says fewer */
+    /* Header lines sent with every answer ("Name: value\r\n"...), or
+     * NULL; static. */
+    const char *headers;
+    SSL_CTX *tls;                  /* http_server_use_tls: every connection speaks TLS */
 };
 
 /* Creates the socket at path (mode 0660, group `group`), replacing a stale
@@ -98,11 +115,18 @@ int http_server_start_tcp(struct http_server *s, uv_loop_t *loop, const char *ad
 /* Stops listening and closes every connection (the counts stay until
  * http_server_free_counts). */
 void http_server_stop(struct http_server *s);
+/* TLS with the certificate chain and key in these PEM files (TLS 1.2 and
+ * up); for a TCP server, before its loop runs.  The context is the
+ * server's (freed by http_server_free_counts). */
+int http_server_use_tls(struct http_server *s, const char *cert_file, const char *key_file, struct duet_err *err);
 void http_server_free_counts(struct http_server *s);
 /* The route the request was taken as ("/v1/workloads/{name}"), for the
  * count of its answer; a request with none counts as "other".  Static
  * strings. */
 void http_conn_set_route(struct http_conn *c, const char *method, const char *route);
+/* One more header line for this connection's answer ("Name: value", no
+ * CR or LF: refused otherwise); before the answer begins. */
+void http_conn_add_header(struct http_conn *c, const char *line);
 
 void http_conn_ref(struct http_conn *c);
 void http_conn_unref(struct http_conn *c);

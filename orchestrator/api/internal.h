@@ -20,6 +20,20 @@
 
 struct event_sub;
 
+#define WEB_TOKEN_HEX 64
+
+/* The dashboard's listener (web.c). */
+struct api_web {
+    struct http_server http;
+    bool on, write, tls;
+    char token[WEB_TOKEN_HEX + 1];       /* the login token (STATE/web-token) */
+    unsigned char token_hash[32];        /* its SHA-256, what requests are checked against */
+    char csrf[65];                       /* HMAC(token, "duet-csrf"), hex */
+    unsigned char csrf_hash[32];
+    char url[96];                        /* http(s)://HOST:PORT/ */
+    char cookie[32];                     /* duet_token_PORT */
+};
+
 struct api {
     struct daemon *d;
     struct http_server http;
@@ -33,7 +47,17 @@ struct api {
     struct event_sub *subs;        /* event stream followers */
     struct event_sink sink;        /* the daemon's events, to them */
     bool sink_added;
+    struct api_web web;
 };
+
+/* routes.c: a request as the socket would answer it (the dashboard serves
+ * some routes through it); the route a path counts as. */
+void api_route(struct api *a, struct http_conn *c, const struct http_request *req);
+const char *api_route_of(const char *path);
+/* workloads.c: POST /v1/workloads/NAME/{stop,start,restart}. */
+void api_workload_action(struct api *a, struct http_conn *c, const char *name, const char *action);
+/* web.c: GET /v1/dashboard (socket only). */
+void api_get_dashboard(struct api *a, struct http_conn *c);
 
 /* The HTTP status for an error of the daemon's (duet_err.code): 404 for
  * what is not there, 409 for a conflict, 422 for what is refused, 507 for
@@ -63,6 +87,8 @@ void api_restore(struct api *a, struct http_conn *c, const struct http_request *
 void api_apply(struct api *a, struct http_conn *c, const struct http_request *req);
 /* compare.c */
 void api_compare(struct api *a, struct http_conn *c, const struct http_request *req);
+/* GET /v1/compare: the results kept of the last compares. */
+void api_get_compares(struct api *a, struct http_conn *c);
 void api_run(struct api *a, struct http_conn *c, const struct http_request *req);
 void api_get_logs(struct api *a, struct http_conn *c, const char *name, const char *query);
 void api_exec(struct api *a, struct http_conn *c, const char *name, const struct http_request *req);

@@ -66,12 +66,13 @@ static void get_info(struct api *a, struct http_conn *c)
 
 /* The route a path is taken as, its names replaced ({name}), so the count
  * of requests by route stays small whatever the clients ask for. */
-static const char *route_of(const char *path)
+const char *api_route_of(const char *path)
 {
     static const char *const flat[] = {"/metrics",    "/v1/info",   "/v1/workloads", "/v1/apply",
                                        "/v1/run",     "/v1/compare", "/v1/restore",  "/v1/events",
                                        "/v1/images",  "/v1/volumes", "/v1/secrets",  "/v1/images/inspect",
-                                       "/v1/images/pull", "/v1/images/prune"};
+                                       "/v1/images/pull", "/v1/images/prune",
+                                       "/v1/dashboard"};
     for (size_t i = 0; i < sizeof(flat) / sizeof(flat[0]); i++)
         if (strcmp(path, flat[i]) == 0)
             return flat[i];
@@ -85,9 +86,12 @@ static const char *route_of(const char *path)
         const char *slash = strchr(path + 14, '/');
         if (!slash)
             return "/v1/workloads/{name}";
-        static const char *const sub[] = {"/logs", "/exec", "/backup", "/snapshots"};
-        static const char *const full[] = {"/v1/workloads/{name}/logs", "/v1/workloads/{name}/exec",
-                                           "/v1/workloads/{name}/backup", "/v1/workloads/{name}/snapshots"};
+        static const char *const sub[] = {"/logs", "/exec", "/backup", "/snapshots", "/stop", "/start", "/restart",
+                                          "/delete"};
+        static const char *const full[] = {"/v1/workloads/{name}/logs",      "/v1/workloads/{name}/exec",
+                                           "/v1/workloads/{name}/backup",    "/v1/workloads/{name}/snapshots",
+                                           "/v1/workloads/{name}/stop",      "/v1/workloads/{name}/start",
+                                           "/v1/workloads/{name}/restart",   "/v1/workloads/{name}/delete"};
         for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++)
             if (strcmp(slash, sub[i]) == 0)
                 return full[i];
@@ -138,9 +142,18 @@ static char *metrics_text(struct api *a, size_t *len)
     if (!f)
         abort();
     daemon_metrics_write(a->d, f);
-    const struct http_server *servers[2] = {&a->http, &a->metrics};
-    const char *names[2] = {"socket", "metrics"};
-    counts_write(f, servers, names, a->metrics_on ? 2 : 1);
+    const struct http_server *servers[3] = {&a->http};
+    const char *names[3] = {"socket"};
+    size_t n = 1;
+    if (a->metrics_on) {
+        servers[n] = &a->metrics;
+        names[n++] = "metrics";
+    }
+    if (a->web.on) {
+        servers[n] = &a->web.http;
+        names[n++] = "web";
+    }
+    counts_write(f, servers, names, n);
     if (fclose(f) != 0)
         abort();
     return text;
@@ -186,9 +199,14 @@ static void metrics_handle(void *opaque, struct http_conn *c, const struct http_
 static void api_handle(void *opaque, struct http_conn *c, const struct http_request *req)
 {
     struct api *a = opaque;
+    http_conn_set_route(c, req->method, api_route_of(req->path));
+    api_route(a, c, req);
+}
+
+void api_route(struct api *a, struct http_conn *c, const struct http_request *req)
+{
     struct daemon *d = a->d;
     const char *p = req->path;
-    http_conn_set_route(c, req->method, route_of(p));
     bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0,
          del = strcmp(req->method, "DELETE") == 0;
     if (d->shutting_down) {
@@ -204,6 +222,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
     p += 4;
     if (strcmp(p, "info") == 0 && get)
         return get_info(a, c);
+    if (strcmp(p, "dashboard") == 0 && get)
+        return api_get_dashboard(a, c);
     if (strcmp(p, "workloads") == 0 && get)
         return api_get_workloads(a, c);
     if (strcmp(p, "apply") == 0 && post)
@@ -212,6 +232,8 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
         return api_run(a, c, req);
     if (strcmp(p, "compare") == 0 && post)
         return api_compare(a, c, req);
+    if (strcmp(p, "compare") == 0 && get)
+        return api_get_compares(a, c);
     if (strcmp(p, "restore") == 0 && post)
         return api_restore(a, c, req);
     if (strcmp(p, "events") == 0 && get)
@@ -241,6 +263,9 @@ static void api_handle(void *opaque, struct http_conn *c, const struct http_requ
             return api_get_logs(a, c, nm, req->query);
         if (slash && strcmp(slash, "/exec") == 0 && post)
             return api_exec(a, c, nm, req);
+        if (slash && post && (strcmp(slash, "/stop") == 0 || strcmp(slash, "/start") == 0 ||
+                              strcmp(slash, "/restart") == 0))
+            return api_workload_action(a, c, nm, slash + 1);
         if (slash && strcmp(slash, "/backup") == 0 && post)
             return api_backup(a, c, req, nm);
         if (slash && strncmp(slash, "/snapshots", 10) == 0 && (slash[10] == '\0' || slash[10] == '/'))
@@ -283,6 +308,8 @@ void api_stop(struct api *a)
     http_server_stop(&a->http);
     if (a->metrics_on)
         http_server_stop(&a->metrics);
+    if (a->web.on)
+        http_server_stop(&a->web.http);
     api_events_close(a);
 }
 
@@ -290,6 +317,7 @@ void api_free(struct api *a)
 {
     http_server_free_counts(&a->http);
     http_server_free_counts(&a->metrics);
+    http_server_free_counts(&a->web.http);
     free(a->metrics_text);
     free(a);
 }

@@ -109,6 +109,8 @@ static void wl_summary_write(struct jsonw *jw, const struct wl *w)
     jsonw_kv_string(jw, "phase", wl_phase_name(w->phase));
     jsonw_kv_string(jw, "health", wl_health_name(w->health));
     jsonw_kv_bool(jw, "ready", wl_ready(w));
+    jsonw_kv_bool(jw, "stopped", w->stopped);
+    jsonw_kv_bool(jw, "restart_pending", w->restart_asked);
     jsonw_key(jw, "generation");
     jsonw_int(jw, w->gen);
     jsonw_key(jw, "restarts");
@@ -374,5 +376,25 @@ void api_delete_workload(struct api *a, struct http_conn *c, const char *name, c
     }
     json_t *j = json_object();
     json_object_set_new(j, "deleted", json_string(name));
+    http_respond_json(c, 202, j);
+}
+
+/* POST /v1/workloads/NAME/{stop,start,restart}: taken (written) now, done
+ * by the reconciler; the event stream and GET say when. */
+void api_workload_action(struct api *a, struct http_conn *c, const char *name, const char *action)
+{
+    enum wl_action act = strcmp(action, "stop") == 0    ? WL_ACTION_STOP
+                         : strcmp(action, "start") == 0 ? WL_ACTION_START
+                                                        : WL_ACTION_RESTART;
+    struct duet_err err = {0};
+    if (daemon_workload_action(a->d, name, act, &err) < 0) {
+        http_respond_error(c, api_status_of(err.code), "%s", err.msg);
+        return;
+    }
+    struct wl *w = daemon_wl_find(a->d, name);
+    json_t *j = json_object();
+    json_object_set_new(j, "workload", json_string(name));
+    json_object_set_new(j, "action", json_string(action));
+    json_object_set_new(j, "state", json_string(w ? wl_state_name(w) : "deleting"));
     http_respond_json(c, 202, j);
 }

@@ -152,6 +152,19 @@ Test(api, oversized_bodies_are_refused_unread, .timeout = 60)
     cr_expect(strncmp(a, "HTTP/1.1 431", 12) == 0, "%.200s", a);
     free(a);
     free(big);
+    /* A NUL in a header, first in its value or inside it: C readers of
+     * the value would stop at it. */
+    static const char nul1[] = "GET /v1/info HTTP/1.1\r\nX-A: a\0b\r\n\r\n";
+    static const char nul2[] = "GET /v1/info HTTP/1.1\r\nHost:\0x\r\n\r\n";
+    const char *nuls[] = {nul1, nul2};
+    size_t nul_len[] = {sizeof(nul1) - 1, sizeof(nul2) - 1};
+    for (size_t k = 0; k < 2; k++) {
+        fd = dial(&d);
+        send_all(fd, nuls[k], nul_len[k]);
+        a = answer(fd, 3000);
+        cr_expect(strncmp(a, "HTTP/1.1 400", 12) == 0, "%zu: %.200s", k, a);
+        free(a);
+    }
     expect_alive(&d);
     dd_finish(&d);
 }
@@ -164,7 +177,7 @@ Test(api, slow_clients_time_out_and_do_not_stall_others, .timeout = 60)
     int slow[10];
     for (int i = 0; i < 10; i++) {
         slow[i] = dial(&d);
-        send_all(slow[i], "GET /v1/info HTTP/1.1\r\nHost:", 29);
+        send_all(slow[i], "GET /v1/info HTTP/1.1\r\nHost:", 28);
     }
     /* Meanwhile everybody else is served at once. */
     for (int i = 0; i < 5; i++)

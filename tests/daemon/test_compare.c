@@ -202,6 +202,19 @@ Test(compare, a_web_workload_is_measured_both_ways_and_the_live_one_is_untouched
     dd_stop(&d);
     dd_start(&d);
     dd_wait_field(&d, "web-cmp-vm", "state", "running", 30000);
+    /* So do the results, for the dashboard: the two that ran to their
+     * end, oldest first (the refused third is not one). */
+    json_t *kept = dd_get(&d, "/v1/compare");
+    json_t *results = json_object_get(kept, "results");
+    cr_expect_eq(json_array_size(results), 2, "GET /v1/compare: %s", json_dumps(kept, 0));
+    for (size_t i = 0; i < json_array_size(results); i++) {
+        json_t *res = json_array_get(results, i);
+        cr_expect_str_eq(json_string_value(json_object_get(res, "workload")), "web");
+        cr_expect_gt(json_integer_value(json_object_get(res, "finished_at")), 0);
+        cr_expect_gt(num(json_object_get(json_object_get(res, "sides"), "vm"), "start_ms", "median"), 0);
+    }
+    cr_expect_eq(json_integer_value(json_object_get(json_array_get(results, 0), "runs")), 2, "the first one first");
+    json_decref(kept);
     cr_assert_eq(dd_duet(&d, &out, "delete web-cmp-ct web-cmp-vm --wait"), 0, "%s", out);
     free(out);
     check_only_web_left(&d);

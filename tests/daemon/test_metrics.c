@@ -6,56 +6,21 @@
  * a crashing workload was restarted.  promtool checks a scrape, and every
  * family in it is documented.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include "dtest.h"
-
-/* A port nobody listens on now (the kernel's pick, then let go). */
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* One HTTP/1.0 request to 127.0.0.1:port; the status, and the body in
  * *body (malloc'd).  -1 when nothing answers. */
 static int tcp_request(unsigned port, const char *method, const char *path, char **body)
 {
     *body = NULL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
+    int fd = dd_tcp_connect(port);
+    if (fd < 0)
         return -1;
-    }
     char req[4096];
     int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", method, path);
     cr_assert(n > 0 && (size_t)n < sizeof(req));
     cr_assert_eq(write(fd, req, (size_t)n), n);
-    size_t len = 0, cap = 65536;
-    char *buf = malloc(cap);
-    cr_assert(buf);
-    ssize_t r;
-    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)r;
-        if (len + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            cr_assert(buf);
-        }
-    }
-    close(fd);
-    buf[len] = '\0';
+    char *buf = dd_read_all(fd);
     int status = -1;
     if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
         status = -1;
@@ -86,18 +51,6 @@ static void url_encode(const char *s, char *out, size_t len)
             o += (size_t)snprintf(out + o, len - o, "%%%02X", ch);
     }
     out[o] = '\0';
-}
-
-/* Runs cmd through the shell; its output (both streams, as cmd says) in
- * out, its exit status returned (-1: it did not exit). */
-static int sh_out(const char *cmd, char *out, size_t len)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /* The value of a PromQL instant query with one result, or -1 while it has
@@ -217,7 +170,7 @@ static void check_scrape(struct dd *d, const char *text)
     fclose(f);
     snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", file);
     char out[4096];
-    int rc = sh_out(cmd, out, sizeof(out));
+    int rc = dd_sh_out(cmd, out, sizeof(out));
     cr_expect(rc == 0 && !out[0], "promtool check metrics (%s): %s", file, out);
 }
 
@@ -225,7 +178,7 @@ static void check_scrape(struct dd *d, const char *text)
  * VMs when vm. */
 static unsigned start_with_listener(struct dd *d, char listen[32], bool vm)
 {
-    unsigned port = free_port();
+    unsigned port = dd_free_port();
     snprintf(listen, 32, "127.0.0.1:%u", port);
     dd_prepare(d, NULL);   /* clears d: the options come after it */
     d->extra[0] = "--metrics-listen";
@@ -252,14 +205,14 @@ Test(metrics, prometheus_reads_a_container_and_a_vm, .timeout = 300)
         "---\napiVersion: duet/v1\nkind: Workload\nmetadata: {name: guest}\nspec:\n  role: infrastructure\n"
         "  isolation: strong\n  image: {rootfs: %s}\n  command: [\"/bin/sleep\", \"3600\"]\n"
         "  resources: {cpus: 1, memory: 192Mi}\n",
-        rootfs, free_port(), rootfs, rootfs);
+        rootfs, dd_free_port(), rootfs, rootfs);
     char *out;
     cr_assert_eq(dd_duet(&d, &out, "apply -f %s", m), 0, "%s", out);
     free(out);
     dd_wait_field(&d, "web", "state", "running", 30000);
     dd_wait_field(&d, "guest", "state", "running", 180000);
 
-    unsigned pport = free_port();
+    unsigned pport = dd_free_port();
     prom_start(d.dir, pport, mport);
     /* A container's memory is its cgroup's, read at each scrape; a VM's
      * comes from its guest through the balloon, every few seconds. */
@@ -352,7 +305,7 @@ Test(metrics, a_bad_listen_address_is_refused_at_start)
         snprintf(cmd, sizeof(cmd), "%s --check-config --state-dir /nonexistent --metrics-listen '%s' 2>&1", duetd,
                  bad[i]);
         char out[1024];
-        int rc = sh_out(cmd, out, sizeof(out));
+        int rc = dd_sh_out(cmd, out, sizeof(out));
         cr_expect_eq(rc, 2, "%s: exit %d: %s", bad[i], rc, out);
         cr_expect(strstr(out, "not an address to listen on") && strstr(out, "127.0.0.1:9465"), "%s: %s", bad[i], out);
     }
@@ -456,6 +409,6 @@ Test(metrics, top_shows_the_busy_and_the_big_first, .timeout = 120)
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "%s --socket %s/none.sock top 2>&1", dd_env("DUET_BIN"), d.dir);
     char buf[512];
-    int rc = sh_out(cmd, buf, sizeof(buf));
+    int rc = dd_sh_out(cmd, buf, sizeof(buf));
     cr_expect_eq(rc, 3, "%d: %s", rc, buf);
 }

@@ -29,18 +29,6 @@ static void gateway_of(struct dd *d, char out[16])
     ipam_format(ipam_gateway(&sn), out);
 }
 
-/* A TCP port nothing listens on now. */
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sin);
-    cr_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-              getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 /* Sends `send` to addr:port over TCP and returns all that comes back
  * (malloc'd), or NULL when the connection fails. */
 static char *tcp_talk(const char *addr, uint16_t port, const char *send, int timeout_ms)
@@ -90,7 +78,7 @@ Test(network, containers_by_name_published_ports_and_isolation, .timeout = 240)
     struct dd d;
     dd_init(&d);
     const char *rootfs = dd_env("DUET_ROOTFS");
-    uint16_t port = free_port();
+    uint16_t port = (uint16_t)dd_free_port();
     const char *m = dd_manifest(
         &d, "net.yaml",
         WEB_DOC "  ports: [{host: %u, port: 8080}]\n  healthcheck: {tcp: 8080, interval: 1s}\n"
@@ -455,7 +443,7 @@ Test(network, a_vm_and_a_container_by_name, .timeout = 300)
     struct dd d;
     dd_init_vm(&d);
     const char *img = dd_env("DUET_IMAGES"), *rootfs = dd_env("DUET_ROOTFS");
-    uint16_t port = free_port();
+    uint16_t port = (uint16_t)dd_free_port();
     /* The guest routes 127.0.0.0/8 to the bridge and tries this, the
      * CVE-2020-8558 pattern: it must get nothing. */
     struct loopback_service lo = {0};

@@ -228,6 +228,59 @@ Test(reconcile, always_backs_off_doubling_into_a_crash_loop_and_a_stable_run_res
     rt_finish(&t);
 }
 
+/* duet restart of a workload in a crash loop: a fresh start at once, the
+ * loop forgotten and not counted; duet stop during a back-off: no restart
+ * comes, and it stays stopped until started. */
+Test(reconcile, restart_forgets_a_crash_loop_and_stop_holds_through_a_back_off)
+{
+    struct rt t;
+    rt_init(&t, 0);
+    apply1(&t, "app", "  restart: always\n");
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    for (int k = 0; k < 5; k++) {
+        cr_assert(fake_exit(t.f, "app", 1, 0));
+        if (k < 4)
+            cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    }
+    cr_assert_str_eq(state_of(&t, "app"), "crashloop");
+    int64_t restarts = W(&t, "app")->restarts;
+    unsigned creates = t.f->creates;
+    struct duet_err err = {0};
+    cr_assert_eq(daemon_workload_action(&t.d, "app", WL_ACTION_RESTART, &err), 0, "%s", err.msg);
+    /* Not after the crash loop's 160 ms: now. */
+    cr_assert(RT_UNTIL(&t, 60, is_state(&t, "app", "running")), "app is %s", state_of(&t, "app"));
+    struct wl *w = W(&t, "app");
+    cr_expect(!w->crashloop && w->quick_failures == 0 && !w->restart_asked);
+    cr_expect_eq(w->restarts, restarts, "a restart asked for is not counted");
+    cr_expect_eq(t.f->creates, creates + 1);
+
+    /* A running one: the instance is replaced. */
+    cr_assert_eq(daemon_workload_action(&t.d, "app", WL_ACTION_RESTART, &err), 0);
+    cr_assert(RT_UNTIL(&t, 2000, t.f->creates == creates + 2 && is_state(&t, "app", "running")));
+    cr_expect_eq(fake_count(t.f, "stop app"), 1, "%s", t.f->oplog);
+
+    /* Stopped during a back-off: the restart never comes. */
+    cr_assert(fake_exit(t.f, "app", 1, 0));
+    cr_assert_eq(W(&t, "app")->phase, PH_BACKOFF);
+    cr_assert_eq(daemon_workload_action(&t.d, "app", WL_ACTION_STOP, &err), 0);
+    rt_run(&t, 300);
+    cr_expect_str_eq(state_of(&t, "app"), "stopped");
+    cr_expect_eq(t.f->creates, creates + 2);
+    /* Through a daemon restart. */
+    rt_close(&t);
+    rt_open(&t, 0);
+    cr_assert_eq(daemon_load(&t.d, &err), 0, "%s", err.msg);
+    daemon_reconcile_soon(&t.d);
+    rt_run(&t, 100);
+    cr_expect_str_eq(state_of(&t, "app"), "stopped");
+    cr_expect_eq(t.f->creates, 0, "a new daemon made nothing of a stopped workload");
+    cr_assert_eq(daemon_workload_action(&t.d, "app", WL_ACTION_START, &err), 0);
+    cr_assert(RT_UNTIL(&t, 2000, is_state(&t, "app", "running")));
+    cr_expect_eq(daemon_workload_action(&t.d, "nope", WL_ACTION_STOP, &err), -1);
+    cr_expect_eq(err.code, ENOENT);
+    rt_finish(&t);
+}
+
 Test(reconcile, on_failure_restarts_only_a_failure_and_never_never)
 {
     struct rt t;
