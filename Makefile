@@ -20,7 +20,7 @@ DEB_PACKAGES = gcc make pkg-config libyaml-dev libjansson-dev libvirt-dev libcri
                docker-registry skopeo apache2-utils openssl \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
                e2fsprogs cpio syslinux syslinux-common mtools dosfstools nftables mmdebstrap fdisk \
-               systemd man-db groff-base zsh prometheus chromium
+               systemd man-db groff-base zsh prometheus chromium fonts-liberation
 
 PKGS      = yaml-0.1 jansson libvirt libseccomp libuv sqlite3
 # Every header is named by its path from the top ("backends/driver.h"), or
