@@ -423,19 +423,28 @@ Test(web, a_thousand_slow_clients_do_not_hold_the_socket, .timeout = 120)
     for (int i = 0; i < 1000; i++) {
         fds[i] = slow_client(port);
         opened += fds[i] >= 0;
-        /* Every 100: the socket answers `duet get` within a second. */
+        /* Every 100: the socket answers duet get's request within a
+         * second (timed here, without the command's own start-up, which
+         * the sanitizers slow), and duet get shows the fleet. */
         if (i % 100 == 99) {
             uint64_t t0 = dd_now_ms();
+            struct client_buf b = {0};
+            struct duet_err err = {0};
+            int status = client_call_buf(d.sock, "GET", "/v1/workloads", NULL, 0, &b, 5000, &err);
+            uint64_t took = dd_now_ms() - t0;
+            cr_expect_eq(status, 200, "%s", err.msg);
+            cr_expect(b.data && strstr(b.data, "\"name\":\"one\""), "%s", b.data ? b.data : err.msg);
+            free(b.data);
+            worst = took > worst ? took : worst;
             char *out;
             cr_expect_eq(dd_duet(&d, &out, "get"), 0, "%s", out);
             cr_expect(strstr(out, "one"), "%s", out);
             free(out);
-            uint64_t took = dd_now_ms() - t0;
-            worst = took > worst ? took : worst;
         }
     }
     cr_expect_eq(opened, 1000, "the kernel took every connection (the backlog)");
-    cr_expect_lt(worst, 1000, "duet get took %" PRIu64 " ms with slow clients on the web port", worst);
+    cr_expect_lt(worst, 1000, "GET /v1/workloads took %" PRIu64 " ms with slow clients on the web port", worst);
+    cr_log_info("the socket's slowest answer with up to 1000 slow clients on the web port: %" PRIu64 " ms", worst);
     /* The dashboard itself still answers a whole request: the slow ones
      * make room for it. */
     uint64_t t0 = dd_now_ms();
