@@ -37,7 +37,6 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "common/cleanup.h"
 #include "orchestrator/api/internal.h"
 #include "orchestrator/api/web_assets.h"
 

@@ -93,18 +93,27 @@ static void examples_copy(const char *dir)
     }
 }
 
+/* A daemon with the dashboard on a free port of 127.0.0.1 (listen, which
+ * must outlive the daemon, holds ADDRESS:PORT); returns the port. */
+static unsigned web_daemon(struct dd *d, char listen[32], bool vm, bool write)
+{
+    unsigned port = dd_free_port();
+    snprintf(listen, 32, "127.0.0.1:%u", port);
+    dd_prepare(d, NULL);   /* clears d: the options come after it */
+    if (vm)
+        dd_vm_libvirtd(d);
+    d->extra[0] = "--web";
+    d->extra[1] = listen;
+    d->extra[2] = write ? "--web-write" : NULL;
+    dd_start(d);
+    return port;
+}
+
 Test(web, a_browser_sees_the_fleet_live_logs_and_a_broken_manifest, .timeout = 600)
 {
     static char listen[32];
-    unsigned port = dd_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     struct dd d;
-    dd_prepare(&d, NULL);
-    dd_vm_libvirtd(&d);
-    d.extra[0] = "--web";
-    d.extra[1] = listen;
-    d.extra[2] = "--web-write";
-    dd_start(&d);
+    web_daemon(&d, listen, true, true);
     char fleet[64] = "/tmp/duet-web-XXXXXX";
     cr_assert(mkdtemp(fleet));
     examples_copy(fleet);
@@ -151,13 +160,8 @@ Test(web, a_browser_sees_the_fleet_live_logs_and_a_broken_manifest, .timeout = 6
 Test(web, the_token_guards_every_route_and_writes_need_the_csrf_token, .timeout = 120)
 {
     static char listen[32];
-    unsigned port = dd_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     struct dd d;
-    dd_prepare(&d, NULL);
-    d.extra[0] = "--web";
-    d.extra[1] = listen;
-    dd_start(&d);
+    unsigned port = web_daemon(&d, listen, false, false);
     dd_apply_sleeper(&d, "one");
 
     /* The token: a file of root's alone, what duet dashboard prints. */
@@ -406,13 +410,8 @@ Test(web, a_thousand_slow_clients_do_not_hold_the_socket, .timeout = 120)
     }
     cr_assert_geq(rl.rlim_cur, 1100, "the test needs 1100 descriptors");
     static char listen[32];
-    unsigned port = dd_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     struct dd d;
-    dd_prepare(&d, NULL);
-    d.extra[0] = "--web";
-    d.extra[1] = listen;
-    dd_start(&d);
+    unsigned port = web_daemon(&d, listen, false, false);
     dd_apply_sleeper(&d, "one");
     char token[65], url[128], h_auth[200];
     dashboard_token(&d, token, url);
