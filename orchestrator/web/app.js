@@ -268,10 +268,16 @@ function portsOf(w) {
     el('span', { title: p.published ? 'published' : 'not yet published' }, `${p.host}→${p.port}/${p.protocol}`)));
 }
 
-function drawFleet() {
+// Drawn again only when something it shows changed (or the ages are due,
+// force): a redraw under a pointer that is clicking a link loses the click.
+let fleetKey = '';
+function drawFleet(force) {
   const ws = S.workloads;
-  const count = (f) => ws.filter(f).length;
   const v = document.getElementById('view');
+  const key = JSON.stringify(ws) + JSON.stringify(ws.map((w) => reasonOf(w.name)));
+  if (!force && key === fleetKey && v.querySelector('.summary')) return;
+  fleetKey = key;
+  const count = (f) => ws.filter(f).length;
   const rows = ws.map((w) => {
     const reasons = reasonOf(w.name);
     return el('tr', { 'data-name': w.name, 'data-backend': w.backend },
@@ -403,13 +409,21 @@ async function drawWorkload(name, fresh) {
       el('button', { onclick: () => act(name, 'restart'), 'data-action': 'restart' }, 'Restart'),
       el('button', { class: 'danger', onclick: () => act(name, 'delete'), 'data-action': 'delete' }, 'Delete'))
       : null);
+  // The head is drawn again only when what it shows changed: its
+  // buttons must not be replaced under a pointer that is clicking them.
+  head.id = 'whead';
+  head.dataset.key = [d.state, d.backend, d.stopped].join(' ');
   if (!fresh && document.getElementById('logs')) {
-    // Live: only the head and the facts change; logs and events go on.
-    document.getElementById('whead').replaceWith(Object.assign(head, { id: 'whead' }));
+    // Live: the head and the facts change; logs and events go on.
+    const old = document.getElementById('whead');
+    if (old.dataset.key !== head.dataset.key) {
+      const msg = document.getElementById('actmsg');
+      old.replaceWith(head);
+      if (msg && document.getElementById('actmsg')) document.getElementById('actmsg').replaceWith(msg);
+    }
     document.getElementById('facts').replaceChildren(facts(d));
     return;
   }
-  head.id = 'whead';
   const events = el('ul', { class: 'events', id: 'events' });
   v.replaceChildren(head,
     el('div', { class: 'cols' },
@@ -554,7 +568,7 @@ async function draw(fresh) {
       a.classList.toggle('on', a.dataset.nav === (r.kind === 'workload' ? 'fleet' : r.kind));
   }
   try {
-    if (r.kind === 'fleet') drawFleet();
+    if (r.kind === 'fleet') drawFleet(fresh);
     else if (r.kind === 'workload') await drawWorkload(r.name, fresh);
     else if (r.kind === 'plan' && fresh) drawPlan();
     else if (r.kind === 'compare' && fresh) drawCompare((await getJSON('/v1/compare')).results || []);
@@ -579,7 +593,7 @@ async function main() {
   eventLoop();
   metricsLoop();
   // Ages tick by themselves.
-  setInterval(() => { if (S.view && S.view.kind === 'fleet') drawFleet(); }, 30000);
+  setInterval(() => { if (S.view && S.view.kind === 'fleet') drawFleet(true); }, 30000);
 }
 
 main();

@@ -93,7 +93,7 @@ try {
   if (navigations !== before) throw new Error('the page was reloaded to show the change');
 
   step(`open ${logsName}'s page: describe, events, its logs`);
-  await page.click(`#fleet tr[data-name="${logsName}"] a`);
+  await page.$eval(`#fleet tr[data-name="${logsName}"] a`, (a) => a.click());
   await page.waitForSelector('#facts dl', { timeout: 10000 });
   await page.waitForFunction((t) => document.getElementById('logs').textContent.includes(t), { timeout: 60000 }, logsText)
     .catch(() => { throw new Error(`${logsName}'s logs never showed "${logsText}"`); });
@@ -102,8 +102,11 @@ try {
 
   step(`restart ${stopName} from its page (--web-write)`);
   await page.goto(base + '/#/w/' + stopName);
+  await page.waitForSelector('#events li', { timeout: 10000 });
+  // The button as a user presses it; clicked in the page, where finding
+  // it and clicking it are one step (live updates redraw the page).
   await page.waitForSelector('button[data-action="restart"]', { timeout: 10000 });
-  await page.click('button[data-action="restart"]');
+  await page.$eval('button[data-action="restart"]', (b) => b.click());
   await page.waitForFunction(() => [...document.querySelectorAll('#events li .type')].some((e) => e.textContent === 'restart'),
     { timeout: 20000 }).catch(() => { throw new Error('no restart event after the button'); });
 
@@ -113,7 +116,7 @@ try {
   const broken = ['apiVersion: duet/v1', 'kind: Workload', 'metadata:', '  name: broken', 'spec:',
     '  role: app', '  restart: sometimes', '  image:', '    rootfs: /nonexistent'].join('\n');
   await page.$eval('#manifest', (t, v) => { t.value = v; t.dispatchEvent(new Event('input')); }, broken);
-  await page.click('#planbtn');
+  await page.$eval('#planbtn', (b) => b.click());
   await page.waitForSelector('.diag[data-line="7"]', { timeout: 10000 })
     .catch(async () => { throw new Error('no error at line 7: ' + await page.$eval('#planout', (e) => e.textContent)); });
   const diag = await page.$eval('.diag[data-line="7"]', (e) => e.textContent);
@@ -125,7 +128,7 @@ try {
   step('a good manifest plans');
   await page.$eval('#manifest', (t, v) => { t.value = v; t.dispatchEvent(new Event('input')); },
     broken.replace('sometimes', 'always').replace('/nonexistent', env('DUET_ROOTFS')) + '\n  command: ["/bin/true"]\n');
-  await page.click('#planbtn');
+  await page.$eval('#planbtn', (b) => b.click());
   await page.waitForSelector('#plantable tr td', { timeout: 10000 });
 
   step('the compare page');
