@@ -78,7 +78,7 @@ try {
   }
   const why = await page.$eval(`#fleet tr[data-name="${stopName}"] td.why`, (e) => e.textContent);
   if (!why) throw new Error(`${stopName}'s row gives no placement reason`);
-  await page.waitForSelector(`#fleet tr[data-name="${stopName}"] [data-state="running"]`, { timeout: 60000 });
+  await page.waitForSelector(`#fleet tr[data-name="${stopName}"] [data-state="running"]`, { timeout: 120000 });
   // Sparklines fill from /metrics: a line once two samples are in.
   await page.waitForSelector(`#fleet td[data-spark="mem"][data-name="${stopName}"] polyline`, { timeout: 20000 });
   await page.screenshot({ path: `${shots}/fleet.png`, fullPage: true });
@@ -95,7 +95,9 @@ try {
   step(`open ${logsName}'s page: describe, events, its logs`);
   await page.$eval(`#fleet tr[data-name="${logsName}"] a`, (a) => a.click());
   await page.waitForSelector('#facts dl', { timeout: 10000 });
-  await page.waitForFunction((t) => document.getElementById('logs').textContent.includes(t), { timeout: 60000 }, logsText)
+  // The worker waits for the db VM's health check: a guest boots slowly
+  // under emulation, slower still beside other tests.
+  await page.waitForFunction((t) => document.getElementById('logs').textContent.includes(t), { timeout: 240000 }, logsText)
     .catch(() => { throw new Error(`${logsName}'s logs never showed "${logsText}"`); });
   await page.waitForSelector('#events li', { timeout: 10000 });
   await page.screenshot({ path: `${shots}/workload.png`, fullPage: true });
