@@ -412,6 +412,7 @@ async function drawWorkload(name, fresh) {
   // The head is drawn again only when what it shows changed: its
   // buttons must not be replaced under a pointer that is clicking them.
   head.id = 'whead';
+  head.dataset.name = name;
   head.dataset.key = [d.state, d.backend, d.stopped].join(' ');
   if (!fresh && document.getElementById('logs')) {
     // Live: the head and the facts change; logs and events go on.

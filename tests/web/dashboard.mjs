@@ -94,6 +94,7 @@ try {
 
   step(`open ${logsName}'s page: describe, events, its logs`);
   await page.$eval(`#fleet tr[data-name="${logsName}"] a`, (a) => a.click());
+  await page.waitForSelector(`#whead[data-name="${logsName}"]`, { timeout: 10000 });
   await page.waitForSelector('#facts dl', { timeout: 10000 });
   // The worker waits for the db VM's health check: a guest boots slowly
   // under emulation, slower still beside other tests.
@@ -103,14 +104,21 @@ try {
   await page.screenshot({ path: `${shots}/workload.png`, fullPage: true });
 
   step(`restart ${stopName} from its page (--web-write)`);
+  // Only the hash changes: the worker's page stays until this one is drawn,
+  // so everything below is looked for in the page of stopName.
   await page.goto(base + '/#/w/' + stopName);
+  const restart = `#whead[data-name="${stopName}"] button[data-action="restart"]`;
+  await page.waitForSelector(restart, { timeout: 10000 });
   await page.waitForSelector('#events li', { timeout: 10000 });
-  // The button as a user presses it; clicked in the page, where finding
-  // it and clicking it are one step (live updates redraw the page).
-  await page.waitForSelector('button[data-action="restart"]', { timeout: 10000 });
-  await page.$eval('button[data-action="restart"]', (b) => b.click());
+  // Clicked in the page, where finding the button and clicking it are one
+  // step (a live update may draw the head again).
+  await page.$eval(restart, (b) => b.click());
   await page.waitForFunction(() => [...document.querySelectorAll('#events li .type')].some((e) => e.textContent === 'restart'),
     { timeout: 20000 }).catch(() => { throw new Error('no restart event after the button'); });
+  // It was this workload that restarted, by the daemon's own account.
+  const events = execFileSync(env('DUET_BIN'), ['events'], { encoding: 'utf8', env: process.env });
+  if (!events.split('\n').some((l) => l.includes(stopName) && l.includes('restarted on request')))
+    throw new Error(`duet events has no restart of ${stopName}:\n${events}`);
 
   step('a broken manifest on the plan page: the error at its line');
   await page.goto(base + '/#/plan');
