@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hex.h"
+
 void digest_init(struct digest_ctx *d)
 {
     d->md = EVP_MD_CTX_new();
@@ -33,13 +35,8 @@ void digest_final(struct digest_ctx *d, char out[DIGEST_STR])
         abort();
     EVP_MD_CTX_free(d->md);
     d->md = NULL;
-    static const char hex[] = "0123456789abcdef";
     memcpy(out, "sha256:", 7);
-    for (size_t i = 0; i < sizeof(h); i++) {
-        out[7 + 2 * i] = hex[h[i] >> 4];
-        out[8 + 2 * i] = hex[h[i] & 15];
-    }
-    out[DIGEST_STR - 1] = '\0';
+    hex_encode(h, sizeof(h), out + 7);
 }
 
 void digest_abort(struct digest_ctx *d)

@@ -1665,6 +1665,19 @@ static void conv_daemon_registries(struct conv *c, struct daemon_spec *dm, const
         get_readable_file(c, v, "spec.registries.auth", &dm->registry_auth);
 }
 
+/* An ADDRESS:PORT key (metricsListen, web), checked as duetd's option is. */
+static void get_listen_addr(struct conv *c, const struct ynode *v, const char *key, const char **out)
+{
+    if (!get_string(c, v, key, out))
+        return;
+    struct sockaddr_storage sa;
+    struct duet_err e = {0};
+    if (listen_addr_parse(*out, &sa, &e) < 0) {
+        cerr(c, v, "%s: %s", key, e.msg);
+        *out = NULL;
+    }
+}
+
 /* duetd's config file (docs/install.md): every command-line option of
  * duetd has its key here, checked as strictly as the option. */
 static void conv_daemon(struct conv *c, const struct ynode *root)
@@ -1749,22 +1762,10 @@ static void conv_daemon(struct conv *c, const struct ynode *root)
         conv_daemon_registries(c, dm, v);
     if ((v = mget(s, "debug", NULL)))
         get_bool(c, v, "spec.debug", &dm->debug);
-    if ((v = mget(s, "metricsListen", NULL)) && get_string(c, v, "spec.metricsListen", &dm->metrics_listen)) {
-        struct sockaddr_storage sa;
-        struct duet_err e = {0};
-        if (listen_addr_parse(dm->metrics_listen, &sa, &e) < 0) {
-            cerr(c, v, "spec.metricsListen: %s", e.msg);
-            dm->metrics_listen = NULL;
-        }
-    }
-    if ((v = mget(s, "web", NULL)) && get_string(c, v, "spec.web", &dm->web)) {
-        struct sockaddr_storage sa;
-        struct duet_err e = {0};
-        if (listen_addr_parse(dm->web, &sa, &e) < 0) {
-            cerr(c, v, "spec.web: %s", e.msg);
-            dm->web = NULL;
-        }
-    }
+    if ((v = mget(s, "metricsListen", NULL)))
+        get_listen_addr(c, v, "spec.metricsListen", &dm->metrics_listen);
+    if ((v = mget(s, "web", NULL)))
+        get_listen_addr(c, v, "spec.web", &dm->web);
     if ((v = mget(s, "webCert", NULL)))
         get_readable_file(c, v, "spec.webCert", &dm->web_cert);
     if ((v = mget(s, "webKey", NULL)))

@@ -115,6 +115,19 @@ static int parse_ms(const char *opt, const char *arg, uint64_t *out)
     return 0;
 }
 
+/* An ADDRESS:PORT option (--metrics-listen, --web), checked now. */
+static int parse_listen(const char *opt, const char *arg, const char **out)
+{
+    struct sockaddr_storage sa;
+    struct duet_err e = {0};
+    if (listen_addr_parse(arg, &sa, &e) < 0) {
+        fprintf(stderr, "duetd: %s %s\n", opt, e.msg);
+        return 2;
+    }
+    *out = arg;
+    return 0;
+}
+
 /* A file option made absolute now: the daemon changes directory. */
 static int abs_file(const char *opt, const char *arg, char out[PATH_MAX])
 {
@@ -354,26 +367,14 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             break;
         }
-        case 'm': {
-            struct sockaddr_storage sa;
-            struct duet_err e = {0};
-            if (listen_addr_parse(optarg, &sa, &e) < 0) {
-                fprintf(stderr, "duetd: --metrics-listen %s\n", e.msg);
+        case 'm':
+            if (parse_listen("--metrics-listen", optarg, &o->metrics_listen))
                 return 2;
-            }
-            o->metrics_listen = optarg;
             break;
-        }
-        case 'W': {
-            struct sockaddr_storage sa;
-            struct duet_err e = {0};
-            if (listen_addr_parse(optarg, &sa, &e) < 0) {
-                fprintf(stderr, "duetd: --web %s\n", e.msg);
+        case 'W':
+            if (parse_listen("--web", optarg, &o->web))
                 return 2;
-            }
-            o->web = optarg;
             break;
-        }
         case 'T':
             if (abs_file("--web-cert", optarg, o->web_cert))
                 return 2;

@@ -37,6 +37,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "common/hex.h"
 #include "orchestrator/api/internal.h"
 #include "orchestrator/api/web_assets.h"
 
@@ -62,16 +63,6 @@ static const char web_headers_tls[] = WEB_HEADERS "Strict-Transport-Security: ma
  * far fewer slots than the socket's keeps a flood here from taking the
  * descriptors the rest of the daemon needs. */
 #define WEB_MAX_CONNS 128
-
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 static bool token_valid(const char *t)
 {
@@ -112,7 +103,7 @@ static int token_load(const char *state_dir, char out[WEB_TOKEN_HEX + 1], struct
     unsigned char raw[WEB_TOKEN_HEX / 2];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
         return duet_err_sys(err, "cannot make a login token");
-    hex(raw, sizeof(raw), out);
+    hex_encode(raw, sizeof(raw), out);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return duet_err_sys(err, "cannot write %s", path);
@@ -300,7 +291,7 @@ int api_web_listen(struct api *a, const struct api_web_config *cfg, struct duet_
     unsigned char mac[32];
     unsigned int mac_len = sizeof(mac);
     HMAC(EVP_sha256(), w->token, WEB_TOKEN_HEX, (const unsigned char *)"duet-csrf", 9, mac, &mac_len);
-    hex(mac, 32, w->csrf);
+    hex_encode(mac, 32, w->csrf);
     SHA256((const unsigned char *)w->csrf, 64, w->csrf_hash);
     if (http_server_start_tcp(&w->http, a->d->loop, cfg->addr, web_handle, a, err) < 0)
         return duet_err_prefix(err, "--web");
